@@ -1,0 +1,192 @@
+//! Session ids: 128 random bits from the OS CSPRNG, written as 22 URL-safe characters.
+
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// Number of random bytes in an [`Id`].
+pub const ID_BYTES: usize = 16;
+
+/// Length of an [`Id`] in its text form (unpadded URL-safe base64 of [`ID_BYTES`]).
+pub const ID_LEN: usize = 22;
+
+/// A session id: 128 bits from the operating system's CSPRNG.
+///
+/// Its text form is exactly [`ID_LEN`] characters of unpadded URL-safe base64, so it is
+/// safe in cookies, URLs, file names and keys. [`Id::parse`] accepts only that exact
+/// shape (including canonical trailing bits); anything else is not an id, which is how
+/// forged, truncated or hostile cookie values are dropped before any store I/O.
+///
+/// ```
+/// use tether_core::Id;
+///
+/// let id = Id::generate()?;
+/// let text = id.to_string();
+/// assert_eq!(text.len(), tether_core::ID_LEN);
+/// assert_eq!(Id::parse(&text), Some(id));
+///
+/// assert_eq!(Id::parse("../../etc/passwd"), None);
+/// assert_eq!(Id::parse(&text[..21]), None);
+/// # Ok::<(), tether_core::Error>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Id([u8; ID_BYTES]);
+
+impl Id {
+    /// Draws a fresh id from the OS CSPRNG.
+    ///
+    /// Fails only when the operating system cannot provide randomness, which is an
+    /// error the caller must surface: a predictable id is never a fallback.
+    pub fn generate() -> Result<Self, crate::Error> {
+        let mut bytes = [0u8; ID_BYTES];
+        getrandom::fill(&mut bytes).map_err(|e| crate::Error::Randomness(e.to_string()))?;
+        Ok(Self(bytes))
+    }
+
+    /// Parses the text form, accepting nothing but exactly [`ID_LEN`] canonical
+    /// URL-safe base64 characters.
+    pub fn parse(text: &str) -> Option<Self> {
+        if text.len() != ID_LEN {
+            return None;
+        }
+        let mut bytes = [0u8; ID_BYTES];
+        // The default engine rejects padding and non-canonical trailing bits, so every
+        // id has exactly one text form.
+        match URL_SAFE_NO_PAD.decode_slice(text.as_bytes(), &mut bytes) {
+            Ok(ID_BYTES) => Some(Self(bytes)),
+            _ => None,
+        }
+    }
+
+    /// The raw random bytes.
+    pub fn as_bytes(&self) -> &[u8; ID_BYTES] {
+        &self.0
+    }
+
+    /// Builds an id from raw bytes (for stores that keep ids in binary form).
+    pub fn from_bytes(bytes: [u8; ID_BYTES]) -> Self {
+        Self(bytes)
+    }
+
+    /// The text form, without allocating.
+    ///
+    /// ```
+    /// let id = tether_core::Id::generate()?;
+    /// assert_eq!(id.encode().as_str(), id.to_string());
+    /// # Ok::<(), tether_core::Error>(())
+    /// ```
+    pub fn encode(&self) -> IdText {
+        let mut buf = [0u8; ID_LEN];
+        let written = URL_SAFE_NO_PAD
+            .encode_slice(self.0, &mut buf)
+            .expect("22 bytes always hold 16 bytes of unpadded base64");
+        debug_assert_eq!(written, ID_LEN);
+        IdText(buf)
+    }
+}
+
+/// The text form of an [`Id`] on the stack; see [`Id::encode`].
+#[derive(Clone, Copy)]
+pub struct IdText([u8; ID_LEN]);
+
+impl IdText {
+    /// The id as a string slice.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("base64 output is ASCII")
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.encode().as_str())
+    }
+}
+
+impl fmt::Debug for Id {
+    // Ids are credentials: debug output shows only a prefix so logs cannot replay them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Id({}…)", &self.encode().as_str()[..6])
+    }
+}
+
+impl FromStr for Id {
+    type Err = InvalidId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s).ok_or(InvalidId)
+    }
+}
+
+/// The error of parsing something that is not a session id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not a session id: expected {ID_LEN} URL-safe base64 characters")]
+pub struct InvalidId;
+
+impl serde::Serialize for Id {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.encode().as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Id {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Self::parse(&text).ok_or_else(|| serde::de::Error::custom(InvalidId))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn generated_ids_are_unique_fixed_length_url_safe() {
+        let mut seen = HashSet::new();
+        for _ in 0..10_000 {
+            let id = Id::generate().unwrap();
+            let text = id.to_string();
+            assert_eq!(text.len(), ID_LEN);
+            assert!(
+                text.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            );
+            assert_eq!(Id::parse(&text), Some(id));
+            assert!(seen.insert(id), "duplicate id");
+        }
+    }
+
+    #[test]
+    fn parse_is_strict() {
+        let good = Id::generate().unwrap().to_string();
+        let cases = [
+            String::new(),
+            good[..21].to_string(),
+            format!("{good}A"),
+            format!("{}=", &good[..21]),
+            format!("{}+", &good[..21]),
+            format!("{}/", &good[..21]),
+            "../../../../etc/passwd".to_string(),
+            "AAAAAAAAAAAAAAAAAAAA\0A".to_string(),
+            "ÄAAAAAAAAAAAAAAAAAAA".to_string(),
+            " AAAAAAAAAAAAAAAAAAAAA".to_string(),
+            "A".repeat(5000),
+        ];
+        for case in cases {
+            assert_eq!(Id::parse(&case), None, "accepted {case:?}");
+        }
+        // 22 characters carry 132 bits; the last 4 must be zero, so only one text
+        // form exists per id.
+        assert_eq!(Id::parse("AAAAAAAAAAAAAAAAAAAAAB"), None);
+        assert!(Id::parse("AAAAAAAAAAAAAAAAAAAAAA").is_some());
+    }
+
+    #[test]
+    fn debug_does_not_leak_the_id() {
+        let id = Id::generate().unwrap();
+        let debug = format!("{id:?}");
+        assert!(!debug.contains(&id.to_string()));
+    }
+}

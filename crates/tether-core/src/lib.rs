@@ -1,0 +1,18 @@
+//! The session contract shared by every tether store.
+//!
+//! This crate has no I/O: it defines what a session is ([`Id`], [`Record`],
+//! [`Changes`]), what a store must do ([`SessionStore`]) and how it fails ([`Error`]).
+//! Stores depend on it alone (plus their client library); the `tether` crate puts them
+//! behind a Tower layer.
+
+mod error;
+mod id;
+mod record;
+mod store;
+
+pub use error::{BoxError, Error, Result};
+pub use id::{ID_BYTES, ID_LEN, Id, IdText, InvalidId};
+pub use record::{Changes, Expiry, Record, SessionInfo, Touch, unix_ms};
+pub use store::{Capabilities, Created, LockOptions, LockToken, SessionStore, Saved};
+
+pub use async_trait::async_trait;

@@ -1,0 +1,377 @@
+//! The session record and the changes a request makes to it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+/// How long a session lives.
+///
+/// `idle` ends a session nobody used for that long; `absolute` ends every session that
+/// long after it was created, however active (so a stolen id cannot be kept alive).
+///
+/// ```
+/// use std::time::Duration;
+/// use tether_core::Expiry;
+///
+/// let expiry = Expiry::new(Duration::from_secs(30 * 60)).with_absolute(Duration::from_secs(12 * 3600));
+/// assert_eq!(expiry.absolute, Some(Duration::from_secs(12 * 3600)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expiry {
+    /// Idle timeout: the session ends this long after its last refresh.
+    pub idle: Duration,
+    /// Absolute lifetime from creation, if any.
+    pub absolute: Option<Duration>,
+}
+
+impl Expiry {
+    /// An idle timeout with no absolute lifetime.
+    pub const fn new(idle: Duration) -> Self {
+        Self {
+            idle,
+            absolute: None,
+        }
+    }
+
+    /// Adds an absolute lifetime.
+    #[must_use]
+    pub const fn with_absolute(mut self, absolute: Duration) -> Self {
+        self.absolute = Some(absolute);
+        self
+    }
+
+    /// The idle deadline for activity at `now`, never past `absolute_deadline`.
+    pub fn idle_deadline(
+        &self,
+        now: OffsetDateTime,
+        absolute_deadline: Option<OffsetDateTime>,
+    ) -> OffsetDateTime {
+        let idle = now.saturating_add(to_time(self.idle));
+        absolute_deadline.map_or(idle, |abs| idle.min(abs))
+    }
+}
+
+impl Default for Expiry {
+    /// 24 hours idle, 7 days absolute.
+    fn default() -> Self {
+        Self::new(Duration::from_secs(24 * 3600)).with_absolute(Duration::from_secs(7 * 24 * 3600))
+    }
+}
+
+fn to_time(d: Duration) -> time::Duration {
+    time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
+}
+
+/// One stored session.
+///
+/// ```
+/// use tether_core::{Expiry, Record};
+/// use time::OffsetDateTime;
+///
+/// let now = OffsetDateTime::now_utc();
+/// let record = Record::new(now, &Expiry::default());
+/// assert!(!record.is_expired(now));
+/// assert_eq!(record.version, 1);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// The application's data.
+    pub data: Map<String, Value>,
+    /// Incremented by every save; stores use it for compare-and-swap.
+    pub version: u64,
+    /// When the session was created.
+    #[serde(with = "unix_ms")]
+    pub created: OffsetDateTime,
+    /// When the session was last saved or refreshed.
+    #[serde(with = "unix_ms")]
+    pub last_seen: OffsetDateTime,
+    /// The session ends at this instant unless refreshed (never past `absolute_deadline`).
+    #[serde(with = "unix_ms")]
+    pub idle_deadline: OffsetDateTime,
+    /// The session ends at this instant whatever happens.
+    #[serde(with = "unix_ms::option", default, skip_serializing_if = "Option::is_none")]
+    pub absolute_deadline: Option<OffsetDateTime>,
+    /// The user this session is bound to, for listing and "log out everywhere".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+impl Record {
+    /// An empty record created at `now`.
+    pub fn new(now: OffsetDateTime, expiry: &Expiry) -> Self {
+        let absolute_deadline = expiry.absolute.map(|a| now.saturating_add(to_time(a)));
+        Self {
+            data: Map::new(),
+            version: 1,
+            created: now,
+            last_seen: now,
+            idle_deadline: expiry.idle_deadline(now, absolute_deadline),
+            absolute_deadline,
+            user: None,
+        }
+    }
+
+    /// The instant the record stops being valid.
+    pub fn expires_at(&self) -> OffsetDateTime {
+        self.absolute_deadline
+            .map_or(self.idle_deadline, |abs| abs.min(self.idle_deadline))
+    }
+
+    /// Whether the record is past its idle or absolute deadline at `now`.
+    pub fn is_expired(&self, now: OffsetDateTime) -> bool {
+        now >= self.expires_at()
+    }
+
+    /// Applies one request's changes: the merge every store performs atomically.
+    ///
+    /// Only the keys the request changed are written, so changes made concurrently by
+    /// another request to other keys survive; the version moves forward by one.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use tether_core::{Changes, Expiry, Record};
+    /// use time::OffsetDateTime;
+    ///
+    /// let now = OffsetDateTime::now_utc();
+    /// let mut record = Record::new(now, &Expiry::default());
+    /// record.data.insert("theme".into(), json!("dark"));
+    ///
+    /// let mut changes = Changes::new(now, record.idle_deadline);
+    /// changes.set("cart", json!([1, 2]));
+    /// record.apply(&changes);
+    ///
+    /// assert_eq!(record.data["theme"], json!("dark"));
+    /// assert_eq!(record.data["cart"], json!([1, 2]));
+    /// assert_eq!(record.version, 2);
+    /// ```
+    pub fn apply(&mut self, changes: &Changes) {
+        if changes.clear {
+            self.data.clear();
+        }
+        for (key, value) in &changes.updates {
+            match value {
+                Some(value) => {
+                    self.data.insert(key.clone(), value.clone());
+                }
+                None => {
+                    self.data.remove(key);
+                }
+            }
+        }
+        if let Some(user) = &changes.user {
+            self.user.clone_from(user);
+        }
+        self.last_seen = self.last_seen.max(changes.last_seen);
+        self.idle_deadline = match self.absolute_deadline {
+            Some(abs) => changes.idle_deadline.min(abs),
+            None => changes.idle_deadline,
+        };
+        self.version += 1;
+    }
+
+    /// The summary listed for a user's sessions.
+    pub fn info(&self, id: crate::Id) -> SessionInfo {
+        SessionInfo {
+            id,
+            created: self.created,
+            last_seen: self.last_seen,
+        }
+    }
+}
+
+/// What one request changed in a session: sent to the store instead of the whole record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Changes {
+    /// All keys were removed before `updates` apply.
+    #[serde(default)]
+    pub clear: bool,
+    /// Keys set (`Some`) or removed (`None`), in key order.
+    #[serde(default)]
+    pub updates: BTreeMap<String, Option<Value>>,
+    /// `Some(Some(user))` binds the session to a user, `Some(None)` unbinds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<Option<String>>,
+    /// With a user bound by this change: keep at most this many sessions for the user,
+    /// ending the oldest others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_cap: Option<u32>,
+    /// The request's time.
+    #[serde(with = "unix_ms")]
+    pub last_seen: OffsetDateTime,
+    /// The new idle deadline (stores cap it at the record's absolute deadline).
+    #[serde(with = "unix_ms")]
+    pub idle_deadline: OffsetDateTime,
+}
+
+impl Changes {
+    /// No changes yet, for a request at `now` whose activity extends the session to
+    /// `idle_deadline`.
+    pub fn new(now: OffsetDateTime, idle_deadline: OffsetDateTime) -> Self {
+        Self {
+            clear: false,
+            updates: BTreeMap::new(),
+            user: None,
+            user_cap: None,
+            last_seen: now,
+            idle_deadline,
+        }
+    }
+
+    /// Records that `key` was set to `value`.
+    pub fn set(&mut self, key: impl Into<String>, value: Value) {
+        self.updates.insert(key.into(), Some(value));
+    }
+
+    /// Records that `key` was removed.
+    pub fn remove(&mut self, key: impl Into<String>) {
+        self.updates.insert(key.into(), None);
+    }
+
+    /// Records that every key was removed.
+    pub fn clear(&mut self) {
+        self.clear = true;
+        self.updates.clear();
+    }
+
+    /// Whether anything in the data or the user binding changed.
+    pub fn is_empty(&self) -> bool {
+        !self.clear && self.updates.is_empty() && self.user.is_none()
+    }
+
+    /// What `key` reads as after these changes: `Some(Some(v))` set, `Some(None)` removed,
+    /// `None` untouched by this request.
+    pub fn lookup(&self, key: &str) -> Option<Option<&Value>> {
+        match self.updates.get(key) {
+            Some(v) => Some(v.as_ref()),
+            None if self.clear => Some(None),
+            None => None,
+        }
+    }
+}
+
+/// A refresh of a session's idle deadline with no data change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Touch {
+    /// The request's time.
+    pub last_seen: OffsetDateTime,
+    /// The new idle deadline (stores cap it at the absolute deadline).
+    pub idle_deadline: OffsetDateTime,
+}
+
+/// One session of a user, as listed by [`crate::SessionStore::user_sessions`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    /// The session's id.
+    pub id: crate::Id,
+    /// When it was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created: OffsetDateTime,
+    /// When it was last saved or refreshed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen: OffsetDateTime,
+}
+
+/// Serde helpers that store instants as integer milliseconds since the Unix epoch,
+/// the form every store can compare natively.
+pub mod unix_ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::OffsetDateTime;
+
+    /// Milliseconds since the Unix epoch.
+    pub fn to_ms(t: OffsetDateTime) -> i64 {
+        i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+    }
+
+    /// The instant `ms` milliseconds after the Unix epoch (clamped to the valid range).
+    pub fn from_ms(ms: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(
+            if ms < 0 {
+                OffsetDateTime::UNIX_EPOCH
+            } else {
+                time::macros::datetime!(9999-12-31 23:59:59 UTC)
+            },
+        )
+    }
+
+    /// Serializes as milliseconds.
+    pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(to_ms(*t))
+    }
+
+    /// Deserializes from milliseconds.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
+        i64::deserialize(d).map(from_ms)
+    }
+
+    /// The same for `Option<OffsetDateTime>`.
+    pub mod option {
+        use super::{Deserialize, Deserializer, OffsetDateTime, Serializer, from_ms, to_ms};
+
+        /// Serializes as milliseconds or null.
+        #[allow(clippy::ref_option)]
+        pub fn serialize<S: Serializer>(
+            t: &Option<OffsetDateTime>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_some(&to_ms(*t)),
+                None => s.serialize_none(),
+            }
+        }
+
+        /// Deserializes from milliseconds or null.
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<OffsetDateTime>, D::Error> {
+            Ok(Option::<i64>::deserialize(d)?.map(from_ms))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn now() -> OffsetDateTime {
+        // Millisecond precision, as every store keeps it.
+        unix_ms::from_ms(unix_ms::to_ms(OffsetDateTime::now_utc()))
+    }
+
+    #[test]
+    fn record_round_trips_through_json() {
+        let mut record = Record::new(now(), &Expiry::default());
+        record.data.insert("k".into(), json!({"nested": [1, "two", null]}));
+        record.user = Some("alice".into());
+        let text = serde_json::to_string(&record).unwrap();
+        assert_eq!(serde_json::from_str::<Record>(&text).unwrap(), record);
+    }
+
+    #[test]
+    fn clear_then_set_keeps_only_new_keys() {
+        let t = now();
+        let mut record = Record::new(t, &Expiry::default());
+        record.data.insert("old".into(), json!(1));
+        let mut changes = Changes::new(t, record.idle_deadline);
+        changes.clear();
+        changes.set("new", json!(2));
+        assert_eq!(changes.lookup("old"), Some(None));
+        assert_eq!(changes.lookup("new"), Some(Some(&json!(2))));
+        record.apply(&changes);
+        assert_eq!(record.data, Map::from_iter([("new".to_string(), json!(2))]));
+    }
+
+    #[test]
+    fn idle_deadline_never_passes_absolute() {
+        let t = now();
+        let expiry = Expiry::new(Duration::from_secs(3600)).with_absolute(Duration::from_secs(60));
+        let mut record = Record::new(t, &expiry);
+        assert_eq!(record.idle_deadline, record.absolute_deadline.unwrap());
+        let changes = Changes::new(t, t + time::Duration::hours(5));
+        record.apply(&changes);
+        assert_eq!(record.expires_at(), t + time::Duration::seconds(60));
+    }
+}

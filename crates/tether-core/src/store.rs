@@ -1,0 +1,209 @@
+//! The `SessionStore` trait every backend implements.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::{Changes, Error, Id, Record, Result, SessionInfo, Touch};
+
+/// What a store can do beyond the core operations every store supports.
+///
+/// A store that lacks a capability refuses the matching operations with
+/// [`Error::Unsupported`]; it never pretends.
+///
+/// ```
+/// use tether_core::Capabilities;
+/// assert!(Capabilities::ALL.user_index && Capabilities::ALL.locking);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::struct_excessive_bools)]
+pub struct Capabilities {
+    /// Lists and deletes a user's sessions, caps them per user.
+    pub user_index: bool,
+    /// Per-session locks for strict read-modify-write.
+    pub locking: bool,
+}
+
+impl Capabilities {
+    /// Everything.
+    pub const ALL: Self = Self {
+        user_index: true,
+        locking: true,
+    };
+}
+
+/// Whether [`SessionStore::create`] created the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// The record is stored under the id.
+    Yes,
+    /// A record with this id exists and was left as it was.
+    IdTaken,
+}
+
+/// The outcome of a save or an id rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saved {
+    /// The changes were merged; the record now has this version.
+    Version(u64),
+    /// The session no longer exists (deleted, expired or never existed): nothing was
+    /// written, and the caller must not recreate it under this id.
+    Gone,
+}
+
+/// Lock mode settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockOptions {
+    /// How long to wait for another holder before [`Error::LockTimeout`].
+    pub wait: Duration,
+    /// How long a lock lives if its holder dies without releasing it.
+    pub ttl: Duration,
+}
+
+impl Default for LockOptions {
+    /// Wait up to 5 s; a lock lives at most 30 s.
+    fn default() -> Self {
+        Self {
+            wait: Duration::from_secs(5),
+            ttl: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Proof of holding a session lock: only its owner can release it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct LockToken(pub String);
+
+impl LockToken {
+    /// A fresh random token.
+    pub fn generate() -> Result<Self> {
+        Ok(Self(Id::generate()?.to_string()))
+    }
+}
+
+impl fmt::Debug for LockToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LockToken(..)")
+    }
+}
+
+/// A place sessions live: memory, Redis, MySQL, a shared directory, peers.
+///
+/// Every operation is atomic at the store. Loads enforce expiry: an expired record
+/// reads as `None` whether or not it has been cleaned up yet. Writes never bring back a
+/// session that is gone. The conformance suite in `tether-testkit` checks all of it.
+///
+/// Implementing a store:
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::sync::Mutex;
+/// use tether_core::*;
+///
+/// /// A store with no user index and no locks.
+/// #[derive(Debug, Default)]
+/// struct Tiny(Mutex<HashMap<Id, Record>>);
+///
+/// #[async_trait::async_trait]
+/// impl SessionStore for Tiny {
+///     fn name(&self) -> &'static str { "tiny" }
+///     fn capabilities(&self) -> Capabilities {
+///         Capabilities { user_index: false, locking: false }
+///     }
+///     async fn load(&self, id: &Id) -> Result<Option<Record>> {
+///         let now = time::OffsetDateTime::now_utc();
+///         Ok(self.0.lock().unwrap().get(id).filter(|r| !r.is_expired(now)).cloned())
+///     }
+///     async fn create(&self, id: &Id, record: &Record) -> Result<Created> {
+///         let mut map = self.0.lock().unwrap();
+///         if map.contains_key(id) { return Ok(Created::IdTaken) }
+///         map.insert(*id, record.clone());
+///         Ok(Created::Yes)
+///     }
+///     async fn save(&self, id: &Id, changes: &Changes) -> Result<Saved> {
+///         let now = time::OffsetDateTime::now_utc();
+///         let mut map = self.0.lock().unwrap();
+///         match map.get_mut(id).filter(|r| !r.is_expired(now)) {
+///             Some(r) => { r.apply(changes); Ok(Saved::Version(r.version)) }
+///             None => Ok(Saved::Gone),
+///         }
+///     }
+///     async fn touch(&self, id: &Id, touch: &Touch) -> Result<bool> {
+///         let mut changes = Changes::new(touch.last_seen, touch.idle_deadline);
+///         Ok(matches!(self.save(id, &changes).await?, Saved::Version(_)))
+///     }
+///     async fn delete(&self, id: &Id) -> Result<bool> {
+///         Ok(self.0.lock().unwrap().remove(id).is_some())
+///     }
+///     async fn cycle_id(&self, old: &Id, new: &Id, changes: &Changes) -> Result<Saved> {
+///         let now = time::OffsetDateTime::now_utc();
+///         let mut map = self.0.lock().unwrap();
+///         match map.remove(old).filter(|r| !r.is_expired(now)) {
+///             Some(mut r) => { r.apply(changes); let v = r.version; map.insert(*new, r); Ok(Saved::Version(v)) }
+///             None => Ok(Saved::Gone),
+///         }
+///     }
+/// }
+/// ```
+#[async_trait::async_trait]
+pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
+    /// A short name for logs and errors (`"redis"`, `"memory"`).
+    fn name(&self) -> &'static str;
+
+    /// What this store supports beyond the core operations.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::ALL
+    }
+
+    /// The record under `id`, or `None` when it is unknown or expired.
+    async fn load(&self, id: &Id) -> Result<Option<Record>>;
+
+    /// Stores a new record under `id`, unless one exists: never overwrites.
+    async fn create(&self, id: &Id, record: &Record) -> Result<Created>;
+
+    /// Merges `changes` onto the newest stored record atomically, or reports
+    /// [`Saved::Gone`] without writing when the record does not exist.
+    async fn save(&self, id: &Id, changes: &Changes) -> Result<Saved>;
+
+    /// Refreshes the idle deadline; `false` when the record does not exist.
+    async fn touch(&self, id: &Id, touch: &Touch) -> Result<bool>;
+
+    /// Deletes the record; `false` when it did not exist.
+    async fn delete(&self, id: &Id) -> Result<bool>;
+
+    /// Atomically moves the record from `old` to `new`, merging `changes`; the old id
+    /// stops working. [`Saved::Gone`] when `old` does not exist.
+    async fn cycle_id(&self, old: &Id, new: &Id, changes: &Changes) -> Result<Saved>;
+
+    /// The live sessions bound to `user`, oldest first.
+    async fn user_sessions(&self, user: &str) -> Result<Vec<SessionInfo>> {
+        let _ = user;
+        Err(self.unsupported("listing a user's sessions"))
+    }
+
+    /// Deletes every session bound to `user` ("log out everywhere"); returns how many.
+    async fn delete_user_sessions(&self, user: &str) -> Result<u64> {
+        let _ = user;
+        Err(self.unsupported("deleting a user's sessions"))
+    }
+
+    /// Takes the per-session lock, waiting at most `options.wait`.
+    async fn lock(&self, id: &Id, options: &LockOptions) -> Result<LockToken> {
+        let _ = (id, options);
+        Err(self.unsupported("session locks"))
+    }
+
+    /// Releases the lock if `token` still holds it.
+    async fn unlock(&self, id: &Id, token: &LockToken) -> Result<()> {
+        let _ = (id, token);
+        Err(self.unsupported("session locks"))
+    }
+
+    /// The error for an operation this store cannot support.
+    fn unsupported(&self, operation: &'static str) -> Error {
+        Error::Unsupported {
+            store: self.name(),
+            operation,
+            why: "this store keeps no server-side state for it",
+        }
+    }
+}
