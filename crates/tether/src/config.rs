@@ -1,0 +1,123 @@
+//! How the layer names, scopes and times its cookie and sessions.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tether_core::{Error, Expiry, LockOptions};
+use tower_cookies::cookie::SameSite;
+
+/// Turns a store error into the response the client sees.
+pub type ErrorHandler = Arc<dyn Fn(&Error) -> http::Response<String> + Send + Sync>;
+
+/// Everything the [`SessionLayer`](crate::SessionLayer) can be told.
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub(crate) cookie_name: String,
+    pub(crate) path: String,
+    pub(crate) domain: Option<String>,
+    pub(crate) secure: bool,
+    pub(crate) http_only: bool,
+    pub(crate) same_site: SameSite,
+    pub(crate) persistent: bool,
+    pub(crate) expiry: Expiry,
+    pub(crate) refresh_share: f64,
+    pub(crate) lock: Option<LockOptions>,
+    pub(crate) max_sessions_per_user: Option<u32>,
+    pub(crate) error_handler: ErrorHandler,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            cookie_name: DEFAULT_COOKIE_NAME.to_owned(),
+            path: "/".to_owned(),
+            domain: None,
+            secure: true,
+            http_only: true,
+            same_site: SameSite::Lax,
+            persistent: true,
+            expiry: Expiry::default(),
+            refresh_share: DEFAULT_REFRESH_SHARE,
+            lock: None,
+            max_sessions_per_user: None,
+            error_handler: Arc::new(default_error_response),
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("cookie_name", &self.cookie_name)
+            .field("path", &self.path)
+            .field("domain", &self.domain)
+            .field("secure", &self.secure)
+            .field("http_only", &self.http_only)
+            .field("same_site", &self.same_site)
+            .field("persistent", &self.persistent)
+            .field("expiry", &self.expiry)
+            .field("refresh_share", &self.refresh_share)
+            .field("lock", &self.lock)
+            .field("max_sessions_per_user", &self.max_sessions_per_user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The session cookie's default name. It is a valid nginx variable suffix, so
+/// `hash $cookie_tether consistent;` routes on it.
+pub const DEFAULT_COOKIE_NAME: &str = "tether";
+
+/// By default the idle deadline is refreshed once less than three quarters of the idle
+/// timeout is left: an active user causes one refresh per quarter of the timeout, and an
+/// idle one is logged out between 75 % and 100 % of it.
+pub const DEFAULT_REFRESH_SHARE: f64 = 0.75;
+
+/// The default answer to a store error: 503 (or 500 for errors retrying cannot fix)
+/// with a plain-text body that says what happened without leaking internals.
+///
+/// ```
+/// let err = tether_core::Error::Unavailable { context: "redis down".into(), source: None };
+/// let response = tether::default_error_response(&err);
+/// assert_eq!(response.status(), 503);
+/// assert!(response.body().contains("try again"));
+/// ```
+pub fn default_error_response(error: &Error) -> http::Response<String> {
+    let (status, body) = match error {
+        Error::LockTimeout(_) => (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "503 Service Unavailable: this session is busy with another request; try again shortly.\n",
+        ),
+        e if e.is_transient() => (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "503 Service Unavailable: the session store is unavailable; try again shortly.\n",
+        ),
+        _ => (
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            "500 Internal Server Error: the session could not be saved.\n",
+        ),
+    };
+    let mut response = http::Response::new(body.to_owned());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if status == http::StatusCode::SERVICE_UNAVAILABLE {
+        headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+    }
+    response
+}
+
+pub(crate) fn clamp_share(share: f64) -> f64 {
+    if share.is_nan() {
+        DEFAULT_REFRESH_SHARE
+    } else {
+        share.clamp(0.0, 1.0)
+    }
+}
+
+pub(crate) fn duration_f64(d: Duration) -> f64 {
+    d.as_secs_f64()
+}

@@ -1,0 +1,280 @@
+//! `SessionLayer` and `SessionService`: load lazily, save after the handler.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{HeaderValue, Request, Response, header};
+use tether_core::{Expiry, LockOptions, SessionStore};
+use tower_cookies::cookie::{Cookie, SameSite};
+use tower_cookies::{CookieManager, Cookies};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::config::Config;
+use crate::session::{CookieAction, Session, Shared};
+
+/// Adds a [`Session`] to every request and saves what the handler changed.
+///
+/// Secure by default: the cookie is `HttpOnly`, `SameSite=Lax`, `Path=/`, `Secure`,
+/// with no `Domain`; responses that set it carry `Cache-Control: no-store`.
+///
+/// ```
+/// /// use axum::{Router, routing::get};
+/// use tether::{Expiry, MemoryStore, SessionLayer};
+///
+/// let sessions = SessionLayer::new(MemoryStore::new())
+///     .with_expiry(Expiry::new(Duration::from_secs(30 * 60)).with_absolute(Duration::from_secs(8 * 3600)))
+///     .with_max_sessions_per_user(5);
+/// let app: Router = Router::new().route("/", get(|| async { "hi" })).layer(sessions);
+/// ```
+#[derive(Debug, Clone)]
+pub struct SessionLayer {
+    shared: Arc<Shared>,
+}
+
+impl SessionLayer {
+    /// A layer that keeps sessions in `store`, with secure defaults.
+    pub fn new(store: impl SessionStore) -> Self {
+        Self::from_arc(Arc::new(store))
+    }
+
+    /// A layer over a store shared with other code (for "log out everywhere" from an
+    /// admin task, say).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let store = Arc::new(tether::MemoryStore::new());
+    /// let layer = tether::SessionLayer::from_arc(store.clone());
+    /// ```
+    pub fn from_arc(store: Arc<dyn SessionStore>) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                store,
+                config: Config::default(),
+            }),
+        }
+    }
+
+    fn config(mut self, f: impl FnOnce(&mut Config)) -> Self {
+        f(&mut Arc::make_mut(&mut self.shared).config);
+        self
+    }
+
+    /// The cookie's name (default [`DEFAULT_COOKIE_NAME`](crate::DEFAULT_COOKIE_NAME)).
+    #[must_use]
+    pub fn with_cookie_name(self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        self.config(|c| c.cookie_name = name)
+    }
+
+    /// Sends the cookie over plain HTTP too. Only for development on
+    /// `http://localhost`: on the internet the id would travel in clear.
+    #[must_use]
+    pub fn with_insecure_cookie(self) -> Self {
+        self.config(|c| c.secure = false)
+    }
+
+    /// Prefixes the cookie name with `__Host-`, which browsers accept only with
+    /// `Secure`, `Path=/` and no `Domain`, so a sibling subdomain cannot plant it.
+    #[must_use]
+    pub fn with_host_prefix(self) -> Self {
+        self.config(|c| {
+            if !c.cookie_name.starts_with("__Host-") {
+                c.cookie_name = format!("__Host-{}", c.cookie_name);
+            }
+            c.secure = true;
+            "/".clone_into(&mut c.path);
+            c.domain = None;
+        })
+    }
+
+    /// The cookie's `Path` (default `/`).
+    #[must_use]
+    pub fn with_path(self, path: impl Into<String>) -> Self {
+        let path = path.into();
+        self.config(|c| c.path = path)
+    }
+
+    /// The cookie's `Domain` (default none: only the host that set it).
+    #[must_use]
+    pub fn with_domain(self, domain: impl Into<String>) -> Self {
+        let domain = domain.into();
+        self.config(|c| c.domain = Some(domain))
+    }
+
+    /// The cookie's `SameSite` (default `Lax`).
+    #[must_use]
+    pub fn with_same_site(self, same_site: SameSite) -> Self {
+        self.config(|c| c.same_site = same_site)
+    }
+
+    /// Idle timeout and absolute lifetime (default 24 h idle, 7 days absolute).
+    #[must_use]
+    pub fn with_expiry(self, expiry: Expiry) -> Self {
+        self.config(|c| c.expiry = expiry)
+    }
+
+    /// A cookie without `Max-Age`, which the browser forgets when it closes; the store
+    /// still enforces the expiry.
+    #[must_use]
+    pub fn with_browser_session_cookie(self) -> Self {
+        self.config(|c| c.persistent = false)
+    }
+
+    /// Refresh a read-only session's idle deadline once less than `share` of the
+    /// idle timeout is left (default 0.75; 1.0 refreshes on every request).
+    #[must_use]
+    pub fn with_refresh_share(self, share: f64) -> Self {
+        self.config(|c| c.refresh_share = share)
+    }
+
+    /// Lock mode: requests of one session run their session work one at a time, for
+    /// apps that need strict read-modify-write. A request that waits longer than
+    /// `options.wait` gets the error response.
+    #[must_use]
+    pub fn with_lock(self, options: LockOptions) -> Self {
+        self.config(|c| c.lock = Some(options))
+    }
+
+    /// When a session is bound to a user, end that user's oldest sessions beyond `max`.
+    #[must_use]
+    pub fn with_max_sessions_per_user(self, max: u32) -> Self {
+        self.config(|c| c.max_sessions_per_user = Some(max.max(1)))
+    }
+
+    /// The response to a store error (default [`default_error_response`](crate::default_error_response)).
+    ///
+    /// ```
+    /// let layer = tether::SessionLayer::new(tether::MemoryStore::new()).with_error_handler(|_err| {
+    ///     let mut r = http::Response::new(r#"{"error":"sessions are down"}"#.to_owned());
+    ///     *r.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+    ///     r
+    /// });
+    /// ```
+    #[must_use]
+    pub fn with_error_handler(
+        self,
+        handler: impl Fn(&tether_core::Error) -> http::Response<String> + Send + Sync + 'static,
+    ) -> Self {
+        let handler: crate::ErrorHandler = Arc::new(handler);
+        self.config(|c| c.error_handler = handler)
+    }
+
+    /// The store behind this layer.
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.shared.store
+    }
+
+    /// The idle timeout and absolute lifetime in force.
+    pub fn expiry(&self) -> Expiry {
+        self.shared.config.expiry
+    }
+
+    /// The cookie's name, prefix included.
+    pub fn cookie_name(&self) -> &str {
+        &self.shared.config.cookie_name
+    }
+}
+
+impl<S> Layer<S> for SessionLayer {
+    type Service = CookieManager<SessionService<S>>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CookieManager::new(SessionService {
+            inner,
+            shared: self.shared.clone(),
+        })
+    }
+}
+
+/// The service [`SessionLayer`] wraps around the app (inside tower-cookies'
+/// `CookieManager`, which it adds itself).
+#[derive(Debug, Clone)]
+pub struct SessionService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: From<String> + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let shared = self.shared.clone();
+        let cookies = req.extensions().get::<Cookies>().cloned();
+        // A cookie value not of the id's exact shape is no session: no store I/O.
+        let id = cookies
+            .as_ref()
+            .and_then(|c| c.get(&shared.config.cookie_name))
+            .and_then(|c| tether_core::Id::parse(c.value()));
+        let session = Session::new(shared.clone(), id);
+        req.extensions_mut().insert(session.clone());
+
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let mut response = inner.call(req).await?;
+            if !session.was_touched() {
+                return Ok(response);
+            }
+            let server_error = response.status().is_server_error();
+            match session.finish(server_error).await {
+                Ok(action) => {
+                    if let Some(cookies) = cookies {
+                        apply_cookie(&shared.config, &cookies, action, &mut response);
+                    }
+                    Ok(response)
+                }
+                Err(error) => {
+                    let (parts, body) = (shared.config.error_handler)(&error).into_parts();
+                    Ok(Response::from_parts(parts, ResBody::from(body)))
+                }
+            }
+        })
+    }
+}
+
+fn apply_cookie<B>(
+    config: &Config,
+    cookies: &Cookies,
+    action: CookieAction,
+    response: &mut Response<B>,
+) {
+    let mut cookie = Cookie::build((config.cookie_name.clone(), String::new()))
+        .path(config.path.clone())
+        .secure(config.secure)
+        .http_only(config.http_only)
+        .same_site(config.same_site)
+        .build();
+    if let Some(domain) = &config.domain {
+        cookie.set_domain(domain.clone());
+    }
+    match action {
+        CookieAction::Keep => return,
+        CookieAction::Set { id, max_age } => {
+            cookie.set_value(id.to_string());
+            if let Some(max_age) = max_age {
+                cookie.set_max_age(max_age.max(time::Duration::ZERO));
+            }
+            cookies.add(cookie);
+        }
+        CookieAction::Remove => cookies.remove(cookie),
+    }
+    // A shared cache must never hand one user's session cookie to another.
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}

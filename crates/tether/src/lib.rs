@@ -1,0 +1,45 @@
+//! Sessions that survive any server.
+//!
+//! `tether` gives an Axum (or any Tower) app one [`SessionLayer`] and a choice of
+//! stores: [`MemoryStore`] here, and behind cargo features a shared directory
+//! (`file`), Redis (`redis`), MySQL/MariaDB (`mysql`), an encrypted cookie (`cookie`)
+//! and peer-to-peer replication (`replicated`). A handler takes a [`Session`] and
+//! cannot tell which store it runs on.
+//!
+//! ```
+//! use axum::{Router, routing::{get, post}};
+//! use tether::{MemoryStore, Session, SessionError, SessionLayer};
+//!
+//! async fn login(session: Session) -> Result<&'static str, SessionError> {
+//!     session.cycle_id().await?; // a new id on every login
+//!     session.set_user("alice").await?;
+//!     Ok("welcome")
+//! }
+//!
+//! async fn me(session: Session) -> Result<String, SessionError> {
+//!     Ok(session.user().await?.unwrap_or_else(|| "nobody".into()))
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/login", post(login))
+//!     .route("/me", get(me))
+//!     .layer(SessionLayer::new(MemoryStore::new()));
+//! ```
+
+mod config;
+mod layer;
+mod memory;
+mod session;
+
+pub use config::{DEFAULT_COOKIE_NAME, DEFAULT_REFRESH_SHARE, ErrorHandler, default_error_response};
+pub use layer::{SessionLayer, SessionService};
+pub use memory::MemoryStore;
+pub use session::{Session, SessionError};
+pub use tether_core::{
+    Capabilities, Changes, Created, Error, Expiry, Id, LockOptions, LockToken, Record, Saved,
+    SessionInfo, SessionStore, Touch,
+};
+pub use tower_cookies::cookie::SameSite;
+
+/// The store contract, for implementing a store of your own.
+pub use tether_core as core;

@@ -1,0 +1,314 @@
+//! `MemoryStore`: sessions in this process's memory.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+use tether_core::{
+    Changes, Created, Error, Id, LockOptions, LockToken, Record, Result, Saved, SessionInfo,
+    SessionStore, Touch, async_trait,
+};
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+
+/// Sessions kept in this process's memory.
+///
+/// Fast and dependency-free, and lost when the process stops: on several instances it
+/// works only behind sticky routing (`ip-hash` or `cookie-hash`), and each instance
+/// keeps only its own users. It supports every part of the contract: user index, caps
+/// and lock mode.
+///
+/// ```
+/// use tether::{MemoryStore, SessionLayer};
+///
+/// let layer = SessionLayer::new(MemoryStore::new());
+/// let app: axum::Router = axum::Router::new().layer(layer);
+/// ```
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+    unlocked: Notify,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    records: HashMap<Id, Record>,
+    users: HashMap<String, BTreeSet<Id>>,
+    locks: HashMap<Id, (LockToken, Instant)>,
+    writes_since_sweep: usize,
+}
+
+/// Every this many writes, one write also sweeps expired records, so memory stays
+/// bounded without a background task.
+const SWEEP_EVERY: usize = 4096;
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The number of records held, including expired ones not yet swept.
+    ///
+    /// ```
+    /// assert_eq!(tether::MemoryStore::new().len(), 0);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.state().records.len()
+    }
+
+    /// Whether the store holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Removes every expired record now; returns how many.
+    ///
+    /// ```
+    /// assert_eq!(tether::MemoryStore::new().sweep_expired(), 0);
+    /// ```
+    pub fn sweep_expired(&self) -> usize {
+        self.state().sweep(OffsetDateTime::now_utc())
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-applied change: every
+        // mutation below is a single map operation on data computed beforehand.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl State {
+    fn live(&mut self, id: &Id, now: OffsetDateTime) -> Option<&mut Record> {
+        if self.records.get(id).is_some_and(|r| r.is_expired(now)) {
+            self.remove(id);
+            return None;
+        }
+        self.records.get_mut(id)
+    }
+
+    fn remove(&mut self, id: &Id) -> Option<Record> {
+        let record = self.records.remove(id)?;
+        if let Some(user) = &record.user {
+            self.unindex(user, id);
+        }
+        Some(record)
+    }
+
+    fn unindex(&mut self, user: &str, id: &Id) {
+        if let Some(ids) = self.users.get_mut(user) {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.users.remove(user);
+            }
+        }
+    }
+
+    /// Writes `record` under `id`, keeping the user index in step, then applies the cap.
+    fn put(&mut self, id: Id, record: Record, previous_user: Option<&str>, cap: Option<u32>) {
+        if let Some(old) = previous_user
+            && record.user.as_deref() != Some(old)
+        {
+            self.unindex(old, &id);
+        }
+        let user = record.user.clone();
+        self.records.insert(id, record);
+        if let Some(user) = user {
+            self.users.entry(user.clone()).or_default().insert(id);
+            if let Some(cap) = cap {
+                self.enforce_cap(&user, &id, cap);
+            }
+        }
+        self.writes_since_sweep += 1;
+        if self.writes_since_sweep >= SWEEP_EVERY {
+            self.sweep(OffsetDateTime::now_utc());
+        }
+    }
+
+    fn enforce_cap(&mut self, user: &str, keep: &Id, cap: u32) {
+        let Some(ids) = self.users.get(user) else {
+            return;
+        };
+        let mut others: Vec<(OffsetDateTime, Id)> = ids
+            .iter()
+            .filter(|id| *id != keep)
+            .filter_map(|id| self.records.get(id).map(|r| (r.created, *id)))
+            .collect();
+        let allowed = usize::try_from(cap).unwrap_or(usize::MAX).saturating_sub(1);
+        if others.len() <= allowed {
+            return;
+        }
+        others.sort();
+        let excess = others.len() - allowed;
+        for (_, id) in others.into_iter().take(excess) {
+            self.remove(&id);
+        }
+    }
+
+    fn sweep(&mut self, now: OffsetDateTime) -> usize {
+        self.writes_since_sweep = 0;
+        let expired: Vec<Id> = self
+            .records
+            .iter()
+            .filter(|(_, r)| r.is_expired(now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &expired {
+            self.remove(id);
+        }
+        let instant = Instant::now();
+        self.locks.retain(|_, (_, until)| *until > instant);
+        expired.len()
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn load(&self, id: &Id) -> Result<Option<Record>> {
+        let now = OffsetDateTime::now_utc();
+        Ok(self.state().live(id, now).cloned())
+    }
+
+    async fn create(&self, id: &Id, record: &Record) -> Result<Created> {
+        let now = OffsetDateTime::now_utc();
+        let mut state = self.state();
+        if state.live(id, now).is_some() {
+            return Ok(Created::IdTaken);
+        }
+        state.put(*id, record.clone(), None, None);
+        Ok(Created::Yes)
+    }
+
+    async fn save(&self, id: &Id, changes: &Changes) -> Result<Saved> {
+        let now = OffsetDateTime::now_utc();
+        let mut state = self.state();
+        let Some(current) = state.live(id, now) else {
+            return Ok(Saved::Gone);
+        };
+        let previous_user = current.user.clone();
+        let mut record = current.clone();
+        record.apply(changes);
+        let version = record.version;
+        state.put(*id, record, previous_user.as_deref(), changes.user_cap);
+        Ok(Saved::Version(version))
+    }
+
+    async fn touch(&self, id: &Id, touch: &Touch) -> Result<bool> {
+        let now = OffsetDateTime::now_utc();
+        let mut state = self.state();
+        let Some(record) = state.live(id, now) else {
+            return Ok(false);
+        };
+        record.last_seen = record.last_seen.max(touch.last_seen);
+        record.idle_deadline = record
+            .absolute_deadline
+            .map_or(touch.idle_deadline, |abs| abs.min(touch.idle_deadline));
+        Ok(true)
+    }
+
+    async fn delete(&self, id: &Id) -> Result<bool> {
+        Ok(self.state().remove(id).is_some())
+    }
+
+    async fn cycle_id(&self, old: &Id, new: &Id, changes: &Changes) -> Result<Saved> {
+        let now = OffsetDateTime::now_utc();
+        let mut state = self.state();
+        if state.live(new, now).is_some() {
+            return Err(Error::IdCollision);
+        }
+        if state.live(old, now).is_none() {
+            return Ok(Saved::Gone);
+        }
+        let Some(mut record) = state.remove(old) else {
+            return Ok(Saved::Gone);
+        };
+        record.apply(changes);
+        let version = record.version;
+        state.put(*new, record, None, changes.user_cap);
+        Ok(Saved::Version(version))
+    }
+
+    async fn user_sessions(&self, user: &str) -> Result<Vec<SessionInfo>> {
+        let now = OffsetDateTime::now_utc();
+        let state = self.state();
+        let mut sessions: Vec<SessionInfo> = state
+            .users
+            .get(user)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| {
+                state
+                    .records
+                    .get(id)
+                    .filter(|r| !r.is_expired(now))
+                    .map(|r| r.info(*id))
+            })
+            .collect();
+        sessions.sort_by_key(|s| s.created);
+        Ok(sessions)
+    }
+
+    async fn delete_user_sessions(&self, user: &str) -> Result<u64> {
+        let now = OffsetDateTime::now_utc();
+        let mut state = self.state();
+        let ids: Vec<Id> = state.users.get(user).into_iter().flatten().copied().collect();
+        let mut ended = 0;
+        for id in ids {
+            if let Some(record) = state.remove(&id)
+                && !record.is_expired(now)
+            {
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
+    async fn lock(&self, id: &Id, options: &LockOptions) -> Result<LockToken> {
+        let token = LockToken::generate()?;
+        let give_up = Instant::now() + options.wait;
+        loop {
+            // Registered before the check so a release between check and wait is not missed.
+            let notified = self.unlocked.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let holder_until = {
+                let mut state = self.state();
+                let instant = Instant::now();
+                match state.locks.get(id) {
+                    Some((_, until)) if *until > instant => Some(*until),
+                    _ => {
+                        state
+                            .locks
+                            .insert(*id, (token.clone(), instant + options.ttl));
+                        None
+                    }
+                }
+            };
+            let Some(holder_until) = holder_until else {
+                return Ok(token);
+            };
+            let now = Instant::now();
+            if now >= give_up {
+                return Err(Error::LockTimeout(options.wait));
+            }
+            let wake = give_up.min(holder_until);
+            let _ = tokio::time::timeout_at(wake.into(), notified).await;
+        }
+    }
+
+    async fn unlock(&self, id: &Id, token: &LockToken) -> Result<()> {
+        let mut state = self.state();
+        if state.locks.get(id).is_some_and(|(held, _)| held == token) {
+            state.locks.remove(id);
+            drop(state);
+            self.unlocked.notify_waiters();
+        }
+        Ok(())
+    }
+}
