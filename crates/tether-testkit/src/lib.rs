@@ -1,0 +1,158 @@
+//! The conformance suite every tether store passes.
+//!
+//! One call runs every case of the contract (DESIGN.md, "The contract") against a
+//! store and panics with a list of the cases it failed:
+//!
+//! ```
+//! # use std::collections::HashMap; use std::sync::Mutex; use tether_core::*;
+//! # #[derive(Debug, Default)] struct Tiny(Mutex<HashMap<Id, Record>>);
+//! # #[async_trait] impl SessionStore for Tiny {
+//! #   fn name(&self) -> &'static str { "tiny" }
+//! #   fn capabilities(&self) -> Capabilities { Capabilities { user_index: false, locking: false } }
+//! #   async fn load(&self, id: &Id) -> Result<Option<Record>> { let now = time::OffsetDateTime::now_utc(); Ok(self.0.lock().unwrap().get(id).filter(|r| !r.is_expired(now)).cloned()) }
+//! #   async fn create(&self, id: &Id, r: &Record) -> Result<Created> { let mut m = self.0.lock().unwrap(); if m.contains_key(id) { return Ok(Created::IdTaken) } m.insert(*id, r.clone()); Ok(Created::Yes) }
+//! #   async fn save(&self, id: &Id, c: &Changes) -> Result<Saved> { let now = time::OffsetDateTime::now_utc(); let mut m = self.0.lock().unwrap(); match m.get_mut(id).filter(|r| !r.is_expired(now)) { Some(r) => { r.apply(c); Ok(Saved::Version(r.version)) } None => Ok(Saved::Gone) } }
+//! #   async fn touch(&self, id: &Id, t: &Touch) -> Result<bool> { let now = time::OffsetDateTime::now_utc(); let mut m = self.0.lock().unwrap(); match m.get_mut(id).filter(|r| !r.is_expired(now)) { Some(r) => { r.last_seen = t.last_seen; r.idle_deadline = r.absolute_deadline.map_or(t.idle_deadline, |a| a.min(t.idle_deadline)); Ok(true) } None => Ok(false) } }
+//! #   async fn delete(&self, id: &Id) -> Result<bool> { Ok(self.0.lock().unwrap().remove(id).is_some()) }
+//! #   async fn cycle_id(&self, old: &Id, new: &Id, c: &Changes) -> Result<Saved> { let now = time::OffsetDateTime::now_utc(); let mut m = self.0.lock().unwrap(); match m.remove(old).filter(|r| !r.is_expired(now)) { Some(mut r) => { r.apply(c); let v = r.version; m.insert(*new, r); Ok(Saved::Version(v)) } None => Ok(Saved::Gone) } }
+//! # }
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+//! tether_testkit::Suite::new(Tiny::default()).run().await;
+//! # });
+//! ```
+//!
+//! A store that lacks a capability (see [`tether_core::Capabilities`]) is checked to
+//! refuse those operations with [`tether_core::Error::Unsupported`] instead of faking
+//! them. Give the suite a second instance of the store pointed at a dead backend with
+//! [`Suite::with_unavailable`] and it checks that failures surface as errors.
+
+mod cases;
+
+use std::fmt;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use tether_core::SessionStore;
+
+pub use cases::CASES;
+
+/// A store shared by the cases.
+pub type DynStore = Arc<dyn SessionStore>;
+
+/// One checked point of the contract.
+pub struct Case {
+    /// The case's name, as reported.
+    pub name: &'static str,
+    /// The contract point (DESIGN.md numbering) it checks.
+    pub contract: u8,
+    /// Runs the case against the store, and the unavailable store if any.
+    pub run: fn(DynStore, Option<DynStore>) -> BoxFuture<'static, Outcome>,
+}
+
+impl fmt::Debug for Case {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Case({}, contract {})", self.name, self.contract)
+    }
+}
+
+/// How a case ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The store kept this part of the contract.
+    Pass,
+    /// It did not; the text says how.
+    Fail(String),
+    /// The case cannot run here (no unavailable store was given).
+    NotApplicable(&'static str),
+}
+
+/// The suite, bound to one store.
+pub struct Suite {
+    store: DynStore,
+    unavailable: Option<DynStore>,
+}
+
+impl fmt::Debug for Suite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Suite").field("store", &self.store.name()).finish()
+    }
+}
+
+impl Suite {
+    /// The suite for `store`. Cases use fresh random ids and user names, so the store
+    /// may hold other data.
+    pub fn new(store: impl SessionStore) -> Self {
+        Self::from_arc(Arc::new(store))
+    }
+
+    /// The suite for a shared store.
+    pub fn from_arc(store: DynStore) -> Self {
+        Self {
+            store,
+            unavailable: None,
+        }
+    }
+
+    /// An instance of the same store whose backend is down (a closed port, a missing
+    /// directory): every operation must fail with an error, never answer "no session".
+    #[must_use]
+    pub fn with_unavailable(mut self, store: impl SessionStore) -> Self {
+        self.unavailable = Some(Arc::new(store));
+        self
+    }
+
+    /// Runs one case by name.
+    ///
+    /// # Panics
+    /// If no case has that name.
+    pub async fn run_case(&self, name: &str) -> Outcome {
+        let case = CASES
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no conformance case named {name}"));
+        (case.run)(self.store.clone(), self.unavailable.clone()).await
+    }
+
+    /// Runs every case, returning each outcome.
+    pub async fn report(&self) -> Vec<(&'static str, Outcome)> {
+        let mut outcomes = Vec::with_capacity(CASES.len());
+        for case in CASES {
+            let outcome = (case.run)(self.store.clone(), self.unavailable.clone()).await;
+            outcomes.push((case.name, outcome));
+        }
+        outcomes
+    }
+
+    /// Runs every case and panics listing the failures.
+    ///
+    /// # Panics
+    /// When the store breaks the contract.
+    pub async fn run(&self) {
+        let report = self.report().await;
+        let failures: Vec<String> = report
+            .iter()
+            .filter_map(|(name, outcome)| match outcome {
+                Outcome::Fail(why) => Some(format!("  {name}: {why}")),
+                _ => None,
+            })
+            .collect();
+        let skipped: Vec<&str> = report
+            .iter()
+            .filter(|(_, o)| matches!(o, Outcome::NotApplicable(_)))
+            .map(|(n, _)| *n)
+            .collect();
+        eprintln!(
+            "conformance ({}): {} cases, {} failed, not applicable: {:?}",
+            self.store.name(),
+            report.len(),
+            failures.len(),
+            skipped
+        );
+        assert!(
+            failures.is_empty(),
+            "the {} store breaks the session contract:\n{}",
+            self.store.name(),
+            failures.join("\n")
+        );
+    }
+}

@@ -1,0 +1,447 @@
+//! The suite is only worth something if every case can fail. A small reference store
+//! with switchable defects shows each defect caught by the case written for it, and
+//! the same store without defects passing everything.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tether_core::{
+    Capabilities, Changes, Created, Error, Expiry, Id, LockOptions, LockToken, Record, Result,
+    Saved, SessionInfo, SessionStore, Touch, async_trait,
+};
+use tether_testkit::{CASES, Outcome, Suite};
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Defect {
+    None,
+    AdoptsUnknownIds,
+    CreateOverwrites,
+    Resurrects,
+    LosesConcurrentKeys,
+    DeepMergesValues,
+    NoVersionBump,
+    MangledHostileKeys,
+    TruncatesLargeRecords,
+    IgnoresLocks,
+    UnlocksForAnyToken,
+    LocksNeverExpire,
+    CycleKeepsOldId,
+    CycleAdoptsUnknownIds,
+    NoIdleExpiry,
+    NoAbsoluteExpiry,
+    TouchDoesNothing,
+    TouchAlwaysTrue,
+    ListsDeletedSessions,
+    IgnoresRebinding,
+    DeleteAllMissesSome,
+    IgnoresCap,
+    UserNamePrefixMatch,
+    FakesMissingUserIndex,
+    FakesMissingLocks,
+    SwallowsErrors,
+    DeleteAlwaysTrue,
+    DropsUserOnCreate,
+    ReplacesDataWithChanges,
+}
+
+#[derive(Debug)]
+struct Reference {
+    defect: Defect,
+    down: bool,
+    records: Mutex<HashMap<Id, Record>>,
+    locks: Mutex<HashMap<Id, (LockToken, Instant)>>,
+}
+
+impl Reference {
+    fn new(defect: Defect) -> Self {
+        Self {
+            defect,
+            down: false,
+            records: Mutex::default(),
+            locks: Mutex::default(),
+        }
+    }
+
+    fn unavailable(defect: Defect) -> Self {
+        Self {
+            down: true,
+            ..Self::new(defect)
+        }
+    }
+
+    fn check_up(&self) -> Result<()> {
+        if self.down && !self.is(Defect::SwallowsErrors) {
+            return Err(Error::Unavailable {
+                context: "reference store is down".into(),
+                source: None,
+            });
+        }
+        Ok(())
+    }
+
+    fn is(&self, d: Defect) -> bool {
+        self.defect == d
+    }
+
+    fn expired(&self, r: &Record, now: OffsetDateTime) -> bool {
+        if self.is(Defect::NoIdleExpiry) {
+            return r.absolute_deadline.is_some_and(|a| now >= a);
+        }
+        if self.is(Defect::NoAbsoluteExpiry) {
+            return now >= r.idle_deadline;
+        }
+        r.is_expired(now)
+    }
+
+    fn apply(&self, r: &mut Record, c: &Changes) {
+        let before = r.clone();
+        r.apply(c);
+        if self.is(Defect::DeepMergesValues) {
+            for (k, v) in &c.updates {
+                if let (Some(serde_json::Value::Object(old)), Some(serde_json::Value::Object(new))) =
+                    (before.data.get(k), v)
+                {
+                    let mut merged = old.clone();
+                    merged.extend(new.clone());
+                    r.data.insert(k.clone(), merged.into());
+                }
+            }
+        }
+        if self.is(Defect::ReplacesDataWithChanges) {
+            r.data = c
+                .updates
+                .iter()
+                .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+                .collect();
+        }
+        if self.is(Defect::NoVersionBump) {
+            r.version = before.version;
+        }
+        if self.is(Defect::IgnoresRebinding) && before.user.is_some() {
+            r.user.clone_from(&before.user);
+        }
+        if self.is(Defect::MangledHostileKeys) {
+            r.data = r
+                .data
+                .iter()
+                .map(|(k, v)| (k.replace('.', "_"), v.clone()))
+                .collect();
+        }
+        if self.is(Defect::NoAbsoluteExpiry) {
+            r.idle_deadline = c.idle_deadline;
+        }
+    }
+
+    fn matches_user(&self, r: &Record, user: &str) -> bool {
+        match &r.user {
+            Some(u) if self.is(Defect::UserNamePrefixMatch) => u.starts_with(user),
+            Some(u) => u == user,
+            None => false,
+        }
+    }
+
+    fn enforce_cap(records: &mut HashMap<Id, Record>, keep: &Id, user: &str, cap: u32) {
+        let mut others: Vec<(OffsetDateTime, Id)> = records
+            .iter()
+            .filter(|(o, r)| *o != keep && r.user.as_deref() == Some(user))
+            .map(|(o, r)| (r.created, *o))
+            .collect();
+        others.sort();
+        let excess = others.len().saturating_sub(cap as usize - 1);
+        for (_, o) in others.into_iter().take(excess) {
+            records.remove(&o);
+        }
+    }
+}
+
+#[async_trait]
+impl SessionStore for Reference {
+    fn name(&self) -> &'static str {
+        "reference"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            user_index: !self.is(Defect::FakesMissingUserIndex),
+            locking: !self.is(Defect::FakesMissingLocks),
+        }
+    }
+
+    async fn load(&self, id: &Id) -> Result<Option<Record>> {
+        self.check_up()?;
+        let now = OffsetDateTime::now_utc();
+        let records = self.records.lock().unwrap();
+        match records.get(id) {
+            Some(r) if !self.expired(r, now) => Ok(Some(r.clone())),
+            None if self.is(Defect::AdoptsUnknownIds) => Ok(Some(Record::new(now, &Expiry::default()))),
+            _ => Ok(None),
+        }
+    }
+
+    async fn create(&self, id: &Id, record: &Record) -> Result<Created> {
+        self.check_up()?;
+        let mut records = self.records.lock().unwrap();
+        if records.contains_key(id) && !self.is(Defect::CreateOverwrites) {
+            return Ok(Created::IdTaken);
+        }
+        let mut record = record.clone();
+        if self.is(Defect::DropsUserOnCreate) {
+            record.user = None;
+        }
+        if self.is(Defect::TruncatesLargeRecords) && record.data.len() > 100 {
+            record.data = record.data.into_iter().take(100).collect();
+        }
+        records.insert(*id, record);
+        Ok(Created::Yes)
+    }
+
+    async fn save(&self, id: &Id, changes: &Changes) -> Result<Saved> {
+        self.check_up()?;
+        let now = OffsetDateTime::now_utc();
+        if self.is(Defect::LosesConcurrentKeys) {
+            // Read, modify, write back the whole record: the classic lost update.
+            let snapshot = self.records.lock().unwrap().get(id).cloned();
+            tokio::task::yield_now().await;
+            let Some(mut r) = snapshot else {
+                return Ok(Saved::Gone);
+            };
+            self.apply(&mut r, changes);
+            let v = r.version;
+            self.records.lock().unwrap().insert(*id, r);
+            return Ok(Saved::Version(v));
+        }
+        let mut records = self.records.lock().unwrap();
+        match records.get_mut(id) {
+            Some(r) if !self.expired(r, now) => {
+                self.apply(r, changes);
+                let v = r.version;
+                if let (Some(user), Some(cap)) = (r.user.clone(), changes.user_cap)
+                    && !self.is(Defect::IgnoresCap)
+                {
+                    Self::enforce_cap(&mut records, id, &user, cap);
+                }
+                Ok(Saved::Version(v))
+            }
+            _ if self.is(Defect::Resurrects) || self.is(Defect::AdoptsUnknownIds) => {
+                let mut r = Record::new(now, &Expiry::default());
+                self.apply(&mut r, changes);
+                let v = r.version;
+                records.insert(*id, r);
+                Ok(Saved::Version(v))
+            }
+            _ => Ok(Saved::Gone),
+        }
+    }
+
+    async fn touch(&self, id: &Id, touch: &Touch) -> Result<bool> {
+        self.check_up()?;
+        let now = OffsetDateTime::now_utc();
+        let mut records = self.records.lock().unwrap();
+        match records.get_mut(id) {
+            Some(r) if !self.expired(r, now) => {
+                if !self.is(Defect::TouchDoesNothing) {
+                    r.last_seen = touch.last_seen;
+                    r.idle_deadline = if self.is(Defect::NoAbsoluteExpiry) {
+                        touch.idle_deadline
+                    } else {
+                        r.absolute_deadline
+                            .map_or(touch.idle_deadline, |a| a.min(touch.idle_deadline))
+                    };
+                }
+                Ok(true)
+            }
+            _ => Ok(self.is(Defect::TouchAlwaysTrue)),
+        }
+    }
+
+    async fn delete(&self, id: &Id) -> Result<bool> {
+        self.check_up()?;
+        let removed = self.records.lock().unwrap().remove(id).is_some();
+        Ok(removed || self.is(Defect::DeleteAlwaysTrue))
+    }
+
+    async fn cycle_id(&self, old: &Id, new: &Id, changes: &Changes) -> Result<Saved> {
+        self.check_up()?;
+        let now = OffsetDateTime::now_utc();
+        let mut records = self.records.lock().unwrap();
+        let current = if self.is(Defect::CycleKeepsOldId) {
+            records.get(old).cloned()
+        } else {
+            records.remove(old)
+        };
+        let current = current.or_else(|| {
+            self.is(Defect::CycleAdoptsUnknownIds)
+                .then(|| Record::new(now, &Expiry::default()))
+        });
+        match current {
+            Some(mut r) if !self.expired(&r, now) => {
+                self.apply(&mut r, changes);
+                let v = r.version;
+                records.insert(*new, r);
+                Ok(Saved::Version(v))
+            }
+            _ => Ok(Saved::Gone),
+        }
+    }
+
+    async fn user_sessions(&self, user: &str) -> Result<Vec<SessionInfo>> {
+        if self.is(Defect::FakesMissingUserIndex) {
+            return Ok(Vec::new());
+        }
+        self.check_up()?;
+        let now = OffsetDateTime::now_utc();
+        let records = self.records.lock().unwrap();
+        let mut list: Vec<SessionInfo> = records
+            .iter()
+            .filter(|(_, r)| self.matches_user(r, user))
+            .filter(|(_, r)| self.is(Defect::ListsDeletedSessions) || !self.expired(r, now))
+            .map(|(id, r)| r.info(*id))
+            .collect();
+        list.sort_by_key(|s| s.created);
+        Ok(list)
+    }
+
+    async fn delete_user_sessions(&self, user: &str) -> Result<u64> {
+        if self.is(Defect::FakesMissingUserIndex) {
+            return Ok(0);
+        }
+        self.check_up()?;
+        let mut records = self.records.lock().unwrap();
+        let mut ids: Vec<Id> = records
+            .iter()
+            .filter(|(_, r)| self.matches_user(r, user))
+            .map(|(id, _)| *id)
+            .collect();
+        if self.is(Defect::DeleteAllMissesSome) {
+            ids.truncate(1);
+        }
+        for id in &ids {
+            records.remove(id);
+        }
+        Ok(ids.len() as u64)
+    }
+
+    async fn lock(&self, id: &Id, options: &LockOptions) -> Result<LockToken> {
+        if self.is(Defect::FakesMissingLocks) {
+            return LockToken::generate();
+        }
+        self.check_up()?;
+        let token = LockToken::generate()?;
+        if self.is(Defect::IgnoresLocks) {
+            return Ok(token);
+        }
+        let give_up = Instant::now() + options.wait;
+        loop {
+            {
+                let mut locks = self.locks.lock().unwrap();
+                let now = Instant::now();
+                let free = match locks.get(id) {
+                    None => true,
+                    Some((_, until)) => *until <= now && !self.is(Defect::LocksNeverExpire),
+                };
+                if free {
+                    locks.insert(*id, (token.clone(), now + options.ttl));
+                    return Ok(token);
+                }
+            }
+            if Instant::now() >= give_up {
+                return Err(Error::LockTimeout(options.wait));
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    async fn unlock(&self, id: &Id, token: &LockToken) -> Result<()> {
+        if self.is(Defect::FakesMissingLocks) {
+            return Ok(());
+        }
+        let mut locks = self.locks.lock().unwrap();
+        if self.is(Defect::UnlocksForAnyToken) || locks.get(id).is_some_and(|(t, _)| t == token) {
+            locks.remove(id);
+        }
+        Ok(())
+    }
+}
+
+fn suite(defect: Defect) -> Suite {
+    Suite::new(Reference::new(defect)).with_unavailable(Reference::unavailable(defect))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_reference_store_without_defects_passes_every_case() {
+    let report = suite(Defect::None).report().await;
+    for (name, outcome) in &report {
+        assert_eq!(*outcome, Outcome::Pass, "{name}");
+    }
+    assert_eq!(report.len(), CASES.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_defect_is_caught_by_its_case() {
+    use Defect::*;
+    let expectations: &[(Defect, &str)] = &[
+        (AdoptsUnknownIds, "unknown_id_loads_none"),
+        (AdoptsUnknownIds, "save_to_unknown_id_is_gone"),
+        (CreateOverwrites, "create_never_overwrites"),
+        (Resurrects, "save_after_delete_does_not_resurrect"),
+        (Resurrects, "save_to_unknown_id_is_gone"),
+        (LosesConcurrentKeys, "concurrent_saves_of_different_keys_all_persist"),
+        (DeepMergesValues, "concurrent_saves_of_one_key_leave_one_written_value"),
+        (NoVersionBump, "version_moves_forward"),
+        (MangledHostileKeys, "hostile_keys_and_values_round_trip"),
+        (TruncatesLargeRecords, "large_record_round_trips"),
+        (IgnoresLocks, "lock_serialises_concurrent_increments"),
+        (IgnoresLocks, "lock_wait_times_out_with_clear_error"),
+        (UnlocksForAnyToken, "lock_released_only_by_its_owner"),
+        (LocksNeverExpire, "lock_of_dead_holder_expires"),
+        (CycleKeepsOldId, "cycle_id_moves_data_and_kills_old_id"),
+        (CycleAdoptsUnknownIds, "cycle_id_of_unknown_id_is_gone"),
+        (NoIdleExpiry, "idle_expiry_enforced_on_load"),
+        (NoAbsoluteExpiry, "absolute_expiry_enforced_on_load"),
+        (TouchDoesNothing, "touch_extends_idle_deadline"),
+        (TouchAlwaysTrue, "touch_of_unknown_id_is_false"),
+        (ListsDeletedSessions, "user_index_lists_live_sessions"),
+        (IgnoresRebinding, "user_index_follows_binding_changes"),
+        (DeleteAllMissesSome, "user_delete_all_ends_every_session"),
+        (IgnoresCap, "user_cap_ends_oldest_sessions"),
+        (UserNamePrefixMatch, "hostile_user_names_stay_apart"),
+        (FakesMissingUserIndex, "user_index_lists_live_sessions"),
+        (FakesMissingUserIndex, "user_delete_all_ends_every_session"),
+        (FakesMissingLocks, "lock_serialises_concurrent_increments"),
+        (SwallowsErrors, "store_errors_surface_as_errors"),
+        (DeleteAlwaysTrue, "delete_reports_existence"),
+        (DropsUserOnCreate, "create_and_load_round_trip"),
+        (ReplacesDataWithChanges, "save_merges_only_changed_keys"),
+    ];
+    let mut missed = Vec::new();
+    for (defect, case) in expectations {
+        let outcome = suite(*defect).run_case(case).await;
+        if !matches!(outcome, Outcome::Fail(_)) {
+            missed.push(format!("{defect:?} not caught by {case}: {outcome:?}"));
+        }
+    }
+    assert!(missed.is_empty(), "{}", missed.join("\n"));
+
+    // Every store-facing case is shown able to fail. The id case checks
+    // `tether_core::Id` itself, whose strictness tether-core's unit tests prove.
+    let covered: std::collections::HashSet<&str> = expectations.iter().map(|(_, c)| *c).collect();
+    let uncovered: Vec<&str> = CASES
+        .iter()
+        .map(|c| c.name)
+        .filter(|n| !covered.contains(n) && *n != "id_shape_and_strictness")
+        .collect();
+    assert!(
+        uncovered.is_empty(),
+        "cases without a defect that proves they can fail: {uncovered:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_store_without_a_backend_reports_the_error_case_as_not_applicable() {
+    let outcome = Suite::new(Reference::new(Defect::None))
+        .run_case("store_errors_surface_as_errors")
+        .await;
+    assert!(matches!(outcome, Outcome::NotApplicable(_)));
+}
