@@ -92,7 +92,11 @@ pub struct Record {
     #[serde(with = "unix_ms")]
     pub idle_deadline: OffsetDateTime,
     /// The session ends at this instant whatever happens.
-    #[serde(with = "unix_ms::option", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "unix_ms::option",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub absolute_deadline: Option<OffsetDateTime>,
     /// The user this session is bound to, for listing and "log out everywhere".
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -287,13 +291,11 @@ pub mod unix_ms {
 
     /// The instant `ms` milliseconds after the Unix epoch (clamped to the valid range).
     pub fn from_ms(ms: i64) -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(
-            if ms < 0 {
-                OffsetDateTime::UNIX_EPOCH
-            } else {
-                time::macros::datetime!(9999-12-31 23:59:59 UTC)
-            },
-        )
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(if ms < 0 {
+            OffsetDateTime::UNIX_EPOCH
+        } else {
+            time::macros::datetime!(9999-12-31 23:59:59 UTC)
+        })
     }
 
     /// Serializes as milliseconds.
@@ -344,7 +346,9 @@ mod tests {
     #[test]
     fn record_round_trips_through_json() {
         let mut record = Record::new(now(), &Expiry::default());
-        record.data.insert("k".into(), json!({"nested": [1, "two", null]}));
+        record
+            .data
+            .insert("k".into(), json!({"nested": [1, "two", null]}));
         record.user = Some("alice".into());
         let text = serde_json::to_string(&record).unwrap();
         assert_eq!(serde_json::from_str::<Record>(&text).unwrap(), record);

@@ -74,7 +74,10 @@ pub struct Suite {
 
 impl fmt::Debug for Suite {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Suite").field("store", &self.store.name()).finish()
+        f.debug_struct("Suite")
+            .field("store", &self.store.name())
+            .field("unavailable", &self.unavailable.is_some())
+            .finish()
     }
 }
 

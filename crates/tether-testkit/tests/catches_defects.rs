@@ -100,8 +100,10 @@ impl Reference {
         r.apply(c);
         if self.is(Defect::DeepMergesValues) {
             for (k, v) in &c.updates {
-                if let (Some(serde_json::Value::Object(old)), Some(serde_json::Value::Object(new))) =
-                    (before.data.get(k), v)
+                if let (
+                    Some(serde_json::Value::Object(old)),
+                    Some(serde_json::Value::Object(new)),
+                ) = (before.data.get(k), v)
                 {
                     let mut merged = old.clone();
                     merged.extend(new.clone());
@@ -175,7 +177,9 @@ impl SessionStore for Reference {
         let records = self.records.lock().unwrap();
         match records.get(id) {
             Some(r) if !self.expired(r, now) => Ok(Some(r.clone())),
-            None if self.is(Defect::AdoptsUnknownIds) => Ok(Some(Record::new(now, &Expiry::default()))),
+            None if self.is(Defect::AdoptsUnknownIds) => {
+                Ok(Some(Record::new(now, &Expiry::default())))
+            }
             _ => Ok(None),
         }
     }
@@ -387,8 +391,14 @@ async fn every_defect_is_caught_by_its_case() {
         (CreateOverwrites, "create_never_overwrites"),
         (Resurrects, "save_after_delete_does_not_resurrect"),
         (Resurrects, "save_to_unknown_id_is_gone"),
-        (LosesConcurrentKeys, "concurrent_saves_of_different_keys_all_persist"),
-        (DeepMergesValues, "concurrent_saves_of_one_key_leave_one_written_value"),
+        (
+            LosesConcurrentKeys,
+            "concurrent_saves_of_different_keys_all_persist",
+        ),
+        (
+            DeepMergesValues,
+            "concurrent_saves_of_one_key_leave_one_written_value",
+        ),
         (NoVersionBump, "version_moves_forward"),
         (MangledHostileKeys, "hostile_keys_and_values_round_trip"),
         (TruncatesLargeRecords, "large_record_round_trips"),

@@ -105,7 +105,10 @@ pub fn default_error_response(error: &Error) -> http::Response<String> {
         http::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     if status == http::StatusCode::SERVICE_UNAVAILABLE {
-        headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+        headers.insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static("1"),
+        );
     }
     response
 }

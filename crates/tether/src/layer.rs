@@ -21,7 +21,8 @@ use crate::session::{CookieAction, Session, Shared};
 /// with no `Domain`; responses that set it carry `Cache-Control: no-store`.
 ///
 /// ```
-/// /// use axum::{Router, routing::get};
+/// use std::time::Duration;
+/// use axum::{Router, routing::get};
 /// use tether::{Expiry, MemoryStore, SessionLayer};
 ///
 /// let sessions = SessionLayer::new(MemoryStore::new())

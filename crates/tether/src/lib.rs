@@ -31,7 +31,9 @@ mod layer;
 mod memory;
 mod session;
 
-pub use config::{DEFAULT_COOKIE_NAME, DEFAULT_REFRESH_SHARE, ErrorHandler, default_error_response};
+pub use config::{
+    DEFAULT_COOKIE_NAME, DEFAULT_REFRESH_SHARE, ErrorHandler, default_error_response,
+};
 pub use layer::{SessionLayer, SessionService};
 pub use memory::MemoryStore;
 pub use session::{Session, SessionError};
@@ -43,3 +45,7 @@ pub use tower_cookies::cookie::SameSite;
 
 /// The store contract, for implementing a store of your own.
 pub use tether_core as core;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

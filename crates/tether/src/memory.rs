@@ -257,7 +257,13 @@ impl SessionStore for MemoryStore {
     async fn delete_user_sessions(&self, user: &str) -> Result<u64> {
         let now = OffsetDateTime::now_utc();
         let mut state = self.state();
-        let ids: Vec<Id> = state.users.get(user).into_iter().flatten().copied().collect();
+        let ids: Vec<Id> = state
+            .users
+            .get(user)
+            .into_iter()
+            .flatten()
+            .copied()
+            .collect();
         let mut ended = 0;
         for id in ids {
             if let Some(record) = state.remove(&id)

@@ -124,7 +124,10 @@ impl IntoResponse for SessionError {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum CookieAction {
     Keep,
-    Set { id: Id, max_age: Option<time::Duration> },
+    Set {
+        id: Id,
+        max_age: Option<time::Duration>,
+    },
     Remove,
 }
 
@@ -195,10 +198,7 @@ impl Session {
     }
 
     /// Removes `key`, returning what it held.
-    pub async fn remove<T: DeserializeOwned>(
-        &self,
-        key: &str,
-    ) -> Result<Option<T>, SessionError> {
+    pub async fn remove<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
         let old = self.get(key).await?;
         self.begin().await?.changes.remove(key);
         Ok(old)
@@ -420,7 +420,10 @@ impl Session {
             if let Some(new_id) = state.new_id {
                 let saved = store
                     .cycle_id(&id, &new_id, &state.changes)
-                    .instrument(tracing::debug_span!("session.cycle_id", store = store.name()))
+                    .instrument(tracing::debug_span!(
+                        "session.cycle_id",
+                        store = store.name()
+                    ))
                     .await?;
                 if let Saved::Version(_) = saved {
                     return Ok(self.set_cookie(new_id, state.changes.idle_deadline));
@@ -504,7 +507,8 @@ impl Session {
             .expiry
             .idle_deadline(self.inner.now, record.absolute_deadline);
         let gain = (new_deadline - record.idle_deadline).as_seconds_f64();
-        let threshold = duration_f64(config.expiry.idle) * (1.0 - clamp_share(config.refresh_share));
+        let threshold =
+            duration_f64(config.expiry.idle) * (1.0 - clamp_share(config.refresh_share));
         gain > threshold
     }
 

@@ -14,8 +14,14 @@ async fn sweep_removes_expired_records() {
     let now = time::OffsetDateTime::now_utc();
     let short = Record::new(now, &Expiry::new(std::time::Duration::from_millis(50)));
     let long = Record::new(now, &Expiry::default());
-    store.create(&tether::Id::generate().unwrap(), &short).await.unwrap();
-    store.create(&tether::Id::generate().unwrap(), &long).await.unwrap();
+    store
+        .create(&tether::Id::generate().unwrap(), &short)
+        .await
+        .unwrap();
+    store
+        .create(&tether::Id::generate().unwrap(), &long)
+        .await
+        .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(120)).await;
     assert_eq!(store.sweep_expired(), 1);
     assert_eq!(store.len(), 1);

@@ -1,0 +1,171 @@
+# Start-up helpers for the test services; sourced by scripts/test.
+#
+# Every service runs as a child of the test run, on a free loopback port, with its
+# data in a temporary directory, and is stopped when the run ends. A service that
+# cannot be installed or started stops the run with a message: tests never skip.
+
+TETHER_SERVICES_DIR="$(mktemp -d "${TMPDIR:-/tmp}/tether-services.XXXXXX")"
+TETHER_SERVICE_PIDS=()
+
+die() {
+    echo "scripts/test: $*" >&2
+    exit 1
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_for NAME SECONDS COMMAND...: retry COMMAND until it succeeds or time runs out.
+wait_for() {
+    local name=$1 seconds=$2
+    shift 2
+    local deadline=$((SECONDS + seconds))
+    until "$@" >/dev/null 2>&1; do
+        if ((SECONDS >= deadline)); then
+            echo "--- $name log ---" >&2
+            tail -n 40 "$TETHER_SERVICES_DIR/$name.log" >&2 || true
+            die "$name did not start within ${seconds}s"
+        fi
+        sleep 0.2
+    done
+}
+
+# Debian package for each program the tests need.
+declare -A TETHER_PACKAGE_OF=(
+    [curl]=curl
+    [redis-server]=redis-server
+    [redis-cli]=redis-tools
+    [mariadbd]=mariadb-server
+    [mariadb]=mariadb-client
+    [nginx]=nginx
+    [chromium]=chromium
+    [chromedriver]=chromium-driver
+)
+
+ensure_programs() {
+    local missing=()
+    local program
+    for program in "$@"; do
+        command -v "$program" >/dev/null 2>&1 || [[ -x "/usr/sbin/$program" ]] ||
+            missing+=("${TETHER_PACKAGE_OF[$program]}")
+    done
+    ((${#missing[@]} == 0)) && return 0
+    if [[ $(id -u) -ne 0 ]]; then
+        die "missing ${missing[*]}; install them (apt-get install ${missing[*]}) or run as root"
+    fi
+    echo "scripts/test: installing ${missing[*]}" >&2
+    # Keep the packages' own services from starting: the tests start their own.
+    local policy=/usr/sbin/policy-rc.d had_policy=0
+    [[ -e $policy ]] && had_policy=1
+    if ((had_policy == 0)); then
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod +x "$policy"
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; } \
+        >"$TETHER_SERVICES_DIR/apt.log" 2>&1 || {
+        tail -n 30 "$TETHER_SERVICES_DIR/apt.log" >&2
+        die "apt-get install ${missing[*]} failed"
+    }
+    ((had_policy == 0)) && rm -f "$policy"
+    # Debian starts these on install where it can; tests use their own instances.
+    pkill -x redis-server 2>/dev/null || true
+    pkill -x mariadbd 2>/dev/null || true
+    pkill -x nginx 2>/dev/null || true
+    return 0
+}
+
+program_path() {
+    command -v "$1" 2>/dev/null || echo "/usr/sbin/$1"
+}
+
+start_redis() {
+    local port dir
+    port=$(free_port)
+    dir="$TETHER_SERVICES_DIR/redis"
+    mkdir -p "$dir"
+    redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --save "" --appendonly no \
+        --protected-mode yes >"$TETHER_SERVICES_DIR/redis.log" 2>&1 &
+    TETHER_SERVICE_PIDS+=($!)
+    wait_for redis 20 redis-cli -h 127.0.0.1 -p "$port" ping
+    export TETHER_TEST_REDIS_URL="redis://127.0.0.1:$port"
+    export TETHER_REDIS_SERVER
+    TETHER_REDIS_SERVER=$(program_path redis-server)
+}
+
+start_mariadb() {
+    local port dir sock
+    port=$(free_port)
+    dir="$TETHER_SERVICES_DIR/mariadb"
+    sock="$dir/mysqld.sock"
+    mkdir -p "$dir/data"
+    mariadb-install-db --no-defaults --datadir="$dir/data" --user="$(id -un)" \
+        --auth-root-authentication-method=socket --skip-test-db \
+        >"$TETHER_SERVICES_DIR/mariadb-install.log" 2>&1 ||
+        { tail -n 30 "$TETHER_SERVICES_DIR/mariadb-install.log" >&2; die "mariadb-install-db failed"; }
+    "$(program_path mariadbd)" --no-defaults --datadir="$dir/data" --socket="$sock" \
+        --port="$port" --bind-address=127.0.0.1 --user="$(id -un)" \
+        --pid-file="$dir/mariadb.pid" --skip-log-bin --innodb-buffer-pool-size=64M \
+        --innodb-flush-log-at-trx-commit=2 --max-connections=500 \
+        >"$TETHER_SERVICES_DIR/mariadb.log" 2>&1 &
+    TETHER_SERVICE_PIDS+=($!)
+    wait_for mariadb 60 mariadb --no-defaults -S "$sock" -e "SELECT 1"
+    mariadb --no-defaults -S "$sock" -e "
+        CREATE DATABASE tether;
+        CREATE USER 'tether'@'127.0.0.1' IDENTIFIED BY 'tether';
+        GRANT ALL PRIVILEGES ON *.* TO 'tether'@'127.0.0.1';" ||
+        die "could not create the tether database user"
+    export TETHER_TEST_MYSQL_URL="mysql://tether:tether@127.0.0.1:$port/tether"
+    export TETHER_MARIADBD
+    TETHER_MARIADBD=$(program_path mariadbd)
+}
+
+# nginx: the end-to-end tests start their own instances with their own configs; here we
+# prove the binary runs on loopback and hand its path on.
+check_nginx() {
+    local port dir
+    port=$(free_port)
+    dir="$TETHER_SERVICES_DIR/nginx"
+    mkdir -p "$dir"
+    cat >"$dir/nginx.conf" <<CONF
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events {}
+http {
+    access_log off;
+    client_body_temp_path $dir;
+    proxy_temp_path $dir;
+    fastcgi_temp_path $dir;
+    uwsgi_temp_path $dir;
+    scgi_temp_path $dir;
+    server { listen 127.0.0.1:$port; location / { return 200 "ok\n"; } }
+}
+CONF
+    "$(program_path nginx)" -c "$dir/nginx.conf" -p "$dir" >"$TETHER_SERVICES_DIR/nginx.log" 2>&1 &
+    local pid=$!
+    wait_for nginx 20 curl -fsS "http://127.0.0.1:$port/"
+    kill "$pid" && wait "$pid" 2>/dev/null || true
+    export TETHER_NGINX
+    TETHER_NGINX=$(program_path nginx)
+}
+
+check_chromium() {
+    chromium --headless --no-sandbox --disable-gpu --version >/dev/null 2>&1 ||
+        die "chromium is installed but does not run"
+    export TETHER_CHROMIUM TETHER_CHROMEDRIVER
+    TETHER_CHROMIUM=$(program_path chromium)
+    TETHER_CHROMEDRIVER=$(program_path chromedriver)
+}
+
+stop_services() {
+    local pid
+    for pid in "${TETHER_SERVICE_PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${TETHER_SERVICE_PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$TETHER_SERVICES_DIR"
+}
