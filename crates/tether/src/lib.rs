@@ -2,7 +2,7 @@
 //!
 //! `tether` gives an Axum (or any Tower) app one [`SessionLayer`] and a choice of
 //! stores: [`MemoryStore`] here, and behind cargo features a shared directory
-//! (`file`), Redis (`redis`), MySQL/MariaDB (`mysql`), an encrypted cookie (`cookie`)
+//! (`file`, on by default: [`file::FileStore`]), Redis (`redis`), MySQL/MariaDB (`mysql`), an encrypted cookie (`cookie`)
 //! and peer-to-peer replication (`replicated`). A handler takes a [`Session`] and
 //! cannot tell which store it runs on.
 //!
@@ -45,6 +45,16 @@ pub use tower_cookies::cookie::SameSite;
 
 /// The store contract, for implementing a store of your own.
 pub use tether_core as core;
+
+/// The shared-directory store (feature `file`, on by default).
+///
+/// ```no_run
+/// let store = tether::file::FileStore::open("/srv/shared/sessions")?;
+/// let layer = tether::SessionLayer::new(store);
+/// # Ok::<(), tether::Error>(())
+/// ```
+#[cfg(feature = "file")]
+pub use tether_file as file;
 
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
