@@ -56,6 +56,16 @@ pub use tether_core as core;
 #[cfg(feature = "file")]
 pub use tether_file as file;
 
+/// The Redis store (feature `redis`).
+///
+/// ```no_run
+/// let store = tether::redis::RedisStore::connect("redis://127.0.0.1:6379")?;
+/// let layer = tether::SessionLayer::new(store);
+/// # Ok::<(), tether::Error>(())
+/// ```
+#[cfg(feature = "redis")]
+pub use tether_redis as redis;
+
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 struct ReadmeDoctests;

@@ -1,0 +1,637 @@
+//! A Redis session store for tether: one round trip per read and per write.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tether_core::Error> {
+//! use tether_redis::RedisStore;
+//!
+//! let store = RedisStore::connect("redis://127.0.0.1:6379")?;
+//! // Redis Cluster: any of its nodes; the same API.
+//! let cluster = RedisStore::connect_cluster(["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"])?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Key layout
+//!
+//! With the default prefix `tether:`:
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `tether:s:{ID}` | hash | `v` version, `c` created, `s` last seen, `i` idle deadline, `a` absolute deadline (ms since the epoch), `u` user, `d:KEY` the JSON of each data key |
+//! | `tether:l:{ID}` | string | the lock-mode lock: the owner's token, with a millisecond TTL |
+//! | `tether:u:{HEX}` | sorted set | the user's session ids scored by creation time (`HEX` is the user name in hex) |
+//!
+//! The braces are Redis Cluster hash tags: a session's hash and its lock live in one
+//! slot, so every script touches one slot. The hash expires by Redis TTL at the
+//! earlier of its idle and absolute deadlines, and both are checked again on load.
+//!
+//! # Round trips
+//!
+//! A load is one `HGETALL`. A save is one `EVALSHA` of a script that checks the session
+//! is live, merges only the changed fields, bumps the version and sets the TTL, so a
+//! save never recreates a deleted session and concurrent saves of different keys both
+//! persist. A refresh is one `EVALSHA`, sent only past the layer's refresh threshold.
+//! Binding a session to a different user (login, logout) costs one more call to the
+//! user's index, which lives in another slot.
+//!
+//! # Redis Cluster and failover
+//!
+//! Redis replicates asynchronously: a write acknowledged by a master that dies before
+//! its replica received it is lost when the replica takes over, so a login in the last
+//! moments before a failover can be undone. To narrow that window, set
+//! `min-replicas-to-write 1` and `min-replicas-max-lag` on the masters (a master that
+//! cannot reach a replica refuses writes, which the layer answers with 503), or use
+//! `WAIT` semantics through a proxy. tether does not send `WAIT` itself: it would add a
+//! round trip to every save.
+
+mod scripts;
+
+use std::time::Duration;
+
+use deadpool_redis::redis::aio::ConnectionLike;
+use deadpool_redis::redis::{self, Cmd, Pipeline, RedisFuture, Value};
+use deadpool_redis::{Runtime, cluster};
+use tether_core::{
+    Changes, Created, Error, Id, LockOptions, LockToken, Record, Result, Saved, SessionInfo,
+    SessionStore, Touch, async_trait, unix_ms,
+};
+use time::OffsetDateTime;
+
+/// Sessions in Redis, standalone or Cluster.
+#[derive(Clone)]
+pub struct RedisStore {
+    pool: Pool,
+    prefix: String,
+    timeout: Duration,
+    target: String,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("target", &self.target)
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone)]
+enum Pool {
+    Single(deadpool_redis::Pool),
+    Cluster(cluster::Pool),
+}
+
+enum Conn {
+    Single(deadpool_redis::Connection),
+    Cluster(cluster::Connection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Hides credentials in URLs that reach logs and errors.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl RedisStore {
+    /// A store on a standalone Redis (`redis://[:password@]host:port[/db]`).
+    ///
+    /// Connections are made lazily: this fails only on a malformed URL, and a Redis
+    /// that is down at start-up is a 503 until it comes up.
+    ///
+    /// ```
+    /// let store = tether_redis::RedisStore::connect("redis://127.0.0.1:6379")?;
+    /// assert!(tether_redis::RedisStore::connect("not a url").is_err());
+    /// # Ok::<(), tether_core::Error>(())
+    /// ```
+    pub fn connect(url: &str) -> Result<Self> {
+        let pool = deadpool_redis::Config::from_url(url)
+            .create_pool(Some(Runtime::Tokio1))
+            .map_err(|e| Error::unavailable(format!("configuring Redis at {}", redact(url)), e))?;
+        Ok(Self::new(Pool::Single(pool), redact(url)))
+    }
+
+    /// A store on Redis Cluster, given one or more of its nodes.
+    pub fn connect_cluster<I, S>(urls: I) -> Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let urls: Vec<String> = urls.into_iter().map(Into::into).collect();
+        let target = urls.iter().map(|u| redact(u)).collect::<Vec<_>>().join(",");
+        let pool = cluster::Config::from_urls(urls)
+            .create_pool(Some(Runtime::Tokio1))
+            .map_err(|e| Error::unavailable(format!("configuring Redis Cluster at {target}"), e))?;
+        Ok(Self::new(Pool::Cluster(pool), target))
+    }
+
+    fn new(pool: Pool, target: String) -> Self {
+        Self {
+            pool,
+            prefix: "tether:".to_owned(),
+            timeout: Duration::from_secs(2),
+            target,
+        }
+    }
+
+    /// The prefix of every key (default `tether:`). It must not contain `{` or `}`,
+    /// which would change the Cluster hash tags.
+    ///
+    /// ```
+    /// let store = tether_redis::RedisStore::connect("redis://127.0.0.1")?.with_prefix("myapp:sess:");
+    /// # Ok::<(), tether_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into().replace(['{', '}'], "");
+        self
+    }
+
+    /// How long one operation may take, connecting included, before it fails as
+    /// unavailable (default 2 s). Bounds the wait when Redis hangs instead of refusing.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    fn session_key(&self, id: &Id) -> String {
+        format!("{}s:{{{id}}}", self.prefix)
+    }
+
+    fn lock_key(&self, id: &Id) -> String {
+        format!("{}l:{{{id}}}", self.prefix)
+    }
+
+    fn user_key(&self, user: &str) -> String {
+        format!("{}u:{{{}}}", self.prefix, hex::encode(user))
+    }
+
+    /// Runs `op` with a pooled connection, within the timeout, mapping failures to
+    /// the contract's "unavailable" error.
+    async fn with_conn<T, F>(&self, what: &str, op: F) -> Result<T>
+    where
+        F: AsyncFnOnce(&mut Conn) -> redis::RedisResult<T>,
+    {
+        let work = async {
+            let mut conn = match &self.pool {
+                Pool::Single(p) => Conn::Single(p.get().await.map_err(|e| {
+                    Error::unavailable(format!("{what}: connecting to Redis at {}", self.target), e)
+                })?),
+                Pool::Cluster(p) => Conn::Cluster(p.get().await.map_err(|e| {
+                    Error::unavailable(
+                        format!("{what}: connecting to Redis Cluster at {}", self.target),
+                        e,
+                    )
+                })?),
+            };
+            op(&mut conn)
+                .await
+                .map_err(|e| Error::unavailable(format!("{what} at Redis {}", self.target), e))
+        };
+        match tokio::time::timeout(self.timeout, work).await {
+            Ok(result) => result,
+            Err(elapsed) => Err(Error::unavailable(
+                format!(
+                    "{what}: Redis at {} did not answer within {:?}",
+                    self.target, self.timeout
+                ),
+                elapsed,
+            )),
+        }
+    }
+
+    /// Adds the session to its user's index and applies the cap.
+    async fn index(&self, id: &Id, user: &str, created: i64, cap: Option<u32>) -> Result<()> {
+        let key = self.user_key(user);
+        let member = id.to_string();
+        self.with_conn("indexing a user's session", async |c| {
+            redis::cmd("ZADD")
+                .arg(&key)
+                .arg(created)
+                .arg(&member)
+                .query_async::<()>(c)
+                .await
+        })
+        .await?;
+        if let Some(cap) = cap {
+            let allowed = usize::try_from(cap).unwrap_or(usize::MAX).saturating_sub(1);
+            let others: Vec<(Id, Record)> = self
+                .live_sessions_of(user)
+                .await?
+                .into_iter()
+                .filter(|(other, _)| other != id)
+                .collect();
+            let excess = others.len().saturating_sub(allowed);
+            for (old, _) in others.into_iter().take(excess) {
+                self.delete(&old).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn unindex(&self, id: &Id, user: &str) -> Result<()> {
+        let key = self.user_key(user);
+        let member = id.to_string();
+        self.with_conn("unindexing a user's session", async |c| {
+            redis::cmd("ZREM")
+                .arg(&key)
+                .arg(&member)
+                .query_async::<()>(c)
+                .await
+        })
+        .await
+    }
+
+    /// The user's live sessions, oldest first; index entries of ended sessions are
+    /// removed as they are met.
+    async fn live_sessions_of(&self, user: &str) -> Result<Vec<(Id, Record)>> {
+        let key = self.user_key(user);
+        let members: Vec<String> = self
+            .with_conn("listing a user's sessions", async |c| {
+                redis::cmd("ZRANGE")
+                    .arg(&key)
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(c)
+                    .await
+            })
+            .await?;
+        let mut live = Vec::new();
+        for member in members {
+            let record = match Id::parse(&member) {
+                Some(id) => self.load(&id).await?.map(|r| (id, r)),
+                None => None,
+            };
+            match record {
+                Some((id, r)) if r.user.as_deref() == Some(user) => live.push((id, r)),
+                _ => {
+                    self.with_conn("cleaning a user's index", async |c| {
+                        redis::cmd("ZREM")
+                            .arg(&key)
+                            .arg(&member)
+                            .query_async::<()>(c)
+                            .await
+                    })
+                    .await?;
+                }
+            }
+        }
+        live.sort_by_key(|(_, r)| r.created);
+        Ok(live)
+    }
+}
+
+fn now_ms() -> i64 {
+    unix_ms::to_ms(OffsetDateTime::now_utc())
+}
+
+/// The hash fields of a whole record, as HSET arguments.
+fn encode(record: &Record) -> Result<Vec<Vec<u8>>> {
+    let mut fields: Vec<Vec<u8>> = Vec::with_capacity(12 + record.data.len() * 2);
+    let mut put = |k: &[u8], v: Vec<u8>| {
+        fields.push(k.to_vec());
+        fields.push(v);
+    };
+    put(b"v", record.version.to_string().into_bytes());
+    put(
+        b"c",
+        unix_ms::to_ms(record.created).to_string().into_bytes(),
+    );
+    put(
+        b"s",
+        unix_ms::to_ms(record.last_seen).to_string().into_bytes(),
+    );
+    put(
+        b"i",
+        unix_ms::to_ms(record.idle_deadline)
+            .to_string()
+            .into_bytes(),
+    );
+    if let Some(abs) = record.absolute_deadline {
+        put(b"a", unix_ms::to_ms(abs).to_string().into_bytes());
+    }
+    if let Some(user) = &record.user {
+        put(b"u", user.clone().into_bytes());
+    }
+    for (key, value) in &record.data {
+        let json = serde_json::to_vec(value).map_err(|e| Error::Corrupt(e.to_string()))?;
+        put(format!("d:{key}").as_bytes(), json);
+    }
+    Ok(fields)
+}
+
+/// A record from HGETALL's field/value pairs; `None` for an empty (missing) hash.
+fn decode(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Option<Record>> {
+    if pairs.is_empty() {
+        return Ok(None);
+    }
+    let corrupt = |what: &str| Error::Corrupt(format!("Redis session hash: {what}"));
+    let int = |v: &[u8]| -> Result<i64> {
+        std::str::from_utf8(v)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| corrupt("a number field is not a number"))
+    };
+    let (mut version, mut created, mut seen, mut idle) = (None, None, None, None);
+    let mut record = Record::new(
+        OffsetDateTime::UNIX_EPOCH,
+        &tether_core::Expiry::new(Duration::ZERO),
+    );
+    for (field, value) in pairs {
+        match field.as_slice() {
+            b"v" => version = Some(int(&value)?),
+            b"c" => created = Some(int(&value)?),
+            b"s" => seen = Some(int(&value)?),
+            b"i" => idle = Some(int(&value)?),
+            b"a" => record.absolute_deadline = Some(unix_ms::from_ms(int(&value)?)),
+            b"u" => {
+                record.user =
+                    Some(String::from_utf8(value).map_err(|_| corrupt("user is not UTF-8"))?);
+            }
+            f if f.starts_with(b"d:") => {
+                let key =
+                    String::from_utf8(f[2..].to_vec()).map_err(|_| corrupt("key is not UTF-8"))?;
+                let value = serde_json::from_slice(&value).map_err(|e| corrupt(&e.to_string()))?;
+                record.data.insert(key, value);
+            }
+            _ => {}
+        }
+    }
+    let (Some(version), Some(created), Some(seen), Some(idle)) = (version, created, seen, idle)
+    else {
+        return Err(corrupt("missing version or times"));
+    };
+    record.version = u64::try_from(version).map_err(|_| corrupt("negative version"))?;
+    record.created = unix_ms::from_ms(created);
+    record.last_seen = unix_ms::from_ms(seen);
+    record.idle_deadline = unix_ms::from_ms(idle);
+    Ok(Some(record))
+}
+
+/// What the save script answers.
+struct ScriptSaved {
+    version: u64,
+    old_user: Option<String>,
+    new_user: Option<String>,
+}
+
+fn parse_saved(value: Value) -> redis::RedisResult<Option<ScriptSaved>> {
+    if matches!(value, Value::Nil) {
+        return Ok(None);
+    }
+    let (version, old_flag, old_user, new_flag, new_user): (u64, u8, String, u8, String) =
+        redis::FromRedisValue::from_redis_value(value)?;
+    Ok(Some(ScriptSaved {
+        version,
+        old_user: (old_flag == 1).then_some(old_user),
+        new_user: (new_flag == 1).then_some(new_user),
+    }))
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn load(&self, id: &Id) -> Result<Option<Record>> {
+        let key = self.session_key(id);
+        let pairs: Vec<(Vec<u8>, Vec<u8>)> = self
+            .with_conn("loading a session", async |c| {
+                redis::cmd("HGETALL").arg(&key).query_async(c).await
+            })
+            .await?;
+        Ok(decode(pairs)?.filter(|r| !r.is_expired(OffsetDateTime::now_utc())))
+    }
+
+    async fn create(&self, id: &Id, record: &Record) -> Result<Created> {
+        let key = self.session_key(id);
+        let fields = encode(record)?;
+        let expires = unix_ms::to_ms(record.expires_at());
+        let created: i64 = self
+            .with_conn("creating a session", async |c| {
+                scripts::CREATE
+                    .key(&key)
+                    .arg(now_ms())
+                    .arg(expires)
+                    .arg(&fields)
+                    .invoke_async(c)
+                    .await
+            })
+            .await?;
+        if created == 0 {
+            return Ok(Created::IdTaken);
+        }
+        if let Some(user) = &record.user {
+            self.index(id, user, unix_ms::to_ms(record.created), None)
+                .await?;
+        }
+        Ok(Created::Yes)
+    }
+
+    async fn save(&self, id: &Id, changes: &Changes) -> Result<Saved> {
+        let key = self.session_key(id);
+        let (user_op, user) = match &changes.user {
+            None => ("0", ""),
+            Some(Some(user)) => ("1", user.as_str()),
+            Some(None) => ("2", ""),
+        };
+        let mut updates: Vec<Vec<u8>> = Vec::with_capacity(changes.updates.len() * 2);
+        for (k, v) in &changes.updates {
+            updates.push(format!("d:{k}").into_bytes());
+            updates.push(match v {
+                Some(v) => serde_json::to_vec(v).map_err(|e| Error::Corrupt(e.to_string()))?,
+                None => Vec::new(),
+            });
+        }
+        let saved = self
+            .with_conn("saving a session", async |c| {
+                let value: Value = scripts::SAVE
+                    .key(&key)
+                    .arg(now_ms())
+                    .arg(unix_ms::to_ms(changes.idle_deadline))
+                    .arg(if changes.clear { "1" } else { "0" })
+                    .arg(user_op)
+                    .arg(user)
+                    .arg(&updates)
+                    .invoke_async(c)
+                    .await?;
+                parse_saved(value)
+            })
+            .await?;
+        let Some(saved) = saved else {
+            return Ok(Saved::Gone);
+        };
+        if saved.old_user != saved.new_user
+            || (saved.new_user.is_some() && changes.user_cap.is_some())
+        {
+            if let Some(old) = &saved.old_user
+                && saved.new_user.as_ref() != Some(old)
+            {
+                self.unindex(id, old).await?;
+            }
+            if let Some(new) = &saved.new_user {
+                let created = self
+                    .load(id)
+                    .await?
+                    .map_or_else(now_ms, |r| unix_ms::to_ms(r.created));
+                self.index(id, new, created, changes.user_cap).await?;
+            }
+        }
+        Ok(Saved::Version(saved.version))
+    }
+
+    async fn touch(&self, id: &Id, touch: &Touch) -> Result<bool> {
+        let key = self.session_key(id);
+        let touched: i64 = self
+            .with_conn("refreshing a session", async |c| {
+                scripts::TOUCH
+                    .key(&key)
+                    .arg(now_ms())
+                    .arg(unix_ms::to_ms(touch.last_seen))
+                    .arg(unix_ms::to_ms(touch.idle_deadline))
+                    .invoke_async(c)
+                    .await
+            })
+            .await?;
+        Ok(touched == 1)
+    }
+
+    async fn delete(&self, id: &Id) -> Result<bool> {
+        let key = self.session_key(id);
+        // The user's index entry is cleaned when next met.
+        let deleted: i64 = self
+            .with_conn("deleting a session", async |c| {
+                redis::cmd("DEL").arg(&key).query_async(c).await
+            })
+            .await?;
+        Ok(deleted > 0)
+    }
+
+    async fn cycle_id(&self, old: &Id, new: &Id, changes: &Changes) -> Result<Saved> {
+        // Old and new ids hash to different Cluster slots, so the move is two atomic
+        // steps: take (read + delete) the old record, then create the new one. The old
+        // id stops working first; if the second step fails the user is logged out,
+        // never left with a working pre-rotation id.
+        let old_key = self.session_key(old);
+        let pairs: Vec<(Vec<u8>, Vec<u8>)> = self
+            .with_conn("rotating a session id", async |c| {
+                scripts::TAKE.key(&old_key).invoke_async(c).await
+            })
+            .await?;
+        let Some(mut record) = decode(pairs)?.filter(|r| !r.is_expired(OffsetDateTime::now_utc()))
+        else {
+            return Ok(Saved::Gone);
+        };
+        let before = record.user.clone();
+        record.apply(changes);
+        if self.create(new, &record).await? == Created::IdTaken {
+            return Err(Error::IdCollision);
+        }
+        if let Some(user) = &before {
+            self.unindex(old, user).await?;
+        }
+        if let (Some(user), Some(cap)) = (&record.user, changes.user_cap) {
+            self.index(new, user, unix_ms::to_ms(record.created), Some(cap))
+                .await?;
+        }
+        Ok(Saved::Version(record.version))
+    }
+
+    async fn user_sessions(&self, user: &str) -> Result<Vec<SessionInfo>> {
+        Ok(self
+            .live_sessions_of(user)
+            .await?
+            .into_iter()
+            .map(|(id, r)| r.info(id))
+            .collect())
+    }
+
+    async fn delete_user_sessions(&self, user: &str) -> Result<u64> {
+        let mut ended = 0;
+        for (id, _) in self.live_sessions_of(user).await? {
+            if self.delete(&id).await? {
+                ended += 1;
+            }
+            self.unindex(&id, user).await?;
+        }
+        Ok(ended)
+    }
+
+    async fn lock(&self, id: &Id, options: &LockOptions) -> Result<LockToken> {
+        let key = self.lock_key(id);
+        let token = LockToken::generate()?;
+        let ttl_ms = u64::try_from(options.ttl.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let give_up = tokio::time::Instant::now() + options.wait;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let acquired: Option<String> = self
+                .with_conn("taking a session lock", async |c| {
+                    redis::cmd("SET")
+                        .arg(&key)
+                        .arg(&token.0)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(ttl_ms)
+                        .query_async(c)
+                        .await
+                })
+                .await?;
+            if acquired.is_some() {
+                return Ok(token);
+            }
+            if tokio::time::Instant::now() >= give_up {
+                return Err(Error::LockTimeout(options.wait));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+
+    async fn unlock(&self, id: &Id, token: &LockToken) -> Result<()> {
+        let key = self.lock_key(id);
+        self.with_conn("releasing a session lock", async |c| {
+            scripts::UNLOCK
+                .key(&key)
+                .arg(&token.0)
+                .invoke_async::<i64>(c)
+                .await
+                .map(|_| ())
+        })
+        .await
+    }
+}

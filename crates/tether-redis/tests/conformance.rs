@@ -1,0 +1,22 @@
+//! The Redis store keeps the whole session contract against a real redis-server.
+
+use tether_redis::RedisStore;
+
+/// The Redis that `scripts/test` started; a missing one is a failure, not a skip.
+fn redis_url() -> String {
+    std::env::var("TETHER_TEST_REDIS_URL")
+        .expect("TETHER_TEST_REDIS_URL is not set: run the tests through scripts/test, which starts redis-server")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_store_passes_the_conformance_suite() {
+    let store = RedisStore::connect(&redis_url())
+        .unwrap()
+        .with_prefix("conformance:");
+    // Port 1 on loopback: nothing listens there.
+    let dead = RedisStore::connect("redis://127.0.0.1:1").unwrap();
+    tether_testkit::Suite::new(store)
+        .with_unavailable(dead)
+        .run()
+        .await;
+}
