@@ -47,19 +47,26 @@ mod scripts;
 
 use std::time::Duration;
 
-use deadpool_redis::redis::aio::ConnectionLike;
-use deadpool_redis::redis::{self, Cmd, Pipeline, RedisFuture, Value};
-use deadpool_redis::{Runtime, cluster};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Value};
 use tether_core::{
     Changes, Created, Error, Id, LockOptions, LockToken, Record, Result, Saved, SessionInfo,
     SessionStore, Touch, async_trait, unix_ms,
 };
 use time::OffsetDateTime;
+use tokio::sync::OnceCell;
 
 /// Sessions in Redis, standalone or Cluster.
+///
+/// It keeps one multiplexed connection (redis-rs's `ConnectionManager`, or its Cluster
+/// connection), shared by every request and re-established by itself after Redis
+/// restarts. A pool (deadpool-redis) would cost a `PING` round trip on every checkout,
+/// doubling the round trips of each request.
 #[derive(Clone)]
 pub struct RedisStore {
-    pool: Pool,
+    backend: std::sync::Arc<Backend>,
     prefix: String,
     timeout: Duration,
     target: String,
@@ -75,15 +82,20 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
-#[derive(Clone)]
-enum Pool {
-    Single(deadpool_redis::Pool),
-    Cluster(cluster::Pool),
+enum Backend {
+    Single {
+        client: redis::Client,
+        conn: OnceCell<ConnectionManager>,
+    },
+    Cluster {
+        client: Box<ClusterClient>,
+        conn: OnceCell<ClusterConnection>,
+    },
 }
 
 enum Conn {
-    Single(deadpool_redis::Connection),
-    Cluster(cluster::Connection),
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
 }
 
 impl ConnectionLike for Conn {
@@ -127,8 +139,8 @@ fn redact(url: &str) -> String {
 impl RedisStore {
     /// A store on a standalone Redis (`redis://[:password@]host:port[/db]`).
     ///
-    /// Connections are made lazily: this fails only on a malformed URL, and a Redis
-    /// that is down at start-up is a 503 until it comes up.
+    /// The connection is made on first use: this fails only on a malformed URL, and a
+    /// Redis that is down at start-up is a 503 until it comes up.
     ///
     /// ```
     /// let store = tether_redis::RedisStore::connect("redis://127.0.0.1:6379")?;
@@ -136,10 +148,13 @@ impl RedisStore {
     /// # Ok::<(), tether_core::Error>(())
     /// ```
     pub fn connect(url: &str) -> Result<Self> {
-        let pool = deadpool_redis::Config::from_url(url)
-            .create_pool(Some(Runtime::Tokio1))
+        let client = redis::Client::open(url)
             .map_err(|e| Error::unavailable(format!("configuring Redis at {}", redact(url)), e))?;
-        Ok(Self::new(Pool::Single(pool), redact(url)))
+        let backend = Backend::Single {
+            client,
+            conn: OnceCell::new(),
+        };
+        Ok(Self::new(backend, redact(url)))
     }
 
     /// A store on Redis Cluster, given one or more of its nodes.
@@ -150,18 +165,46 @@ impl RedisStore {
     {
         let urls: Vec<String> = urls.into_iter().map(Into::into).collect();
         let target = urls.iter().map(|u| redact(u)).collect::<Vec<_>>().join(",");
-        let pool = cluster::Config::from_urls(urls)
-            .create_pool(Some(Runtime::Tokio1))
+        let client = ClusterClient::builder(urls)
+            .connection_timeout(Duration::from_secs(1))
+            .response_timeout(Duration::from_secs(2))
+            .build()
             .map_err(|e| Error::unavailable(format!("configuring Redis Cluster at {target}"), e))?;
-        Ok(Self::new(Pool::Cluster(pool), target))
+        let backend = Backend::Cluster {
+            client: Box::new(client),
+            conn: OnceCell::new(),
+        };
+        Ok(Self::new(backend, target))
     }
 
-    fn new(pool: Pool, target: String) -> Self {
+    fn new(backend: Backend, target: String) -> Self {
         Self {
-            pool,
+            backend: std::sync::Arc::new(backend),
             prefix: "tether:".to_owned(),
             timeout: Duration::from_secs(2),
             target,
+        }
+    }
+
+    async fn conn(&self) -> redis::RedisResult<Conn> {
+        match &*self.backend {
+            Backend::Single { client, conn } => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(self.timeout))
+                    .set_response_timeout(Some(self.timeout))
+                    .set_number_of_retries(1)
+                    .set_max_delay(Duration::from_millis(500));
+                let manager = conn
+                    .get_or_try_init(|| ConnectionManager::new_with_config(client.clone(), config))
+                    .await?;
+                Ok(Conn::Single(manager.clone()))
+            }
+            Backend::Cluster { client, conn } => {
+                let cluster = conn
+                    .get_or_try_init(|| client.get_async_connection())
+                    .await?;
+                Ok(Conn::Cluster(cluster.clone()))
+            }
         }
     }
 
@@ -205,17 +248,9 @@ impl RedisStore {
         F: AsyncFnOnce(&mut Conn) -> redis::RedisResult<T>,
     {
         let work = async {
-            let mut conn = match &self.pool {
-                Pool::Single(p) => Conn::Single(p.get().await.map_err(|e| {
-                    Error::unavailable(format!("{what}: connecting to Redis at {}", self.target), e)
-                })?),
-                Pool::Cluster(p) => Conn::Cluster(p.get().await.map_err(|e| {
-                    Error::unavailable(
-                        format!("{what}: connecting to Redis Cluster at {}", self.target),
-                        e,
-                    )
-                })?),
-            };
+            let mut conn = self.conn().await.map_err(|e| {
+                Error::unavailable(format!("{what}: connecting to Redis at {}", self.target), e)
+            })?;
             op(&mut conn)
                 .await
                 .map_err(|e| Error::unavailable(format!("{what} at Redis {}", self.target), e))

@@ -1,7 +1,7 @@
 //! The server-side scripts. Each touches the keys of one session only (one hash
 //! slot), so they run unchanged on Redis Cluster.
 
-use deadpool_redis::redis::Script;
+use redis::Script;
 use std::sync::LazyLock;
 
 /// Merges one request's changes atomically. Returns `false` when the session is gone

@@ -1,0 +1,113 @@
+//! Through the layer against real Redis: one Redis command per read request and one
+//! per write request, counted by Redis itself.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, header};
+use axum::routing::{get, post};
+use tether::{Session, SessionError, SessionLayer};
+use tether_redis::RedisStore;
+use tower::ServiceExt as _;
+
+fn redis_url() -> String {
+    std::env::var("TETHER_TEST_REDIS_URL").expect(
+        "TETHER_TEST_REDIS_URL is not set: run the tests through scripts/test, which starts redis-server",
+    )
+}
+
+/// Calls of every command clients sent, by name, from `INFO commandstats`. Commands
+/// run inside scripts are counted there too, so only the names tether sends from the
+/// client side are summed.
+async fn client_commands(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .unwrap();
+    info.lines()
+        .filter_map(|line| line.strip_prefix("cmdstat_"))
+        .filter_map(|line| line.split_once(':'))
+        .filter(|(name, _)| {
+            [
+                "hgetall",
+                "evalsha",
+                "eval",
+                "del",
+                "zadd",
+                "zrem",
+                "zrange",
+                "set",
+                "ping",
+                "unwatch",
+                "script|load",
+            ]
+            .contains(name)
+        })
+        .map(|(_, stats)| {
+            stats
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("calls="))
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+async fn read(session: Session) -> Result<String, SessionError> {
+    Ok(session.get::<u64>("n").await?.unwrap_or(0).to_string())
+}
+
+async fn write(session: Session) -> Result<&'static str, SessionError> {
+    session.insert("last", "written").await?;
+    Ok("ok")
+}
+
+async fn send(app: &Router, method: &str, path: &str, cookie: Option<&str>) -> Option<String> {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(c) = cookie {
+        req = req.header(header::COOKIE, c);
+    }
+    let response = app
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    response
+        .headers()
+        .get(header::SET_COOKIE)
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_redis_command_per_read_and_per_write_request() {
+    let url = redis_url();
+    let store = RedisStore::connect(&url).unwrap().with_prefix("commands:");
+    let app = Router::new()
+        .route("/read", get(read))
+        .route("/write", post(write))
+        .layer(SessionLayer::new(store));
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut stats = client.get_multiplexed_async_connection().await.unwrap();
+
+    let cookie = send(&app, "POST", "/write", None)
+        .await
+        .expect("a session cookie");
+    // Warm up: the first script call may load the script into Redis.
+    send(&app, "POST", "/write", Some(&cookie)).await;
+
+    let rounds = 20;
+    let before = client_commands(&mut stats).await;
+    for _ in 0..rounds {
+        send(&app, "GET", "/read", Some(&cookie)).await;
+    }
+    let reads = client_commands(&mut stats).await - before;
+    let before = client_commands(&mut stats).await;
+    for _ in 0..rounds {
+        send(&app, "POST", "/write", Some(&cookie)).await;
+    }
+    let writes = client_commands(&mut stats).await - before;
+    eprintln!("redis commands: {reads} for {rounds} reads, {writes} for {rounds} writes");
+    assert_eq!(reads, rounds, "commands for {rounds} read requests");
+    assert_eq!(writes, rounds, "commands for {rounds} write requests");
+}
