@@ -90,8 +90,9 @@ start_redis() {
     TETHER_SERVICE_PIDS+=($!)
     wait_for redis 20 redis-cli -h 127.0.0.1 -p "$port" ping
     export TETHER_TEST_REDIS_URL="redis://127.0.0.1:$port"
-    export TETHER_REDIS_SERVER
+    export TETHER_REDIS_SERVER TETHER_REDIS_CLI
     TETHER_REDIS_SERVER=$(program_path redis-server)
+    TETHER_REDIS_CLI=$(program_path redis-cli)
 }
 
 start_mariadb() {

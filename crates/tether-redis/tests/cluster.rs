@@ -1,0 +1,244 @@
+//! Against a real Redis Cluster of 3 masters with a replica each, on loopback: the
+//! conformance suite passes, and after a master is killed and its replica takes over,
+//! sessions written before are readable and new logins work.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tether_core::{Changes, Expiry, Id, Record, Saved, SessionStore};
+use tether_redis::RedisStore;
+
+fn program(var: &str, name: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run the tests through scripts/test, which installs {name}")
+    })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Node {
+    port: u16,
+    child: Child,
+}
+
+struct Cluster {
+    nodes: Vec<Node>,
+    dir: PathBuf,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            let _ = node.child.kill();
+            let _ = node.child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new(program("TETHER_REDIS_CLI", "redis-tools"))
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("run redis-cli");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < limit,
+            "{what} did not happen within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn start_node(dir: &Path, port: u16) -> Node {
+    let node_dir = dir.join(port.to_string());
+    std::fs::create_dir_all(&node_dir).unwrap();
+    let child = Command::new(program("TETHER_REDIS_SERVER", "redis-server"))
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
+        .args([
+            "--cluster-config-file",
+            "nodes.conf",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(&node_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start redis-server");
+    Node { port, child }
+}
+
+fn start_cluster() -> Cluster {
+    let dir = std::env::temp_dir().join(format!("tether-redis-cluster-{}", std::process::id()));
+    let nodes: Vec<Node> = (0..6).map(|_| start_node(&dir, free_port())).collect();
+    for node in &nodes {
+        wait_until("redis node start", Duration::from_secs(10), || {
+            cli(node.port, &["PING"]).contains("PONG")
+        });
+    }
+    let addrs: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    let status = Command::new(program("TETHER_REDIS_CLI", "redis-tools"))
+        .arg("--cluster")
+        .arg("create")
+        .args(&addrs)
+        .args(["--cluster-replicas", "1", "--cluster-yes"])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "redis-cli --cluster create failed");
+    let cluster = Cluster { nodes, dir };
+    for node in &cluster.nodes {
+        wait_until("cluster state ok", Duration::from_secs(20), || {
+            cli(node.port, &["CLUSTER", "INFO"]).contains("cluster_state:ok")
+        });
+    }
+    cluster
+}
+
+fn urls(cluster: &Cluster) -> Vec<String> {
+    cluster
+        .nodes
+        .iter()
+        .map(|n| format!("redis://127.0.0.1:{}", n.port))
+        .collect()
+}
+
+/// Waits until every replica has received everything its master acknowledged, so a
+/// failover cannot lose the writes the test relies on.
+fn wait_for_replication(cluster: &Cluster) {
+    for node in &cluster.nodes {
+        let info = cli(node.port, &["INFO", "replication"]);
+        if !info.contains("role:master") {
+            continue;
+        }
+        wait_until("replication catch-up", Duration::from_secs(20), || {
+            let info = cli(node.port, &["INFO", "replication"]);
+            let field = |name: &str| {
+                info.lines()
+                    .find_map(|l| l.trim().strip_prefix(name))
+                    .and_then(|v| v.parse::<u64>().ok())
+            };
+            let master = field("master_repl_offset:");
+            let replica = info
+                .lines()
+                .find(|l| l.starts_with("slave0:"))
+                .and_then(|l| l.split(',').find_map(|kv| kv.strip_prefix("offset=")))
+                .and_then(|v| v.parse::<u64>().ok());
+            master.is_some() && master == replica
+        });
+    }
+}
+
+fn new_record(user: &str) -> Record {
+    let mut record = Record::new(time::OffsetDateTime::now_utc(), &Expiry::default());
+    record.user = Some(user.to_owned());
+    record
+        .data
+        .insert("cart".into(), serde_json::json!([1, 2, 3]));
+    record
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_cluster_passes_the_suite_and_survives_a_master_failover() {
+    let mut cluster = start_cluster();
+    let store = RedisStore::connect_cluster(urls(&cluster)).unwrap();
+    tether_testkit::Suite::new(store.clone())
+        .with_unavailable(RedisStore::connect_cluster(["redis://127.0.0.1:1"]).unwrap())
+        .run()
+        .await;
+
+    // Sessions spread over every slot range.
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        let id = Id::generate().unwrap();
+        store
+            .create(&id, &new_record(&format!("user{i}")))
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    wait_for_replication(&cluster);
+
+    // Kill a master outright and wait for its replica to be promoted.
+    let victim = cluster
+        .nodes
+        .iter()
+        .position(|n| cli(n.port, &["INFO", "replication"]).contains("role:master"))
+        .unwrap();
+    let victim_port = cluster.nodes[victim].port;
+    cluster.nodes[victim].child.kill().unwrap();
+    cluster.nodes[victim].child.wait().unwrap();
+    let survivor = cluster
+        .nodes
+        .iter()
+        .find(|n| n.port != victim_port)
+        .unwrap()
+        .port;
+    wait_until("failover", Duration::from_secs(30), || {
+        cli(survivor, &["CLUSTER", "INFO"]).contains("cluster_state:ok")
+            && cli(survivor, &["CLUSTER", "NODES"]).contains("fail")
+    });
+
+    // The client follows the new topology; allow it a few attempts.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut missing = ids.len();
+    while Instant::now() < deadline {
+        missing = 0;
+        for id in &ids {
+            match store.load(id).await {
+                Ok(Some(record)) => assert_eq!(record.data["cart"], serde_json::json!([1, 2, 3])),
+                _ => missing += 1,
+            }
+        }
+        if missing == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(missing, 0, "sessions unreadable after the failover");
+
+    // New logins work: create, bind, rotate.
+    for i in 0..20 {
+        let id = Id::generate().unwrap();
+        store
+            .create(&id, &new_record(&format!("after{i}")))
+            .await
+            .unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let changes = Changes::new(now, now + time::Duration::hours(1));
+        let new_id = Id::generate().unwrap();
+        let moved = store.cycle_id(&id, &new_id, &changes).await.unwrap();
+        assert!(matches!(moved, Saved::Version(_)));
+        assert!(store.load(&new_id).await.unwrap().is_some());
+        assert_eq!(
+            store
+                .user_sessions(&format!("after{i}"))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+}
