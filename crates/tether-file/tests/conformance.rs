@@ -1,19 +1,11 @@
 //! The file store keeps the whole session contract, and hostile ids never reach a path.
 
-use std::path::{Path, PathBuf};
+mod common;
 
 use tether_core::{Changes, Expiry, Id, Record, SessionStore};
 use tether_file::FileStore;
 
-fn temp_root(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "tether-file-{tag}-{}-{}",
-        std::process::id(),
-        Id::generate().unwrap()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use common::{files, temp_root};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn file_store_passes_the_conformance_suite() {
@@ -30,19 +22,6 @@ async fn file_store_passes_the_conformance_suite() {
         .await;
     std::fs::remove_dir_all(&root).unwrap();
     std::fs::remove_file(&broken_root).unwrap();
-}
-
-fn all_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(all_files(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -82,7 +61,7 @@ async fn hostile_ids_and_user_names_never_touch_a_path_outside_the_root() {
         assert_eq!(store.delete_user_sessions(user).await.unwrap(), 1);
     }
     assert_eq!(std::fs::read(&canary).unwrap(), b"untouched");
-    let escaped: Vec<_> = all_files(&outer)
+    let escaped: Vec<_> = files(&outer)
         .into_iter()
         .filter(|p| !p.starts_with(&root) && *p != canary)
         .collect();
@@ -108,7 +87,7 @@ async fn sweep_removes_expired_records_and_their_markers() {
     let report = store.sweep().await.unwrap();
     assert_eq!(report.expired, 1);
     assert_eq!(report.errors, 0);
-    let files = all_files(&root);
+    let files = files(&root);
     assert_eq!(files.len(), 1, "{files:?}");
     assert!(store.load(&kept).await.unwrap().is_some());
     std::fs::remove_dir_all(&root).unwrap();

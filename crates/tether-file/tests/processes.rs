@@ -4,6 +4,8 @@
 //!
 //! This binary runs the tests, and re-executes itself as the writer processes.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -11,6 +13,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tether_core::{Changes, Expiry, Id, Record, Saved, SessionStore};
 use tether_file::FileStore;
+
+use common::{files, temp_root};
 
 const ROLE: &str = "TETHER_FILE_TEST_ROLE";
 const STALE_LOCK: Duration = Duration::from_millis(300);
@@ -105,16 +109,6 @@ fn is_written_value(v: &Value) -> bool {
     *v == shared_value(proc, i)
 }
 
-fn temp_root(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "tether-file-{tag}-{}-{}",
-        std::process::id(),
-        Id::generate().unwrap()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn create_sessions(root: &Path, n: usize) -> Vec<Id> {
     runtime().block_on(async {
         let store = FileStore::open(root).unwrap();
@@ -139,19 +133,6 @@ fn spawn_writer(root: &Path, ids: &[Id], proc: u64, iterations: u64) -> std::pro
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap()
-}
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(files(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 /// Every `.json` file under the root parses as a record, and the shared key (if any)

@@ -9,12 +9,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::StatusCode;
 use axum::routing::post;
 use tether::{Session, SessionError, SessionLayer};
 use tether_redis::RedisStore;
-use tower::ServiceExt as _;
+use tether_testkit::http::{Reply, send};
 
 fn redis_server() -> String {
     std::env::var("TETHER_REDIS_SERVER").expect(
@@ -84,35 +83,8 @@ async fn incr(session: Session) -> Result<String, SessionError> {
     Ok(n.to_string())
 }
 
-struct Reply {
-    status: StatusCode,
-    body: String,
-    cookie: Option<String>,
-}
-
 async fn post_incr(app: &Router, cookie: Option<&str>) -> Reply {
-    let mut req = Request::builder().method("POST").uri("/incr");
-    if let Some(c) = cookie {
-        req = req.header(header::COOKIE, c);
-    }
-    let response = app
-        .clone()
-        .oneshot(req.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let cookie = response
-        .headers()
-        .get(header::SET_COOKIE)
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned());
-    let body = axum::body::to_bytes(response.into_body(), 1 << 16)
-        .await
-        .unwrap();
-    Reply {
-        status,
-        body: String::from_utf8_lossy(&body).into_owned(),
-        cookie,
-    }
+    send(app, "POST", "/incr", cookie).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,7 +109,7 @@ async fn sessions_survive_a_redis_restart_and_the_app_recovers_by_itself() {
     // 20 users, each with a counter at 3.
     let mut users = Vec::new();
     for _ in 0..20 {
-        let cookie = post_incr(&app, None).await.cookie.expect("cookie");
+        let cookie = post_incr(&app, None).await.cookie();
         for _ in 0..2 {
             assert_eq!(post_incr(&app, Some(&cookie)).await.status, StatusCode::OK);
         }
@@ -159,7 +131,7 @@ async fn sessions_survive_a_redis_restart_and_the_app_recovers_by_itself() {
             reply.body
         );
         assert_eq!(
-            reply.cookie, None,
+            reply.set_cookie, None,
             "no fresh session may replace a real one"
         );
     }

@@ -2,12 +2,10 @@
 //! per write request, counted by Redis itself.
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, header};
 use axum::routing::{get, post};
 use tether::{Session, SessionError, SessionLayer};
 use tether_redis::RedisStore;
-use tower::ServiceExt as _;
+use tether_testkit::http::send;
 
 fn redis_url() -> String {
     std::env::var("TETHER_TEST_REDIS_URL").expect(
@@ -62,23 +60,6 @@ async fn write(session: Session) -> Result<&'static str, SessionError> {
     Ok("ok")
 }
 
-async fn send(app: &Router, method: &str, path: &str, cookie: Option<&str>) -> Option<String> {
-    let mut req = Request::builder().method(method).uri(path);
-    if let Some(c) = cookie {
-        req = req.header(header::COOKIE, c);
-    }
-    let response = app
-        .clone()
-        .oneshot(req.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    assert!(response.status().is_success(), "{}", response.status());
-    response
-        .headers()
-        .get(header::SET_COOKIE)
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_redis_command_per_read_and_per_write_request() {
     let url = redis_url();
@@ -90,21 +71,29 @@ async fn one_redis_command_per_read_and_per_write_request() {
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut stats = client.get_multiplexed_async_connection().await.unwrap();
 
-    let cookie = send(&app, "POST", "/write", None)
-        .await
-        .expect("a session cookie");
+    let cookie = send(&app, "POST", "/write", None).await.cookie();
     // Warm up: the first script call may load the script into Redis.
     send(&app, "POST", "/write", Some(&cookie)).await;
 
     let rounds = 20;
     let before = client_commands(&mut stats).await;
     for _ in 0..rounds {
-        send(&app, "GET", "/read", Some(&cookie)).await;
+        assert!(
+            send(&app, "GET", "/read", Some(&cookie))
+                .await
+                .status
+                .is_success()
+        );
     }
     let reads = client_commands(&mut stats).await - before;
     let before = client_commands(&mut stats).await;
     for _ in 0..rounds {
-        send(&app, "POST", "/write", Some(&cookie)).await;
+        assert!(
+            send(&app, "POST", "/write", Some(&cookie))
+                .await
+                .status
+                .is_success()
+        );
     }
     let writes = client_commands(&mut stats).await - before;
     eprintln!("redis commands: {reads} for {rounds} reads, {writes} for {rounds} writes");

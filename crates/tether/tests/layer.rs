@@ -5,15 +5,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::routing::{get, post};
 use tether::core::async_trait;
 use tether::{
     Changes, Created, Error, Expiry, Id, LockOptions, LockToken, MemoryStore, Record, Saved,
     Session, SessionError, SessionInfo, SessionLayer, SessionStore, Touch,
 };
-use tower::ServiceExt as _;
+use tether_testkit::http::send;
 
 /// Counts every store call and fails them all while `down` is set.
 #[derive(Debug, Default)]
@@ -136,51 +135,6 @@ fn probe_app() -> (Arc<Probe>, Router) {
     let probe = Arc::new(Probe::default());
     let app = app(SessionLayer::from_arc(probe.clone()));
     (probe, app)
-}
-
-struct Reply {
-    status: StatusCode,
-    set_cookie: Option<String>,
-    cache_control: Option<String>,
-    body: String,
-}
-
-impl Reply {
-    /// The `name=value` part of the session cookie that was set.
-    fn cookie(&self) -> String {
-        let set = self.set_cookie.as_deref().expect("a Set-Cookie header");
-        set.split(';').next().unwrap().to_owned()
-    }
-}
-
-async fn send(app: &Router, method: &str, path: &str, cookie: Option<&str>) -> Reply {
-    let mut req = Request::builder().method(method).uri(path);
-    if let Some(c) = cookie {
-        req = req.header(header::COOKIE, c);
-    }
-    let response = app
-        .clone()
-        .oneshot(req.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let header = |name| {
-        response
-            .headers()
-            .get(name)
-            .map(|v: &header::HeaderValue| v.to_str().unwrap().to_owned())
-    };
-    let set_cookie = header(header::SET_COOKIE);
-    let cache_control = header(header::CACHE_CONTROL);
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    Reply {
-        status,
-        set_cookie,
-        cache_control,
-        body: String::from_utf8_lossy(&bytes).into_owned(),
-    }
 }
 
 #[tokio::test]
