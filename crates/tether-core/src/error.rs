@@ -15,7 +15,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[non_exhaustive]
 pub enum Error {
     /// The store's backend could not be reached or failed; retrying later may succeed.
-    #[error("session store unavailable: {context}")]
+    #[error("session store unavailable: {context}{}", caused_by(source.as_deref()))]
     Unavailable {
         /// What the store was doing.
         context: String,
@@ -76,6 +76,10 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Unavailable { .. } | Self::LockTimeout(_))
     }
+}
+
+fn caused_by(source: Option<&(dyn std::error::Error + Send + Sync + 'static)>) -> String {
+    source.map(|e| format!(" ({e})")).unwrap_or_default()
 }
 
 /// The result of a store operation.

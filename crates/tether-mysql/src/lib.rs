@@ -1,0 +1,674 @@
+//! A MySQL / MariaDB session store for tether: one statement per read and per write.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tether_core::Error> {
+//! use std::time::Duration;
+//! use tether_mysql::MySqlStore;
+//!
+//! let store = MySqlStore::connect("mysql://app:secret@127.0.0.1:3306/app")?;
+//! store.migrate().await?; // idempotent; safe when several instances run it at once
+//! let _cleanup = store.spawn_cleanup(Duration::from_secs(60)); // stops when dropped
+//! # Ok(()) }
+//! ```
+//!
+//! # Schema
+//!
+//! `tether_sessions` has one row per session: `id BINARY(16)`, `data` (a JSON object
+//! `{"key": [value]}`), `version`, times in milliseconds since the epoch
+//! (`created_ms`, `last_seen_ms`, `idle_deadline_ms`, `absolute_deadline_ms`), and the
+//! user (`user_hash` = SHA-256, indexed; `user_name`). `tether_locks` holds lock-mode
+//! locks. The embedded migrations (`migrations/`) create both.
+//!
+//! # Statements
+//!
+//! - Load: one `SELECT`, with expiry checked in SQL.
+//! - Save: one `UPDATE` that merges only the changed keys with `JSON_MERGE_PATCH`
+//!   (each value is wrapped in a one-element array, so a patch replaces a value whole
+//!   and can store `null`), bumps the version (`LAST_INSERT_ID(version + 1)` returns
+//!   it in the same round trip) and refreshes the deadline, only `WHERE` the session
+//!   is live: concurrent saves of different keys both persist, and a deleted session
+//!   is never recreated.
+//! - Refresh: one `UPDATE`. Id rotation: one `UPDATE` of the primary key.
+//!   "Log out everywhere": one `DELETE`.
+//! - Every value reaches the database as a bind parameter; no SQL is built from input.
+//!
+//! # MySQL and MariaDB
+//!
+//! Tested on MariaDB 10.11. The SQL is the common subset of MariaDB 10.2.25+ and
+//! MySQL 8: `JSON_MERGE_PATCH`, `LAST_INSERT_ID(expr)`, `INSERT IGNORE`, `LONGTEXT`
+//! for the JSON (MariaDB's `JSON` is an alias for it; on MySQL it avoids the binary
+//! JSON type's key reordering).
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use sha2::Digest as _;
+use sqlx::mysql::{MySqlPool, MySqlPoolOptions, MySqlQueryResult};
+use sqlx::{MySql, Row as _};
+use tether_core::{
+    Changes, Created, Error, Id, LockOptions, LockToken, Record, Result, Saved, SessionInfo,
+    SessionStore, Touch, async_trait, unix_ms,
+};
+use time::OffsetDateTime;
+
+/// Sessions in a MySQL or MariaDB table.
+#[derive(Debug, Clone)]
+pub struct MySqlStore {
+    pool: MySqlPool,
+    timeout: Duration,
+    target: String,
+}
+
+/// The background cleanup; stops when dropped.
+#[derive(Debug)]
+pub struct Cleanup(tokio::task::JoinHandle<()>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The condition of a live session; binds `now, now`.
+macro_rules! live {
+    () => {
+        "idle_deadline_ms > ? AND (absolute_deadline_ms IS NULL OR absolute_deadline_ms > ?)"
+    };
+}
+
+/// The merge of a save: binds clear, patch, last_seen, deadline, deadline, user flag,
+/// user hash, user flag, user name, id, now, now.
+macro_rules! merge {
+    () => {
+        concat!(
+            "data = JSON_MERGE_PATCH(IF(?, '{}', data), ?), ",
+            "version = LAST_INSERT_ID(version + 1), ",
+            "last_seen_ms = GREATEST(last_seen_ms, ?), ",
+            "idle_deadline_ms = LEAST(?, COALESCE(absolute_deadline_ms, ?)), ",
+            "user_hash = IF(?, ?, user_hash), ",
+            "user_name = IF(?, ?, user_name) ",
+            "WHERE id = ? AND ",
+            live!()
+        )
+    };
+}
+
+// Every statement is a literal: values only ever travel as bind parameters.
+const SAVE_SQL: &str = concat!("UPDATE tether_sessions SET ", merge!());
+const CYCLE_SQL: &str = concat!("UPDATE tether_sessions SET id = ?, ", merge!());
+const LOAD_SQL: &str = concat!(
+    "SELECT CAST(data AS CHAR) AS data, version, created_ms, last_seen_ms, ",
+    "idle_deadline_ms, absolute_deadline_ms, user_name FROM tether_sessions WHERE id = ? AND ",
+    live!()
+);
+const LIST_SQL: &str = concat!(
+    "SELECT id, created_ms, last_seen_ms, user_name FROM tether_sessions WHERE user_hash = ? AND ",
+    live!(),
+    " ORDER BY created_ms"
+);
+const CLEAR_EXPIRED_ID_SQL: &str = concat!(
+    "DELETE FROM tether_sessions WHERE id = ? AND NOT (",
+    live!(),
+    ")"
+);
+const TOUCH_SQL: &str = concat!(
+    "UPDATE tether_sessions SET last_seen_ms = GREATEST(last_seen_ms, ?), ",
+    "idle_deadline_ms = LEAST(?, COALESCE(absolute_deadline_ms, ?)) WHERE id = ? AND ",
+    live!()
+);
+const DELETE_USER_SQL: &str = concat!(
+    "DELETE FROM tether_sessions WHERE user_hash = ? AND user_name = ? AND ",
+    live!()
+);
+const CLEANUP_BATCH: u64 = 1000;
+
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn now_ms() -> i64 {
+    unix_ms::to_ms(OffsetDateTime::now_utc())
+}
+
+fn user_hash(user: &str) -> Vec<u8> {
+    sha2::Sha256::digest(user.as_bytes()).to_vec()
+}
+
+/// The merge patch for one request's changes: `{"k": [v]}` sets, `{"k": null}` removes.
+fn patch(changes: &Changes) -> String {
+    let map: Map<String, Value> = changes
+        .updates
+        .iter()
+        .map(|(k, v)| {
+            let v = v
+                .as_ref()
+                .map_or(Value::Null, |v| Value::Array(vec![v.clone()]));
+            (k.clone(), v)
+        })
+        .collect();
+    Value::Object(map).to_string()
+}
+
+fn wrap(data: &Map<String, Value>) -> String {
+    let map: Map<String, Value> = data
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::Array(vec![v.clone()])))
+        .collect();
+    Value::Object(map).to_string()
+}
+
+fn unwrap_data(text: &str) -> Result<Map<String, Value>> {
+    let corrupt = |why: String| Error::Corrupt(format!("tether_sessions.data: {why}"));
+    let Value::Object(wrapped) = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?
+    else {
+        return Err(corrupt("not an object".into()));
+    };
+    wrapped
+        .into_iter()
+        .map(|(k, v)| match v {
+            Value::Array(mut a) if a.len() == 1 => Ok((k, a.remove(0))),
+            _ => Err(corrupt(format!("value of {k:?} is not wrapped"))),
+        })
+        .collect()
+}
+
+fn decode(row: &sqlx::mysql::MySqlRow) -> Result<Record> {
+    let get = |e: sqlx::Error| Error::Corrupt(format!("tether_sessions row: {e}"));
+    let data: String = row.try_get("data").map_err(get)?;
+    Ok(Record {
+        data: unwrap_data(&data)?,
+        version: row.try_get("version").map_err(get)?,
+        created: unix_ms::from_ms(row.try_get("created_ms").map_err(get)?),
+        last_seen: unix_ms::from_ms(row.try_get("last_seen_ms").map_err(get)?),
+        idle_deadline: unix_ms::from_ms(row.try_get("idle_deadline_ms").map_err(get)?),
+        absolute_deadline: row
+            .try_get::<Option<i64>, _>("absolute_deadline_ms")
+            .map_err(get)?
+            .map(unix_ms::from_ms),
+        user: row.try_get("user_name").map_err(get)?,
+    })
+}
+
+impl MySqlStore {
+    /// A store on `mysql://user:password@host:port/database` (MySQL or MariaDB).
+    ///
+    /// Connections are made on demand: this fails only on a malformed URL, and a
+    /// database that is down at start-up is a 503 until it comes up. Call
+    /// [`MySqlStore::migrate`] once at start-up.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// assert!(tether_mysql::MySqlStore::connect("mysql://u:p@127.0.0.1:3306/app").is_ok());
+    /// assert!(tether_mysql::MySqlStore::connect("postgres://nope").is_err());
+    /// # }
+    /// ```
+    pub fn connect(url: &str) -> Result<Self> {
+        let timeout = Duration::from_secs(2);
+        let pool = MySqlPoolOptions::new()
+            .max_connections(32)
+            .acquire_timeout(timeout)
+            // A ping before every checkout would double the round trips; a broken
+            // connection fails its statement instead and is discarded.
+            .test_before_acquire(false)
+            .connect_lazy(url)
+            .map_err(|e| Error::unavailable(format!("configuring MySQL at {}", redact(url)), e))?;
+        Ok(Self {
+            pool,
+            timeout,
+            target: redact(url),
+        })
+    }
+
+    /// How long one statement may take, waiting for a connection included, before it
+    /// fails as unavailable (default 2 s).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Creates or upgrades the tables (embedded, versioned migrations). Idempotent,
+    /// and safe when several instances run it at once: sqlx serialises migrations with
+    /// a database lock.
+    pub async fn migrate(&self) -> Result<()> {
+        let context = || format!("migrating session tables at {}", self.target);
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|e| Error::unavailable(context(), e))?;
+        // sqlx's own migration lock still lets two first runs insert the same version
+        // (seen on MariaDB 10.11), so every instance first takes this named lock, held
+        // on its own connection while the migrator runs on another.
+        let locked: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK('tether_migrations', 60)")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| Error::unavailable(context(), e))?;
+        if locked != Some(1) {
+            return Err(Error::unavailable(
+                context(),
+                std::io::Error::other("another instance held the migration lock for 60 s"),
+            ));
+        }
+        let result = sqlx::migrate!("./migrations").run(&self.pool).await;
+        let released = sqlx::query("SELECT RELEASE_LOCK('tether_migrations')")
+            .execute(&mut *conn)
+            .await;
+        result.map_err(|e| Error::unavailable(context(), e))?;
+        released.map_err(|e| Error::unavailable(context(), e))?;
+        Ok(())
+    }
+
+    /// Deletes expired sessions and locks in batches of 1000; returns how many sessions.
+    pub async fn cleanup_once(&self) -> Result<u64> {
+        let mut deleted = 0;
+        loop {
+            let now = now_ms();
+            let batch = self
+                .run("deleting expired sessions", async |pool| {
+                    sqlx::query(
+                        "DELETE FROM tether_sessions WHERE idle_deadline_ms <= ? LIMIT 1000",
+                    )
+                    .bind(now)
+                    .execute(pool)
+                    .await
+                })
+                .await?
+                .rows_affected();
+            deleted += batch;
+            if batch < CLEANUP_BATCH {
+                break;
+            }
+        }
+        let now = now_ms();
+        self.run("deleting expired locks", async |pool| {
+            sqlx::query("DELETE FROM tether_locks WHERE expires_ms <= ?")
+                .bind(now)
+                .execute(pool)
+                .await
+        })
+        .await?;
+        Ok(deleted)
+    }
+
+    /// Runs [`MySqlStore::cleanup_once`] every `every` until the returned handle is
+    /// dropped. When the database fails, the task logs it, waits longer each time (up
+    /// to ten times `every`) and tries again; it never stops by itself.
+    pub fn spawn_cleanup(&self, every: Duration) -> Cleanup {
+        let store = self.clone();
+        Cleanup(tokio::spawn(async move {
+            let mut pause = every;
+            loop {
+                tokio::time::sleep(pause).await;
+                match store.cleanup_once().await {
+                    Ok(n) => {
+                        if n > 0 {
+                            tracing::info!(deleted = n, "deleted expired sessions");
+                        }
+                        pause = every;
+                    }
+                    Err(e) => {
+                        pause = (pause * 2).min(every * 10);
+                        tracing::warn!(error = %e, retry_in = ?pause, "session cleanup failed");
+                    }
+                }
+            }
+        }))
+    }
+
+    async fn run<T, F>(&self, what: &str, op: F) -> Result<T>
+    where
+        F: AsyncFnOnce(&MySqlPool) -> Result<T, sqlx::Error>,
+    {
+        match tokio::time::timeout(self.timeout, op(&self.pool)).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(Error::unavailable(
+                format!("{what} at MySQL {}", self.target),
+                e,
+            )),
+            Err(elapsed) => Err(Error::unavailable(
+                format!(
+                    "{what}: MySQL at {} did not answer within {:?}",
+                    self.target, self.timeout
+                ),
+                elapsed,
+            )),
+        }
+    }
+
+    async fn enforce_cap(&self, user: &str, keep: &Id, cap: u32) -> Result<()> {
+        let allowed = usize::try_from(cap).unwrap_or(usize::MAX).saturating_sub(1);
+        let others: Vec<Id> = self
+            .live_of(user)
+            .await?
+            .into_iter()
+            .map(|s| s.id)
+            .filter(|id| id != keep)
+            .collect();
+        let excess = others.len().saturating_sub(allowed);
+        for id in others.into_iter().take(excess) {
+            self.delete(&id).await?;
+        }
+        Ok(())
+    }
+
+    async fn live_of(&self, user: &str) -> Result<Vec<SessionInfo>> {
+        let now = now_ms();
+        let hash = user_hash(user);
+        let rows = self
+            .run("listing a user's sessions", async |pool| {
+                sqlx::query(LIST_SQL)
+                    .bind(&hash)
+                    .bind(now)
+                    .bind(now)
+                    .fetch_all(pool)
+                    .await
+            })
+            .await?;
+        let mut sessions = Vec::with_capacity(rows.len());
+        for row in rows {
+            let get = |e: sqlx::Error| Error::Corrupt(format!("tether_sessions row: {e}"));
+            let name: Option<String> = row.try_get("user_name").map_err(get)?;
+            if name.as_deref() != Some(user) {
+                continue;
+            }
+            let bytes: Vec<u8> = row.try_get("id").map_err(get)?;
+            let bytes: [u8; tether_core::ID_BYTES] = bytes
+                .try_into()
+                .map_err(|_| Error::Corrupt("tether_sessions.id is not 16 bytes".into()))?;
+            sessions.push(SessionInfo {
+                id: Id::from_bytes(bytes),
+                created: unix_ms::from_ms(row.try_get("created_ms").map_err(get)?),
+                last_seen: unix_ms::from_ms(row.try_get("last_seen_ms").map_err(get)?),
+            });
+        }
+        Ok(sessions)
+    }
+
+    /// The shared `UPDATE` of a save or a rotation: `SET id = ?` only when rotating.
+    async fn merge(
+        &self,
+        what: &str,
+        id: &Id,
+        new_id: Option<&Id>,
+        changes: &Changes,
+    ) -> Result<MySqlQueryResult> {
+        let now = now_ms();
+        let deadline = unix_ms::to_ms(changes.idle_deadline);
+        let (user_set, user_hash_value, user_name) = match &changes.user {
+            None => (false, None, None),
+            Some(Some(u)) => (true, Some(user_hash(u)), Some(u.clone())),
+            Some(None) => (true, None, None),
+        };
+        let patch = patch(changes);
+        let sql = if new_id.is_some() {
+            CYCLE_SQL
+        } else {
+            SAVE_SQL
+        };
+        self.run(what, async |pool| {
+            let mut query = sqlx::query::<MySql>(sql);
+            if let Some(new_id) = new_id {
+                query = query.bind(new_id.as_bytes().as_slice());
+            }
+            query
+                .bind(changes.clear)
+                .bind(&patch)
+                .bind(unix_ms::to_ms(changes.last_seen))
+                .bind(deadline)
+                .bind(deadline)
+                .bind(user_set)
+                .bind(&user_hash_value)
+                .bind(user_set)
+                .bind(&user_name)
+                .bind(id.as_bytes().as_slice())
+                .bind(now)
+                .bind(now)
+                .execute(pool)
+                .await
+        })
+        .await
+    }
+
+    async fn after_bind(&self, id: &Id, changes: &Changes) -> Result<()> {
+        if let (Some(Some(user)), Some(cap)) = (&changes.user, changes.user_cap) {
+            self.enforce_cap(user, id, cap).await?;
+        }
+        Ok(())
+    }
+}
+
+fn database_error(e: &Error) -> Option<&dyn sqlx::error::DatabaseError> {
+    let Error::Unavailable {
+        source: Some(source),
+        ..
+    } = e
+    else {
+        return None;
+    };
+    source
+        .downcast_ref::<sqlx::Error>()
+        .and_then(|e| e.as_database_error())
+}
+
+fn is_duplicate(e: &Error) -> bool {
+    database_error(e).is_some_and(sqlx::error::DatabaseError::is_unique_violation)
+}
+
+/// InnoDB's deadlock (1213) and lock-wait timeout (1205): the contended row was busy.
+fn is_contention(e: &Error) -> bool {
+    database_error(e)
+        .and_then(|d| d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>())
+        .is_some_and(|d| matches!(d.number(), 1205 | 1213))
+}
+
+#[async_trait]
+impl SessionStore for MySqlStore {
+    fn name(&self) -> &'static str {
+        "mysql"
+    }
+
+    async fn load(&self, id: &Id) -> Result<Option<Record>> {
+        let now = now_ms();
+        let row = self
+            .run("loading a session", async |pool| {
+                sqlx::query(LOAD_SQL)
+                    .bind(id.as_bytes().as_slice())
+                    .bind(now)
+                    .bind(now)
+                    .fetch_optional(pool)
+                    .await
+            })
+            .await?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    async fn create(&self, id: &Id, record: &Record) -> Result<Created> {
+        let data = wrap(&record.data);
+        let hash = record.user.as_deref().map(user_hash);
+        for attempt in 0..2 {
+            let inserted = self
+                .run("creating a session", async |pool| {
+                    sqlx::query(
+                        "INSERT INTO tether_sessions (id, data, version, created_ms, last_seen_ms, \
+                         idle_deadline_ms, absolute_deadline_ms, user_hash, user_name) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(id.as_bytes().as_slice())
+                    .bind(&data)
+                    .bind(record.version)
+                    .bind(unix_ms::to_ms(record.created))
+                    .bind(unix_ms::to_ms(record.last_seen))
+                    .bind(unix_ms::to_ms(record.idle_deadline))
+                    .bind(record.absolute_deadline.map(unix_ms::to_ms))
+                    .bind(&hash)
+                    .bind(&record.user)
+                    .execute(pool)
+                    .await
+                })
+                .await;
+            match inserted {
+                Ok(_) => return Ok(Created::Yes),
+                Err(e) if is_duplicate(&e) && attempt == 0 => {
+                    // Taken by a live session: refuse. By an expired one: replace it.
+                    let now = now_ms();
+                    let cleared = self
+                        .run("replacing an expired session", async |pool| {
+                            sqlx::query(CLEAR_EXPIRED_ID_SQL)
+                                .bind(id.as_bytes().as_slice())
+                                .bind(now)
+                                .bind(now)
+                                .execute(pool)
+                                .await
+                        })
+                        .await?;
+                    if cleared.rows_affected() == 0 {
+                        return Ok(Created::IdTaken);
+                    }
+                }
+                Err(e) if is_duplicate(&e) => return Ok(Created::IdTaken),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Created::IdTaken)
+    }
+
+    async fn save(&self, id: &Id, changes: &Changes) -> Result<Saved> {
+        let result = self.merge("saving a session", id, None, changes).await?;
+        if result.rows_affected() == 0 {
+            return Ok(Saved::Gone);
+        }
+        self.after_bind(id, changes).await?;
+        Ok(Saved::Version(result.last_insert_id()))
+    }
+
+    async fn touch(&self, id: &Id, touch: &Touch) -> Result<bool> {
+        let now = now_ms();
+        let deadline = unix_ms::to_ms(touch.idle_deadline);
+        let result = self
+            .run("refreshing a session", async |pool| {
+                sqlx::query(TOUCH_SQL)
+                    .bind(unix_ms::to_ms(touch.last_seen))
+                    .bind(deadline)
+                    .bind(deadline)
+                    .bind(id.as_bytes().as_slice())
+                    .bind(now)
+                    .bind(now)
+                    .execute(pool)
+                    .await
+            })
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn delete(&self, id: &Id) -> Result<bool> {
+        let result = self
+            .run("deleting a session", async |pool| {
+                sqlx::query("DELETE FROM tether_sessions WHERE id = ?")
+                    .bind(id.as_bytes().as_slice())
+                    .execute(pool)
+                    .await
+            })
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn cycle_id(&self, old: &Id, new: &Id, changes: &Changes) -> Result<Saved> {
+        let result = match self
+            .merge("rotating a session id", old, Some(new), changes)
+            .await
+        {
+            Ok(result) => result,
+            Err(e) if is_duplicate(&e) => return Err(Error::IdCollision),
+            Err(e) => return Err(e),
+        };
+        if result.rows_affected() == 0 {
+            return Ok(Saved::Gone);
+        }
+        self.after_bind(new, changes).await?;
+        Ok(Saved::Version(result.last_insert_id()))
+    }
+
+    async fn user_sessions(&self, user: &str) -> Result<Vec<SessionInfo>> {
+        self.live_of(user).await
+    }
+
+    async fn delete_user_sessions(&self, user: &str) -> Result<u64> {
+        let now = now_ms();
+        let hash = user_hash(user);
+        let result = self
+            .run("deleting a user's sessions", async |pool| {
+                sqlx::query(DELETE_USER_SQL)
+                    .bind(&hash)
+                    .bind(user)
+                    .bind(now)
+                    .bind(now)
+                    .execute(pool)
+                    .await
+            })
+            .await?;
+        Ok(result.rows_affected())
+    }
+
+    async fn lock(&self, id: &Id, options: &LockOptions) -> Result<LockToken> {
+        let token = LockToken::generate()?;
+        let ttl_ms = i64::try_from(options.ttl.as_millis()).unwrap_or(i64::MAX);
+        let give_up = tokio::time::Instant::now() + options.wait;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let now = now_ms();
+            let attempt = async {
+                self.run("clearing an expired session lock", async |pool| {
+                    sqlx::query("DELETE FROM tether_locks WHERE id = ? AND expires_ms <= ?")
+                        .bind(id.as_bytes().as_slice())
+                        .bind(now)
+                        .execute(pool)
+                        .await
+                })
+                .await?;
+                self.run("taking a session lock", async |pool| {
+                    sqlx::query(
+                        "INSERT IGNORE INTO tether_locks (id, token, expires_ms) VALUES (?, ?, ?)",
+                    )
+                    .bind(id.as_bytes().as_slice())
+                    .bind(&token.0)
+                    .bind(now.saturating_add(ttl_ms))
+                    .execute(pool)
+                    .await
+                })
+                .await
+            };
+            let acquired = match attempt.await {
+                Ok(result) => result.rows_affected() == 1,
+                // Contending lockers can deadlock on the lock row: it was busy.
+                Err(e) if is_contention(&e) => false,
+                Err(e) => return Err(e),
+            };
+            if acquired {
+                return Ok(token);
+            }
+            if tokio::time::Instant::now() >= give_up {
+                return Err(Error::LockTimeout(options.wait));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+
+    async fn unlock(&self, id: &Id, token: &LockToken) -> Result<()> {
+        self.run("releasing a session lock", async |pool| {
+            sqlx::query("DELETE FROM tether_locks WHERE id = ? AND token = ?")
+                .bind(id.as_bytes().as_slice())
+                .bind(&token.0)
+                .execute(pool)
+                .await
+        })
+        .await
+        .map(|_| ())
+    }
+}

@@ -1,0 +1,38 @@
+//! The MySQL store keeps the whole session contract against a real MariaDB.
+
+use tether_mysql::MySqlStore;
+
+/// The MariaDB that `scripts/test` started; a missing one is a failure, not a skip.
+pub fn mysql_url() -> String {
+    std::env::var("TETHER_TEST_MYSQL_URL").expect(
+        "TETHER_TEST_MYSQL_URL is not set: run the tests through scripts/test, which starts mariadbd",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mysql_store_passes_the_conformance_suite() {
+    let store = MySqlStore::connect(&mysql_url()).unwrap();
+    store.migrate().await.unwrap();
+    let dead = MySqlStore::connect("mysql://tether:tether@127.0.0.1:1/tether").unwrap();
+    tether_testkit::Suite::new(store)
+        .with_unavailable(dead)
+        .run()
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn migrations_are_idempotent_and_safe_to_run_concurrently() {
+    let url = mysql_url();
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { MySqlStore::connect(&url).unwrap().migrate().await })
+        })
+        .collect();
+    for run in runs {
+        if let Err(e) = run.await.unwrap() {
+            panic!("{e:?}")
+        }
+    }
+    MySqlStore::connect(&url).unwrap().migrate().await.unwrap();
+}
