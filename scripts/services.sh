@@ -118,8 +118,10 @@ start_mariadb() {
         GRANT ALL PRIVILEGES ON *.* TO 'tether'@'127.0.0.1';" ||
         die "could not create the tether database user"
     export TETHER_TEST_MYSQL_URL="mysql://tether:tether@127.0.0.1:$port/tether"
-    export TETHER_MARIADBD
+    export TETHER_MARIADBD TETHER_MARIADB_INSTALL_DB TETHER_MARIADB
     TETHER_MARIADBD=$(program_path mariadbd)
+    TETHER_MARIADB_INSTALL_DB=$(program_path mariadb-install-db)
+    TETHER_MARIADB=$(program_path mariadb)
 }
 
 # nginx: the end-to-end tests start their own instances with their own configs; here we
