@@ -66,6 +66,18 @@ pub use tether_file as file;
 #[cfg(feature = "redis")]
 pub use tether_redis as redis;
 
+/// The MySQL / MariaDB store (feature `mysql`).
+///
+/// ```no_run
+/// # async fn f() -> Result<(), tether::Error> {
+/// let store = tether::mysql::MySqlStore::connect("mysql://app:secret@127.0.0.1/app")?;
+/// store.migrate().await?;
+/// let layer = tether::SessionLayer::new(store);
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "mysql")]
+pub use tether_mysql as mysql;
+
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 struct ReadmeDoctests;
