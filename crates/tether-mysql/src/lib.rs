@@ -209,14 +209,25 @@ impl MySqlStore {
     /// ```
     pub fn connect(url: &str) -> Result<Self> {
         let timeout = Duration::from_secs(2);
+        let invalid = |why: String| {
+            Error::unavailable(
+                format!("configuring MySQL at {}", redact(url)),
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, why),
+            )
+        };
+        if !(url.starts_with("mysql://") || url.starts_with("mariadb://")) {
+            return Err(invalid("expected a mysql:// or mariadb:// URL".into()));
+        }
+        let options: sqlx::mysql::MySqlConnectOptions = url
+            .parse()
+            .map_err(|e: sqlx::Error| invalid(e.to_string()))?;
         let pool = MySqlPoolOptions::new()
             .max_connections(32)
             .acquire_timeout(timeout)
             // A ping before every checkout would double the round trips; a broken
             // connection fails its statement instead and is discarded.
             .test_before_acquire(false)
-            .connect_lazy(url)
-            .map_err(|e| Error::unavailable(format!("configuring MySQL at {}", redact(url)), e))?;
+            .connect_lazy_with(options);
         Ok(Self {
             pool,
             timeout,
