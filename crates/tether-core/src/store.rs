@@ -13,22 +13,35 @@ use crate::{Changes, Error, Id, Record, Result, SessionInfo, Touch};
 /// ```
 /// use tether_core::Capabilities;
 /// assert!(Capabilities::ALL.user_index && Capabilities::ALL.locking);
+/// assert_eq!(Capabilities::ALL.size_limit, None);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(clippy::struct_excessive_bools)]
 pub struct Capabilities {
     /// Lists and deletes a user's sessions, caps them per user.
     pub user_index: bool,
     /// Per-session locks for strict read-modify-write.
     pub locking: bool,
+    /// The largest record the store can hold, if it has a limit (the cookie store's
+    /// 4 KB): a larger one is refused with [`Error::TooLarge`], never truncated.
+    pub size_limit: Option<usize>,
 }
 
 impl Capabilities {
-    /// Everything.
+    /// Everything, without a size limit.
     pub const ALL: Self = Self {
         user_index: true,
         locking: true,
+        size_limit: None,
     };
+
+    /// Nothing beyond the core operations, and the given size limit.
+    pub const fn minimal(size_limit: Option<usize>) -> Self {
+        Self {
+            user_index: false,
+            locking: false,
+            size_limit,
+        }
+    }
 }
 
 /// Whether [`SessionStore::create`] created the record.
@@ -86,6 +99,26 @@ impl fmt::Debug for LockToken {
     }
 }
 
+/// A store that keeps the whole session in the client's cookie: sealing a record
+/// gives the cookie value, opening the value gives the record back.
+///
+/// Sealing and opening are local and synchronous (no I/O). `open` answers `None`, never
+/// an error, for anything that is not a valid, unexpired value this store sealed:
+/// forged, truncated, re-keyed, oversized, revoked.
+pub trait ClientStore: Send + Sync + fmt::Debug + 'static {
+    /// A short name for logs and errors.
+    fn name(&self) -> &'static str;
+
+    /// The record sealed in `value`, or `None`.
+    fn open(&self, value: &str, now: time::OffsetDateTime) -> Option<Record>;
+
+    /// Seals `record` into a cookie value; [`Error::TooLarge`] when it does not fit.
+    fn seal(&self, record: &Record, now: time::OffsetDateTime) -> Result<String>;
+
+    /// The largest cookie value this store produces.
+    fn size_limit(&self) -> usize;
+}
+
 /// A place sessions live: memory, Redis, MySQL, a shared directory, peers.
 ///
 /// Every operation is atomic at the store. Loads enforce expiry: an expired record
@@ -107,7 +140,7 @@ impl fmt::Debug for LockToken {
 /// impl SessionStore for Tiny {
 ///     fn name(&self) -> &'static str { "tiny" }
 ///     fn capabilities(&self) -> Capabilities {
-///         Capabilities { user_index: false, locking: false }
+///         Capabilities::minimal(None)
 ///     }
 ///     async fn load(&self, id: &Id) -> Result<Option<Record>> {
 ///         let now = time::OffsetDateTime::now_utc();

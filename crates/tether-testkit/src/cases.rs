@@ -356,16 +356,43 @@ async fn hostile_keys_and_values_round_trip(store: DynStore, _: Option<DynStore>
 }
 
 async fn large_record_round_trips(store: DynStore, _: Option<DynStore>) -> Res {
-    let mut record = record_with(&[], None);
-    for i in 0..200 {
-        record
-            .data
-            .insert(format!("key{i}"), json!(format!("{i:0>1000}")));
-    }
-    let id = create(&store, &record).await?;
+    let Some(limit) = store.capabilities().size_limit else {
+        let mut record = record_with(&[], None);
+        for i in 0..200 {
+            record
+                .data
+                .insert(format!("key{i}"), json!(format!("{i:0>1000}")));
+        }
+        let id = create(&store, &record).await?;
+        ensure!(
+            load_some(&store, &id).await?.data == record.data,
+            "a 200 KB record did not round-trip"
+        );
+        return PASS;
+    };
+    // A store with a limit: what fits round-trips, what does not is refused, never
+    // truncated.
+    let mut fits = record_with(&[], None);
+    fits.data
+        .insert("note".into(), json!("x".repeat(limit / 8)));
+    let id = create(&store, &fits).await?;
     ensure!(
-        load_some(&store, &id).await?.data == record.data,
-        "a 200 KB record did not round-trip"
+        load_some(&store, &id).await?.data == fits.data,
+        "a record within the size limit did not round-trip"
+    );
+    let mut too_big = record_with(&[], None);
+    // Random text, so compression cannot bring it under the limit.
+    let noise: String = (0..limit / 8).map(|_| fresh_id().to_string()).collect();
+    too_big.data.insert("noise".into(), json!(noise));
+    let id = fresh_id();
+    let outcome = store.create(&id, &too_big).await;
+    ensure!(
+        matches!(outcome, Err(Error::TooLarge { .. })),
+        "a record over the {limit}-byte limit gave {outcome:?}, not Error::TooLarge"
+    );
+    ensure!(
+        load(&store, &id).await?.is_none(),
+        "a refused record was stored anyway"
     );
     PASS
 }

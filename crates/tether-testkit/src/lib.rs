@@ -8,7 +8,7 @@
 //! # #[derive(Debug, Default)] struct Tiny(Mutex<HashMap<Id, Record>>);
 //! # #[async_trait] impl SessionStore for Tiny {
 //! #   fn name(&self) -> &'static str { "tiny" }
-//! #   fn capabilities(&self) -> Capabilities { Capabilities { user_index: false, locking: false } }
+//! #   fn capabilities(&self) -> Capabilities { Capabilities::minimal(None) }
 //! #   async fn load(&self, id: &Id) -> Result<Option<Record>> { let now = time::OffsetDateTime::now_utc(); Ok(self.0.lock().unwrap().get(id).filter(|r| !r.is_expired(now)).cloned()) }
 //! #   async fn create(&self, id: &Id, r: &Record) -> Result<Created> { let mut m = self.0.lock().unwrap(); if m.contains_key(id) { return Ok(Created::IdTaken) } m.insert(*id, r.clone()); Ok(Created::Yes) }
 //! #   async fn save(&self, id: &Id, c: &Changes) -> Result<Saved> { let now = time::OffsetDateTime::now_utc(); let mut m = self.0.lock().unwrap(); match m.get_mut(id).filter(|r| !r.is_expired(now)) { Some(r) => { r.apply(c); Ok(Saved::Version(r.version)) } None => Ok(Saved::Gone) } }
@@ -28,6 +28,7 @@
 
 mod cases;
 pub mod http;
+mod jar;
 
 use std::fmt;
 use std::sync::Arc;
@@ -36,6 +37,7 @@ use futures_util::future::BoxFuture;
 use tether_core::SessionStore;
 
 pub use cases::CASES;
+pub use jar::ClientJar;
 
 /// A store shared by the cases.
 pub type DynStore = Arc<dyn SessionStore>;

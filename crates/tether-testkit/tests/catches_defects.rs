@@ -168,6 +168,7 @@ impl SessionStore for Reference {
         Capabilities {
             user_index: !self.is(Defect::FakesMissingUserIndex),
             locking: !self.is(Defect::FakesMissingLocks),
+            size_limit: None,
         }
     }
 
