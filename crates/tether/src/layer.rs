@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{HeaderValue, Request, Response, header};
-use tether_core::{Expiry, LockOptions, SessionStore};
+use tether_core::{ClientStore, Expiry, Id, LockOptions, SessionStore};
 use tower_cookies::cookie::{Cookie, SameSite};
 use tower_cookies::{CookieManager, Cookies};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::config::Config;
-use crate::session::{CookieAction, Session, Shared};
+use crate::session::{Backend, CookieAction, Presented, Session, Shared};
 
 /// Adds a [`Session`] to every request and saves what the handler changed.
 ///
@@ -50,9 +50,29 @@ impl SessionLayer {
     /// let layer = tether::SessionLayer::from_arc(store.clone());
     /// ```
     pub fn from_arc(store: Arc<dyn SessionStore>) -> Self {
+        Self::with_backend(Backend::Server(store))
+    }
+
+    /// A layer that keeps the whole session in the cookie, sealed by `store` (the
+    /// `cookie` feature's `CookieStore`). Handlers cannot tell the difference; what
+    /// needs server state (listing a user's sessions, "log out everywhere", lock mode)
+    /// fails with `Error::Unsupported`.
+    ///
+    /// ```
+    /// # #[cfg(feature = "cookie")] {
+    /// use tether::cookie::{CookieStore, KeyRing};
+    /// let keys = KeyRing::parse(&KeyRing::generate_key().unwrap()).unwrap();
+    /// let layer = tether::SessionLayer::client_side(CookieStore::new(keys));
+    /// # }
+    /// ```
+    pub fn client_side(store: impl ClientStore) -> Self {
+        Self::with_backend(Backend::Client(Arc::new(store)))
+    }
+
+    fn with_backend(backend: Backend) -> Self {
         Self {
             shared: Arc::new(Shared {
-                store,
+                backend,
                 config: Config::default(),
             }),
         }
@@ -163,9 +183,12 @@ impl SessionLayer {
         self.config(|c| c.error_handler = handler)
     }
 
-    /// The store behind this layer.
-    pub fn store(&self) -> &Arc<dyn SessionStore> {
-        &self.shared.store
+    /// The server-side store behind this layer; `None` for a client-side one.
+    pub fn store(&self) -> Option<&Arc<dyn SessionStore>> {
+        match &self.shared.backend {
+            Backend::Server(store) => Some(store),
+            Backend::Client(_) => None,
+        }
     }
 
     /// The idle timeout and absolute lifetime in force.
@@ -216,12 +239,19 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let shared = self.shared.clone();
         let cookies = req.extensions().get::<Cookies>().cloned();
-        // A cookie value not of the id's exact shape is no session: no store I/O.
-        let id = cookies
+        let value = cookies
             .as_ref()
-            .and_then(|c| c.get(&shared.config.cookie_name))
-            .and_then(|c| tether_core::Id::parse(c.value()));
-        let session = Session::new(shared.clone(), id);
+            .and_then(|c| c.get(&shared.config.cookie_name));
+        // A cookie value not of the id's exact shape is no session: no store I/O.
+        let presented = match (&shared.backend, value) {
+            (_, None) => Presented::None,
+            (Backend::Server(_), Some(c)) => Id::parse(c.value()).map_or(Presented::None, Presented::Id),
+            (Backend::Client(store), Some(c)) if c.value().len() <= store.size_limit() => {
+                Presented::Sealed(c.value().to_owned())
+            }
+            (Backend::Client(_), Some(_)) => Presented::None,
+        };
+        let session = Session::new(shared.clone(), presented);
         req.extensions_mut().insert(session.clone());
 
         let clone = self.inner.clone();
@@ -265,8 +295,8 @@ fn apply_cookie<B>(
     }
     match action {
         CookieAction::Keep => return,
-        CookieAction::Set { id, max_age } => {
-            cookie.set_value(id.to_string());
+        CookieAction::Set { value, max_age } => {
+            cookie.set_value(value);
             if let Some(max_age) = max_age {
                 cookie.set_max_age(max_age.max(time::Duration::ZERO));
             }

@@ -38,8 +38,8 @@ pub use layer::{SessionLayer, SessionService};
 pub use memory::MemoryStore;
 pub use session::{Session, SessionError};
 pub use tether_core::{
-    Capabilities, Changes, Created, Error, Expiry, Id, LockOptions, LockToken, Record, Saved,
-    SessionInfo, SessionStore, Touch,
+    Capabilities, Changes, ClientStore, Created, Error, Expiry, Id, LockOptions, LockToken,
+    Record, Saved, SessionInfo, SessionStore, Touch,
 };
 pub use tower_cookies::cookie::SameSite;
 
@@ -77,6 +77,17 @@ pub use tether_redis as redis;
 /// ```
 #[cfg(feature = "mysql")]
 pub use tether_mysql as mysql;
+
+/// The client-side store (feature `cookie`): the whole session, encrypted, in the cookie.
+///
+/// ```
+/// use tether::cookie::{CookieStore, KeyRing};
+/// let keys = KeyRing::parse(&KeyRing::generate_key()?)?;
+/// let layer = tether::SessionLayer::client_side(CookieStore::new(keys));
+/// # Ok::<(), tether::cookie::KeyError>(())
+/// ```
+#[cfg(feature = "cookie")]
+pub use tether_cookie as cookie;
 
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]

@@ -11,7 +11,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tether_core::{
-    Changes, Created, Error, Id, LockToken, Record, Saved, SessionInfo, SessionStore, Touch,
+    Changes, ClientStore, Created, Error, Id, LockToken, Record, Saved, SessionInfo,
+    SessionStore, Touch,
 };
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, MutexGuard};
@@ -22,8 +23,43 @@ use crate::config::{Config, clamp_share, duration_f64};
 /// What one layer instance shares with every request.
 #[derive(Debug, Clone)]
 pub(crate) struct Shared {
-    pub(crate) store: Arc<dyn SessionStore>,
+    pub(crate) backend: Backend,
     pub(crate) config: Config,
+}
+
+/// Where sessions live: at a store keyed by id, or sealed in the cookie itself.
+#[derive(Debug, Clone)]
+pub(crate) enum Backend {
+    Server(Arc<dyn SessionStore>),
+    Client(Arc<dyn ClientStore>),
+}
+
+impl Backend {
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Self::Server(s) => s.name(),
+            Self::Client(c) => c.name(),
+        }
+    }
+
+    fn server(&self, operation: &'static str) -> Result<&Arc<dyn SessionStore>, Error> {
+        match self {
+            Self::Server(store) => Ok(store),
+            Self::Client(store) => Err(Error::Unsupported {
+                store: store.name(),
+                operation,
+                why: "the session lives in the client's cookie; there is no server state for it",
+            }),
+        }
+    }
+}
+
+/// What the request's cookie held, already validated for the backend.
+#[derive(Debug)]
+pub(crate) enum Presented {
+    None,
+    Id(Id),
+    Sealed(String),
 }
 
 /// The current request's session, taken as an axum extractor.
@@ -62,6 +98,8 @@ struct Inner {
 struct State {
     /// The id the request's cookie named (well-formed; may be unknown to the store).
     id: Option<Id>,
+    /// Client-side backend: the sealed value the request's cookie held.
+    sealed: Option<String>,
     /// `None` until loaded; `Some(None)` when the store had no live record.
     #[allow(clippy::option_option)]
     loaded: Option<Option<Record>>,
@@ -121,18 +159,23 @@ impl IntoResponse for SessionError {
 }
 
 /// What the layer must do with the cookie after the handler.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum CookieAction {
     Keep,
     Set {
-        id: Id,
+        value: String,
         max_age: Option<time::Duration>,
     },
     Remove,
 }
 
 impl Session {
-    pub(crate) fn new(shared: Arc<Shared>, id: Option<Id>) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, presented: Presented) -> Self {
+        let (id, sealed) = match presented {
+            Presented::None => (None, None),
+            Presented::Id(id) => (Some(id), None),
+            Presented::Sealed(value) => (None, Some(value)),
+        };
         let now = OffsetDateTime::now_utc();
         let idle_deadline = shared.config.expiry.idle_deadline(now, None);
         Self {
@@ -141,8 +184,13 @@ impl Session {
                 now,
                 touched: AtomicBool::new(false),
                 state: Mutex::new(State {
+                    loaded: if id.is_none() && sealed.is_none() {
+                        Some(None)
+                    } else {
+                        None
+                    },
                     id,
-                    loaded: if id.is_none() { Some(None) } else { None },
+                    sealed,
                     changes: Changes::new(now, idle_deadline),
                     new_id: None,
                     delete: false,
@@ -285,11 +333,11 @@ impl Session {
             return Ok(Vec::new());
         };
         let mut state = self.begin().await?;
-        let store = &self.inner.shared.store;
-        match store.user_sessions(&user).await {
-            Ok(list) => Ok(list),
-            Err(e) => Err(self.fail(&mut state, e)),
-        }
+        let listed = match self.inner.shared.backend.server("listing a user's sessions") {
+            Ok(store) => store.user_sessions(&user).await,
+            Err(e) => Err(e),
+        };
+        listed.map_err(|e| self.fail(&mut state, e))
     }
 
     /// Ends every session of the user this session is bound to, this one included
@@ -300,11 +348,11 @@ impl Session {
         };
         let ended = {
             let mut state = self.begin().await?;
-            let store = &self.inner.shared.store;
-            match store.delete_user_sessions(&user).await {
-                Ok(n) => n,
-                Err(e) => return Err(self.fail(&mut state, e)),
-            }
+            let ended = match self.inner.shared.backend.server("ending a user's sessions") {
+                Ok(store) => store.delete_user_sessions(&user).await,
+                Err(e) => Err(e),
+            };
+            ended.map_err(|e| self.fail(&mut state, e))?
         };
         self.logout().await?;
         Ok(ended)
@@ -325,10 +373,14 @@ impl Session {
         if let Some(error) = &state.error {
             return Err(SessionError::Store(error.clone()));
         }
-        if let (Some(options), Some(id), None) =
-            (&self.inner.shared.config.lock, state.id, &state.lock)
-        {
-            let store = &self.inner.shared.store;
+        if let (Some(options), None) = (&self.inner.shared.config.lock, &state.lock) {
+            let store = match self.inner.shared.backend.server("session locks") {
+                Ok(store) => store,
+                Err(e) => return Err(self.fail(&mut state, e)),
+            };
+            let Some(id) = state.id else {
+                return Ok(state);
+            };
             match store
                 .lock(&id, options)
                 .instrument(tracing::debug_span!("session.lock", store = store.name()))
@@ -343,15 +395,25 @@ impl Session {
 
     async fn load<'s>(&self, state: &'s mut State) -> Result<Option<&'s Record>, SessionError> {
         if state.loaded.is_none() {
-            let id = state.id.expect("an unloaded session has an id");
-            let store = &self.inner.shared.store;
-            match store
-                .load(&id)
-                .instrument(tracing::debug_span!("session.load", store = store.name()))
-                .await
-            {
-                Ok(record) => state.loaded = Some(record),
-                Err(e) => return Err(self.fail(state, e)),
+            match &self.inner.shared.backend {
+                Backend::Client(store) => {
+                    let opened = state
+                        .sealed
+                        .as_deref()
+                        .and_then(|value| store.open(value, self.inner.now));
+                    state.loaded = Some(opened);
+                }
+                Backend::Server(store) => {
+                    let id = state.id.expect("an unloaded session has an id or a sealed value");
+                    match store
+                        .load(&id)
+                        .instrument(tracing::debug_span!("session.load", store = store.name()))
+                        .await
+                    {
+                        Ok(record) => state.loaded = Some(record),
+                        Err(e) => return Err(self.fail(state, e)),
+                    }
+                }
             }
         }
         Ok(state.loaded.as_ref().and_then(Option::as_ref))
@@ -359,7 +421,7 @@ impl Session {
 
     fn fail(&self, state: &mut State, error: Error) -> SessionError {
         let error = Arc::new(error);
-        tracing::error!(store = self.inner.shared.store.name(), error = %error, "session store failed");
+        tracing::error!(store = self.inner.shared.backend.name(), error = %error, "session store failed");
         state.error.get_or_insert_with(|| error.clone());
         SessionError::Store(error)
     }
@@ -377,25 +439,61 @@ impl Session {
         } else if server_error {
             Ok(CookieAction::Keep)
         } else {
-            self.commit(&mut state).await.map_err(Arc::new)
+            match &self.inner.shared.backend {
+                Backend::Server(store) => self.commit(store, &mut state).await,
+                Backend::Client(store) => self.commit_client(store.as_ref(), &mut state).await,
+            }
+            .map_err(Arc::new)
         };
-        if let (Some(token), Some(id)) = (state.lock.take(), state.id) {
-            let store = &self.inner.shared.store;
+        if let (Some(token), Some(id), Backend::Server(store)) =
+            (state.lock.take(), state.id, &self.inner.shared.backend)
+        {
             if let Err(e) = store.unlock(&id, &token).await {
                 // The lock expires by its TTL; the request itself succeeded.
                 tracing::warn!(store = store.name(), error = %e, "could not release session lock");
             }
         }
         if let Err(e) = &outcome {
-            tracing::error!(store = self.inner.shared.store.name(), error = %e, "session not saved");
+            tracing::error!(store = self.inner.shared.backend.name(), error = %e, "session not saved");
         }
         outcome
     }
 
-    async fn commit(&self, state: &mut State) -> Result<CookieAction, Error> {
-        let shared = &self.inner.shared;
-        let store = &shared.store;
-        let config = &shared.config;
+    /// Client-side: the new record is sealed into the cookie itself.
+    async fn commit_client(
+        &self,
+        store: &dyn ClientStore,
+        state: &mut State,
+    ) -> Result<CookieAction, Error> {
+        let config = &self.inner.shared.config;
+        let now = self.inner.now;
+        let base = if state.delete {
+            None
+        } else {
+            self.load(state).await.map_err(|_| Error::Corrupt("opening the session cookie".into()))?.cloned()
+        };
+        let changed = !state.changes.is_empty() || (state.new_id.is_some() && base.is_some());
+        let due = base.as_ref().is_some_and(|r| self.refresh_due(r));
+        if !changed && !due {
+            return Ok(if state.delete {
+                CookieAction::Remove
+            } else {
+                CookieAction::Keep
+            });
+        }
+        let mut record = base.unwrap_or_else(|| Record::new(now, &config.expiry));
+        state.changes.idle_deadline = config.expiry.idle_deadline(now, record.absolute_deadline);
+        record.apply(&state.changes);
+        let value = store.seal(&record, now)?;
+        Ok(self.set_cookie(value, record.idle_deadline))
+    }
+
+    async fn commit(
+        &self,
+        store: &Arc<dyn SessionStore>,
+        state: &mut State,
+    ) -> Result<CookieAction, Error> {
+        let config = &self.inner.shared.config;
         let now = self.inner.now;
         let mut action = CookieAction::Keep;
 
@@ -426,7 +524,7 @@ impl Session {
                     ))
                     .await?;
                 if let Saved::Version(_) = saved {
-                    return Ok(self.set_cookie(new_id, state.changes.idle_deadline));
+                    return Ok(self.set_cookie(new_id.to_string(), state.changes.idle_deadline));
                 }
             } else if changed {
                 let saved = store
@@ -440,7 +538,7 @@ impl Session {
                         .and_then(|r| r.as_ref())
                         .is_none_or(|r| self.refresh_due(r));
                     return Ok(if due {
-                        self.set_cookie(id, state.changes.idle_deadline)
+                        self.set_cookie(id.to_string(), state.changes.idle_deadline)
                     } else {
                         CookieAction::Keep
                     });
@@ -458,7 +556,7 @@ impl Session {
                         .instrument(tracing::debug_span!("session.touch", store = store.name()))
                         .await?;
                     if touched {
-                        return Ok(self.set_cookie(id, touch.idle_deadline));
+                        return Ok(self.set_cookie(id.to_string(), touch.idle_deadline));
                     }
                 }
                 return Ok(action);
@@ -472,7 +570,7 @@ impl Session {
         let mut record = Record::new(now, &config.expiry);
         state.changes.idle_deadline = record.idle_deadline;
         record.apply(&state.changes);
-        let id = self.create(&record).await?;
+        let id = self.create(store, &record).await?;
         if let (Some(user), Some(cap)) = (&record.user, state.changes.user_cap) {
             // A new record has no previous version to merge onto, so the cap is applied
             // by a save of the same binding.
@@ -481,11 +579,10 @@ impl Session {
             bind.user_cap = Some(cap);
             store.save(&id, &bind).await?;
         }
-        Ok(self.set_cookie(id, record.idle_deadline))
+        Ok(self.set_cookie(id.to_string(), record.idle_deadline))
     }
 
-    async fn create(&self, record: &Record) -> Result<Id, Error> {
-        let store = &self.inner.shared.store;
+    async fn create(&self, store: &Arc<dyn SessionStore>, record: &Record) -> Result<Id, Error> {
         for _ in 0..3 {
             let id = Id::generate()?;
             let created = store
@@ -512,14 +609,14 @@ impl Session {
         gain > threshold
     }
 
-    fn set_cookie(&self, id: Id, idle_deadline: OffsetDateTime) -> CookieAction {
+    fn set_cookie(&self, value: String, idle_deadline: OffsetDateTime) -> CookieAction {
         let max_age = self
             .inner
             .shared
             .config
             .persistent
             .then(|| idle_deadline - self.inner.now);
-        CookieAction::Set { id, max_age }
+        CookieAction::Set { value, max_age }
     }
 }
 

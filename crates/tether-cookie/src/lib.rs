@@ -1,0 +1,361 @@
+//! The whole session, encrypted and authenticated, in the cookie.
+//!
+//! Instances share nothing but a key: any instance can serve any request, and nothing
+//! is lost when one dies. The costs are real and documented below.
+//!
+//! ```
+//! use tether_cookie::{CookieStore, KeyRing};
+//!
+//! let keys = KeyRing::parse(&KeyRing::generate_key()?)?;
+//! let store = CookieStore::new(keys).with_compression(true);
+//! let layer = tether::SessionLayer::client_side(store);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Format
+//!
+//! A cookie value is unpadded URL-safe base64 of `1 ‖ nonce ‖ ciphertext`: format
+//! version 1, a random 24-byte nonce, and XChaCha20-Poly1305 over `flag ‖ payload`,
+//! where the flag says whether the payload is deflated and the payload is the JSON of
+//! the record (data, version, created, last seen, idle and absolute deadlines, user)
+//! plus the time it was issued. The associated data binds the value to this format.
+//!
+//! # Keys
+//!
+//! A [`KeyRing`] holds 32-byte keys: the first encrypts, every one decrypts. To rotate,
+//! put a new key first; once every cookie sealed with the old key has expired (the
+//! absolute lifetime), drop it. Generate a key with [`KeyRing::generate_key`] or:
+//!
+//! ```sh
+//! head -c 32 /dev/urandom | basenc --base64url | tr -d '='
+//! ```
+//!
+//! # What it costs, and what it cannot do
+//!
+//! - The session travels with every request and response. An empty session is about
+//!   150 bytes of cookie, and the whole value must stay under [`CookieStore::with_max_len`]
+//!   (4000 bytes by default, within the browsers' 4096 for name and value). A save that
+//!   would exceed it fails with [`tether_core::Error::TooLarge`], which the layer
+//!   answers with a 500 and logs: a cookie is never truncated or silently dropped.
+//! - There is no server state, so there is no user index, no "log out everywhere" and
+//!   no lock mode; the layer refuses them with `Error::Unsupported`.
+//! - A copied cookie stays valid until it expires. Logout clears the browser's copy,
+//!   not a stolen one. Expiry is enforced from the authenticated payload, so an expired
+//!   cookie replayed later is refused. [`CookieStore::with_not_before`] lets an app
+//!   revoke every cookie of a user issued before a given time (after a password change,
+//!   say), which needs that one piece of state per user.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload as AeadPayload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use serde::{Deserialize, Serialize};
+use tether_core::{ClientStore, Error, Record, Result, unix_ms};
+use time::OffsetDateTime;
+
+const FORMAT: u8 = 1;
+const NONCE_LEN: usize = 24;
+const TAG_LEN: usize = 16;
+const AAD: &[u8] = b"tether/cookie/v1";
+const RAW: u8 = 0;
+const DEFLATED: u8 = 1;
+/// Decompressed payloads larger than this are refused (a deflate bomb in a forged
+/// cookie cannot get here without the key, but the bound costs nothing).
+const MAX_PAYLOAD: usize = 64 * 1024;
+
+/// Why a key ring could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// No key at all.
+    #[error("the key ring is empty: give at least one key (generate one with KeyRing::generate_key)")]
+    Empty,
+    /// A key that is not 32 bytes of unpadded URL-safe base64.
+    #[error("key {index} is not 43 characters of URL-safe base64 encoding 32 bytes")]
+    Invalid {
+        /// Its position, from 1.
+        index: usize,
+    },
+    /// The key file could not be read.
+    #[error("reading keys from {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The environment variable is not set.
+    #[error("environment variable {0} is not set")]
+    MissingEnv(String),
+    /// The OS could not provide randomness for a new key.
+    #[error("the operating system could not provide randomness: {0}")]
+    Randomness(String),
+}
+
+/// Keys for the cookie store: the first encrypts, all decrypt.
+#[derive(Clone)]
+pub struct KeyRing {
+    ciphers: Vec<XChaCha20Poly1305>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyRing({} keys)", self.ciphers.len())
+    }
+}
+
+impl KeyRing {
+    /// A ring of raw 32-byte keys, the first one encrypting.
+    pub fn new(keys: &[[u8; 32]]) -> Result<Self, KeyError> {
+        if keys.is_empty() {
+            return Err(KeyError::Empty);
+        }
+        Ok(Self {
+            ciphers: keys
+                .iter()
+                .map(|k| XChaCha20Poly1305::new(k.into()))
+                .collect(),
+        })
+    }
+
+    /// Keys as text: unpadded URL-safe base64, separated by whitespace or commas;
+    /// lines starting with `#` are comments.
+    ///
+    /// ```
+    /// let text = format!("# newest first\n{}\n{}\n", tether_cookie::KeyRing::generate_key()?, tether_cookie::KeyRing::generate_key()?);
+    /// let ring = tether_cookie::KeyRing::parse(&text)?;
+    /// assert_eq!(ring.len(), 2);
+    /// assert!(tether_cookie::KeyRing::parse("not-a-key").is_err());
+    /// # Ok::<(), tether_cookie::KeyError>(())
+    /// ```
+    pub fn parse(text: &str) -> Result<Self, KeyError> {
+        let keys = text
+            .lines()
+            .filter(|line| !line.trim_start().starts_with('#'))
+            .flat_map(|line| line.split([',', ' ', '\t']))
+            .filter(|word| !word.is_empty())
+            .enumerate()
+            .map(|(i, word)| {
+                let mut key = [0u8; 32];
+                match URL_SAFE_NO_PAD.decode_slice(word.trim().as_bytes(), &mut key) {
+                    Ok(32) if word.trim().len() == 43 => Ok(key),
+                    _ => Err(KeyError::Invalid { index: i + 1 }),
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::new(&keys)
+    }
+
+    /// Keys from a file, in [`KeyRing::parse`]'s format.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, KeyError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    /// Keys from an environment variable, in [`KeyRing::parse`]'s format.
+    pub fn from_env(var: &str) -> Result<Self, KeyError> {
+        let text = std::env::var(var).map_err(|_| KeyError::MissingEnv(var.to_owned()))?;
+        Self::parse(&text)
+    }
+
+    /// A new random key, as text for a key file or variable.
+    pub fn generate_key() -> Result<String, KeyError> {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(|e| KeyError::Randomness(e.to_string()))?;
+        Ok(URL_SAFE_NO_PAD.encode(key))
+    }
+
+    /// How many keys the ring holds.
+    pub fn len(&self) -> usize {
+        self.ciphers.len()
+    }
+
+    /// Whether the ring is empty (never, once built).
+    pub fn is_empty(&self) -> bool {
+        self.ciphers.is_empty()
+    }
+}
+
+type NotBefore = Arc<dyn Fn(&str) -> Option<OffsetDateTime> + Send + Sync>;
+
+/// Sessions sealed into the cookie; use with
+/// [`SessionLayer::client_side`](https://docs.rs/tether).
+#[derive(Clone)]
+pub struct CookieStore {
+    keys: KeyRing,
+    compress: bool,
+    max_len: usize,
+    not_before: Option<NotBefore>,
+}
+
+impl std::fmt::Debug for CookieStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CookieStore")
+            .field("keys", &self.keys)
+            .field("compress", &self.compress)
+            .field("max_len", &self.max_len)
+            .field("revocation", &self.not_before.is_some())
+            .finish()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Sealed {
+    /// Issued at, in ms.
+    iat: i64,
+    #[serde(flatten)]
+    record: Record,
+}
+
+impl CookieStore {
+    /// A store sealing with `keys`; no compression, values up to 4000 bytes.
+    pub fn new(keys: KeyRing) -> Self {
+        Self {
+            keys,
+            compress: false,
+            max_len: 4000,
+            not_before: None,
+        }
+    }
+
+    /// Deflate the payload before encrypting when that makes it smaller. Saves bytes
+    /// on repetitive data; note that compressing secret data next to data an attacker
+    /// controls can leak it through the size (CRIME-style), so leave it off when the
+    /// session mixes both.
+    #[must_use]
+    pub fn with_compression(mut self, compress: bool) -> Self {
+        self.compress = compress;
+        self
+    }
+
+    /// The largest cookie value (default 4000 bytes; browsers allow 4096 for name and
+    /// value together).
+    #[must_use]
+    pub fn with_max_len(mut self, max_len: usize) -> Self {
+        self.max_len = max_len;
+        self
+    }
+
+    /// Revocation: cookies of a user issued before the instant `not_before(user)`
+    /// returns are refused. The function is called on every load of a bound session,
+    /// so it should read an in-memory copy, not a database.
+    ///
+    /// ```
+    /// # let keys = tether_cookie::KeyRing::parse(&tether_cookie::KeyRing::generate_key().unwrap()).unwrap();
+    /// let store = tether_cookie::CookieStore::new(keys)
+    ///     .with_not_before(|user| (user == "mallory").then(time::OffsetDateTime::now_utc));
+    /// ```
+    #[must_use]
+    pub fn with_not_before(
+        mut self,
+        not_before: impl Fn(&str) -> Option<OffsetDateTime> + Send + Sync + 'static,
+    ) -> Self {
+        self.not_before = Some(Arc::new(not_before));
+        self
+    }
+
+    fn decrypt(&self, value: &str) -> Option<Vec<u8>> {
+        if value.len() > self.max_len {
+            return None;
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(value).ok()?;
+        let (&format, rest) = bytes.split_first()?;
+        if format != FORMAT || rest.len() < NONCE_LEN + TAG_LEN + 1 {
+            return None;
+        }
+        let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
+        let nonce = XNonce::from_slice(nonce);
+        self.keys.ciphers.iter().find_map(|cipher| {
+            cipher
+                .decrypt(nonce, AeadPayload { msg: ciphertext, aad: AAD })
+                .ok()
+        })
+    }
+}
+
+impl ClientStore for CookieStore {
+    fn name(&self) -> &'static str {
+        "cookie"
+    }
+
+    fn open(&self, value: &str, now: OffsetDateTime) -> Option<Record> {
+        let plaintext = self.decrypt(value)?;
+        let (&flag, body) = plaintext.split_first()?;
+        let json = match flag {
+            RAW => body.to_vec(),
+            DEFLATED => miniz_oxide::inflate::decompress_to_vec_with_limit(body, MAX_PAYLOAD).ok()?,
+            _ => return None,
+        };
+        let sealed: Sealed = serde_json::from_slice(&json).ok()?;
+        if sealed.record.is_expired(now) {
+            return None;
+        }
+        if let (Some(not_before), Some(user)) = (&self.not_before, &sealed.record.user)
+            && not_before(user).is_some_and(|nb| unix_ms::from_ms(sealed.iat) < nb)
+        {
+            return None;
+        }
+        Some(sealed.record)
+    }
+
+    fn seal(&self, record: &Record, now: OffsetDateTime) -> Result<String> {
+        let sealed = Sealed {
+            iat: unix_ms::to_ms(now),
+            record: record.clone(),
+        };
+        let json = serde_json::to_vec(&sealed).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let mut plaintext = Vec::with_capacity(json.len() + 1);
+        let deflated = self
+            .compress
+            .then(|| miniz_oxide::deflate::compress_to_vec(&json, 6))
+            .filter(|d| d.len() < json.len());
+        if let Some(d) = deflated {
+            plaintext.push(DEFLATED);
+            plaintext.extend_from_slice(&d);
+        } else {
+            plaintext.push(RAW);
+            plaintext.extend_from_slice(&json);
+        }
+        // Bound before encrypting: base64 of 1 + 24 + len + 16 bytes.
+        let size = (1 + NONCE_LEN + plaintext.len() + TAG_LEN).div_ceil(3) * 4;
+        if size > self.max_len + 3 {
+            return Err(Error::TooLarge {
+                size,
+                limit: self.max_len,
+            });
+        }
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::fill(&mut nonce).map_err(|e| Error::Randomness(e.to_string()))?;
+        let ciphertext = self.keys.ciphers[0]
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                AeadPayload {
+                    msg: &plaintext,
+                    aad: AAD,
+                },
+            )
+            .map_err(|_| Error::Corrupt("encryption failed".into()))?;
+        let mut bytes = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
+        bytes.push(FORMAT);
+        bytes.extend_from_slice(&nonce);
+        bytes.extend_from_slice(&ciphertext);
+        let value = URL_SAFE_NO_PAD.encode(bytes);
+        if value.len() > self.max_len {
+            return Err(Error::TooLarge {
+                size: value.len(),
+                limit: self.max_len,
+            });
+        }
+        Ok(value)
+    }
+
+    fn size_limit(&self) -> usize {
+        self.max_len
+    }
+}
