@@ -70,7 +70,9 @@ const MAX_PAYLOAD: usize = 64 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// No key at all.
-    #[error("the key ring is empty: give at least one key (generate one with KeyRing::generate_key)")]
+    #[error(
+        "the key ring is empty: give at least one key (generate one with KeyRing::generate_key)"
+    )]
     Empty,
     /// A key that is not 32 bytes of unpadded URL-safe base64.
     #[error("key {index} is not 43 characters of URL-safe base64 encoding 32 bytes")]
@@ -273,7 +275,13 @@ impl CookieStore {
         let nonce = XNonce::from_slice(nonce);
         self.keys.ciphers.iter().find_map(|cipher| {
             cipher
-                .decrypt(nonce, AeadPayload { msg: ciphertext, aad: AAD })
+                .decrypt(
+                    nonce,
+                    AeadPayload {
+                        msg: ciphertext,
+                        aad: AAD,
+                    },
+                )
                 .ok()
         })
     }
@@ -289,7 +297,9 @@ impl ClientStore for CookieStore {
         let (&flag, body) = plaintext.split_first()?;
         let json = match flag {
             RAW => body.to_vec(),
-            DEFLATED => miniz_oxide::inflate::decompress_to_vec_with_limit(body, MAX_PAYLOAD).ok()?,
+            DEFLATED => {
+                miniz_oxide::inflate::decompress_to_vec_with_limit(body, MAX_PAYLOAD).ok()?
+            }
             _ => return None,
         };
         let sealed: Sealed = serde_json::from_slice(&json).ok()?;

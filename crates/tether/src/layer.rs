@@ -244,12 +244,14 @@ where
             .and_then(|c| c.get(&shared.config.cookie_name));
         // A cookie value not of the id's exact shape is no session: no store I/O.
         let presented = match (&shared.backend, value) {
-            (_, None) => Presented::None,
-            (Backend::Server(_), Some(c)) => Id::parse(c.value()).map_or(Presented::None, Presented::Id),
+            (Backend::Server(_), Some(c)) => {
+                Id::parse(c.value()).map_or(Presented::None, Presented::Id)
+            }
             (Backend::Client(store), Some(c)) if c.value().len() <= store.size_limit() => {
                 Presented::Sealed(c.value().to_owned())
             }
-            (Backend::Client(_), Some(_)) => Presented::None,
+            // No cookie, or one too long to be ours.
+            _ => Presented::None,
         };
         let session = Session::new(shared.clone(), presented);
         req.extensions_mut().insert(session.clone());

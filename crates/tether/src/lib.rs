@@ -38,8 +38,8 @@ pub use layer::{SessionLayer, SessionService};
 pub use memory::MemoryStore;
 pub use session::{Session, SessionError};
 pub use tether_core::{
-    Capabilities, Changes, ClientStore, Created, Error, Expiry, Id, LockOptions, LockToken,
-    Record, Saved, SessionInfo, SessionStore, Touch,
+    Capabilities, Changes, ClientStore, Created, Error, Expiry, Id, LockOptions, LockToken, Record,
+    Saved, SessionInfo, SessionStore, Touch,
 };
 pub use tower_cookies::cookie::SameSite;
 

@@ -11,8 +11,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tether_core::{
-    Changes, ClientStore, Created, Error, Id, LockToken, Record, Saved, SessionInfo,
-    SessionStore, Touch,
+    Changes, ClientStore, Created, Error, Id, LockToken, Record, Saved, SessionInfo, SessionStore,
+    Touch,
 };
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, MutexGuard};
@@ -333,7 +333,12 @@ impl Session {
             return Ok(Vec::new());
         };
         let mut state = self.begin().await?;
-        let listed = match self.inner.shared.backend.server("listing a user's sessions") {
+        let listed = match self
+            .inner
+            .shared
+            .backend
+            .server("listing a user's sessions")
+        {
             Ok(store) => store.user_sessions(&user).await,
             Err(e) => Err(e),
         };
@@ -404,7 +409,9 @@ impl Session {
                     state.loaded = Some(opened);
                 }
                 Backend::Server(store) => {
-                    let id = state.id.expect("an unloaded session has an id or a sealed value");
+                    let id = state
+                        .id
+                        .expect("an unloaded session has an id or a sealed value");
                     match store
                         .load(&id)
                         .instrument(tracing::debug_span!("session.load", store = store.name()))
@@ -470,7 +477,10 @@ impl Session {
         let base = if state.delete {
             None
         } else {
-            self.load(state).await.map_err(|_| Error::Corrupt("opening the session cookie".into()))?.cloned()
+            self.load(state)
+                .await
+                .map_err(|_| Error::Corrupt("opening the session cookie".into()))?
+                .cloned()
         };
         let changed = !state.changes.is_empty() || (state.new_id.is_some() && base.is_some());
         let due = base.as_ref().is_some_and(|r| self.refresh_due(r));
