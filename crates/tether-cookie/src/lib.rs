@@ -207,12 +207,52 @@ impl std::fmt::Debug for CookieStore {
     }
 }
 
+/// The sealed payload, with one-letter names: every byte travels on every request.
 #[derive(Serialize, Deserialize)]
 struct Sealed {
-    /// Issued at, in ms.
-    iat: i64,
-    #[serde(flatten)]
-    record: Record,
+    /// Issued at (ms since the epoch).
+    t: i64,
+    /// Version.
+    v: u64,
+    /// Created, last seen, idle deadline, absolute deadline (ms).
+    c: i64,
+    s: i64,
+    i: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    a: Option<i64>,
+    /// User.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    u: Option<String>,
+    /// Data.
+    #[serde(default)]
+    d: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Sealed {
+    fn new(record: &Record, issued: OffsetDateTime) -> Self {
+        Self {
+            t: unix_ms::to_ms(issued),
+            v: record.version,
+            c: unix_ms::to_ms(record.created),
+            s: unix_ms::to_ms(record.last_seen),
+            i: unix_ms::to_ms(record.idle_deadline),
+            a: record.absolute_deadline.map(unix_ms::to_ms),
+            u: record.user.clone(),
+            d: record.data.clone(),
+        }
+    }
+
+    fn record(self) -> Record {
+        Record {
+            data: self.d,
+            version: self.v,
+            created: unix_ms::from_ms(self.c),
+            last_seen: unix_ms::from_ms(self.s),
+            idle_deadline: unix_ms::from_ms(self.i),
+            absolute_deadline: self.a.map(unix_ms::from_ms),
+            user: self.u,
+        }
+    }
 }
 
 impl CookieStore {
@@ -303,22 +343,21 @@ impl ClientStore for CookieStore {
             _ => return None,
         };
         let sealed: Sealed = serde_json::from_slice(&json).ok()?;
-        if sealed.record.is_expired(now) {
+        let issued = unix_ms::from_ms(sealed.t);
+        let record = sealed.record();
+        if record.is_expired(now) {
             return None;
         }
-        if let (Some(not_before), Some(user)) = (&self.not_before, &sealed.record.user)
-            && not_before(user).is_some_and(|nb| unix_ms::from_ms(sealed.iat) < nb)
+        if let (Some(not_before), Some(user)) = (&self.not_before, &record.user)
+            && not_before(user).is_some_and(|nb| issued < nb)
         {
             return None;
         }
-        Some(sealed.record)
+        Some(record)
     }
 
     fn seal(&self, record: &Record, now: OffsetDateTime) -> Result<String> {
-        let sealed = Sealed {
-            iat: unix_ms::to_ms(now),
-            record: record.clone(),
-        };
+        let sealed = Sealed::new(record, now);
         let json = serde_json::to_vec(&sealed).map_err(|e| Error::Corrupt(e.to_string()))?;
         let mut plaintext = Vec::with_capacity(json.len() + 1);
         let deflated = self

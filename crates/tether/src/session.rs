@@ -318,7 +318,7 @@ impl Session {
     /// is cleared. Anything inserted afterwards starts a new session.
     pub async fn logout(&self) -> Result<(), SessionError> {
         let mut state = self.begin().await?;
-        state.delete = state.id.is_some();
+        state.delete = state.id.is_some() || state.sealed.is_some();
         state.loaded = Some(None);
         state.new_id = None;
         let now = self.inner.now;

@@ -1,0 +1,365 @@
+//! The cookie store: the applicable conformance cases, tampering, key rotation,
+//! revocation, size limits, and the layer on top.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use proptest::prelude::*;
+use proptest::strategy::ValueTree as _;
+use serde_json::json;
+use tether::{ClientStore, Expiry, Record, Session, SessionError, SessionLayer};
+use tether_cookie::{CookieStore, KeyRing};
+use tether_testkit::http::send;
+use time::OffsetDateTime;
+
+fn ring() -> KeyRing {
+    KeyRing::parse(&KeyRing::generate_key().unwrap()).unwrap()
+}
+
+fn typical_record() -> Record {
+    let mut record = Record::new(OffsetDateTime::now_utc(), &Expiry::default());
+    record.user = Some("alice.smith".into());
+    record
+        .data
+        .insert("csrf".into(), json!("3q2-7wAAAAAAAAAAAAAAAA"));
+    record.data.insert(
+        "cart".into(),
+        json!([{"sku": "A-1001", "qty": 2}, {"sku": "B-2002", "qty": 1}]),
+    );
+    record.data.insert("theme".into(), json!("dark"));
+    record.data.insert("counter".into(), json!(41));
+    record
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_applicable_conformance_cases_pass() {
+    let store = CookieStore::new(ring()).with_compression(true);
+    tether_testkit::Suite::new(tether_testkit::ClientJar::new(store))
+        .run()
+        .await;
+}
+
+#[test]
+fn sizes_of_an_empty_and_a_typical_session() {
+    let store = CookieStore::new(ring());
+    let now = OffsetDateTime::now_utc();
+    let empty = store
+        .seal(&Record::new(now, &Expiry::default()), now)
+        .unwrap();
+    let typical = store.seal(&typical_record(), now).unwrap();
+    eprintln!(
+        "cookie value bytes: empty session {}, typical session {}",
+        empty.len(),
+        typical.len()
+    );
+    assert!(empty.len() < 200, "empty session is {} bytes", empty.len());
+    assert!(
+        typical.len() < 400,
+        "typical session is {} bytes",
+        typical.len()
+    );
+    assert_eq!(
+        store.open(&typical, now),
+        Some(typical_record_with_times(&typical, &store))
+    );
+}
+
+fn typical_record_with_times(value: &str, store: &CookieStore) -> Record {
+    // The sealed record is exactly what was sealed; only the instant of sealing differs
+    // between two calls of typical_record().
+    store.open(value, OffsetDateTime::now_utc()).unwrap()
+}
+
+/// One way to damage a valid cookie value.
+#[derive(Debug, Clone)]
+enum Mutation {
+    FlipBit(usize, u8),
+    Truncate(usize),
+    SwapHalves(usize),
+    Append(Vec<u8>),
+    ReplaceText(usize, char),
+}
+
+fn mutate(value: &str, m: &Mutation) -> String {
+    let mut bytes = URL_SAFE_NO_PAD.decode(value).unwrap();
+    match m {
+        Mutation::FlipBit(i, bit) => {
+            let i = i % bytes.len();
+            bytes[i] ^= 1 << (bit % 8);
+        }
+        Mutation::Truncate(n) => bytes.truncate(n % bytes.len()),
+        Mutation::SwapHalves(at) => {
+            let at = 1 + at % (bytes.len() - 1);
+            bytes.rotate_left(at);
+        }
+        Mutation::Append(extra) => bytes.extend_from_slice(extra),
+        Mutation::ReplaceText(i, c) => {
+            let mut text: Vec<char> = value.chars().collect();
+            let i = i % text.len();
+            text[i] = *c;
+            return text.into_iter().collect();
+        }
+    }
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::FlipBit(i, b)),
+        any::<usize>().prop_map(Mutation::Truncate),
+        any::<usize>().prop_map(Mutation::SwapHalves),
+        proptest::collection::vec(any::<u8>(), 1..64).prop_map(Mutation::Append),
+        (any::<usize>(), any::<char>()).prop_map(|(i, c)| Mutation::ReplaceText(i, c)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 5000, .. ProptestConfig::default() })]
+
+    #[test]
+    fn no_mutation_of_a_valid_cookie_is_accepted(
+        m in mutation(),
+        counter in any::<u64>(),
+        compress in any::<bool>(),
+    ) {
+        let store = CookieStore::new(ring()).with_compression(compress);
+        let now = OffsetDateTime::now_utc();
+        let mut record = typical_record();
+        record.data.insert("counter".into(), json!(counter));
+        let value = store.seal(&record, now).unwrap();
+        let damaged = mutate(&value, &m);
+        prop_assume!(damaged != value);
+        prop_assert_eq!(store.open(&damaged, now), None, "accepted {:?}", m);
+    }
+
+    #[test]
+    fn random_text_is_never_a_session(text in "\\PC{0,300}", noise in proptest::collection::vec(any::<u8>(), 0..10_000)) {
+        let store = CookieStore::new(ring());
+        let now = OffsetDateTime::now_utc();
+        prop_assert_eq!(store.open(&text, now), None);
+        prop_assert_eq!(store.open(&URL_SAFE_NO_PAD.encode(&noise), now), None);
+    }
+}
+
+#[test]
+fn wrong_key_expired_and_oversized_cookies_are_refused() {
+    let now = OffsetDateTime::now_utc();
+    let store = CookieStore::new(ring());
+    let other = CookieStore::new(ring());
+    let value = other.seal(&typical_record(), now).unwrap();
+    assert_eq!(
+        store.open(&value, now),
+        None,
+        "a cookie sealed with another key"
+    );
+
+    let short = Record::new(now, &Expiry::new(Duration::from_secs(60)));
+    let value = store.seal(&short, now).unwrap();
+    assert!(store.open(&value, now).is_some());
+    let later = now + time::Duration::seconds(61);
+    assert_eq!(
+        store.open(&value, later),
+        None,
+        "an expired cookie replayed later"
+    );
+
+    let absolute = Record::new(
+        now,
+        &Expiry::new(Duration::from_secs(3600)).with_absolute(Duration::from_secs(10)),
+    );
+    let value = store.seal(&absolute, now).unwrap();
+    assert_eq!(store.open(&value, now + time::Duration::seconds(11)), None);
+
+    assert_eq!(store.open(&"A".repeat(10 * 1024), now), None);
+}
+
+#[test]
+fn key_rotation() {
+    let now = OffsetDateTime::now_utc();
+    let old_key = KeyRing::generate_key().unwrap();
+    let new_key = KeyRing::generate_key().unwrap();
+    let old = CookieStore::new(KeyRing::parse(&old_key).unwrap());
+    let sealed_with_old = old.seal(&typical_record(), now).unwrap();
+
+    // The new key goes first; the old one still decrypts.
+    let rotating = CookieStore::new(KeyRing::parse(&format!("{new_key}\n{old_key}")).unwrap());
+    assert!(
+        rotating.open(&sealed_with_old, now).is_some(),
+        "old cookies must still read"
+    );
+    let sealed_with_new = rotating.seal(&typical_record(), now).unwrap();
+    assert!(
+        old.open(&sealed_with_new, now).is_none(),
+        "new cookies are sealed with the new key"
+    );
+
+    // Once the old key is dropped, its cookies read as no session.
+    let rotated = CookieStore::new(KeyRing::parse(&new_key).unwrap());
+    assert_eq!(rotated.open(&sealed_with_old, now), None);
+    assert!(rotated.open(&sealed_with_new, now).is_some());
+}
+
+#[test]
+fn revocation_refuses_cookies_issued_before_not_before() {
+    let issued = OffsetDateTime::now_utc();
+    let cutoff = issued + time::Duration::seconds(5);
+    let store = CookieStore::new(ring())
+        .with_not_before(move |user| (user == "alice.smith").then_some(cutoff));
+    let value = store.seal(&typical_record(), issued).unwrap();
+    assert_eq!(
+        store.open(&value, issued + time::Duration::seconds(6)),
+        None
+    );
+    let fresh = store
+        .seal(&typical_record(), cutoff + time::Duration::seconds(1))
+        .unwrap();
+    assert!(
+        store
+            .open(&fresh, cutoff + time::Duration::seconds(2))
+            .is_some()
+    );
+}
+
+#[test]
+fn key_rings_reject_bad_keys() {
+    assert!(KeyRing::parse("").is_err());
+    assert!(KeyRing::parse("too-short").is_err());
+    assert!(KeyRing::parse(&"A".repeat(44)).is_err());
+    assert!(KeyRing::from_file("/nonexistent/keys").is_err());
+    let dir = std::env::temp_dir().join(format!("tether-keys-{}", std::process::id()));
+    std::fs::write(
+        &dir,
+        format!("# keys\n{}\n", KeyRing::generate_key().unwrap()),
+    )
+    .unwrap();
+    assert_eq!(KeyRing::from_file(&dir).unwrap().len(), 1);
+    std::fs::remove_file(&dir).unwrap();
+}
+
+// ---- through the layer -------------------------------------------------------------
+
+async fn login(session: Session) -> Result<&'static str, SessionError> {
+    session.cycle_id().await?;
+    session.set_user("alice").await?;
+    Ok("welcome")
+}
+
+async fn me(session: Session) -> Result<String, SessionError> {
+    Ok(session.user().await?.unwrap_or_else(|| "nobody".into()))
+}
+
+async fn incr(session: Session) -> Result<String, SessionError> {
+    let n: u64 = session.get("n").await?.unwrap_or(0) + 1;
+    session.insert("n", n).await?;
+    Ok(n.to_string())
+}
+
+async fn stuff(session: Session) -> Result<&'static str, SessionError> {
+    let noise: String = (0..200)
+        .map(|_| tether::Id::generate().unwrap().to_string())
+        .collect();
+    session.insert("noise", noise).await?;
+    Ok("stuffed")
+}
+
+async fn sessions(session: Session) -> Result<String, SessionError> {
+    Ok(session.user_sessions().await?.len().to_string())
+}
+
+async fn logout(session: Session) -> Result<StatusCode, SessionError> {
+    session.logout().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn app(store: CookieStore) -> Router {
+    Router::new()
+        .route("/login", post(login))
+        .route("/me", get(me))
+        .route("/incr", post(incr))
+        .route("/stuff", post(stuff))
+        .route("/sessions", get(sessions))
+        .route("/logout", post(logout))
+        .layer(SessionLayer::client_side(store))
+}
+
+#[tokio::test]
+async fn a_handler_cannot_tell_it_runs_on_the_cookie_store() {
+    let app = app(CookieStore::new(ring()));
+    let reply = send(&app, "POST", "/incr", None).await;
+    assert_eq!(reply.body, "1");
+    let mut cookie = reply.cookie();
+    for expected in 2..=4 {
+        let reply = send(&app, "POST", "/incr", Some(&cookie)).await;
+        assert_eq!(reply.body, expected.to_string());
+        cookie = reply.cookie();
+    }
+    let reply = send(&app, "POST", "/login", Some(&cookie)).await;
+    let logged_in = reply.cookie();
+    assert_eq!(
+        send(&app, "GET", "/me", Some(&logged_in)).await.body,
+        "alice"
+    );
+    assert_eq!(
+        send(&app, "POST", "/incr", Some(&logged_in)).await.body,
+        "5"
+    );
+    // A read-only request sets no cookie.
+    assert_eq!(
+        send(&app, "GET", "/me", Some(&logged_in)).await.set_cookie,
+        None
+    );
+    let reply = send(&app, "POST", "/logout", Some(&logged_in)).await;
+    assert!(reply.set_cookie.unwrap().contains("Max-Age=0"));
+}
+
+#[tokio::test]
+async fn what_needs_server_state_is_refused_clearly() {
+    let app = app(CookieStore::new(ring()));
+    let cookie = send(&app, "POST", "/login", None).await.cookie();
+    let reply = send(&app, "GET", "/sessions", Some(&cookie)).await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        reply.body.contains("could not be saved") || reply.body.contains("500"),
+        "{}",
+        reply.body
+    );
+}
+
+#[tokio::test]
+async fn a_session_too_large_for_a_cookie_is_a_500_not_a_truncated_cookie() {
+    let app = app(CookieStore::new(ring()));
+    let cookie = send(&app, "POST", "/incr", None).await.cookie();
+    let reply = send(&app, "POST", "/stuff", Some(&cookie)).await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(reply.set_cookie, None, "no truncated cookie");
+    // The old cookie still holds the old session.
+    assert_eq!(send(&app, "POST", "/incr", Some(&cookie)).await.body, "2");
+}
+
+#[tokio::test]
+async fn thousands_of_damaged_cookies_never_cause_a_500() {
+    let store = CookieStore::new(ring());
+    let app = app(store.clone());
+    let now = OffsetDateTime::now_utc();
+    let value = store.seal(&typical_record(), now).unwrap();
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = mutation();
+    for _ in 0..2000 {
+        let m = strategy.new_tree(&mut runner).unwrap().current();
+        let damaged = mutate(&value, &m);
+        if damaged == value
+            || damaged
+                .bytes()
+                .any(|b| !(0x21..0x7f).contains(&b) || b == b';')
+        {
+            continue;
+        }
+        let reply = send(&app, "GET", "/me", Some(&format!("tether={damaged}"))).await;
+        assert_eq!(reply.status, StatusCode::OK, "{m:?}");
+        assert_eq!(reply.body, "nobody", "{m:?} was accepted");
+    }
+}
