@@ -1,0 +1,511 @@
+//! The replicated state and its merge rules, with no I/O.
+//!
+//! Each key of a session remembers the stamp of its last write (set or removal); a
+//! write wins over another of the same key when its stamp is later. A `clear` removes
+//! every key written before it. A deleted session becomes a tombstone that no later
+//! message brings back. Applying the same events in any order, or merging snapshots,
+//! gives every node the same state.
+
+// A user change mirrors `tether_core::Changes::user`: `None` keeps the binding,
+// `Some(None)` unbinds, `Some(Some(u))` binds.
+#![allow(clippy::option_option)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tether_core::{Id, Record, SessionInfo, unix_ms};
+use time::OffsetDateTime;
+
+use crate::clock::Stamp;
+
+/// One live session with the stamps its merge needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Entry {
+    pub(crate) record: Record,
+    /// The stamp of the last write of each key, removals included.
+    keys: BTreeMap<String, Stamp>,
+    /// Keys written before this stamp are gone.
+    cleared: Stamp,
+    /// The stamp of the last change of the user binding.
+    user_at: Stamp,
+}
+
+/// A session's slot: live, or a tombstone recording when it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) enum Slot {
+    Live(Entry),
+    Dead(Stamp),
+}
+
+/// A session's metadata as the writer saw it after its change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Meta {
+    pub(crate) version: u64,
+    pub(crate) created: i64,
+    pub(crate) last_seen: i64,
+    pub(crate) idle_deadline: i64,
+    pub(crate) absolute_deadline: Option<i64>,
+    /// `Some` when this change (re)bound the user.
+    pub(crate) user: Option<Option<String>>,
+}
+
+/// One change, as applied locally and sent to peers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) enum Op {
+    Upsert {
+        id: Id,
+        meta: Meta,
+        clear: bool,
+        updates: BTreeMap<String, Option<Value>>,
+    },
+    Touch {
+        id: Id,
+        last_seen: i64,
+        idle_deadline: i64,
+    },
+    Delete {
+        id: Id,
+    },
+}
+
+/// A change and its place in the total order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Event {
+    pub(crate) stamp: Stamp,
+    pub(crate) op: Op,
+}
+
+impl Meta {
+    pub(crate) fn of(record: &Record, user: Option<Option<String>>) -> Self {
+        Self {
+            version: record.version,
+            created: unix_ms::to_ms(record.created),
+            last_seen: unix_ms::to_ms(record.last_seen),
+            idle_deadline: unix_ms::to_ms(record.idle_deadline),
+            absolute_deadline: record.absolute_deadline.map(unix_ms::to_ms),
+            user,
+        }
+    }
+}
+
+/// Every session this node knows, live or ended.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    slots: HashMap<Id, Slot>,
+    users: HashMap<String, BTreeSet<Id>>,
+    live: usize,
+}
+
+impl State {
+    /// The live, unexpired record under `id`.
+    pub(crate) fn get(&self, id: &Id, now: OffsetDateTime) -> Option<&Record> {
+        match self.slots.get(id) {
+            Some(Slot::Live(e)) if !e.record.is_expired(now) => Some(&e.record),
+            _ => None,
+        }
+    }
+
+    /// Whether `id` was ever used here (live, expired or ended).
+    pub(crate) fn known(&self, id: &Id) -> bool {
+        self.slots.contains_key(id)
+    }
+
+    /// Live sessions, expired ones not yet swept included.
+    pub(crate) fn live_count(&self) -> usize {
+        self.live
+    }
+
+    pub(crate) fn tombstones(&self) -> usize {
+        self.slots.len() - self.live
+    }
+
+    pub(crate) fn user_sessions(&self, user: &str, now: OffsetDateTime) -> Vec<SessionInfo> {
+        let mut list: Vec<SessionInfo> = self
+            .users
+            .get(user)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.get(id, now).map(|r| r.info(*id)))
+            .collect();
+        list.sort_by_key(|s| s.created);
+        list
+    }
+
+    fn index(&mut self, id: Id, before: Option<&str>, after: Option<&str>) {
+        if before == after {
+            return;
+        }
+        if let Some(before) = before
+            && let Some(ids) = self.users.get_mut(before)
+        {
+            ids.remove(&id);
+            if ids.is_empty() {
+                self.users.remove(before);
+            }
+        }
+        if let Some(after) = after {
+            self.users.entry(after.to_owned()).or_default().insert(id);
+        }
+    }
+
+    fn kill(&mut self, id: Id, stamp: Stamp) {
+        match self.slots.get(&id) {
+            Some(Slot::Dead(old)) if *old >= stamp => {}
+            Some(Slot::Live(e)) => {
+                let user = e.record.user.clone();
+                self.index(id, user.as_deref(), None);
+                self.slots.insert(id, Slot::Dead(stamp));
+                self.live -= 1;
+            }
+            Some(Slot::Dead(_)) | None => {
+                self.slots.insert(id, Slot::Dead(stamp));
+            }
+        }
+    }
+
+    /// Applies one event, local or remote.
+    pub(crate) fn apply(&mut self, event: &Event) {
+        let stamp = event.stamp;
+        match &event.op {
+            Op::Delete { id } => self.kill(*id, stamp),
+            Op::Touch {
+                id,
+                last_seen,
+                idle_deadline,
+            } => {
+                if let Some(Slot::Live(e)) = self.slots.get_mut(id) {
+                    extend(&mut e.record, *last_seen, *idle_deadline);
+                }
+            }
+            Op::Upsert {
+                id,
+                meta,
+                clear,
+                updates,
+            } => {
+                if matches!(self.slots.get(id), Some(Slot::Dead(_))) {
+                    return;
+                }
+                if !self.slots.contains_key(id) {
+                    self.slots.insert(*id, Slot::Live(Entry::from_meta(meta)));
+                    self.live += 1;
+                }
+                let Some(Slot::Live(entry)) = self.slots.get_mut(id) else {
+                    return;
+                };
+                let before = entry.record.user.clone();
+                if *clear {
+                    entry.clear_before(stamp);
+                }
+                for (key, value) in updates {
+                    entry.write(key, value.as_ref(), stamp);
+                }
+                if let Some(user) = &meta.user
+                    && stamp > entry.user_at
+                {
+                    entry.record.user.clone_from(user);
+                    entry.user_at = stamp;
+                }
+                entry.absorb(meta);
+                let after = entry.record.user.clone();
+                self.index(*id, before.as_deref(), after.as_deref());
+            }
+        }
+    }
+
+    /// Every slot, for a peer's snapshot.
+    pub(crate) fn snapshot(&self) -> Vec<(Id, Slot)> {
+        self.slots.iter().map(|(id, s)| (*id, s.clone())).collect()
+    }
+
+    /// Merges a peer's slot: the result is the same whichever side merges.
+    pub(crate) fn merge(&mut self, id: Id, remote: Slot) {
+        match remote {
+            Slot::Dead(stamp) => self.kill(id, stamp),
+            Slot::Live(remote) => match self.slots.get_mut(&id) {
+                Some(Slot::Dead(_)) => {}
+                None => {
+                    let user = remote.record.user.clone();
+                    self.slots.insert(id, Slot::Live(remote));
+                    self.live += 1;
+                    self.index(id, None, user.as_deref());
+                }
+                Some(Slot::Live(local)) => {
+                    let before = local.record.user.clone();
+                    local.merge(&remote);
+                    let after = local.record.user.clone();
+                    self.index(id, before.as_deref(), after.as_deref());
+                }
+            },
+        }
+    }
+
+    /// Drops expired sessions and tombstones older than `tombstone_ms`.
+    pub(crate) fn sweep(&mut self, now: OffsetDateTime, tombstone_ms: i64) -> usize {
+        let now_ms = unix_ms::to_ms(now);
+        let doomed: Vec<(Id, Option<String>, bool)> = self
+            .slots
+            .iter()
+            .filter_map(|(id, slot)| match slot {
+                Slot::Live(e) if e.record.is_expired(now) => {
+                    Some((*id, e.record.user.clone(), true))
+                }
+                Slot::Dead(stamp) if now_ms - stamp.ms > tombstone_ms => Some((*id, None, false)),
+                _ => None,
+            })
+            .collect();
+        for (id, user, live) in &doomed {
+            self.slots.remove(id);
+            if *live {
+                self.live -= 1;
+                self.index(*id, user.as_deref(), None);
+            }
+        }
+        doomed.len()
+    }
+}
+
+fn extend(record: &mut Record, last_seen: i64, idle_deadline: i64) {
+    record.last_seen = record.last_seen.max(unix_ms::from_ms(last_seen));
+    let deadline = record.idle_deadline.max(unix_ms::from_ms(idle_deadline));
+    record.idle_deadline = record
+        .absolute_deadline
+        .map_or(deadline, |a| a.min(deadline));
+}
+
+impl Entry {
+    fn from_meta(meta: &Meta) -> Self {
+        let created = unix_ms::from_ms(meta.created);
+        Self {
+            record: Record {
+                data: serde_json::Map::new(),
+                version: 0,
+                created,
+                last_seen: created,
+                idle_deadline: unix_ms::from_ms(meta.idle_deadline),
+                absolute_deadline: meta.absolute_deadline.map(unix_ms::from_ms),
+                user: None,
+            },
+            keys: BTreeMap::new(),
+            cleared: Stamp::ZERO,
+            user_at: Stamp::ZERO,
+        }
+    }
+
+    fn clear_before(&mut self, stamp: Stamp) {
+        if stamp <= self.cleared {
+            return;
+        }
+        self.cleared = stamp;
+        let gone: Vec<String> = self
+            .keys
+            .iter()
+            .filter(|(_, at)| **at < stamp)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in gone {
+            self.keys.remove(&key);
+            self.record.data.remove(&key);
+        }
+    }
+
+    fn write(&mut self, key: &str, value: Option<&Value>, stamp: Stamp) {
+        if stamp < self.cleared || self.keys.get(key).is_some_and(|at| *at >= stamp) {
+            return;
+        }
+        match value {
+            Some(v) => {
+                self.record.data.insert(key.to_owned(), v.clone());
+            }
+            None => {
+                self.record.data.remove(key);
+            }
+        }
+        self.keys.insert(key.to_owned(), stamp);
+    }
+
+    fn absorb(&mut self, meta: &Meta) {
+        let r = &mut self.record;
+        r.version = r.version.max(meta.version);
+        r.created = r.created.min(unix_ms::from_ms(meta.created));
+        if r.absolute_deadline.is_none() {
+            r.absolute_deadline = meta.absolute_deadline.map(unix_ms::from_ms);
+        }
+        extend(r, meta.last_seen, meta.idle_deadline);
+    }
+
+    fn merge(&mut self, remote: &Entry) {
+        self.clear_before(remote.cleared);
+        for (key, at) in &remote.keys {
+            self.write(key, remote.record.data.get(key), *at);
+        }
+        if remote.user_at > self.user_at {
+            self.record.user.clone_from(&remote.record.user);
+            self.user_at = remote.user_at;
+        }
+        let meta = Meta::of(&remote.record, None);
+        self.absorb(&meta);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn stamp(ms: i64, node: u64) -> Stamp {
+        Stamp { ms, n: 0, node }
+    }
+
+    fn meta(user: Option<Option<String>>) -> Meta {
+        Meta {
+            version: 1,
+            created: 1_000,
+            last_seen: 1_000,
+            idle_deadline: i64::MAX / 4,
+            absolute_deadline: None,
+            user,
+        }
+    }
+
+    fn upsert(
+        id: Id,
+        ms: i64,
+        node: u64,
+        clear: bool,
+        kv: &[(&str, Option<Value>)],
+        user: Option<Option<String>>,
+    ) -> Event {
+        Event {
+            stamp: stamp(ms, node),
+            op: Op::Upsert {
+                id,
+                meta: meta(user),
+                clear,
+                updates: kv
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                    .collect(),
+            },
+        }
+    }
+
+    fn permutations(events: &[Event]) -> Vec<Vec<Event>> {
+        if events.len() <= 1 {
+            return vec![events.to_vec()];
+        }
+        let mut out = Vec::new();
+        for i in 0..events.len() {
+            let mut rest = events.to_vec();
+            let first = rest.remove(i);
+            for mut tail in permutations(&rest) {
+                tail.insert(0, first.clone());
+                out.push(tail);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn any_order_of_events_gives_the_same_state() {
+        let id = Id::generate().unwrap();
+        let events = vec![
+            upsert(
+                id,
+                10,
+                1,
+                true,
+                &[("a", Some(json!(1))), ("b", Some(json!(1)))],
+                Some(Some("u".into())),
+            ),
+            upsert(id, 20, 2, false, &[("a", Some(json!(2)))], None),
+            upsert(
+                id,
+                20,
+                3,
+                false,
+                &[("a", Some(json!(3))), ("c", Some(json!(3)))],
+                None,
+            ),
+            upsert(id, 30, 1, true, &[("d", Some(json!(4)))], None),
+            upsert(id, 25, 2, false, &[("b", None)], Some(Some("v".into()))),
+            upsert(id, 40, 3, false, &[("e", Some(json!(5)))], None),
+        ];
+        let mut outcomes = Vec::new();
+        for order in permutations(&events) {
+            let mut state = State::default();
+            for e in &order {
+                state.apply(e);
+            }
+            let Some(Slot::Live(entry)) = state.slots.get(&id) else {
+                panic!("session lost");
+            };
+            outcomes.push((entry.record.data.clone(), entry.record.user.clone()));
+        }
+        let first = &outcomes[0];
+        assert!(outcomes.iter().all(|o| o == first), "orders disagree");
+        // The clear at 30 removed everything older; "e" came later.
+        assert_eq!(first.0, *json!({"d": 4, "e": 5}).as_object().unwrap());
+        assert_eq!(first.1.as_deref(), Some("v"));
+    }
+
+    #[test]
+    fn a_tombstone_is_never_undone_by_a_late_message() {
+        let id = Id::generate().unwrap();
+        let mut state = State::default();
+        state.apply(&upsert(id, 10, 1, true, &[("a", Some(json!(1)))], None));
+        state.apply(&Event {
+            stamp: stamp(20, 2),
+            op: Op::Delete { id },
+        });
+        state.apply(&upsert(id, 30, 1, false, &[("a", Some(json!(2)))], None));
+        assert!(state.get(&id, OffsetDateTime::now_utc()).is_none());
+        assert_eq!(state.live_count(), 0);
+    }
+
+    #[test]
+    fn snapshot_merges_converge_both_ways() {
+        let id = Id::generate().unwrap();
+        let (mut a, mut b) = (State::default(), State::default());
+        a.apply(&upsert(
+            id,
+            10,
+            1,
+            true,
+            &[("x", Some(json!(1)))],
+            Some(Some("u".into())),
+        ));
+        b.apply(&upsert(
+            id,
+            10,
+            1,
+            true,
+            &[("x", Some(json!(1)))],
+            Some(Some("u".into())),
+        ));
+        a.apply(&upsert(id, 20, 1, false, &[("y", Some(json!("a")))], None));
+        b.apply(&upsert(
+            id,
+            21,
+            2,
+            false,
+            &[("y", Some(json!("b"))), ("x", None)],
+            None,
+        ));
+        let (sa, sb) = (a.snapshot(), b.snapshot());
+        for (id, slot) in sb {
+            a.merge(id, slot);
+        }
+        for (id, slot) in sa {
+            b.merge(id, slot);
+        }
+        assert_eq!(a.snapshot(), b.snapshot());
+        let now = OffsetDateTime::now_utc();
+        assert_eq!(
+            a.get(&id, now).unwrap().data,
+            *json!({"y": "b"}).as_object().unwrap()
+        );
+        assert_eq!(a.user_sessions("u", now).len(), 1);
+    }
+}
