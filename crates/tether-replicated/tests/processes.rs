@@ -1,0 +1,370 @@
+//! Three separate processes replicate to each other over loopback: writes on A reach
+//! B and C (lag reported); C killed and restarted catches up before it serves; a peer
+//! stopped and resumed converges; unsigned, wrongly signed and replayed messages are
+//! refused.
+//!
+//! This binary runs the tests, and re-executes itself as the nodes.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, put};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use tether_core::{Changes, Expiry, Id, Record, SessionStore};
+use tether_replicated::ReplicatedStore;
+
+const ROLE: &str = "TETHER_REPLICATED_TEST_NODE";
+const SECRET: &[u8] = b"three-process test secret";
+
+fn main() {
+    if let Ok(spec) = std::env::var(ROLE) {
+        node(&spec);
+        return;
+    }
+    let tests: [(&str, fn()); 1] = [(
+        "three_processes_replicate_catch_up_and_converge",
+        three_processes,
+    )];
+    let mut failed = 0;
+    for (name, test) in tests {
+        if std::panic::catch_unwind(test).is_ok() {
+            println!("test {name} ... ok");
+        } else {
+            println!("test {name} ... FAILED");
+            failed += 1;
+        }
+    }
+    println!("{} passed, {failed} failed", tests.len() - failed);
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
+
+// ---- the node process ----------------------------------------------------------------
+
+/// `PORT;PEER,PEER`: serves the store's replication routes under /_tether and a small
+/// API for the test.
+fn node(spec: &str) {
+    let (port, peers) = spec.split_once(';').unwrap();
+    let peers: Vec<String> = peers
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = ReplicatedStore::builder(SECRET)
+            .peers(peers)
+            .timeout(Duration::from_millis(500))
+            .start()
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port.parse::<u16>().unwrap()))
+            .await
+            .unwrap();
+        let app = Router::new()
+            .route("/ready", get(ready))
+            .route("/s/{id}", get(read).post(create).delete(remove))
+            .route("/s/{id}/{key}", put(write))
+            .with_state(store.clone())
+            .nest("/_tether", store.router());
+        let serve = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        store.catch_up().await;
+        serve.await.unwrap();
+    });
+}
+
+async fn ready(State(store): State<ReplicatedStore>) -> StatusCode {
+    if store.is_ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+}
+
+async fn create(State(store): State<ReplicatedStore>, Path(id): Path<String>) -> StatusCode {
+    let id = Id::parse(&id).unwrap();
+    let record = Record::new(time::OffsetDateTime::now_utc(), &Expiry::default());
+    store.create(&id, &record).await.unwrap();
+    StatusCode::CREATED
+}
+
+async fn write(
+    State(store): State<ReplicatedStore>,
+    Path((id, key)): Path<(String, String)>,
+    axum::Json(value): axum::Json<Value>,
+) -> StatusCode {
+    let id = Id::parse(&id).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let mut changes = Changes::new(now, now + time::Duration::hours(1));
+    changes.set(key, value);
+    store.save(&id, &changes).await.unwrap();
+    StatusCode::NO_CONTENT
+}
+
+async fn remove(State(store): State<ReplicatedStore>, Path(id): Path<String>) -> StatusCode {
+    let id = Id::parse(&id).unwrap();
+    store.delete(&id).await.unwrap();
+    StatusCode::NO_CONTENT
+}
+
+async fn read(
+    State(store): State<ReplicatedStore>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, StatusCode> {
+    let id = Id::parse(&id).ok_or(StatusCode::BAD_REQUEST)?;
+    match store.load(&id).await.unwrap() {
+        Some(record) => Ok(axum::Json(Value::Object(record.data))),
+        None => Err(StatusCode::NOT_FOUND),
+    }
+}
+
+// ---- the test --------------------------------------------------------------------------
+
+struct Node {
+    port: u16,
+    child: Child,
+}
+
+impl Node {
+    fn start(port: u16, peers: &[u16]) -> Self {
+        let peers: Vec<String> = peers
+            .iter()
+            .map(|p| format!("http://127.0.0.1:{p}/_tether"))
+            .collect();
+        let child = Command::new(std::env::current_exe().unwrap())
+            .env(ROLE, format!("{port};{}", peers.join(",")))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        Self { port, child }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap()
+}
+
+fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < limit,
+            "{what} did not happen within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn is_ready(http: &reqwest::blocking::Client, node: &Node) -> bool {
+    http.get(node.url("/ready"))
+        .send()
+        .is_ok_and(|r| r.status() == 200)
+}
+
+fn data(
+    http: &reqwest::blocking::Client,
+    node: &Node,
+    id: &Id,
+) -> Option<serde_json::Map<String, Value>> {
+    let r = http.get(node.url(&format!("/s/{id}"))).send().ok()?;
+    (r.status() == 200).then(|| r.json().unwrap())
+}
+
+fn write_keys(
+    http: &reqwest::blocking::Client,
+    node: &Node,
+    id: &Id,
+    range: std::ops::Range<usize>,
+) {
+    for i in range {
+        let r = http
+            .put(node.url(&format!("/s/{id}/k{i}")))
+            .json(&json!(i))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 204);
+    }
+}
+
+fn has_keys(data: Option<&serde_json::Map<String, Value>>, n: usize) -> bool {
+    data.is_some_and(|d| (0..n).all(|i| d.get(&format!("k{i}")) == Some(&json!(i))))
+}
+
+fn sign(parts: &[&[u8]]) -> String {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET).unwrap();
+    for part in parts {
+        mac.update(&(part.len() as u64).to_be_bytes());
+        mac.update(part);
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
+
+fn three_processes() {
+    let (pa, pb, pc) = (free_port(), free_port(), free_port());
+    let a = Node::start(pa, &[pb, pc]);
+    let b = Node::start(pb, &[pa, pc]);
+    let mut c = Node::start(pc, &[pa, pb]);
+    let http = client();
+    for node in [&a, &b, &c] {
+        wait_until("node ready", Duration::from_secs(20), || {
+            is_ready(&http, node)
+        });
+    }
+
+    // 1,000 writes on A reach B and C.
+    let id = Id::generate().unwrap();
+    assert_eq!(
+        http.post(a.url(&format!("/s/{id}")))
+            .send()
+            .unwrap()
+            .status(),
+        201
+    );
+    write_keys(&http, &a, &id, 0..1000);
+    for node in [&b, &c] {
+        wait_until(
+            "replication of 1,000 writes",
+            Duration::from_secs(30),
+            || has_keys(data(&http, node, &id).as_ref(), 1000),
+        );
+        let stats: Value = http
+            .get(node.url("/_tether/stats"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        eprintln!(
+            "replication lag at :{}: p50 {} ms, p99 {} ms over {} events",
+            node.port, stats["lag_ms_p50"], stats["lag_ms_p99"], stats["lag_samples"]
+        );
+    }
+
+    // C dies; A keeps writing; C restarts and has everything before it reports ready.
+    c.child.kill().unwrap();
+    c.child.wait().unwrap();
+    write_keys(&http, &a, &id, 1000..1200);
+    drop(c);
+    let c = Node::start(pc, &[pa, pb]);
+    wait_until("restarted node ready", Duration::from_secs(20), || {
+        is_ready(&http, &c)
+    });
+    assert!(
+        has_keys(data(&http, &c, &id).as_ref(), 1200),
+        "the restarted node served before it had caught up"
+    );
+
+    // B stops answering (SIGSTOP), A writes, B resumes and converges.
+    let stop = |sig: &str| {
+        Command::new("kill")
+            .args([sig, &b.child.id().to_string()])
+            .status()
+            .unwrap();
+    };
+    stop("-STOP");
+    write_keys(&http, &a, &id, 1200..1300);
+    std::thread::sleep(Duration::from_millis(1500));
+    stop("-CONT");
+    wait_until(
+        "convergence after the peer came back",
+        Duration::from_secs(30),
+        || has_keys(data(&http, &b, &id).as_ref(), 1300),
+    );
+    assert!(has_keys(data(&http, &c, &id).as_ref(), 1300));
+
+    // A delete on C reaches A and B, and a late write cannot bring it back.
+    let doomed = Id::generate().unwrap();
+    http.post(c.url(&format!("/s/{doomed}"))).send().unwrap();
+    wait_until("create replicated", Duration::from_secs(10), || {
+        data(&http, &a, &doomed).is_some() && data(&http, &b, &doomed).is_some()
+    });
+    http.delete(c.url(&format!("/s/{doomed}"))).send().unwrap();
+    wait_until("delete replicated", Duration::from_secs(10), || {
+        data(&http, &a, &doomed).is_none() && data(&http, &b, &doomed).is_none()
+    });
+    // A write after the delete (the session is gone everywhere) does not bring it back.
+    http.put(a.url(&format!("/s/{doomed}/late")))
+        .json(&json!(1))
+        .send()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    for node in [&a, &b, &c] {
+        assert!(
+            data(&http, node, &doomed).is_none(),
+            "a deleted session came back"
+        );
+    }
+
+    refuses_forged_messages(&http, &a);
+}
+
+/// Unsigned, wrongly signed and replayed messages are refused.
+fn refuses_forged_messages(http: &reqwest::blocking::Client, a: &Node) {
+    let events = a.url("/_tether/events");
+    let body = br#"{"origin":4242,"seq":1,"events":[]}"#.to_vec();
+    let post = |signature: Option<&str>| {
+        let mut req = http
+            .post(&events)
+            .header("content-type", "application/json")
+            .body(body.clone());
+        if let Some(s) = signature {
+            req = req.header("x-tether-signature", s);
+        }
+        req.send().unwrap().status()
+    };
+    assert_eq!(post(None), 401, "unsigned");
+    assert_eq!(
+        post(Some(&sign(&[b"events", b"something else"]))),
+        401,
+        "wrongly signed"
+    );
+    let good = sign(&[b"events", &body]);
+    assert_eq!(post(Some(&good)), 200, "a properly signed message");
+    assert_eq!(post(Some(&good)), 409, "the same message replayed");
+    let snapshot = http
+        .get(a.url("/_tether/snapshot"))
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(snapshot, 401, "an unsigned snapshot request");
+    let old = (time::OffsetDateTime::now_utc().unix_timestamp() * 1000 - 120_000).to_string();
+    let stale = http
+        .get(a.url("/_tether/snapshot"))
+        .header("x-tether-timestamp", &old)
+        .header("x-tether-signature", sign(&[b"snapshot", old.as_bytes()]))
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(stale, 401, "a replayed (stale) snapshot request");
+}
