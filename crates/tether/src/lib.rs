@@ -89,6 +89,11 @@ pub use tether_mysql as mysql;
 #[cfg(feature = "cookie")]
 pub use tether_cookie as cookie;
 
+/// The replicated store (feature `replicated`): every instance keeps every session and
+/// pushes changes to its peers.
+#[cfg(feature = "replicated")]
+pub use tether_replicated as replicated;
+
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 struct ReadmeDoctests;
