@@ -1,0 +1,161 @@
+//! The balancer in front of real HTTP backends: each strategy's routing, health, and
+//! forwarded headers.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::HeaderMap;
+use axum::routing::get;
+use tether_balancer::{Balancer, Config, Strategy};
+
+async fn backend(name: &'static str) -> (String, tokio::task::JoinHandle<()>) {
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/who",
+            get(move |headers: HeaderMap| async move {
+                let xff = headers
+                    .get("x-forwarded-for")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned();
+                ([("x-instance", name)], format!("{name} {xff}"))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let handle = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, handle)
+}
+
+async fn balancer(strategy: Strategy, backends: Vec<String>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let config = Config::new(backends)
+        .strategy(strategy)
+        .health_interval(Duration::from_millis(100))
+        .trust_forwarded_for(true)
+        .log_requests(false);
+    tokio::spawn(Balancer::new(config).serve(listener));
+    url
+}
+
+async fn who(client: &reqwest::Client, url: &str) -> String {
+    let body = client
+        .get(format!("{url}/who"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    body.split(' ').next().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_robin_spreads_and_skips_a_dead_backend() {
+    let (a, _ha) = backend("a").await;
+    let (b, hb) = backend("b").await;
+    let lb = balancer(Strategy::RoundRobin, vec![a, b]).await;
+    let client = reqwest::Client::new();
+    let mut counts = HashMap::new();
+    for _ in 0..10 {
+        *counts.entry(who(&client, &lb).await).or_insert(0) += 1;
+    }
+    assert_eq!(counts.get("a"), Some(&5));
+    assert_eq!(counts.get("b"), Some(&5));
+    hb.abort();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    for _ in 0..6 {
+        assert_eq!(
+            who(&client, &lb).await,
+            "a",
+            "a dead backend still got requests"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookie_hash_sets_a_route_cookie_and_sticks_to_it() {
+    let mut urls = Vec::new();
+    let mut handles = Vec::new();
+    for name in ["a", "b", "c"] {
+        let (url, h) = backend(name).await;
+        urls.push(url);
+        handles.push(h);
+    }
+    let lb = balancer(Strategy::CookieHash, urls).await;
+    let mut seen = HashMap::new();
+    for _ in 0..30 {
+        // A new client each time: its first response carries the routing cookie.
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .unwrap();
+        let first = who(&client, &lb).await;
+        for _ in 0..5 {
+            assert_eq!(
+                who(&client, &lb).await,
+                first,
+                "a client moved between backends"
+            );
+        }
+        *seen.entry(first).or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), 3, "new clients all went to {seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ip_hash_sticks_by_client_address_and_forwards_it() {
+    let (a, _ha) = backend("a").await;
+    let (b, _hb) = backend("b").await;
+    let lb = balancer(Strategy::IpHash, vec![a, b]).await;
+    let client = reqwest::Client::new();
+    let mut spread = HashMap::new();
+    for i in 0..40 {
+        let ip = format!("10.0.{}.{}", i / 200, i % 200 + 1);
+        let body = |client: &reqwest::Client| {
+            client
+                .get(format!("{lb}/who"))
+                .header("x-forwarded-for", ip.clone())
+                .send()
+        };
+        let first = body(&client).await.unwrap().text().await.unwrap();
+        let second = body(&client).await.unwrap().text().await.unwrap();
+        assert_eq!(first, second, "same address, different backend");
+        assert!(
+            first.contains(&format!("{ip}, 127.0.0.1")),
+            "X-Forwarded-For not appended: {first}"
+        );
+        *spread
+            .entry(first.split(' ').next().unwrap().to_owned())
+            .or_insert(0) += 1;
+    }
+    assert_eq!(
+        spread.len(),
+        2,
+        "all addresses went to one backend: {spread:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_can_be_replaced_live() {
+    let (a, _ha) = backend("a").await;
+    let (b, _hb) = backend("b").await;
+    let lb = balancer(Strategy::RoundRobin, vec![a.clone()]).await;
+    let client = reqwest::Client::new();
+    assert_eq!(who(&client, &lb).await, "a");
+    let put = client
+        .put(format!("{lb}/_balancer/backends"))
+        .body(format!("{a}\n{b}\n"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 204);
+    let mut names = std::collections::HashSet::new();
+    for _ in 0..4 {
+        names.insert(who(&client, &lb).await);
+    }
+    assert_eq!(names.len(), 2);
+}
