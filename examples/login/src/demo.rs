@@ -1,0 +1,168 @@
+//! `login` with no subcommand: instances as child processes behind the balancer.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tether_balancer::{Balancer, Config, Strategy};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::process::{Child, Command};
+
+use crate::{StoreKind, fail};
+
+/// The demo: several instances behind the balancer.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct DemoArgs {
+    /// Where sessions live (memory only works behind a sticky strategy).
+    #[arg(long, env = "TETHER_STORE", value_enum, default_value = "file")]
+    store: StoreKind,
+    /// redis://… or mysql://… for those stores.
+    #[arg(long, env = "TETHER_STORE_URL")]
+    store_url: Option<String>,
+    /// How many instances.
+    #[arg(long, env = "TETHER_INSTANCES", default_value_t = 3)]
+    instances: usize,
+    /// round-robin, ip-hash, cookie-hash or modulo-hash (default: cookie-hash for the
+    /// memory store, round-robin otherwise).
+    #[arg(long, env = "TETHER_STRATEGY")]
+    strategy: Option<Strategy>,
+    /// Where the balancer listens.
+    #[arg(long, env = "TETHER_DEMO_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_or_else(|e| fail(&format!("no free port: {e}")), |a| a.port())
+}
+
+async fn healthy(port: u16) -> bool {
+    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    if stream
+        .write_all(b"GET /healthz HTTP/1.0\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).await.is_ok() && head.ends_with(b"200")
+}
+
+fn write_key_file(dir: &Path) -> PathBuf {
+    let path = dir.join("cookie-keys");
+    let key = tether::cookie::KeyRing::generate_key().unwrap_or_else(|e| fail(&e.to_string()));
+    std::fs::write(&path, format!("{key}\n"))
+        .unwrap_or_else(|e| fail(&format!("writing {}: {e}", path.display())));
+    path
+}
+
+pub(crate) async fn run(args: DemoArgs) {
+    if args.instances == 0 {
+        fail("--instances must be at least 1");
+    }
+    let dir = std::env::temp_dir().join(format!("tether-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| fail(&format!("creating {}: {e}", dir.display())));
+    let ports: Vec<u16> = (0..args.instances).map(|_| free_port()).collect();
+    let urls: Vec<String> = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+    let exe =
+        std::env::current_exe().unwrap_or_else(|e| fail(&format!("finding the login binary: {e}")));
+    let key_file = (args.store == StoreKind::Cookie).then(|| write_key_file(&dir));
+
+    let mut children: Vec<Child> = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let mut cmd = Command::new(&exe);
+        cmd.arg("serve")
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--name", &format!("instance-{}", i + 1)])
+            .args(["--store", store_flag(args.store)])
+            .arg("--insecure-cookie")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        match args.store {
+            StoreKind::File => {
+                cmd.arg("--store-url").arg(dir.join("sessions"));
+            }
+            StoreKind::Redis | StoreKind::Mysql => {
+                let url = args
+                    .store_url
+                    .clone()
+                    .unwrap_or_else(|| fail("this store needs --store-url"));
+                cmd.args(["--store-url", &url]);
+            }
+            StoreKind::Cookie => {
+                cmd.arg("--key-file")
+                    .arg(key_file.as_ref().expect("written above"));
+            }
+            StoreKind::Replicated => {
+                cmd.args(["--peers", &urls.join(",")]);
+            }
+            StoreKind::Memory => {}
+        }
+        children.push(
+            cmd.spawn()
+                .unwrap_or_else(|e| fail(&format!("starting an instance: {e}"))),
+        );
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for port in &ports {
+        while !healthy(*port).await {
+            if Instant::now() > deadline {
+                fail(&format!("instance on port {port} did not become healthy"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    let strategy = args.strategy.unwrap_or(if args.store == StoreKind::Memory {
+        Strategy::CookieHash
+    } else {
+        Strategy::RoundRobin
+    });
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .unwrap_or_else(|e| fail(&format!("cannot listen on {}: {e}", args.listen)));
+    println!(
+        "tether demo: {} instances on the {} store behind the balancer ({strategy})",
+        args.instances,
+        store_flag(args.store)
+    );
+    println!(
+        "open http://{}/ and log in with any name and the password demo; Ctrl-C stops everything",
+        args.listen
+    );
+    let balancer = Balancer::new(
+        Config::new(urls)
+            .strategy(strategy)
+            .health_interval(Duration::from_millis(500)),
+    );
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .unwrap_or_else(|e| fail(&format!("cannot watch SIGTERM: {e}")));
+    tokio::select! {
+        result = balancer.serve(listener) => {
+            if let Err(e) = result {
+                eprintln!("login: balancer error: {e}");
+            }
+        }
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    for child in &mut children {
+        let _ = child.kill().await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("tether demo: stopped");
+}
+
+fn store_flag(kind: StoreKind) -> &'static str {
+    kind.name()
+}

@@ -1,0 +1,245 @@
+//! The tether demo. `login` runs three instances behind a balancer on the embedded
+//! file store; `login serve …` runs one instance. See the README beside this file.
+
+mod app;
+mod demo;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tether::SessionLayer;
+
+/// Log in once, stay logged in whichever instance answers.
+#[derive(Debug, Parser)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    demo: demo::DemoArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one instance.
+    Serve(ServeArgs),
+}
+
+/// Where sessions live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum StoreKind {
+    /// In this process (only behind a sticky strategy).
+    Memory,
+    /// A shared directory (the default).
+    File,
+    /// Redis, or Redis Cluster with several URLs.
+    Redis,
+    /// MySQL or MariaDB.
+    Mysql,
+    /// Encrypted in the client's cookie.
+    Cookie,
+    /// Replicated between the instances.
+    Replicated,
+}
+
+impl StoreKind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::File => "file",
+            Self::Redis => "redis",
+            Self::Mysql => "mysql",
+            Self::Cookie => "cookie",
+            Self::Replicated => "replicated",
+        }
+    }
+}
+
+/// One instance of the demo app.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on, such as 127.0.0.1:9001.
+    #[arg(long, env = "TETHER_LISTEN")]
+    listen: String,
+    /// This instance's name, shown on every page and in `x-instance`.
+    #[arg(long, env = "TETHER_NAME")]
+    name: String,
+    /// memory, file, redis, mysql, cookie or replicated.
+    #[arg(long, env = "TETHER_STORE", value_enum, default_value = "file")]
+    store: StoreKind,
+    /// redis://… (several, comma-separated, for Redis Cluster), mysql://…, or a directory for `file`.
+    #[arg(long, env = "TETHER_STORE_URL")]
+    store_url: Option<String>,
+    /// The cookie store's key file (one base64url key per line, newest first).
+    #[arg(long, env = "TETHER_KEY_FILE")]
+    key_file: Option<PathBuf>,
+    /// The other instances' URLs (replicated store), comma-separated.
+    #[arg(long, env = "TETHER_PEERS", value_delimiter = ',')]
+    peers: Vec<String>,
+    /// Strict per-session locking.
+    #[arg(long, env = "TETHER_LOCK")]
+    lock: bool,
+    /// Send the cookie over plain HTTP (localhost only).
+    #[arg(long, env = "TETHER_INSECURE_COOKIE")]
+    insecure_cookie: bool,
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("login: {message}");
+    std::process::exit(2);
+}
+
+/// The session layer, plus what the store adds to the app.
+struct Built {
+    layer: SessionLayer,
+    ready: Box<dyn Fn() -> bool + Send + Sync>,
+    extra: Option<axum::Router>,
+    keep: Vec<Box<dyn std::any::Any + Send>>,
+}
+
+async fn build_store(args: &ServeArgs) -> Built {
+    let server = |store: Arc<dyn tether::SessionStore>| SessionLayer::from_arc(store);
+    let url = || {
+        args.store_url
+            .clone()
+            .unwrap_or_else(|| fail(&format!("--store {} needs --store-url", args.store.name())))
+    };
+    let mut built = Built {
+        layer: SessionLayer::new(tether::MemoryStore::new()),
+        ready: Box::new(|| true),
+        extra: None,
+        keep: Vec::new(),
+    };
+    match args.store {
+        StoreKind::Memory => {}
+        StoreKind::File => {
+            let dir = args.store_url.clone().map_or_else(
+                || std::env::temp_dir().join("tether-sessions"),
+                PathBuf::from,
+            );
+            let store = tether::file::FileStore::open(&dir)
+                .unwrap_or_else(|e| fail(&format!("file store at {}: {e}", dir.display())));
+            built
+                .keep
+                .push(Box::new(store.spawn_sweeper(Duration::from_secs(60))));
+            built.layer = server(Arc::new(store));
+        }
+        StoreKind::Redis => {
+            let url = url();
+            let urls: Vec<&str> = url.split(',').collect();
+            let store = if urls.len() > 1 {
+                tether::redis::RedisStore::connect_cluster(urls)
+            } else {
+                tether::redis::RedisStore::connect(&url)
+            }
+            .unwrap_or_else(|e| fail(&e.to_string()));
+            built.layer = server(Arc::new(store));
+        }
+        StoreKind::Mysql => {
+            let store =
+                tether::mysql::MySqlStore::connect(&url()).unwrap_or_else(|e| fail(&e.to_string()));
+            store
+                .migrate()
+                .await
+                .unwrap_or_else(|e| fail(&e.to_string()));
+            built
+                .keep
+                .push(Box::new(store.spawn_cleanup(Duration::from_secs(60))));
+            built.layer = server(Arc::new(store));
+        }
+        StoreKind::Cookie => {
+            use tether::cookie::{CookieStore, KeyRing};
+            let keys = match &args.key_file {
+                Some(path) => KeyRing::from_file(path),
+                None => KeyRing::from_env("TETHER_COOKIE_KEYS"),
+            }
+            .unwrap_or_else(|e| {
+                fail(&format!(
+                    "--store cookie needs --key-file or TETHER_COOKIE_KEYS: {e}"
+                ))
+            });
+            built.layer = SessionLayer::client_side(CookieStore::new(keys));
+        }
+        StoreKind::Replicated => {
+            let secret = std::env::var("TETHER_REPLICATION_SECRET").unwrap_or_else(|_| {
+                eprintln!(
+                    "login: TETHER_REPLICATION_SECRET is not set; using the demo's public secret"
+                );
+                "tether demo replication secret".to_owned()
+            });
+            let me = format!("http://{}", args.listen);
+            let peers: Vec<String> = args
+                .peers
+                .iter()
+                .map(|p| {
+                    p.trim_end_matches('/')
+                        .trim_end_matches("/_tether")
+                        .to_owned()
+                })
+                .filter(|p| *p != me)
+                .map(|p| format!("{p}/_tether"))
+                .collect();
+            let store = tether::replicated::ReplicatedStore::builder(secret)
+                .peers(peers)
+                .start()
+                .unwrap_or_else(|e| fail(&e.to_string()));
+            let catching_up = store.clone();
+            tokio::spawn(async move { catching_up.catch_up().await });
+            let ready = store.clone();
+            built.ready = Box::new(move || ready.is_ready());
+            built.extra = Some(axum::Router::new().nest("/_tether", store.router()));
+            built.layer = SessionLayer::new(store);
+        }
+    }
+    built
+}
+
+async fn serve(args: ServeArgs) {
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .unwrap_or_else(|e| fail(&format!("cannot listen on {}: {e}", args.listen)));
+    let built = build_store(&args).await;
+    let mut layer = built.layer;
+    if args.insecure_cookie {
+        layer = layer.with_insecure_cookie();
+    }
+    if args.lock {
+        layer = layer.with_lock(tether::LockOptions::default());
+    }
+    let instance = Arc::new(app::Instance {
+        name: args.name.clone(),
+        store: args.store.name().to_owned(),
+        ready: built.ready,
+        templates: app::templates(),
+    });
+    let mut router = app::routes(instance).layer(layer);
+    if let Some(extra) = built.extra {
+        router = router.merge(extra);
+    }
+    let _keep = built.keep;
+    let shutdown = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .unwrap_or_else(|e| fail(&format!("cannot watch SIGTERM: {e}")));
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    };
+    if let Err(e) = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        fail(&format!("server error: {e}"));
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Serve(args)) => serve(args).await,
+        None => demo::run(cli.demo).await,
+    }
+}
