@@ -1,0 +1,334 @@
+//! Starting `login serve` instances, a balancer (tether-balancer or nginx) in front, and
+//! driving users through it.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "tether-e2e-{tag}-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A binary built by this workspace's test run.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|p| p.parent()).expect("target/debug");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run the tests through scripts/test (cargo test --workspace)",
+        path.display()
+    );
+    path
+}
+
+pub fn env(var: &str, what: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run the tests through scripts/test, which provides {what}")
+    })
+}
+
+pub fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < limit,
+            "{what} did not happen within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub struct Instance {
+    pub name: String,
+    pub port: u16,
+    pub proc: Proc,
+}
+
+impl Instance {
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn kill(&mut self) {
+        self.proc.0.kill().unwrap();
+        self.proc.0.wait().unwrap();
+    }
+}
+
+/// How the instances store sessions.
+#[derive(Clone)]
+pub enum Store {
+    Memory,
+    File(PathBuf),
+    Redis(String),
+    Mysql(String),
+    Cookie(PathBuf),
+    Replicated,
+}
+
+impl Store {
+    pub fn file() -> Self {
+        Self::File(temp_dir("file"))
+    }
+
+    pub fn cookie() -> Self {
+        let dir = temp_dir("cookie");
+        let key = tether::cookie::KeyRing::generate_key().unwrap();
+        let path = dir.join("keys");
+        std::fs::write(&path, format!("{key}\n")).unwrap();
+        Self::Cookie(path)
+    }
+
+    pub fn redis() -> Self {
+        Self::Redis(env("TETHER_TEST_REDIS_URL", "redis-server"))
+    }
+
+    pub fn mysql() -> Self {
+        Self::Mysql(env("TETHER_TEST_MYSQL_URL", "mariadbd"))
+    }
+
+    pub fn shares_sessions(&self) -> bool {
+        !matches!(self, Self::Memory)
+    }
+
+    pub fn has_user_index(&self) -> bool {
+        !matches!(self, Self::Cookie(_))
+    }
+
+    fn args(&self, ports: &[u16]) -> Vec<String> {
+        let kind = match self {
+            Self::Memory => "memory",
+            Self::File(_) => "file",
+            Self::Redis(_) => "redis",
+            Self::Mysql(_) => "mysql",
+            Self::Cookie(_) => "cookie",
+            Self::Replicated => "replicated",
+        };
+        let mut args = vec!["--store".to_owned(), kind.to_owned()];
+        match self {
+            Self::File(dir) => args.extend(["--store-url".to_owned(), dir.display().to_string()]),
+            Self::Redis(url) | Self::Mysql(url) => {
+                args.extend(["--store-url".to_owned(), url.clone()]);
+            }
+            Self::Cookie(keys) => {
+                args.extend(["--key-file".to_owned(), keys.display().to_string()]);
+            }
+            Self::Replicated => {
+                let peers: Vec<String> = ports
+                    .iter()
+                    .map(|p| format!("http://127.0.0.1:{p}"))
+                    .collect();
+                args.extend(["--peers".to_owned(), peers.join(",")]);
+            }
+            Self::Memory => {}
+        }
+        args
+    }
+}
+
+pub fn start_instances(store: &Store, n: usize) -> Vec<Instance> {
+    let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+    let login = env!("CARGO_BIN_EXE_login");
+    let instances: Vec<Instance> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| {
+            let name = format!("instance-{}", i + 1);
+            let child = Command::new(login)
+                .args([
+                    "serve",
+                    "--listen",
+                    &format!("127.0.0.1:{port}"),
+                    "--name",
+                    &name,
+                    "--insecure-cookie",
+                ])
+                .args(store.args(&ports))
+                .env("TETHER_REPLICATION_SECRET", "end-to-end test secret")
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap();
+            Instance {
+                name,
+                port: *port,
+                proc: Proc(child),
+            }
+        })
+        .collect();
+    let http = reqwest::blocking::Client::new();
+    for i in &instances {
+        wait_until("instance healthy", Duration::from_secs(30), || {
+            http.get(format!("{}/healthz", i.url()))
+                .send()
+                .is_ok_and(|r| r.status() == 200)
+        });
+    }
+    instances
+}
+
+/// The built-in balancer, as its own process.
+pub fn start_balancer(instances: &[Instance], strategy: &str) -> (String, Proc) {
+    let port = free_port();
+    let mut cmd = Command::new(workspace_bin("tether-balancer"));
+    cmd.args([
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--strategy",
+        strategy,
+        "--health-ms",
+        "200",
+        "--quiet",
+    ])
+    .arg("--trust-forwarded-for");
+    for i in instances {
+        cmd.args(["--backend", &i.url()]);
+    }
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::blocking::Client::new();
+    wait_until("balancer up", Duration::from_secs(20), || {
+        http.get(format!("{url}/healthz"))
+            .send()
+            .is_ok_and(|r| r.status() == 200)
+    });
+    (url, Proc(child))
+}
+
+/// nginx with one of examples/nginx's configurations, ports rewritten.
+pub fn start_nginx(config: &str, instances: &[Instance]) -> (String, Proc) {
+    let port = free_port();
+    let dir = temp_dir("nginx");
+    let source = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../nginx")
+            .join(config),
+    )
+    .unwrap();
+    let mut text = source.replace(
+        "listen 127.0.0.1:8080;",
+        &format!("listen 127.0.0.1:{port};"),
+    );
+    for (i, instance) in instances.iter().enumerate() {
+        text = text.replace(
+            &format!("127.0.0.1:900{}", i + 1),
+            &format!("127.0.0.1:{}", instance.port),
+        );
+    }
+    let conf = dir.join("nginx.conf");
+    std::fs::write(&conf, text).unwrap();
+    let child = Command::new(env("TETHER_NGINX", "nginx"))
+        .arg("-c")
+        .arg(&conf)
+        .arg("-p")
+        .arg(&dir)
+        .arg("-g")
+        .arg(format!(
+            "daemon off; pid {}/nginx.pid; error_log {}/error.log;",
+            dir.display(),
+            dir.display()
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::blocking::Client::new();
+    wait_until("nginx up", Duration::from_secs(20), || {
+        http.get(format!("{url}/healthz"))
+            .send()
+            .is_ok_and(|r| r.status() == 200)
+    });
+    (url, Proc(child))
+}
+
+/// One browser-like user: its own cookie jar and (for ip-hash) its own address.
+pub struct User {
+    pub name: String,
+    pub http: reqwest::blocking::Client,
+    pub address: String,
+}
+
+impl User {
+    pub fn new(name: &str, n: usize) -> Self {
+        Self {
+            name: name.to_owned(),
+            http: reqwest::blocking::Client::builder()
+                .cookie_store(true)
+                .build()
+                .unwrap(),
+            address: format!("10.{}.{}.{}", n / 65536 % 256, n / 256 % 256, n % 256),
+        }
+    }
+
+    fn req(&self, method: reqwest::Method, url: String) -> reqwest::blocking::RequestBuilder {
+        self.http
+            .request(method, url)
+            .header("x-forwarded-for", &self.address)
+    }
+
+    pub fn login(&self, base: &str) -> Value {
+        let r = self
+            .req(reqwest::Method::POST, format!("{base}/api/login"))
+            .json(&json!({"username": self.name, "password": "demo"}))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200, "login of {}", self.name);
+        r.json().unwrap()
+    }
+
+    /// `(status, user, instance)` of `GET /api/me`.
+    pub fn me(&self, base: &str) -> (u16, Option<String>, String) {
+        let r = self
+            .req(reqwest::Method::GET, format!("{base}/api/me"))
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        let instance = r
+            .headers()
+            .get("x-instance")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let body: Value = r.json().unwrap_or(Value::Null);
+        (status, body["user"].as_str().map(str::to_owned), instance)
+    }
+
+    pub fn post(&self, base: &str, path: &str) -> reqwest::blocking::Response {
+        self.req(reqwest::Method::POST, format!("{base}{path}"))
+            .send()
+            .unwrap()
+    }
+}
