@@ -16,3 +16,18 @@ pub use record::{Changes, Expiry, Record, SessionInfo, Touch, unix_ms};
 pub use store::{Capabilities, ClientStore, Created, LockOptions, LockToken, Saved, SessionStore};
 
 pub use async_trait::async_trait;
+
+/// A store URL with any password replaced, for logs and error messages.
+///
+/// ```
+/// assert_eq!(tether_core::redact_url("redis://:hunter2@10.0.0.1:6379/0"), "redis://…@10.0.0.1:6379/0");
+/// assert_eq!(tether_core::redact_url("redis://127.0.0.1"), "redis://127.0.0.1");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}

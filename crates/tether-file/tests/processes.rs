@@ -28,19 +28,7 @@ fn main() {
         ("three_processes_write_the_same_sessions", three_processes),
         ("writers_killed_at_random_moments", killed_writers),
     ];
-    let mut failed = 0;
-    for (name, test) in tests {
-        if std::panic::catch_unwind(test).is_ok() {
-            println!("test {name} ... ok");
-        } else {
-            println!("test {name} ... FAILED");
-            failed += 1;
-        }
-    }
-    println!("{} passed, {failed} failed", tests.len() - failed);
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    tether_testkit::harness::run(&tests);
 }
 
 fn runtime() -> tokio::runtime::Runtime {

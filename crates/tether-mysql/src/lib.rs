@@ -122,15 +122,6 @@ const DELETE_USER_SQL: &str = concat!(
 );
 const CLEANUP_BATCH: u64 = 1000;
 
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
 fn now_ms() -> i64 {
     unix_ms::to_ms(OffsetDateTime::now_utc())
 }
@@ -211,7 +202,7 @@ impl MySqlStore {
         let timeout = Duration::from_secs(2);
         let invalid = |why: String| {
             Error::unavailable(
-                format!("configuring MySQL at {}", redact(url)),
+                format!("configuring MySQL at {}", tether_core::redact_url(url)),
                 std::io::Error::new(std::io::ErrorKind::InvalidInput, why),
             )
         };
@@ -231,7 +222,7 @@ impl MySqlStore {
         Ok(Self {
             pool,
             timeout,
-            target: redact(url),
+            target: tether_core::redact_url(url),
         })
     }
 

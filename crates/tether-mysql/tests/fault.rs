@@ -8,13 +8,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::http::StatusCode;
 use axum::routing::post;
 use sqlx::Connection as _;
 use tether::{Session, SessionError, SessionLayer};
 use tether_core::{Expiry, Id, Record, SessionStore};
 use tether_mysql::MySqlStore;
-use tether_testkit::http::{Reply, send};
+use tether_testkit::http::{expect_outage, expect_recovery, sessions_with_counters};
 
 fn program(var: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| {
@@ -130,10 +129,6 @@ async fn incr(session: Session) -> Result<String, SessionError> {
     Ok(n.to_string())
 }
 
-async fn post_incr(app: &Router, cookie: Option<&str>) -> Reply {
-    send(app, "POST", "/incr", cookie).await
-}
-
 async fn row_exists(url: &str, id: &Id) -> bool {
     let mut conn = sqlx::MySqlConnection::connect(url).await.unwrap();
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tether_sessions WHERE id = ?")
@@ -168,52 +163,15 @@ async fn sessions_survive_a_database_restart_and_cleanup_keeps_running() {
         .route("/incr", post(incr))
         .layer(SessionLayer::new(store.clone()));
 
-    let mut users = Vec::new();
-    for _ in 0..20 {
-        let cookie = post_incr(&app, None).await.cookie();
-        for _ in 0..2 {
-            assert_eq!(post_incr(&app, Some(&cookie)).await.status, StatusCode::OK);
-        }
-        users.push(cookie);
-    }
+    let users = sessions_with_counters(&app, 20, 3).await;
     let before_outage = expired_row(&store).await;
 
     db.stop();
-    for cookie in &users {
-        let reply = post_incr(&app, Some(cookie)).await;
-        assert_eq!(
-            reply.status,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "{}",
-            reply.body
-        );
-        assert!(
-            reply.body.contains("session store is unavailable"),
-            "{}",
-            reply.body
-        );
-        assert_eq!(
-            reply.set_cookie, None,
-            "no fresh session may replace a real one"
-        );
-    }
+    expect_outage(&app, &users).await;
     // Let the cleanup task fail a few times.
     tokio::time::sleep(Duration::from_secs(1)).await;
     db.start();
-
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while post_incr(&app, Some(&users[0])).await.status != StatusCode::OK {
-        assert!(Instant::now() < deadline, "requests never succeeded again");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    for (i, cookie) in users.iter().enumerate().skip(1) {
-        let reply = post_incr(&app, Some(cookie)).await;
-        assert_eq!(reply.status, StatusCode::OK);
-        assert_eq!(
-            reply.body, "4",
-            "user {i} lost the session saved before the outage"
-        );
-    }
+    expect_recovery(&app, &users, 3, Duration::from_secs(30)).await;
 
     // The cleanup task is still alive: it deletes rows that expired before the outage
     // and after it.

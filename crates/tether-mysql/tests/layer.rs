@@ -6,7 +6,7 @@ use axum::routing::{get, post};
 use sqlx::Row as _;
 use tether::{Session, SessionError, SessionLayer};
 use tether_mysql::MySqlStore;
-use tether_testkit::http::send;
+use tether_testkit::http::calls_per_request;
 
 fn mysql_url() -> String {
     std::env::var("TETHER_TEST_MYSQL_URL").expect(
@@ -42,40 +42,15 @@ async fn one_statement_per_read_and_per_write_request() {
         .route("/read", get(read))
         .route("/write", post(write))
         .layer(SessionLayer::new(store));
-    let mut stats = sqlx::MySqlConnection::connect(&url).await.unwrap();
-
-    let cookie = send(&app, "POST", "/write", None).await.cookie();
-    // Warm up the pooled connection's prepared statements.
-    for _ in 0..3 {
-        send(&app, "GET", "/read", Some(&cookie)).await;
-        send(&app, "POST", "/write", Some(&cookie)).await;
-    }
-    // What measuring costs by itself (the SHOW STATUS statements).
-    let a = questions(&mut stats).await;
-    let b = questions(&mut stats).await;
-    let overhead = b - a;
-
+    let stats = std::sync::Arc::new(tokio::sync::Mutex::new(
+        sqlx::MySqlConnection::connect(&url).await.unwrap(),
+    ));
     let rounds = 20;
-    let before = questions(&mut stats).await;
-    for _ in 0..rounds {
-        assert!(
-            send(&app, "GET", "/read", Some(&cookie))
-                .await
-                .status
-                .is_success()
-        );
-    }
-    let reads = questions(&mut stats).await - before - overhead;
-    let before = questions(&mut stats).await;
-    for _ in 0..rounds {
-        assert!(
-            send(&app, "POST", "/write", Some(&cookie))
-                .await
-                .status
-                .is_success()
-        );
-    }
-    let writes = questions(&mut stats).await - before - overhead;
+    let (reads, writes) = calls_per_request(&app, rounds, || {
+        let stats = stats.clone();
+        Box::pin(async move { questions(&mut *stats.lock().await).await })
+    })
+    .await;
     eprintln!("sql statements: {reads} for {rounds} reads, {writes} for {rounds} writes");
     assert_eq!(reads, rounds, "statements for {rounds} read requests");
     assert_eq!(writes, rounds, "statements for {rounds} write requests");

@@ -126,16 +126,6 @@ impl ConnectionLike for Conn {
     }
 }
 
-/// Hides credentials in URLs that reach logs and errors.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://…@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
 impl RedisStore {
     /// A store on a standalone Redis (`redis://[:password@]host:port[/db]`).
     ///
@@ -148,13 +138,17 @@ impl RedisStore {
     /// # Ok::<(), tether_core::Error>(())
     /// ```
     pub fn connect(url: &str) -> Result<Self> {
-        let client = redis::Client::open(url)
-            .map_err(|e| Error::unavailable(format!("configuring Redis at {}", redact(url)), e))?;
+        let client = redis::Client::open(url).map_err(|e| {
+            Error::unavailable(
+                format!("configuring Redis at {}", tether_core::redact_url(url)),
+                e,
+            )
+        })?;
         let backend = Backend::Single {
             client,
             conn: OnceCell::new(),
         };
-        Ok(Self::new(backend, redact(url)))
+        Ok(Self::new(backend, tether_core::redact_url(url)))
     }
 
     /// A store on Redis Cluster, given one or more of its nodes.
@@ -164,7 +158,11 @@ impl RedisStore {
         S: Into<String>,
     {
         let urls: Vec<String> = urls.into_iter().map(Into::into).collect();
-        let target = urls.iter().map(|u| redact(u)).collect::<Vec<_>>().join(",");
+        let target = urls
+            .iter()
+            .map(|u| tether_core::redact_url(u))
+            .collect::<Vec<_>>()
+            .join(",");
         let client = ClusterClient::builder(urls)
             .connection_timeout(Duration::from_secs(1))
             .response_timeout(Duration::from_secs(2))

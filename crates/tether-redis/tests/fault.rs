@@ -9,11 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::StatusCode;
 use axum::routing::post;
 use tether::{Session, SessionError, SessionLayer};
 use tether_redis::RedisStore;
-use tether_testkit::http::{Reply, send};
+use tether_testkit::http::{expect_outage, expect_recovery, sessions_with_counters};
 
 fn redis_server() -> String {
     std::env::var("TETHER_REDIS_SERVER").expect(
@@ -83,10 +82,6 @@ async fn incr(session: Session) -> Result<String, SessionError> {
     Ok(n.to_string())
 }
 
-async fn post_incr(app: &Router, cookie: Option<&str>) -> Reply {
-    send(app, "POST", "/incr", cookie).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_survive_a_redis_restart_and_the_app_recovers_by_itself() {
     let port = TcpListener::bind("127.0.0.1:0")
@@ -106,59 +101,12 @@ async fn sessions_survive_a_redis_restart_and_the_app_recovers_by_itself() {
         .route("/incr", post(incr))
         .layer(SessionLayer::new(store));
 
-    // 20 users, each with a counter at 3.
-    let mut users = Vec::new();
-    for _ in 0..20 {
-        let cookie = post_incr(&app, None).await.cookie();
-        for _ in 0..2 {
-            assert_eq!(post_incr(&app, Some(&cookie)).await.status, StatusCode::OK);
-        }
-        users.push(cookie);
-    }
-
+    // 20 sessions, each with a counter at 3.
+    let users = sessions_with_counters(&app, 20, 3).await;
     let (port, dir) = redis.stop();
-    for cookie in &users {
-        let reply = post_incr(&app, Some(cookie)).await;
-        assert_eq!(
-            reply.status,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "{}",
-            reply.body
-        );
-        assert!(
-            reply.body.contains("session store is unavailable"),
-            "{}",
-            reply.body
-        );
-        assert_eq!(
-            reply.set_cookie, None,
-            "no fresh session may replace a real one"
-        );
-    }
-    let reply = post_incr(&app, None).await;
-    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
-
+    expect_outage(&app, &users).await;
     let _redis = Redis::start(port, &dir);
-    // The connection comes back by itself; allow it a few attempts.
-    let mut recovered = false;
-    for _ in 0..50 {
-        if post_incr(&app, Some(&users[0])).await.status == StatusCode::OK {
-            recovered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(
-        recovered,
-        "requests never succeeded again after Redis came back"
-    );
-    for (i, cookie) in users.iter().enumerate().skip(1) {
-        let reply = post_incr(&app, Some(cookie)).await;
-        assert_eq!(reply.status, StatusCode::OK);
-        assert_eq!(
-            reply.body, "4",
-            "user {i} lost the session saved before the outage"
-        );
-    }
+    // The connection comes back by itself.
+    expect_recovery(&app, &users, 3, Duration::from_secs(5)).await;
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -5,7 +5,7 @@ use axum::Router;
 use axum::routing::{get, post};
 use tether::{Session, SessionError, SessionLayer};
 use tether_redis::RedisStore;
-use tether_testkit::http::send;
+use tether_testkit::http::calls_per_request;
 
 fn redis_url() -> String {
     std::env::var("TETHER_TEST_REDIS_URL").expect(
@@ -69,33 +69,13 @@ async fn one_redis_command_per_read_and_per_write_request() {
         .route("/write", post(write))
         .layer(SessionLayer::new(store));
     let client = redis::Client::open(url.as_str()).unwrap();
-    let mut stats = client.get_multiplexed_async_connection().await.unwrap();
-
-    let cookie = send(&app, "POST", "/write", None).await.cookie();
-    // Warm up: the first script call may load the script into Redis.
-    send(&app, "POST", "/write", Some(&cookie)).await;
-
+    let stats = client.get_multiplexed_async_connection().await.unwrap();
     let rounds = 20;
-    let before = client_commands(&mut stats).await;
-    for _ in 0..rounds {
-        assert!(
-            send(&app, "GET", "/read", Some(&cookie))
-                .await
-                .status
-                .is_success()
-        );
-    }
-    let reads = client_commands(&mut stats).await - before;
-    let before = client_commands(&mut stats).await;
-    for _ in 0..rounds {
-        assert!(
-            send(&app, "POST", "/write", Some(&cookie))
-                .await
-                .status
-                .is_success()
-        );
-    }
-    let writes = client_commands(&mut stats).await - before;
+    let (reads, writes) = calls_per_request(&app, rounds, || {
+        let mut conn = stats.clone();
+        Box::pin(async move { client_commands(&mut conn).await })
+    })
+    .await;
     eprintln!("redis commands: {reads} for {rounds} reads, {writes} for {rounds} writes");
     assert_eq!(reads, rounds, "commands for {rounds} read requests");
     assert_eq!(writes, rounds, "commands for {rounds} write requests");

@@ -30,19 +30,7 @@ fn main() {
         "three_processes_replicate_catch_up_and_converge",
         three_processes,
     )];
-    let mut failed = 0;
-    for (name, test) in tests {
-        if std::panic::catch_unwind(test).is_ok() {
-            println!("test {name} ... ok");
-        } else {
-            println!("test {name} ... FAILED");
-            failed += 1;
-        }
-    }
-    println!("{} passed, {failed} failed", tests.len() - failed);
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    tether_testkit::harness::run(&tests);
 }
 
 // ---- the node process ----------------------------------------------------------------

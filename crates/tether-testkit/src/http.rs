@@ -3,6 +3,7 @@
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
+
 use tower::ServiceExt as _;
 
 /// What a test needs from a response.
@@ -62,4 +63,116 @@ pub async fn send(app: &Router, method: &str, path: &str, cookie: Option<&str>) 
         cache_control,
         body: String::from_utf8_lossy(&bytes).into_owned(),
     }
+}
+
+/// Starts `n` sessions through the app's `POST /incr` (a counter in the session) and
+/// brings each counter to `count`; returns their cookies.
+///
+/// # Panics
+/// When a request fails.
+pub async fn sessions_with_counters(app: &Router, n: usize, count: u64) -> Vec<String> {
+    let mut cookies = Vec::with_capacity(n);
+    for _ in 0..n {
+        let cookie = send(app, "POST", "/incr", None).await.cookie();
+        for _ in 1..count {
+            assert_eq!(
+                send(app, "POST", "/incr", Some(&cookie)).await.status,
+                StatusCode::OK
+            );
+        }
+        cookies.push(cookie);
+    }
+    cookies
+}
+
+/// While the store is down: every session's request, and a new visitor's, is a 503
+/// with the layer's body, and no cookie replaces a real session.
+///
+/// # Panics
+/// When the outage is answered any other way.
+pub async fn expect_outage(app: &Router, cookies: &[String]) {
+    for cookie in cookies.iter().map(Some).chain([None]) {
+        let reply = send(app, "POST", "/incr", cookie.map(String::as_str)).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            reply.body
+        );
+        assert!(
+            reply.body.contains("session store is unavailable"),
+            "{}",
+            reply.body
+        );
+        assert_eq!(
+            reply.set_cookie, None,
+            "no fresh session may replace a real one"
+        );
+    }
+}
+
+/// After the store is back: requests succeed again without restarting the app (the
+/// first session is retried for up to `limit`), and every other counter continues
+/// from `count`, so nothing saved before the outage was lost.
+///
+/// # Panics
+/// When the app does not recover or a session was lost.
+pub async fn expect_recovery(
+    app: &Router,
+    cookies: &[String],
+    count: u64,
+    limit: std::time::Duration,
+) {
+    let deadline = std::time::Instant::now() + limit;
+    while send(app, "POST", "/incr", Some(&cookies[0])).await.status != StatusCode::OK {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "requests never succeeded again after the store came back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for (i, cookie) in cookies.iter().enumerate().skip(1) {
+        let reply = send(app, "POST", "/incr", Some(cookie)).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(
+            reply.body,
+            (count + 1).to_string(),
+            "session {i} lost what was saved before the outage"
+        );
+    }
+}
+
+/// How many store calls `rounds` read requests (`GET /read`) and `rounds` write requests
+/// (`POST /write`) cost, as `calls` counts them at the store. Measuring itself is
+/// calibrated away by calling `calls` twice in a row first.
+///
+/// # Panics
+/// When a request fails.
+pub async fn calls_per_request<F>(app: &Router, rounds: u64, calls: F) -> (u64, u64)
+where
+    F: Fn() -> futures_util::future::BoxFuture<'static, u64>,
+{
+    let cookie = send(app, "POST", "/write", None).await.cookie();
+    // Warm up connections, prepared statements and scripts.
+    for _ in 0..3 {
+        send(app, "GET", "/read", Some(&cookie)).await;
+        send(app, "POST", "/write", Some(&cookie)).await;
+    }
+    let a = calls().await;
+    let overhead = calls().await - a;
+    let measure = async |method: &str, path: &str| {
+        let before = calls().await;
+        for _ in 0..rounds {
+            assert!(
+                send(app, method, path, Some(&cookie))
+                    .await
+                    .status
+                    .is_success()
+            );
+        }
+        calls().await - before - overhead
+    };
+    let reads = measure("GET", "/read").await;
+    let writes = measure("POST", "/write").await;
+    (reads, writes)
 }
