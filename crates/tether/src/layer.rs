@@ -239,16 +239,12 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let shared = self.shared.clone();
         let cookies = req.extensions().get::<Cookies>().cloned();
-        let value = cookies
-            .as_ref()
-            .and_then(|c| c.get(&shared.config.cookie_name));
+        let value = cookie_value(req.headers(), &shared.config.cookie_name);
         // A cookie value not of the id's exact shape is no session: no store I/O.
         let presented = match (&shared.backend, value) {
-            (Backend::Server(_), Some(c)) => {
-                Id::parse(c.value()).map_or(Presented::None, Presented::Id)
-            }
-            (Backend::Client(store), Some(c)) if c.value().len() <= store.size_limit() => {
-                Presented::Sealed(c.value().to_owned())
+            (Backend::Server(_), Some(v)) => Id::parse(v).map_or(Presented::None, Presented::Id),
+            (Backend::Client(store), Some(v)) if v.len() <= store.size_limit() => {
+                Presented::Sealed(v.to_owned())
             }
             // No cookie, or one too long to be ours.
             _ => Presented::None,
@@ -278,6 +274,22 @@ where
             }
         })
     }
+}
+
+/// The value of the cookie `name`, found without parsing every cookie of the request
+/// (what tower-cookies' lazy jar does, allocating per cookie): this runs on every
+/// request, touched or not. Values are used verbatim; ids and sealed values are
+/// URL-safe, so they are never percent-encoded.
+fn cookie_value<'h>(headers: &'h http::HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            (k.trim() == name).then(|| v.trim().trim_matches('"'))
+        })
 }
 
 fn apply_cookie<B>(
