@@ -256,8 +256,9 @@ pub fn start_nginx(config: &str, instances: &[Instance]) -> (String, Proc) {
         .arg("-p")
         .arg(&dir)
         .arg("-g")
+        // One process: no worker processes to orphan when the test kills it.
         .arg(format!(
-            "daemon off; pid {}/nginx.pid; error_log {}/error.log;",
+            "daemon off; master_process off; pid {}/nginx.pid; error_log {}/error.log;",
             dir.display(),
             dir.display()
         ))
