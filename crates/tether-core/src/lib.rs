@@ -13,7 +13,10 @@ mod store;
 pub use error::{BoxError, Error, Result};
 pub use id::{ID_BYTES, ID_LEN, Id, IdText, InvalidId};
 pub use record::{Changes, Expiry, Record, SessionInfo, Touch, unix_ms};
-pub use store::{Capabilities, ClientStore, Created, LockOptions, LockToken, Saved, SessionStore};
+pub use store::{
+    Capabilities, ClientStore, Created, LockOptions, LockToken, LockWait, Saved, SessionStore,
+    sessions_beyond_cap,
+};
 
 pub use async_trait::async_trait;
 

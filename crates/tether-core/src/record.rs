@@ -168,12 +168,31 @@ impl Record {
         if let Some(user) = &changes.user {
             self.user.clone_from(user);
         }
-        self.last_seen = self.last_seen.max(changes.last_seen);
-        self.idle_deadline = match self.absolute_deadline {
-            Some(abs) => changes.idle_deadline.min(abs),
-            None => changes.idle_deadline,
-        };
+        self.touch(&Touch {
+            last_seen: changes.last_seen,
+            idle_deadline: changes.idle_deadline,
+        });
         self.version += 1;
+    }
+
+    /// Records activity: `last_seen` moves forward and the idle deadline becomes
+    /// `touch.idle_deadline`, never past the absolute deadline.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tether_core::{Expiry, Record, Touch};
+    /// use time::OffsetDateTime;
+    ///
+    /// let now = OffsetDateTime::now_utc();
+    /// let mut record = Record::new(now, &Expiry::new(Duration::from_secs(60)).with_absolute(Duration::from_secs(90)));
+    /// record.touch(&Touch { last_seen: now, idle_deadline: now + time::Duration::hours(1) });
+    /// assert_eq!(record.idle_deadline, now + time::Duration::seconds(90));
+    /// ```
+    pub fn touch(&mut self, touch: &Touch) {
+        self.last_seen = self.last_seen.max(touch.last_seen);
+        self.idle_deadline = self
+            .absolute_deadline
+            .map_or(touch.idle_deadline, |abs| abs.min(touch.idle_deadline));
     }
 
     /// The summary listed for a user's sessions.
@@ -283,6 +302,15 @@ pub struct SessionInfo {
 pub mod unix_ms {
     use serde::{Deserialize, Deserializer, Serializer};
     use time::OffsetDateTime;
+
+    /// Now, in milliseconds since the Unix epoch.
+    ///
+    /// ```
+    /// assert!(tether_core::unix_ms::now_ms() > 1_700_000_000_000);
+    /// ```
+    pub fn now_ms() -> i64 {
+        to_ms(OffsetDateTime::now_utc())
+    }
 
     /// Milliseconds since the Unix epoch.
     pub fn to_ms(t: OffsetDateTime) -> i64 {

@@ -82,6 +82,79 @@ impl Default for LockOptions {
     }
 }
 
+/// Paces a store that polls for a lock: pauses from 1 ms doubling to 20 ms, until
+/// [`LockOptions::wait`] runs out.
+///
+/// ```
+/// use std::time::Duration;
+/// use tether_core::{LockOptions, LockWait};
+///
+/// let mut wait = LockWait::new(&LockOptions { wait: Duration::ZERO, ttl: Duration::from_secs(1) });
+/// assert!(wait.next_pause().is_err(), "no waiting allowed");
+/// # Ok::<(), tether_core::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct LockWait {
+    wait: Duration,
+    give_up: std::time::Instant,
+    pause: Duration,
+}
+
+impl LockWait {
+    /// Starts waiting now.
+    pub fn new(options: &LockOptions) -> Self {
+        Self {
+            wait: options.wait,
+            give_up: std::time::Instant::now() + options.wait,
+            pause: Duration::from_millis(1),
+        }
+    }
+
+    /// How long to pause before the next attempt, or [`Error::LockTimeout`] once the
+    /// wait is over.
+    pub fn next_pause(&mut self) -> Result<Duration> {
+        let now = std::time::Instant::now();
+        if now >= self.give_up {
+            return Err(Error::LockTimeout(self.wait));
+        }
+        let pause = self.pause.min(self.give_up - now);
+        self.pause = (self.pause * 2).min(Duration::from_millis(20));
+        Ok(pause)
+    }
+}
+
+/// The sessions a per-user cap ends: with `keep` staying, at most `cap - 1` others
+/// remain, and the oldest (by creation) of the rest are returned.
+///
+/// ```
+/// use tether_core::{Id, sessions_beyond_cap};
+/// use time::OffsetDateTime;
+///
+/// let now = OffsetDateTime::now_utc();
+/// let (old, mid, new) = (Id::generate()?, Id::generate()?, Id::generate()?);
+/// let sessions = [(old, now), (mid, now + time::Duration::SECOND), (new, now + time::Duration::MINUTE)];
+/// assert_eq!(sessions_beyond_cap(sessions, &new, 2), vec![old]);
+/// # Ok::<(), tether_core::Error>(())
+/// ```
+pub fn sessions_beyond_cap(
+    sessions: impl IntoIterator<Item = (Id, time::OffsetDateTime)>,
+    keep: &Id,
+    cap: u32,
+) -> Vec<Id> {
+    let mut others: Vec<(time::OffsetDateTime, Id)> = sessions
+        .into_iter()
+        .filter(|(id, _)| id != keep)
+        .map(|(id, created)| (created, id))
+        .collect();
+    let allowed = usize::try_from(cap.saturating_sub(1)).unwrap_or(usize::MAX);
+    if others.len() <= allowed {
+        return Vec::new();
+    }
+    others.sort();
+    let excess = others.len() - allowed;
+    others.into_iter().take(excess).map(|(_, id)| id).collect()
+}
+
 /// Proof of holding a session lock: only its owner can release it.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct LockToken(pub String);

@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use sha2::Digest as _;
-use tether_core::{Id, Record, unix_ms};
-use time::OffsetDateTime;
+use tether_core::{Id, LockOptions, LockWait, Record, unix_ms};
 
 /// Why a blocking operation failed.
 #[derive(Debug)]
@@ -107,10 +106,6 @@ fn random_suffix() -> String {
         |_| format!("{:?}", std::time::Instant::now()),
         |id| id_hex(&id),
     )
-}
-
-fn now_ms() -> i64 {
-    unix_ms::to_ms(OffsetDateTime::now_utc())
 }
 
 /// Reads a record; `None` when the file does not exist.
@@ -214,7 +209,7 @@ pub(crate) fn try_lock(path: &Path, ttl: Duration) -> FsResult<Attempt> {
     let context = || format!("taking lock {}", path.display());
     match create_new_in(path) {
         Ok(mut file) => {
-            let line = format!("{token} {}\n", now_ms().saturating_add(ttl_ms));
+            let line = format!("{token} {}\n", unix_ms::now_ms().saturating_add(ttl_ms));
             if let Err(e) = file.write_all(line.as_bytes()) {
                 let _ = fs::remove_file(path);
                 return Err(FsError::io(context())(e));
@@ -242,7 +237,7 @@ pub(crate) fn stale_content(path: &Path, ttl: Duration) -> Option<String> {
         .nth(1)
         .and_then(|s| s.parse::<i64>().ok());
     let stale = match expiry {
-        Some(expiry) => now_ms() >= expiry,
+        Some(expiry) => unix_ms::now_ms() >= expiry,
         // Created but never written: judge by age.
         None => fs::metadata(path)
             .and_then(|m| m.modified())
@@ -296,16 +291,14 @@ pub(crate) fn unlock(path: &Path, token: &str) -> FsResult<()> {
 /// Waits (on this blocking thread) for the write lock: held only for the milliseconds
 /// of one read-merge-write.
 pub(crate) fn lock_blocking(path: &Path, ttl: Duration, wait: Duration) -> FsResult<HeldLock> {
-    let give_up = std::time::Instant::now() + wait;
-    let mut pause = Duration::from_micros(200);
+    let mut pacing = LockWait::new(&LockOptions { wait, ttl });
     loop {
         if let Attempt::Held(lock) = try_lock(path, ttl)? {
             return Ok(lock);
         }
-        if std::time::Instant::now() >= give_up {
-            return Err(FsError::LockTimeout(wait));
-        }
+        let pause = pacing
+            .next_pause()
+            .map_err(|_| FsError::LockTimeout(wait))?;
         std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(10));
     }
 }

@@ -47,8 +47,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tether_core::{
-    Changes, Created, Error, Id, LockOptions, LockToken, Record, Result, Saved, SessionInfo,
-    SessionStore, Touch, async_trait,
+    Changes, Created, Error, Id, LockOptions, LockToken, LockWait, Record, Result, Saved,
+    SessionInfo, SessionStore, Touch, async_trait,
 };
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
@@ -289,15 +289,11 @@ impl Inner {
     }
 
     fn enforce_cap(&self, user: &str, keep: &Id, cap: u32) -> FsResult<()> {
-        let others: Vec<Id> = self
+        let sessions = self
             .sessions_of(user)?
             .into_iter()
-            .map(|(id, _)| id)
-            .filter(|id| id != keep)
-            .collect();
-        let allowed = usize::try_from(cap).unwrap_or(usize::MAX).saturating_sub(1);
-        let excess = others.len().saturating_sub(allowed);
-        for id in others.into_iter().take(excess) {
+            .map(|(id, r)| (id, r.created));
+        for id in tether_core::sessions_beyond_cap(sessions, keep, cap) {
             self.locked(&id, || self.remove_session(&id))?;
         }
         Ok(())
@@ -377,10 +373,7 @@ impl SessionStore for FileStore {
                 let Some(mut record) = inner.live(&id)? else {
                     return Ok(false);
                 };
-                record.last_seen = record.last_seen.max(touch.last_seen);
-                record.idle_deadline = record
-                    .absolute_deadline
-                    .map_or(touch.idle_deadline, |abs| abs.min(touch.idle_deadline));
+                record.touch(&touch);
                 inner.write(&id, &record)?;
                 Ok(true)
             })
@@ -465,8 +458,7 @@ impl SessionStore for FileStore {
 
     async fn lock(&self, id: &Id, options: &LockOptions) -> Result<LockToken> {
         let path = self.inner.layout.lock(id, LockKind::Request);
-        let give_up = tokio::time::Instant::now() + options.wait;
-        let mut pause = Duration::from_millis(1);
+        let mut wait = LockWait::new(options);
         loop {
             let (path, ttl) = (path.clone(), options.ttl);
             let attempt = self
@@ -477,11 +469,7 @@ impl SessionStore for FileStore {
             }
             // Waiting happens here, not on a blocking thread: a waiter holds no permit
             // the lock's holder might need.
-            if tokio::time::Instant::now() >= give_up {
-                return Err(Error::LockTimeout(options.wait));
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(20));
+            tokio::time::sleep(wait.next_pause()?).await;
         }
     }
 

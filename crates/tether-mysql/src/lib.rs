@@ -46,10 +46,9 @@ use sha2::Digest as _;
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions, MySqlQueryResult};
 use sqlx::{MySql, Row as _};
 use tether_core::{
-    Changes, Created, Error, Id, LockOptions, LockToken, Record, Result, Saved, SessionInfo,
-    SessionStore, Touch, async_trait, unix_ms,
+    Changes, Created, Error, Id, LockOptions, LockToken, LockWait, Record, Result, Saved,
+    SessionInfo, SessionStore, Touch, async_trait, unix_ms,
 };
-use time::OffsetDateTime;
 
 /// Sessions in a MySQL or MariaDB table.
 #[derive(Debug, Clone)]
@@ -121,10 +120,6 @@ const DELETE_USER_SQL: &str = concat!(
     live!()
 );
 const CLEANUP_BATCH: u64 = 1000;
-
-fn now_ms() -> i64 {
-    unix_ms::to_ms(OffsetDateTime::now_utc())
-}
 
 fn user_hash(user: &str) -> Vec<u8> {
     sha2::Sha256::digest(user.as_bytes()).to_vec()
@@ -270,7 +265,7 @@ impl MySqlStore {
     pub async fn cleanup_once(&self) -> Result<u64> {
         let mut deleted = 0;
         loop {
-            let now = now_ms();
+            let now = unix_ms::now_ms();
             let batch = self
                 .run("deleting expired sessions", async |pool| {
                     sqlx::query(
@@ -287,7 +282,7 @@ impl MySqlStore {
                 break;
             }
         }
-        let now = now_ms();
+        let now = unix_ms::now_ms();
         self.run("deleting expired locks", async |pool| {
             sqlx::query("DELETE FROM tether_locks WHERE expires_ms <= ?")
                 .bind(now)
@@ -344,23 +339,19 @@ impl MySqlStore {
     }
 
     async fn enforce_cap(&self, user: &str, keep: &Id, cap: u32) -> Result<()> {
-        let allowed = usize::try_from(cap).unwrap_or(usize::MAX).saturating_sub(1);
-        let others: Vec<Id> = self
+        let sessions = self
             .live_of(user)
             .await?
             .into_iter()
-            .map(|s| s.id)
-            .filter(|id| id != keep)
-            .collect();
-        let excess = others.len().saturating_sub(allowed);
-        for id in others.into_iter().take(excess) {
+            .map(|s| (s.id, s.created));
+        for id in tether_core::sessions_beyond_cap(sessions, keep, cap) {
             self.delete(&id).await?;
         }
         Ok(())
     }
 
     async fn live_of(&self, user: &str) -> Result<Vec<SessionInfo>> {
-        let now = now_ms();
+        let now = unix_ms::now_ms();
         let hash = user_hash(user);
         let rows = self
             .run("listing a user's sessions", async |pool| {
@@ -400,7 +391,7 @@ impl MySqlStore {
         new_id: Option<&Id>,
         changes: &Changes,
     ) -> Result<MySqlQueryResult> {
-        let now = now_ms();
+        let now = unix_ms::now_ms();
         let deadline = unix_ms::to_ms(changes.idle_deadline);
         let (user_set, user_hash_value, user_name) = match &changes.user {
             None => (false, None, None),
@@ -458,6 +449,18 @@ fn database_error(e: &Error) -> Option<&dyn sqlx::error::DatabaseError> {
         .and_then(|e| e.as_database_error())
 }
 
+/// `sql` (ending in `WHERE id = ? AND` the live condition) with those parameters bound.
+fn by_live_id(
+    sql: &'static str,
+    id: &Id,
+) -> sqlx::query::Query<'static, MySql, sqlx::mysql::MySqlArguments> {
+    let now = unix_ms::now_ms();
+    sqlx::query(sql)
+        .bind(id.as_bytes().to_vec())
+        .bind(now)
+        .bind(now)
+}
+
 fn is_duplicate(e: &Error) -> bool {
     database_error(e).is_some_and(sqlx::error::DatabaseError::is_unique_violation)
 }
@@ -476,15 +479,9 @@ impl SessionStore for MySqlStore {
     }
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
-        let now = now_ms();
         let row = self
             .run("loading a session", async |pool| {
-                sqlx::query(LOAD_SQL)
-                    .bind(id.as_bytes().as_slice())
-                    .bind(now)
-                    .bind(now)
-                    .fetch_optional(pool)
-                    .await
+                by_live_id(LOAD_SQL, id).fetch_optional(pool).await
             })
             .await?;
         row.as_ref().map(decode).transpose()
@@ -518,15 +515,9 @@ impl SessionStore for MySqlStore {
                 Ok(_) => return Ok(Created::Yes),
                 Err(e) if is_duplicate(&e) && attempt == 0 => {
                     // Taken by a live session: refuse. By an expired one: replace it.
-                    let now = now_ms();
                     let cleared = self
                         .run("replacing an expired session", async |pool| {
-                            sqlx::query(CLEAR_EXPIRED_ID_SQL)
-                                .bind(id.as_bytes().as_slice())
-                                .bind(now)
-                                .bind(now)
-                                .execute(pool)
-                                .await
+                            by_live_id(CLEAR_EXPIRED_ID_SQL, id).execute(pool).await
                         })
                         .await?;
                     if cleared.rows_affected() == 0 {
@@ -550,7 +541,7 @@ impl SessionStore for MySqlStore {
     }
 
     async fn touch(&self, id: &Id, touch: &Touch) -> Result<bool> {
-        let now = now_ms();
+        let now = unix_ms::now_ms();
         let deadline = unix_ms::to_ms(touch.idle_deadline);
         let result = self
             .run("refreshing a session", async |pool| {
@@ -601,7 +592,7 @@ impl SessionStore for MySqlStore {
     }
 
     async fn delete_user_sessions(&self, user: &str) -> Result<u64> {
-        let now = now_ms();
+        let now = unix_ms::now_ms();
         let hash = user_hash(user);
         let result = self
             .run("deleting a user's sessions", async |pool| {
@@ -620,10 +611,9 @@ impl SessionStore for MySqlStore {
     async fn lock(&self, id: &Id, options: &LockOptions) -> Result<LockToken> {
         let token = LockToken::generate()?;
         let ttl_ms = i64::try_from(options.ttl.as_millis()).unwrap_or(i64::MAX);
-        let give_up = tokio::time::Instant::now() + options.wait;
-        let mut pause = Duration::from_millis(1);
+        let mut wait = LockWait::new(options);
         loop {
-            let now = now_ms();
+            let now = unix_ms::now_ms();
             let attempt = async {
                 self.run("clearing an expired session lock", async |pool| {
                     sqlx::query("DELETE FROM tether_locks WHERE id = ? AND expires_ms <= ?")
@@ -654,11 +644,7 @@ impl SessionStore for MySqlStore {
             if acquired {
                 return Ok(token);
             }
-            if tokio::time::Instant::now() >= give_up {
-                return Err(Error::LockTimeout(options.wait));
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(20));
+            tokio::time::sleep(wait.next_pause()?).await;
         }
     }
 

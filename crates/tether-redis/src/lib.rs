@@ -52,8 +52,8 @@ use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 use tether_core::{
-    Changes, Created, Error, Id, LockOptions, LockToken, Record, Result, Saved, SessionInfo,
-    SessionStore, Touch, async_trait, unix_ms,
+    Changes, Created, Error, Id, LockOptions, LockToken, LockWait, Record, Result, Saved,
+    SessionInfo, SessionStore, Touch, async_trait, unix_ms,
 };
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
@@ -265,8 +265,8 @@ impl RedisStore {
         }
     }
 
-    /// Adds the session to its user's index and applies the cap.
-    async fn index(&self, id: &Id, user: &str, created: i64, cap: Option<u32>) -> Result<()> {
+    /// Adds the session to its user's index.
+    async fn index(&self, id: &Id, user: &str, created: i64) -> Result<()> {
         let key = self.user_key(user);
         let member = id.to_string();
         self.with_conn("indexing a user's session", async |c| {
@@ -277,19 +277,18 @@ impl RedisStore {
                 .query_async::<()>(c)
                 .await
         })
-        .await?;
-        if let Some(cap) = cap {
-            let allowed = usize::try_from(cap).unwrap_or(usize::MAX).saturating_sub(1);
-            let others: Vec<(Id, Record)> = self
-                .live_sessions_of(user)
-                .await?
-                .into_iter()
-                .filter(|(other, _)| other != id)
-                .collect();
-            let excess = others.len().saturating_sub(allowed);
-            for (old, _) in others.into_iter().take(excess) {
-                self.delete(&old).await?;
-            }
+        .await
+    }
+
+    /// Ends the user's oldest sessions beyond `cap`, keeping `keep`.
+    async fn enforce_cap(&self, user: &str, keep: &Id, cap: u32) -> Result<()> {
+        let sessions = self
+            .live_sessions_of(user)
+            .await?
+            .into_iter()
+            .map(|(id, r)| (id, r.created));
+        for old in tether_core::sessions_beyond_cap(sessions, keep, cap) {
+            self.delete(&old).await?;
         }
         Ok(())
     }
@@ -344,10 +343,6 @@ impl RedisStore {
         live.sort_by_key(|(_, r)| r.created);
         Ok(live)
     }
-}
-
-fn now_ms() -> i64 {
-    unix_ms::to_ms(OffsetDateTime::now_utc())
 }
 
 /// The hash fields of a whole record, as HSET arguments.
@@ -438,18 +433,26 @@ struct ScriptSaved {
     version: u64,
     old_user: Option<String>,
     new_user: Option<String>,
+    created: i64,
 }
 
 fn parse_saved(value: Value) -> redis::RedisResult<Option<ScriptSaved>> {
     if matches!(value, Value::Nil) {
         return Ok(None);
     }
-    let (version, old_flag, old_user, new_flag, new_user): (u64, u8, String, u8, String) =
-        redis::FromRedisValue::from_redis_value(value)?;
+    let (version, old_flag, old_user, new_flag, new_user, created): (
+        u64,
+        u8,
+        String,
+        u8,
+        String,
+        i64,
+    ) = redis::FromRedisValue::from_redis_value(value)?;
     Ok(Some(ScriptSaved {
         version,
         old_user: (old_flag == 1).then_some(old_user),
         new_user: (new_flag == 1).then_some(new_user),
+        created,
     }))
 }
 
@@ -477,7 +480,7 @@ impl SessionStore for RedisStore {
             .with_conn("creating a session", async |c| {
                 scripts::CREATE
                     .key(&key)
-                    .arg(now_ms())
+                    .arg(unix_ms::now_ms())
                     .arg(expires)
                     .arg(&fields)
                     .invoke_async(c)
@@ -488,8 +491,7 @@ impl SessionStore for RedisStore {
             return Ok(Created::IdTaken);
         }
         if let Some(user) = &record.user {
-            self.index(id, user, unix_ms::to_ms(record.created), None)
-                .await?;
+            self.index(id, user, unix_ms::to_ms(record.created)).await?;
         }
         Ok(Created::Yes)
     }
@@ -513,7 +515,7 @@ impl SessionStore for RedisStore {
             .with_conn("saving a session", async |c| {
                 let value: Value = scripts::SAVE
                     .key(&key)
-                    .arg(now_ms())
+                    .arg(unix_ms::now_ms())
                     .arg(unix_ms::to_ms(changes.idle_deadline))
                     .arg(if changes.clear { "1" } else { "0" })
                     .arg(user_op)
@@ -527,20 +529,18 @@ impl SessionStore for RedisStore {
         let Some(saved) = saved else {
             return Ok(Saved::Gone);
         };
-        if saved.old_user != saved.new_user
-            || (saved.new_user.is_some() && changes.user_cap.is_some())
+        // Binding changes touch the user's index, in another slot; plain saves don't.
+        if let Some(old) = &saved.old_user
+            && saved.new_user.as_ref() != Some(old)
         {
-            if let Some(old) = &saved.old_user
-                && saved.new_user.as_ref() != Some(old)
-            {
-                self.unindex(id, old).await?;
+            self.unindex(id, old).await?;
+        }
+        if let Some(new) = &saved.new_user {
+            if saved.old_user.as_ref() != Some(new) {
+                self.index(id, new, saved.created).await?;
             }
-            if let Some(new) = &saved.new_user {
-                let created = self
-                    .load(id)
-                    .await?
-                    .map_or_else(now_ms, |r| unix_ms::to_ms(r.created));
-                self.index(id, new, created, changes.user_cap).await?;
+            if let Some(cap) = changes.user_cap {
+                self.enforce_cap(new, id, cap).await?;
             }
         }
         Ok(Saved::Version(saved.version))
@@ -552,7 +552,7 @@ impl SessionStore for RedisStore {
             .with_conn("refreshing a session", async |c| {
                 scripts::TOUCH
                     .key(&key)
-                    .arg(now_ms())
+                    .arg(unix_ms::now_ms())
                     .arg(unix_ms::to_ms(touch.last_seen))
                     .arg(unix_ms::to_ms(touch.idle_deadline))
                     .invoke_async(c)
@@ -596,9 +596,9 @@ impl SessionStore for RedisStore {
         if let Some(user) = &before {
             self.unindex(old, user).await?;
         }
+        // `create` indexed the new id; only the cap is left to apply.
         if let (Some(user), Some(cap)) = (&record.user, changes.user_cap) {
-            self.index(new, user, unix_ms::to_ms(record.created), Some(cap))
-                .await?;
+            self.enforce_cap(user, new, cap).await?;
         }
         Ok(Saved::Version(record.version))
     }
@@ -629,8 +629,7 @@ impl SessionStore for RedisStore {
         let ttl_ms = u64::try_from(options.ttl.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
-        let give_up = tokio::time::Instant::now() + options.wait;
-        let mut pause = Duration::from_millis(1);
+        let mut wait = LockWait::new(options);
         loop {
             let acquired: Option<String> = self
                 .with_conn("taking a session lock", async |c| {
@@ -647,11 +646,7 @@ impl SessionStore for RedisStore {
             if acquired.is_some() {
                 return Ok(token);
             }
-            if tokio::time::Instant::now() >= give_up {
-                return Err(Error::LockTimeout(options.wait));
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(20));
+            tokio::time::sleep(wait.next_pause()?).await;
         }
     }
 

@@ -5,7 +5,8 @@ use redis::Script;
 use std::sync::LazyLock;
 
 /// Merges one request's changes atomically. Returns `false` when the session is gone
-/// (never recreates it), else `{version, old_user_flag, old_user, new_user_flag, new_user}`.
+/// (never recreates it), else `{version, old_user_flag, old_user, new_user_flag, new_user,
+/// created}`.
 ///
 /// KEYS[1] session hash. ARGV: now_ms, idle_deadline_ms, clear (0/1), user_op
 /// (0 keep, 1 set, 2 unset), user, then field/value pairs, an empty value removing
@@ -15,7 +16,7 @@ pub(crate) static SAVE: LazyLock<Script> = LazyLock::new(|| {
         r"
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
-local meta = redis.call('HMGET', key, 'v', 'i', 'a', 'u', 's')
+local meta = redis.call('HMGET', key, 'v', 'i', 'a', 'u', 's', 'c')
 if not meta[1] then return false end
 local idle, abs = tonumber(meta[2]), tonumber(meta[3])
 if now >= idle or (abs and now >= abs) then return false end
@@ -39,7 +40,7 @@ if abs and abs < deadline then deadline = abs end
 redis.call('HSET', key, 'i', tostring(deadline))
 local version = redis.call('HINCRBY', key, 'v', 1)
 redis.call('PEXPIREAT', key, deadline)
-return {version, old_user and 1 or 0, old_user or '', new_user and 1 or 0, new_user or ''}
+return {version, old_user and 1 or 0, old_user or '', new_user and 1 or 0, new_user or '', tonumber(meta[6])}
 ",
     )
 });

@@ -40,17 +40,13 @@ impl Clock {
         }
     }
 
-    fn now_ms() -> i64 {
-        tether_core::unix_ms::to_ms(time::OffsetDateTime::now_utc())
-    }
-
     /// A stamp after every stamp this node has made or seen.
     pub(crate) fn tick(&self) -> Stamp {
         let mut last = self
             .last
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let pt = Self::now_ms();
+        let pt = tether_core::unix_ms::now_ms();
         *last = if pt > last.0 {
             (pt, 0)
         } else {

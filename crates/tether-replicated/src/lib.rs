@@ -218,10 +218,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn now_ms() -> i64 {
-    unix_ms::to_ms(OffsetDateTime::now_utc())
-}
-
 /// Replication figures, as served at `GET /stats` of the router.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stats {
@@ -342,17 +338,12 @@ impl ReplicatedStore {
     }
 
     fn enforce_cap(&self, state: &mut State, user: &str, keep: &Id, cap: u32) {
-        let others: Vec<Id> = state
+        let sessions = state
             .user_sessions(user, OffsetDateTime::now_utc())
             .into_iter()
-            .map(|s| s.id)
-            .filter(|id| id != keep)
-            .collect();
-        let allowed = usize::try_from(cap).unwrap_or(usize::MAX).saturating_sub(1);
-        let excess = others.len().saturating_sub(allowed);
-        let ops = others
+            .map(|s| (s.id, s.created));
+        let ops = tether_core::sessions_beyond_cap(sessions, keep, cap)
             .into_iter()
-            .take(excess)
             .map(|id| Op::Delete { id })
             .collect();
         self.publish(state, ops);
@@ -392,7 +383,7 @@ impl Inner {
     }
 
     async fn pull_snapshot(&self, url: &str) -> Result<Vec<(Id, Slot)>, String> {
-        let ts = now_ms().to_string();
+        let ts = unix_ms::now_ms().to_string();
         let response = self
             .client
             .get(format!("{url}/snapshot"))
@@ -532,7 +523,7 @@ async fn receive_events(
     {
         return refuse(StatusCode::CONFLICT, "replayed replication message");
     }
-    let now = now_ms();
+    let now = unix_ms::now_ms();
     let mut state = lock(&inner.state);
     let mut lag = lock(&inner.lag);
     for event in &batch.events {
@@ -572,7 +563,7 @@ async fn serve_snapshot(AxumState(inner): AxumState<Arc<Inner>>, headers: Header
     }
     if ts
         .parse::<i64>()
-        .map_or(true, |t| (now_ms() - t).abs() > MAX_SKEW_MS)
+        .map_or(true, |t| (unix_ms::now_ms() - t).abs() > MAX_SKEW_MS)
     {
         return refuse(
             StatusCode::UNAUTHORIZED,

@@ -89,10 +89,7 @@ impl SessionStore for ClientJar {
         let Some(mut record) = self.open(cookies.get(id)) else {
             return Ok(false);
         };
-        record.last_seen = record.last_seen.max(touch.last_seen);
-        record.idle_deadline = record
-            .absolute_deadline
-            .map_or(touch.idle_deadline, |abs| abs.min(touch.idle_deadline));
+        record.touch(touch);
         let value = self.seal(&record)?;
         cookies.insert(*id, value);
         Ok(true)

@@ -4,11 +4,11 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tether_core::{
-    Capabilities, Changes, Created, Error, Expiry, Id, LockOptions, LockToken, Record, Result,
-    Saved, SessionInfo, SessionStore, Touch, async_trait,
+    Capabilities, Changes, Created, Error, Expiry, Id, LockOptions, LockToken, LockWait, Record,
+    Result, Saved, SessionInfo, SessionStore, Touch, async_trait, sessions_beyond_cap,
 };
 use tether_testkit::{CASES, Outcome, Suite};
 use time::OffsetDateTime;
@@ -145,15 +145,13 @@ impl Reference {
     }
 
     fn enforce_cap(records: &mut HashMap<Id, Record>, keep: &Id, user: &str, cap: u32) {
-        let mut others: Vec<(OffsetDateTime, Id)> = records
+        let sessions: Vec<(Id, OffsetDateTime)> = records
             .iter()
-            .filter(|(o, r)| *o != keep && r.user.as_deref() == Some(user))
-            .map(|(o, r)| (r.created, *o))
+            .filter(|(_, r)| r.user.as_deref() == Some(user))
+            .map(|(id, r)| (*id, r.created))
             .collect();
-        others.sort();
-        let excess = others.len().saturating_sub(cap as usize - 1);
-        for (_, o) in others.into_iter().take(excess) {
-            records.remove(&o);
+        for id in sessions_beyond_cap(sessions, keep, cap) {
+            records.remove(&id);
         }
     }
 }
@@ -337,7 +335,7 @@ impl SessionStore for Reference {
         if self.is(Defect::IgnoresLocks) {
             return Ok(token);
         }
-        let give_up = Instant::now() + options.wait;
+        let mut wait = LockWait::new(options);
         loop {
             {
                 let mut locks = self.locks.lock().unwrap();
@@ -351,10 +349,7 @@ impl SessionStore for Reference {
                     return Ok(token);
                 }
             }
-            if Instant::now() >= give_up {
-                return Err(Error::LockTimeout(options.wait));
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            tokio::time::sleep(wait.next_pause()?).await;
         }
     }
 

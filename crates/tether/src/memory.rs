@@ -128,21 +128,13 @@ impl State {
     }
 
     fn enforce_cap(&mut self, user: &str, keep: &Id, cap: u32) {
-        let Some(ids) = self.users.get(user) else {
-            return;
-        };
-        let mut others: Vec<(OffsetDateTime, Id)> = ids
-            .iter()
-            .filter(|id| *id != keep)
-            .filter_map(|id| self.records.get(id).map(|r| (r.created, *id)))
-            .collect();
-        let allowed = usize::try_from(cap).unwrap_or(usize::MAX).saturating_sub(1);
-        if others.len() <= allowed {
-            return;
-        }
-        others.sort();
-        let excess = others.len() - allowed;
-        for (_, id) in others.into_iter().take(excess) {
+        let sessions = self
+            .users
+            .get(user)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.records.get(id).map(|r| (*id, r.created)));
+        for id in tether_core::sessions_beyond_cap(sessions, keep, cap) {
             self.remove(&id);
         }
     }
@@ -205,10 +197,7 @@ impl SessionStore for MemoryStore {
         let Some(record) = state.live(id, now) else {
             return Ok(false);
         };
-        record.last_seen = record.last_seen.max(touch.last_seen);
-        record.idle_deadline = record
-            .absolute_deadline
-            .map_or(touch.idle_deadline, |abs| abs.min(touch.idle_deadline));
+        record.touch(touch);
         Ok(true)
     }
 
@@ -222,10 +211,7 @@ impl SessionStore for MemoryStore {
         if state.live(new, now).is_some() {
             return Err(Error::IdCollision);
         }
-        if state.live(old, now).is_none() {
-            return Ok(Saved::Gone);
-        }
-        let Some(mut record) = state.remove(old) else {
+        let Some(mut record) = state.remove(old).filter(|r| !r.is_expired(now)) else {
             return Ok(Saved::Gone);
         };
         record.apply(changes);
