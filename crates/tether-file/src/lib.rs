@@ -64,13 +64,13 @@ pub struct FileStore {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Inner {
     layout: Layout,
     durable: bool,
     write_lock_ttl: Duration,
     write_lock_wait: Duration,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
 }
 
 impl FileStore {
@@ -111,23 +111,14 @@ impl FileStore {
                 durable: true,
                 write_lock_ttl: Duration::from_secs(10),
                 write_lock_wait: Duration::from_secs(10),
-                permits: Semaphore::new(32),
+                permits: Arc::new(Semaphore::new(32)),
             }),
         })
     }
 
-    fn configure(self, f: impl FnOnce(&mut Inner)) -> Self {
-        let mut inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
-            layout: shared.layout.clone(),
-            durable: shared.durable,
-            write_lock_ttl: shared.write_lock_ttl,
-            write_lock_wait: shared.write_lock_wait,
-            permits: Semaphore::new(shared.permits.available_permits()),
-        });
-        f(&mut inner);
-        Self {
-            inner: Arc::new(inner),
-        }
+    fn configure(mut self, f: impl FnOnce(&mut Inner)) -> Self {
+        f(Arc::make_mut(&mut self.inner));
+        self
     }
 
     /// Whether writes are fsynced before they are renamed into place (default `true`).
@@ -155,7 +146,7 @@ impl FileStore {
     /// tokio's blocking pool, so the async workers never wait on a disk or an NFS server.
     #[must_use]
     pub fn with_max_concurrency(self, operations: usize) -> Self {
-        self.configure(|i| i.permits = Semaphore::new(operations.max(1)))
+        self.configure(|i| i.permits = Arc::new(Semaphore::new(operations.max(1))))
     }
 
     /// The shared directory.

@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tether_core::{Error, Expiry, LockOptions};
 use tower_cookies::cookie::SameSite;
@@ -119,8 +118,4 @@ pub(crate) fn clamp_share(share: f64) -> f64 {
     } else {
         share.clamp(0.0, 1.0)
     }
-}
-
-pub(crate) fn duration_f64(d: Duration) -> f64 {
-    d.as_secs_f64()
 }

@@ -148,7 +148,7 @@ impl SessionLayer {
     /// idle timeout is left (default 0.75; 1.0 refreshes on every request).
     #[must_use]
     pub fn with_refresh_share(self, share: f64) -> Self {
-        self.config(|c| c.refresh_share = share)
+        self.config(|c| c.refresh_share = crate::config::clamp_share(share))
     }
 
     /// Lock mode: requests of one session run their session work one at a time, for

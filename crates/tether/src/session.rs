@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use tokio::sync::{Mutex, MutexGuard};
 use tracing::Instrument as _;
 
-use crate::config::{Config, clamp_share, duration_f64};
+use crate::config::Config;
 
 /// What one layer instance shares with every request.
 #[derive(Debug, Clone)]
@@ -401,13 +401,7 @@ impl Session {
     async fn load<'s>(&self, state: &'s mut State) -> Result<Option<&'s Record>, SessionError> {
         if state.loaded.is_none() {
             match &self.inner.shared.backend {
-                Backend::Client(store) => {
-                    let opened = state
-                        .sealed
-                        .as_deref()
-                        .and_then(|value| store.open(value, self.inner.now));
-                    state.loaded = Some(opened);
-                }
+                Backend::Client(store) => self.open_client(store.as_ref(), state),
                 Backend::Server(store) => {
                     let id = state
                         .id
@@ -448,7 +442,7 @@ impl Session {
         } else {
             match &self.inner.shared.backend {
                 Backend::Server(store) => self.commit(store, &mut state).await,
-                Backend::Client(store) => self.commit_client(store.as_ref(), &mut state).await,
+                Backend::Client(store) => self.commit_client(store.as_ref(), &mut state),
             }
             .map_err(Arc::new)
         };
@@ -466,8 +460,19 @@ impl Session {
         outcome
     }
 
+    /// Client-side loading: opening the cookie's sealed value, no I/O.
+    fn open_client(&self, store: &dyn ClientStore, state: &mut State) {
+        if state.loaded.is_none() {
+            let opened = state
+                .sealed
+                .as_deref()
+                .and_then(|value| store.open(value, self.inner.now));
+            state.loaded = Some(opened);
+        }
+    }
+
     /// Client-side: the new record is sealed into the cookie itself.
-    async fn commit_client(
+    fn commit_client(
         &self,
         store: &dyn ClientStore,
         state: &mut State,
@@ -477,10 +482,8 @@ impl Session {
         let base = if state.delete {
             None
         } else {
-            self.load(state)
-                .await
-                .map_err(|_| Error::Corrupt("opening the session cookie".into()))?
-                .cloned()
+            self.open_client(store, state);
+            state.loaded.clone().flatten()
         };
         let changed = !state.changes.is_empty() || (state.new_id.is_some() && base.is_some());
         let due = base.as_ref().is_some_and(|r| self.refresh_due(r));
@@ -614,8 +617,7 @@ impl Session {
             .expiry
             .idle_deadline(self.inner.now, record.absolute_deadline);
         let gain = (new_deadline - record.idle_deadline).as_seconds_f64();
-        let threshold =
-            duration_f64(config.expiry.idle) * (1.0 - clamp_share(config.refresh_share));
+        let threshold = config.expiry.idle.as_secs_f64() * (1.0 - config.refresh_share);
         gain > threshold
     }
 

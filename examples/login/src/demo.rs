@@ -82,7 +82,7 @@ pub(crate) async fn run(args: DemoArgs) {
         cmd.arg("serve")
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(["--name", &format!("instance-{}", i + 1)])
-            .args(["--store", store_flag(args.store)])
+            .args(["--store", args.store.name()])
             .arg("--insecure-cookie")
             .stdin(Stdio::null())
             .kill_on_drop(true);
@@ -133,7 +133,7 @@ pub(crate) async fn run(args: DemoArgs) {
     println!(
         "tether demo: {} instances on the {} store behind the balancer ({strategy})",
         args.instances,
-        store_flag(args.store)
+        args.store.name()
     );
     println!(
         "open http://{}/ and log in with any name and the password demo; Ctrl-C stops everything",
@@ -161,8 +161,4 @@ pub(crate) async fn run(args: DemoArgs) {
     }
     let _ = std::fs::remove_dir_all(&dir);
     println!("tether demo: stopped");
-}
-
-fn store_flag(kind: StoreKind) -> &'static str {
-    kind.name()
 }
