@@ -2,26 +2,18 @@
 //! conformance suite passes, and after a master is killed and its replica takes over,
 //! sessions written before are readable and new logins work.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tether_core::{Changes, Expiry, Id, Record, Saved, SessionStore};
 use tether_redis::RedisStore;
+use tether_testkit::harness::{free_port, wait_until};
 
 fn program(var: &str, name: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| {
         panic!("{var} is not set: run the tests through scripts/test, which installs {name}")
     })
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 struct Node {
@@ -51,17 +43,6 @@ fn cli(port: u16, args: &[&str]) -> String {
         .output()
         .expect("run redis-cli");
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(
-            start.elapsed() < limit,
-            "{what} did not happen within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn start_node(dir: &Path, port: u16) -> Node {

@@ -5,9 +5,8 @@
 //!
 //! This binary runs the tests, and re-executes itself as the nodes.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -17,6 +16,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use tether_core::{Changes, Expiry, Id, Record, SessionStore};
 use tether_replicated::ReplicatedStore;
+use tether_testkit::harness::{free_port, wait_until};
 
 const ROLE: &str = "TETHER_REPLICATED_TEST_NODE";
 const SECRET: &[u8] = b"three-process test secret";
@@ -149,30 +149,11 @@ impl Drop for Node {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()
         .unwrap()
-}
-
-fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(
-            start.elapsed() < limit,
-            "{what} did not happen within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn is_ready(http: &reqwest::blocking::Client, node: &Node) -> bool {

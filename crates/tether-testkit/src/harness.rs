@@ -18,3 +18,29 @@ pub fn run(tests: &[(&str, fn())]) {
         std::process::exit(1);
     }
 }
+
+/// A port free on 127.0.0.1 right now (for a server a test is about to start).
+///
+/// # Panics
+/// When no port can be bound.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// Retries `ok` every 50 ms until it holds.
+///
+/// # Panics
+/// When it still does not hold after `limit`, naming `what`.
+pub fn wait_until(what: &str, limit: std::time::Duration, mut ok: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < limit,
+            "{what} did not happen within {limit:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -3,20 +3,12 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use tether_testkit::harness::{free_port, wait_until};
 
 pub fn temp_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -47,15 +39,18 @@ pub fn env(var: &str, what: &str) -> String {
     })
 }
 
-pub fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(
-            start.elapsed() < limit,
-            "{what} did not happen within {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// Waits until `GET {base}/healthz` answers 200.
+pub fn wait_healthy(what: &str, base: &str) {
+    let http = reqwest::blocking::Client::new();
+    wait_until(
+        &format!("{what} at {base} healthy"),
+        Duration::from_secs(30),
+        || {
+            http.get(format!("{base}/healthz"))
+                .send()
+                .is_ok_and(|r| r.status() == 200)
+        },
+    );
 }
 
 pub struct Proc(pub Child);
@@ -185,13 +180,8 @@ pub fn start_instances(store: &Store, n: usize) -> Vec<Instance> {
             }
         })
         .collect();
-    let http = reqwest::blocking::Client::new();
     for i in &instances {
-        wait_until("instance healthy", Duration::from_secs(30), || {
-            http.get(format!("{}/healthz", i.url()))
-                .send()
-                .is_ok_and(|r| r.status() == 200)
-        });
+        wait_healthy("instance", &i.url());
     }
     instances
 }
@@ -219,12 +209,7 @@ pub fn start_balancer(instances: &[Instance], strategy: &str) -> (String, Proc) 
         .spawn()
         .unwrap();
     let url = format!("http://127.0.0.1:{port}");
-    let http = reqwest::blocking::Client::new();
-    wait_until("balancer up", Duration::from_secs(20), || {
-        http.get(format!("{url}/healthz"))
-            .send()
-            .is_ok_and(|r| r.status() == 200)
-    });
+    wait_healthy("balancer", &url);
     (url, Proc(child))
 }
 
@@ -267,12 +252,7 @@ pub fn start_nginx(config: &str, instances: &[Instance]) -> (String, Proc) {
         .spawn()
         .unwrap();
     let url = format!("http://127.0.0.1:{port}");
-    let http = reqwest::blocking::Client::new();
-    wait_until("nginx up", Duration::from_secs(20), || {
-        http.get(format!("{url}/healthz"))
-            .send()
-            .is_ok_and(|r| r.status() == 200)
-    });
+    wait_healthy("nginx", &url);
     (url, Proc(child))
 }
 
