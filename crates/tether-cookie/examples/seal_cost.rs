@@ -1,0 +1,48 @@
+//! What sealing and opening a typical session costs, and its cookie size.
+//!
+//! ```sh
+//! cargo run --release -p tether-cookie --example seal_cost
+//! ```
+
+use std::time::Instant;
+
+use serde_json::json;
+use tether_cookie::{CookieStore, KeyRing};
+use tether_core::{ClientStore, Expiry, Record};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let store = CookieStore::new(KeyRing::parse(&KeyRing::generate_key()?)?);
+    let now = time::OffsetDateTime::now_utc();
+    let empty = store.seal(&Record::new(now, &Expiry::default()), now)?;
+    let mut record = Record::new(now, &Expiry::default());
+    record.user = Some("alice.smith".into());
+    record
+        .data
+        .insert("csrf".into(), json!("3q2-7wAAAAAAAAAAAAAAAA"));
+    record.data.insert(
+        "cart".into(),
+        json!([{"sku": "A-1001", "qty": 2}, {"sku": "B-2002", "qty": 1}]),
+    );
+    record.data.insert("theme".into(), json!("dark"));
+    record.data.insert("counter".into(), json!(41));
+    println!("cookie value: empty session {} bytes", empty.len());
+    let n = 200_000_u32;
+    for round in 1..=3 {
+        let start = Instant::now();
+        let mut value = String::new();
+        for _ in 0..n {
+            value = store.seal(&record, now)?;
+        }
+        let seal = start.elapsed() / n;
+        let start = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(store.open(&value, now));
+        }
+        let open = start.elapsed() / n;
+        println!(
+            "round {round}: typical session {} bytes, seal {seal:?}, open {open:?}",
+            value.len()
+        );
+    }
+    Ok(())
+}
