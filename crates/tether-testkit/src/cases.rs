@@ -585,7 +585,9 @@ async fn lock_serialises_concurrent_increments(store: DynStore, _: Option<DynSto
                     .await?
                     .ok_or(Error::Corrupt("gone".into()))?;
                 let n = record.data.get("n").and_then(Value::as_u64).unwrap_or(0);
-                tokio::task::yield_now().await;
+                // Long enough that, without a working lock, every task reads before any
+                // writes, whatever order the runtime runs them in.
+                tokio::time::sleep(Duration::from_millis(1)).await;
                 let mut c = changes();
                 c.set("n", json!(n + 1));
                 store.save(&id, &c).await?;

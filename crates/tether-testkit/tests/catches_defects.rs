@@ -206,7 +206,7 @@ impl SessionStore for Reference {
         if self.is(Defect::LosesConcurrentKeys) {
             // Read, modify, write back the whole record: the classic lost update.
             let snapshot = self.records.lock().unwrap().get(id).cloned();
-            tokio::task::yield_now().await;
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
             let Some(mut r) = snapshot else {
                 return Ok(Saved::Gone);
             };
