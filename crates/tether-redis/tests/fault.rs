@@ -3,9 +3,6 @@
 //! the restart, requests succeed without restarting the app and every session saved
 //! before the outage is still there.
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use axum::Router;
@@ -13,68 +10,7 @@ use axum::routing::post;
 use tether::{Session, SessionError, SessionLayer};
 use tether_redis::RedisStore;
 use tether_testkit::http::{expect_outage, expect_recovery, sessions_with_counters};
-
-fn redis_server() -> String {
-    std::env::var("TETHER_REDIS_SERVER").expect(
-        "TETHER_REDIS_SERVER is not set: run the tests through scripts/test, which installs redis-server",
-    )
-}
-
-struct Redis {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Redis {
-    fn start(port: u16, dir: &PathBuf) -> Self {
-        let child = Command::new(redis_server())
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-            ])
-            .arg("--dir")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start redis-server");
-        let redis = Self {
-            child,
-            port,
-            dir: dir.clone(),
-        };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return redis;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("redis-server did not start on port {port}");
-    }
-
-    fn stop(mut self) -> (u16, PathBuf) {
-        // SIGTERM: Redis flushes its append-only file and exits.
-        Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        self.child.wait().unwrap();
-        (self.port, self.dir.clone())
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use tether_testkit::services::RedisServer;
 
 async fn incr(session: Session) -> Result<String, SessionError> {
     let n: u64 = session.get("n").await?.unwrap_or(0) + 1;
@@ -84,17 +20,10 @@ async fn incr(session: Session) -> Result<String, SessionError> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_survive_a_redis_restart_and_the_app_recovers_by_itself() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir =
-        std::env::temp_dir().join(format!("tether-redis-fault-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let redis = Redis::start(port, &dir);
+    let dir = std::env::temp_dir().join(format!("tether-redis-fault-{}", std::process::id()));
+    let mut redis = RedisServer::start(&dir).expect("redis-server starts");
 
-    let store = RedisStore::connect(&format!("redis://127.0.0.1:{port}"))
+    let store = RedisStore::connect(&redis.url())
         .unwrap()
         .with_timeout(Duration::from_millis(500));
     let app = Router::new()
@@ -103,9 +32,9 @@ async fn sessions_survive_a_redis_restart_and_the_app_recovers_by_itself() {
 
     // 20 sessions, each with a counter at 3.
     let users = sessions_with_counters(&app, 20, 3).await;
-    let (port, dir) = redis.stop();
+    redis.stop().expect("redis-server stops");
     expect_outage(&app, &users).await;
-    let _redis = Redis::start(port, &dir);
+    redis.start_again().expect("redis-server starts again");
     // The connection comes back by itself.
     expect_recovery(&app, &users, 3, Duration::from_secs(5)).await;
     std::fs::remove_dir_all(&dir).ok();

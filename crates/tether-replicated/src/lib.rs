@@ -84,6 +84,7 @@ pub struct ReplicatedStoreBuilder {
     tombstone_ttl: Duration,
     sweep_every: Duration,
     timeout: Duration,
+    settle: Duration,
 }
 
 impl ReplicatedStoreBuilder {
@@ -123,6 +124,16 @@ impl ReplicatedStoreBuilder {
         self
     }
 
+    /// How long a write that creates, rotates, binds or deletes a session waits for
+    /// every reachable peer to acknowledge it before answering (default 1 s; zero turns
+    /// the wait off). It is what lets the next request, on any instance, see a login or
+    /// a logout. Peers whose last delivery failed are not waited for.
+    #[must_use]
+    pub fn settle_timeout(mut self, wait: Duration) -> Self {
+        self.settle = wait;
+        self
+    }
+
     /// Starts the store's background tasks (senders, sweeper) on the current tokio
     /// runtime. Fails on a secret shorter than 16 bytes.
     pub fn start(self) -> Result<ReplicatedStore> {
@@ -155,6 +166,7 @@ impl ReplicatedStoreBuilder {
             ready: AtomicBool::new(self.peers.is_empty()),
             lag: Mutex::new(VecDeque::new()),
             client,
+            settle: self.settle,
         });
         for index in 0..inner.peers.len() {
             tokio::spawn(send_loop(Arc::downgrade(&inner), index));
@@ -185,6 +197,7 @@ struct Inner {
     ready: AtomicBool,
     lag: Mutex<VecDeque<i64>>,
     client: reqwest::Client,
+    settle: Duration,
 }
 
 #[derive(Debug)]
@@ -193,7 +206,16 @@ struct Peer {
     queue: Mutex<VecDeque<Event>>,
     wake: Notify,
     resync: AtomicBool,
+    /// Events ever queued for this peer (a resync's snapshot covers the dropped ones).
+    queued_total: AtomicU64,
+    /// Events ever acknowledged by this peer, as a count comparable to `queued_total`.
+    acked_total: AtomicU64,
+    /// Woken whenever `acked_total` grows or a delivery fails.
+    acked: Notify,
+    /// Whether the last delivery attempt failed.
+    failing: AtomicBool,
     delivered: AtomicU64,
+    sent_bytes: AtomicU64,
     failures: AtomicU64,
     resyncs: AtomicU64,
     last_error: Mutex<Option<String>>,
@@ -206,7 +228,12 @@ impl Peer {
             queue: Mutex::new(VecDeque::new()),
             wake: Notify::new(),
             resync: AtomicBool::new(false),
+            queued_total: AtomicU64::new(0),
+            acked_total: AtomicU64::new(0),
+            acked: Notify::new(),
+            failing: AtomicBool::new(false),
             delivered: AtomicU64::new(0),
+            sent_bytes: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             resyncs: AtomicU64::new(0),
             last_error: Mutex::new(None),
@@ -249,6 +276,8 @@ pub struct PeerStats {
     pub queued: usize,
     /// Events delivered.
     pub delivered: u64,
+    /// Bytes of the batch bodies delivered (events and snapshots), without HTTP headers.
+    pub sent_bytes: u64,
     /// Failed delivery attempts.
     pub failures: u64,
     /// Full snapshots pushed after a queue overflow.
@@ -268,6 +297,7 @@ impl ReplicatedStore {
             tombstone_ttl: Duration::from_secs(600),
             sweep_every: Duration::from_secs(30),
             timeout: Duration::from_secs(2),
+            settle: Duration::from_secs(1),
         }
     }
 
@@ -324,6 +354,7 @@ impl ReplicatedStore {
             state.apply(&event);
             for peer in &self.inner.peers {
                 let mut queue = lock(&peer.queue);
+                peer.queued_total.fetch_add(1, Ordering::SeqCst);
                 if queue.len() >= self.inner.queue_capacity {
                     // Too far behind: a full snapshot will replace the queue.
                     queue.clear();
@@ -334,6 +365,40 @@ impl ReplicatedStore {
                 drop(queue);
                 peer.wake.notify_one();
             }
+        }
+    }
+
+    /// Each peer's count of events queued so far: what [`Self::settle`] waits for.
+    fn marks(&self) -> Vec<u64> {
+        self.inner
+            .peers
+            .iter()
+            .map(|p| p.queued_total.load(Ordering::SeqCst))
+            .collect()
+    }
+
+    /// Waits until every peer that is not failing has acknowledged the events up to
+    /// `marks`, or the settle timeout passes. Never fails: replication still catches
+    /// up later; this only narrows the window in which another instance has not
+    /// heard of a login or a logout yet.
+    async fn settle(&self, marks: Vec<u64>) {
+        let wait = async {
+            for (peer, mark) in self.inner.peers.iter().zip(marks) {
+                loop {
+                    let notified = peer.acked.notified();
+                    tokio::pin!(notified);
+                    notified.as_mut().enable();
+                    if peer.acked_total.load(Ordering::SeqCst) >= mark
+                        || peer.failing.load(Ordering::SeqCst)
+                    {
+                        break;
+                    }
+                    notified.await;
+                }
+            }
+        };
+        if tokio::time::timeout(self.inner.settle, wait).await.is_err() {
+            tracing::debug!("a peer did not acknowledge a session change in time");
         }
     }
 
@@ -374,6 +439,7 @@ impl Inner {
                     url: p.url.clone(),
                     queued: lock(&p.queue).len(),
                     delivered: p.delivered.load(Ordering::Relaxed),
+                    sent_bytes: p.sent_bytes.load(Ordering::Relaxed),
                     failures: p.failures.load(Ordering::Relaxed),
                     resyncs: p.resyncs.load(Ordering::Relaxed),
                     last_error: lock(&p.last_error).clone(),
@@ -413,19 +479,29 @@ async fn send_loop(inner: Weak<Inner>, index: usize) {
     let mut seq = 0u64;
     let mut pending: Vec<Event> = Vec::new();
     let mut pending_snapshot: Option<Vec<(Id, Slot)>> = None;
+    // How many of this peer's queued events the pending batch acknowledges.
+    let mut covers = 0u64;
     let mut pause = Duration::from_millis(50);
     loop {
         let Some(store) = inner.upgrade() else { return };
         let peer = &store.peers[index];
         if pending.is_empty() && pending_snapshot.is_none() {
             if peer.resync.swap(false, Ordering::SeqCst) {
-                pending_snapshot = Some(lock(&store.state).snapshot());
-                lock(&peer.queue).clear();
+                let state = lock(&store.state);
+                pending_snapshot = Some(state.snapshot());
+                let mut queue = lock(&peer.queue);
+                queue.clear();
+                // Events are queued under the state lock, so the snapshot holds
+                // every event counted so far.
+                covers = peer.queued_total.load(Ordering::SeqCst);
+                drop(queue);
+                drop(state);
                 peer.resyncs.fetch_add(1, Ordering::Relaxed);
             } else {
                 let mut queue = lock(&peer.queue);
                 let n = queue.len().min(BATCH_MAX);
                 pending.extend(queue.drain(..n));
+                covers += n as u64;
             }
             if pending.is_empty() && pending_snapshot.is_none() {
                 // Wakes for new events, or once a second to notice shutdown.
@@ -450,6 +526,7 @@ async fn send_loop(inner: Weak<Inner>, index: usize) {
             }
         };
         let signature = store.secret.sign(&[b"events", &body]);
+        let size = body.len() as u64;
         let sent = store
             .client
             .post(format!("{}/events", peer.url))
@@ -463,6 +540,10 @@ async fn send_loop(inner: Weak<Inner>, index: usize) {
             Ok(r) if r.status().is_success() || r.status() == StatusCode::CONFLICT => {
                 peer.delivered
                     .fetch_add(pending.len() as u64, Ordering::Relaxed);
+                peer.sent_bytes.fetch_add(size, Ordering::Relaxed);
+                peer.acked_total.fetch_max(covers, Ordering::SeqCst);
+                peer.failing.store(false, Ordering::SeqCst);
+                peer.acked.notify_waiters();
                 pending.clear();
                 pending_snapshot = None;
                 pause = Duration::from_millis(50);
@@ -473,6 +554,8 @@ async fn send_loop(inner: Weak<Inner>, index: usize) {
                     Err(e) => e.to_string(),
                 };
                 peer.failures.fetch_add(1, Ordering::Relaxed);
+                peer.failing.store(true, Ordering::SeqCst);
+                peer.acked.notify_waiters();
                 tracing::debug!(peer = %peer.url, error = %why, "replication delivery failed; retrying");
                 *lock(&peer.last_error) = Some(why);
                 drop(store);
@@ -619,51 +702,66 @@ impl SessionStore for ReplicatedStore {
     }
 
     async fn create(&self, id: &Id, record: &Record) -> Result<Created> {
-        let mut state = lock(&self.inner.state);
-        if state.known(id) {
-            return Ok(Created::IdTaken);
-        }
-        if state.live_count() >= self.inner.max_sessions {
-            return Err(Error::unavailable(
-                "creating a session",
-                std::io::Error::other(format!(
-                    "the replicated store is full ({} sessions; raise max_sessions or use a central store)",
-                    self.inner.max_sessions
-                )),
-            ));
-        }
-        let op = Op::Upsert {
-            id: *id,
-            meta: Meta::of(record, Some(record.user.clone())),
-            clear: true,
-            updates: record
-                .data
-                .iter()
-                .map(|(k, v)| (k.clone(), Some(v.clone())))
-                .collect(),
+        let marks = {
+            let mut state = lock(&self.inner.state);
+            if state.known(id) {
+                return Ok(Created::IdTaken);
+            }
+            if state.live_count() >= self.inner.max_sessions {
+                return Err(Error::unavailable(
+                    "creating a session",
+                    std::io::Error::other(format!(
+                        "the replicated store is full ({} sessions; raise max_sessions or use a central store)",
+                        self.inner.max_sessions
+                    )),
+                ));
+            }
+            let op = Op::Upsert {
+                id: *id,
+                meta: Meta::of(record, Some(record.user.clone())),
+                clear: true,
+                updates: record
+                    .data
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Some(v.clone())))
+                    .collect(),
+            };
+            self.publish(&mut state, vec![op]);
+            self.marks()
         };
-        self.publish(&mut state, vec![op]);
+        self.settle(marks).await;
         Ok(Created::Yes)
     }
 
     async fn save(&self, id: &Id, changes: &Changes) -> Result<Saved> {
-        let mut state = lock(&self.inner.state);
-        let Some(current) = state.get(id, OffsetDateTime::now_utc()) else {
-            return Ok(Saved::Gone);
+        let (version, marks) = {
+            let mut state = lock(&self.inner.state);
+            let Some(current) = state.get(id, OffsetDateTime::now_utc()) else {
+                return Ok(Saved::Gone);
+            };
+            let mut after = current.clone();
+            after.apply(changes);
+            let op = Op::Upsert {
+                id: *id,
+                meta: Meta::of(&after, changes.user.clone()),
+                clear: changes.clear,
+                updates: changes.updates.clone(),
+            };
+            self.publish(&mut state, vec![op]);
+            if let (Some(user), Some(cap)) = (&after.user, changes.user_cap) {
+                self.enforce_cap(&mut state, user, id, cap);
+            }
+            // A login or logout must be seen by the next request wherever it lands; a
+            // data change may trail by the replication lag.
+            (
+                after.version,
+                (changes.user.is_some() || changes.clear).then(|| self.marks()),
+            )
         };
-        let mut after = current.clone();
-        after.apply(changes);
-        let op = Op::Upsert {
-            id: *id,
-            meta: Meta::of(&after, changes.user.clone()),
-            clear: changes.clear,
-            updates: changes.updates.clone(),
-        };
-        self.publish(&mut state, vec![op]);
-        if let (Some(user), Some(cap)) = (&after.user, changes.user_cap) {
-            self.enforce_cap(&mut state, user, id, cap);
+        if let Some(marks) = marks {
+            self.settle(marks).await;
         }
-        Ok(Saved::Version(after.version))
+        Ok(Saved::Version(version))
     }
 
     async fn touch(&self, id: &Id, touch: &Touch) -> Result<bool> {
@@ -681,42 +779,50 @@ impl SessionStore for ReplicatedStore {
     }
 
     async fn delete(&self, id: &Id) -> Result<bool> {
-        let mut state = lock(&self.inner.state);
-        let existed = state.get(id, OffsetDateTime::now_utc()).is_some();
-        if existed {
+        let marks = {
+            let mut state = lock(&self.inner.state);
+            if state.get(id, OffsetDateTime::now_utc()).is_none() {
+                return Ok(false);
+            }
             self.publish(&mut state, vec![Op::Delete { id: *id }]);
-        }
-        Ok(existed)
+            self.marks()
+        };
+        self.settle(marks).await;
+        Ok(true)
     }
 
     async fn cycle_id(&self, old: &Id, new: &Id, changes: &Changes) -> Result<Saved> {
-        let mut state = lock(&self.inner.state);
-        let Some(current) = state.get(old, OffsetDateTime::now_utc()) else {
-            return Ok(Saved::Gone);
+        let (version, marks) = {
+            let mut state = lock(&self.inner.state);
+            let Some(current) = state.get(old, OffsetDateTime::now_utc()) else {
+                return Ok(Saved::Gone);
+            };
+            if state.known(new) {
+                return Err(Error::IdCollision);
+            }
+            let mut moved = current.clone();
+            moved.apply(changes);
+            let ops = vec![
+                Op::Delete { id: *old },
+                Op::Upsert {
+                    id: *new,
+                    meta: Meta::of(&moved, Some(moved.user.clone())),
+                    clear: true,
+                    updates: moved
+                        .data
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Some(v.clone())))
+                        .collect(),
+                },
+            ];
+            self.publish(&mut state, ops);
+            if let (Some(user), Some(cap)) = (&moved.user, changes.user_cap) {
+                self.enforce_cap(&mut state, user, new, cap);
+            }
+            (moved.version, self.marks())
         };
-        if state.known(new) {
-            return Err(Error::IdCollision);
-        }
-        let mut moved = current.clone();
-        moved.apply(changes);
-        let ops = vec![
-            Op::Delete { id: *old },
-            Op::Upsert {
-                id: *new,
-                meta: Meta::of(&moved, Some(moved.user.clone())),
-                clear: true,
-                updates: moved
-                    .data
-                    .iter()
-                    .map(|(k, v)| (k.clone(), Some(v.clone())))
-                    .collect(),
-            },
-        ];
-        self.publish(&mut state, ops);
-        if let (Some(user), Some(cap)) = (&moved.user, changes.user_cap) {
-            self.enforce_cap(&mut state, user, new, cap);
-        }
-        Ok(Saved::Version(moved.version))
+        self.settle(marks).await;
+        Ok(Saved::Version(version))
     }
 
     async fn user_sessions(&self, user: &str) -> Result<Vec<SessionInfo>> {
@@ -724,17 +830,21 @@ impl SessionStore for ReplicatedStore {
     }
 
     async fn delete_user_sessions(&self, user: &str) -> Result<u64> {
-        let mut state = lock(&self.inner.state);
-        let ids: Vec<Id> = state
-            .user_sessions(user, OffsetDateTime::now_utc())
-            .into_iter()
-            .map(|s| s.id)
-            .collect();
-        let ended = ids.len() as u64;
-        self.publish(
-            &mut state,
-            ids.into_iter().map(|id| Op::Delete { id }).collect(),
-        );
+        let (ended, marks) = {
+            let mut state = lock(&self.inner.state);
+            let ids: Vec<Id> = state
+                .user_sessions(user, OffsetDateTime::now_utc())
+                .into_iter()
+                .map(|s| s.id)
+                .collect();
+            let ended = ids.len() as u64;
+            self.publish(
+                &mut state,
+                ids.into_iter().map(|id| Op::Delete { id }).collect(),
+            );
+            (ended, self.marks())
+        };
+        self.settle(marks).await;
         Ok(ended)
     }
 }

@@ -30,6 +30,7 @@ mod cases;
 pub mod harness;
 pub mod http;
 mod jar;
+pub mod services;
 
 use std::fmt;
 use std::sync::Arc;

@@ -1,0 +1,173 @@
+//! What the lab compares: the approaches (a store behind a routing strategy) and the
+//! scenarios they go through.
+
+use serde::Serialize;
+
+/// One way to keep a session across instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Approach {
+    /// Synchronisation: every instance holds every session (round-robin).
+    Replicated,
+    /// Client storage: the session sealed in the cookie (round-robin).
+    Cookie,
+    /// Sticky by client address (L4), sessions in each instance's memory.
+    MemoryIpHash,
+    /// Sticky by routing cookie on a consistent-hash ring with bounded load (L7).
+    MemoryCookieHash,
+    /// Sticky by routing cookie modulo the pool size, for contrast.
+    MemoryModuloHash,
+    /// Central store: a shared directory (round-robin).
+    File,
+    /// Central store: Redis (round-robin).
+    Redis,
+    /// Central store: MySQL / MariaDB (round-robin).
+    Mysql,
+}
+
+impl Approach {
+    pub(crate) const ALL: [Self; 8] = [
+        Self::Replicated,
+        Self::Cookie,
+        Self::MemoryIpHash,
+        Self::MemoryCookieHash,
+        Self::MemoryModuloHash,
+        Self::File,
+        Self::Redis,
+        Self::Mysql,
+    ];
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Replicated => "replicated",
+            Self::Cookie => "cookie",
+            Self::MemoryIpHash => "memory + ip-hash",
+            Self::MemoryCookieHash => "memory + cookie-hash",
+            Self::MemoryModuloHash => "memory + modulo-hash",
+            Self::File => "file",
+            Self::Redis => "redis",
+            Self::Mysql => "mysql",
+        }
+    }
+
+    /// `login serve --store`.
+    pub(crate) fn store(self) -> &'static str {
+        match self {
+            Self::Replicated => "replicated",
+            Self::Cookie => "cookie",
+            Self::MemoryIpHash | Self::MemoryCookieHash | Self::MemoryModuloHash => "memory",
+            Self::File => "file",
+            Self::Redis => "redis",
+            Self::Mysql => "mysql",
+        }
+    }
+
+    /// `tether-balancer --strategy`.
+    pub(crate) fn strategy(self) -> &'static str {
+        match self {
+            Self::MemoryIpHash => "ip-hash",
+            Self::MemoryCookieHash => "cookie-hash",
+            Self::MemoryModuloHash => "modulo-hash",
+            _ => "round-robin",
+        }
+    }
+
+    /// Whether each user sticks to one instance.
+    pub(crate) fn sticky(self) -> bool {
+        self.strategy() != "round-robin"
+    }
+
+    /// Whether sessions live in one instance's memory only.
+    pub(crate) fn instance_local(self) -> bool {
+        self.store() == "memory"
+    }
+
+    /// Whether the sessions live in a server the lab can restart.
+    pub(crate) fn has_store_server(self) -> bool {
+        matches!(self, Self::Redis | Self::Mysql)
+    }
+}
+
+/// What happens during a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Scenario {
+    /// Users browse; nothing happens.
+    Steady,
+    /// As steady, with 2 KiB more in every session.
+    LargeSession,
+    /// One instance is SIGKILLed and started again.
+    Kill,
+    /// One more instance joins; the balancer is reconfigured live.
+    ScaleOut,
+    /// Redis or MariaDB stops and starts again.
+    StoreRestart,
+    /// Every instance in turn is stopped gracefully and started again.
+    Rolling,
+}
+
+impl Scenario {
+    pub(crate) const ALL: [Self; 6] = [
+        Self::Steady,
+        Self::LargeSession,
+        Self::Kill,
+        Self::ScaleOut,
+        Self::StoreRestart,
+        Self::Rolling,
+    ];
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Steady => "steady",
+            Self::LargeSession => "large session",
+            Self::Kill => "instance killed",
+            Self::ScaleOut => "scale-out",
+            Self::StoreRestart => "store restart",
+            Self::Rolling => "rolling restart",
+        }
+    }
+
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Self::Steady => {
+                "Users log in, then browse with think time (`GET /api/me`, and every fifth \
+                 action `POST /api/counter`). Each session holds a 64-byte profile."
+            }
+            Self::LargeSession => {
+                "As steady, but each session holds a 2 KiB profile: what a bigger session \
+                 costs on the wire and in memory."
+            }
+            Self::Kill => {
+                "Once every user is logged in, instance i1 is killed with SIGKILL and \
+                 started again shortly after."
+            }
+            Self::ScaleOut => {
+                "Once every user is logged in, instance i4 starts and the balancer's pool \
+                 goes from 3 to 4 backends live (`PUT /_balancer/backends`)."
+            }
+            Self::StoreRestart => {
+                "Once every user is logged in, the store server (Redis with an fsync'd \
+                 append-only file, or MariaDB) is stopped cleanly and started again."
+            }
+            Self::Rolling => {
+                "Once every user is logged in, each instance in turn is stopped gracefully \
+                 (SIGTERM), started again and waited for, as a deploy does."
+            }
+        }
+    }
+
+    /// The scenarios `--quick` runs for `approach`: the ones the shape checks need.
+    pub(crate) fn in_quick(self, approach: Approach) -> bool {
+        match self {
+            Self::Steady | Self::Kill | Self::ScaleOut => true,
+            Self::LargeSession => approach == Approach::Cookie,
+            Self::StoreRestart => approach.has_store_server(),
+            Self::Rolling => false,
+        }
+    }
+
+    /// Whether the scenario means anything for `approach`.
+    pub(crate) fn applies_to(self, approach: Approach) -> bool {
+        self != Self::StoreRestart || approach.has_store_server()
+    }
+}

@@ -1,0 +1,297 @@
+//! The processes one run drives: `login serve` instances and a `tether-balancer`, on
+//! loopback ports of their own.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+use crate::Error;
+use crate::approach::Approach;
+
+/// Where the `login` and `tether-balancer` programs are.
+#[derive(Debug, Clone)]
+pub(crate) struct Programs {
+    pub(crate) login: PathBuf,
+    pub(crate) balancer: PathBuf,
+}
+
+impl Programs {
+    /// Both programs in `dir`, or an error saying how to build them.
+    pub(crate) fn in_dir(dir: &Path) -> Result<Self, Error> {
+        let programs = Self {
+            login: dir.join("login"),
+            balancer: dir.join("tether-balancer"),
+        };
+        for p in [&programs.login, &programs.balancer] {
+            if !p.is_file() {
+                return Err(Error::Setup(format!(
+                    "{} is missing: build it first (cargo build -p login -p tether-balancer, with \
+                     --release for a full run) or pass --bin-dir",
+                    p.display()
+                )));
+            }
+        }
+        Ok(programs)
+    }
+}
+
+/// How instances reach their store.
+#[derive(Debug, Clone)]
+pub(crate) struct StoreSetup {
+    /// `--store-url`, when the store has one.
+    pub(crate) url: Option<String>,
+    /// The cookie store's key file.
+    pub(crate) key_file: PathBuf,
+}
+
+/// One `login serve` process.
+#[derive(Debug)]
+pub(crate) struct Instance {
+    pub(crate) name: String,
+    pub(crate) port: u16,
+    child: Option<Child>,
+}
+
+impl Instance {
+    pub(crate) fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The process id while it runs.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
+    /// Resident memory in bytes, from `/proc`.
+    pub(crate) fn rss_bytes(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kib * 1024)
+    }
+}
+
+/// The instances and the balancer of one run.
+#[derive(Debug)]
+pub(crate) struct Cluster {
+    programs: Programs,
+    approach: Approach,
+    store: StoreSetup,
+    /// Every instance's URL the replicated store is told about: the running ones and
+    /// the spare that scale-out starts.
+    peer_urls: Vec<String>,
+    pub(crate) instances: Vec<Instance>,
+    balancer: Option<Child>,
+    pub(crate) balancer_port: u16,
+    http: reqwest::Client,
+}
+
+fn spawn(mut command: Command, what: &str) -> Result<Child, Error> {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| Error::Setup(format!("cannot start {what}: {e}")))
+}
+
+impl Cluster {
+    /// Starts `n` instances (and reserves a port for one more) and the balancer, and
+    /// waits until every instance answers `/healthz`.
+    pub(crate) async fn start(
+        programs: Programs,
+        approach: Approach,
+        store: StoreSetup,
+        n: usize,
+    ) -> Result<Self, Error> {
+        let ports: Vec<u16> = (0..=n).map(|_| tether_testkit::harness::free_port()).collect();
+        let mut cluster = Self {
+            programs,
+            approach,
+            store,
+            peer_urls: ports
+                .iter()
+                .map(|p| format!("http://127.0.0.1:{p}"))
+                .collect(),
+            instances: ports
+                .iter()
+                .enumerate()
+                .map(|(i, &port)| Instance {
+                    name: format!("i{}", i + 1),
+                    port,
+                    child: None,
+                })
+                .collect(),
+            balancer: None,
+            balancer_port: tether_testkit::harness::free_port(),
+            http: reqwest::Client::new(),
+        };
+        for i in 0..n {
+            cluster.launch(i)?;
+        }
+        for i in 0..n {
+            cluster.wait_healthy(i).await?;
+        }
+        let backends: Vec<String> = cluster.instances[..n].iter().map(Instance::url).collect();
+        let mut balancer = Command::new(&cluster.programs.balancer);
+        balancer
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", cluster.balancer_port))
+            .arg("--strategy")
+            .arg(approach.strategy())
+            .arg("--backend")
+            .arg(backends.join(","))
+            .args(["--trust-forwarded-for", "--health-ms", "200", "--quiet"]);
+        cluster.balancer = Some(spawn(balancer, "tether-balancer")?);
+        let url = format!("{}/_balancer/backends", cluster.balancer_url());
+        wait(&format!("the balancer at {url}"), || async {
+            cluster.http.get(&url).send().await.is_ok()
+        })
+        .await?;
+        Ok(cluster)
+    }
+
+    pub(crate) fn balancer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.balancer_port)
+    }
+
+    /// The instances that are started (the spare is not, until scale-out).
+    pub(crate) fn running(&self) -> impl Iterator<Item = &Instance> {
+        self.instances.iter().filter(|i| i.child.is_some())
+    }
+
+    /// Starts instance `i` (again).
+    pub(crate) fn launch(&mut self, i: usize) -> Result<(), Error> {
+        let instance = &self.instances[i];
+        let mut command = Command::new(&self.programs.login);
+        command
+            .arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", instance.port))
+            .arg("--name")
+            .arg(&instance.name)
+            .arg("--store")
+            .arg(self.approach.store())
+            .arg("--insecure-cookie")
+            .arg("--key-file")
+            .arg(&self.store.key_file)
+            .env("TETHER_REPLICATION_SECRET", "tether lab replication secret")
+            .env("RUST_LOG", "error");
+        if let Some(url) = &self.store.url {
+            command.arg("--store-url").arg(url);
+        }
+        if self.approach == Approach::Replicated {
+            command.arg("--peers").arg(self.peer_urls.join(","));
+        }
+        let child = spawn(command, &format!("login serve ({})", instance.name))?;
+        self.instances[i].child = Some(child);
+        Ok(())
+    }
+
+    /// Waits until instance `i` answers `/healthz` with 200 (for the replicated store,
+    /// once it has caught up).
+    pub(crate) async fn wait_healthy(&self, i: usize) -> Result<(), Error> {
+        let url = format!("{}/healthz", self.instances[i].url());
+        wait(&format!("instance {}", self.instances[i].name), || async {
+            self.http
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        })
+        .await
+    }
+
+    /// SIGKILL: the process dies at once, with whatever it held in memory.
+    pub(crate) async fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.instances[i].child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// SIGTERM and wait: a graceful shutdown, as a deploy does it.
+    pub(crate) async fn stop(&mut self, i: usize) -> Result<(), Error> {
+        if let Some(mut child) = self.instances[i].child.take() {
+            if let Some(pid) = child.id() {
+                let _ = Command::new("kill").arg(pid.to_string()).status().await;
+            }
+            match tokio::time::timeout(Duration::from_secs(10), child.wait()).await {
+                Ok(_) => {}
+                Err(_) => {
+                    let _ = child.kill().await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Tells the balancer to route to instances `0..n`.
+    pub(crate) async fn set_pool(&self, n: usize) -> Result<(), Error> {
+        let body: Vec<String> = self.instances[..n].iter().map(Instance::url).collect();
+        let response = self
+            .http
+            .put(format!("{}/_balancer/backends", self.balancer_url()))
+            .body(body.join("\n"))
+            .send()
+            .await
+            .map_err(|e| Error::Setup(format!("reconfiguring the balancer: {e}")))?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(Error::Setup(format!(
+                "the balancer refused the new pool: {}",
+                response.status()
+            )))
+        }
+    }
+
+    /// Bytes the replicated store's instances sent each other so far.
+    pub(crate) async fn replication_bytes(&self) -> Option<u64> {
+        if self.approach != Approach::Replicated {
+            return None;
+        }
+        let mut total = 0;
+        for instance in self.running() {
+            let stats: serde_json::Value = self
+                .http
+                .get(format!("{}/_tether/stats", instance.url()))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            total += stats["peers"]
+                .as_array()?
+                .iter()
+                .filter_map(|p| p["sent_bytes"].as_u64())
+                .sum::<u64>();
+        }
+        Some(total)
+    }
+}
+
+/// Polls `ok` every 50 ms for up to 30 s.
+async fn wait<F, Fut>(what: &str, mut ok: F) -> Result<(), Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !ok().await {
+        if tokio::time::Instant::now() > deadline {
+            return Err(Error::Setup(format!("{what} did not come up within 30 s")));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}

@@ -1,0 +1,253 @@
+//! `tether-lab run`: the five ways to keep sessions across instances, measured side by
+//! side on real processes. See the README beside this crate.
+
+mod approach;
+mod cluster;
+mod report;
+mod run;
+mod users;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use tether_testkit::services::{MariaDb, RedisServer};
+use tokio::sync::Mutex;
+
+use approach::{Approach, Scenario};
+use cluster::Programs;
+use report::Report;
+use run::{Services, Settings};
+
+/// Why a run could not go on.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    /// A process or service could not be started or driven.
+    #[error("{0}")]
+    Setup(String),
+    /// Writing the report or the work files.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// Encoding the JSON report.
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// The consistency lab.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the approaches through the scenarios and write the report.
+    Run(RunArgs),
+}
+
+#[derive(Debug, clap::Args)]
+#[allow(clippy::struct_excessive_bools)]
+struct RunArgs {
+    /// Fewer users, shorter phases, and only the scenarios the shape checks need
+    /// (under two minutes).
+    #[arg(long)]
+    quick: bool,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Instances behind the balancer.
+    #[arg(long, default_value_t = 3)]
+    instances: usize,
+    /// Simulated users (default 1,000; 300 with --quick).
+    #[arg(long)]
+    users: Option<usize>,
+    /// Mean think time between a user's actions, ms (default 1000; 250 with --quick).
+    #[arg(long)]
+    think_ms: Option<u64>,
+    /// Only these approaches (repeatable).
+    #[arg(long = "approach", value_enum)]
+    approaches: Vec<Approach>,
+    /// Only these scenarios (repeatable).
+    #[arg(long = "scenario", value_enum)]
+    scenarios: Vec<Scenario>,
+    /// Where `report.md`, `report.json` and the charts go.
+    #[arg(long, default_value = "lab-report")]
+    out: PathBuf,
+    /// Where the `login` and `tether-balancer` programs are (default: beside this one).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+}
+
+fn settings(args: &RunArgs) -> Settings {
+    let ms = Duration::from_millis;
+    if args.quick {
+        Settings {
+            instances: args.instances,
+            users: args.users.unwrap_or(300),
+            think: ms(args.think_ms.unwrap_or(250)),
+            ramp: ms(1000),
+            before: ms(500),
+            after: ms(1500),
+            down: ms(500),
+        }
+    } else {
+        Settings {
+            instances: args.instances,
+            users: args.users.unwrap_or(1000),
+            think: ms(args.think_ms.unwrap_or(1000)),
+            ramp: ms(5000),
+            before: ms(3000),
+            after: ms(8000),
+            down: ms(3000),
+        }
+    }
+}
+
+/// Starts the store servers the chosen approaches need; the ones that cannot start
+/// are skipped, with the reason.
+async fn start_services(
+    approaches: &[Approach],
+    work: &std::path::Path,
+    skipped: &mut Vec<(Approach, String)>,
+) -> Services {
+    let mut services = Services::default();
+    if approaches.contains(&Approach::Redis) {
+        let dir = work.join("redis");
+        match tokio::task::spawn_blocking(move || RedisServer::start(&dir)).await {
+            Ok(Ok(redis)) => services.redis = Some(Arc::new(Mutex::new(redis))),
+            Ok(Err(e)) => skipped.push((Approach::Redis, format!("redis-server: {e}"))),
+            Err(e) => skipped.push((Approach::Redis, e.to_string())),
+        }
+    }
+    if approaches.contains(&Approach::Mysql) {
+        let dir = work.join("mariadb");
+        match tokio::task::spawn_blocking(move || MariaDb::install(&dir)).await {
+            Ok(Ok(db)) => services.mysql = Some(Arc::new(Mutex::new(db))),
+            Ok(Err(e)) => skipped.push((Approach::Mysql, format!("mariadbd: {e}"))),
+            Err(e) => skipped.push((Approach::Mysql, e.to_string())),
+        }
+    }
+    services
+}
+
+async fn lab(args: RunArgs) -> Result<Report, Error> {
+    let started = Instant::now();
+    let bin_dir = match &args.bin_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default(),
+    };
+    let programs = Programs::in_dir(&bin_dir)?;
+    let settings = settings(&args);
+    let approaches: Vec<Approach> = if args.approaches.is_empty() {
+        Approach::ALL.to_vec()
+    } else {
+        args.approaches.clone()
+    };
+    let work = std::env::temp_dir().join(format!("tether-lab-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    let mut skipped = Vec::new();
+    let services = start_services(&approaches, &work, &mut skipped).await;
+
+    let plan: Vec<(Approach, Scenario)> = approaches
+        .iter()
+        .filter(|a| !skipped.iter().any(|(s, _)| s == *a))
+        .flat_map(|a| Scenario::ALL.iter().map(move |s| (*a, *s)))
+        .filter(|(a, s)| s.applies_to(*a))
+        .filter(|(a, s)| !args.quick || s.in_quick(*a))
+        .filter(|(_, s)| args.scenarios.is_empty() || args.scenarios.contains(s))
+        .collect();
+    let bar = ProgressBar::new(plan.len() as u64).with_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    for (approach, why) in &skipped {
+        bar.suspend(|| eprintln!("tether-lab: skipping {}: {why}", approach.name()));
+    }
+    let mut outcomes = Vec::new();
+    for (approach, scenario) in plan {
+        bar.set_message(format!("{} / {}", approach.name(), scenario.name()));
+        let outcome = run::run(&programs, &services, approach, scenario, settings, &work).await?;
+        bar.suspend(|| {
+            eprintln!(
+                "tether-lab: {:<22} {:<16} re-login {:>5.1}%  failed {:>4}  p99 {:>6.1} ms  cookie {:>5.0} B  ({:.1} s)",
+                approach.name(),
+                scenario.name(),
+                outcome.relogin_share * 100.0,
+                outcome.failed,
+                outcome.p99_ms,
+                outcome.cookie_bytes_per_request,
+                outcome.seconds
+            );
+        });
+        outcomes.push(outcome);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    drop(services);
+    let _ = std::fs::remove_dir_all(&work);
+
+    let profile = bin_dir
+        .file_name()
+        .map_or("?".into(), |n| n.to_string_lossy().into_owned());
+    let mut report = Report {
+        machine: report::describe_machine(),
+        command: std::iter::once("tether-lab".to_owned())
+            .chain(std::env::args().skip(1))
+            .collect::<Vec<_>>()
+            .join(" "),
+        binaries: format!(
+            "`login` and `tether-balancer` from `{}` ({profile} build)",
+            bin_dir.display()
+        ),
+        quick: args.quick,
+        settings,
+        seconds: started.elapsed().as_secs_f64(),
+        skipped,
+        outcomes,
+        checks: Vec::new(),
+    };
+    report.check();
+    report.write(&args.out)?;
+    Ok(report)
+}
+
+#[tokio::main]
+async fn main() {
+    let Command::Run(args) = Cli::parse().command;
+    let (json, out) = (args.json, args.out.clone());
+    match lab(args).await {
+        Ok(report) => {
+            if json {
+                match serde_json::to_string_pretty(&report) {
+                    Ok(text) => println!("{text}"),
+                    Err(e) => eprintln!("tether-lab: {e}"),
+                }
+            } else {
+                for c in &report.checks {
+                    println!(
+                        "check {} ... {} ({})",
+                        c.what,
+                        if c.passed { "ok" } else { "FAILED" },
+                        c.measured
+                    );
+                }
+                println!("report: {}", out.join("report.md").display());
+            }
+            if !report.passed() {
+                eprintln!("tether-lab: a shape check failed (see the report)");
+                std::process::exit(1);
+            }
+        }
+        Err(e) => {
+            eprintln!("tether-lab: {e}");
+            std::process::exit(2);
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! Private Redis and MariaDB servers on loopback, for tests and the lab that stop and
+//! restart a store while requests run. Each keeps its data in a directory of its own,
+//! so a restart keeps every committed session.
+//!
+//! The programs come from `TETHER_REDIS_SERVER`, `TETHER_MARIADBD`,
+//! `TETHER_MARIADB_INSTALL_DB` and `TETHER_MARIADB` (set by `scripts/test`), or else
+//! from `PATH`.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The program named by environment variable `var`, or `fallback` from `PATH`.
+#[must_use]
+pub fn program(var: &str, fallback: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| fallback.to_owned())
+}
+
+fn failed(what: &str, detail: impl std::fmt::Display) -> io::Error {
+    io::Error::other(format!("{what}: {detail}"))
+}
+
+/// Sends SIGTERM (a clean shutdown) and waits for the process to end.
+fn terminate(child: &mut Child) -> io::Result<()> {
+    let status = Command::new("kill").arg(child.id().to_string()).status()?;
+    if !status.success() {
+        return Err(failed("kill", status));
+    }
+    child.wait().map(drop)
+}
+
+fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> io::Result<()> {
+    let start = Instant::now();
+    while !ok() {
+        if start.elapsed() > limit {
+            return Err(failed(what, format!("not up within {limit:?}")));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// A redis-server with an append-only file (fsync on every write), on 127.0.0.1.
+///
+/// ```no_run
+/// let dir = std::env::temp_dir().join("tether-doc-redis");
+/// let mut redis = tether_testkit::services::RedisServer::start(&dir)?;
+/// let url = redis.url();
+/// redis.restart()?; // every session written before is still there
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl RedisServer {
+    /// Starts one on a free port, with its files in `dir` (created if missing).
+    ///
+    /// # Errors
+    /// When redis-server cannot be run or does not listen within 10 s.
+    pub fn start(dir: &Path) -> io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let port = crate::harness::free_port();
+        let mut redis = Self {
+            child: None,
+            port,
+            dir: dir.to_owned(),
+        };
+        redis.start_again()?;
+        Ok(redis)
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Its port.
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Starts it again on the same port and files after [`RedisServer::stop`].
+    ///
+    /// # Errors
+    /// As [`RedisServer::start`].
+    pub fn start_again(&mut self) -> io::Result<()> {
+        let child = Command::new(program("TETHER_REDIS_SERVER", "redis-server"))
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--appendonly", "yes", "--appendfsync", "always", "--save", ""])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| failed("cannot run redis-server", e))?;
+        self.child = Some(child);
+        let port = self.port;
+        wait_for("redis-server", Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        })
+    }
+
+    /// Stops it with SIGTERM: Redis flushes its append-only file and exits.
+    ///
+    /// # Errors
+    /// When the signal cannot be sent.
+    pub fn stop(&mut self) -> io::Result<()> {
+        match self.child.take() {
+            Some(mut child) => terminate(&mut child),
+            None => Ok(()),
+        }
+    }
+
+    /// [`RedisServer::stop`] then [`RedisServer::start_again`].
+    ///
+    /// # Errors
+    /// As those two.
+    pub fn restart(&mut self) -> io::Result<()> {
+        self.stop()?;
+        self.start_again()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A private MariaDB on 127.0.0.1 with database `tether`, user `tether`, password
+/// `tether`; its data directory is removed when it is dropped.
+///
+/// ```no_run
+/// let dir = std::env::temp_dir().join("tether-doc-mariadb");
+/// let mut db = tether_testkit::services::MariaDb::install(&dir)?;
+/// let url = db.url();
+/// db.restart()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct MariaDb {
+    child: Option<Child>,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl MariaDb {
+    /// Creates a data directory in `dir`, starts the server on a free port and creates
+    /// the database and user.
+    ///
+    /// # Errors
+    /// When a MariaDB program cannot be run or fails, or the server does not start
+    /// within 60 s.
+    pub fn install(dir: &Path) -> io::Result<Self> {
+        std::fs::create_dir_all(dir.join("data"))?;
+        let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+        let status = Command::new(program(
+            "TETHER_MARIADB_INSTALL_DB",
+            "mariadb-install-db",
+        ))
+        .arg("--no-defaults")
+        .arg(format!("--datadir={}", dir.join("data").display()))
+        .arg(format!("--user={user}"))
+        .args(["--auth-root-authentication-method=socket", "--skip-test-db"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| failed("cannot run mariadb-install-db", e))?;
+        if !status.success() {
+            return Err(failed("mariadb-install-db", status));
+        }
+        let mut db = Self {
+            child: None,
+            dir: dir.to_owned(),
+            port: crate::harness::free_port(),
+        };
+        db.start_again()?;
+        let sql = "CREATE DATABASE tether; CREATE USER 'tether'@'127.0.0.1' IDENTIFIED BY 'tether'; \
+                   GRANT ALL PRIVILEGES ON *.* TO 'tether'@'127.0.0.1';";
+        let status = Command::new(program("TETHER_MARIADB", "mariadb"))
+            .arg("--no-defaults")
+            .arg("-S")
+            .arg(db.dir.join("sock"))
+            .args(["-e", sql])
+            .status()
+            .map_err(|e| failed("cannot run the mariadb client", e))?;
+        if !status.success() {
+            return Err(failed("creating the tether user", status));
+        }
+        Ok(db)
+    }
+
+    /// `mysql://tether:tether@127.0.0.1:PORT/tether`.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("mysql://tether:tether@127.0.0.1:{}/tether", self.port)
+    }
+
+    /// Starts it again on the same port and data after [`MariaDb::stop`].
+    ///
+    /// # Errors
+    /// As [`MariaDb::install`].
+    pub fn start_again(&mut self) -> io::Result<()> {
+        let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+        let child = Command::new(program("TETHER_MARIADBD", "mariadbd"))
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", self.dir.join("data").display()))
+            .arg(format!("--socket={}", self.dir.join("sock").display()))
+            .arg(format!("--port={}", self.port))
+            .arg(format!("--pid-file={}", self.dir.join("pid").display()))
+            .args([
+                "--bind-address=127.0.0.1",
+                "--skip-log-bin",
+                "--innodb-buffer-pool-size=32M",
+            ])
+            .arg(format!("--user={user}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| failed("cannot run mariadbd", e))?;
+        self.child = Some(child);
+        let (sock, port) = (self.dir.join("sock"), self.port);
+        wait_for("mariadbd", Duration::from_secs(60), || {
+            std::os::unix::net::UnixStream::connect(&sock).is_ok()
+                && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        })
+    }
+
+    /// Stops it with SIGTERM: a clean shutdown that keeps every committed row.
+    ///
+    /// # Errors
+    /// When the signal cannot be sent.
+    pub fn stop(&mut self) -> io::Result<()> {
+        match self.child.take() {
+            Some(mut child) => terminate(&mut child),
+            None => Ok(()),
+        }
+    }
+
+    /// [`MariaDb::stop`] then [`MariaDb::start_again`].
+    ///
+    /// # Errors
+    /// As those two.
+    pub fn restart(&mut self) -> io::Result<()> {
+        self.stop()?;
+        self.start_again()
+    }
+}
+
+impl Drop for MariaDb {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
