@@ -41,6 +41,10 @@ declare -A TETHER_PACKAGE_OF=(
     [nginx]=nginx
     [chromium]=chromium
     [chromedriver]=chromium-driver
+    [wrk]=wrk
+    [taskset]=util-linux
+    [redis-benchmark]=redis-tools
+    [perf]=linux-perf
 )
 
 ensure_programs() {

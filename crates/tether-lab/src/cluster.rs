@@ -113,7 +113,9 @@ impl Cluster {
         store: StoreSetup,
         n: usize,
     ) -> Result<Self, Error> {
-        let ports: Vec<u16> = (0..=n).map(|_| tether_testkit::harness::free_port()).collect();
+        let ports: Vec<u16> = (0..=n)
+            .map(|_| tether_testkit::harness::free_port())
+            .collect();
         let mut cluster = Self {
             programs,
             approach,

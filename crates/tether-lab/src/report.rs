@@ -70,7 +70,11 @@ impl Report {
     #[allow(clippy::cast_precision_loss)]
     pub(crate) fn check(&mut self) {
         let mut checks = Vec::new();
-        for o in self.outcomes.iter().filter(|o| o.scenario == Scenario::Kill) {
+        for o in self
+            .outcomes
+            .iter()
+            .filter(|o| o.scenario == Scenario::Kill)
+        {
             if o.approach.instance_local() {
                 let expected = o.on_killed_share.unwrap_or(0.0);
                 checks.push(Check {
@@ -124,10 +128,8 @@ impl Report {
             self.find(Approach::Cookie, Scenario::LargeSession),
         ) {
             checks.push(Check {
-                what: "cookie store: bytes per request grow with the session (64 B → 2 KiB)"
-                    .into(),
-                passed: large.cookie_bytes_per_request
-                    >= small.cookie_bytes_per_request + 1500.0,
+                what: "cookie store: bytes per request grow with the session (64 B → 2 KiB)".into(),
+                passed: large.cookie_bytes_per_request >= small.cookie_bytes_per_request + 1500.0,
                 measured: format!(
                     "{:.0} → {:.0} cookie bytes per request",
                     small.cookie_bytes_per_request, large.cookie_bytes_per_request

@@ -131,16 +131,15 @@ impl User {
             request = request.header(COOKIE, cookie);
         }
         if let Some(body) = body {
-            request = request.header("content-type", "application/json").body(body);
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
         }
         self.tally.requests += 1;
         let start = Instant::now();
-        let response = match request.send().await {
-            Ok(r) => r,
-            Err(_) => {
-                self.tally.failed += 1;
-                return Answer::Failed;
-            }
+        let Ok(response) = request.send().await else {
+            self.tally.failed += 1;
+            return Answer::Failed;
         };
         let status = response.status().as_u16();
         let set_cookies: Vec<String> = response
@@ -185,7 +184,9 @@ impl User {
     }
 
     async fn think(&mut self) {
-        let ms = u64::try_from(self.plan.think.as_millis()).unwrap_or(1000).max(1);
+        let ms = u64::try_from(self.plan.think.as_millis())
+            .unwrap_or(1000)
+            .max(1);
         let pause = ms / 2 + self.rng.u64(0..=ms);
         tokio::time::sleep(Duration::from_millis(pause)).await;
     }
@@ -196,13 +197,14 @@ impl User {
 
     /// Logs in and stores the profile, retrying failed requests until done.
     async fn log_in(&mut self) {
-        let credentials = format!(
-            r#"{{"username":"user{}","password":"demo"}}"#,
-            self.index
-        );
+        let credentials = format!(r#"{{"username":"user{}","password":"demo"}}"#, self.index);
         while !self.done() {
             if let Answer::Status(200) = self
-                .send(reqwest::Method::POST, "/api/login", Some(credentials.clone()))
+                .send(
+                    reqwest::Method::POST,
+                    "/api/login",
+                    Some(credentials.clone()),
+                )
                 .await
             {
                 break;

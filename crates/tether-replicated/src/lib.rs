@@ -696,6 +696,14 @@ impl SessionStore for ReplicatedStore {
     }
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
+        // Before catching up, "unknown" could be a session a peer has: saying so would
+        // log its user out. Unavailable (503, retried) is the truthful answer.
+        if !self.is_ready() {
+            return Err(Error::unavailable(
+                "loading a session",
+                std::io::Error::other("this instance is still catching up with its peers"),
+            ));
+        }
         Ok(lock(&self.inner.state)
             .get(id, OffsetDateTime::now_utc())
             .cloned())

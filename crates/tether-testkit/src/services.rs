@@ -93,7 +93,14 @@ impl RedisServer {
     pub fn start_again(&mut self) -> io::Result<()> {
         let child = Command::new(program("TETHER_REDIS_SERVER", "redis-server"))
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--appendonly", "yes", "--appendfsync", "always", "--save", ""])
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ])
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::null())
@@ -164,18 +171,15 @@ impl MariaDb {
     pub fn install(dir: &Path) -> io::Result<Self> {
         std::fs::create_dir_all(dir.join("data"))?;
         let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
-        let status = Command::new(program(
-            "TETHER_MARIADB_INSTALL_DB",
-            "mariadb-install-db",
-        ))
-        .arg("--no-defaults")
-        .arg(format!("--datadir={}", dir.join("data").display()))
-        .arg(format!("--user={user}"))
-        .args(["--auth-root-authentication-method=socket", "--skip-test-db"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map_err(|e| failed("cannot run mariadb-install-db", e))?;
+        let status = Command::new(program("TETHER_MARIADB_INSTALL_DB", "mariadb-install-db"))
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", dir.join("data").display()))
+            .arg(format!("--user={user}"))
+            .args(["--auth-root-authentication-method=socket", "--skip-test-db"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| failed("cannot run mariadb-install-db", e))?;
         if !status.success() {
             return Err(failed("mariadb-install-db", status));
         }

@@ -3,8 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use ::cookie::SameSite;
 use tether_core::{Error, Expiry, LockOptions};
-use tower_cookies::cookie::SameSite;
 
 /// Turns a store error into the response the client sees.
 pub type ErrorHandler = Arc<dyn Fn(&Error) -> http::Response<String> + Send + Sync>;

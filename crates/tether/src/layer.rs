@@ -5,10 +5,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use ::cookie::{Cookie, SameSite};
 use http::{HeaderValue, Request, Response, header};
 use tether_core::{ClientStore, Expiry, Id, LockOptions, SessionStore};
-use tower_cookies::cookie::{Cookie, SameSite};
-use tower_cookies::{CookieManager, Cookies};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -182,6 +181,20 @@ impl SessionLayer {
         let handler: crate::ErrorHandler = Arc::new(handler);
         self.config(|c| c.error_handler = handler)
     }
+    /// The session id a request presents: the value of the session cookie, if it
+    /// has the exact shape of an id. This is the check every request goes through
+    /// before any store I/O; it is public for logging and routing.
+    ///
+    /// ```
+    /// use tether::{MemoryStore, SessionLayer};
+    /// let layer = SessionLayer::new(MemoryStore::new());
+    /// let mut headers = http::HeaderMap::new();
+    /// headers.insert("cookie", "theme=dark; tether=not-an-id".parse().unwrap());
+    /// assert!(layer.session_id(&headers).is_none());
+    /// ```
+    pub fn session_id(&self, headers: &http::HeaderMap) -> Option<Id> {
+        cookie_value(headers, &self.shared.config.cookie_name).and_then(Id::parse)
+    }
 
     /// The server-side store behind this layer; `None` for a client-side one.
     pub fn store(&self) -> Option<&Arc<dyn SessionStore>> {
@@ -203,18 +216,18 @@ impl SessionLayer {
 }
 
 impl<S> Layer<S> for SessionLayer {
-    type Service = CookieManager<SessionService<S>>;
+    type Service = SessionService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        CookieManager::new(SessionService {
+        SessionService {
             inner,
             shared: self.shared.clone(),
-        })
+        }
     }
 }
 
-/// The service [`SessionLayer`] wraps around the app (inside tower-cookies'
-/// `CookieManager`, which it adds itself).
+/// The service [`SessionLayer`] wraps around the app. It reads its one cookie from
+/// the `Cookie` header and writes its `Set-Cookie` itself: no cookie jar per request.
 #[derive(Debug, Clone)]
 pub struct SessionService<S> {
     inner: S,
@@ -238,7 +251,6 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let shared = self.shared.clone();
-        let cookies = req.extensions().get::<Cookies>().cloned();
         let value = cookie_value(req.headers(), &shared.config.cookie_name);
         // A cookie value not of the id's exact shape is no session: no store I/O.
         let presented = match (&shared.backend, value) {
@@ -262,9 +274,7 @@ where
             let server_error = response.status().is_server_error();
             match session.finish(server_error).await {
                 Ok(action) => {
-                    if let Some(cookies) = cookies {
-                        apply_cookie(&shared.config, &cookies, action, &mut response);
-                    }
+                    apply_cookie(&shared.config, action, &mut response);
                     Ok(response)
                 }
                 Err(error) => {
@@ -277,7 +287,7 @@ where
 }
 
 /// The value of the cookie `name`, found without parsing every cookie of the request
-/// (what tower-cookies' lazy jar does, allocating per cookie): this runs on every
+/// (what a cookie jar does, allocating per cookie): this runs on every
 /// request, touched or not. Values are used verbatim; ids and sealed values are
 /// URL-safe, so they are never percent-encoded.
 fn cookie_value<'h>(headers: &'h http::HeaderMap, name: &str) -> Option<&'h str> {
@@ -292,12 +302,7 @@ fn cookie_value<'h>(headers: &'h http::HeaderMap, name: &str) -> Option<&'h str>
         })
 }
 
-fn apply_cookie<B>(
-    config: &Config,
-    cookies: &Cookies,
-    action: CookieAction,
-    response: &mut Response<B>,
-) {
+fn apply_cookie<B>(config: &Config, action: CookieAction, response: &mut Response<B>) {
     let mut cookie = Cookie::build((config.cookie_name.clone(), String::new()))
         .path(config.path.clone())
         .secure(config.secure)
@@ -314,9 +319,12 @@ fn apply_cookie<B>(
             if let Some(max_age) = max_age {
                 cookie.set_max_age(max_age.max(time::Duration::ZERO));
             }
-            cookies.add(cookie);
         }
-        CookieAction::Remove => cookies.remove(cookie),
+        CookieAction::Remove => cookie.make_removal(),
+    }
+    // Names and values are ours and URL-safe, so the header value is always valid.
+    if let Ok(value) = HeaderValue::from_str(&cookie.to_string()) {
+        response.headers_mut().append(header::SET_COOKIE, value);
     }
     // A shared cache must never hand one user's session cookie to another.
     response

@@ -31,6 +31,7 @@ mod layer;
 mod memory;
 mod session;
 
+pub use ::cookie::SameSite;
 pub use config::{
     DEFAULT_COOKIE_NAME, DEFAULT_REFRESH_SHARE, ErrorHandler, default_error_response,
 };
@@ -41,7 +42,6 @@ pub use tether_core::{
     Capabilities, Changes, ClientStore, Created, Error, Expiry, Id, LockOptions, LockToken, Record,
     Saved, SessionInfo, SessionStore, Touch,
 };
-pub use tower_cookies::cookie::SameSite;
 
 /// The store contract, for implementing a store of your own.
 pub use tether_core as core;

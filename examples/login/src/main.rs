@@ -185,8 +185,9 @@ async fn build_store(args: &ServeArgs) -> Built {
                 .peers(peers)
                 .start()
                 .unwrap_or_else(|e| fail(&e.to_string()));
-            let catching_up = store.clone();
-            tokio::spawn(async move { catching_up.catch_up().await });
+            // Catch up before listening, so no request meets a half-filled instance
+            // (a restart can be quicker than the balancer's health check).
+            store.catch_up().await;
             let ready = store.clone();
             built.ready = Box::new(move || ready.is_ready());
             built.extra = Some(axum::Router::new().nest("/_tether", store.router()));

@@ -1,0 +1,242 @@
+//! The benchmark app: the same four endpoints on tether, tower-sessions or bare axum,
+//! on one tokio worker thread (the driver pins it to one core).
+//!
+//! - `GET /untouched`: the handler ignores the session.
+//! - `GET /read`: reads a counter.
+//! - `POST /write`: increments the counter (read + write).
+//! - `POST /login`: rotates the id and binds a user.
+
+use axum::Router;
+use axum::routing::{get, post};
+use clap::{Parser, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Lib {
+    Bare,
+    Tether,
+    TowerSessions,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Store {
+    Memory,
+    Redis,
+    Mysql,
+    File,
+    Cookie,
+}
+
+/// One benchmark server.
+#[derive(Debug, Parser)]
+struct Args {
+    #[arg(long, value_enum)]
+    lib: Lib,
+    #[arg(long, value_enum, default_value = "memory")]
+    store: Store,
+    #[arg(long)]
+    listen: String,
+    /// redis://…, mysql://… or a directory.
+    #[arg(long)]
+    url: Option<String>,
+    /// tether's strict per-session lock mode.
+    #[arg(long)]
+    lock: bool,
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("bench-server: {message}");
+    std::process::exit(2);
+}
+
+mod with_tether {
+    use tether::{Session, SessionError};
+
+    pub(crate) async fn untouched() -> &'static str {
+        "ok"
+    }
+
+    pub(crate) async fn read(session: Session) -> Result<String, SessionError> {
+        Ok(session.get::<u64>("n").await?.unwrap_or(0).to_string())
+    }
+
+    pub(crate) async fn write(session: Session) -> Result<String, SessionError> {
+        let n = session.get::<u64>("n").await?.unwrap_or(0) + 1;
+        session.insert("n", n).await?;
+        Ok(n.to_string())
+    }
+
+    pub(crate) async fn login(session: Session) -> Result<&'static str, SessionError> {
+        session.cycle_id().await?;
+        session.set_user("alice").await?;
+        Ok("ok")
+    }
+}
+
+/// The same handlers for a tower-sessions version.
+macro_rules! tower_sessions_handlers {
+    ($name:ident, $ts:ident) => {
+        mod $name {
+            use axum::http::StatusCode;
+            use $ts::Session;
+
+            fn err(e: impl std::fmt::Display) -> (StatusCode, String) {
+                (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+            }
+
+            pub(crate) async fn read(session: Session) -> Result<String, (StatusCode, String)> {
+                Ok(session
+                    .get::<u64>("n")
+                    .await
+                    .map_err(err)?
+                    .unwrap_or(0)
+                    .to_string())
+            }
+
+            pub(crate) async fn write(session: Session) -> Result<String, (StatusCode, String)> {
+                let n = session.get::<u64>("n").await.map_err(err)?.unwrap_or(0) + 1;
+                session.insert("n", n).await.map_err(err)?;
+                Ok(n.to_string())
+            }
+
+            pub(crate) async fn login(
+                session: Session,
+            ) -> Result<&'static str, (StatusCode, String)> {
+                session.cycle_id().await.map_err(err)?;
+                session.insert("user", "alice").await.map_err(err)?;
+                Ok("ok")
+            }
+        }
+    };
+}
+
+tower_sessions_handlers!(ts15, tower_sessions);
+tower_sessions_handlers!(ts14, tower_sessions_014);
+
+fn routes<R1, R2, R3, T1, T2, T3>(read: R1, write: R2, login: R3) -> Router
+where
+    R1: axum::handler::Handler<T1, ()>,
+    R2: axum::handler::Handler<T2, ()>,
+    R3: axum::handler::Handler<T3, ()>,
+    T1: 'static,
+    T2: 'static,
+    T3: 'static,
+{
+    Router::new()
+        .route("/untouched", get(with_tether::untouched))
+        .route("/read", get(read))
+        .route("/write", post(write))
+        .route("/login", post(login))
+}
+
+async fn tether_app(args: &Args) -> Router {
+    use tether::SessionLayer;
+    let layer = match args.store {
+        Store::Memory => SessionLayer::new(tether::MemoryStore::new()),
+        Store::File => {
+            let dir = args.url.clone().unwrap_or_else(|| fail("--url DIR"));
+            SessionLayer::new(
+                tether::file::FileStore::open(&dir).unwrap_or_else(|e| fail(&e.to_string())),
+            )
+        }
+        Store::Redis => SessionLayer::new(
+            tether::redis::RedisStore::connect(&args.url.clone().unwrap_or_default())
+                .unwrap_or_else(|e| fail(&e.to_string())),
+        ),
+        Store::Mysql => {
+            let store = tether::mysql::MySqlStore::connect(&args.url.clone().unwrap_or_default())
+                .unwrap_or_else(|e| fail(&e.to_string()));
+            store
+                .migrate()
+                .await
+                .unwrap_or_else(|e| fail(&e.to_string()));
+            SessionLayer::new(store)
+        }
+        Store::Cookie => {
+            let key =
+                tether::cookie::KeyRing::generate_key().unwrap_or_else(|e| fail(&e.to_string()));
+            let keys =
+                tether::cookie::KeyRing::parse(&key).unwrap_or_else(|e| fail(&e.to_string()));
+            SessionLayer::client_side(tether::cookie::CookieStore::new(keys))
+        }
+    }
+    .with_insecure_cookie();
+    let layer = if args.lock {
+        layer.with_lock(tether::core::LockOptions::default())
+    } else {
+        layer
+    };
+    routes(with_tether::read, with_tether::write, with_tether::login)
+        .route("/incr", post(with_tether::write))
+        .layer(layer)
+}
+
+async fn tower_sessions_app(args: &Args) -> Router {
+    let url = || args.url.clone().unwrap_or_else(|| fail("--url"));
+    match args.store {
+        Store::Memory => {
+            let layer =
+                tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default())
+                    .with_secure(false);
+            routes(ts15::read, ts15::write, ts15::login)
+                .route("/incr", post(ts15::write))
+                .layer(layer)
+        }
+        Store::Redis => {
+            use tower_sessions_redis_store::fred::prelude::*;
+            let config = Config::from_url(&url()).unwrap_or_else(|e| fail(&e.to_string()));
+            let pool =
+                Pool::new(config, None, None, None, 1).unwrap_or_else(|e| fail(&e.to_string()));
+            pool.init().await.unwrap_or_else(|e| fail(&e.to_string()));
+            let layer = tower_sessions_014::SessionManagerLayer::new(
+                tower_sessions_redis_store::RedisStore::new(pool),
+            )
+            .with_secure(false);
+            routes(ts14::read, ts14::write, ts14::login)
+                .route("/incr", post(ts14::write))
+                .layer(layer)
+        }
+        Store::Mysql => {
+            let pool = tower_sessions_sqlx_store::sqlx::MySqlPool::connect(&url())
+                .await
+                .unwrap_or_else(|e| fail(&e.to_string()));
+            let store = tower_sessions_sqlx_store::MySqlStore::new(pool);
+            store
+                .migrate()
+                .await
+                .unwrap_or_else(|e| fail(&e.to_string()));
+            let layer = tower_sessions_014::SessionManagerLayer::new(store).with_secure(false);
+            routes(ts14::read, ts14::write, ts14::login)
+                .route("/incr", post(ts14::write))
+                .layer(layer)
+        }
+        Store::File | Store::Cookie => fail("tower-sessions has no file or cookie store"),
+    }
+}
+
+fn bare_app() -> Router {
+    async fn ok() -> &'static str {
+        "ok"
+    }
+    routes(ok, ok, ok)
+}
+
+fn main() {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    runtime.block_on(async {
+        let app = match args.lib {
+            Lib::Bare => bare_app(),
+            Lib::Tether => tether_app(&args).await,
+            Lib::TowerSessions => tower_sessions_app(&args).await,
+        };
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .unwrap_or_else(|e| fail(&format!("cannot listen on {}: {e}", args.listen)));
+        if let Err(e) = axum::serve(listener, app).await {
+            fail(&e.to_string());
+        }
+    });
+}
