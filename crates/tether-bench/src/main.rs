@@ -180,7 +180,7 @@ fn wrk(url: &str, cookie: Option<&str>, post: bool, args: &RunArgs, script: &Pat
             ["50%", v] => sample.p50_ms = parse_ms(v),
             ["99%", v] => sample.p99_ms = parse_ms(v),
             ["Non-2xx", "or", "3xx", "responses:", v] => {
-                sample.errors += v.parse::<u64>().unwrap_or(0)
+                sample.errors += v.parse::<u64>().unwrap_or(0);
             }
             ["Socket", "errors:", rest @ ..] => {
                 sample.errors += rest
