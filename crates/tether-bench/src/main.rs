@@ -519,7 +519,7 @@ impl Report<'_> {
              pinned to core 1. Every store's group of runs sits between two bare-axum runs \
              on the same machine, and the libraries alternate order round by round. \
              Figures are the median of {} rounds; the whole run took {:.0} s.\n",
-            machine(),
+            tether_testkit::harness::describe_machine(),
             a.connections,
             a.seconds,
             a.rounds,
@@ -660,23 +660,6 @@ impl Report<'_> {
             eprintln!("tether-bench: could not draw {}: {e}", path.display());
         }
     }
-}
-
-fn machine() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map_or("unknown CPU", |(_, m)| m.trim())
-        .to_owned();
-    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
-    format!(
-        "{cores} cores ({model}), Linux {}",
-        std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .unwrap_or_default()
-            .trim()
-    )
 }
 
 fn main() {

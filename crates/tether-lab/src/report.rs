@@ -34,31 +34,6 @@ pub(crate) struct Check {
     pub(crate) measured: String,
 }
 
-/// This machine, from `/proc`.
-pub(crate) fn describe_machine() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .and_then(|l| l.split_once(':'))
-        .map_or("unknown CPU", |(_, m)| m.trim())
-        .to_owned();
-    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
-    let memory_gib = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(0, |kib| kib / (1024 * 1024));
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!(
-        "{cores} cores ({model}), {memory_gib} GiB RAM, Linux {}",
-        kernel.trim()
-    )
-}
-
 impl Report {
     fn find(&self, approach: Approach, scenario: Scenario) -> Option<&Outcome> {
         self.outcomes

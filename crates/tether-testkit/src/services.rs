@@ -21,13 +21,31 @@ fn failed(what: &str, detail: impl std::fmt::Display) -> io::Error {
     io::Error::other(format!("{what}: {detail}"))
 }
 
-/// Sends SIGTERM (a clean shutdown) and waits for the process to end.
-fn terminate(child: &mut Child) -> io::Result<()> {
-    let status = Command::new("kill").arg(child.id().to_string()).status()?;
-    if !status.success() {
-        return Err(failed("kill", status));
+/// A server process: stopped cleanly on request, killed when dropped.
+#[derive(Debug, Default)]
+struct Process(Option<Child>);
+
+impl Process {
+    /// Sends SIGTERM (a clean shutdown) and waits for the process to end.
+    fn stop(&mut self) -> io::Result<()> {
+        let Some(mut child) = self.0.take() else {
+            return Ok(());
+        };
+        let status = Command::new("kill").arg(child.id().to_string()).status()?;
+        if !status.success() {
+            return Err(failed("kill", status));
+        }
+        child.wait().map(drop)
     }
-    child.wait().map(drop)
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> io::Result<()> {
@@ -52,7 +70,7 @@ fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> io::Re
 /// ```
 #[derive(Debug)]
 pub struct RedisServer {
-    child: Option<Child>,
+    process: Process,
     port: u16,
     dir: PathBuf,
 }
@@ -66,7 +84,7 @@ impl RedisServer {
         std::fs::create_dir_all(dir)?;
         let port = crate::harness::free_port();
         let mut redis = Self {
-            child: None,
+            process: Process::default(),
             port,
             dir: dir.to_owned(),
         };
@@ -107,7 +125,7 @@ impl RedisServer {
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| failed("cannot run redis-server", e))?;
-        self.child = Some(child);
+        self.process = Process(Some(child));
         let port = self.port;
         wait_for("redis-server", Duration::from_secs(10), || {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
@@ -119,10 +137,7 @@ impl RedisServer {
     /// # Errors
     /// When the signal cannot be sent.
     pub fn stop(&mut self) -> io::Result<()> {
-        match self.child.take() {
-            Some(mut child) => terminate(&mut child),
-            None => Ok(()),
-        }
+        self.process.stop()
     }
 
     /// [`RedisServer::stop`] then [`RedisServer::start_again`].
@@ -132,15 +147,6 @@ impl RedisServer {
     pub fn restart(&mut self) -> io::Result<()> {
         self.stop()?;
         self.start_again()
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 
@@ -156,7 +162,7 @@ impl Drop for RedisServer {
 /// ```
 #[derive(Debug)]
 pub struct MariaDb {
-    child: Option<Child>,
+    process: Process,
     dir: PathBuf,
     port: u16,
 }
@@ -184,7 +190,7 @@ impl MariaDb {
             return Err(failed("mariadb-install-db", status));
         }
         let mut db = Self {
-            child: None,
+            process: Process::default(),
             dir: dir.to_owned(),
             port: crate::harness::free_port(),
         };
@@ -232,7 +238,7 @@ impl MariaDb {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| failed("cannot run mariadbd", e))?;
-        self.child = Some(child);
+        self.process = Process(Some(child));
         let (sock, port) = (self.dir.join("sock"), self.port);
         wait_for("mariadbd", Duration::from_secs(60), || {
             std::os::unix::net::UnixStream::connect(&sock).is_ok()
@@ -245,10 +251,7 @@ impl MariaDb {
     /// # Errors
     /// When the signal cannot be sent.
     pub fn stop(&mut self) -> io::Result<()> {
-        match self.child.take() {
-            Some(mut child) => terminate(&mut child),
-            None => Ok(()),
-        }
+        self.process.stop()
     }
 
     /// [`MariaDb::stop`] then [`MariaDb::start_again`].
@@ -263,10 +266,8 @@ impl MariaDb {
 
 impl Drop for MariaDb {
     fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        // The server goes (killed) first, then its data.
+        drop(std::mem::take(&mut self.process));
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
