@@ -226,7 +226,7 @@ fn store_calls(store: &str, url: &str) -> Option<u64> {
                 Command::new(std::env::var("TETHER_MARIADB").unwrap_or_else(|_| "mariadb".into()))
                     .args(["-N", "-h", host, "-P", port, "-u", user])
                     .arg(format!("-p{password}"))
-                    .args(["-e", "SHOW GLOBAL STATUS LIKE 'Questions'"]),
+                    .args(["-e", "SHOW GLOBAL STATUS LIKE 'Com_stmt_execute'"]),
             );
             text.split_whitespace().nth(1)?.parse().ok()
         }
