@@ -38,6 +38,10 @@ struct RunArgs {
     stores: Vec<String>,
 }
 
+/// Sessions each server is seeded with; wrk's connections cycle through them, so the
+/// rows measure many users, not 32 connections fighting over one row or key.
+const SESSIONS: usize = 1000;
+
 const ENDPOINTS: [(&str, &str, bool); 4] = [
     ("untouched", "/untouched", false),
     ("read", "/read", false),
@@ -106,15 +110,16 @@ impl Server {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    /// A session with a counter, as the `Cookie` header value.
-    fn seed(&self) -> String {
+    /// `n` sessions with a counter, as `Cookie` header values.
+    fn seed(&self, n: usize) -> Vec<String> {
         let head = output(
-            Command::new("curl")
-                .args(["-s", "-D", "-", "-o", "/dev/null", "-X", "POST"])
-                .arg(self.url("/write")),
+            curl()
+                .args(["-D", "-", "-o", "/dev/null", "-X", "POST"])
+                .arg(self.url(&format!("/write?[1-{n}]"))),
         );
-        head.lines()
-            .find_map(|l| {
+        let cookies: Vec<String> = head
+            .lines()
+            .filter_map(|l| {
                 let (name, value) = l.split_once(':')?;
                 name.eq_ignore_ascii_case("set-cookie").then(|| {
                     value
@@ -125,7 +130,15 @@ impl Server {
                         .to_owned()
                 })
             })
-            .unwrap_or_else(|| fail("the server set no cookie"))
+            .collect();
+        if cookies.len() != n {
+            fail(&format!(
+                "seeding {n} sessions at {} set {} cookies",
+                self.url("/write"),
+                cookies.len()
+            ));
+        }
+        cookies
     }
 }
 
@@ -159,18 +172,46 @@ fn parse_ms(text: &str) -> f64 {
     number.parse::<f64>().unwrap_or(0.0) * scale
 }
 
-fn wrk(url: &str, cookie: Option<&str>, post: bool, args: &RunArgs, script: &Path) -> Sample {
+/// curl, silent, with a deadline: a server that hangs fails the measurement instead
+/// of the whole run.
+fn curl() -> Command {
+    let mut command = Command::new("curl");
+    command.args(["-s", "-m", "60"]);
+    command
+}
+
+/// A wrk script: the method, and a `Cookie` header that cycles through `cookies`
+/// request by request (requests are formatted once, in `init`).
+fn script(path: &Path, post: bool, cookies: &[String]) -> PathBuf {
+    let mut lua = String::new();
+    if post {
+        lua.push_str("wrk.method = \"POST\"\n");
+    }
+    if !cookies.is_empty() {
+        lua.push_str("local cookies = {\n");
+        for cookie in cookies {
+            let _ = writeln!(lua, "  \"{cookie}\",");
+        }
+        lua.push_str(
+            "}\nlocal requests = {}\nlocal i = 0\n\
+             init = function(args)\n  \
+               for n, c in ipairs(cookies) do requests[n] = wrk.format(nil, nil, { [\"Cookie\"] = c }) end\n\
+             end\n\
+             request = function()\n  i = i % #requests + 1\n  return requests[i]\nend\n",
+        );
+    }
+    std::fs::write(path, lua).unwrap_or_else(|e| fail(&format!("writing {}: {e}", path.display())));
+    path.to_owned()
+}
+
+fn wrk(url: &str, args: &RunArgs, script: &Path) -> Sample {
     let mut command = Command::new("taskset");
     command
         .args(["-c", "1", "wrk", "-t1", "--latency"])
         .arg(format!("-c{}", args.connections))
-        .arg(format!("-d{}s", args.seconds));
-    if let Some(cookie) = cookie {
-        command.arg("-H").arg(format!("Cookie: {cookie}"));
-    }
-    if post {
-        command.arg("-s").arg(script);
-    }
+        .arg(format!("-d{}s", args.seconds))
+        .arg("-s")
+        .arg(script);
     let text = output(command.arg(url));
     let mut sample = Sample::default();
     for line in text.lines() {
@@ -246,55 +287,68 @@ fn calls_per_request(
     store: &str,
     url: &str,
     path: &str,
-    cookie: &str,
+    cookie: Option<&str>,
     post: bool,
 ) -> Option<f64> {
     let a = store_calls(store, url)?;
     let b = store_calls(store, url)?;
     let overhead = b - a;
-    let mut command = Command::new("curl");
-    command
-        .args(["-s", "-o", "/dev/null", "-H"])
-        .arg(format!("Cookie: {cookie}"));
+    let mut command = curl();
+    command.args(["-o", "/dev/null", "-w", "%{http_code}\\n"]);
+    if let Some(cookie) = cookie {
+        command.arg("-H").arg(format!("Cookie: {cookie}"));
+    }
     if post {
         command.args(["-X", "POST"]);
     }
     command.arg(server.url(&format!("{path}?[1-100]")));
-    output(&mut command);
+    let statuses = output(&mut command);
+    let ok = statuses.lines().filter(|s| s.starts_with('2')).count();
+    if ok != 100 {
+        eprintln!(
+            "tether-bench: counting store calls at {}: {ok} of 100 requests succeeded",
+            server.url(path)
+        );
+        return None;
+    }
     let c = store_calls(store, url)?;
     Some((c - b - overhead) as f64 / 100.0)
 }
 
-/// 200 concurrent increments of one session's counter; returns how many were lost.
-fn lost_increments(server: &Server) -> u64 {
-    let cookie = server.seed();
-    output(
-        Command::new("curl")
-            .args([
-                "-s",
-                "-o",
-                "/dev/null",
-                "-Z",
-                "--parallel-max",
-                "200",
-                "-X",
-                "POST",
-                "-H",
-            ])
+/// 200 concurrent increments of one session's counter.
+#[derive(Debug, Clone, Copy)]
+struct Increments {
+    /// Requests that did not answer 2xx.
+    failed: u64,
+    /// Successful increments missing from the final count; `None` when the final
+    /// read failed.
+    lost: Option<u64>,
+}
+
+fn increments(server: &Server) -> Increments {
+    let cookie = server.seed(1).remove(0);
+    let statuses = output(
+        curl()
+            .args(["-o", "/dev/null", "-w", "%{http_code}\\n"])
+            .args(["-Z", "--parallel-max", "200", "-X", "POST", "-H"])
             .arg(format!("Cookie: {cookie}"))
             .arg(server.url("/incr?[1-200]")),
     );
-    let value: u64 = output(
-        Command::new("curl")
-            .args(["-s", "-H"])
+    let ok = statuses.lines().filter(|s| s.starts_with('2')).count() as u64;
+    let value: Option<u64> = output(
+        curl()
+            .arg("-H")
             .arg(format!("Cookie: {cookie}"))
             .arg(server.url("/read")),
     )
     .trim()
     .parse()
-    .unwrap_or(0);
-    // The seed wrote 1.
-    201u64.saturating_sub(value)
+    .ok();
+    Increments {
+        failed: 200 - ok,
+        // The seed wrote 1.
+        lost: value.map(|v| (ok + 1).saturating_sub(v)),
+    }
 }
 
 fn redis_floor(url: &str, connections: u32) -> BTreeMap<String, f64> {
@@ -329,8 +383,9 @@ fn run(args: &RunArgs) {
         .unwrap_or_else(|_| fail("TETHER_TEST_MYSQL_URL is not set: run scripts/bench"));
     let file_dir = std::env::temp_dir().join(format!("tether-bench-{}", std::process::id()));
     let file_url = file_dir.display().to_string();
-    let script = std::env::temp_dir().join(format!("tether-bench-post-{}.lua", std::process::id()));
-    std::fs::write(&script, "wrk.method = \"POST\"\n").unwrap_or_else(|e| fail(&e.to_string()));
+    let script_path = std::env::temp_dir().join(format!("tether-bench-{}.lua", std::process::id()));
+    // The bare server ignores cookies; it gets the same number of distinct ones.
+    let fake_cookies: Vec<String> = (0..SESSIONS).map(|i| format!("bare={i:022}")).collect();
     let stores: Vec<(&str, Option<&str>, Vec<&str>)> = vec![
         ("memory", None, vec!["tether", "tower-sessions"]),
         (
@@ -358,7 +413,8 @@ fn run(args: &RunArgs) {
         for (store, url, libs) in &stores {
             let mut bare_runs = Vec::new();
             let bare_server = Server::start("bare", "memory", None, false);
-            bare_runs.push(wrk(&bare_server.url("/read"), None, false, args, &script).rps);
+            let bare_script = script(&script_path, false, &fake_cookies);
+            bare_runs.push(wrk(&bare_server.url("/read"), args, &bare_script).rps);
             drop(bare_server);
             let mut order = libs.clone();
             if round % 2 == 1 {
@@ -366,10 +422,16 @@ fn run(args: &RunArgs) {
             }
             for lib in order {
                 let server = Server::start(lib, store, *url, false);
-                let cookie = server.seed();
+                let cookies = server.seed(SESSIONS);
                 for (name, path, post) in ENDPOINTS {
-                    let with_cookie = (name != "login").then_some(cookie.as_str());
-                    let sample = wrk(&server.url(path), with_cookie, post, args, &script);
+                    // Login starts from no session.
+                    let pool = if name == "login" {
+                        &[][..]
+                    } else {
+                        &cookies[..]
+                    };
+                    let run_script = script(&script_path, post, pool);
+                    let sample = wrk(&server.url(path), args, &run_script);
                     eprintln!(
                         "round {} {store:<6} {lib:<14} {name:<9} {:>9.0} req/s p50 {:.2} ms p99 {:.2} ms errors {}",
                         round + 1,
@@ -384,15 +446,22 @@ fn run(args: &RunArgs) {
                         .push(sample);
                     if round == 0
                         && let Some(url) = url
-                        && let Some(per) =
-                            calls_per_request(&server, store, url, path, &cookie, post)
+                        && let Some(per) = calls_per_request(
+                            &server,
+                            store,
+                            url,
+                            path,
+                            pool.first().map(String::as_str),
+                            post,
+                        )
                     {
                         calls.insert(((*store).to_owned(), lib.to_owned(), name.to_owned()), per);
                     }
                 }
             }
             let bare_server = Server::start("bare", "memory", None, false);
-            bare_runs.push(wrk(&bare_server.url("/read"), None, false, args, &script).rps);
+            let bare_script = script(&script_path, false, &fake_cookies);
+            bare_runs.push(wrk(&bare_server.url("/read"), args, &bare_script).rps);
             drop(bare_server);
             bare.entry((*store).to_owned())
                 .or_default()
@@ -408,11 +477,11 @@ fn run(args: &RunArgs) {
     ] {
         for (lib, lock) in [("tether", true), ("tower-sessions", false)] {
             let server = Server::start(lib, store, url, lock);
-            increments.push((store, lib, lock, lost_increments(&server)));
+            increments.push((store, lib, lock, self::increments(&server)));
         }
     }
     let _ = std::fs::remove_dir_all(&file_dir);
-    let _ = std::fs::remove_file(&script);
+    let _ = std::fs::remove_file(&script_path);
     let report = Report {
         args,
         samples,
@@ -436,7 +505,7 @@ struct Report<'a> {
     bare: BTreeMap<String, Vec<f64>>,
     calls: BTreeMap<Key, f64>,
     floor: BTreeMap<String, f64>,
-    increments: Vec<(&'static str, &'static str, bool, u64)>,
+    increments: Vec<(&'static str, &'static str, bool, Increments)>,
     seconds: f64,
 }
 
@@ -532,7 +601,10 @@ impl Report<'_> {
              packages, on loopback, started by `scripts/services.sh`.\n\n\
              Endpoints: `untouched` (the handler ignores the session), `read` (reads a \
              counter), `write` (increments it), `login` (rotates the id and binds a user, \
-             from no session). `read` and `write` send the cookie of one existing session.\n\n\
+             from no session). Each server is first seeded with 1,000 sessions, and wrk's \
+             requests to `untouched`, `read` and `write` cycle through their cookies: many \
+             users, as in production, rather than 32 connections contending for one row or \
+             key (the increments test below is the contention case).\n\n\
              ![tether ÷ tower-sessions](docs/bench/ratios.svg)\n\n## Summary\n\n",
         );
         out.push_str(&self.headline());
@@ -580,14 +652,19 @@ impl Report<'_> {
         }
         out.push_str(
             "\n## Lost increments\n\n200 concurrent `POST /incr` on one session's counter \
-             (curl, 200 parallel connections); lost = 200 − the final count. tether runs in \
-             lock mode (`with_lock`), tower-sessions has no lock mode.\n\n| store | library | lock mode | lost of 200 |\n|---|---|---|---|\n",
+             (curl, 200 parallel connections); lost = increments answered 2xx but missing \
+             from the final count. tether runs in lock mode (`with_lock`), tower-sessions has \
+             no lock mode.\n\n| store | library | lock mode | failed | lost of 200 |\n|---|---|---|---|---|\n",
         );
-        for (store, lib, lock, lost) in &self.increments {
+        for (store, lib, lock, result) in &self.increments {
+            let lost = result
+                .lost
+                .map_or_else(|| "the final read failed".to_owned(), |l| l.to_string());
             let _ = writeln!(
                 out,
-                "| {store} | {lib} | {} | {lost} |",
-                if *lock { "yes" } else { "–" }
+                "| {store} | {lib} | {} | {} | {lost} |",
+                if *lock { "yes" } else { "–" },
+                result.failed
             );
         }
         out

@@ -14,31 +14,47 @@ use std::sync::LazyLock;
 pub(crate) static SAVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
+-- Three calls in the common case (HMGET, HSET, PEXPIREAT): each redis.call costs the
+-- server a command dispatch, and a save is on every writing request.
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
 local meta = redis.call('HMGET', key, 'v', 'i', 'a', 'u', 's', 'c')
 if not meta[1] then return false end
 local idle, abs = tonumber(meta[2]), tonumber(meta[3])
 if now >= idle or (abs and now >= abs) then return false end
+-- Large argument lists go in batches: Lua's unpack has a stack limit.
+local function batched(cmd, list)
+  for i = 1, #list, 1000 do
+    redis.call(cmd, key, unpack(list, i, math.min(i + 999, #list)))
+  end
+end
+local dels, sets = {}, {}
 if ARGV[3] == '1' then
   for _, f in ipairs(redis.call('HKEYS', key)) do
-    if string.sub(f, 1, 2) == 'd:' then redis.call('HDEL', key, f) end
+    if string.sub(f, 1, 2) == 'd:' then dels[#dels + 1] = f end
   end
 end
 for i = 6, #ARGV, 2 do
-  if ARGV[i + 1] == '' then redis.call('HDEL', key, ARGV[i])
-  else redis.call('HSET', key, ARGV[i], ARGV[i + 1]) end
+  if ARGV[i + 1] == '' then dels[#dels + 1] = ARGV[i]
+  else sets[#sets + 1] = ARGV[i]; sets[#sets + 1] = ARGV[i + 1] end
 end
-local old_user = meta[4]
-if ARGV[4] == '1' then redis.call('HSET', key, 'u', ARGV[5])
-elseif ARGV[4] == '2' then redis.call('HDEL', key, 'u') end
-local new_user = redis.call('HGET', key, 'u')
-local seen = tonumber(meta[5])
-if now > seen then redis.call('HSET', key, 's', ARGV[1]) end
+local old_user, new_user = meta[4], meta[4]
+if ARGV[4] == '1' then
+  new_user = ARGV[5]
+  sets[#sets + 1] = 'u'; sets[#sets + 1] = new_user
+elseif ARGV[4] == '2' then
+  new_user = false
+  dels[#dels + 1] = 'u'
+end
+if now > tonumber(meta[5]) then sets[#sets + 1] = 's'; sets[#sets + 1] = ARGV[1] end
 local deadline = tonumber(ARGV[2])
 if abs and abs < deadline then deadline = abs end
-redis.call('HSET', key, 'i', tostring(deadline))
-local version = redis.call('HINCRBY', key, 'v', 1)
+local version = tonumber(meta[1]) + 1
+sets[#sets + 1] = 'i'; sets[#sets + 1] = string.format('%d', deadline)
+sets[#sets + 1] = 'v'; sets[#sets + 1] = string.format('%d', version)
+-- Deletions first: a cleared field that this request sets again must end up set.
+batched('HDEL', dels)
+batched('HSET', sets)
 redis.call('PEXPIREAT', key, deadline)
 return {version, old_user and 1 or 0, old_user or '', new_user and 1 or 0, new_user or '', tonumber(meta[6])}
 ",

@@ -464,6 +464,35 @@ async fn save_merges_only_changed_keys(store: DynStore, _: Option<DynStore>) -> 
         data == *json!({"fresh": true}).as_object().expect("object"),
         "clear then set gave {data:?}"
     );
+    // Thousands of keys in one save (a few in a store with a size limit), then a
+    // clear that sets one of them again: the clear must not remove what the same save
+    // sets.
+    let n = if store.capabilities().size_limit.is_some() {
+        20
+    } else {
+        3000
+    };
+    let mut many = changes();
+    for i in 0..n {
+        many.set(format!("k{i}"), json!(i));
+    }
+    save(&store, &id, &many).await?;
+    let data = load_some(&store, &id).await?.data;
+    ensure!(
+        data.len() == n + 1 && data.get(&format!("k{}", n - 1)) == Some(&json!(n - 1)),
+        "a save of {n} keys left {} keys",
+        data.len()
+    );
+    let mut again = changes();
+    again.clear();
+    again.set("k7", json!("kept"));
+    save(&store, &id, &again).await?;
+    let data = load_some(&store, &id).await?.data;
+    ensure!(
+        data == *json!({"k7": "kept"}).as_object().expect("object"),
+        "clear then set of an existing key gave {} keys",
+        data.len()
+    );
     PASS
 }
 
