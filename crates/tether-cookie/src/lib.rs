@@ -380,7 +380,7 @@ impl ClientStore for CookieStore {
             });
         }
         let mut nonce = [0u8; NONCE_LEN];
-        getrandom::fill(&mut nonce).map_err(|e| Error::Randomness(e.to_string()))?;
+        tether_core::fill_random(&mut nonce)?;
         let ciphertext = self.keys.ciphers[0]
             .encrypt(
                 XNonce::from_slice(&nonce),

@@ -1,18 +1,60 @@
-//! Session ids: 128 random bits from the OS CSPRNG, written as 22 URL-safe characters.
+//! Session ids: 128 random bits from a CSPRNG, written as 22 URL-safe characters.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::str::FromStr;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore as _;
+use rand::rngs::{OsRng, ReseedingRng};
+use rand_chacha::ChaCha12Core;
 
 /// Number of random bytes in an [`Id`].
 pub const ID_BYTES: usize = 16;
 
+/// Output after which a thread's generator reseeds from the operating system.
+const RESEED_AFTER_BYTES: u64 = 64 * 1024;
+
+/// Fills `bytes` from this thread's CSPRNG: ChaCha12 (the generator behind `rand`'s
+/// `StdRng` and `ThreadRng`), seeded from the operating system on the thread's first
+/// use and reseeded from it every 64 KiB of output. Session ids and the cookie store's
+/// nonces come from here; neither costs a system call.
+///
+/// Fails only when the operating system cannot provide the first seed. (Should a later
+/// reseed fail, the generator keeps its current, still unpredictable, state and tries
+/// again at the next threshold.)
+///
+/// ```
+/// let mut a = [0u8; 24];
+/// let mut b = [0u8; 24];
+/// tether_core::fill_random(&mut a)?;
+/// tether_core::fill_random(&mut b)?;
+/// assert_ne!(a, b);
+/// # Ok::<(), tether_core::Error>(())
+/// ```
+pub fn fill_random(bytes: &mut [u8]) -> Result<(), crate::Error> {
+    thread_local! {
+        static RNG: RefCell<Option<ReseedingRng<ChaCha12Core, OsRng>>> =
+            const { RefCell::new(None) };
+    }
+    RNG.with_borrow_mut(|slot| {
+        let rng = match slot {
+            Some(rng) => rng,
+            None => slot.insert(
+                ReseedingRng::new(RESEED_AFTER_BYTES, OsRng)
+                    .map_err(|e| crate::Error::Randomness(e.to_string()))?,
+            ),
+        };
+        rng.fill_bytes(bytes);
+        Ok(())
+    })
+}
+
 /// Length of an [`Id`] in its text form (unpadded URL-safe base64 of [`ID_BYTES`]).
 pub const ID_LEN: usize = 22;
 
-/// A session id: 128 bits from the operating system's CSPRNG.
+/// A session id: 128 bits from a CSPRNG (ChaCha12, seeded from the operating system).
 ///
 /// Its text form is exactly [`ID_LEN`] characters of unpadded URL-safe base64, so it is
 /// safe in cookies, URLs, file names and keys. [`Id::parse`] accepts only that exact
@@ -35,13 +77,14 @@ pub const ID_LEN: usize = 22;
 pub struct Id([u8; ID_BYTES]);
 
 impl Id {
-    /// Draws a fresh id from the OS CSPRNG.
+    /// Draws a fresh id from [`fill_random`]: this thread's CSPRNG, so a login costs
+    /// no system call.
     ///
-    /// Fails only when the operating system cannot provide randomness, which is an
+    /// Fails only when the operating system cannot provide the seed, which is an
     /// error the caller must surface: a predictable id is never a fallback.
     pub fn generate() -> Result<Self, crate::Error> {
         let mut bytes = [0u8; ID_BYTES];
-        getrandom::fill(&mut bytes).map_err(|e| crate::Error::Randomness(e.to_string()))?;
+        fill_random(&mut bytes)?;
         Ok(Self(bytes))
     }
 

@@ -11,7 +11,7 @@ mod record;
 mod store;
 
 pub use error::{BoxError, Error, Result};
-pub use id::{ID_BYTES, ID_LEN, Id, IdText, InvalidId};
+pub use id::{ID_BYTES, ID_LEN, Id, IdText, InvalidId, fill_random};
 pub use record::{Changes, Expiry, Record, SessionInfo, Touch, unix_ms};
 pub use store::{
     Capabilities, ClientStore, Created, LockOptions, LockToken, LockWait, Saved, SessionStore,

@@ -1,12 +1,13 @@
 //! `MemoryStore`: sessions in this process's memory.
 
-use std::collections::{BTreeSet, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use tether_core::{
     Changes, Created, Error, Id, LockOptions, LockToken, Record, Result, Saved, SessionInfo,
-    SessionStore, Touch, async_trait,
+    SessionStore, Touch, async_trait, unix_ms,
 };
 use time::OffsetDateTime;
 use tokio::sync::Notify;
@@ -33,14 +34,23 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct State {
     records: HashMap<Id, Record>,
-    users: HashMap<String, BTreeSet<Id>>,
+    users: HashMap<String, HashSet<Id>>,
     locks: HashMap<Id, (LockToken, Instant)>,
-    writes_since_sweep: usize,
+    /// When each record falls due (its expiry, Unix ms), soonest first. A record gets
+    /// an entry when it is created, and a new one when its entry falls due while it is
+    /// still live (its deadline moved on); entries of records removed meanwhile are
+    /// dropped when they fall due. So there is about one entry per record, and expiry
+    /// needs no scan and no background task.
+    due: BinaryHeap<Reverse<(i64, Id)>>,
+    writes: usize,
 }
 
-/// Every this many writes, one write also sweeps expired records, so memory stays
-/// bounded without a background task.
-const SWEEP_EVERY: usize = 4096;
+/// Entries that fall due handled by each write, at most: expiry keeps pace with
+/// creation (one entry per write at most) and no write ever stalls on a backlog.
+const EXPIRE_PER_WRITE: usize = 8;
+
+/// Every this many writes, abandoned lock entries are dropped.
+const LOCK_SWEEP_EVERY: usize = 4096;
 
 impl MemoryStore {
     /// An empty store.
@@ -114,16 +124,45 @@ impl State {
             self.unindex(old, &id);
         }
         let user = record.user.clone();
-        self.records.insert(id, record);
+        let due = unix_ms::to_ms(record.expires_at());
+        if self.records.insert(id, record).is_none() {
+            self.due.push(Reverse((due, id)));
+        }
         if let Some(user) = user {
             self.users.entry(user.clone()).or_default().insert(id);
             if let Some(cap) = cap {
                 self.enforce_cap(&user, &id, cap);
             }
         }
-        self.writes_since_sweep += 1;
-        if self.writes_since_sweep >= SWEEP_EVERY {
-            self.sweep(OffsetDateTime::now_utc());
+        self.expire_due(OffsetDateTime::now_utc());
+        self.writes += 1;
+        if self.writes % LOCK_SWEEP_EVERY == 0 {
+            let instant = Instant::now();
+            self.locks.retain(|_, (_, until)| *until > instant);
+        }
+    }
+
+    /// Removes the records whose entries fall due by `now` and are expired, re-queues
+    /// the ones still live; at most [`EXPIRE_PER_WRITE`] entries.
+    fn expire_due(&mut self, now: OffsetDateTime) {
+        let now_ms = unix_ms::to_ms(now);
+        for _ in 0..EXPIRE_PER_WRITE {
+            let Some(&Reverse((due, id))) = self.due.peek() else {
+                return;
+            };
+            if due > now_ms {
+                return;
+            }
+            self.due.pop();
+            let Some(record) = self.records.get(&id) else {
+                continue;
+            };
+            if record.is_expired(now) {
+                self.remove(&id);
+            } else {
+                let due = unix_ms::to_ms(record.expires_at());
+                self.due.push(Reverse((due, id)));
+            }
         }
     }
 
@@ -140,7 +179,6 @@ impl State {
     }
 
     fn sweep(&mut self, now: OffsetDateTime) -> usize {
-        self.writes_since_sweep = 0;
         let expired: Vec<Id> = self
             .records
             .iter()
@@ -302,5 +340,45 @@ impl SessionStore for MemoryStore {
             self.unlocked.notify_waiters();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tether_core::Expiry;
+
+    fn short_lived(now: OffsetDateTime) -> Record {
+        Record::new(now, &Expiry::new(Duration::from_millis(200)))
+    }
+
+    #[tokio::test]
+    async fn writes_remove_expired_records_and_keep_extended_ones() {
+        let store = MemoryStore::new();
+        let now = OffsetDateTime::now_utc();
+        for _ in 0..20 {
+            let id = Id::generate().unwrap();
+            store.create(&id, &short_lived(now)).await.unwrap();
+        }
+        // One session stays active: a save moves its deadline an hour on.
+        let kept = Id::generate().unwrap();
+        store.create(&kept, &short_lived(now)).await.unwrap();
+        let later = now + time::Duration::hours(1);
+        let saved = store.save(&kept, &Changes::new(now, later)).await.unwrap();
+        assert!(matches!(saved, Saved::Version(_)));
+        assert_eq!(store.len(), 21);
+
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Three writes handle up to 24 entries that fell due: the 20 expired records go,
+        // the extended one is queued again and stays.
+        for _ in 0..3 {
+            let id = Id::generate().unwrap();
+            let record = Record::new(OffsetDateTime::now_utc(), &Expiry::default());
+            store.create(&id, &record).await.unwrap();
+        }
+        assert_eq!(store.len(), 4);
+        assert!(store.load(&kept).await.unwrap().is_some());
+        assert_eq!(store.sweep_expired(), 0, "nothing expired was left behind");
     }
 }
