@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use plotters::prelude::*;
+use tether_testkit::chart::Bars;
 
 /// The benchmark driver.
 #[derive(Debug, Parser)]
@@ -738,54 +739,20 @@ impl Report<'_> {
             let k = u32::try_from(bars.len())?;
             let root = SVGBackend::new(path, (900, 60 + 34 * k)).into_drawing_area();
             root.fill(&WHITE)?;
-            let max = bars.iter().map(|(_, v)| *v).fold(1.0_f64, f64::max) * 1.15;
-            let mut chart = ChartBuilder::on(&root)
-                .caption(
-                    "tether ÷ tower-sessions, req/s (1.0 = equal)",
-                    ("sans-serif", 18),
-                )
-                .margin(10)
-                .x_label_area_size(30)
-                .y_label_area_size(130)
-                .build_cartesian_2d(0.0..max, (0..k).into_segmented())?;
-            chart
-                .configure_mesh()
-                .disable_y_mesh()
-                .y_label_formatter(&|v| match v {
-                    SegmentValue::CenterOf(i) => bars
-                        .get(*i as usize)
-                        .map(|b| b.0.clone())
-                        .unwrap_or_default(),
-                    _ => String::new(),
-                })
-                .draw()?;
-            chart.draw_series(bars.iter().zip(0..).map(|((_, v), i)| {
-                let color = if *v >= 1.0 {
-                    RGBColor(46, 140, 80)
-                } else {
-                    RGBColor(200, 70, 60)
-                };
-                let mut bar = Rectangle::new(
-                    [
-                        (0.0, SegmentValue::Exact(i)),
-                        (*v, SegmentValue::Exact(i + 1)),
-                    ],
-                    color.filled(),
-                );
-                bar.set_margin(4, 4, 0, 0);
-                bar
-            }))?;
-            chart.draw_series(bars.iter().zip(0..).map(|((_, v), i)| {
-                Text::new(
-                    format!("{v:.2}×"),
-                    (*v, SegmentValue::CenterOf(i)),
-                    ("sans-serif", 13),
-                )
-            }))?;
-            chart.draw_series(std::iter::once(PathElement::new(
-                vec![(1.0, SegmentValue::Exact(0)), (1.0, SegmentValue::Exact(k))],
-                BLACK,
-            )))?;
+            let panel = Bars {
+                title: "tether ÷ tower-sessions, req/s (1.0 = equal)",
+                bars: &bars,
+                label: |v| format!("{v:.2}×"),
+                colour: |v| {
+                    if v >= 1.0 {
+                        RGBColor(46, 140, 80)
+                    } else {
+                        RGBColor(200, 70, 60)
+                    }
+                },
+                reference: Some(1.0),
+            };
+            tether_testkit::chart::draw(&root, &panel)?;
             root.present()?;
             Ok(())
         })();

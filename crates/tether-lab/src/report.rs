@@ -6,6 +6,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 use serde::Serialize;
+use tether_testkit::chart::{self, Bars};
 
 use crate::Error;
 use crate::approach::{Approach, Scenario};
@@ -312,50 +313,14 @@ fn chart(path: &Path, panels: &[(String, Vec<(String, f64)>)]) -> Result<(), Err
     root.fill(&WHITE).map_err(plot_error)?;
     let areas = root.split_evenly((rows, 2));
     for ((title, bars), area) in panels.iter().zip(areas) {
-        let k = u32::try_from(bars.len()).unwrap_or(0);
-        let max = bars.iter().map(|(_, v)| *v).fold(0.0_f64, f64::max);
-        let top = if max > 0.0 { max * 1.2 } else { 1.0 };
-        let mut chart = ChartBuilder::on(&area)
-            .caption(title, ("sans-serif", 16))
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(150)
-            .build_cartesian_2d(0.0..top, (0..k).into_segmented())
-            .map_err(plot_error)?;
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => bars
-                    .get(*i as usize)
-                    .map(|(name, _)| name.clone())
-                    .unwrap_or_default(),
-                _ => String::new(),
-            })
-            .draw()
-            .map_err(plot_error)?;
-        chart
-            .draw_series(bars.iter().zip(0..).map(|((_, v), i)| {
-                let mut bar = Rectangle::new(
-                    [
-                        (0.0, SegmentValue::Exact(i)),
-                        (*v, SegmentValue::Exact(i + 1)),
-                    ],
-                    RGBColor(46, 110, 180).filled(),
-                );
-                bar.set_margin(4, 4, 0, 0);
-                bar
-            }))
-            .map_err(plot_error)?;
-        chart
-            .draw_series(bars.iter().zip(0..).map(|((_, v), i)| {
-                Text::new(
-                    format!("{v:.1}"),
-                    (*v, SegmentValue::CenterOf(i)),
-                    ("sans-serif", 12),
-                )
-            }))
-            .map_err(plot_error)?;
+        let panel = Bars {
+            title,
+            bars,
+            label: |v| format!("{v:.1}"),
+            colour: |_| RGBColor(46, 110, 180),
+            reference: None,
+        };
+        chart::draw(&area, &panel).map_err(plot_error)?;
     }
     root.present().map_err(plot_error)?;
     Ok(())

@@ -27,6 +27,7 @@
 //! [`Suite::with_unavailable`] and it checks that failures surface as errors.
 
 mod cases;
+pub mod chart;
 pub mod harness;
 pub mod http;
 mod jar;

@@ -116,8 +116,16 @@ impl State {
         }
     }
 
-    /// Writes `record` under `id`, keeping the user index in step, then applies the cap.
-    fn put(&mut self, id: Id, record: Record, previous_user: Option<&str>, cap: Option<u32>) {
+    /// Writes `record` under `id` at `now`, keeping the user index in step, then
+    /// applies the cap and expires what has fallen due.
+    fn put(
+        &mut self,
+        now: OffsetDateTime,
+        id: Id,
+        record: Record,
+        previous_user: Option<&str>,
+        cap: Option<u32>,
+    ) {
         if let Some(old) = previous_user
             && record.user.as_deref() != Some(old)
         {
@@ -134,7 +142,7 @@ impl State {
                 self.enforce_cap(&user, &id, cap);
             }
         }
-        self.expire_due(OffsetDateTime::now_utc());
+        self.expire_due(now);
         self.writes += 1;
         if self.writes % LOCK_SWEEP_EVERY == 0 {
             let instant = Instant::now();
@@ -211,7 +219,7 @@ impl SessionStore for MemoryStore {
         if state.live(id, now).is_some() {
             return Ok(Created::IdTaken);
         }
-        state.put(*id, record.clone(), None, None);
+        state.put(now, *id, record.clone(), None, None);
         Ok(Created::Yes)
     }
 
@@ -225,7 +233,7 @@ impl SessionStore for MemoryStore {
         let mut record = current.clone();
         record.apply(changes);
         let version = record.version;
-        state.put(*id, record, previous_user.as_deref(), changes.user_cap);
+        state.put(now, *id, record, previous_user.as_deref(), changes.user_cap);
         Ok(Saved::Version(version))
     }
 
@@ -254,7 +262,7 @@ impl SessionStore for MemoryStore {
         };
         record.apply(changes);
         let version = record.version;
-        state.put(*new, record, None, changes.user_cap);
+        state.put(now, *new, record, None, changes.user_cap);
         Ok(Saved::Version(version))
     }
 
