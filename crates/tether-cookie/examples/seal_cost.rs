@@ -6,25 +6,17 @@
 
 use std::time::Instant;
 
-use serde_json::json;
 use tether_cookie::{CookieStore, KeyRing};
 use tether_core::{ClientStore, Expiry, Record};
+
+#[path = "../tests/support/typical.rs"]
+mod typical;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = CookieStore::new(KeyRing::parse(&KeyRing::generate_key()?)?);
     let now = time::OffsetDateTime::now_utc();
     let empty = store.seal(&Record::new(now, &Expiry::default()), now)?;
-    let mut record = Record::new(now, &Expiry::default());
-    record.user = Some("alice.smith".into());
-    record
-        .data
-        .insert("csrf".into(), json!("3q2-7wAAAAAAAAAAAAAAAA"));
-    record.data.insert(
-        "cart".into(),
-        json!([{"sku": "A-1001", "qty": 2}, {"sku": "B-2002", "qty": 1}]),
-    );
-    record.data.insert("theme".into(), json!("dark"));
-    record.data.insert("counter".into(), json!(41));
+    let record = typical::typical_record(now);
     println!("cookie value: empty session {} bytes", empty.len());
     let n = 200_000_u32;
     for round in 1..=3 {

@@ -20,21 +20,14 @@ fn ring() -> KeyRing {
     KeyRing::parse(&KeyRing::generate_key().unwrap()).unwrap()
 }
 
+#[path = "support/typical.rs"]
+mod typical;
+
 fn typical_record() -> Record {
     // Millisecond precision, as the cookie keeps times.
-    let now = tether::core::unix_ms::from_ms(tether::core::unix_ms::now_ms());
-    let mut record = Record::new(now, &Expiry::default());
-    record.user = Some("alice.smith".into());
-    record
-        .data
-        .insert("csrf".into(), json!("3q2-7wAAAAAAAAAAAAAAAA"));
-    record.data.insert(
-        "cart".into(),
-        json!([{"sku": "A-1001", "qty": 2}, {"sku": "B-2002", "qty": 1}]),
-    );
-    record.data.insert("theme".into(), json!("dark"));
-    record.data.insert("counter".into(), json!(41));
-    record
+    typical::typical_record(tether::core::unix_ms::from_ms(
+        tether::core::unix_ms::now_ms(),
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
