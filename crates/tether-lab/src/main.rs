@@ -59,6 +59,10 @@ struct RunArgs {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Fail, instead of skipping an approach, when its store server cannot start
+    /// (the test command runs with this).
+    #[arg(long)]
+    require_all: bool,
     /// Instances behind the balancer.
     #[arg(long, default_value_t = 3)]
     instances: usize,
@@ -154,6 +158,17 @@ async fn lab(args: RunArgs) -> Result<Report, Error> {
     std::fs::create_dir_all(&work)?;
     let mut skipped = Vec::new();
     let services = start_services(&approaches, &work, &mut skipped).await;
+    if args.require_all && !skipped.is_empty() {
+        let _ = std::fs::remove_dir_all(&work);
+        let why: Vec<String> = skipped
+            .iter()
+            .map(|(a, why)| format!("{}: {why}", a.name()))
+            .collect();
+        return Err(Error::Setup(format!(
+            "--require-all, and an approach cannot run: {}",
+            why.join("; ")
+        )));
+    }
 
     let plan: Vec<(Approach, Scenario)> = approaches
         .iter()

@@ -46,18 +46,25 @@ impl Report {
     #[allow(clippy::cast_precision_loss)]
     pub(crate) fn check(&mut self) {
         let mut checks = Vec::new();
-        for o in self
-            .outcomes
-            .iter()
-            .filter(|o| o.scenario == Scenario::Kill)
-        {
-            if o.approach.instance_local() {
+        for o in &self.outcomes {
+            let event = match o.scenario {
+                Scenario::Steady | Scenario::LargeSession => continue,
+                Scenario::Kill => "an instance dies",
+                Scenario::ScaleOut => "an instance joins",
+                Scenario::StoreRestart => "the store server restarts",
+                Scenario::Rolling => "every instance restarts in turn",
+            };
+            let name = o.approach.name();
+            if !o.approach.instance_local() {
+                checks.push(Check {
+                    what: format!("{name}: no one logs in again when {event}"),
+                    passed: o.relogin_users == 0,
+                    measured: format!("{} of {} users", o.relogin_users, o.users),
+                });
+            } else if o.scenario == Scenario::Kill {
                 let expected = o.on_killed_share.unwrap_or(0.0);
                 checks.push(Check {
-                    what: format!(
-                        "{}: when an instance dies, exactly its users log in again",
-                        o.approach.name()
-                    ),
+                    what: format!("{name}: when {event}, exactly its users log in again"),
                     passed: expected > 0.0 && (o.relogin_share - expected).abs() <= 0.02,
                     measured: format!(
                         "{:.1}% logged in again, {:.1}% were on the killed instance",
@@ -65,14 +72,11 @@ impl Report {
                         expected * 100.0
                     ),
                 });
-            } else {
+            } else if o.scenario == Scenario::Rolling {
                 checks.push(Check {
-                    what: format!(
-                        "{}: no one logs in again when an instance dies",
-                        o.approach.name()
-                    ),
-                    passed: o.relogin_users == 0,
-                    measured: format!("{} of {} users", o.relogin_users, o.users),
+                    what: format!("{name}: when {event}, everyone logs in again"),
+                    passed: o.relogin_share >= 0.95,
+                    measured: format!("{:.1}% logged in again", o.relogin_share * 100.0),
                 });
             }
         }
