@@ -30,7 +30,10 @@
 //!   pool change moves most keys.
 //!
 //! Unhealthy backends (no 2xx from `GET /healthz`, or a failed request) are skipped
-//! until a health check passes again.
+//! until a health check passes again. A request whose backend refuses the connection
+//! goes to the next backend the strategy picks, since it never reached the first one;
+//! a request that fails after it was sent is answered `502`, not sent again. Request
+//! bodies are read before forwarding, up to [`MAX_REQUEST_BODY`] (larger: `413`).
 
 mod ring;
 
@@ -402,36 +405,40 @@ impl Drop for InFlight {
     }
 }
 
+/// The largest request body the balancer forwards. It reads the body before it
+/// forwards the request (as nginx does by default), so that a request a backend refused
+/// to connect for can go to the next one.
+pub const MAX_REQUEST_BODY: usize = 1 << 20;
+
 async fn proxy(
     State(balancer): State<Balancer>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    mut req: Request,
+    req: Request,
 ) -> Response {
-    let pool = balancer.pool();
-    let client = client_ip(&balancer, peer, req.headers());
-    let Some(route) = balancer.choose(&pool, client, req.headers()) else {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "503 Service Unavailable: no healthy backend\n",
-        )
-            .into_response();
+    let (mut parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_REQUEST_BODY).await {
+        Ok(body) => body,
+        Err(e) => {
+            let limit = std::error::Error::source(&e)
+                .is_some_and(<dyn std::error::Error>::is::<http_body_util::LengthLimitError>);
+            return if limit {
+                (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "413 Payload Too Large: the balancer forwards request bodies of up to 1 MiB\n",
+                )
+                    .into_response()
+            } else {
+                (
+                    StatusCode::BAD_REQUEST,
+                    format!("400 Bad Request: the request body could not be read: {e}\n"),
+                )
+                    .into_response()
+            };
+        }
     };
-    let backend = route.backend.clone();
-    backend.in_flight.fetch_add(1, Ordering::Relaxed);
-    let _in_flight = InFlight(backend.clone());
-
-    let path = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
-    let method = req.method().clone();
-    let Ok(uri) = format!("{}{path}", backend.url).parse::<Uri>() else {
-        return (StatusCode::BAD_REQUEST, "400 Bad Request: bad path\n").into_response();
-    };
-    *req.uri_mut() = uri;
-    let forwarded = match req
-        .headers()
+    let client = client_ip(&balancer, peer, &parts.headers);
+    let forwarded = match parts
+        .headers
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok())
     {
@@ -439,11 +446,67 @@ async fn proxy(
         None => peer.ip().to_string(),
     };
     if let Ok(value) = HeaderValue::from_str(&forwarded) {
-        req.headers_mut().insert("x-forwarded-for", value);
+        parts.headers.insert("x-forwarded-for", value);
     }
-    req.headers_mut()
+    parts
+        .headers
         .insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
 
+    // A backend that refuses the connection never saw the request: it is marked down
+    // and the request goes to the next one the strategy picks, at most once per backend.
+    let pool = balancer.pool();
+    let mut refused = None;
+    for _ in 0..pool.backends.len().max(1) {
+        let Some(route) = balancer.choose(&pool, client, &parts.headers) else {
+            break;
+        };
+        let Ok(uri) = format!("{}{path}", route.backend.url).parse::<Uri>() else {
+            return (StatusCode::BAD_REQUEST, "400 Bad Request: bad path\n").into_response();
+        };
+        let mut req = http::Request::new(Body::from(body.clone()));
+        *req.method_mut() = parts.method.clone();
+        *req.uri_mut() = uri;
+        *req.version_mut() = parts.version;
+        *req.headers_mut() = parts.headers.clone();
+        match forward(&balancer, route, req, &path).await {
+            Ok(response) => return response,
+            Err(Refused(url)) => refused = Some(url),
+        }
+    }
+    match refused {
+        Some(url) => (
+            StatusCode::BAD_GATEWAY,
+            format!("502 Bad Gateway: backend {url} did not answer\n"),
+        )
+            .into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "503 Service Unavailable: no healthy backend\n",
+        )
+            .into_response(),
+    }
+}
+
+/// The backend (by URL) refused the connection: the request was not sent.
+struct Refused(String);
+
+/// Sends `req` to the route's backend. A failure after the connection was made is a
+/// `502` answer (the backend may have acted on the request, so it is not sent again).
+async fn forward(
+    balancer: &Balancer,
+    route: Route,
+    req: http::Request<Body>,
+    path: &str,
+) -> Result<Response, Refused> {
+    let backend = route.backend;
+    backend.in_flight.fetch_add(1, Ordering::Relaxed);
+    let _in_flight = InFlight(backend.clone());
+    let method = req.method().clone();
     match balancer.inner.client.request(req).await {
         Ok(response) => {
             backend.served.fetch_add(1, Ordering::Relaxed);
@@ -467,17 +530,20 @@ async fn proxy(
             {
                 response.headers_mut().append(header::SET_COOKIE, value);
             }
-            response
+            Ok(response)
         }
         Err(e) => {
             if backend.healthy.swap(false, Ordering::Relaxed) {
                 println!("balancer: {} is down ({e})", backend.url);
             }
-            (
+            if e.is_connect() {
+                return Err(Refused(backend.url.clone()));
+            }
+            Ok((
                 StatusCode::BAD_GATEWAY,
                 format!("502 Bad Gateway: backend {} did not answer\n", backend.url),
             )
-                .into_response()
+                .into_response())
         }
     }
 }

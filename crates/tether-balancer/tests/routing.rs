@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::HeaderMap;
-use axum::routing::get;
+use axum::routing::{get, post};
 use tether_balancer::{Balancer, Config, Strategy};
 
 async fn backend(name: &'static str) -> (String, tokio::task::JoinHandle<()>) {
@@ -22,6 +22,10 @@ async fn backend(name: &'static str) -> (String, tokio::task::JoinHandle<()>) {
                     .to_owned();
                 ([("x-instance", name)], format!("{name} {xff}"))
             }),
+        )
+        .route(
+            "/echo",
+            post(move |body: String| async move { format!("{name} {body}") }),
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -30,14 +34,19 @@ async fn backend(name: &'static str) -> (String, tokio::task::JoinHandle<()>) {
 }
 
 async fn balancer(strategy: Strategy, backends: Vec<String>) -> String {
+    start(
+        Config::new(backends)
+            .strategy(strategy)
+            .health_interval(Duration::from_millis(100))
+            .trust_forwarded_for(true),
+    )
+    .await
+}
+
+async fn start(config: Config) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let config = Config::new(backends)
-        .strategy(strategy)
-        .health_interval(Duration::from_millis(100))
-        .trust_forwarded_for(true)
-        .log_requests(false);
-    tokio::spawn(Balancer::new(config).serve(listener));
+    tokio::spawn(Balancer::new(config.log_requests(false)).serve(listener));
     url
 }
 
@@ -158,4 +167,68 @@ async fn the_pool_can_be_replaced_live() {
         names.insert(who(&client, &lb).await);
     }
     assert_eq!(names.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_goes_to_the_next_backend_with_its_body() {
+    let (a, _ha) = backend("a").await;
+    // A port nobody listens on: connections to it are refused.
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    // No health check runs during the test, so only the refused request itself can
+    // show the balancer that `dead` is down.
+    let lb = start(Config::new(vec![a.clone()]).health_interval(Duration::from_secs(3600))).await;
+    let client = reqwest::Client::new();
+    let put = client
+        .put(format!("{lb}/_balancer/backends"))
+        .body(format!("{dead}\n{a}\n"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 204);
+    let listed = client
+        .get(format!("{lb}/_balancer/backends"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        listed.contains(&format!("{dead} up")),
+        "the new backend should start as up: {listed}"
+    );
+    // Round-robin sends one of the first two requests to `dead`.
+    for i in 0..4 {
+        let answer = client
+            .post(format!("{lb}/echo"))
+            .body(format!("payload {i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "request {i} failed");
+        assert_eq!(answer.text().await.unwrap(), format!("a payload {i}"));
+    }
+    let listed = client
+        .get(format!("{lb}/_balancer/backends"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        listed.contains(&format!("{dead} down")),
+        "a refused connection should mark the backend down: {listed}"
+    );
+
+    let too_big = client
+        .post(format!("{lb}/echo"))
+        .body(vec![b'x'; tether_balancer::MAX_REQUEST_BODY + 1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_big.status(), 413);
 }
