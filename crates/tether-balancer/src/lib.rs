@@ -30,9 +30,11 @@
 //!   pool change moves most keys.
 //!
 //! Unhealthy backends (no 2xx from `GET /healthz`, or a failed request) are skipped
-//! until a health check passes again. A request whose backend refuses the connection
-//! goes to the next backend the strategy picks, since it never reached the first one;
-//! a request that fails after it was sent is answered `502`, not sent again. Request
+//! until a health check passes again. As with nginx's default `proxy_next_upstream
+//! error`, a request whose backend fails before answering goes to the next backend the
+//! strategy picks when that is safe: the connection was refused (the request never
+//! reached the backend), or the method is idempotent (`GET`, `HEAD`, `PUT`, `DELETE`,
+//! …). A `POST` that fails after it was sent is answered `502`, not sent again. Request
 //! bodies are read before forwarding, up to [`MAX_REQUEST_BODY`] (larger: `413`).
 
 mod ring;
@@ -406,8 +408,8 @@ impl Drop for InFlight {
 }
 
 /// The largest request body the balancer forwards. It reads the body before it
-/// forwards the request (as nginx does by default), so that a request a backend refused
-/// to connect for can go to the next one.
+/// forwards the request (as nginx does by default), so that a request can go to the
+/// next backend when the first fails.
 pub const MAX_REQUEST_BODY: usize = 1 << 20;
 
 async fn proxy(
@@ -457,10 +459,10 @@ async fn proxy(
         .map_or("/", |p| p.as_str())
         .to_owned();
 
-    // A backend that refuses the connection never saw the request: it is marked down
-    // and the request goes to the next one the strategy picks, at most once per backend.
+    // A backend that failed is marked down, and a request that is safe to send again
+    // goes to the next one the strategy picks, at most once per backend.
     let pool = balancer.pool();
-    let mut refused = None;
+    let mut failed = None;
     for _ in 0..pool.backends.len().max(1) {
         let Some(route) = balancer.choose(&pool, client, &parts.headers) else {
             break;
@@ -475,10 +477,10 @@ async fn proxy(
         *req.headers_mut() = parts.headers.clone();
         match forward(&balancer, route, req, &path).await {
             Ok(response) => return response,
-            Err(Refused(url)) => refused = Some(url),
+            Err(Failed(url)) => failed = Some(url),
         }
     }
-    match refused {
+    match failed {
         Some(url) => (
             StatusCode::BAD_GATEWAY,
             format!("502 Bad Gateway: backend {url} did not answer\n"),
@@ -492,17 +494,18 @@ async fn proxy(
     }
 }
 
-/// The backend (by URL) refused the connection: the request was not sent.
-struct Refused(String);
+/// The backend (by URL) failed before answering a request that is safe to send again.
+struct Failed(String);
 
-/// Sends `req` to the route's backend. A failure after the connection was made is a
-/// `502` answer (the backend may have acted on the request, so it is not sent again).
+/// Sends `req` to the route's backend. A non-idempotent request that fails after the
+/// connection was made is a `502` answer: the backend may have acted on it, so it is
+/// not sent again.
 async fn forward(
     balancer: &Balancer,
     route: Route,
     req: http::Request<Body>,
     path: &str,
-) -> Result<Response, Refused> {
+) -> Result<Response, Failed> {
     let backend = route.backend;
     backend.in_flight.fetch_add(1, Ordering::Relaxed);
     let _in_flight = InFlight(backend.clone());
@@ -536,8 +539,8 @@ async fn forward(
             if backend.healthy.swap(false, Ordering::Relaxed) {
                 println!("balancer: {} is down ({e})", backend.url);
             }
-            if e.is_connect() {
-                return Err(Refused(backend.url.clone()));
+            if e.is_connect() || method.is_idempotent() {
+                return Err(Failed(backend.url.clone()));
             }
             Ok((
                 StatusCode::BAD_GATEWAY,

@@ -33,6 +33,21 @@ async fn backend(name: &'static str) -> (String, tokio::task::JoinHandle<()>) {
     (url, handle)
 }
 
+/// A backend that reads a request and closes the connection without answering.
+async fn hang_up() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let mut buf = [0; 4096];
+            if stream.readable().await.is_ok() {
+                let _ = stream.try_read(&mut buf);
+            }
+        }
+    });
+    url
+}
+
 async fn balancer(strategy: Strategy, backends: Vec<String>) -> String {
     start(
         Config::new(backends)
@@ -169,6 +184,22 @@ async fn the_pool_can_be_replaced_live() {
     assert_eq!(names.len(), 2);
 }
 
+/// A balancer on `first` whose one health check runs at start, so that backends added
+/// later stay up until a request to them fails.
+async fn without_health_checks(first: &str) -> String {
+    start(Config::new(vec![first.to_owned()]).health_interval(Duration::from_secs(3600))).await
+}
+
+async fn set_pool(client: &reqwest::Client, lb: &str, urls: &[&str]) {
+    let put = client
+        .put(format!("{lb}/_balancer/backends"))
+        .body(urls.join("\n"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 204);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_connection_goes_to_the_next_backend_with_its_body() {
     let (a, _ha) = backend("a").await;
@@ -179,15 +210,9 @@ async fn a_refused_connection_goes_to_the_next_backend_with_its_body() {
     };
     // No health check runs during the test, so only the refused request itself can
     // show the balancer that `dead` is down.
-    let lb = start(Config::new(vec![a.clone()]).health_interval(Duration::from_secs(3600))).await;
+    let lb = without_health_checks(&a).await;
     let client = reqwest::Client::new();
-    let put = client
-        .put(format!("{lb}/_balancer/backends"))
-        .body(format!("{dead}\n{a}\n"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 204);
+    set_pool(&client, &lb, &[&dead, &a]).await;
     let listed = client
         .get(format!("{lb}/_balancer/backends"))
         .send()
@@ -231,4 +256,33 @@ async fn a_refused_connection_goes_to_the_next_backend_with_its_body() {
         .await
         .unwrap();
     assert_eq!(too_big.status(), 413);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_that_hangs_up_gets_a_get_sent_on_but_not_a_post() {
+    let (a, _ha) = backend("a").await;
+    let lb = without_health_checks(&a).await;
+    let client = reqwest::Client::new();
+
+    // Round-robin sends one of two consecutive requests to the backend that hangs up.
+    // It may have acted on a POST, so that one is answered 502, not sent to `a`.
+    set_pool(&client, &lb, &[&hang_up().await, &a]).await;
+    let mut statuses = Vec::new();
+    for i in 0..2 {
+        let answer = client
+            .post(format!("{lb}/echo"))
+            .body(format!("payload {i}"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(answer.status().as_u16());
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 502]);
+
+    // A GET is idempotent: it goes on to `a`.
+    set_pool(&client, &lb, &[&hang_up().await, &a]).await;
+    for _ in 0..2 {
+        assert_eq!(who(&client, &lb).await, "a");
+    }
 }
