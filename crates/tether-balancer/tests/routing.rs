@@ -200,6 +200,22 @@ async fn set_pool(client: &reqwest::Client, lb: &str, urls: &[&str]) {
     assert_eq!(put.status(), 204);
 }
 
+/// The balancer's `GET /_balancer/backends`: a line per backend, `URL up|down …`.
+async fn backends(client: &reqwest::Client, lb: &str) -> String {
+    let answer = client.get(format!("{lb}/_balancer/backends")).send();
+    answer.await.unwrap().text().await.unwrap()
+}
+
+/// `POST /echo` with `body`.
+async fn echo(client: &reqwest::Client, lb: &str, body: String) -> reqwest::Response {
+    client
+        .post(format!("{lb}/echo"))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_connection_goes_to_the_next_backend_with_its_body() {
     let (a, _ha) = backend("a").await;
@@ -213,48 +229,29 @@ async fn a_refused_connection_goes_to_the_next_backend_with_its_body() {
     let lb = without_health_checks(&a).await;
     let client = reqwest::Client::new();
     set_pool(&client, &lb, &[&dead, &a]).await;
-    let listed = client
-        .get(format!("{lb}/_balancer/backends"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let listed = backends(&client, &lb).await;
     assert!(
         listed.contains(&format!("{dead} up")),
         "the new backend should start as up: {listed}"
     );
     // Round-robin sends one of the first two requests to `dead`.
     for i in 0..4 {
-        let answer = client
-            .post(format!("{lb}/echo"))
-            .body(format!("payload {i}"))
-            .send()
-            .await
-            .unwrap();
+        let answer = echo(&client, &lb, format!("payload {i}")).await;
         assert_eq!(answer.status(), 200, "request {i} failed");
         assert_eq!(answer.text().await.unwrap(), format!("a payload {i}"));
     }
-    let listed = client
-        .get(format!("{lb}/_balancer/backends"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let listed = backends(&client, &lb).await;
     assert!(
         listed.contains(&format!("{dead} down")),
         "a refused connection should mark the backend down: {listed}"
     );
 
-    let too_big = client
-        .post(format!("{lb}/echo"))
-        .body(vec![b'x'; tether_balancer::MAX_REQUEST_BODY + 1])
-        .send()
-        .await
-        .unwrap();
+    let too_big = echo(
+        &client,
+        &lb,
+        "x".repeat(tether_balancer::MAX_REQUEST_BODY + 1),
+    )
+    .await;
     assert_eq!(too_big.status(), 413);
 }
 
@@ -269,12 +266,7 @@ async fn a_backend_that_hangs_up_gets_a_get_sent_on_but_not_a_post() {
     set_pool(&client, &lb, &[&hang_up().await, &a]).await;
     let mut statuses = Vec::new();
     for i in 0..2 {
-        let answer = client
-            .post(format!("{lb}/echo"))
-            .body(format!("payload {i}"))
-            .send()
-            .await
-            .unwrap();
+        let answer = echo(&client, &lb, format!("payload {i}")).await;
         statuses.push(answer.status().as_u16());
     }
     statuses.sort_unstable();

@@ -19,7 +19,10 @@ use tokio::sync::Mutex;
 use approach::{Approach, Scenario};
 use cluster::Programs;
 use report::Report;
-use run::{Services, Settings};
+use run::{Services, Settings, SharedServer};
+
+/// Starts one store server with its files in the given directory.
+type StartServer = fn(&std::path::Path) -> std::io::Result<SharedServer>;
 
 /// Why a run could not go on.
 #[derive(Debug, thiserror::Error)]
@@ -119,20 +122,23 @@ async fn start_services(
     skipped: &mut Vec<(Approach, String)>,
 ) -> Services {
     let mut services = Services::default();
-    if approaches.contains(&Approach::Redis) {
-        let dir = work.join("redis");
-        match tokio::task::spawn_blocking(move || RedisServer::start(&dir)).await {
-            Ok(Ok(redis)) => services.redis = Some(Arc::new(Mutex::new(redis))),
-            Ok(Err(e)) => skipped.push((Approach::Redis, format!("redis-server: {e}"))),
-            Err(e) => skipped.push((Approach::Redis, e.to_string())),
+    let starts: [(Approach, &str, StartServer); 2] = [
+        (Approach::Redis, "redis-server", |dir| {
+            Ok(Arc::new(Mutex::new(RedisServer::start(dir)?)))
+        }),
+        (Approach::Mysql, "mariadbd", |dir| {
+            Ok(Arc::new(Mutex::new(MariaDb::install(dir)?)))
+        }),
+    ];
+    for (approach, program, start) in starts {
+        if !approaches.contains(&approach) {
+            continue;
         }
-    }
-    if approaches.contains(&Approach::Mysql) {
-        let dir = work.join("mariadb");
-        match tokio::task::spawn_blocking(move || MariaDb::install(&dir)).await {
-            Ok(Ok(db)) => services.mysql = Some(Arc::new(Mutex::new(db))),
-            Ok(Err(e)) => skipped.push((Approach::Mysql, format!("mariadbd: {e}"))),
-            Err(e) => skipped.push((Approach::Mysql, e.to_string())),
+        let dir = work.join(program);
+        match tokio::task::spawn_blocking(move || start(&dir)).await {
+            Ok(Ok(server)) => services.servers.push((approach, server)),
+            Ok(Err(e)) => skipped.push((approach, format!("{program}: {e}"))),
+            Err(e) => skipped.push((approach, e.to_string())),
         }
     }
     services

@@ -13,11 +13,48 @@ use crate::approach::{Approach, Scenario};
 use crate::cluster::{Cluster, Programs, StoreSetup};
 use crate::users::{self, Phase, Plan, Tally};
 
-/// The store servers the lab started, shared by the runs.
+/// A store server the lab points instances at and restarts.
+pub(crate) trait StoreServer: Send + std::fmt::Debug {
+    fn url(&self) -> String;
+    fn restart(&mut self) -> std::io::Result<()>;
+}
+
+impl StoreServer for RedisServer {
+    fn url(&self) -> String {
+        RedisServer::url(self)
+    }
+    fn restart(&mut self) -> std::io::Result<()> {
+        RedisServer::restart(self)
+    }
+}
+
+impl StoreServer for MariaDb {
+    fn url(&self) -> String {
+        MariaDb::url(self)
+    }
+    fn restart(&mut self) -> std::io::Result<()> {
+        MariaDb::restart(self)
+    }
+}
+
+/// A started store server, shared by the runs.
+pub(crate) type SharedServer = Arc<Mutex<dyn StoreServer>>;
+
+/// The store servers the lab started, by the approach that uses each.
 #[derive(Debug, Default)]
 pub(crate) struct Services {
-    pub(crate) redis: Option<Arc<Mutex<RedisServer>>>,
-    pub(crate) mysql: Option<Arc<Mutex<MariaDb>>>,
+    pub(crate) servers: Vec<(Approach, SharedServer)>,
+}
+
+impl Services {
+    /// The server `approach` keeps its sessions in.
+    fn server(&self, approach: Approach) -> Result<SharedServer, Error> {
+        self.servers
+            .iter()
+            .find(|(a, _)| *a == approach)
+            .map(|(_, server)| server.clone())
+            .ok_or_else(|| Error::Setup(format!("no store server for {}", approach.name())))
+    }
 }
 
 /// Timing and size of every run.
@@ -127,24 +164,7 @@ pub(crate) async fn run(
     std::fs::create_dir_all(&dir)?;
     let url = match approach {
         Approach::File => Some(dir.join("sessions").display().to_string()),
-        Approach::Redis => Some(
-            services
-                .redis
-                .as_ref()
-                .ok_or_else(|| Error::Setup("no redis-server".into()))?
-                .lock()
-                .await
-                .url(),
-        ),
-        Approach::Mysql => Some(
-            services
-                .mysql
-                .as_ref()
-                .ok_or_else(|| Error::Setup("no mariadbd".into()))?
-                .lock()
-                .await
-                .url(),
-        ),
+        a if a.has_store_server() => Some(services.server(a)?.lock().await.url()),
         _ => None,
     };
     let store = StoreSetup {
@@ -285,24 +305,9 @@ pub(crate) async fn run(
 }
 
 async fn restart_store(services: &Services, approach: Approach) -> Result<(), Error> {
-    let restarted = match approach {
-        Approach::Redis => match &services.redis {
-            Some(redis) => {
-                let redis = redis.clone();
-                tokio::task::spawn_blocking(move || redis.blocking_lock().restart()).await
-            }
-            None => return Ok(()),
-        },
-        Approach::Mysql => match &services.mysql {
-            Some(db) => {
-                let db = db.clone();
-                tokio::task::spawn_blocking(move || db.blocking_lock().restart()).await
-            }
-            None => return Ok(()),
-        },
-        _ => return Ok(()),
-    };
-    restarted
+    let server = services.server(approach)?;
+    tokio::task::spawn_blocking(move || server.blocking_lock().restart())
+        .await
         .map_err(|e| Error::Setup(format!("restarting the store: {e}")))?
         .map_err(|e| Error::Setup(format!("restarting the store: {e}")))
 }

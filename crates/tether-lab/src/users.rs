@@ -90,6 +90,7 @@ struct User {
 }
 
 /// An answer, reduced to what the user acts on.
+#[derive(PartialEq, Eq)]
 enum Answer {
     Status(u16),
     Failed,
@@ -198,28 +199,19 @@ impl User {
     /// Logs in and stores the profile, retrying failed requests until done.
     async fn log_in(&mut self) {
         let credentials = format!(r#"{{"username":"user{}","password":"demo"}}"#, self.index);
-        while !self.done() {
-            if let Answer::Status(200) = self
-                .send(
-                    reqwest::Method::POST,
-                    "/api/login",
-                    Some(credentials.clone()),
-                )
-                .await
-            {
-                break;
-            }
-            self.think().await;
-        }
+        self.send_until(reqwest::Method::POST, "/api/login", &credentials, 200)
+            .await;
         let profile = serde_json::Value::String("p".repeat(self.plan.payload)).to_string();
+        self.send_until(reqwest::Method::PUT, "/api/data/profile", &profile, 204)
+            .await;
+    }
+
+    /// Sends the request, with think time between tries, until it is answered `status`
+    /// or the run is over.
+    async fn send_until(&mut self, method: reqwest::Method, path: &str, body: &str, status: u16) {
         while !self.done() {
-            if let Answer::Status(204) = self
-                .send(
-                    reqwest::Method::PUT,
-                    "/api/data/profile",
-                    Some(profile.clone()),
-                )
-                .await
+            if self.send(method.clone(), path, Some(body.to_owned())).await
+                == Answer::Status(status)
             {
                 break;
             }

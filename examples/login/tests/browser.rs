@@ -59,20 +59,10 @@ async fn drive(base: &str, driver_url: &str) {
         .expect("a chromedriver session");
 
     browser.goto(&format!("{base}/")).await.unwrap();
-    browser
-        .find(Locator::Id("username"))
-        .await
-        .unwrap()
-        .send_keys("ada.lovelace")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys("demo")
-        .await
-        .unwrap();
+    for (field, text) in [("username", "ada.lovelace"), ("password", "demo")] {
+        let input = browser.find(Locator::Id(field)).await.unwrap();
+        input.send_keys(text).await.unwrap();
+    }
     browser
         .find(Locator::Id("submit"))
         .await

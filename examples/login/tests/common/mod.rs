@@ -203,13 +203,18 @@ pub fn start_balancer(instances: &[Instance], strategy: &str) -> (String, Proc) 
     for i in instances {
         cmd.args(["--backend", &i.url()]);
     }
+    serve_on(port, "balancer", &mut cmd)
+}
+
+/// Starts `cmd`, a proxy on `port`, and waits until it answers `/healthz`.
+fn serve_on(port: u16, what: &str, cmd: &mut Command) -> (String, Proc) {
     let child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
     let url = format!("http://127.0.0.1:{port}");
-    wait_healthy("balancer", &url);
+    wait_healthy(what, &url);
     (url, Proc(child))
 }
 
@@ -235,8 +240,8 @@ pub fn start_nginx(config: &str, instances: &[Instance]) -> (String, Proc) {
     }
     let conf = dir.join("nginx.conf");
     std::fs::write(&conf, text).unwrap();
-    let child = Command::new(env("TETHER_NGINX", "nginx"))
-        .arg("-c")
+    let mut cmd = Command::new(env("TETHER_NGINX", "nginx"));
+    cmd.arg("-c")
         .arg(&conf)
         .arg("-p")
         .arg(&dir)
@@ -246,14 +251,8 @@ pub fn start_nginx(config: &str, instances: &[Instance]) -> (String, Proc) {
             "daemon off; master_process off; pid {}/nginx.pid; error_log {}/error.log;",
             dir.display(),
             dir.display()
-        ))
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    wait_healthy("nginx", &url);
-    (url, Proc(child))
+        ));
+    serve_on(port, "nginx", &mut cmd)
 }
 
 /// One browser-like user: its own cookie jar and (for ip-hash) its own address.
