@@ -71,12 +71,23 @@ async fn drive(base: &str, driver_url: &str) {
         .await
         .unwrap();
 
+    // A click does not wait for the navigation it starts (a reload does), so each
+    // page is waited for: the profile page, or a timeout that fails the test.
     let mut answered = HashSet::new();
     for _ in 0..10 {
-        let user = browser
-            .find(Locator::Id("user"))
+        let user = match browser
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Id("user"))
             .await
-            .expect("the profile page, not the login form");
+        {
+            Ok(user) => user,
+            Err(e) => panic!(
+                "the profile page, not the login form ({e}); the browser is at {:?} showing:\n{}",
+                browser.current_url().await.map(|u| u.to_string()),
+                browser.source().await.unwrap_or_default()
+            ),
+        };
         assert_eq!(user.text().await.unwrap(), "ada.lovelace");
         answered.insert(
             browser
