@@ -38,8 +38,11 @@
 //!
 //! Memory: every instance holds every session. Bandwidth: each change goes to N-1
 //! peers. Lock mode is not offered (it would need consensus between instances); the
-//! store refuses it. A session reaches the other instances after the replication lag,
-//! so a request that lands on another instance within that window can miss a change.
+//! store refuses it. A new session, a login, a logout or an id rotation waits (up to
+//! [`ReplicatedStoreBuilder::settle_timeout`]) until the reachable peers have it, so the
+//! next request sees it wherever it lands; other data changes reach the peers after
+//! the replication lag, so a request on another instance within that window can miss
+//! one.
 //! [`ReplicatedStoreBuilder::max_sessions`] bounds memory: beyond it, creating a
 //! session fails with 503 (existing sessions keep working; nothing is evicted, which
 //! would make instances disagree).
@@ -136,6 +139,10 @@ impl ReplicatedStoreBuilder {
 
     /// Starts the store's background tasks (senders, sweeper) on the current tokio
     /// runtime. Fails on a secret shorter than 16 bytes.
+    ///
+    /// With peers, the store answers every operation on existing sessions with
+    /// [`Error::Unavailable`] until [`ReplicatedStore::catch_up`] has run: call it
+    /// before serving.
     pub fn start(self) -> Result<ReplicatedStore> {
         if self.secret.len() < 16 {
             return Err(Error::Unsupported {
@@ -327,6 +334,20 @@ impl ReplicatedStore {
         }
         self.inner.ready.store(true, Ordering::SeqCst);
         None
+    }
+
+    /// Before catching up, "unknown" could be a session a peer has, and a user's
+    /// sessions could be only some of them: answering from that would log users out or
+    /// miss sessions. Unavailable (`503`, retried) is the truthful answer. Creating a
+    /// session needs no history, so it is not held back.
+    fn ensure_ready(&self, operation: &'static str) -> Result<()> {
+        if self.is_ready() {
+            return Ok(());
+        }
+        Err(Error::unavailable(
+            operation,
+            std::io::Error::other("this instance is still catching up with its peers"),
+        ))
     }
 
     /// Replication figures: queues, lag, memory.
@@ -696,14 +717,7 @@ impl SessionStore for ReplicatedStore {
     }
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
-        // Before catching up, "unknown" could be a session a peer has: saying so would
-        // log its user out. Unavailable (503, retried) is the truthful answer.
-        if !self.is_ready() {
-            return Err(Error::unavailable(
-                "loading a session",
-                std::io::Error::other("this instance is still catching up with its peers"),
-            ));
-        }
+        self.ensure_ready("loading a session")?;
         Ok(lock(&self.inner.state)
             .get(id, OffsetDateTime::now_utc())
             .cloned())
@@ -742,6 +756,7 @@ impl SessionStore for ReplicatedStore {
     }
 
     async fn save(&self, id: &Id, changes: &Changes) -> Result<Saved> {
+        self.ensure_ready("saving a session")?;
         let (version, marks) = {
             let mut state = lock(&self.inner.state);
             let Some(current) = state.get(id, OffsetDateTime::now_utc()) else {
@@ -773,6 +788,7 @@ impl SessionStore for ReplicatedStore {
     }
 
     async fn touch(&self, id: &Id, touch: &Touch) -> Result<bool> {
+        self.ensure_ready("touching a session")?;
         let mut state = lock(&self.inner.state);
         if state.get(id, OffsetDateTime::now_utc()).is_none() {
             return Ok(false);
@@ -787,6 +803,7 @@ impl SessionStore for ReplicatedStore {
     }
 
     async fn delete(&self, id: &Id) -> Result<bool> {
+        self.ensure_ready("deleting a session")?;
         let marks = {
             let mut state = lock(&self.inner.state);
             if state.get(id, OffsetDateTime::now_utc()).is_none() {
@@ -800,6 +817,7 @@ impl SessionStore for ReplicatedStore {
     }
 
     async fn cycle_id(&self, old: &Id, new: &Id, changes: &Changes) -> Result<Saved> {
+        self.ensure_ready("rotating a session id")?;
         let (version, marks) = {
             let mut state = lock(&self.inner.state);
             let Some(current) = state.get(old, OffsetDateTime::now_utc()) else {
@@ -834,10 +852,12 @@ impl SessionStore for ReplicatedStore {
     }
 
     async fn user_sessions(&self, user: &str) -> Result<Vec<SessionInfo>> {
+        self.ensure_ready("listing a user's sessions")?;
         Ok(lock(&self.inner.state).user_sessions(user, OffsetDateTime::now_utc()))
     }
 
     async fn delete_user_sessions(&self, user: &str) -> Result<u64> {
+        self.ensure_ready("ending a user's sessions")?;
         let (ended, marks) = {
             let mut state = lock(&self.inner.state);
             let ids: Vec<Id> = state

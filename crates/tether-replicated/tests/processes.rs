@@ -53,6 +53,10 @@ fn node(spec: &str) {
         let store = ReplicatedStore::builder(SECRET)
             .peers(peers)
             .timeout(Duration::from_millis(500))
+            // Long enough that a settled write never times out on a slow machine: the
+            // checks below that a create or delete is everywhere once answered then
+            // test the acknowledgement, not the speed.
+            .settle_timeout(Duration::from_secs(30))
             .start()
             .unwrap();
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port.parse::<u16>().unwrap()))

@@ -185,8 +185,9 @@ async fn build_store(args: &ServeArgs) -> Built {
                 .peers(peers)
                 .start()
                 .unwrap_or_else(|e| fail(&e.to_string()));
-            // Catch up before listening, so no request meets a half-filled instance
-            // (a restart can be quicker than the balancer's health check).
+            // Catch up before listening (see `serve`), so no request meets a
+            // half-filled instance: a restart can be quicker than the balancer's
+            // health check.
             store.catch_up().await;
             let ready = store.clone();
             built.ready = Box::new(move || ready.is_ready());
@@ -198,10 +199,13 @@ async fn build_store(args: &ServeArgs) -> Built {
 }
 
 async fn serve(args: ServeArgs) {
+    let built = build_store(&args).await;
+    // Bound only once the store is ready: until then a connection is refused at once
+    // (a balancer sends the request to another instance, a catching-up peer asks the
+    // next one) instead of waiting in the backlog.
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .unwrap_or_else(|e| fail(&format!("cannot listen on {}: {e}", args.listen)));
-    let built = build_store(&args).await;
     let mut layer = built.layer;
     if args.insecure_cookie {
         layer = layer.with_insecure_cookie();
