@@ -6,9 +6,9 @@ use std::str::FromStr;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::RngCore as _;
-use rand::rngs::{OsRng, ReseedingRng};
-use rand_chacha::ChaCha12Core;
+use rand::rngs::OsRng;
+use rand::{RngCore as _, SeedableRng as _};
+use rand_chacha::ChaCha12Rng;
 
 /// Number of random bytes in an [`Id`].
 pub const ID_BYTES: usize = 16;
@@ -21,9 +21,9 @@ const RESEED_AFTER_BYTES: u64 = 64 * 1024;
 /// use and reseeded from it every 64 KiB of output. Session ids and the cookie store's
 /// nonces come from here; neither costs a system call.
 ///
-/// Fails only when the operating system cannot provide the first seed. (Should a later
-/// reseed fail, the generator keeps its current, still unpredictable, state and tries
-/// again at the next threshold.)
+/// Fails only when the operating system cannot provide the first seed. Should a later
+/// reseed fail, the generator keeps its current (still unpredictable) state and tries
+/// again at the next call; it never panics.
 ///
 /// ```
 /// let mut a = [0u8; 24];
@@ -34,19 +34,32 @@ const RESEED_AFTER_BYTES: u64 = 64 * 1024;
 /// # Ok::<(), tether_core::Error>(())
 /// ```
 pub fn fill_random(bytes: &mut [u8]) -> Result<(), crate::Error> {
+    /// A thread's generator and the output it gave since its last seed.
+    struct Seeded {
+        rng: ChaCha12Rng,
+        since_seed: u64,
+    }
+    fn from_os() -> Result<ChaCha12Rng, crate::Error> {
+        ChaCha12Rng::try_from_rng(&mut OsRng).map_err(|e| crate::Error::Randomness(e.to_string()))
+    }
     thread_local! {
-        static RNG: RefCell<Option<ReseedingRng<ChaCha12Core, OsRng>>> =
-            const { RefCell::new(None) };
+        static RNG: RefCell<Option<Seeded>> = const { RefCell::new(None) };
     }
     RNG.with_borrow_mut(|slot| {
-        let rng = match slot {
-            Some(rng) => rng,
-            None => slot.insert(
-                ReseedingRng::new(RESEED_AFTER_BYTES, OsRng)
-                    .map_err(|e| crate::Error::Randomness(e.to_string()))?,
-            ),
+        let seeded = match slot {
+            Some(seeded) => seeded,
+            None => slot.insert(Seeded {
+                rng: from_os()?,
+                since_seed: 0,
+            }),
         };
-        rng.fill_bytes(bytes);
+        if seeded.since_seed >= RESEED_AFTER_BYTES
+            && let Ok(rng) = from_os()
+        {
+            *seeded = Seeded { rng, since_seed: 0 };
+        }
+        seeded.rng.fill_bytes(bytes);
+        seeded.since_seed += bytes.len() as u64;
         Ok(())
     })
 }

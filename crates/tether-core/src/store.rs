@@ -83,14 +83,17 @@ impl Default for LockOptions {
 }
 
 /// Paces a store that polls for a lock: pauses from 1 ms doubling to 20 ms, until
-/// [`LockOptions::wait`] runs out.
+/// the wait (a session lock's [`LockOptions::wait`]) runs out.
 ///
 /// ```
 /// use std::time::Duration;
-/// use tether_core::{LockOptions, LockWait};
+/// use tether_core::LockWait;
 ///
-/// let mut wait = LockWait::new(&LockOptions { wait: Duration::ZERO, ttl: Duration::from_secs(1) });
+/// let mut wait = LockWait::new(Duration::ZERO);
 /// assert!(wait.next_pause().is_err(), "no waiting allowed");
+/// let mut wait = LockWait::new(Duration::from_secs(1));
+/// assert_eq!(wait.next_pause()?, Duration::from_millis(1));
+/// assert_eq!(wait.next_pause()?, Duration::from_millis(2));
 /// # Ok::<(), tether_core::Error>(())
 /// ```
 #[derive(Debug)]
@@ -101,11 +104,11 @@ pub struct LockWait {
 }
 
 impl LockWait {
-    /// Starts waiting now.
-    pub fn new(options: &LockOptions) -> Self {
+    /// Starts a wait of at most `wait`, now.
+    pub fn new(wait: Duration) -> Self {
         Self {
-            wait: options.wait,
-            give_up: std::time::Instant::now() + options.wait,
+            wait,
+            give_up: std::time::Instant::now() + wait,
             pause: Duration::from_millis(1),
         }
     }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use sha2::Digest as _;
-use tether_core::{Id, LockOptions, LockWait, Record, unix_ms};
+use tether_core::{Id, LockWait, Record, unix_ms};
 
 /// Why a blocking operation failed.
 #[derive(Debug)]
@@ -291,7 +291,7 @@ pub(crate) fn unlock(path: &Path, token: &str) -> FsResult<()> {
 /// Waits (on this blocking thread) for the write lock: held only for the milliseconds
 /// of one read-merge-write.
 pub(crate) fn lock_blocking(path: &Path, ttl: Duration, wait: Duration) -> FsResult<HeldLock> {
-    let mut pacing = LockWait::new(&LockOptions { wait, ttl });
+    let mut pacing = LockWait::new(wait);
     loop {
         if let Attempt::Held(lock) = try_lock(path, ttl)? {
             return Ok(lock);

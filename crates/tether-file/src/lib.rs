@@ -449,7 +449,7 @@ impl SessionStore for FileStore {
 
     async fn lock(&self, id: &Id, options: &LockOptions) -> Result<LockToken> {
         let path = self.inner.layout.lock(id, LockKind::Request);
-        let mut wait = LockWait::new(options);
+        let mut wait = LockWait::new(options.wait);
         loop {
             let (path, ttl) = (path.clone(), options.ttl);
             let attempt = self

@@ -449,14 +449,15 @@ fn database_error(e: &Error) -> Option<&dyn sqlx::error::DatabaseError> {
         .and_then(|e| e.as_database_error())
 }
 
-/// `sql` (ending in `WHERE id = ? AND` the live condition) with those parameters bound.
-fn by_live_id(
+/// `sql` (ending in `WHERE id = ?` and the live condition, or its negation: two
+/// readings of now) with the id and the current time bound.
+fn by_id_now<'q>(
     sql: &'static str,
-    id: &Id,
-) -> sqlx::query::Query<'static, MySql, sqlx::mysql::MySqlArguments> {
+    id: &'q Id,
+) -> sqlx::query::Query<'q, MySql, sqlx::mysql::MySqlArguments> {
     let now = unix_ms::now_ms();
     sqlx::query(sql)
-        .bind(id.as_bytes().to_vec())
+        .bind(id.as_bytes().as_slice())
         .bind(now)
         .bind(now)
 }
@@ -481,7 +482,7 @@ impl SessionStore for MySqlStore {
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
         let row = self
             .run("loading a session", async |pool| {
-                by_live_id(LOAD_SQL, id).fetch_optional(pool).await
+                by_id_now(LOAD_SQL, id).fetch_optional(pool).await
             })
             .await?;
         row.as_ref().map(decode).transpose()
@@ -517,7 +518,7 @@ impl SessionStore for MySqlStore {
                     // Taken by a live session: refuse. By an expired one: replace it.
                     let cleared = self
                         .run("replacing an expired session", async |pool| {
-                            by_live_id(CLEAR_EXPIRED_ID_SQL, id).execute(pool).await
+                            by_id_now(CLEAR_EXPIRED_ID_SQL, id).execute(pool).await
                         })
                         .await?;
                     if cleared.rows_affected() == 0 {
@@ -611,7 +612,7 @@ impl SessionStore for MySqlStore {
     async fn lock(&self, id: &Id, options: &LockOptions) -> Result<LockToken> {
         let token = LockToken::generate()?;
         let ttl_ms = i64::try_from(options.ttl.as_millis()).unwrap_or(i64::MAX);
-        let mut wait = LockWait::new(options);
+        let mut wait = LockWait::new(options.wait);
         loop {
             let now = unix_ms::now_ms();
             let attempt = async {

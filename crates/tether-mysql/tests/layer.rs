@@ -18,8 +18,9 @@ fn mysql_url() -> String {
 /// sends binds the session id, so each one is a prepared execution. (`Questions`
 /// would also count the `SET` that sqlx sends when it opens a connection, and sqlx
 /// opens one whenever a request arrives before the previous connection's return to
-/// the pool, which happens in a spawned task, has finished.) This status query
-/// itself has no parameters and goes as plain text, so it is not counted.
+/// the pool, which happens in a spawned task, has finished.) sqlx prepares this
+/// status query too, so it counts itself; `calls_per_request` measures that and
+/// takes it off.
 async fn statements(conn: &mut sqlx::MySqlConnection) -> u64 {
     let row = sqlx::query("SHOW GLOBAL STATUS LIKE 'Com_stmt_execute'")
         .fetch_one(conn)

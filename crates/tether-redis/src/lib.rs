@@ -629,7 +629,7 @@ impl SessionStore for RedisStore {
         let ttl_ms = u64::try_from(options.ttl.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
-        let mut wait = LockWait::new(options);
+        let mut wait = LockWait::new(options.wait);
         loop {
             let acquired: Option<String> = self
                 .with_conn("taking a session lock", async |c| {

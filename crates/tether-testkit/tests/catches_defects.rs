@@ -335,7 +335,7 @@ impl SessionStore for Reference {
         if self.is(Defect::IgnoresLocks) {
             return Ok(token);
         }
-        let mut wait = LockWait::new(options);
+        let mut wait = LockWait::new(options.wait);
         loop {
             {
                 let mut locks = self.locks.lock().unwrap();

@@ -183,7 +183,9 @@ impl SessionLayer {
     }
     /// The session id a request presents: the value of the session cookie, if it
     /// has the exact shape of an id. This is the check every request goes through
-    /// before any store I/O; it is public for logging and routing.
+    /// before any store I/O; it is public for logging and routing. With a client-side
+    /// (cookie) store it is always `None`: that cookie carries the sealed session, not
+    /// an id.
     ///
     /// ```
     /// use tether::{MemoryStore, SessionLayer};
@@ -322,9 +324,18 @@ fn apply_cookie<B>(config: &Config, action: CookieAction, response: &mut Respons
         }
         CookieAction::Remove => cookie.make_removal(),
     }
-    // Names and values are ours and URL-safe, so the header value is always valid.
-    if let Ok(value) = HeaderValue::from_str(&cookie.to_string()) {
-        response.headers_mut().append(header::SET_COOKIE, value);
+    // The value is ours and URL-safe; the name, path and domain come from the
+    // configuration, and a character a header cannot carry there is a setup mistake
+    // that must not pass silently.
+    match HeaderValue::from_str(&cookie.to_string()) {
+        Ok(value) => {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+        Err(error) => tracing::error!(
+            cookie = config.cookie_name,
+            %error,
+            "the session cookie cannot be sent: its name, path or domain is not a valid header value"
+        ),
     }
     // A shared cache must never hand one user's session cookie to another.
     response

@@ -90,6 +90,13 @@ impl MemoryStore {
     }
 }
 
+/// The first whole millisecond at which `record` has certainly expired. Rounding its
+/// expiry down instead could find the record still live when its entry falls due,
+/// and re-queue it for that same millisecond again and again.
+fn due_ms(record: &Record) -> i64 {
+    unix_ms::to_ms(record.expires_at()).saturating_add(1)
+}
+
 impl State {
     fn live(&mut self, id: &Id, now: OffsetDateTime) -> Option<&mut Record> {
         if self.records.get(id).is_some_and(|r| r.is_expired(now)) {
@@ -132,7 +139,7 @@ impl State {
             self.unindex(old, &id);
         }
         let user = record.user.clone();
-        let due = unix_ms::to_ms(record.expires_at());
+        let due = due_ms(&record);
         if self.records.insert(id, record).is_none() {
             self.due.push(Reverse((due, id)));
         }
@@ -168,7 +175,7 @@ impl State {
             if record.is_expired(now) {
                 self.remove(&id);
             } else {
-                let due = unix_ms::to_ms(record.expires_at());
+                let due = due_ms(record);
                 self.due.push(Reverse((due, id)));
             }
         }

@@ -482,8 +482,9 @@ impl Session {
         let base = if state.delete {
             None
         } else {
+            // The request is over: the record moves into the new cookie.
             self.open_client(store, state);
-            state.loaded.clone().flatten()
+            state.loaded.take().flatten()
         };
         let changed = !state.changes.is_empty() || (state.new_id.is_some() && base.is_some());
         let due = base.as_ref().is_some_and(|r| self.refresh_due(r));
