@@ -44,8 +44,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::client::legacy::Client;
@@ -275,6 +275,7 @@ impl Balancer {
                 axum::routing::get(show_backends).put(put_backends),
             )
             .fallback(proxy)
+            .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BODY))
             .with_state(self.clone())
     }
 
@@ -415,29 +416,11 @@ pub const MAX_REQUEST_BODY: usize = 1 << 20;
 async fn proxy(
     State(balancer): State<Balancer>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    req: Request,
+    mut parts: http::request::Parts,
+    // Read whole, up to `MAX_REQUEST_BODY` (the router's `DefaultBodyLimit`; `413`
+    // above it), so that the request can be sent again.
+    body: Bytes,
 ) -> Response {
-    let (mut parts, body) = req.into_parts();
-    let body = match axum::body::to_bytes(body, MAX_REQUEST_BODY).await {
-        Ok(body) => body,
-        Err(e) => {
-            let limit = std::error::Error::source(&e)
-                .is_some_and(<dyn std::error::Error>::is::<http_body_util::LengthLimitError>);
-            return if limit {
-                (
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "413 Payload Too Large: the balancer forwards request bodies of up to 1 MiB\n",
-                )
-                    .into_response()
-            } else {
-                (
-                    StatusCode::BAD_REQUEST,
-                    format!("400 Bad Request: the request body could not be read: {e}\n"),
-                )
-                    .into_response()
-            };
-        }
-    };
     let client = client_ip(&balancer, peer, &parts.headers);
     let forwarded = match parts
         .headers
@@ -460,7 +443,7 @@ async fn proxy(
         .to_owned();
 
     // A backend that failed is marked down, and a request that is safe to send again
-    // goes to the next one the strategy picks, at most once per backend.
+    // goes to the next one the strategy picks: as many tries as there are backends.
     let pool = balancer.pool();
     let mut failed = None;
     for _ in 0..pool.backends.len().max(1) {
@@ -470,11 +453,8 @@ async fn proxy(
         let Ok(uri) = format!("{}{path}", route.backend.url).parse::<Uri>() else {
             return (StatusCode::BAD_REQUEST, "400 Bad Request: bad path\n").into_response();
         };
-        let mut req = http::Request::new(Body::from(body.clone()));
-        *req.method_mut() = parts.method.clone();
+        let mut req = http::Request::from_parts(parts.clone(), Body::from(body.clone()));
         *req.uri_mut() = uri;
-        *req.version_mut() = parts.version;
-        *req.headers_mut() = parts.headers.clone();
         match forward(&balancer, route, req, &path).await {
             Ok(response) => return response,
             Err(Failed(url)) => failed = Some(url),
