@@ -12,8 +12,19 @@ die() {
     exit 1
 }
 
+# free_port: a loopback port nothing listens on, below the kernel's ephemeral range
+# (32768 and up) so no outgoing connection takes it meanwhile. Bash only: a fresh
+# machine may have no python.
 free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+    local port _
+    for _ in {1..200}; do
+        port=$((20000 + RANDOM % 12000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return 0
+        fi
+    done
+    die "no free loopback port in 20000-31999"
 }
 
 # wait_for NAME SECONDS COMMAND...: retry COMMAND until it succeeds or time runs out.
@@ -44,7 +55,6 @@ declare -A TETHER_PACKAGE_OF=(
     [wrk]=wrk
     [taskset]=util-linux
     [redis-benchmark]=redis-tools
-    [perf]=linux-perf
 )
 
 ensure_programs() {

@@ -23,17 +23,16 @@ fn record() -> Record {
 
 fn ids(c: &mut Criterion) {
     c.bench_function("id generate", |b| b.iter(Id::generate));
-    let text = Id::generate().map(|id| id.to_string()).unwrap_or_default();
+    let text = Id::generate().expect("an id").to_string();
     c.bench_function("id parse", |b| b.iter(|| Id::parse(black_box(&text))));
 }
 
 fn cookies(c: &mut Criterion) {
     let layer = SessionLayer::new(MemoryStore::new());
-    let id = Id::generate().map(|id| id.to_string()).unwrap_or_default();
+    let id = Id::generate().expect("an id").to_string();
     let mut headers = http::HeaderMap::new();
-    if let Ok(value) = format!("_ga=GA1.2.3456; theme=dark; tether={id}; consent=yes").parse() {
-        headers.insert(http::header::COOKIE, value);
-    }
+    let value = format!("_ga=GA1.2.3456; theme=dark; tether={id}; consent=yes");
+    headers.insert(http::header::COOKIE, value.parse().expect("a header value"));
     c.bench_function("cookie header → session id", |b| {
         b.iter(|| layer.session_id(black_box(&headers)));
     });
@@ -41,7 +40,7 @@ fn cookies(c: &mut Criterion) {
 
 fn records(c: &mut Criterion) {
     let record = record();
-    let encoded = serde_json::to_vec(&record).unwrap_or_default();
+    let encoded = serde_json::to_vec(&record).expect("a record encodes");
     c.bench_function("record encode (JSON)", |b| {
         b.iter(|| serde_json::to_vec(black_box(&record)));
     });
@@ -62,14 +61,12 @@ fn records(c: &mut Criterion) {
 }
 
 fn cookie_store(c: &mut Criterion) {
-    let key = KeyRing::generate_key().unwrap_or_default();
-    let Ok(keys) = KeyRing::parse(&key) else {
-        return;
-    };
+    let key = KeyRing::generate_key().expect("a fresh key");
+    let keys = KeyRing::parse(&key).expect("a fresh key parses");
     let store = CookieStore::new(keys);
     let record = record();
     let now = OffsetDateTime::now_utc();
-    let sealed = store.seal(&record, now).unwrap_or_default();
+    let sealed = store.seal(&record, now).expect("a record seals");
     c.bench_function("cookie store seal", |b| {
         b.iter(|| store.seal(black_box(&record), now));
     });

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use plotters::prelude::*;
 use tether_testkit::chart::Bars;
+use tether_testkit::harness::{free_port, wait_until};
+use tether_testkit::services::program;
 
 /// The benchmark driver.
 #[derive(Debug, Parser)]
@@ -55,12 +57,6 @@ fn fail(message: &str) -> ! {
     std::process::exit(2);
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_or_else(|e| fail(&format!("no free port: {e}")), |a| a.port())
-}
-
 fn output(command: &mut Command) -> String {
     match command.output() {
         Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -97,13 +93,11 @@ impl Server {
             .stdout(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| fail(&format!("cannot start bench-server: {e}")));
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if start.elapsed() > Duration::from_secs(30) {
-                fail(&format!("bench-server {lib}/{store} did not start"));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until(
+            &format!("bench-server {lib}/{store} listening"),
+            Duration::from_secs(30),
+            || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        );
         Self { child, port }
     }
 
@@ -252,7 +246,7 @@ fn store_calls(store: &str, url: &str) -> Option<u64> {
             let host = host.split('/').next()?;
             let (host, port) = host.split_once(':')?;
             let text = output(
-                Command::new(std::env::var("TETHER_MARIADB").unwrap_or_else(|_| "mariadb".into()))
+                Command::new(program("TETHER_MARIADB", "mariadb"))
                     .args(["-N", "-h", host, "-P", port, "-u", user])
                     .arg(format!("-p{password}"))
                     .args(["-e", "SHOW GLOBAL STATUS LIKE 'Com_stmt_execute'"]),
@@ -264,7 +258,7 @@ fn store_calls(store: &str, url: &str) -> Option<u64> {
 }
 
 fn redis_cli() -> String {
-    std::env::var("TETHER_REDIS_CLI").unwrap_or_else(|_| "redis-cli".into())
+    program("TETHER_REDIS_CLI", "redis-cli")
 }
 
 /// The commands Redis clients send, as `MONITOR` lists them. Commands a Lua script
@@ -431,10 +425,16 @@ type Key = (String, String, String); // (store, lib, endpoint)
 
 #[allow(clippy::too_many_lines)]
 fn run(args: &RunArgs) {
-    let redis_url = std::env::var("TETHER_TEST_REDIS_URL")
-        .unwrap_or_else(|_| fail("TETHER_TEST_REDIS_URL is not set: run scripts/bench"));
-    let mysql_url = std::env::var("TETHER_TEST_MYSQL_URL")
-        .unwrap_or_else(|_| fail("TETHER_TEST_MYSQL_URL is not set: run scripts/bench"));
+    let wanted = |store: &str| args.stores.is_empty() || args.stores.iter().any(|s| s == store);
+    // A server's URL is needed only when its store is measured.
+    let url_for = |store: &str, var: &str| {
+        if !wanted(store) {
+            return String::new();
+        }
+        std::env::var(var).unwrap_or_else(|_| fail(&format!("{var} is not set: run scripts/bench")))
+    };
+    let redis_url = url_for("redis", "TETHER_TEST_REDIS_URL");
+    let mysql_url = url_for("mysql", "TETHER_TEST_MYSQL_URL");
     let file_dir = std::env::temp_dir().join(format!("tether-bench-{}", std::process::id()));
     let file_url = file_dir.display().to_string();
     let script_path = std::env::temp_dir().join(format!("tether-bench-{}.lua", std::process::id()));
@@ -456,7 +456,7 @@ fn run(args: &RunArgs) {
         ("cookie", None, vec!["tether"]),
     ]
     .into_iter()
-    .filter(|(s, _, _)| args.stores.is_empty() || args.stores.iter().any(|x| x == s))
+    .filter(|(s, _, _)| wanted(s))
     .collect();
 
     let mut samples: BTreeMap<Key, Vec<Sample>> = BTreeMap::new();
@@ -522,13 +522,20 @@ fn run(args: &RunArgs) {
                 .push(bare_runs.iter().sum::<f64>() / 2.0);
         }
     }
-    let floor = redis_floor(&redis_url, args.connections);
+    let floor = if wanted("redis") {
+        redis_floor(&redis_url, args.connections)
+    } else {
+        BTreeMap::new()
+    };
     let mut increments = Vec::new();
     for (store, url) in [
         ("memory", None),
         ("redis", Some(redis_url.as_str())),
         ("mysql", Some(mysql_url.as_str())),
-    ] {
+    ]
+    .into_iter()
+    .filter(|(store, _)| wanted(store))
+    {
         for (lib, lock) in [("tether", true), ("tower-sessions", false)] {
             let server = Server::start(lib, store, url, lock);
             increments.push((store, lib, lock, self::increments(&server)));

@@ -10,6 +10,9 @@ use tokio::process::{Child, Command};
 use crate::Error;
 use crate::approach::Approach;
 
+/// How often the balancer checks its backends' health.
+pub(crate) const HEALTH_CHECK_EVERY: Duration = Duration::from_millis(200);
+
 /// Where the `login` and `tether-balancer` programs are.
 #[derive(Debug, Clone)]
 pub(crate) struct Programs {
@@ -66,16 +69,8 @@ impl Instance {
 
     /// Resident memory in bytes, from `/proc`.
     pub(crate) fn rss_bytes(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
-        let kib: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))?
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()?;
-        Some(kib * 1024)
+        let status = format!("/proc/{}/status", self.pid()?);
+        tether_testkit::harness::proc_kib(&status, "VmRSS").map(|kib| kib * 1024)
     }
 }
 
@@ -152,7 +147,9 @@ impl Cluster {
             .arg(approach.strategy())
             .arg("--backend")
             .arg(backends.join(","))
-            .args(["--trust-forwarded-for", "--health-ms", "200", "--quiet"]);
+            .arg("--health-ms")
+            .arg(HEALTH_CHECK_EVERY.as_millis().to_string())
+            .args(["--trust-forwarded-for", "--quiet"]);
         cluster.balancer = Some(spawn(balancer, "tether-balancer")?);
         let url = format!("{}/_balancer/backends", cluster.balancer_url());
         wait(&format!("the balancer at {url}"), || async {
@@ -221,7 +218,7 @@ impl Cluster {
     }
 
     /// SIGTERM and wait: a graceful shutdown, as a deploy does it.
-    pub(crate) async fn stop(&mut self, i: usize) -> Result<(), Error> {
+    pub(crate) async fn stop(&mut self, i: usize) {
         if let Some(mut child) = self.instances[i].child.take() {
             if let Some(pid) = child.id() {
                 let _ = Command::new("kill").arg(pid.to_string()).status().await;
@@ -233,7 +230,6 @@ impl Cluster {
                 }
             }
         }
-        Ok(())
     }
 
     /// Tells the balancer to route to instances `0..n`.

@@ -137,7 +137,8 @@ async fn start_services(
         let dir = work.join(program);
         match tokio::task::spawn_blocking(move || start(&dir)).await {
             Ok(Ok(server)) => services.servers.push((approach, server)),
-            Ok(Err(e)) => skipped.push((approach, format!("{program}: {e}"))),
+            // The error names the program and, when it ran, the end of its log.
+            Ok(Err(e)) => skipped.push((approach, e.to_string())),
             Err(e) => skipped.push((approach, e.to_string())),
         }
     }

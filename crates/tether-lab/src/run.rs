@@ -10,7 +10,7 @@ use tokio::sync::Mutex;
 
 use crate::Error;
 use crate::approach::{Approach, Scenario};
-use crate::cluster::{Cluster, Programs, StoreSetup};
+use crate::cluster::{self, Cluster, Programs, StoreSetup};
 use crate::users::{self, Phase, Plan, Tally};
 
 /// A store server the lab points instances at and restarts.
@@ -131,18 +131,23 @@ fn ratio(a: u64, b: u64) -> f64 {
 
 /// A fresh key file for the cookie store, in `dir`.
 fn key_file(dir: &std::path::Path) -> Result<PathBuf, Error> {
-    use base64::Engine as _;
-    let mut key = [0u8; 32];
-    getrandom::fill(&mut key).map_err(|e| Error::Setup(format!("no randomness: {e}")))?;
+    let key = tether_cookie::KeyRing::generate_key()
+        .map_err(|e| Error::Setup(format!("no cookie key: {e}")))?;
     let path = dir.join("cookie.keys");
-    std::fs::write(
-        &path,
-        format!(
-            "{}\n",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key)
-        ),
-    )?;
+    std::fs::write(&path, format!("{key}\n"))?;
     Ok(path)
+}
+
+/// One simulated user's path through a run.
+struct Journey {
+    /// It found itself logged out at least once.
+    logged_out: bool,
+    /// The instance of its last answer before the event.
+    home: Option<String>,
+    /// The instance of its first answer after the event.
+    first_after: Option<String>,
+    /// It had logged in before the event.
+    ready: bool,
 }
 
 /// Runs `approach` through `scenario`.
@@ -212,11 +217,11 @@ pub(crate) async fn run(
         Scenario::StoreRestart => restart_store(services, approach).await?,
         Scenario::Rolling => {
             for i in 0..n {
-                cluster.stop(i).await?;
+                cluster.stop(i).await;
                 cluster.launch(i)?;
                 cluster.wait_healthy(i).await?;
-                // The balancer's health check (every 200 ms) sees it back.
-                tokio::time::sleep(Duration::from_millis(400)).await;
+                // Two of the balancer's health checks: it has seen the instance back.
+                tokio::time::sleep(2 * cluster::HEALTH_CHECK_EVERY).await;
             }
         }
     }
@@ -225,32 +230,31 @@ pub(crate) async fn run(
     phase.set(Phase::DONE);
 
     let mut total = Tally::default();
-    let mut tallies = Vec::new();
+    let mut journeys = Vec::new();
     for handle in handles {
         let mut tally = handle
             .await
             .map_err(|e| Error::Setup(format!("a simulated user failed: {e}")))?;
-        let per_user = (
-            tally.relogins,
-            tally.home.take(),
-            tally.first_after.take(),
-            tally.ready_before_event,
-        );
+        journeys.push(Journey {
+            logged_out: tally.relogins > 0,
+            home: tally.home.take(),
+            first_after: tally.first_after.take(),
+            ready: tally.ready_before_event,
+        });
         total.merge(tally);
-        tallies.push(per_user);
     }
     let running: Vec<_> = cluster.running().collect();
     let rss_end: Vec<u64> = running.iter().map(|i| i.rss_bytes().unwrap_or(0)).collect();
     let replication = cluster.replication_bytes().await;
 
-    let users = tallies.len();
-    let ready: Vec<_> = tallies.iter().filter(|t| t.3).collect();
-    let relogin_users = tallies.iter().filter(|t| t.0 > 0).count();
+    let users = journeys.len();
+    let ready: Vec<_> = journeys.iter().filter(|j| j.ready).collect();
+    let relogin_users = journeys.iter().filter(|j| j.logged_out).count();
     let on_killed_share = killed.map(|name| {
         ratio(
             ready
                 .iter()
-                .filter(|t| t.1.as_deref() == Some(&name))
+                .filter(|j| j.home.as_deref() == Some(&name))
                 .count() as u64,
             ready.len() as u64,
         )
@@ -258,10 +262,10 @@ pub(crate) async fn run(
     let moved_share = (approach.sticky() && scenario == Scenario::ScaleOut).then(|| {
         let seen: Vec<_> = ready
             .iter()
-            .filter(|t| t.1.is_some() && t.2.is_some())
+            .filter(|j| j.home.is_some() && j.first_after.is_some())
             .collect();
         ratio(
-            seen.iter().filter(|t| t.1 != t.2).count() as u64,
+            seen.iter().filter(|j| j.home != j.first_after).count() as u64,
             seen.len() as u64,
         )
     });

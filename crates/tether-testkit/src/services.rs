@@ -21,11 +21,74 @@ fn failed(what: &str, detail: impl std::fmt::Display) -> io::Error {
     io::Error::other(format!("{what}: {detail}"))
 }
 
+/// `log`, opened for appending (created if missing).
+fn log_file(log: &Path) -> io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| failed(&format!("cannot open {}", log.display()), e))
+}
+
+/// Creates `dir` and its parents, naming it in the error.
+fn create_dir(dir: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| failed(&format!("cannot create {}", dir.display()), e))
+}
+
+/// The last lines of `log`, to end an error with.
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.is_empty() {
+        return format!("; it wrote nothing to {}", log.display());
+    }
+    format!(
+        "; the end of {}:\n{}",
+        log.display(),
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    )
+}
+
 /// A server process: stopped cleanly on request, killed when dropped.
 #[derive(Debug, Default)]
 struct Process(Option<Child>);
 
 impl Process {
+    /// Starts `command` with its output appended to `log`.
+    fn spawn(command: &mut Command, what: &str, log: &Path) -> io::Result<Self> {
+        let out = log_file(log)?;
+        let child = command
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .map_err(|e| failed(&format!("cannot run {what}"), e))?;
+        Ok(Self(Some(child)))
+    }
+
+    /// Polls `up` every 50 ms until it holds. Fails as soon as the process exits, or
+    /// after `limit`, with the end of its `log` in the error.
+    fn wait_up(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        log: &Path,
+        mut up: impl FnMut() -> bool,
+    ) -> io::Result<()> {
+        let start = Instant::now();
+        while !up() {
+            let problem = match self.0.as_mut().map(Child::try_wait).transpose()? {
+                Some(Some(status)) => format!("exited ({status}) before it was up"),
+                _ if start.elapsed() > limit => format!("not up within {limit:?}"),
+                _ => {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            };
+            return Err(failed(what, format!("{problem}{}", log_tail(log))));
+        }
+        Ok(())
+    }
+
     /// Sends SIGTERM (a clean shutdown) and waits for the process to end.
     fn stop(&mut self) -> io::Result<()> {
         let Some(mut child) = self.0.take() else {
@@ -48,18 +111,8 @@ impl Drop for Process {
     }
 }
 
-fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> io::Result<()> {
-    let start = Instant::now();
-    while !ok() {
-        if start.elapsed() > limit {
-            return Err(failed(what, format!("not up within {limit:?}")));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(())
-}
-
-/// A redis-server with an append-only file (fsync on every write), on 127.0.0.1.
+/// A redis-server with an append-only file (fsync on every write), on 127.0.0.1; its
+/// directory (files and log) is removed when it is dropped.
 ///
 /// ```no_run
 /// let dir = std::env::temp_dir().join("tether-doc-redis");
@@ -76,12 +129,14 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
-    /// Starts one on a free port, with its files in `dir` (created if missing).
+    /// Starts one on a free port, with its files and its log (`redis.log`) in `dir`
+    /// (created if missing).
     ///
     /// # Errors
-    /// When redis-server cannot be run or does not listen within 10 s.
+    /// When redis-server cannot be run, or exits or does not listen within 10 s (the
+    /// error ends with its log's last lines).
     pub fn start(dir: &Path) -> io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        create_dir(dir)?;
         let port = crate::harness::free_port();
         let mut redis = Self {
             process: Process::default(),
@@ -109,7 +164,9 @@ impl RedisServer {
     /// # Errors
     /// As [`RedisServer::start`].
     pub fn start_again(&mut self) -> io::Result<()> {
-        let child = Command::new(program("TETHER_REDIS_SERVER", "redis-server"))
+        let log = self.dir.join("redis.log");
+        let mut command = Command::new(program("TETHER_REDIS_SERVER", "redis-server"));
+        command
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args([
                 "--appendonly",
@@ -120,16 +177,13 @@ impl RedisServer {
                 "",
             ])
             .arg("--dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| failed("cannot run redis-server", e))?;
-        self.process = Process(Some(child));
+            .arg(&self.dir);
+        self.process = Process::spawn(&mut command, "redis-server", &log)?;
         let port = self.port;
-        wait_for("redis-server", Duration::from_secs(10), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        })
+        self.process
+            .wait_up("redis-server", Duration::from_secs(10), &log, || {
+                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            })
     }
 
     /// Stops it with SIGTERM: Redis flushes its append-only file and exits.
@@ -147,6 +201,14 @@ impl RedisServer {
     pub fn restart(&mut self) -> io::Result<()> {
         self.stop()?;
         self.start_again()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        // The server goes (killed) first, then its files.
+        drop(std::mem::take(&mut self.process));
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -175,19 +237,23 @@ impl MariaDb {
     /// When a MariaDB program cannot be run or fails, or the server does not start
     /// within 60 s.
     pub fn install(dir: &Path) -> io::Result<Self> {
-        std::fs::create_dir_all(dir.join("data"))?;
+        create_dir(&dir.join("data"))?;
         let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+        let log = dir.join("install.log");
         let status = Command::new(program("TETHER_MARIADB_INSTALL_DB", "mariadb-install-db"))
             .arg("--no-defaults")
             .arg(format!("--datadir={}", dir.join("data").display()))
             .arg(format!("--user={user}"))
             .args(["--auth-root-authentication-method=socket", "--skip-test-db"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(Stdio::from(log_file(&log)?))
+            .stderr(Stdio::from(log_file(&log)?))
             .status()
             .map_err(|e| failed("cannot run mariadb-install-db", e))?;
         if !status.success() {
-            return Err(failed("mariadb-install-db", status));
+            return Err(failed(
+                "mariadb-install-db",
+                format!("{status}{}", log_tail(&log)),
+            ));
         }
         let mut db = Self {
             process: Process::default(),
@@ -222,7 +288,9 @@ impl MariaDb {
     /// As [`MariaDb::install`].
     pub fn start_again(&mut self) -> io::Result<()> {
         let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
-        let child = Command::new(program("TETHER_MARIADBD", "mariadbd"))
+        let log = self.dir.join("mariadbd.log");
+        let mut command = Command::new(program("TETHER_MARIADBD", "mariadbd"));
+        command
             .arg("--no-defaults")
             .arg(format!("--datadir={}", self.dir.join("data").display()))
             .arg(format!("--socket={}", self.dir.join("sock").display()))
@@ -233,17 +301,14 @@ impl MariaDb {
                 "--skip-log-bin",
                 "--innodb-buffer-pool-size=32M",
             ])
-            .arg(format!("--user={user}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| failed("cannot run mariadbd", e))?;
-        self.process = Process(Some(child));
+            .arg(format!("--user={user}"));
+        self.process = Process::spawn(&mut command, "mariadbd", &log)?;
         let (sock, port) = (self.dir.join("sock"), self.port);
-        wait_for("mariadbd", Duration::from_secs(60), || {
-            std::os::unix::net::UnixStream::connect(&sock).is_ok()
-                && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        })
+        self.process
+            .wait_up("mariadbd", Duration::from_secs(60), &log, || {
+                std::os::unix::net::UnixStream::connect(&sock).is_ok()
+                    && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            })
     }
 
     /// Stops it with SIGTERM: a clean shutdown that keeps every committed row.
