@@ -17,8 +17,9 @@
 //! # Strategies
 //!
 //! - `round-robin`: each request to the next healthy backend.
-//! - `ip-hash`: by client address (the L4 answer). With `trust_forwarded_for`, the first
-//!   address in `X-Forwarded-For` counts (for load generators that simulate clients).
+//! - `ip-hash`: by client address (the L4 answer): the connection's peer, or, for a
+//!   connection from a [trusted proxy](Config::trusted_proxies), the rightmost
+//!   untrusted address of its `X-Forwarded-For`.
 //! - `cookie-hash`: consistent hashing with bounded load (the L7 answer). The key is the
 //!   cookie named by `hash_cookie`, by default the balancer's own `tether_route`. A
 //!   request without it gets a random key, drawn again while the backend it maps to
@@ -36,26 +37,84 @@
 //! reached the backend), or the method is idempotent (`GET`, `HEAD`, `PUT`, `DELETE`,
 //! …). A `POST` that fails after it was sent is answered `502`, not sent again. Request
 //! bodies are read before forwarding, up to [`MAX_REQUEST_BODY`] (larger: `413`).
+//!
+//! # Security and bounds
+//!
+//! | what | default | nginx's equivalent |
+//! |---|---|---|
+//! | admin API (pool changes, status) | off; [`Balancer::serve_admin`] on its own listener, token required | `api` / `status` in a separate `server` |
+//! | `X-Forwarded-For` from the client | dropped unless the peer is a trusted proxy; the peer's address appended | `set_real_ip_from`, `real_ip_recursive on`, `$proxy_add_x_forwarded_for` |
+//! | hop-by-hop headers | removed both ways ([`strip_hop_by_hop`]) | always |
+//! | `/_tether/…` (replication) | never forwarded: `404` | `location /_tether/ { return 404; }` |
+//! | connect timeout | 3 s, then the next backend | `proxy_connect_timeout` (60 s) |
+//! | response timeout | 30 s, then `504` | `proxy_read_timeout` (60 s) |
+//! | request header timeout, idle keep-alive | 10 s | `client_header_timeout` (60 s), `keepalive_timeout` (75 s) |
+//! | connections | 512, the longest-idle closed to make room | `worker_connections` (512) |
+//! | request body | 1 MiB, `413` above | `client_max_body_size` (1 MiB) |
+//!
+//! Error answers (`502`, `503`, `504`) name no backend.
 
+mod admin;
+mod forwarded;
+mod proxy;
 mod ring;
+pub mod server;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderValue, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
+use axum::body::Body;
+use axum::http::{Uri, header};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+pub use crate::admin::{AdminToken, MIN_TOKEN_LEN};
+pub use crate::forwarded::{TrustedProxies, X_FORWARDED_FOR};
+pub use crate::proxy::strip_hop_by_hop;
 pub use crate::ring::{Ring, Strategy, hash, ip_index, modulo_index};
 
 /// The routing cookie the balancer sets for `cookie-hash` and `modulo-hash`.
 pub const ROUTE_COOKIE: &str = "tether_route";
+
+/// The largest request body the balancer forwards. It reads the body before it
+/// forwards the request (as nginx does by default), so that a request can go to the
+/// next backend when the first fails.
+pub const MAX_REQUEST_BODY: usize = 1 << 20;
+
+/// A setting the balancer cannot run with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A trusted proxy that is neither a network nor an address.
+    #[error("trusted proxy {0:?} is not an address or a network (10.0.0.0/8, 127.0.0.1, ::1)")]
+    TrustedProxy(String),
+    /// An admin token that is too short to be a secret.
+    #[error(
+        "the admin token must be at least {MIN_TOKEN_LEN} characters (generate one with: head -c 24 /dev/urandom | base64)"
+    )]
+    AdminToken,
+    /// A backend that is not an `http://host:port` URL.
+    #[error("backend {0:?} is not an http://host:port URL")]
+    Backend(String),
+}
+
+/// Checks that every backend is an `http://host[:port]` base URL.
+fn check_backends(urls: &[String]) -> Result<(), ConfigError> {
+    for url in urls {
+        let ok = url.parse::<Uri>().is_ok_and(|uri| {
+            uri.scheme_str() == Some("http")
+                && uri.host().is_some()
+                && uri.path_and_query().is_none_or(|p| p.as_str() == "/")
+        });
+        if !ok {
+            return Err(ConfigError::Backend(url.clone()));
+        }
+    }
+    Ok(())
+}
 
 /// Balancer settings.
 #[derive(Debug, Clone)]
@@ -63,8 +122,11 @@ pub struct Config {
     backends: Vec<String>,
     strategy: Strategy,
     hash_cookie: String,
-    trust_forwarded_for: bool,
+    trusted_proxies: TrustedProxies,
     health_interval: Duration,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+    limits: server::Limits,
     log_requests: bool,
 }
 
@@ -78,8 +140,11 @@ impl Config {
                 .collect(),
             strategy: Strategy::RoundRobin,
             hash_cookie: ROUTE_COOKIE.to_owned(),
-            trust_forwarded_for: false,
+            trusted_proxies: TrustedProxies::none(),
             health_interval: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(3),
+            response_timeout: Duration::from_secs(30),
+            limits: server::Limits::default(),
             log_requests: true,
         }
     }
@@ -98,11 +163,23 @@ impl Config {
         self
     }
 
-    /// Take the client address for `ip-hash` from `X-Forwarded-For`.
+    /// The peers whose `X-Forwarded-For` is believed (default: none). From anyone
+    /// else, the header is replaced by the peer's own address.
     #[must_use]
-    pub fn trust_forwarded_for(mut self, trust: bool) -> Self {
-        self.trust_forwarded_for = trust;
+    pub fn trusted_proxies(mut self, trusted: TrustedProxies) -> Self {
+        self.trusted_proxies = trusted;
         self
+    }
+
+    /// Believe `X-Forwarded-For` from this machine (loopback), for load generators
+    /// that simulate many clients; `false` trusts nobody.
+    #[must_use]
+    pub fn trust_forwarded_for(self, trust: bool) -> Self {
+        self.trusted_proxies(if trust {
+            TrustedProxies::loopback()
+        } else {
+            TrustedProxies::none()
+        })
     }
 
     /// How often backends are checked (default 1 s).
@@ -112,11 +189,39 @@ impl Config {
         self
     }
 
+    /// How long connecting to a backend may take before the next one is tried
+    /// (default 3 s).
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long a backend may take to start its answer before the client gets `504`
+    /// (default 30 s).
+    #[must_use]
+    pub fn response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// The header-read timeout and connection cap of the proxied listener.
+    #[must_use]
+    pub fn limits(mut self, limits: server::Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Print one line per routed request (default on).
     #[must_use]
     pub fn log_requests(mut self, log: bool) -> Self {
         self.log_requests = log;
         self
+    }
+
+    /// Checks the backends' URLs.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_backends(&self.backends)
     }
 }
 
@@ -221,14 +326,17 @@ impl Balancer {
     /// A balancer with `config`; start it with [`Balancer::serve`].
     pub fn new(config: Config) -> Self {
         let pool = Pool::new(&config.backends, None);
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(config.connect_timeout));
+        connector.set_nodelay(true);
         Self {
             inner: Arc::new(Inner {
-                config,
                 pool: RwLock::new(Arc::new(pool)),
                 next: AtomicUsize::new(0),
                 client: Client::builder(TokioExecutor::new())
                     .pool_idle_timeout(Duration::from_secs(30))
-                    .build_http(),
+                    .build(connector),
+                config,
             }),
         }
     }
@@ -266,26 +374,43 @@ impl Balancer {
             .collect()
     }
 
-    /// The app: every path is proxied, except `PUT /_balancer/backends` (one URL per
-    /// line: reconfigure) and `GET /_balancer/backends` (the pool and its health).
+    /// The proxied app: every path goes to a backend, except `/_tether/…` (`404`).
+    /// Handlers need `ConnectInfo<SocketAddr>`, which [`server::serve`] provides.
     pub fn router(&self) -> axum::Router {
         axum::Router::new()
-            .route(
-                "/_balancer/backends",
-                axum::routing::get(show_backends).put(put_backends),
-            )
-            .fallback(proxy)
+            .fallback(proxy::proxy)
             .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BODY))
             .with_state(self.clone())
     }
 
-    /// Serves on `listener` until the process ends, checking backend health meanwhile.
+    /// The admin app, for its own listener: `GET /_balancer/backends` (a line per
+    /// backend: `URL up|down served=N in_flight=N`) and `PUT /_balancer/backends` (one
+    /// URL per line: the new pool). Every request needs `Authorization: Bearer TOKEN`.
+    pub fn admin_router(&self, token: AdminToken) -> axum::Router {
+        admin::router(self.clone(), token)
+    }
+
+    /// Serves the proxy on `listener` until the process ends, checking backend health
+    /// meanwhile.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
         tokio::spawn(health_loop(self.clone()));
-        axum::serve(
+        let limits = self.inner.config.limits;
+        server::serve(listener, self.router(), limits, std::future::pending()).await
+    }
+
+    /// Serves the admin API on its own `listener` (keep it on loopback or a private
+    /// network) until the process ends.
+    pub async fn serve_admin(
+        self,
+        listener: tokio::net::TcpListener,
+        token: AdminToken,
+    ) -> std::io::Result<()> {
+        let app = self.admin_router(token);
+        server::serve(
             listener,
-            self.router()
-                .into_make_service_with_connect_info::<SocketAddr>(),
+            app,
+            server::Limits::default(),
+            std::future::pending(),
         )
         .await
     }
@@ -349,185 +474,6 @@ impl Balancer {
             fallback.get_or_insert((index, key));
         }
         fallback
-    }
-}
-
-async fn show_backends(State(balancer): State<Balancer>) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    for b in &balancer.pool().backends {
-        let _ = writeln!(
-            out,
-            "{} {} served={} in_flight={}",
-            b.url,
-            if b.healthy.load(Ordering::Relaxed) {
-                "up"
-            } else {
-                "down"
-            },
-            b.served.load(Ordering::Relaxed),
-            b.in_flight.load(Ordering::Relaxed)
-        );
-    }
-    out
-}
-
-async fn put_backends(State(balancer): State<Balancer>, body: String) -> StatusCode {
-    let urls: Vec<String> = body
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect();
-    if urls.is_empty() {
-        return StatusCode::BAD_REQUEST;
-    }
-    println!("balancer: backends now {}", urls.join(" "));
-    balancer.set_backends(urls);
-    StatusCode::NO_CONTENT
-}
-
-fn client_ip(balancer: &Balancer, peer: SocketAddr, headers: &http::HeaderMap) -> IpAddr {
-    if balancer.inner.config.trust_forwarded_for
-        && let Some(ip) = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse().ok())
-    {
-        return ip;
-    }
-    peer.ip()
-}
-
-struct InFlight(Arc<Backend>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// The largest request body the balancer forwards. It reads the body before it
-/// forwards the request (as nginx does by default), so that a request can go to the
-/// next backend when the first fails.
-pub const MAX_REQUEST_BODY: usize = 1 << 20;
-
-async fn proxy(
-    State(balancer): State<Balancer>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    mut parts: http::request::Parts,
-    // Read whole, up to `MAX_REQUEST_BODY` (the router's `DefaultBodyLimit`; `413`
-    // above it), so that the request can be sent again.
-    body: Bytes,
-) -> Response {
-    let client = client_ip(&balancer, peer, &parts.headers);
-    let forwarded = match parts
-        .headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(prior) => format!("{prior}, {}", peer.ip()),
-        None => peer.ip().to_string(),
-    };
-    if let Ok(value) = HeaderValue::from_str(&forwarded) {
-        parts.headers.insert("x-forwarded-for", value);
-    }
-    parts
-        .headers
-        .insert("x-forwarded-proto", HeaderValue::from_static("http"));
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
-
-    // A backend that failed is marked down, and a request that is safe to send again
-    // goes to the next one the strategy picks: as many tries as there are backends.
-    let pool = balancer.pool();
-    let mut failed = None;
-    for _ in 0..pool.backends.len().max(1) {
-        let Some(route) = balancer.choose(&pool, client, &parts.headers) else {
-            break;
-        };
-        let Ok(uri) = format!("{}{path}", route.backend.url).parse::<Uri>() else {
-            return (StatusCode::BAD_REQUEST, "400 Bad Request: bad path\n").into_response();
-        };
-        let mut req = http::Request::from_parts(parts.clone(), Body::from(body.clone()));
-        *req.uri_mut() = uri;
-        match forward(&balancer, route, req, &path).await {
-            Ok(response) => return response,
-            Err(Failed(url)) => failed = Some(url),
-        }
-    }
-    match failed {
-        Some(url) => (
-            StatusCode::BAD_GATEWAY,
-            format!("502 Bad Gateway: backend {url} did not answer\n"),
-        )
-            .into_response(),
-        None => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "503 Service Unavailable: no healthy backend\n",
-        )
-            .into_response(),
-    }
-}
-
-/// The backend (by URL) failed before answering a request that is safe to send again.
-struct Failed(String);
-
-/// Sends `req` to the route's backend. A non-idempotent request that fails after the
-/// connection was made is a `502` answer: the backend may have acted on it, so it is
-/// not sent again.
-async fn forward(
-    balancer: &Balancer,
-    route: Route,
-    req: http::Request<Body>,
-    path: &str,
-) -> Result<Response, Failed> {
-    let backend = route.backend;
-    backend.in_flight.fetch_add(1, Ordering::Relaxed);
-    let _in_flight = InFlight(backend.clone());
-    let method = req.method().clone();
-    match balancer.inner.client.request(req).await {
-        Ok(response) => {
-            backend.served.fetch_add(1, Ordering::Relaxed);
-            let mut response = response.map(Body::new);
-            if balancer.inner.config.log_requests {
-                let instance = response
-                    .headers()
-                    .get("x-instance")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-");
-                println!(
-                    "{method} {path} -> {instance} ({}) {}",
-                    backend.url,
-                    response.status().as_u16()
-                );
-            }
-            if let Some(key) = route.set_cookie
-                && let Ok(value) = HeaderValue::from_str(&format!(
-                    "{ROUTE_COOKIE}={key}; Path=/; HttpOnly; SameSite=Lax"
-                ))
-            {
-                response.headers_mut().append(header::SET_COOKIE, value);
-            }
-            Ok(response)
-        }
-        Err(e) => {
-            if backend.healthy.swap(false, Ordering::Relaxed) {
-                println!("balancer: {} is down ({e})", backend.url);
-            }
-            if e.is_connect() || method.is_idempotent() {
-                return Err(Failed(backend.url.clone()));
-            }
-            Ok((
-                StatusCode::BAD_GATEWAY,
-                format!("502 Bad Gateway: backend {} did not answer\n", backend.url),
-            )
-                .into_response())
-        }
     }
 }
 

@@ -58,11 +58,29 @@ async fn balancer(strategy: Strategy, backends: Vec<String>) -> String {
     .await
 }
 
+/// The admin token of the test balancers.
+const TOKEN: &str = "routing test admin token";
+
+/// Starts a balancer and its admin API (found again by [`admin_url`]).
 async fn start(config: Config) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(Balancer::new(config.log_requests(false)).serve(listener));
+    let admin_url = format!("http://{}", admin.local_addr().unwrap());
+    ADMIN.lock().unwrap().insert(url.clone(), admin_url);
+    let balancer = Balancer::new(config.log_requests(false));
+    let token = tether_balancer::AdminToken::new(TOKEN).unwrap();
+    tokio::spawn(balancer.clone().serve_admin(admin, token));
+    tokio::spawn(balancer.serve(listener));
     url
+}
+
+static ADMIN: std::sync::LazyLock<std::sync::Mutex<HashMap<String, String>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// The admin API's base URL of the balancer at `lb`.
+fn admin_url(lb: &str) -> String {
+    ADMIN.lock().unwrap()[lb].clone()
 }
 
 async fn who(client: &reqwest::Client, url: &str) -> String {
@@ -170,13 +188,7 @@ async fn the_pool_can_be_replaced_live() {
     let lb = balancer(Strategy::RoundRobin, vec![a.clone()]).await;
     let client = reqwest::Client::new();
     assert_eq!(who(&client, &lb).await, "a");
-    let put = client
-        .put(format!("{lb}/_balancer/backends"))
-        .body(format!("{a}\n{b}\n"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 204);
+    set_pool(&client, &lb, &[&a, &b]).await;
     let mut names = std::collections::HashSet::new();
     for _ in 0..4 {
         names.insert(who(&client, &lb).await);
@@ -192,7 +204,8 @@ async fn without_health_checks(first: &str) -> String {
 
 async fn set_pool(client: &reqwest::Client, lb: &str, urls: &[&str]) {
     let put = client
-        .put(format!("{lb}/_balancer/backends"))
+        .put(format!("{}/_balancer/backends", admin_url(lb)))
+        .bearer_auth(TOKEN)
         .body(urls.join("\n"))
         .send()
         .await
@@ -202,7 +215,10 @@ async fn set_pool(client: &reqwest::Client, lb: &str, urls: &[&str]) {
 
 /// The balancer's `GET /_balancer/backends`: a line per backend, `URL up|down …`.
 async fn backends(client: &reqwest::Client, lb: &str) -> String {
-    let answer = client.get(format!("{lb}/_balancer/backends")).send();
+    let answer = client
+        .get(format!("{}/_balancer/backends", admin_url(lb)))
+        .bearer_auth(TOKEN)
+        .send();
     answer.await.unwrap().text().await.unwrap()
 }
 

@@ -7,7 +7,9 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 /// When an event happened, in the total order all nodes share.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Stamp {
     /// Milliseconds since the Unix epoch (at least the wall clock of the writer).
     pub ms: i64,

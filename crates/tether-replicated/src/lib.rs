@@ -8,9 +8,9 @@
 //! let store = ReplicatedStore::builder(b"a shared secret of 16+ bytes")
 //!     .peers(["http://10.0.0.2:8080/_tether", "http://10.0.0.3:8080/_tether"])
 //!     .start()?;
-//! store.catch_up().await; // pull a live peer's state before serving
+//! store.catch_up_until_ready().await; // pull a live peer's state before serving
 //! let app: axum::Router = axum::Router::new()
-//!     .nest("/_tether", store.router()) // what peers call
+//!     .nest("/_tether", store.router()) // what peers call; keep it off the internet
 //!     .layer(tether::SessionLayer::new(store.clone()));
 //! # Ok(()) }
 //! ```
@@ -19,169 +19,75 @@
 //!
 //! - Each save pushes only the keys it changed, with the record's version and a
 //!   hybrid logical timestamp, to every peer. Delivery is asynchronous, through a
-//!   bounded queue per peer, retried until the peer answers.
+//!   bounded queue per peer, in batches of at most 1 MiB (see the `peer` module's
+//!   table of answers for what is retried and how).
 //! - Concurrent writes resolve the same way on every instance: per key, the write with
 //!   the later timestamp wins (ties broken by node), and a `clear` removes every key
 //!   written before it.
 //! - Deletes, logouts and id rotations replicate as tombstones, kept for ten minutes
-//!   (longer than any retry), so a late message cannot bring a session back.
-//! - A new or restarted instance pulls a full snapshot from a live peer
+//!   and until every peer has them. No event older than that is sent or applied: a
+//!   peer that was away longer gets a full resync, so a late message cannot bring a
+//!   session back.
+//! - A new or restarted instance pulls a full snapshot, page by page, from a live peer
 //!   ([`ReplicatedStore::catch_up`]) before [`ReplicatedStore::is_ready`] says yes.
-//! - Messages are signed with HMAC-SHA256 over the shared secret; a batch carries the
-//!   sender's per-start origin and a growing sequence number, so a replayed batch is
-//!   refused. Snapshot requests carry a signed timestamp. Peers talk plain HTTP: keep
-//!   them on a private network or behind TLS.
-//! - If a peer's queue overflows (it was unreachable too long), the queue is dropped
-//!   and the peer gets a full snapshot when it is back.
+//!   Only "no peer is up" makes it the first instance; a peer that answers with an
+//!   error keeps it not ready, with the reason in the log and the stats.
+//!
+//! # Security
+//!
+//! Every route under [`ReplicatedStore::router`] needs the shared secret: batches
+//! and answers are signed with HMAC-SHA256. A batch names its sender's node id and
+//! its receiver's (both random per process start) and a growing sequence number, so a
+//! captured batch is refused when replayed, by another peer, or after a restart.
+//! Snapshot, hello and stats requests carry a signed timestamp and nonce, refused when
+//! more than 30 s off. Peers talk plain HTTP and a snapshot carries session ids: keep
+//! `/_tether` on a private network (never proxied to the internet) or behind TLS.
 //!
 //! # Costs and limits
 //!
-//! Memory: every instance holds every session. Bandwidth: each change goes to N-1
+//! Memory: every instance holds every session, at most
+//! [`ReplicatedStoreBuilder::max_sessions`], of which anonymous ones at most
+//! [`ReplicatedStoreBuilder::max_anonymous_sessions`] (the oldest anonymous session
+//! makes room; a login is never refused while anonymous sessions remain), each at most
+//! [`ReplicatedStoreBuilder::max_session_bytes`]. Bandwidth: each change goes to N-1
 //! peers. Lock mode is not offered (it would need consensus between instances); the
 //! store refuses it. A new session, a login, a logout or an id rotation waits (up to
 //! [`ReplicatedStoreBuilder::settle_timeout`]) until the reachable peers have it, so the
 //! next request sees it wherever it lands; other data changes reach the peers after
-//! the replication lag, so a request on another instance within that window can miss
-//! one.
-//! [`ReplicatedStoreBuilder::max_sessions`] bounds memory: beyond it, creating a
-//! session fails with 503 (existing sessions keep working; nothing is evicted, which
-//! would make instances disagree).
+//! the replication lag. After a partition longer than the tombstone window, a session
+//! ended on one side while the other side could not hear of it may live on there.
 
+mod builder;
+mod catch_up;
 mod clock;
+mod http;
+mod peer;
 mod state;
+mod stats;
 mod wire;
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State as AxumState;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use serde::Serialize;
 use tether_core::{
     Capabilities, Changes, Created, Error, Id, Record, Result, Saved, SessionInfo, SessionStore,
     Touch, async_trait, unix_ms,
 };
 use time::OffsetDateTime;
-use tokio::sync::Notify;
 
+pub use crate::builder::{MIN_SECRET_LEN, ReplicatedStoreBuilder};
+pub use crate::catch_up::CatchUp;
 use crate::clock::Clock;
 pub use crate::clock::Stamp;
-use crate::state::{Event, Meta, Op, Slot, State};
-use crate::wire::{Batch, MAX_SKEW_MS, SIGNATURE, Secret, TIMESTAMP};
+use crate::peer::Peer;
+use crate::state::{Event, Meta, Op, State};
+pub use crate::stats::{PeerStats, Stats};
+use crate::wire::Secret;
+pub use crate::wire::sign_stats_request;
 
 const LAG_SAMPLES: usize = 10_000;
-const BATCH_MAX: usize = 500;
-
-/// Settings for a [`ReplicatedStore`].
-#[derive(Debug, Clone)]
-pub struct ReplicatedStoreBuilder {
-    secret: Vec<u8>,
-    peers: Vec<String>,
-    max_sessions: usize,
-    queue_capacity: usize,
-    tombstone_ttl: Duration,
-    sweep_every: Duration,
-    timeout: Duration,
-    settle: Duration,
-}
-
-impl ReplicatedStoreBuilder {
-    /// The peers' replication URLs (where they mounted [`ReplicatedStore::router`]).
-    #[must_use]
-    pub fn peers<I, S>(mut self, peers: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.peers = peers
-            .into_iter()
-            .map(|p| p.into().trim_end_matches('/').to_owned())
-            .collect();
-        self
-    }
-
-    /// The most sessions this instance holds (default 100,000).
-    #[must_use]
-    pub fn max_sessions(mut self, max: usize) -> Self {
-        self.max_sessions = max;
-        self
-    }
-
-    /// Events queued per unreachable peer before it is marked for a full snapshot
-    /// instead (default 10,000).
-    #[must_use]
-    pub fn queue_capacity(mut self, events: usize) -> Self {
-        self.queue_capacity = events.max(1);
-        self
-    }
-
-    /// How long a delivery to a peer may take (default 2 s).
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// How long a write that creates, rotates, binds or deletes a session waits for
-    /// every reachable peer to acknowledge it before answering (default 1 s; zero turns
-    /// the wait off). It is what lets the next request, on any instance, see a login or
-    /// a logout. Peers whose last delivery failed are not waited for.
-    #[must_use]
-    pub fn settle_timeout(mut self, wait: Duration) -> Self {
-        self.settle = wait;
-        self
-    }
-
-    /// Starts the store's background tasks (senders, sweeper) on the current tokio
-    /// runtime. Fails on a secret shorter than 16 bytes.
-    ///
-    /// With peers, the store answers every operation on existing sessions with
-    /// [`Error::Unavailable`] until [`ReplicatedStore::catch_up`] has run: call it
-    /// before serving.
-    pub fn start(self) -> Result<ReplicatedStore> {
-        if self.secret.len() < 16 {
-            return Err(Error::Unsupported {
-                store: "replicated",
-                operation: "starting",
-                why: "the shared secret must be at least 16 bytes",
-            });
-        }
-        let client = reqwest::Client::builder()
-            .timeout(self.timeout)
-            .build()
-            .map_err(|e| Error::unavailable("building the replication HTTP client", e))?;
-        let node = u64::from_le_bytes(Id::generate()?.as_bytes()[..8].try_into().expect("8 bytes"));
-        let inner = Arc::new(Inner {
-            node,
-            clock: Clock::new(node),
-            state: Mutex::new(State::default()),
-            secret: Secret::new(&self.secret),
-            peers: self
-                .peers
-                .iter()
-                .map(|url| Peer::new(url.clone()))
-                .collect(),
-            max_sessions: self.max_sessions,
-            queue_capacity: self.queue_capacity,
-            tombstone_ms: i64::try_from(self.tombstone_ttl.as_millis()).unwrap_or(i64::MAX),
-            seen: Mutex::new(HashMap::new()),
-            ready: AtomicBool::new(self.peers.is_empty()),
-            lag: Mutex::new(VecDeque::new()),
-            client,
-            settle: self.settle,
-        });
-        for index in 0..inner.peers.len() {
-            tokio::spawn(send_loop(Arc::downgrade(&inner), index));
-        }
-        tokio::spawn(sweep_loop(Arc::downgrade(&inner), self.sweep_every));
-        Ok(ReplicatedStore { inner })
-    }
-}
 
 /// Sessions replicated between instances.
 #[derive(Debug, Clone)]
@@ -197,143 +103,34 @@ struct Inner {
     secret: Secret,
     peers: Vec<Peer>,
     max_sessions: usize,
+    max_anonymous: usize,
+    max_session_bytes: usize,
+    max_tombstones: usize,
     queue_capacity: usize,
     tombstone_ms: i64,
-    /// The highest batch sequence applied, per origin.
-    seen: Mutex<HashMap<u64, u64>>,
+    /// The highest batch sequence applied, per sender (most recent senders last).
+    seen: Mutex<VecDeque<(u64, u64)>>,
     ready: AtomicBool,
+    catch_up_error: Mutex<Option<String>>,
     lag: Mutex<VecDeque<i64>>,
     client: reqwest::Client,
+    timeout: Duration,
     settle: Duration,
-}
-
-#[derive(Debug)]
-struct Peer {
-    url: String,
-    queue: Mutex<VecDeque<Event>>,
-    wake: Notify,
-    resync: AtomicBool,
-    /// Events ever queued for this peer (a resync's snapshot covers the dropped ones).
-    queued_total: AtomicU64,
-    /// Events ever acknowledged by this peer, as a count comparable to `queued_total`.
-    acked_total: AtomicU64,
-    /// Woken whenever `acked_total` grows or a delivery fails.
-    acked: Notify,
-    /// Whether the last delivery attempt failed.
-    failing: AtomicBool,
-    delivered: AtomicU64,
-    sent_bytes: AtomicU64,
-    failures: AtomicU64,
-    resyncs: AtomicU64,
-    last_error: Mutex<Option<String>>,
-}
-
-impl Peer {
-    fn new(url: String) -> Self {
-        Self {
-            url,
-            queue: Mutex::new(VecDeque::new()),
-            wake: Notify::new(),
-            resync: AtomicBool::new(false),
-            queued_total: AtomicU64::new(0),
-            acked_total: AtomicU64::new(0),
-            acked: Notify::new(),
-            failing: AtomicBool::new(false),
-            delivered: AtomicU64::new(0),
-            sent_bytes: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
-            resyncs: AtomicU64::new(0),
-            last_error: Mutex::new(None),
-        }
-    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Replication figures, as served at `GET /stats` of the router.
-#[derive(Debug, Clone, Serialize)]
-pub struct Stats {
-    /// This process's node id.
-    pub node: u64,
-    /// Whether it caught up with a peer (or has none).
-    pub ready: bool,
-    /// Sessions held (expired ones not yet swept included).
-    pub sessions: usize,
-    /// Tombstones held.
-    pub tombstones: usize,
-    /// Replication lag of events received from peers, in ms: time from the write's
-    /// timestamp at its origin to its application here.
-    pub lag_ms_p50: Option<i64>,
-    /// The 99th percentile of the same.
-    pub lag_ms_p99: Option<i64>,
-    /// How many lag samples (the most recent 10,000 events).
-    pub lag_samples: usize,
-    /// Outgoing queues.
-    pub peers: Vec<PeerStats>,
-}
-
-/// One peer's outgoing queue.
-#[derive(Debug, Clone, Serialize)]
-pub struct PeerStats {
-    /// The peer's URL.
-    pub url: String,
-    /// Events waiting to be delivered.
-    pub queued: usize,
-    /// Events delivered.
-    pub delivered: u64,
-    /// Bytes of the batch bodies delivered (events and snapshots), without HTTP headers.
-    pub sent_bytes: u64,
-    /// Failed delivery attempts.
-    pub failures: u64,
-    /// Full snapshots pushed after a queue overflow.
-    pub resyncs: u64,
-    /// The last delivery error.
-    pub last_error: Option<String>,
-}
-
 impl ReplicatedStore {
-    /// Settings, starting from the shared secret (at least 16 bytes).
+    /// Settings, starting from the shared secret (at least [`MIN_SECRET_LEN`] bytes).
     pub fn builder(secret: impl AsRef<[u8]>) -> ReplicatedStoreBuilder {
-        ReplicatedStoreBuilder {
-            secret: secret.as_ref().to_vec(),
-            peers: Vec::new(),
-            max_sessions: 100_000,
-            queue_capacity: 10_000,
-            tombstone_ttl: Duration::from_secs(600),
-            sweep_every: Duration::from_secs(30),
-            timeout: Duration::from_secs(2),
-            settle: Duration::from_secs(1),
-        }
+        ReplicatedStoreBuilder::new(secret.as_ref())
     }
 
-    /// Whether this instance has caught up with a live peer (or has no peers).
+    /// Whether this instance has caught up with a live peer (or found none up).
     pub fn is_ready(&self) -> bool {
         self.inner.ready.load(Ordering::SeqCst)
-    }
-
-    /// Pulls a full snapshot from the first peer that answers and merges it, then
-    /// marks the instance ready. With no live peer (the first instance of a cluster)
-    /// it marks the instance ready with the state it has. Returns the peer used.
-    pub async fn catch_up(&self) -> Option<String> {
-        for peer in &self.inner.peers {
-            match self.inner.pull_snapshot(&peer.url).await {
-                Ok(slots) => {
-                    let mut state = lock(&self.inner.state);
-                    for (id, slot) in slots {
-                        state.merge(id, slot);
-                    }
-                    drop(state);
-                    self.inner.ready.store(true, Ordering::SeqCst);
-                    tracing::info!(peer = %peer.url, "caught up from a peer's snapshot");
-                    return Some(peer.url.clone());
-                }
-                Err(e) => tracing::warn!(peer = %peer.url, error = %e, "no snapshot from peer"),
-            }
-        }
-        self.inner.ready.store(true, Ordering::SeqCst);
-        None
     }
 
     /// Before catching up, "unknown" could be a session a peer has, and a user's
@@ -350,19 +147,16 @@ impl ReplicatedStore {
         ))
     }
 
-    /// Replication figures: queues, lag, memory.
+    /// Replication figures: queues, lag, memory, peers' states.
     pub fn stats(&self) -> Stats {
         self.inner.stats()
     }
 
-    /// The routes peers call: `POST /events`, `GET /snapshot`, and `GET /stats`.
-    /// Mount it under a path of the app (the peers' URLs point there).
+    /// The routes peers call: `GET /hello`, `POST /events`, `GET /snapshot`, and
+    /// `GET /stats`, each needing the shared secret. Mount it under a path of the app
+    /// (the peers' URLs point there) that no public proxy forwards.
     pub fn router(&self) -> axum::Router {
-        axum::Router::new()
-            .route("/events", post(receive_events))
-            .route("/snapshot", get(serve_snapshot))
-            .route("/stats", get(serve_stats))
-            .with_state(self.inner.clone())
+        http::router(self.inner.clone())
     }
 
     /// Applies local events and queues them for every peer, in stamp order.
@@ -377,7 +171,6 @@ impl ReplicatedStore {
                 let mut queue = lock(&peer.queue);
                 peer.queued_total.fetch_add(1, Ordering::SeqCst);
                 if queue.len() >= self.inner.queue_capacity {
-                    // Too far behind: a full snapshot will replace the queue.
                     queue.clear();
                     peer.resync.store(true, Ordering::SeqCst);
                 } else {
@@ -387,9 +180,10 @@ impl ReplicatedStore {
                 peer.wake.notify_one();
             }
         }
+        state.bound_tombstones(self.inner.max_tombstones);
     }
 
-    /// Each peer's count of events queued so far: what [`Self::settle`] waits for.
+    /// Each peer's queued total now: what a settled write waits to see acknowledged.
     fn marks(&self) -> Vec<u64> {
         self.inner
             .peers
@@ -434,13 +228,69 @@ impl ReplicatedStore {
             .collect();
         self.publish(state, ops);
     }
+
+    /// Makes room for one more live session: an anonymous one within the anonymous
+    /// share, any within the total, ending the oldest anonymous sessions as needed
+    /// (replicated as deletes, so every instance agrees). Fails only when the store
+    /// is full of sessions bound to users.
+    fn make_room(&self, state: &mut State, anonymous: bool) -> Result<()> {
+        let inner = &self.inner;
+        while (anonymous && state.anonymous_count() >= inner.max_anonymous)
+            || state.live_count() >= inner.max_sessions
+        {
+            let Some(oldest) = state.oldest_anonymous() else {
+                return Err(Error::unavailable(
+                    "creating a session",
+                    std::io::Error::other(format!(
+                        "the replicated store is full ({} sessions bound to users; raise max_sessions or use a central store)",
+                        inner.max_sessions
+                    )),
+                ));
+            };
+            self.publish(state, vec![Op::Delete { id: oldest }]);
+        }
+        Ok(())
+    }
+
+    /// Refuses a record whose data is larger than the session size limit.
+    fn check_size(&self, record: &Record) -> Result<()> {
+        let size = serde_json::to_vec(&record.data).map_or(0, |v| v.len());
+        if size > self.inner.max_session_bytes {
+            return Err(Error::TooLarge {
+                size,
+                limit: self.inner.max_session_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Publishes `record` whole under `id` (a create, or the new id of a rotation),
+    /// after `before` (the old id's delete, for a rotation).
+    fn upsert_whole(&self, state: &mut State, before: Vec<Op>, id: Id, record: &Record) {
+        let mut ops = before;
+        ops.push(Op::Upsert {
+            id,
+            meta: Meta::of(record, Some(record.user.clone())),
+            clear: true,
+            updates: record
+                .data
+                .iter()
+                .map(|(k, v)| (k.clone(), Some(v.clone())))
+                .collect(),
+        });
+        self.publish(state, ops);
+    }
 }
 
 impl Inner {
     fn stats(&self) -> Stats {
-        let (sessions, tombstones) = {
+        let (sessions, anonymous, tombstones) = {
             let state = lock(&self.state);
-            (state.live_count(), state.tombstones())
+            (
+                state.live_count(),
+                state.anonymous_count(),
+                state.tombstones(),
+            )
         };
         let mut lags: Vec<i64> = lock(&self.lag).iter().copied().collect();
         lags.sort_unstable();
@@ -448,7 +298,9 @@ impl Inner {
         Stats {
             node: self.node,
             ready: self.ready.load(Ordering::SeqCst),
+            catch_up_error: lock(&self.catch_up_error).clone(),
             sessions,
+            anonymous,
             tombstones,
             lag_ms_p50: pct(50),
             lag_ms_p99: pct(99),
@@ -458,6 +310,7 @@ impl Inner {
                 .iter()
                 .map(|p| PeerStats {
                     url: p.url.clone(),
+                    state: p.state(),
                     queued: lock(&p.queue).len(),
                     delivered: p.delivered.load(Ordering::Relaxed),
                     sent_bytes: p.sent_bytes.load(Ordering::Relaxed),
@@ -469,121 +322,13 @@ impl Inner {
         }
     }
 
-    async fn pull_snapshot(&self, url: &str) -> Result<Vec<(Id, Slot)>, String> {
-        let ts = unix_ms::now_ms().to_string();
-        let response = self
-            .client
-            .get(format!("{url}/snapshot"))
-            .header(TIMESTAMP, &ts)
-            .header(SIGNATURE, self.secret.sign(&[b"snapshot", ts.as_bytes()]))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        if !response.status().is_success() {
-            return Err(format!("answered {}", response.status()));
-        }
-        let signature = response
-            .headers()
-            .get(SIGNATURE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .ok_or("unsigned snapshot")?;
-        let body = response.bytes().await.map_err(|e| e.to_string())?;
-        if !self.secret.verify(&[b"snapshot-body", &body], &signature) {
-            return Err("snapshot signature does not verify".into());
-        }
-        serde_json::from_slice(&body).map_err(|e| e.to_string())
-    }
-}
-
-async fn send_loop(inner: Weak<Inner>, index: usize) {
-    let mut seq = 0u64;
-    let mut pending: Vec<Event> = Vec::new();
-    let mut pending_snapshot: Option<Vec<(Id, Slot)>> = None;
-    // How many of this peer's queued events the pending batch acknowledges.
-    let mut covers = 0u64;
-    let mut pause = Duration::from_millis(50);
-    loop {
-        let Some(store) = inner.upgrade() else { return };
-        let peer = &store.peers[index];
-        if pending.is_empty() && pending_snapshot.is_none() {
-            if peer.resync.swap(false, Ordering::SeqCst) {
-                let state = lock(&store.state);
-                pending_snapshot = Some(state.snapshot());
-                let mut queue = lock(&peer.queue);
-                queue.clear();
-                // Events are queued under the state lock, so the snapshot holds
-                // every event counted so far.
-                covers = peer.queued_total.load(Ordering::SeqCst);
-                drop(queue);
-                drop(state);
-                peer.resyncs.fetch_add(1, Ordering::Relaxed);
-            } else {
-                let mut queue = lock(&peer.queue);
-                let n = queue.len().min(BATCH_MAX);
-                pending.extend(queue.drain(..n));
-                covers += n as u64;
-            }
-            if pending.is_empty() && pending_snapshot.is_none() {
-                // Wakes for new events, or once a second to notice shutdown.
-                let _ = tokio::time::timeout(Duration::from_secs(1), peer.wake.notified()).await;
-                continue;
-            }
-            seq += 1;
-        }
-        let batch = Batch {
-            origin: store.node,
-            seq,
-            events: pending.clone(),
-            snapshot: pending_snapshot.clone(),
-        };
-        let body = match serde_json::to_vec(&batch) {
-            Ok(body) => body,
-            Err(e) => {
-                tracing::error!(error = %e, "could not encode a replication batch; dropping it");
-                pending.clear();
-                pending_snapshot = None;
-                continue;
-            }
-        };
-        let signature = store.secret.sign(&[b"events", &body]);
-        let size = body.len() as u64;
-        let sent = store
-            .client
-            .post(format!("{}/events", peer.url))
-            .header(SIGNATURE, signature)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await;
-        match sent {
-            // 409: the peer had already applied this batch (an earlier try got through).
-            Ok(r) if r.status().is_success() || r.status() == StatusCode::CONFLICT => {
-                peer.delivered
-                    .fetch_add(pending.len() as u64, Ordering::Relaxed);
-                peer.sent_bytes.fetch_add(size, Ordering::Relaxed);
-                peer.acked_total.fetch_max(covers, Ordering::SeqCst);
-                peer.failing.store(false, Ordering::SeqCst);
-                peer.acked.notify_waiters();
-                pending.clear();
-                pending_snapshot = None;
-                pause = Duration::from_millis(50);
-            }
-            outcome => {
-                let why = match outcome {
-                    Ok(r) => format!("answered {}", r.status()),
-                    Err(e) => e.to_string(),
-                };
-                peer.failures.fetch_add(1, Ordering::Relaxed);
-                peer.failing.store(true, Ordering::SeqCst);
-                peer.acked.notify_waiters();
-                tracing::debug!(peer = %peer.url, error = %why, "replication delivery failed; retrying");
-                *lock(&peer.last_error) = Some(why);
-                drop(store);
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(2));
-            }
-        }
+    /// The stamp (ms) before which every peer has every event of this node.
+    fn peers_caught_up_ms(&self) -> i64 {
+        self.peers
+            .iter()
+            .map(|p| p.caught_up_ms.load(Ordering::SeqCst))
+            .min()
+            .unwrap_or(i64::MAX)
     }
 }
 
@@ -591,115 +336,12 @@ async fn sweep_loop(inner: Weak<Inner>, every: Duration) {
     loop {
         tokio::time::sleep(every).await;
         let Some(store) = inner.upgrade() else { return };
-        let swept = lock(&store.state).sweep(OffsetDateTime::now_utc(), store.tombstone_ms);
+        let acked = store.peers_caught_up_ms();
+        let swept = lock(&store.state).sweep(OffsetDateTime::now_utc(), store.tombstone_ms, acked);
         if swept > 0 {
             tracing::debug!(swept, "swept expired sessions and old tombstones");
         }
     }
-}
-
-fn refuse(status: StatusCode, why: &'static str) -> Response {
-    tracing::warn!(%status, why, "refused a replication request");
-    (status, why).into_response()
-}
-
-async fn receive_events(
-    AxumState(inner): AxumState<Arc<Inner>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let Some(signature) = headers.get(SIGNATURE).and_then(|v| v.to_str().ok()) else {
-        return refuse(StatusCode::UNAUTHORIZED, "unsigned replication message");
-    };
-    if !inner.secret.verify(&[b"events", &body], signature) {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            "replication message signature does not verify",
-        );
-    }
-    let Ok(batch) = serde_json::from_slice::<Batch>(&body) else {
-        return refuse(StatusCode::BAD_REQUEST, "malformed replication message");
-    };
-    let mut seen = lock(&inner.seen);
-    if seen
-        .get(&batch.origin)
-        .is_some_and(|last| *last >= batch.seq)
-    {
-        return refuse(StatusCode::CONFLICT, "replayed replication message");
-    }
-    let now = unix_ms::now_ms();
-    let mut state = lock(&inner.state);
-    let mut lag = lock(&inner.lag);
-    for event in &batch.events {
-        inner.clock.observe(event.stamp);
-        state.apply(event);
-        if lag.len() == LAG_SAMPLES {
-            lag.pop_front();
-        }
-        lag.push_back(now - event.stamp.ms);
-    }
-    if let Some(slots) = batch.snapshot {
-        for (id, slot) in slots {
-            state.merge(id, slot);
-        }
-    }
-    seen.insert(batch.origin, batch.seq);
-    StatusCode::OK.into_response()
-}
-
-async fn serve_snapshot(AxumState(inner): AxumState<Arc<Inner>>, headers: HeaderMap) -> Response {
-    let text = |name| {
-        headers
-            .get(name)
-            .and_then(|v: &HeaderValue| v.to_str().ok())
-    };
-    let (Some(ts), Some(signature)) = (text(TIMESTAMP), text(SIGNATURE)) else {
-        return refuse(StatusCode::UNAUTHORIZED, "unsigned snapshot request");
-    };
-    if !inner
-        .secret
-        .verify(&[b"snapshot", ts.as_bytes()], signature)
-    {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            "snapshot request signature does not verify",
-        );
-    }
-    if ts
-        .parse::<i64>()
-        .map_or(true, |t| (unix_ms::now_ms() - t).abs() > MAX_SKEW_MS)
-    {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            "stale or replayed snapshot request",
-        );
-    }
-    let slots = lock(&inner.state).snapshot();
-    let Ok(body) = serde_json::to_vec(&slots) else {
-        return refuse(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "could not encode the snapshot",
-        );
-    };
-    let Ok(signature) = HeaderValue::from_str(&inner.secret.sign(&[b"snapshot-body", &body]))
-    else {
-        return refuse(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "could not sign the snapshot",
-        );
-    };
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(SIGNATURE, signature);
-    headers.insert(
-        axum::http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-async fn serve_stats(AxumState(inner): AxumState<Arc<Inner>>) -> axum::Json<Stats> {
-    axum::Json(inner.stats())
 }
 
 #[async_trait]
@@ -724,31 +366,14 @@ impl SessionStore for ReplicatedStore {
     }
 
     async fn create(&self, id: &Id, record: &Record) -> Result<Created> {
+        self.check_size(record)?;
         let marks = {
             let mut state = lock(&self.inner.state);
             if state.known(id) {
                 return Ok(Created::IdTaken);
             }
-            if state.live_count() >= self.inner.max_sessions {
-                return Err(Error::unavailable(
-                    "creating a session",
-                    std::io::Error::other(format!(
-                        "the replicated store is full ({} sessions; raise max_sessions or use a central store)",
-                        self.inner.max_sessions
-                    )),
-                ));
-            }
-            let op = Op::Upsert {
-                id: *id,
-                meta: Meta::of(record, Some(record.user.clone())),
-                clear: true,
-                updates: record
-                    .data
-                    .iter()
-                    .map(|(k, v)| (k.clone(), Some(v.clone())))
-                    .collect(),
-            };
-            self.publish(&mut state, vec![op]);
+            self.make_room(&mut state, record.user.is_none())?;
+            self.upsert_whole(&mut state, Vec::new(), *id, record);
             self.marks()
         };
         self.settle(marks).await;
@@ -764,6 +389,7 @@ impl SessionStore for ReplicatedStore {
             };
             let mut after = current.clone();
             after.apply(changes);
+            self.check_size(&after)?;
             let op = Op::Upsert {
                 id: *id,
                 meta: Meta::of(&after, changes.user.clone()),
@@ -828,20 +454,8 @@ impl SessionStore for ReplicatedStore {
             }
             let mut moved = current.clone();
             moved.apply(changes);
-            let ops = vec![
-                Op::Delete { id: *old },
-                Op::Upsert {
-                    id: *new,
-                    meta: Meta::of(&moved, Some(moved.user.clone())),
-                    clear: true,
-                    updates: moved
-                        .data
-                        .iter()
-                        .map(|(k, v)| (k.clone(), Some(v.clone())))
-                        .collect(),
-                },
-            ];
-            self.publish(&mut state, ops);
+            self.check_size(&moved)?;
+            self.upsert_whole(&mut state, vec![Op::Delete { id: *old }], *new, &moved);
             if let (Some(user), Some(cap)) = (&moved.user, changes.user_cap) {
                 self.enforce_cap(&mut state, user, new, cap);
             }

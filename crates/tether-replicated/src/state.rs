@@ -11,6 +11,7 @@
 #![allow(clippy::option_option)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -90,11 +91,20 @@ impl Meta {
 }
 
 /// Every session this node knows, live or ended.
+///
+/// Besides the slots it keeps two orders: anonymous sessions (no user bound) by
+/// creation, so the oldest can make room for a login; tombstones by stamp, so the
+/// oldest can go first when there are too many.
 #[derive(Debug, Default)]
 pub(crate) struct State {
-    slots: HashMap<Id, Slot>,
+    slots: BTreeMap<Id, Slot>,
     users: HashMap<String, BTreeSet<Id>>,
     live: usize,
+    anonymous: BTreeSet<(i64, Id)>,
+    tombstones: BTreeSet<(Stamp, Id)>,
+    /// Events stamped at or before this are refused: a tombstone that old may have
+    /// been dropped (over the cap), so such an event could bring a session back.
+    horizon: Stamp,
 }
 
 impl State {
@@ -120,6 +130,35 @@ impl State {
         self.slots.len() - self.live
     }
 
+    /// Live sessions bound to no user.
+    pub(crate) fn anonymous_count(&self) -> usize {
+        self.anonymous.len()
+    }
+
+    /// The oldest anonymous session, the first to make room.
+    pub(crate) fn oldest_anonymous(&self) -> Option<Id> {
+        self.anonymous.first().map(|(_, id)| *id)
+    }
+
+    /// Events at or before this stamp are refused.
+    pub(crate) fn horizon(&self) -> Stamp {
+        self.horizon
+    }
+
+    /// Drops the oldest tombstones beyond `max`, moving the horizon past them.
+    pub(crate) fn bound_tombstones(&mut self, max: usize) -> usize {
+        let mut dropped = 0;
+        while self.tombstones.len() > max {
+            let Some((stamp, id)) = self.tombstones.pop_first() else {
+                break;
+            };
+            self.slots.remove(&id);
+            self.horizon = self.horizon.max(stamp);
+            dropped += 1;
+        }
+        dropped
+    }
+
     pub(crate) fn user_sessions(&self, user: &str, now: OffsetDateTime) -> Vec<SessionInfo> {
         let mut list: Vec<SessionInfo> = self
             .users
@@ -132,35 +171,53 @@ impl State {
         list
     }
 
-    fn index(&mut self, id: Id, before: Option<&str>, after: Option<&str>) {
-        if before == after {
-            return;
-        }
-        if let Some(before) = before
-            && let Some(ids) = self.users.get_mut(before)
-        {
-            ids.remove(&id);
-            if ids.is_empty() {
-                self.users.remove(before);
+    /// Keeps the user index and the anonymous order in step with a binding change of a
+    /// live session (`before`/`after`: `None` = not live).
+    fn index(&mut self, id: Id, before: Binding<'_>, after: Binding<'_>) {
+        if let Some((created, user)) = before {
+            match user {
+                Some(user) => {
+                    if let Some(ids) = self.users.get_mut(user) {
+                        ids.remove(&id);
+                        if ids.is_empty() {
+                            self.users.remove(user);
+                        }
+                    }
+                }
+                None => {
+                    self.anonymous.remove(&(created, id));
+                }
             }
         }
-        if let Some(after) = after {
-            self.users.entry(after.to_owned()).or_default().insert(id);
+        if let Some((created, user)) = after {
+            match user {
+                Some(user) => {
+                    self.users.entry(user.to_owned()).or_default().insert(id);
+                }
+                None => {
+                    self.anonymous.insert((created, id));
+                }
+            }
         }
+    }
+
+    fn set_dead(&mut self, id: Id, stamp: Stamp) {
+        if let Some(Slot::Dead(old)) = self.slots.insert(id, Slot::Dead(stamp)) {
+            self.tombstones.remove(&(old, id));
+        }
+        self.tombstones.insert((stamp, id));
     }
 
     fn kill(&mut self, id: Id, stamp: Stamp) {
         match self.slots.get(&id) {
             Some(Slot::Dead(old)) if *old >= stamp => {}
             Some(Slot::Live(e)) => {
-                let user = e.record.user.clone();
-                self.index(id, user.as_deref(), None);
-                self.slots.insert(id, Slot::Dead(stamp));
+                let (created, user) = binding(&e.record);
+                self.index(id, Some((created, user.as_deref())), None);
+                self.set_dead(id, stamp);
                 self.live -= 1;
             }
-            Some(Slot::Dead(_)) | None => {
-                self.slots.insert(id, Slot::Dead(stamp));
-            }
+            Some(Slot::Dead(_)) | None => self.set_dead(id, stamp),
         }
     }
 
@@ -187,14 +244,21 @@ impl State {
                 if matches!(self.slots.get(id), Some(Slot::Dead(_))) {
                     return;
                 }
-                if !self.slots.contains_key(id) {
-                    self.slots.insert(*id, Slot::Live(Entry::from_meta(meta)));
-                    self.live += 1;
-                }
+                let before = match self.slots.get(id) {
+                    Some(Slot::Live(e)) => Some(binding(&e.record)),
+                    _ => {
+                        // Unknown here: it may be a session whose tombstone was dropped.
+                        if stamp <= self.horizon {
+                            return;
+                        }
+                        self.slots.insert(*id, Slot::Live(Entry::from_meta(meta)));
+                        self.live += 1;
+                        None
+                    }
+                };
                 let Some(Slot::Live(entry)) = self.slots.get_mut(id) else {
                     return;
                 };
-                let before = entry.record.user.clone();
                 if *clear {
                     entry.clear_before(stamp);
                 }
@@ -208,15 +272,43 @@ impl State {
                     entry.user_at = stamp;
                 }
                 entry.absorb(meta);
-                let after = entry.record.user.clone();
-                self.index(*id, before.as_deref(), after.as_deref());
+                let after = binding(&entry.record);
+                self.index(
+                    *id,
+                    before.as_ref().map(|(c, u)| (*c, u.as_deref())),
+                    Some((after.0, after.1.as_deref())),
+                );
             }
         }
     }
 
-    /// Every slot, for a peer's snapshot.
+    /// Every slot.
+    #[cfg(test)]
     pub(crate) fn snapshot(&self) -> Vec<(Id, Slot)> {
         self.slots.iter().map(|(id, s)| (*id, s.clone())).collect()
+    }
+
+    /// The slots after `after` (all from the start when `None`), in id order, until
+    /// their encoded size reaches `budget` bytes (at least one slot); with the id to
+    /// continue after, if any is left.
+    pub(crate) fn snapshot_page(
+        &self,
+        after: Option<Id>,
+        budget: usize,
+    ) -> (Vec<(Id, Slot)>, Option<Id>) {
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut page = Vec::new();
+        let mut size = 0;
+        for (id, slot) in self.slots.range((start, Bound::Unbounded)) {
+            if size >= budget
+                && let Some(&(last, _)) = page.last()
+            {
+                return (page, Some(last));
+            }
+            size += serde_json::to_vec(slot).map_or(0, |v| v.len()) + 32;
+            page.push((*id, slot.clone()));
+        }
+        (page, None)
     }
 
     /// Merges a peer's slot: the result is the same whichever side merges.
@@ -226,44 +318,63 @@ impl State {
             Slot::Live(remote) => match self.slots.get_mut(&id) {
                 Some(Slot::Dead(_)) => {}
                 None => {
-                    let user = remote.record.user.clone();
+                    let (created, user) = binding(&remote.record);
                     self.slots.insert(id, Slot::Live(remote));
                     self.live += 1;
-                    self.index(id, None, user.as_deref());
+                    self.index(id, None, Some((created, user.as_deref())));
                 }
                 Some(Slot::Live(local)) => {
-                    let before = local.record.user.clone();
+                    let before = binding(&local.record);
                     local.merge(&remote);
-                    let after = local.record.user.clone();
-                    self.index(id, before.as_deref(), after.as_deref());
+                    let after = binding(&local.record);
+                    self.index(
+                        id,
+                        Some((before.0, before.1.as_deref())),
+                        Some((after.0, after.1.as_deref())),
+                    );
                 }
             },
         }
     }
 
-    /// Drops expired sessions and tombstones older than `tombstone_ms`.
-    pub(crate) fn sweep(&mut self, now: OffsetDateTime, tombstone_ms: i64) -> usize {
+    /// Drops expired sessions, and tombstones older than `tombstone_ms` whose stamp is
+    /// before `acked_ms` (every peer has them, so none can send the session back).
+    pub(crate) fn sweep(&mut self, now: OffsetDateTime, tombstone_ms: i64, acked_ms: i64) -> usize {
         let now_ms = unix_ms::to_ms(now);
-        let doomed: Vec<(Id, Option<String>, bool)> = self
+        let expired: Vec<(Id, i64, Option<String>)> = self
             .slots
             .iter()
             .filter_map(|(id, slot)| match slot {
                 Slot::Live(e) if e.record.is_expired(now) => {
-                    Some((*id, e.record.user.clone(), true))
+                    let (created, user) = binding(&e.record);
+                    Some((*id, created, user))
                 }
-                Slot::Dead(stamp) if now_ms - stamp.ms > tombstone_ms => Some((*id, None, false)),
                 _ => None,
             })
             .collect();
-        for (id, user, live) in &doomed {
+        for (id, created, user) in &expired {
             self.slots.remove(id);
-            if *live {
-                self.live -= 1;
-                self.index(*id, user.as_deref(), None);
-            }
+            self.live -= 1;
+            self.index(*id, Some((*created, user.as_deref())), None);
         }
-        doomed.len()
+        let mut dropped = 0;
+        while let Some(&(stamp, id)) = self.tombstones.first() {
+            if now_ms - stamp.ms <= tombstone_ms || stamp.ms >= acked_ms {
+                break;
+            }
+            self.tombstones.pop_first();
+            self.slots.remove(&id);
+            dropped += 1;
+        }
+        expired.len() + dropped
     }
+}
+
+/// A live session's place in the indexes: its creation (ms) and user.
+type Binding<'a> = Option<(i64, Option<&'a str>)>;
+
+fn binding(record: &Record) -> (i64, Option<String>) {
+    (unix_ms::to_ms(record.created), record.user.clone())
 }
 
 fn extend(record: &mut Record, last_seen: i64, idle_deadline: i64) {

@@ -9,21 +9,53 @@ use crate::state::{Event, Slot};
 
 /// The header carrying the hex HMAC-SHA256 of a message.
 pub(crate) const SIGNATURE: &str = "x-tether-signature";
-/// The header carrying the request time of a snapshot request (ms since the epoch).
+/// The header carrying the request time of a signed request (ms since the epoch).
 pub(crate) const TIMESTAMP: &str = "x-tether-timestamp";
-/// How far a snapshot request's time may be from ours.
+/// The header carrying a request's random nonce, which its signed answer repeats.
+pub(crate) const NONCE: &str = "x-tether-nonce";
+/// The header of a refusal carrying the refusing node's clock (ms), to name skew.
+pub(crate) const TIME: &str = "x-tether-time";
+/// The header marking a `503` from a node that is still catching up itself.
+pub(crate) const NOT_READY: &str = "x-tether-not-ready";
+/// How far a signed request's time may be from ours.
 pub(crate) const MAX_SKEW_MS: i64 = 30_000;
+/// The largest request body a node accepts. Every batch and snapshot page a sender
+/// builds is far below it ([`BATCH_BYTES`] plus one session at most).
+pub(crate) const MAX_BODY: usize = 8 << 20;
+/// What a sender packs into one batch, and a node into one snapshot page.
+pub(crate) const BATCH_BYTES: usize = 1 << 20;
 
-/// One delivery from a node to a peer. `seq` grows with every batch a node sends to
-/// a peer, so a replayed batch is recognised; `origin` is random per process start.
+/// One delivery from a node to a peer.
+///
+/// `origin` is the sender's node id, random per process start; `to` is the
+/// receiver's, learned from its signed hello; `seq` grows with every batch the sender
+/// sends that receiver. So a captured batch is refused by every other node, by the
+/// same node after a restart, and when replayed to the same node (an old `seq`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Batch {
     pub(crate) origin: u64,
+    pub(crate) to: u64,
     pub(crate) seq: u64,
     pub(crate) events: Vec<Event>,
-    /// A full state, sent instead of events after the peer's queue overflowed.
+    /// A page of a full state, sent instead of events after the peer's queue
+    /// overflowed, grew too old, or was refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) snapshot: Option<Vec<(Id, Slot)>>,
+}
+
+/// A node's answer to a signed hello.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Hello {
+    pub(crate) node: u64,
+    pub(crate) ready: bool,
+}
+
+/// One page of a node's state, as `GET /snapshot?after=ID` answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Page {
+    pub(crate) slots: Vec<(Id, Slot)>,
+    /// Where the next page starts, if there is one.
+    pub(crate) next: Option<Id>,
 }
 
 /// The shared secret.
@@ -60,6 +92,30 @@ impl Secret {
     pub(crate) fn verify(&self, parts: &[&[u8]], signature: &str) -> bool {
         hex::decode(signature).is_ok_and(|sig| self.mac(parts).verify_slice(&sig).is_ok())
     }
+
+    /// The headers of a signed request for `what` (its timestamp, its nonce and their
+    /// signature); the answer's signature covers the same nonce.
+    pub(crate) fn request_headers(&self, what: &str, extra: &[u8]) -> [(&'static str, String); 3] {
+        let ts = tether_core::unix_ms::now_ms().to_string();
+        let mut nonce = [0u8; 16];
+        // An all-zero nonce on a broken random source only loses replay protection of
+        // the answer, which is signed anyway.
+        let _ = tether_core::fill_random(&mut nonce);
+        let nonce = hex::encode(nonce);
+        let signature = self.sign(&[what.as_bytes(), ts.as_bytes(), nonce.as_bytes(), extra]);
+        [(TIMESTAMP, ts), (NONCE, nonce), (SIGNATURE, signature)]
+    }
+}
+
+/// Signs a `GET` of a node's `/stats` with the shared secret: the headers to send.
+///
+/// ```
+/// let headers = tether_replicated::sign_stats_request(b"a shared secret of 16+ bytes");
+/// assert_eq!(headers.len(), 3);
+/// assert!(headers.iter().any(|(name, _)| *name == "x-tether-signature"));
+/// ```
+pub fn sign_stats_request(secret: impl AsRef<[u8]>) -> [(&'static str, String); 3] {
+    Secret::new(secret.as_ref()).request_headers("stats", b"")
 }
 
 #[cfg(test)]

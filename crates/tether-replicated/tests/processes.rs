@@ -69,7 +69,7 @@ fn node(spec: &str) {
             .with_state(store.clone())
             .nest("/_tether", store.router());
         let serve = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        store.catch_up().await;
+        store.catch_up_until_ready().await;
         serve.await.unwrap();
     });
 }
@@ -232,12 +232,11 @@ fn three_processes() {
             Duration::from_secs(30),
             || has_keys(data(&http, node, &id).as_ref(), 1000),
         );
-        let stats: Value = http
-            .get(node.url("/_tether/stats"))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
+        let mut request = http.get(node.url("/_tether/stats"));
+        for (name, value) in tether_replicated::sign_stats_request(SECRET) {
+            request = request.header(name, value);
+        }
+        let stats: Value = request.send().unwrap().json().unwrap();
         eprintln!(
             "replication lag at :{}: p50 {} ms, p99 {} ms over {} events",
             node.port, stats["lag_ms_p50"], stats["lag_ms_p99"], stats["lag_samples"]
@@ -303,45 +302,95 @@ fn three_processes() {
         );
     }
 
-    refuses_forged_messages(&http, &a);
+    refuses_forged_messages(&http, &a, &b);
 }
 
-/// Unsigned, wrongly signed and replayed messages are refused.
-fn refuses_forged_messages(http: &reqwest::blocking::Client, a: &Node) {
-    let events = a.url("/_tether/events");
-    let body = br#"{"origin":4242,"seq":1,"events":[]}"#.to_vec();
-    let post = |signature: Option<&str>| {
+/// A node's id, from a hello signed by hand.
+fn node_id(http: &reqwest::blocking::Client, node: &Node) -> u64 {
+    let ts = (time::OffsetDateTime::now_utc().unix_timestamp() * 1000).to_string();
+    let nonce = "0123456789abcdef";
+    let hello: Value = http
+        .get(node.url("/_tether/hello"))
+        .header("x-tether-timestamp", &ts)
+        .header("x-tether-nonce", nonce)
+        .header(
+            "x-tether-signature",
+            sign(&[b"hello", ts.as_bytes(), nonce.as_bytes(), b""]),
+        )
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    hello["node"].as_u64().unwrap()
+}
+
+/// Unsigned, wrongly signed, misdirected, replayed and stale messages are refused,
+/// and so are unsigned snapshot and stats requests.
+fn refuses_forged_messages(http: &reqwest::blocking::Client, a: &Node, b: &Node) {
+    let post = |node: &Node, body: &[u8], signature: Option<&str>| {
         let mut req = http
-            .post(&events)
+            .post(node.url("/_tether/events"))
             .header("content-type", "application/json")
-            .body(body.clone());
+            .body(body.to_vec());
         if let Some(s) = signature {
             req = req.header("x-tether-signature", s);
         }
         req.send().unwrap().status()
     };
-    assert_eq!(post(None), 401, "unsigned");
+    let to_a = node_id(http, a);
+    let body = format!(r#"{{"origin":4242,"to":{to_a},"seq":1,"events":[]}}"#).into_bytes();
+    assert_eq!(post(a, &body, None), 401, "unsigned");
     assert_eq!(
-        post(Some(&sign(&[b"events", b"something else"]))),
+        post(a, &body, Some(&sign(&[b"events", b"something else"]))),
         401,
         "wrongly signed"
     );
     let good = sign(&[b"events", &body]);
-    assert_eq!(post(Some(&good)), 200, "a properly signed message");
-    assert_eq!(post(Some(&good)), 409, "the same message replayed");
-    let snapshot = http
-        .get(a.url("/_tether/snapshot"))
-        .send()
-        .unwrap()
-        .status();
-    assert_eq!(snapshot, 401, "an unsigned snapshot request");
+    assert_eq!(
+        post(a, &body, Some(&good)),
+        200,
+        "a properly signed message"
+    );
+    assert_eq!(
+        post(a, &body, Some(&good)),
+        409,
+        "the same message replayed"
+    );
+    assert_eq!(
+        post(b, &body, Some(&good)),
+        421,
+        "the same message replayed to another peer"
+    );
+
+    // An event older than the tombstone window could bring a deleted session back.
+    let old = time::OffsetDateTime::now_utc().unix_timestamp() * 1000 - 3_600_000;
+    let id = Id::generate().unwrap();
+    let stale = format!(
+        r#"{{"origin":4242,"to":{to_a},"seq":2,"events":[{{"stamp":{{"ms":{old},"n":0,"node":4242}},"op":{{"Delete":{{"id":"{id}"}}}}}}]}}"#
+    )
+    .into_bytes();
+    assert_eq!(
+        post(a, &stale, Some(&sign(&[b"events", &stale]))),
+        410,
+        "a stale event"
+    );
+
+    for path in ["/_tether/snapshot", "/_tether/stats", "/_tether/hello"] {
+        let status = http.get(a.url(path)).send().unwrap().status();
+        assert_eq!(status, 401, "an unsigned request of {path}");
+    }
     let old = (time::OffsetDateTime::now_utc().unix_timestamp() * 1000 - 120_000).to_string();
+    let nonce = "0123456789abcdef";
     let stale = http
         .get(a.url("/_tether/snapshot"))
         .header("x-tether-timestamp", &old)
-        .header("x-tether-signature", sign(&[b"snapshot", old.as_bytes()]))
+        .header("x-tether-nonce", nonce)
+        .header(
+            "x-tether-signature",
+            sign(&[b"snapshot", old.as_bytes(), nonce.as_bytes(), b""]),
+        )
         .send()
-        .unwrap()
-        .status();
-    assert_eq!(stale, 401, "a replayed (stale) snapshot request");
+        .unwrap();
+    assert_eq!(stale.status(), 401, "a replayed (stale) snapshot request");
+    assert!(stale.headers().contains_key("x-tether-time"));
 }

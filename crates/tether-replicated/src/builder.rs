@@ -1,0 +1,190 @@
+//! The store's settings and start-up.
+
+use std::collections::VecDeque;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tether_core::{Error, Id, Result};
+
+use crate::clock::Clock;
+use crate::peer::{Peer, send_loop};
+use crate::state::State;
+use crate::wire::Secret;
+use crate::{Inner, ReplicatedStore, sweep_loop};
+
+/// The shortest shared secret accepted.
+pub const MIN_SECRET_LEN: usize = 16;
+
+/// Settings for a [`ReplicatedStore`].
+#[derive(Debug, Clone)]
+pub struct ReplicatedStoreBuilder {
+    pub(crate) secret: Vec<u8>,
+    pub(crate) peers: Vec<String>,
+    pub(crate) max_sessions: usize,
+    pub(crate) max_anonymous: Option<usize>,
+    pub(crate) max_session_bytes: usize,
+    pub(crate) max_tombstones: Option<usize>,
+    pub(crate) queue_capacity: usize,
+    pub(crate) tombstone_ttl: Duration,
+    pub(crate) sweep_every: Duration,
+    pub(crate) timeout: Duration,
+    pub(crate) settle: Duration,
+}
+
+impl ReplicatedStoreBuilder {
+    pub(crate) fn new(secret: &[u8]) -> Self {
+        Self {
+            secret: secret.to_vec(),
+            peers: Vec::new(),
+            max_sessions: 100_000,
+            max_anonymous: None,
+            max_session_bytes: 256 * 1024,
+            max_tombstones: None,
+            queue_capacity: 10_000,
+            tombstone_ttl: Duration::from_secs(600),
+            sweep_every: Duration::from_secs(30),
+            timeout: Duration::from_secs(2),
+            settle: Duration::from_secs(1),
+        }
+    }
+
+    /// The peers' replication URLs (where they mounted [`ReplicatedStore::router`]).
+    #[must_use]
+    pub fn peers<I, S>(mut self, peers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.peers = peers
+            .into_iter()
+            .map(|p| p.into().trim_end_matches('/').to_owned())
+            .collect();
+        self
+    }
+
+    /// The most sessions this instance holds (default 100,000). Sessions bound to a
+    /// user may use all of it; anonymous ones only [`Self::max_anonymous_sessions`].
+    #[must_use]
+    pub fn max_sessions(mut self, max: usize) -> Self {
+        self.max_sessions = max.max(1);
+        self
+    }
+
+    /// The most anonymous sessions (bound to no user; default half of
+    /// [`Self::max_sessions`]). Beyond it, a new anonymous session ends the oldest
+    /// anonymous one, on every instance; so a flood of cookie-less requests can never
+    /// take the room logins need.
+    #[must_use]
+    pub fn max_anonymous_sessions(mut self, max: usize) -> Self {
+        self.max_anonymous = Some(max.max(1));
+        self
+    }
+
+    /// The largest session, as the JSON of its data (default 256 KiB). A save or
+    /// create beyond it fails with [`Error::TooLarge`] (a `413` from the layer), so
+    /// every replication message stays far below what peers accept.
+    #[must_use]
+    pub fn max_session_bytes(mut self, max: usize) -> Self {
+        self.max_session_bytes = max;
+        self
+    }
+
+    /// The most tombstones kept (default [`Self::max_sessions`]); beyond it the
+    /// oldest go first, and events older than them are refused from then on.
+    #[must_use]
+    pub fn max_tombstones(mut self, max: usize) -> Self {
+        self.max_tombstones = Some(max.max(1));
+        self
+    }
+
+    /// How long a deleted session's tombstone is kept (default 10 min). Events older
+    /// than this are never sent nor applied: a peer that was away longer gets a full
+    /// resync instead.
+    #[must_use]
+    pub fn tombstone_ttl(mut self, ttl: Duration) -> Self {
+        self.tombstone_ttl = ttl;
+        self
+    }
+
+    /// Events queued per unreachable peer before it is marked for a full snapshot
+    /// instead (default 10,000).
+    #[must_use]
+    pub fn queue_capacity(mut self, events: usize) -> Self {
+        self.queue_capacity = events.max(1);
+        self
+    }
+
+    /// How long a delivery to a peer, or one page of its snapshot, may take (default
+    /// 2 s). Snapshots come in pages of at most 1 MiB, so the time to pull one grows
+    /// with its size and no single request needs more.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How long a write that creates, rotates, binds or deletes a session waits for
+    /// every reachable peer to acknowledge it before answering (default 1 s; zero turns
+    /// the wait off). It is what lets the next request, on any instance, see a login or
+    /// a logout. Peers whose last delivery failed are not waited for.
+    #[must_use]
+    pub fn settle_timeout(mut self, wait: Duration) -> Self {
+        self.settle = wait;
+        self
+    }
+
+    /// Starts the store's background tasks (senders, sweeper) on the current tokio
+    /// runtime. A secret shorter than [`MIN_SECRET_LEN`] bytes is a configuration
+    /// error.
+    ///
+    /// With peers, the store answers every operation on existing sessions with
+    /// [`Error::Unavailable`] until [`ReplicatedStore::catch_up`] has made it ready:
+    /// call it before serving.
+    pub fn start(self) -> Result<ReplicatedStore> {
+        if self.secret.len() < MIN_SECRET_LEN {
+            return Err(Error::Unsupported {
+                store: "replicated",
+                operation: "starting",
+                why: "the shared secret must be at least 16 bytes (configuration error)",
+            });
+        }
+        let client = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .build()
+            .map_err(|e| Error::unavailable("building the replication HTTP client", e))?;
+        let node = u64::from_le_bytes(Id::generate()?.as_bytes()[..8].try_into().expect("8 bytes"));
+        let inner = Arc::new(Inner {
+            node,
+            clock: Clock::new(node),
+            state: Mutex::new(State::default()),
+            secret: Secret::new(&self.secret),
+            peers: self
+                .peers
+                .iter()
+                .map(|url| Peer::new(url.clone()))
+                .collect(),
+            max_sessions: self.max_sessions,
+            max_anonymous: self
+                .max_anonymous
+                .unwrap_or(self.max_sessions / 2)
+                .clamp(1, self.max_sessions),
+            max_session_bytes: self.max_session_bytes,
+            max_tombstones: self.max_tombstones.unwrap_or(self.max_sessions),
+            queue_capacity: self.queue_capacity,
+            tombstone_ms: i64::try_from(self.tombstone_ttl.as_millis()).unwrap_or(i64::MAX),
+            seen: Mutex::new(VecDeque::new()),
+            ready: AtomicBool::new(self.peers.is_empty()),
+            catch_up_error: Mutex::new(None),
+            lag: Mutex::new(VecDeque::new()),
+            client,
+            timeout: self.timeout,
+            settle: self.settle,
+        });
+        for index in 0..inner.peers.len() {
+            tokio::spawn(send_loop(Arc::downgrade(&inner), index));
+        }
+        tokio::spawn(sweep_loop(Arc::downgrade(&inner), self.sweep_every));
+        Ok(ReplicatedStore { inner })
+    }
+}

@@ -1,0 +1,170 @@
+//! Catching up: pulling a peer's whole state, page by page, before serving.
+//!
+//! Only "no peer is up" (every peer refused the connection, or is itself still
+//! catching up) makes an instance the first of its cluster. A peer that answered with
+//! an error (a wrong secret, clock skew, a timeout) keeps this instance not ready: the
+//! reason is logged and shown in the stats, and [`ReplicatedStore::catch_up_until_ready`]
+//! tries again with backoff.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tether_core::{Id, unix_ms};
+
+use crate::state::Slot;
+use crate::wire::{MAX_SKEW_MS, NONCE, NOT_READY, Page, SIGNATURE, TIME};
+use crate::{Inner, ReplicatedStore, lock};
+
+/// How one catch-up round ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CatchUp {
+    /// Merged the whole state of this peer: ready.
+    FromPeer(String),
+    /// No peer is up (each refused the connection or is catching up too): this
+    /// instance starts with the state it has, and is ready.
+    NoPeerUp,
+    /// Peers answered, but with errors (each `URL: reason`): not ready.
+    Failed(Vec<String>),
+}
+
+/// Why a pull did not give a state.
+enum Pull {
+    /// Nothing there: the peer is down or not ready itself.
+    Down,
+    /// It answered with an error.
+    Error(String),
+}
+
+impl ReplicatedStore {
+    /// One round: pulls the whole state of the first peer that gives it, and merges
+    /// it. See [`CatchUp`] for what makes the instance ready.
+    pub async fn catch_up(&self) -> CatchUp {
+        let inner = &self.inner;
+        let mut errors = Vec::new();
+        for peer in &inner.peers {
+            match inner.pull(&peer.url).await {
+                Ok(slots) => {
+                    let mut state = lock(&inner.state);
+                    for (id, slot) in slots {
+                        state.merge(id, slot);
+                    }
+                    drop(state);
+                    inner.ready.store(true, Ordering::SeqCst);
+                    *lock(&inner.catch_up_error) = None;
+                    tracing::info!(peer = %peer.url, "caught up from a peer's snapshot");
+                    return CatchUp::FromPeer(peer.url.clone());
+                }
+                Err(Pull::Down) => {}
+                Err(Pull::Error(why)) => {
+                    tracing::warn!(peer = %peer.url, error = %why, "could not catch up from a peer");
+                    errors.push(format!("{}: {why}", peer.url));
+                }
+            }
+        }
+        if errors.is_empty() {
+            inner.ready.store(true, Ordering::SeqCst);
+            *lock(&inner.catch_up_error) = None;
+            return CatchUp::NoPeerUp;
+        }
+        *lock(&inner.catch_up_error) = Some(errors.join("; "));
+        CatchUp::Failed(errors)
+    }
+
+    /// Rounds of [`ReplicatedStore::catch_up`], 100 ms apart doubling up to 5 s, until
+    /// one ends ready; returns that one.
+    pub async fn catch_up_until_ready(&self) -> CatchUp {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match self.catch_up().await {
+                CatchUp::Failed(_) => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+                done => return done,
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// Every page of `url`'s state.
+    async fn pull(&self, url: &str) -> Result<Vec<(Id, Slot)>, Pull> {
+        let mut slots = Vec::new();
+        let mut after: Option<Id> = None;
+        loop {
+            let page = self.pull_page(url, after).await?;
+            slots.extend(page.slots);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(slots),
+            }
+        }
+    }
+
+    async fn pull_page(&self, url: &str, after: Option<Id>) -> Result<Page, Pull> {
+        let after_text = after.map(|id| id.to_string()).unwrap_or_default();
+        let headers = self
+            .secret
+            .request_headers("snapshot", after_text.as_bytes());
+        let nonce = headers[1].1.clone();
+        debug_assert_eq!(headers[1].0, NONCE);
+        let mut request = self
+            .client
+            .get(format!("{url}/snapshot"))
+            .query(&[("after", &after_text)]);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) if e.is_connect() => return Err(Pull::Down),
+            Err(e) if e.is_timeout() => {
+                return Err(Pull::Error(format!("no answer within {:?}", self.timeout)));
+            }
+            Err(e) => return Err(Pull::Error(e.to_string())),
+        };
+        let status = response.status();
+        if status == reqwest::StatusCode::SERVICE_UNAVAILABLE
+            && response.headers().contains_key(NOT_READY)
+        {
+            return Err(Pull::Down);
+        }
+        if !status.is_success() {
+            let their_time = response
+                .headers()
+                .get(TIME)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<i64>().ok());
+            if let Some(theirs) = their_time {
+                let skew = theirs - unix_ms::now_ms();
+                if skew.abs() > MAX_SKEW_MS {
+                    return Err(Pull::Error(format!(
+                        "clock skew: the peer's clock is {skew} ms from ours (at most {MAX_SKEW_MS} ms allowed; run NTP)"
+                    )));
+                }
+            }
+            let text = response.text().await.unwrap_or_default();
+            return Err(Pull::Error(format!("answered {status}: {}", text.trim())));
+        }
+        let signature = response
+            .headers()
+            .get(SIGNATURE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| Pull::Error("an unsigned snapshot".into()))?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| Pull::Error(e.to_string()))?;
+        if !self
+            .secret
+            .verify(&[b"snapshot-page", nonce.as_bytes(), &body], &signature)
+        {
+            return Err(Pull::Error(
+                "the snapshot's signature does not verify".into(),
+            ));
+        }
+        serde_json::from_slice(&body).map_err(|e| Pull::Error(format!("a malformed snapshot: {e}")))
+    }
+}

@@ -1,0 +1,241 @@
+//! The receiving side: the routes peers call, each needing the shared secret.
+//!
+//! - `GET /hello`: this node's id and readiness, signed over the caller's nonce.
+//! - `POST /events`: a signed [`Batch`] addressed to this node's id.
+//! - `GET /snapshot?after=ID`: one page of the state, signed over the caller's nonce;
+//!   `503` with `x-tether-not-ready` while this node is catching up itself.
+//! - `GET /stats`: replication figures (a signed request: see
+//!   [`crate::sign_stats_request`]).
+//!
+//! Signed requests carry a timestamp; one more than 30 s off this node's clock is
+//! refused, and the refusal carries this node's time so the caller can name the skew.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State as AxumState};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tether_core::{Id, unix_ms};
+
+use crate::wire::{
+    BATCH_BYTES, Batch, Hello, MAX_BODY, MAX_SKEW_MS, NONCE, NOT_READY, Page, SIGNATURE, TIME,
+    TIMESTAMP,
+};
+use crate::{Inner, LAG_SAMPLES, lock};
+
+/// How many senders' last sequence numbers a node remembers (each restart of a peer
+/// is a new sender).
+const SEEN_ORIGINS: usize = 256;
+
+pub(crate) fn router(inner: Arc<Inner>) -> axum::Router {
+    axum::Router::new()
+        .route("/hello", get(hello))
+        .route("/events", post(receive_events))
+        .route("/snapshot", get(serve_snapshot))
+        .route("/stats", get(serve_stats))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(inner)
+}
+
+fn refuse(status: StatusCode, why: &'static str) -> Response {
+    tracing::warn!(%status, why, "refused a replication request");
+    (status, why).into_response()
+}
+
+/// Checks a signed request for `what` (with `extra` signed too); its nonce, or the
+/// refusal.
+fn check_signed(
+    inner: &Inner,
+    headers: &HeaderMap,
+    what: &str,
+    extra: &[u8],
+) -> Result<String, Response> {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let (Some(ts), Some(nonce), Some(signature)) = (text(TIMESTAMP), text(NONCE), text(SIGNATURE))
+    else {
+        return Err(refuse(StatusCode::UNAUTHORIZED, "unsigned request"));
+    };
+    if !inner.secret.verify(
+        &[what.as_bytes(), ts.as_bytes(), nonce.as_bytes(), extra],
+        signature,
+    ) {
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "the request's signature does not verify (another secret?)",
+        ));
+    }
+    let now = unix_ms::now_ms();
+    if ts
+        .parse::<i64>()
+        .map_or(true, |t| (now - t).abs() > MAX_SKEW_MS)
+    {
+        let mut response = refuse(
+            StatusCode::UNAUTHORIZED,
+            "stale request: its time is more than 30 s from this node's clock (clock skew, or a replay)",
+        );
+        if let Ok(value) = HeaderValue::from_str(&now.to_string()) {
+            response.headers_mut().insert(TIME, value);
+        }
+        return Err(response);
+    }
+    Ok(nonce.to_owned())
+}
+
+/// A JSON body signed over `what` and the request's nonce.
+fn signed_json(inner: &Inner, what: &[u8], nonce: &str, value: &impl serde::Serialize) -> Response {
+    let Ok(body) = serde_json::to_vec(value) else {
+        return refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "could not encode the answer",
+        );
+    };
+    let Ok(signature) = HeaderValue::from_str(&inner.secret.sign(&[what, nonce.as_bytes(), &body]))
+    else {
+        return refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "could not sign the answer",
+        );
+    };
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(SIGNATURE, signature);
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+async fn hello(AxumState(inner): AxumState<Arc<Inner>>, headers: HeaderMap) -> Response {
+    let nonce = match check_signed(&inner, &headers, "hello", b"") {
+        Ok(nonce) => nonce,
+        Err(refusal) => return refusal,
+    };
+    let answer = Hello {
+        node: inner.node,
+        ready: inner.ready.load(Ordering::SeqCst),
+    };
+    signed_json(&inner, b"hello-reply", &nonce, &answer)
+}
+
+async fn receive_events(
+    AxumState(inner): AxumState<Arc<Inner>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(signature) = headers.get(SIGNATURE).and_then(|v| v.to_str().ok()) else {
+        return refuse(StatusCode::UNAUTHORIZED, "unsigned replication message");
+    };
+    if !inner.secret.verify(&[b"events", &body], signature) {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "replication message signature does not verify",
+        );
+    }
+    let Ok(batch) = serde_json::from_slice::<Batch>(&body) else {
+        return refuse(StatusCode::BAD_REQUEST, "malformed replication message");
+    };
+    if batch.to != inner.node {
+        // Meant for another node, or for this one before it restarted.
+        return refuse(
+            StatusCode::MISDIRECTED_REQUEST,
+            "this batch is addressed to another node (or to this one before a restart)",
+        );
+    }
+    let mut seen = lock(&inner.seen);
+    if seen
+        .iter()
+        .any(|(origin, last)| *origin == batch.origin && *last >= batch.seq)
+    {
+        return refuse(StatusCode::CONFLICT, "replayed replication message");
+    }
+    let now = unix_ms::now_ms();
+    let mut state = lock(&inner.state);
+    let oldest = (now - inner.tombstone_ms).max(0);
+    let horizon = state.horizon();
+    if batch
+        .events
+        .iter()
+        .any(|e| e.stamp.ms < oldest || e.stamp <= horizon)
+    {
+        // Its tombstone may be gone: the event could bring a session back.
+        return refuse(
+            StatusCode::GONE,
+            "an event is older than this node's tombstone window; send a snapshot",
+        );
+    }
+    let mut lag = lock(&inner.lag);
+    for event in &batch.events {
+        inner.clock.observe(event.stamp);
+        state.apply(event);
+        if lag.len() == LAG_SAMPLES {
+            lag.pop_front();
+        }
+        lag.push_back(now - event.stamp.ms);
+    }
+    if let Some(slots) = batch.snapshot {
+        for (id, slot) in slots {
+            state.merge(id, slot);
+        }
+    }
+    state.bound_tombstones(inner.max_tombstones);
+    seen.retain(|(origin, _)| *origin != batch.origin);
+    seen.push_back((batch.origin, batch.seq));
+    if seen.len() > SEEN_ORIGINS {
+        seen.pop_front();
+    }
+    StatusCode::OK.into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct PageQuery {
+    after: Option<String>,
+}
+
+async fn serve_snapshot(
+    AxumState(inner): AxumState<Arc<Inner>>,
+    headers: HeaderMap,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    let after_text = query.after.unwrap_or_default();
+    let nonce = match check_signed(&inner, &headers, "snapshot", after_text.as_bytes()) {
+        Ok(nonce) => nonce,
+        Err(refusal) => return refusal,
+    };
+    if !inner.ready.load(Ordering::SeqCst) {
+        // Nothing authoritative here yet: the caller treats this node as down.
+        let mut response = (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this node is still catching up with its peers",
+        )
+            .into_response();
+        response
+            .headers_mut()
+            .insert(NOT_READY, HeaderValue::from_static("1"));
+        return response;
+    }
+    let after = if after_text.is_empty() {
+        None
+    } else {
+        match Id::parse(&after_text) {
+            Some(id) => Some(id),
+            None => return refuse(StatusCode::BAD_REQUEST, "`after` is not a session id"),
+        }
+    };
+    let (slots, next) = lock(&inner.state).snapshot_page(after, BATCH_BYTES);
+    signed_json(&inner, b"snapshot-page", &nonce, &Page { slots, next })
+}
+
+async fn serve_stats(AxumState(inner): AxumState<Arc<Inner>>, headers: HeaderMap) -> Response {
+    if let Err(refusal) = check_signed(&inner, &headers, "stats", b"") {
+        return refusal;
+    }
+    axum::Json(inner.stats()).into_response()
+}

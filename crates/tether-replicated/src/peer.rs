@@ -1,0 +1,377 @@
+//! The sending side: one queue and one send loop per peer.
+//!
+//! Every batch fits what the receiver accepts (at most [`BATCH_BYTES`] of events, or
+//! one page of a snapshot), is bound to the receiver's current node id (learned from
+//! its signed hello) and numbered, and is retried only while retrying can help:
+//!
+//! | answer | meaning | what the loop does |
+//! |---|---|---|
+//! | `2xx` | applied | next batch |
+//! | `409` | this batch was applied before (an earlier try got through) | next batch |
+//! | `421` | the peer restarted: another node id | hello again, resend |
+//! | `410` | an event is older than the peer's tombstone window | full resync |
+//! | `413` | the peer takes less than we sent | halve the batch size, full resync |
+//! | `400`, `401`, `403` | refused (a wrong secret, say) | `refused` in the stats; pause, hello, full resync |
+//! | no answer, `5xx` | unreachable or failing | `failing`; retry with backoff |
+//!
+//! Queued events older than the tombstone window (less the allowed clock skew) are
+//! never sent: the queue is dropped and the peer gets a full resync instead, so no
+//! event older than a tombstone can reach a peer and bring a session back.
+
+use std::collections::VecDeque;
+use std::sync::Weak;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use tether_core::{Id, unix_ms};
+use tokio::sync::Notify;
+
+use crate::state::{Event, Slot};
+use crate::wire::{BATCH_BYTES, Batch, Hello, MAX_SKEW_MS, NONCE, SIGNATURE};
+use crate::{Inner, lock};
+
+/// One peer, as the sender sees it.
+#[derive(Debug)]
+pub(crate) struct Peer {
+    pub(crate) url: String,
+    pub(crate) queue: std::sync::Mutex<VecDeque<Event>>,
+    pub(crate) wake: Notify,
+    pub(crate) resync: AtomicBool,
+    /// Events ever queued for this peer (a resync's snapshot covers the dropped ones).
+    pub(crate) queued_total: AtomicU64,
+    /// Events ever acknowledged by this peer, as a count comparable to `queued_total`.
+    pub(crate) acked_total: AtomicU64,
+    /// Woken whenever `acked_total` grows or a delivery fails.
+    pub(crate) acked: Notify,
+    /// Whether the last delivery attempt failed.
+    pub(crate) failing: AtomicBool,
+    /// Whether the peer refused our batches outright (a wrong secret, say).
+    pub(crate) refused: AtomicBool,
+    /// The peer has every event this node stamped before this (ms).
+    pub(crate) caught_up_ms: AtomicI64,
+    pub(crate) delivered: AtomicU64,
+    pub(crate) sent_bytes: AtomicU64,
+    pub(crate) failures: AtomicU64,
+    pub(crate) resyncs: AtomicU64,
+    pub(crate) last_error: std::sync::Mutex<Option<String>>,
+}
+
+impl Peer {
+    pub(crate) fn new(url: String) -> Self {
+        Self {
+            url,
+            queue: std::sync::Mutex::new(VecDeque::new()),
+            wake: Notify::new(),
+            resync: AtomicBool::new(false),
+            queued_total: AtomicU64::new(0),
+            acked_total: AtomicU64::new(0),
+            acked: Notify::new(),
+            failing: AtomicBool::new(false),
+            refused: AtomicBool::new(false),
+            caught_up_ms: AtomicI64::new(0),
+            delivered: AtomicU64::new(0),
+            sent_bytes: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            resyncs: AtomicU64::new(0),
+            last_error: std::sync::Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn state(&self) -> &'static str {
+        if self.refused.load(Ordering::SeqCst) {
+            "refused"
+        } else if self.failing.load(Ordering::SeqCst) {
+            "failing"
+        } else {
+            "ok"
+        }
+    }
+
+    fn fail(&self, why: String, refused: bool) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        self.failing.store(true, Ordering::SeqCst);
+        self.refused.store(refused, Ordering::SeqCst);
+        self.acked.notify_waiters();
+        if refused {
+            tracing::warn!(peer = %self.url, error = %why, "a peer refused replication; resyncing after a pause");
+        } else {
+            tracing::debug!(peer = %self.url, error = %why, "replication delivery failed; retrying");
+        }
+        *lock(&self.last_error) = Some(why);
+    }
+}
+
+/// What the loop is sending: events, or a page of a snapshot.
+struct Outgoing {
+    events: Vec<Event>,
+    snapshot: Option<Vec<(Id, Slot)>>,
+    /// `acked_total` once this is applied (only the last page of a resync counts).
+    covers: Option<u64>,
+    /// `caught_up_ms` once this is applied.
+    caught_up_ms: Option<i64>,
+}
+
+/// How a send ended.
+enum Answer {
+    Applied,
+    Misdirected,
+    TooOld,
+    TooLarge,
+    Refused(String),
+    Failed(String),
+}
+
+/// The smallest batch budget a `413` can bring us down to.
+const MIN_BUDGET: usize = 16 * 1024;
+/// How long to wait after a refusal before trying again with a fresh hello.
+const REFUSED_PAUSE: Duration = Duration::from_secs(5);
+
+pub(crate) async fn send_loop(inner: Weak<Inner>, index: usize) {
+    let mut seq = 0u64;
+    let mut to: Option<u64> = None;
+    let mut pending: Option<Outgoing> = None;
+    let mut pages: VecDeque<Vec<(Id, Slot)>> = VecDeque::new();
+    let mut resync_end = (0u64, 0i64);
+    // How many of this peer's queued events the batches built so far account for.
+    let mut covered = 0u64;
+    let mut budget = BATCH_BYTES;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        let Some(store) = inner.upgrade() else { return };
+        let peer = &store.peers[index];
+        let Some(node) = to else {
+            match hello(&store, peer).await {
+                Ok(node) => to = Some(node),
+                Err(Answer::Refused(why)) => {
+                    peer.fail(why, true);
+                    drop(store);
+                    tokio::time::sleep(REFUSED_PAUSE).await;
+                }
+                Err(Answer::Failed(why)) => {
+                    peer.fail(why, false);
+                    drop(store);
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                Err(_) => {}
+            }
+            continue;
+        };
+        if pending.is_none() {
+            if pages.is_empty() && peer.resync.swap(false, Ordering::SeqCst) {
+                let state = lock(&store.state);
+                let mut after = None;
+                loop {
+                    let (page, next) = state.snapshot_page(after, budget);
+                    pages.push_back(page);
+                    match next {
+                        Some(next) => after = Some(next),
+                        None => break,
+                    }
+                }
+                let mut queue = lock(&peer.queue);
+                queue.clear();
+                // Events are queued under the state lock, so the snapshot holds
+                // every event counted so far.
+                covered = peer.queued_total.load(Ordering::SeqCst);
+                resync_end = (covered, store.clock.tick().ms);
+                drop(queue);
+                drop(state);
+                peer.resyncs.fetch_add(1, Ordering::Relaxed);
+            }
+            pending = if let Some(page) = pages.pop_front() {
+                let last = pages.is_empty();
+                Some(Outgoing {
+                    events: Vec::new(),
+                    snapshot: Some(page),
+                    covers: last.then_some(resync_end.0),
+                    caught_up_ms: last.then_some(resync_end.1),
+                })
+            } else {
+                drain(&store, peer, budget, &mut covered)
+            };
+            let Some(_) = pending else {
+                // Nothing to send: the peer has everything so far.
+                if !peer.failing.load(Ordering::SeqCst) {
+                    peer.caught_up_ms
+                        .fetch_max(store.clock.tick().ms, Ordering::SeqCst);
+                }
+                // Wakes for new events, or once a second to notice shutdown.
+                let _ = tokio::time::timeout(Duration::from_secs(1), peer.wake.notified()).await;
+                continue;
+            };
+            seq += 1;
+        }
+        let outgoing = pending.as_ref().expect("set above");
+        match send(&store, peer, node, seq, outgoing).await {
+            Answer::Applied => {
+                if let Some(covers) = outgoing.covers {
+                    peer.acked_total.fetch_max(covers, Ordering::SeqCst);
+                }
+                if let Some(ms) = outgoing.caught_up_ms {
+                    peer.caught_up_ms.fetch_max(ms, Ordering::SeqCst);
+                }
+                peer.failing.store(false, Ordering::SeqCst);
+                peer.refused.store(false, Ordering::SeqCst);
+                peer.acked.notify_waiters();
+                pending = None;
+                pause = Duration::from_millis(50);
+            }
+            Answer::Misdirected => to = None,
+            Answer::TooOld => {
+                pending = None;
+                pages.clear();
+                peer.resync.store(true, Ordering::SeqCst);
+            }
+            Answer::TooLarge => {
+                budget = (budget / 2).max(MIN_BUDGET);
+                pending = None;
+                pages.clear();
+                peer.resync.store(true, Ordering::SeqCst);
+            }
+            Answer::Refused(why) => {
+                peer.fail(why, true);
+                pending = None;
+                pages.clear();
+                to = None;
+                peer.resync.store(true, Ordering::SeqCst);
+                drop(store);
+                tokio::time::sleep(REFUSED_PAUSE).await;
+            }
+            Answer::Failed(why) => {
+                peer.fail(why, false);
+                drop(store);
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+/// The next events for `peer`, within `budget` bytes; a resync instead when the
+/// oldest is older than the tombstone window allows.
+fn drain(store: &Inner, peer: &Peer, budget: usize, covered: &mut u64) -> Option<Outgoing> {
+    let mut queue = lock(&peer.queue);
+    let margin = MAX_SKEW_MS.min(store.tombstone_ms / 2);
+    let oldest_allowed = unix_ms::now_ms() - (store.tombstone_ms - margin);
+    if queue.front().is_some_and(|e| e.stamp.ms < oldest_allowed) {
+        queue.clear();
+        peer.resync.store(true, Ordering::SeqCst);
+        peer.wake.notify_one();
+        return None;
+    }
+    let mut size = 0;
+    let mut events = Vec::new();
+    while let Some(event) = queue.front() {
+        let len = serde_json::to_vec(event).map_or(0, |v| v.len()) + 1;
+        if !events.is_empty() && size + len > budget {
+            break;
+        }
+        size += len;
+        events.extend(queue.pop_front());
+    }
+    if events.is_empty() {
+        return None;
+    }
+    *covered += events.len() as u64;
+    let last_ms = events.last().map(|e| e.stamp.ms);
+    Some(Outgoing {
+        events,
+        snapshot: None,
+        covers: Some(*covered),
+        caught_up_ms: last_ms,
+    })
+}
+
+async fn send(store: &Inner, peer: &Peer, to: u64, seq: u64, outgoing: &Outgoing) -> Answer {
+    let batch = Batch {
+        origin: store.node,
+        to,
+        seq,
+        events: outgoing.events.clone(),
+        snapshot: outgoing.snapshot.clone(),
+    };
+    let body = match serde_json::to_vec(&batch) {
+        Ok(body) => body,
+        Err(e) => return Answer::Failed(format!("encoding a batch: {e}")),
+    };
+    let signature = store.secret.sign(&[b"events", &body]);
+    let size = body.len() as u64;
+    let sent = store
+        .client
+        .post(format!("{}/events", peer.url))
+        .header(SIGNATURE, signature)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await;
+    let response = match sent {
+        Ok(response) => response,
+        Err(e) => return Answer::Failed(e.to_string()),
+    };
+    let status = response.status();
+    if status.is_success() || status == StatusCode::CONFLICT {
+        peer.delivered
+            .fetch_add(outgoing.events.len() as u64, Ordering::Relaxed);
+        peer.sent_bytes.fetch_add(size, Ordering::Relaxed);
+        return Answer::Applied;
+    }
+    let text = response.text().await.unwrap_or_default();
+    let why = format!("answered {status}: {}", text.trim());
+    match status {
+        StatusCode::MISDIRECTED_REQUEST => Answer::Misdirected,
+        StatusCode::GONE => Answer::TooOld,
+        StatusCode::PAYLOAD_TOO_LARGE => Answer::TooLarge,
+        StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+            Answer::Refused(why)
+        }
+        _ => Answer::Failed(why),
+    }
+}
+
+/// Asks the peer for its node id, over a signed request and a signed answer.
+async fn hello(store: &Inner, peer: &Peer) -> Result<u64, Answer> {
+    let headers = store.secret.request_headers("hello", b"");
+    let nonce = headers[1].1.clone();
+    debug_assert_eq!(headers[1].0, NONCE);
+    let mut request = store.client.get(format!("{}/hello", peer.url));
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|e| Answer::Failed(e.to_string()))?;
+    let status = response.status();
+    if !status.is_success() {
+        let text = response.text().await.unwrap_or_default();
+        let why = format!("hello answered {status}: {}", text.trim());
+        return Err(if status.is_client_error() {
+            Answer::Refused(why)
+        } else {
+            Answer::Failed(why)
+        });
+    }
+    let signature = response
+        .headers()
+        .get(SIGNATURE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .ok_or_else(|| Answer::Refused("an unsigned hello".into()))?;
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| Answer::Failed(e.to_string()))?;
+    if !store
+        .secret
+        .verify(&[b"hello-reply", nonce.as_bytes(), &body], &signature)
+    {
+        return Err(Answer::Refused(
+            "the hello's signature does not verify".into(),
+        ));
+    }
+    serde_json::from_slice::<Hello>(&body)
+        .map(|h| h.node)
+        .map_err(|e| Answer::Refused(format!("a malformed hello: {e}")))
+}

@@ -1,0 +1,52 @@
+//! Replication figures, as `GET /stats` of the router serves them (signed requests
+//! only) and [`crate::ReplicatedStore::stats`] returns them.
+
+use serde::Serialize;
+
+/// Replication figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    /// This process's node id.
+    pub node: u64,
+    /// Whether it caught up with a peer (or found none up).
+    pub ready: bool,
+    /// Why the last catch-up failed, while the instance is not ready.
+    pub catch_up_error: Option<String>,
+    /// Sessions held (expired ones not yet swept included).
+    pub sessions: usize,
+    /// Of which bound to no user.
+    pub anonymous: usize,
+    /// Tombstones held.
+    pub tombstones: usize,
+    /// Replication lag of events received from peers, in ms: time from the write's
+    /// timestamp at its origin to its application here.
+    pub lag_ms_p50: Option<i64>,
+    /// The 99th percentile of the same.
+    pub lag_ms_p99: Option<i64>,
+    /// How many lag samples (the most recent 10,000 events).
+    pub lag_samples: usize,
+    /// Outgoing queues.
+    pub peers: Vec<PeerStats>,
+}
+
+/// One peer's outgoing queue.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerStats {
+    /// The peer's URL.
+    pub url: String,
+    /// `ok`, `failing` (unreachable or erring; retried) or `refused` (it answered
+    /// with a permanent error such as a wrong secret; resynced after a pause).
+    pub state: &'static str,
+    /// Events waiting to be delivered.
+    pub queued: usize,
+    /// Events delivered.
+    pub delivered: u64,
+    /// Bytes of the batch bodies delivered (events and snapshots), without HTTP headers.
+    pub sent_bytes: u64,
+    /// Failed delivery attempts.
+    pub failures: u64,
+    /// Full snapshots pushed (after a queue overflow, old events or a refusal).
+    pub resyncs: u64,
+    /// The last delivery error.
+    pub last_error: Option<String>,
+}
