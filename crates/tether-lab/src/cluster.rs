@@ -10,6 +10,11 @@ use tokio::process::{Child, Command};
 use crate::Error;
 use crate::approach::Approach;
 
+/// The replication secret of the lab's instances.
+const REPLICATION_SECRET: &str = "tether lab replication secret";
+/// The token of the balancer's admin API.
+const ADMIN_TOKEN: &str = "tether lab balancer admin token";
+
 /// How often the balancer checks its backends' health.
 pub(crate) const HEALTH_CHECK_EVERY: Duration = Duration::from_millis(200);
 
@@ -86,6 +91,7 @@ pub(crate) struct Cluster {
     pub(crate) instances: Vec<Instance>,
     balancer: Option<Child>,
     pub(crate) balancer_port: u16,
+    admin_port: u16,
     http: reqwest::Client,
 }
 
@@ -130,6 +136,7 @@ impl Cluster {
                 .collect(),
             balancer: None,
             balancer_port: tether_testkit::harness::free_port(),
+            admin_port: tether_testkit::harness::free_port(),
             http: reqwest::Client::new(),
         };
         for i in 0..n {
@@ -149,11 +156,20 @@ impl Cluster {
             .arg(backends.join(","))
             .arg("--health-ms")
             .arg(HEALTH_CHECK_EVERY.as_millis().to_string())
-            .args(["--trust-forwarded-for", "--quiet"]);
+            .args(["--trust-forwarded-for", "--quiet"])
+            .arg("--admin-listen")
+            .arg(format!("127.0.0.1:{}", cluster.admin_port))
+            .env("TETHER_BALANCER_ADMIN_TOKEN", ADMIN_TOKEN);
         cluster.balancer = Some(spawn(balancer, "tether-balancer")?);
-        let url = format!("{}/_balancer/backends", cluster.balancer_url());
+        let url = format!("{}/_balancer/backends", cluster.admin_url());
         wait(&format!("the balancer at {url}"), || async {
-            cluster.http.get(&url).send().await.is_ok()
+            cluster
+                .http
+                .get(&url)
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .is_ok()
         })
         .await?;
         Ok(cluster)
@@ -161,6 +177,11 @@ impl Cluster {
 
     pub(crate) fn balancer_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.balancer_port)
+    }
+
+    /// The balancer's admin API (its own listener, token required).
+    fn admin_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.admin_port)
     }
 
     /// The instances that are started (the spare is not, until scale-out).
@@ -183,7 +204,7 @@ impl Cluster {
             .arg("--insecure-cookie")
             .arg("--key-file")
             .arg(&self.store.key_file)
-            .env("TETHER_REPLICATION_SECRET", "tether lab replication secret")
+            .env("TETHER_REPLICATION_SECRET", REPLICATION_SECRET)
             .env("RUST_LOG", "error");
         if let Some(url) = &self.store.url {
             command.arg("--store-url").arg(url);
@@ -237,7 +258,8 @@ impl Cluster {
         let body: Vec<String> = self.instances[..n].iter().map(Instance::url).collect();
         let response = self
             .http
-            .put(format!("{}/_balancer/backends", self.balancer_url()))
+            .put(format!("{}/_balancer/backends", self.admin_url()))
+            .bearer_auth(ADMIN_TOKEN)
             .body(body.join("\n"))
             .send()
             .await
@@ -259,15 +281,11 @@ impl Cluster {
         }
         let mut total = 0;
         for instance in self.running() {
-            let stats: serde_json::Value = self
-                .http
-                .get(format!("{}/_tether/stats", instance.url()))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let mut request = self.http.get(format!("{}/_tether/stats", instance.url()));
+            for (name, value) in tether_replicated::sign_stats_request(REPLICATION_SECRET) {
+                request = request.header(name, value);
+            }
+            let stats: serde_json::Value = request.send().await.ok()?.json().await.ok()?;
             total += stats["peers"]
                 .as_array()?
                 .iter()

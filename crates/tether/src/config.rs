@@ -72,8 +72,9 @@ pub const DEFAULT_COOKIE_NAME: &str = "tether";
 /// idle one is logged out between 75 % and 100 % of it.
 pub const DEFAULT_REFRESH_SHARE: f64 = 0.75;
 
-/// The default answer to a store error: 503 (or 500 for errors retrying cannot fix)
-/// with a plain-text body that says what happened without leaking internals.
+/// The default answer to a store error: 503 (or 500 for errors retrying cannot fix;
+/// 413 for a session grown past the store's size limit) with a plain-text body that
+/// says what happened without leaking internals.
 ///
 /// ```
 /// let err = tether_core::Error::Unavailable { context: "redis down".into(), source: None };
@@ -83,6 +84,10 @@ pub const DEFAULT_REFRESH_SHARE: f64 = 0.75;
 /// ```
 pub fn default_error_response(error: &Error) -> http::Response<String> {
     let (status, body) = match error {
+        Error::TooLarge { .. } => (
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+            "413 Content Too Large: the session would exceed the store's size limit.\n",
+        ),
         Error::LockTimeout(_) => (
             http::StatusCode::SERVICE_UNAVAILABLE,
             "503 Service Unavailable: this session is busy with another request; try again shortly.\n",

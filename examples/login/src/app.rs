@@ -2,8 +2,10 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post, put};
 use axum::{Form, Json, Router};
@@ -17,6 +19,7 @@ pub(crate) struct Instance {
     pub(crate) store: String,
     pub(crate) ready: Box<dyn Fn() -> bool + Send + Sync>,
     pub(crate) templates: minijinja::Environment<'static>,
+    pub(crate) limiter: crate::guard::LoginLimiter,
 }
 
 type Shared = State<Arc<Instance>>;
@@ -57,6 +60,7 @@ pub(crate) fn routes(instance: Arc<Instance>) -> Router {
         .route("/logout-everywhere", post(form_logout_everywhere))
         .route("/counter", post(form_counter))
         .with_state(instance)
+        .layer(axum::middleware::from_fn(crate::guard::same_origin_only))
         .layer(axum::middleware::map_response(
             move |mut response: Response| {
                 let name = name.clone();
@@ -84,18 +88,37 @@ struct Credentials {
     password: String,
 }
 
-/// Checks the demo's credentials and logs the session in; `false` when refused.
-async fn log_in(session: &Session, c: &Credentials) -> Result<bool, SessionError> {
+/// How a login attempt ended.
+enum Attempt {
+    LoggedIn,
+    Refused,
+    /// Too many failures for this name or address: the password was not checked.
+    Paused(std::time::Duration),
+}
+
+/// Checks the demo's credentials (unless guessing is paused) and logs the session in.
+async fn log_in(
+    i: &Instance,
+    client: std::net::IpAddr,
+    session: &Session,
+    c: &Credentials,
+) -> Result<Attempt, SessionError> {
+    if let Err(wait) = i.limiter.check(&c.username, Some(client)) {
+        return Ok(Attempt::Paused(wait));
+    }
     if !valid_username(&c.username) || c.password != "demo" {
-        return Ok(false);
+        i.limiter.failed(&c.username, Some(client));
+        return Ok(Attempt::Refused);
     }
     session.cycle_id().await?;
     session.set_user(c.username.clone()).await?;
-    Ok(true)
+    Ok(Attempt::LoggedIn)
 }
 
 async fn api_login(
     State(i): Shared,
+    peer: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     session: Session,
     body: Option<Json<Credentials>>,
 ) -> Result<Response, SessionError> {
@@ -105,13 +128,14 @@ async fn api_login(
             "send {\"username\": …, \"password\": …} as JSON",
         ));
     };
-    if !log_in(&session, &c).await? {
-        return Ok(error(
-            StatusCode::UNAUTHORIZED,
-            "wrong username or password",
-        ));
-    }
-    Ok(Json(json!({ "user": c.username, "instance": i.name })).into_response())
+    let client = i.limiter.client(&peer, &headers);
+    Ok(match log_in(&i, client, &session, &c).await? {
+        Attempt::LoggedIn => {
+            Json(json!({ "user": c.username, "instance": i.name })).into_response()
+        }
+        Attempt::Refused => error(StatusCode::UNAUTHORIZED, "wrong username or password"),
+        Attempt::Paused(wait) => crate::guard::too_many(wait, true),
+    })
 }
 
 async fn api_me(State(i): Shared, session: Session) -> Result<Response, SessionError> {
@@ -234,14 +258,20 @@ async fn page(State(i): Shared, session: Session) -> Result<Response, SessionErr
 
 async fn form_login(
     State(i): Shared,
+    peer: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     session: Session,
     Form(c): Form<Credentials>,
 ) -> Result<Response, SessionError> {
-    if log_in(&session, &c).await? {
-        return Ok(Redirect::to("/").into_response());
-    }
-    let ctx = json!({ "error": "Wrong username or password.", "username": c.username });
-    Ok(render(&i, "login.html", StatusCode::UNAUTHORIZED, ctx))
+    let client = i.limiter.client(&peer, &headers);
+    Ok(match log_in(&i, client, &session, &c).await? {
+        Attempt::LoggedIn => Redirect::to("/").into_response(),
+        Attempt::Refused => {
+            let ctx = json!({ "error": "Wrong username or password.", "username": c.username });
+            render(&i, "login.html", StatusCode::UNAUTHORIZED, ctx)
+        }
+        Attempt::Paused(wait) => crate::guard::too_many(wait, false),
+    })
 }
 
 async fn form_logout(session: Session) -> Result<Redirect, SessionError> {

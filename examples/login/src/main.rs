@@ -3,6 +3,7 @@
 
 mod app;
 mod demo;
+mod guard;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -84,6 +85,26 @@ pub(crate) struct ServeArgs {
     /// Send the cookie over plain HTTP (localhost only).
     #[arg(long, env = "TETHER_INSECURE_COOKIE")]
     insecure_cookie: bool,
+    /// The most sessions this instance holds (replicated store); anonymous sessions
+    /// may use half, so they can never lock out logins.
+    #[arg(long, env = "TETHER_MAX_SESSIONS")]
+    max_sessions: Option<usize>,
+    /// Believe X-Forwarded-For (for the login rate limit's client address) from these
+    /// proxies, comma-separated (default: this machine, where the demo's balancer runs).
+    #[arg(
+        long = "trusted-proxy",
+        env = "TETHER_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        default_value = "127.0.0.0/8,::1"
+    )]
+    trusted_proxies: Vec<String>,
+    /// How long a client may take to send its request headers (and stay idle between
+    /// requests), in milliseconds.
+    #[arg(long, env = "TETHER_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    header_timeout_ms: u64,
+    /// The most connections open at once (the longest-idle is closed to make room).
+    #[arg(long, env = "TETHER_MAX_CONNECTIONS", default_value_t = 512)]
+    max_connections: usize,
 }
 
 fn fail(message: &str) -> ! {
@@ -97,6 +118,8 @@ struct Built {
     ready: Box<dyn Fn() -> bool + Send + Sync>,
     extra: Option<axum::Router>,
     keep: Vec<Box<dyn std::any::Any + Send>>,
+    /// A replicated store whose first catch-up failed: retried once serving.
+    catching_up: Option<tether::replicated::ReplicatedStore>,
 }
 
 async fn build_store(args: &ServeArgs) -> Built {
@@ -111,7 +134,11 @@ async fn build_store(args: &ServeArgs) -> Built {
         ready: Box::new(|| true),
         extra: None,
         keep: Vec::new(),
+        catching_up: None,
     };
+    if args.max_sessions.is_some() && args.store != StoreKind::Replicated {
+        fail("--max-sessions applies to the replicated store");
+    }
     match args.store {
         StoreKind::Memory => {}
         StoreKind::File => {
@@ -163,12 +190,15 @@ async fn build_store(args: &ServeArgs) -> Built {
             built.layer = SessionLayer::client_side(CookieStore::new(keys));
         }
         StoreKind::Replicated => {
-            let secret = std::env::var("TETHER_REPLICATION_SECRET").unwrap_or_else(|_| {
-                eprintln!(
-                    "login: TETHER_REPLICATION_SECRET is not set; using the demo's public secret"
-                );
-                "tether demo replication secret".to_owned()
-            });
+            // Never a known secret: whoever holds it can forge logins and read every
+            // session id. `login` (the demo) makes a random one for its children.
+            let secret = std::env::var("TETHER_REPLICATION_SECRET").unwrap_or_default();
+            if secret.len() < tether::replicated::MIN_SECRET_LEN {
+                fail(&format!(
+                    "--store replicated needs TETHER_REPLICATION_SECRET, at least {} bytes shared by every instance (head -c 24 /dev/urandom | base64)",
+                    tether::replicated::MIN_SECRET_LEN
+                ));
+            }
             let me = format!("http://{}", args.listen);
             let peers: Vec<String> = args
                 .peers
@@ -181,14 +211,22 @@ async fn build_store(args: &ServeArgs) -> Built {
                 .filter(|p| *p != me)
                 .map(|p| format!("{p}/_tether"))
                 .collect();
-            let store = tether::replicated::ReplicatedStore::builder(secret)
-                .peers(peers)
-                .start()
-                .unwrap_or_else(|e| fail(&e.to_string()));
+            let mut builder = tether::replicated::ReplicatedStore::builder(secret).peers(peers);
+            if let Some(max) = args.max_sessions {
+                builder = builder.max_sessions(max);
+            }
+            let store = builder.start().unwrap_or_else(|e| fail(&e.to_string()));
             // Catch up before listening (see `serve`), so no request meets a
             // half-filled instance: a restart can be quicker than the balancer's
-            // health check.
-            store.catch_up().await;
+            // health check. A peer that answered with an error keeps the instance not
+            // ready (503s, /healthz too) while it tries again in the background.
+            if let tether::replicated::CatchUp::Failed(reasons) = store.catch_up().await {
+                eprintln!(
+                    "login: not ready: could not catch up with the peers ({}); retrying",
+                    reasons.join("; ")
+                );
+                built.catching_up = Some(store.clone());
+            }
             let ready = store.clone();
             built.ready = Box::new(move || ready.is_ready());
             built.extra = Some(axum::Router::new().nest("/_tether", store.router()));
@@ -213,17 +251,26 @@ async fn serve(args: ServeArgs) {
     if args.lock {
         layer = layer.with_lock(tether::LockOptions::default());
     }
+    let trusted = tether_balancer::TrustedProxies::parse(&args.trusted_proxies)
+        .unwrap_or_else(|e| fail(&e.to_string()));
     let instance = Arc::new(app::Instance {
         name: args.name.clone(),
         store: args.store.name().to_owned(),
         ready: built.ready,
         templates: app::templates(),
+        limiter: guard::LoginLimiter::new(trusted),
     });
     let mut router = app::routes(instance).layer(layer);
     if let Some(extra) = built.extra {
         router = router.merge(extra);
     }
     let _keep = built.keep;
+    if let Some(store) = built.catching_up {
+        tokio::spawn(async move {
+            store.catch_up_until_ready().await;
+            eprintln!("login: caught up with the peers; ready");
+        });
+    }
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .unwrap_or_else(|e| fail(&format!("cannot watch SIGTERM: {e}")));
@@ -232,10 +279,11 @@ async fn serve(args: ServeArgs) {
             _ = term.recv() => {}
         }
     };
-    if let Err(e) = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
+    let limits = tether_balancer::server::Limits {
+        header_read_timeout: Duration::from_millis(args.header_timeout_ms),
+        max_connections: args.max_connections,
+    };
+    if let Err(e) = tether_balancer::server::serve(listener, router, limits, shutdown).await {
         fail(&format!("server error: {e}"));
     }
 }

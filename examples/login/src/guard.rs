@@ -1,0 +1,248 @@
+//! What stands between the demo's forms and an attacker: a same-origin check for
+//! every state-changing request, and a limit on password guessing.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock as _, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tether_balancer::TrustedProxies;
+
+/// Refuses a cross-site request that would change state (login CSRF: a page on
+/// another origin posting the victim's browser into the attacker's account).
+///
+/// Browsers say where a request comes from: `Sec-Fetch-Site` (every current browser)
+/// must be `same-origin` or `none` (typed, bookmarked); without it, `Origin` must name
+/// this host. A request with neither is not from a browser page, which cannot omit
+/// both, and passes (API clients, curl, tests).
+pub(crate) async fn same_origin_only(req: Request, next: Next) -> Response {
+    if matches!(
+        *req.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    ) || is_same_origin(req.headers())
+    {
+        return next.run(req).await;
+    }
+    (
+        StatusCode::FORBIDDEN,
+        "403 Forbidden: cross-site requests cannot change this site's state\n",
+    )
+        .into_response()
+}
+
+fn is_same_origin(headers: &HeaderMap) -> bool {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &header::HeaderValue| v.to_str().ok())
+    };
+    if let Some(site) = text("sec-fetch-site") {
+        return matches!(site, "same-origin" | "none");
+    }
+    let Some(origin) = text(header::ORIGIN.as_str()) else {
+        return true;
+    };
+    let host = text(header::HOST.as_str()).unwrap_or_default();
+    origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
+}
+
+/// Failed password attempts allowed per user name before a pause: 5, then one more
+/// every 12 s.
+const PER_USER: (u32, Duration) = (5, Duration::from_secs(12));
+/// Failed attempts allowed per client address: 20, then one more every 3 s.
+const PER_ADDRESS: (u32, Duration) = (20, Duration::from_secs(3));
+/// Entries kept before expired ones are cleared.
+const KEEP: usize = 10_000;
+
+/// Limits password guessing per user name and per client address. Only failures
+/// count, so real users logging in are never slowed; once a name or an address has
+/// used up its failures, every attempt for it answers `429` (with `Retry-After`)
+/// without the password being checked, so a correct guess cannot be told apart.
+pub(crate) struct LoginLimiter {
+    by_user: DefaultKeyedRateLimiter<String>,
+    by_address: DefaultKeyedRateLimiter<IpAddr>,
+    blocked: Mutex<HashMap<Blocked, Instant>>,
+    trusted: TrustedProxies,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Blocked {
+    User(String),
+    Address(IpAddr),
+}
+
+fn quota((burst, every): (u32, Duration)) -> Quota {
+    Quota::with_period(every)
+        .expect("a non-zero period")
+        .allow_burst(NonZeroU32::new(burst).expect("a non-zero burst"))
+}
+
+impl LoginLimiter {
+    /// A limiter that believes `X-Forwarded-For` from `trusted` proxies.
+    pub(crate) fn new(trusted: TrustedProxies) -> Self {
+        Self {
+            by_user: RateLimiter::keyed(quota(PER_USER)),
+            by_address: RateLimiter::keyed(quota(PER_ADDRESS)),
+            blocked: Mutex::new(HashMap::new()),
+            trusted,
+        }
+    }
+
+    fn blocked(&self) -> std::sync::MutexGuard<'_, HashMap<Blocked, Instant>> {
+        self.blocked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The client's address, as the connection and trusted proxies tell it.
+    pub(crate) fn client(&self, peer: &ConnectInfo<SocketAddr>, headers: &HeaderMap) -> IpAddr {
+        self.trusted.client(peer.0.ip(), headers)
+    }
+
+    /// `Err(retry after)` while `user` or `address` is paused.
+    pub(crate) fn check(&self, user: &str, address: Option<IpAddr>) -> Result<(), Duration> {
+        let now = Instant::now();
+        let blocked = self.blocked();
+        let keys = [
+            Some(Blocked::User(user.to_owned())),
+            address.map(Blocked::Address),
+        ];
+        let wait = keys
+            .iter()
+            .flatten()
+            .filter_map(|k| blocked.get(k))
+            .filter(|until| **until > now)
+            .map(|until| *until - now)
+            .max();
+        wait.map_or(Ok(()), Err)
+    }
+
+    /// Counts a failed attempt; pauses the name or the address that used up its
+    /// allowance.
+    pub(crate) fn failed(&self, user: &str, address: Option<IpAddr>) {
+        let now = Instant::now();
+        let clock = DefaultClock::default();
+        let mut pause = Vec::new();
+        if let Err(not_until) = self.by_user.check_key(&user.to_owned()) {
+            pause.push((
+                Blocked::User(user.to_owned()),
+                not_until.wait_time_from(clock.now()),
+            ));
+        }
+        if let Some(address) = address
+            && let Err(not_until) = self.by_address.check_key(&address)
+        {
+            pause.push((
+                Blocked::Address(address),
+                not_until.wait_time_from(clock.now()),
+            ));
+        }
+        let mut blocked = self.blocked();
+        if blocked.len() > KEEP {
+            blocked.retain(|_, until| *until > now);
+            self.by_user.retain_recent();
+            self.by_address.retain_recent();
+        }
+        for (key, wait) in pause {
+            blocked.insert(key, now + wait.max(Duration::from_secs(1)));
+        }
+    }
+}
+
+/// The `429` for a paused login.
+pub(crate) fn too_many(retry_after: Duration, json: bool) -> Response {
+    let seconds = retry_after.as_secs() + 1;
+    let body = "too many failed logins; try again later";
+    let mut response = if json {
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            axum::Json(serde_json::json!({ "error": body })),
+        )
+            .into_response()
+    } else {
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("429 Too Many Requests: {body}.\n"),
+        )
+            .into_response()
+    };
+    if let Ok(value) = seconds.to_string().parse() {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(
+                header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn cross_site_posts_are_told_apart() {
+        assert!(is_same_origin(&headers(&[(
+            "sec-fetch-site",
+            "same-origin"
+        )])));
+        assert!(is_same_origin(&headers(&[("sec-fetch-site", "none")])));
+        assert!(!is_same_origin(&headers(&[(
+            "sec-fetch-site",
+            "cross-site"
+        )])));
+        assert!(!is_same_origin(&headers(&[(
+            "sec-fetch-site",
+            "same-site"
+        )])));
+        assert!(is_same_origin(&headers(&[
+            ("origin", "http://127.0.0.1:8080"),
+            ("host", "127.0.0.1:8080")
+        ])));
+        assert!(!is_same_origin(&headers(&[
+            ("origin", "https://evil.example"),
+            ("host", "127.0.0.1:8080")
+        ])));
+        assert!(!is_same_origin(&headers(&[
+            ("origin", "null"),
+            ("host", "a")
+        ])));
+        assert!(is_same_origin(&headers(&[])), "not a browser");
+    }
+
+    #[test]
+    fn failures_pause_the_name_and_the_address() {
+        let limiter = LoginLimiter::new(TrustedProxies::none());
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..PER_USER.0 {
+            assert!(limiter.check("ada", Some(ip)).is_ok());
+            limiter.failed("ada", Some(ip));
+        }
+        limiter.failed("ada", Some(ip));
+        assert!(limiter.check("ada", Some(ip)).is_err());
+        assert!(
+            limiter.check("ada", None).is_err(),
+            "the name is paused anywhere"
+        );
+        assert!(
+            limiter.check("bob", Some(ip)).is_ok(),
+            "the address has more"
+        );
+    }
+}
