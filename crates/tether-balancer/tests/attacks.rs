@@ -20,10 +20,12 @@ async fn backend() -> String {
         .route(
             "/headers",
             get(|headers: HeaderMap| async move {
-                let mut out = String::new();
-                for (name, value) in &headers {
-                    out.push_str(&format!("{name}: {}\n", value.to_str().unwrap_or("?")));
-                }
+                let out = headers
+                    .iter()
+                    .map(|(name, value)| format!("{name}: {}", value.to_str().unwrap_or("?")))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+                    + "\n";
                 (
                     [
                         ("connection", "x-internal"),

@@ -48,10 +48,11 @@ fn backend() -> String {
 fn balancer(shell_prefix: &str, args: &[&str]) -> (String, Proc) {
     let port = free_port();
     let exe = env!("CARGO_BIN_EXE_tether-balancer");
-    let mut command = format!("{shell_prefix} exec '{exe}' --quiet --listen 127.0.0.1:{port}");
-    for arg in args {
-        command.push_str(&format!(" '{arg}'"));
-    }
+    let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
+    let command = format!(
+        "{shell_prefix} exec '{exe}' --quiet --listen 127.0.0.1:{port} {}",
+        quoted.join(" ")
+    );
     let child = Command::new("sh")
         .args(["-c", &command])
         .stdout(Stdio::null())

@@ -52,7 +52,7 @@ fn check_signed(
     headers: &HeaderMap,
     what: &str,
     extra: &[u8],
-) -> Result<String, Response> {
+) -> Result<String, Box<Response>> {
     let text = |name| {
         headers
             .get(name)
@@ -60,16 +60,19 @@ fn check_signed(
     };
     let (Some(ts), Some(nonce), Some(signature)) = (text(TIMESTAMP), text(NONCE), text(SIGNATURE))
     else {
-        return Err(refuse(StatusCode::UNAUTHORIZED, "unsigned request"));
+        return Err(Box::new(refuse(
+            StatusCode::UNAUTHORIZED,
+            "unsigned request",
+        )));
     };
     if !inner.secret.verify(
         &[what.as_bytes(), ts.as_bytes(), nonce.as_bytes(), extra],
         signature,
     ) {
-        return Err(refuse(
+        return Err(Box::new(refuse(
             StatusCode::UNAUTHORIZED,
             "the request's signature does not verify (another secret?)",
-        ));
+        )));
     }
     let now = unix_ms::now_ms();
     if ts
@@ -83,7 +86,7 @@ fn check_signed(
         if let Ok(value) = HeaderValue::from_str(&now.to_string()) {
             response.headers_mut().insert(TIME, value);
         }
-        return Err(response);
+        return Err(Box::new(response));
     }
     Ok(nonce.to_owned())
 }
@@ -116,7 +119,7 @@ fn signed_json(inner: &Inner, what: &[u8], nonce: &str, value: &impl serde::Seri
 async fn hello(AxumState(inner): AxumState<Arc<Inner>>, headers: HeaderMap) -> Response {
     let nonce = match check_signed(&inner, &headers, "hello", b"") {
         Ok(nonce) => nonce,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     let answer = Hello {
         node: inner.node,
@@ -207,7 +210,7 @@ async fn serve_snapshot(
     let after_text = query.after.unwrap_or_default();
     let nonce = match check_signed(&inner, &headers, "snapshot", after_text.as_bytes()) {
         Ok(nonce) => nonce,
-        Err(refusal) => return refusal,
+        Err(refusal) => return *refusal,
     };
     if !inner.ready.load(Ordering::SeqCst) {
         // Nothing authoritative here yet: the caller treats this node as down.
@@ -235,7 +238,7 @@ async fn serve_snapshot(
 
 async fn serve_stats(AxumState(inner): AxumState<Arc<Inner>>, headers: HeaderMap) -> Response {
     if let Err(refusal) = check_signed(&inner, &headers, "stats", b"") {
-        return refusal;
+        return *refusal;
     }
     axum::Json(inner.stats()).into_response()
 }

@@ -112,6 +112,9 @@ struct Outgoing {
     caught_up_ms: Option<i64>,
 }
 
+/// Snapshot pages still to send.
+type Pages = VecDeque<Vec<(Id, Slot)>>;
+
 /// How a send ended.
 enum Answer {
     Applied,
@@ -131,7 +134,7 @@ pub(crate) async fn send_loop(inner: Weak<Inner>, index: usize) {
     let mut seq = 0u64;
     let mut to: Option<u64> = None;
     let mut pending: Option<Outgoing> = None;
-    let mut pages: VecDeque<Vec<(Id, Slot)>> = VecDeque::new();
+    let mut pages = Pages::new();
     let mut resync_end = (0u64, 0i64);
     // How many of this peer's queued events the batches built so far account for.
     let mut covered = 0u64;
@@ -141,44 +144,13 @@ pub(crate) async fn send_loop(inner: Weak<Inner>, index: usize) {
         let Some(store) = inner.upgrade() else { return };
         let peer = &store.peers[index];
         let Some(node) = to else {
-            match hello(&store, peer).await {
-                Ok(node) => to = Some(node),
-                Err(Answer::Refused(why)) => {
-                    peer.fail(why, true);
-                    drop(store);
-                    tokio::time::sleep(REFUSED_PAUSE).await;
-                }
-                Err(Answer::Failed(why)) => {
-                    peer.fail(why, false);
-                    drop(store);
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(2));
-                }
-                Err(_) => {}
-            }
+            to = greet(&store, peer, &mut pause).await;
             continue;
         };
         if pending.is_none() {
             if pages.is_empty() && peer.resync.swap(false, Ordering::SeqCst) {
-                let state = lock(&store.state);
-                let mut after = None;
-                loop {
-                    let (page, next) = state.snapshot_page(after, budget);
-                    pages.push_back(page);
-                    match next {
-                        Some(next) => after = Some(next),
-                        None => break,
-                    }
-                }
-                let mut queue = lock(&peer.queue);
-                queue.clear();
-                // Events are queued under the state lock, so the snapshot holds
-                // every event counted so far.
-                covered = peer.queued_total.load(Ordering::SeqCst);
-                resync_end = (covered, store.clock.tick().ms);
-                drop(queue);
-                drop(state);
-                peer.resyncs.fetch_add(1, Ordering::Relaxed);
+                (pages, resync_end) = snapshot_pages(&store, peer, budget);
+                covered = resync_end.0;
             }
             pending = if let Some(page) = pages.pop_front() {
                 let last = pages.is_empty();
@@ -247,6 +219,31 @@ pub(crate) async fn send_loop(inner: Weak<Inner>, index: usize) {
             }
         }
     }
+}
+
+/// The whole state in pages of `budget` bytes, replacing the peer's queue; with the
+/// queued total and the stamp (ms) the last page brings the peer up to.
+fn snapshot_pages(store: &Inner, peer: &Peer, budget: usize) -> (Pages, (u64, i64)) {
+    let state = lock(&store.state);
+    let mut pages = VecDeque::new();
+    let mut after = None;
+    loop {
+        let (page, next) = state.snapshot_page(after, budget);
+        pages.push_back(page);
+        match next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let mut queue = lock(&peer.queue);
+    queue.clear();
+    // Events are queued under the state lock, so the snapshot holds every event
+    // counted so far.
+    let covered = peer.queued_total.load(Ordering::SeqCst);
+    drop(queue);
+    drop(state);
+    peer.resyncs.fetch_add(1, Ordering::Relaxed);
+    (pages, (covered, store.clock.tick().ms))
 }
 
 /// The next events for `peer`, within `budget` bytes; a resync instead when the
@@ -328,6 +325,25 @@ async fn send(store: &Inner, peer: &Peer, to: u64, seq: u64, outgoing: &Outgoing
         }
         _ => Answer::Failed(why),
     }
+}
+
+/// The peer's node id; on failure, records why and waits before the next try.
+async fn greet(store: &Inner, peer: &Peer, pause: &mut Duration) -> Option<u64> {
+    let wait = match hello(store, peer).await {
+        Ok(node) => return Some(node),
+        Err(Answer::Refused(why)) => {
+            peer.fail(why, true);
+            REFUSED_PAUSE
+        }
+        Err(Answer::Failed(why)) => {
+            peer.fail(why, false);
+            *pause = (*pause * 2).min(Duration::from_secs(2));
+            *pause
+        }
+        Err(_) => *pause,
+    };
+    tokio::time::sleep(wait).await;
+    None
 }
 
 /// Asks the peer for its node id, over a signed request and a signed answer.

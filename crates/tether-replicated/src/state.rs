@@ -244,17 +244,16 @@ impl State {
                 if matches!(self.slots.get(id), Some(Slot::Dead(_))) {
                     return;
                 }
-                let before = match self.slots.get(id) {
-                    Some(Slot::Live(e)) => Some(binding(&e.record)),
-                    _ => {
-                        // Unknown here: it may be a session whose tombstone was dropped.
-                        if stamp <= self.horizon {
-                            return;
-                        }
-                        self.slots.insert(*id, Slot::Live(Entry::from_meta(meta)));
-                        self.live += 1;
-                        None
+                let before = if let Some(Slot::Live(e)) = self.slots.get(id) {
+                    Some(binding(&e.record))
+                } else {
+                    // Unknown here: it may be a session whose tombstone was dropped.
+                    if stamp <= self.horizon {
+                        return;
                     }
+                    self.slots.insert(*id, Slot::Live(Entry::from_meta(meta)));
+                    self.live += 1;
+                    None
                 };
                 let Some(Slot::Live(entry)) = self.slots.get_mut(id) else {
                     return;

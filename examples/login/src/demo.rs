@@ -76,9 +76,7 @@ pub(crate) async fn run(args: DemoArgs) {
         std::env::current_exe().unwrap_or_else(|e| fail(&format!("finding the login binary: {e}")));
     let key_file = (args.store == StoreKind::Cookie).then(|| write_key_file(&dir));
     // A random replication secret for this run's children: never a known one.
-    let mut secret = [0u8; 24];
-    tether::core::fill_random(&mut secret).unwrap_or_else(|e| fail(&e.to_string()));
-    let secret: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    let secret = tether::cookie::KeyRing::generate_key().unwrap_or_else(|e| fail(&e.to_string()));
 
     let mut children: Vec<Child> = Vec::new();
     for (i, port) in ports.iter().enumerate() {

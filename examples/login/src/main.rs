@@ -189,51 +189,55 @@ async fn build_store(args: &ServeArgs) -> Built {
             });
             built.layer = SessionLayer::client_side(CookieStore::new(keys));
         }
-        StoreKind::Replicated => {
-            // Never a known secret: whoever holds it can forge logins and read every
-            // session id. `login` (the demo) makes a random one for its children.
-            let secret = std::env::var("TETHER_REPLICATION_SECRET").unwrap_or_default();
-            if secret.len() < tether::replicated::MIN_SECRET_LEN {
-                fail(&format!(
-                    "--store replicated needs TETHER_REPLICATION_SECRET, at least {} bytes shared by every instance (head -c 24 /dev/urandom | base64)",
-                    tether::replicated::MIN_SECRET_LEN
-                ));
-            }
-            let me = format!("http://{}", args.listen);
-            let peers: Vec<String> = args
-                .peers
-                .iter()
-                .map(|p| {
-                    p.trim_end_matches('/')
-                        .trim_end_matches("/_tether")
-                        .to_owned()
-                })
-                .filter(|p| *p != me)
-                .map(|p| format!("{p}/_tether"))
-                .collect();
-            let mut builder = tether::replicated::ReplicatedStore::builder(secret).peers(peers);
-            if let Some(max) = args.max_sessions {
-                builder = builder.max_sessions(max);
-            }
-            let store = builder.start().unwrap_or_else(|e| fail(&e.to_string()));
-            // Catch up before listening (see `serve`), so no request meets a
-            // half-filled instance: a restart can be quicker than the balancer's
-            // health check. A peer that answered with an error keeps the instance not
-            // ready (503s, /healthz too) while it tries again in the background.
-            if let tether::replicated::CatchUp::Failed(reasons) = store.catch_up().await {
-                eprintln!(
-                    "login: not ready: could not catch up with the peers ({}); retrying",
-                    reasons.join("; ")
-                );
-                built.catching_up = Some(store.clone());
-            }
-            let ready = store.clone();
-            built.ready = Box::new(move || ready.is_ready());
-            built.extra = Some(axum::Router::new().nest("/_tether", store.router()));
-            built.layer = SessionLayer::new(store);
-        }
+        StoreKind::Replicated => replicated(args, &mut built).await,
     }
     built
+}
+
+/// The replicated store: a secret of its own, its peers, and a catch-up before
+/// serving.
+async fn replicated(args: &ServeArgs, built: &mut Built) {
+    // Never a known secret: whoever holds it can forge logins and read every
+    // session id. `login` (the demo) makes a random one for its children.
+    let secret = std::env::var("TETHER_REPLICATION_SECRET").unwrap_or_default();
+    if secret.len() < tether::replicated::MIN_SECRET_LEN {
+        fail(&format!(
+            "--store replicated needs TETHER_REPLICATION_SECRET, at least {} bytes shared by every instance (head -c 24 /dev/urandom | base64)",
+            tether::replicated::MIN_SECRET_LEN
+        ));
+    }
+    let me = format!("http://{}", args.listen);
+    let peers: Vec<String> = args
+        .peers
+        .iter()
+        .map(|p| {
+            p.trim_end_matches('/')
+                .trim_end_matches("/_tether")
+                .to_owned()
+        })
+        .filter(|p| *p != me)
+        .map(|p| format!("{p}/_tether"))
+        .collect();
+    let mut builder = tether::replicated::ReplicatedStore::builder(secret).peers(peers);
+    if let Some(max) = args.max_sessions {
+        builder = builder.max_sessions(max);
+    }
+    let store = builder.start().unwrap_or_else(|e| fail(&e.to_string()));
+    // Catch up before listening (see `serve`), so no request meets a
+    // half-filled instance: a restart can be quicker than the balancer's
+    // health check. A peer that answered with an error keeps the instance not
+    // ready (503s, /healthz too) while it tries again in the background.
+    if let tether::replicated::CatchUp::Failed(reasons) = store.catch_up().await {
+        eprintln!(
+            "login: not ready: could not catch up with the peers ({}); retrying",
+            reasons.join("; ")
+        );
+        built.catching_up = Some(store.clone());
+    }
+    let ready = store.clone();
+    built.ready = Box::new(move || ready.is_ready());
+    built.extra = Some(axum::Router::new().nest("/_tether", store.router()));
+    built.layer = SessionLayer::new(store);
 }
 
 async fn serve(args: ServeArgs) {
