@@ -36,7 +36,7 @@
 //!   150 bytes of cookie, and the whole value must stay under [`CookieStore::with_max_len`]
 //!   (4000 bytes by default, within the browsers' 4096 for name and value). A save that
 //!   would exceed it fails with [`tether_core::Error::TooLarge`], which the layer
-//!   answers with a 500 and logs: a cookie is never truncated or silently dropped.
+//!   answers with a 413 and logs: a cookie is never truncated or silently dropped.
 //! - There is no server state, so there is no user index, no "log out everywhere" and
 //!   no lock mode; the layer refuses them with `Error::Unsupported`.
 //! - A copied cookie stays valid until it expires. Logout clears the browser's copy,

@@ -321,11 +321,11 @@ async fn what_needs_server_state_is_refused_clearly() {
 }
 
 #[tokio::test]
-async fn a_session_too_large_for_a_cookie_is_a_500_not_a_truncated_cookie() {
+async fn a_session_too_large_for_a_cookie_is_a_413_not_a_truncated_cookie() {
     let app = app(CookieStore::new(ring()));
     let cookie = send(&app, "POST", "/incr", None).await.cookie();
     let reply = send(&app, "POST", "/stuff", Some(&cookie)).await;
-    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(reply.set_cookie, None, "no truncated cookie");
     // The old cookie still holds the old session.
     assert_eq!(send(&app, "POST", "/incr", Some(&cookie)).await.body, "2");
