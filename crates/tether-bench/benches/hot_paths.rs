@@ -66,12 +66,12 @@ fn cookie_store(c: &mut Criterion) {
     let store = CookieStore::new(keys);
     let record = record();
     let now = OffsetDateTime::now_utc();
-    let sealed = store.seal(&record, now).expect("a record seals");
+    let sealed = store.seal(&record, "tether", now).expect("a record seals");
     c.bench_function("cookie store seal", |b| {
-        b.iter(|| store.seal(black_box(&record), now));
+        b.iter(|| store.seal(black_box(&record), "tether", now));
     });
     c.bench_function("cookie store open", |b| {
-        b.iter(|| store.open(black_box(&sealed), now));
+        b.iter(|| store.open(black_box(&sealed), "tether", now));
     });
 }
 

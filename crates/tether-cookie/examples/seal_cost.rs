@@ -15,7 +15,7 @@ mod typical;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = CookieStore::new(KeyRing::parse(&KeyRing::generate_key()?)?);
     let now = time::OffsetDateTime::now_utc();
-    let empty = store.seal(&Record::new(now, &Expiry::default()), now)?;
+    let empty = store.seal(&Record::new(now, &Expiry::default()), "tether", now)?;
     let record = typical::typical_record(now);
     println!("cookie value: empty session {} bytes", empty.len());
     let n = 200_000_u32;
@@ -23,12 +23,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let start = Instant::now();
         let mut value = String::new();
         for _ in 0..n {
-            value = store.seal(&record, now)?;
+            value = store.seal(&record, "tether", now)?;
         }
         let seal = start.elapsed() / n;
         let start = Instant::now();
         for _ in 0..n {
-            std::hint::black_box(store.open(&value, now));
+            std::hint::black_box(store.open(&value, "tether", now));
         }
         let open = start.elapsed() / n;
         println!(

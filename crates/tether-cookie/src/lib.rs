@@ -14,11 +14,16 @@
 //!
 //! # Format
 //!
-//! A cookie value is unpadded URL-safe base64 of `1 ‖ nonce ‖ ciphertext`: format
-//! version 1, a random 24-byte nonce, and XChaCha20-Poly1305 over `flag ‖ payload`,
+//! A cookie value is unpadded URL-safe base64 of `2 ‖ nonce ‖ ciphertext`: format
+//! version 2, a random 24-byte nonce, and XChaCha20-Poly1305 over `flag ‖ payload`,
 //! where the flag says whether the payload is deflated and the payload is the JSON of
 //! the record (data, version, created, last seen, idle and absolute deadlines, user)
-//! plus the time it was issued. The associated data binds the value to this format.
+//! plus the time it was issued.
+//!
+//! The associated data binds the value to this format, to the cookie's name and to
+//! the store's context ([`CookieStore::with_context`], an application id): two layers
+//! or two apps sharing keys cannot use each other's cookies. Version 1 (before the
+//! binding) is no longer opened: such a cookie reads as no session, once.
 //!
 //! # Keys
 //!
@@ -56,10 +61,10 @@ use serde::{Deserialize, Serialize};
 use tether_core::{ClientStore, Error, Record, Result, unix_ms};
 use time::OffsetDateTime;
 
-const FORMAT: u8 = 1;
+const FORMAT: u8 = 2;
 const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
-const AAD: &[u8] = b"tether/cookie/v1";
+const AAD: &[u8] = b"tether/cookie/v2";
 const RAW: u8 = 0;
 const DEFLATED: u8 = 1;
 /// Decompressed payloads larger than this are refused (a deflate bomb in a forged
@@ -191,6 +196,7 @@ type NotBefore = Arc<dyn Fn(&str) -> Option<OffsetDateTime> + Send + Sync>;
 #[derive(Clone)]
 pub struct CookieStore {
     keys: KeyRing,
+    context: String,
     compress: bool,
     max_len: usize,
     not_before: Option<NotBefore>,
@@ -200,6 +206,7 @@ impl std::fmt::Debug for CookieStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CookieStore")
             .field("keys", &self.keys)
+            .field("context", &self.context)
             .field("compress", &self.compress)
             .field("max_len", &self.max_len)
             .field("revocation", &self.not_before.is_some())
@@ -260,10 +267,46 @@ impl CookieStore {
     pub fn new(keys: KeyRing) -> Self {
         Self {
             keys,
+            context: String::new(),
             compress: false,
             max_len: 4000,
             not_before: None,
         }
+    }
+
+    /// Binds every cookie to `context` (an application id, say `"shop/admin"`): a
+    /// cookie sealed under another context does not open here, even with the same
+    /// keys and cookie name (default: no context).
+    ///
+    /// ```
+    /// # let keys = tether_cookie::KeyRing::parse(&tether_cookie::KeyRing::generate_key().unwrap()).unwrap();
+    /// use tether_core::ClientStore;
+    /// let shop = tether_cookie::CookieStore::new(keys.clone()).with_context("shop");
+    /// let admin = tether_cookie::CookieStore::new(keys).with_context("admin");
+    /// let now = time::OffsetDateTime::now_utc();
+    /// let record = tether_core::Record::new(now, &tether_core::Expiry::default());
+    /// let value = shop.seal(&record, "tether", now)?;
+    /// assert!(shop.open(&value, "tether", now).is_some());
+    /// assert!(admin.open(&value, "tether", now).is_none());
+    /// assert!(shop.open(&value, "other-cookie", now).is_none());
+    /// # Ok::<(), tether_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_context(mut self, context: impl Into<String>) -> Self {
+        self.context = context.into();
+        self
+    }
+
+    /// The associated data: the format, the cookie's name and the context, each
+    /// length-prefixed so they cannot be re-split.
+    fn aad(&self, cookie: &str) -> Vec<u8> {
+        let mut aad = Vec::with_capacity(AAD.len() + 16 + cookie.len() + self.context.len());
+        aad.extend_from_slice(AAD);
+        for part in [cookie.as_bytes(), self.context.as_bytes()] {
+            aad.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            aad.extend_from_slice(part);
+        }
+        aad
     }
 
     /// Deflate the payload before encrypting when that makes it smaller. Saves bytes
@@ -302,7 +345,7 @@ impl CookieStore {
         self
     }
 
-    fn decrypt(&self, value: &str) -> Option<Vec<u8>> {
+    fn decrypt(&self, value: &str, cookie: &str) -> Option<Vec<u8>> {
         if value.len() > self.max_len {
             return None;
         }
@@ -313,13 +356,14 @@ impl CookieStore {
         }
         let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
         let nonce = XNonce::from_slice(nonce);
+        let aad = self.aad(cookie);
         self.keys.ciphers.iter().find_map(|cipher| {
             cipher
                 .decrypt(
                     nonce,
                     AeadPayload {
                         msg: ciphertext,
-                        aad: AAD,
+                        aad: &aad,
                     },
                 )
                 .ok()
@@ -332,8 +376,8 @@ impl ClientStore for CookieStore {
         "cookie"
     }
 
-    fn open(&self, value: &str, now: OffsetDateTime) -> Option<Record> {
-        let plaintext = self.decrypt(value)?;
+    fn open(&self, value: &str, cookie: &str, now: OffsetDateTime) -> Option<Record> {
+        let plaintext = self.decrypt(value, cookie)?;
         let (&flag, body) = plaintext.split_first()?;
         let json = match flag {
             RAW => body.to_vec(),
@@ -356,7 +400,7 @@ impl ClientStore for CookieStore {
         Some(record)
     }
 
-    fn seal(&self, record: &Record, now: OffsetDateTime) -> Result<String> {
+    fn seal(&self, record: &Record, cookie: &str, now: OffsetDateTime) -> Result<String> {
         let sealed = Sealed::new(record, now);
         let json = serde_json::to_vec(&sealed).map_err(|e| Error::Corrupt(e.to_string()))?;
         let mut plaintext = Vec::with_capacity(json.len() + 1);
@@ -386,7 +430,7 @@ impl ClientStore for CookieStore {
                 XNonce::from_slice(&nonce),
                 AeadPayload {
                     msg: &plaintext,
-                    aad: AAD,
+                    aad: &self.aad(cookie),
                 },
             )
             .map_err(|_| Error::Corrupt("encryption failed".into()))?;

@@ -43,10 +43,10 @@ fn sizes_of_an_empty_and_a_typical_session() {
     let store = CookieStore::new(ring());
     let now = OffsetDateTime::now_utc();
     let empty = store
-        .seal(&Record::new(now, &Expiry::default()), now)
+        .seal(&Record::new(now, &Expiry::default()), "tether", now)
         .unwrap();
     let record = typical_record();
-    let typical = store.seal(&record, now).unwrap();
+    let typical = store.seal(&record, "tether", now).unwrap();
     eprintln!(
         "cookie value bytes: empty session {}, typical session {}",
         empty.len(),
@@ -59,7 +59,7 @@ fn sizes_of_an_empty_and_a_typical_session() {
         typical.len()
     );
     assert_eq!(
-        store.open(&typical, now),
+        store.open(&typical, "tether", now),
         Some(record),
         "the record did not round-trip"
     );
@@ -121,18 +121,18 @@ proptest! {
         let now = OffsetDateTime::now_utc();
         let mut record = typical_record();
         record.data.insert("counter".into(), json!(counter));
-        let value = store.seal(&record, now).unwrap();
+        let value = store.seal(&record, "tether", now).unwrap();
         let damaged = mutate(&value, &m);
         prop_assume!(damaged != value);
-        prop_assert_eq!(store.open(&damaged, now), None, "accepted {:?}", m);
+        prop_assert_eq!(store.open(&damaged, "tether", now), None, "accepted {:?}", m);
     }
 
     #[test]
     fn random_text_is_never_a_session(text in "\\PC{0,300}", noise in proptest::collection::vec(any::<u8>(), 0..10_000)) {
         let store = CookieStore::new(ring());
         let now = OffsetDateTime::now_utc();
-        prop_assert_eq!(store.open(&text, now), None);
-        prop_assert_eq!(store.open(&URL_SAFE_NO_PAD.encode(&noise), now), None);
+        prop_assert_eq!(store.open(&text, "tether", now), None);
+        prop_assert_eq!(store.open(&URL_SAFE_NO_PAD.encode(&noise), "tether", now), None);
     }
 }
 
@@ -141,19 +141,19 @@ fn wrong_key_expired_and_oversized_cookies_are_refused() {
     let now = OffsetDateTime::now_utc();
     let store = CookieStore::new(ring());
     let other = CookieStore::new(ring());
-    let value = other.seal(&typical_record(), now).unwrap();
+    let value = other.seal(&typical_record(), "tether", now).unwrap();
     assert_eq!(
-        store.open(&value, now),
+        store.open(&value, "tether", now),
         None,
         "a cookie sealed with another key"
     );
 
     let short = Record::new(now, &Expiry::new(Duration::from_secs(60)));
-    let value = store.seal(&short, now).unwrap();
-    assert!(store.open(&value, now).is_some());
+    let value = store.seal(&short, "tether", now).unwrap();
+    assert!(store.open(&value, "tether", now).is_some());
     let later = now + time::Duration::seconds(61);
     assert_eq!(
-        store.open(&value, later),
+        store.open(&value, "tether", later),
         None,
         "an expired cookie replayed later"
     );
@@ -162,10 +162,13 @@ fn wrong_key_expired_and_oversized_cookies_are_refused() {
         now,
         &Expiry::new(Duration::from_secs(3600)).with_absolute(Duration::from_secs(10)),
     );
-    let value = store.seal(&absolute, now).unwrap();
-    assert_eq!(store.open(&value, now + time::Duration::seconds(11)), None);
+    let value = store.seal(&absolute, "tether", now).unwrap();
+    assert_eq!(
+        store.open(&value, "tether", now + time::Duration::seconds(11)),
+        None
+    );
 
-    assert_eq!(store.open(&"A".repeat(10 * 1024), now), None);
+    assert_eq!(store.open(&"A".repeat(10 * 1024), "tether", now), None);
 }
 
 #[test]
@@ -174,24 +177,24 @@ fn key_rotation() {
     let old_key = KeyRing::generate_key().unwrap();
     let new_key = KeyRing::generate_key().unwrap();
     let old = CookieStore::new(KeyRing::parse(&old_key).unwrap());
-    let sealed_with_old = old.seal(&typical_record(), now).unwrap();
+    let sealed_with_old = old.seal(&typical_record(), "tether", now).unwrap();
 
     // The new key goes first; the old one still decrypts.
     let rotating = CookieStore::new(KeyRing::parse(&format!("{new_key}\n{old_key}")).unwrap());
     assert!(
-        rotating.open(&sealed_with_old, now).is_some(),
+        rotating.open(&sealed_with_old, "tether", now).is_some(),
         "old cookies must still read"
     );
-    let sealed_with_new = rotating.seal(&typical_record(), now).unwrap();
+    let sealed_with_new = rotating.seal(&typical_record(), "tether", now).unwrap();
     assert!(
-        old.open(&sealed_with_new, now).is_none(),
+        old.open(&sealed_with_new, "tether", now).is_none(),
         "new cookies are sealed with the new key"
     );
 
     // Once the old key is dropped, its cookies read as no session.
     let rotated = CookieStore::new(KeyRing::parse(&new_key).unwrap());
-    assert_eq!(rotated.open(&sealed_with_old, now), None);
-    assert!(rotated.open(&sealed_with_new, now).is_some());
+    assert_eq!(rotated.open(&sealed_with_old, "tether", now), None);
+    assert!(rotated.open(&sealed_with_new, "tether", now).is_some());
 }
 
 #[test]
@@ -200,17 +203,21 @@ fn revocation_refuses_cookies_issued_before_not_before() {
     let cutoff = issued + time::Duration::seconds(5);
     let store = CookieStore::new(ring())
         .with_not_before(move |user| (user == "alice.smith").then_some(cutoff));
-    let value = store.seal(&typical_record(), issued).unwrap();
+    let value = store.seal(&typical_record(), "tether", issued).unwrap();
     assert_eq!(
-        store.open(&value, issued + time::Duration::seconds(6)),
+        store.open(&value, "tether", issued + time::Duration::seconds(6)),
         None
     );
     let fresh = store
-        .seal(&typical_record(), cutoff + time::Duration::seconds(1))
+        .seal(
+            &typical_record(),
+            "tether",
+            cutoff + time::Duration::seconds(1),
+        )
         .unwrap();
     assert!(
         store
-            .open(&fresh, cutoff + time::Duration::seconds(2))
+            .open(&fresh, "tether", cutoff + time::Duration::seconds(2))
             .is_some()
     );
 }
@@ -266,8 +273,20 @@ async fn logout(session: Session) -> Result<StatusCode, SessionError> {
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Lists the user's sessions, and handles a store that keeps none.
+async fn sessions_or_note(session: Session) -> Result<String, SessionError> {
+    match session.user_sessions().await {
+        Ok(list) => Ok(list.len().to_string()),
+        Err(SessionError::Store(e)) if matches!(*e, tether::Error::Unsupported { .. }) => {
+            Ok("not kept here".into())
+        }
+        Err(e) => Err(e),
+    }
+}
+
 fn app(store: CookieStore) -> Router {
     Router::new()
+        .route("/sessions-or-note", get(sessions_or_note))
         .route("/login", post(login))
         .route("/me", get(me))
         .route("/incr", post(incr))
@@ -320,6 +339,43 @@ async fn what_needs_server_state_is_refused_clearly() {
     );
 }
 
+#[test]
+fn another_layer_or_app_with_the_same_keys_cannot_open_the_cookie() {
+    let keys = ring();
+    let now = OffsetDateTime::now_utc();
+    let shop = CookieStore::new(keys.clone()).with_context("shop");
+    let value = shop.seal(&typical_record(), "tether", now).unwrap();
+    assert!(shop.open(&value, "tether", now).is_some());
+    assert_eq!(
+        shop.open(&value, "admin_session", now),
+        None,
+        "another layer's cookie"
+    );
+    let admin = CookieStore::new(keys.clone()).with_context("admin");
+    assert_eq!(
+        admin.open(&value, "tether", now),
+        None,
+        "another app's cookie"
+    );
+    assert_eq!(
+        CookieStore::new(keys).open(&value, "tether", now),
+        None,
+        "no context"
+    );
+}
+
+#[tokio::test]
+async fn a_refusal_the_handler_handled_leaves_its_response_alone() {
+    // The profile page of the demo: it lists the user's sessions where the store
+    // keeps them, and says so where it does not. The layer must not turn that page
+    // into a 500.
+    let app = app(CookieStore::new(ring()));
+    let cookie = send(&app, "POST", "/login", None).await.cookie();
+    let reply = send(&app, "GET", "/sessions-or-note", Some(&cookie)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body, "not kept here");
+}
+
 #[tokio::test]
 async fn a_session_too_large_for_a_cookie_is_a_413_not_a_truncated_cookie() {
     let app = app(CookieStore::new(ring()));
@@ -336,7 +392,7 @@ async fn thousands_of_damaged_cookies_never_cause_a_500() {
     let store = CookieStore::new(ring());
     let app = app(store.clone());
     let now = OffsetDateTime::now_utc();
-    let value = store.seal(&typical_record(), now).unwrap();
+    let value = store.seal(&typical_record(), "tether", now).unwrap();
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let strategy = mutation();
     for _ in 0..2000 {

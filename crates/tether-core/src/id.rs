@@ -21,9 +21,14 @@ const RESEED_AFTER_BYTES: u64 = 64 * 1024;
 /// use and reseeded from it every 64 KiB of output. Session ids and the cookie store's
 /// nonces come from here; neither costs a system call.
 ///
+/// A forked child never repeats its parent's output: the generator remembers the
+/// process it was seeded in and reseeds from the operating system when that changes
+/// (one `getpid` per call, no `getrandom`).
+///
 /// Fails only when the operating system cannot provide the first seed. Should a later
 /// reseed fail, the generator keeps its current (still unpredictable) state and tries
-/// again at the next call; it never panics.
+/// again at the next call; it never panics. A child whose reseed fails gets an error,
+/// never its parent's stream.
 ///
 /// ```
 /// let mut a = [0u8; 24];
@@ -34,34 +39,56 @@ const RESEED_AFTER_BYTES: u64 = 64 * 1024;
 /// # Ok::<(), tether_core::Error>(())
 /// ```
 pub fn fill_random(bytes: &mut [u8]) -> Result<(), crate::Error> {
-    /// A thread's generator and the output it gave since its last seed.
-    struct Seeded {
-        rng: ChaCha12Rng,
-        since_seed: u64,
-    }
-    fn from_os() -> Result<ChaCha12Rng, crate::Error> {
-        ChaCha12Rng::try_from_rng(&mut OsRng).map_err(|e| crate::Error::Randomness(e.to_string()))
-    }
     thread_local! {
         static RNG: RefCell<Option<Seeded>> = const { RefCell::new(None) };
     }
-    RNG.with_borrow_mut(|slot| {
-        let seeded = match slot {
-            Some(seeded) => seeded,
-            None => slot.insert(Seeded {
-                rng: from_os()?,
-                since_seed: 0,
-            }),
+    let pid = std::process::id();
+    RNG.with_borrow_mut(|slot| fill_from(slot, pid, bytes, from_os))
+}
+
+/// A thread's generator, the output it gave since its last seed, and the process it
+/// was seeded in.
+struct Seeded {
+    rng: ChaCha12Rng,
+    since_seed: u64,
+    pid: u32,
+}
+
+fn from_os() -> Result<ChaCha12Rng, crate::Error> {
+    ChaCha12Rng::try_from_rng(&mut OsRng).map_err(|e| crate::Error::Randomness(e.to_string()))
+}
+
+/// [`fill_random`]'s rule, with the process id and the seed source given.
+fn fill_from(
+    slot: &mut Option<Seeded>,
+    pid: u32,
+    bytes: &mut [u8],
+    seed: fn() -> Result<ChaCha12Rng, crate::Error>,
+) -> Result<(), crate::Error> {
+    // A fork copies the generator: the child must not go on from its parent's state.
+    if slot.as_ref().is_some_and(|s| s.pid != pid) {
+        *slot = None;
+    }
+    let seeded = match slot {
+        Some(seeded) => seeded,
+        None => slot.insert(Seeded {
+            rng: seed()?,
+            since_seed: 0,
+            pid,
+        }),
+    };
+    if seeded.since_seed >= RESEED_AFTER_BYTES
+        && let Ok(rng) = seed()
+    {
+        *seeded = Seeded {
+            rng,
+            since_seed: 0,
+            pid,
         };
-        if seeded.since_seed >= RESEED_AFTER_BYTES
-            && let Ok(rng) = from_os()
-        {
-            *seeded = Seeded { rng, since_seed: 0 };
-        }
-        seeded.rng.fill_bytes(bytes);
-        seeded.since_seed += bytes.len() as u64;
-        Ok(())
-    })
+    }
+    seeded.rng.fill_bytes(bytes);
+    seeded.since_seed += bytes.len() as u64;
+    Ok(())
 }
 
 /// Length of an [`Id`] in its text form (unpadded URL-safe base64 of [`ID_BYTES`]).
@@ -237,6 +264,31 @@ mod tests {
         // form exists per id.
         assert_eq!(Id::parse("AAAAAAAAAAAAAAAAAAAAAB"), None);
         assert!(Id::parse("AAAAAAAAAAAAAAAAAAAAAA").is_some());
+    }
+
+    #[test]
+    fn a_forked_child_does_not_repeat_its_parents_stream() {
+        // What fork leaves behind: the child's thread holds a copy of the parent's
+        // generator. Seeded from a fixed seed here, so a copy would repeat exactly.
+        fn fixed() -> Result<ChaCha12Rng, crate::Error> {
+            Ok(ChaCha12Rng::from_seed([7; 32]))
+        }
+        let mut parent = None;
+        let mut first = [0u8; 16];
+        fill_from(&mut parent, 100, &mut first, fixed).unwrap();
+        let mut child = parent.as_ref().map(|s: &Seeded| Seeded {
+            rng: s.rng.clone(),
+            since_seed: s.since_seed,
+            pid: s.pid,
+        });
+        let (mut from_parent, mut from_child) = ([0u8; 16], [0u8; 16]);
+        fill_from(&mut parent, 100, &mut from_parent, fixed).unwrap();
+        fill_from(&mut child, 101, &mut from_child, from_os).unwrap();
+        assert_ne!(
+            from_parent, from_child,
+            "the child repeated its parent's output"
+        );
+        assert_eq!(child.map(|s| s.pid), Some(101));
     }
 
     #[test]

@@ -14,8 +14,8 @@ pub use error::{BoxError, Error, Result};
 pub use id::{ID_BYTES, ID_LEN, Id, IdText, InvalidId, fill_random};
 pub use record::{Changes, Expiry, Record, SessionInfo, Touch, unix_ms};
 pub use store::{
-    Capabilities, ClientStore, Created, LockOptions, LockToken, LockWait, Saved, SessionStore,
-    sessions_beyond_cap,
+    Capabilities, ClientStore, Created, LockOptions, LockToken, LockWait, Saved, SessionLimits,
+    SessionStore, sessions_beyond_cap,
 };
 
 pub use async_trait::async_trait;

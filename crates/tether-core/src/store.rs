@@ -158,6 +158,68 @@ pub fn sessions_beyond_cap(
     others.into_iter().take(excess).map(|(_, id)| id).collect()
 }
 
+/// The bound on sessions an in-memory store (memory, replicated) holds, and the
+/// policy that keeps anonymous sessions from starving logins: anonymous sessions (no
+/// user bound) use at most `max_anonymous`; sessions bound to a user may use all of
+/// `max`; making room ends the oldest anonymous sessions, and only a store full of
+/// users' sessions refuses.
+///
+/// ```
+/// use tether_core::SessionLimits;
+/// let limits = SessionLimits::new(10); // anonymous: at most 5
+/// assert_eq!(limits.to_evict(5, 5, true).unwrap(), 1, "the oldest anonymous makes room");
+/// assert_eq!(limits.to_evict(10, 2, false).unwrap(), 1, "a login takes an anonymous place");
+/// assert!(limits.to_evict(10, 0, false).is_err(), "full of logged-in users");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// The most sessions.
+    pub max: usize,
+    /// The most sessions bound to no user.
+    pub max_anonymous: usize,
+}
+
+impl SessionLimits {
+    /// At most `max` sessions, half of them anonymous.
+    pub const fn new(max: usize) -> Self {
+        let max = if max == 0 { 1 } else { max };
+        Self {
+            max,
+            max_anonymous: if max / 2 == 0 { 1 } else { max / 2 },
+        }
+    }
+
+    /// With another anonymous share (at least 1, at most `max`).
+    #[must_use]
+    pub fn with_max_anonymous(mut self, max_anonymous: usize) -> Self {
+        self.max_anonymous = max_anonymous.clamp(1, self.max);
+        self
+    }
+
+    /// How many of the oldest anonymous sessions must end before one more session
+    /// (anonymous or not) fits, given `live` sessions of which `anonymous` are
+    /// anonymous; [`Error::Unavailable`] when ending every anonymous one is not enough.
+    pub fn to_evict(&self, live: usize, anonymous: usize, new_is_anonymous: bool) -> Result<usize> {
+        let over_total = (live + 1).saturating_sub(self.max);
+        let over_anonymous = if new_is_anonymous {
+            (anonymous + 1).saturating_sub(self.max_anonymous)
+        } else {
+            0
+        };
+        let evict = over_total.max(over_anonymous);
+        if evict > anonymous {
+            return Err(Error::unavailable(
+                "creating a session",
+                std::io::Error::other(format!(
+                    "the store is full ({} sessions, bound to users; raise its session limit or use a central store)",
+                    self.max
+                )),
+            ));
+        }
+        Ok(evict)
+    }
+}
+
 /// Proof of holding a session lock: only its owner can release it.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct LockToken(pub String);
@@ -181,15 +243,20 @@ impl fmt::Debug for LockToken {
 /// Sealing and opening are local and synchronous (no I/O). `open` answers `None`, never
 /// an error, for anything that is not a valid, unexpired value this store sealed:
 /// forged, truncated, re-keyed, oversized, revoked.
+///
+/// Both take the name of the cookie the value travels in, which a store binds into
+/// what it seals: a value sealed for one cookie (one layer, one app) does not open as
+/// another, even under the same keys.
 pub trait ClientStore: Send + Sync + fmt::Debug + 'static {
     /// A short name for logs and errors.
     fn name(&self) -> &'static str;
 
-    /// The record sealed in `value`, or `None`.
-    fn open(&self, value: &str, now: time::OffsetDateTime) -> Option<Record>;
+    /// The record sealed in `value` for the cookie `cookie`, or `None`.
+    fn open(&self, value: &str, cookie: &str, now: time::OffsetDateTime) -> Option<Record>;
 
-    /// Seals `record` into a cookie value; [`Error::TooLarge`] when it does not fit.
-    fn seal(&self, record: &Record, now: time::OffsetDateTime) -> Result<String>;
+    /// Seals `record` into a value of the cookie `cookie`; [`Error::TooLarge`] when it
+    /// does not fit.
+    fn seal(&self, record: &Record, cookie: &str, now: time::OffsetDateTime) -> Result<String>;
 
     /// The largest cookie value this store produces.
     fn size_limit(&self) -> usize;

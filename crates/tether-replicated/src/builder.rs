@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tether_core::{Error, Id, Result};
+use tether_core::{Error, Id, Result, SessionLimits};
 
 use crate::clock::Clock;
 use crate::peer::{Peer, send_loop};
@@ -164,11 +164,12 @@ impl ReplicatedStoreBuilder {
                 .iter()
                 .map(|url| Peer::new(url.clone()))
                 .collect(),
-            max_sessions: self.max_sessions,
-            max_anonymous: self
-                .max_anonymous
-                .unwrap_or(self.max_sessions / 2)
-                .clamp(1, self.max_sessions),
+            limits: match self.max_anonymous {
+                Some(anonymous) => {
+                    SessionLimits::new(self.max_sessions).with_max_anonymous(anonymous)
+                }
+                None => SessionLimits::new(self.max_sessions),
+            },
             max_session_bytes: self.max_session_bytes,
             max_tombstones: self.max_tombstones.unwrap_or(self.max_sessions),
             queue_capacity: self.queue_capacity,

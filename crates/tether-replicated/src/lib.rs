@@ -72,8 +72,8 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use tether_core::{
-    Capabilities, Changes, Created, Error, Id, Record, Result, Saved, SessionInfo, SessionStore,
-    Touch, async_trait, unix_ms,
+    Capabilities, Changes, Created, Error, Id, Record, Result, Saved, SessionInfo, SessionLimits,
+    SessionStore, Touch, async_trait, unix_ms,
 };
 use time::OffsetDateTime;
 
@@ -102,8 +102,7 @@ struct Inner {
     state: Mutex<State>,
     secret: Secret,
     peers: Vec<Peer>,
-    max_sessions: usize,
-    max_anonymous: usize,
+    limits: SessionLimits,
     max_session_bytes: usize,
     max_tombstones: usize,
     queue_capacity: usize,
@@ -234,20 +233,14 @@ impl ReplicatedStore {
     /// (replicated as deletes, so every instance agrees). Fails only when the store
     /// is full of sessions bound to users.
     fn make_room(&self, state: &mut State, anonymous: bool) -> Result<()> {
-        let inner = &self.inner;
-        while (anonymous && state.anonymous_count() >= inner.max_anonymous)
-            || state.live_count() >= inner.max_sessions
-        {
-            let Some(oldest) = state.oldest_anonymous() else {
-                return Err(Error::unavailable(
-                    "creating a session",
-                    std::io::Error::other(format!(
-                        "the replicated store is full ({} sessions bound to users; raise max_sessions or use a central store)",
-                        inner.max_sessions
-                    )),
-                ));
-            };
-            self.publish(state, vec![Op::Delete { id: oldest }]);
+        let evict =
+            self.inner
+                .limits
+                .to_evict(state.live_count(), state.anonymous_count(), anonymous)?;
+        for _ in 0..evict {
+            if let Some(oldest) = state.oldest_anonymous() {
+                self.publish(state, vec![Op::Delete { id: oldest }]);
+            }
         }
         Ok(())
     }

@@ -9,6 +9,9 @@ use tether_core::{
 };
 use time::OffsetDateTime;
 
+/// The cookie name the jar seals for.
+const COOKIE: &str = "tether";
+
 /// Plays the browser for a [`ClientStore`]: keeps the latest cookie value of each
 /// session, so the suite's cases can run against sealing and opening. What it checks
 /// is the store's: exact round trips, expiry from the sealed payload, hostile values,
@@ -41,11 +44,11 @@ impl ClientJar {
     }
 
     fn open(&self, value: Option<&String>) -> Option<Record> {
-        value.and_then(|v| self.store.open(v, OffsetDateTime::now_utc()))
+        value.and_then(|v| self.store.open(v, COOKIE, OffsetDateTime::now_utc()))
     }
 
     fn seal(&self, record: &Record) -> Result<String> {
-        self.store.seal(record, OffsetDateTime::now_utc())
+        self.store.seal(record, COOKIE, OffsetDateTime::now_utc())
     }
 }
 

@@ -12,7 +12,12 @@ pub type ErrorHandler = Arc<dyn Fn(&Error) -> http::Response<String> + Send + Sy
 /// Everything the [`SessionLayer`](crate::SessionLayer) can be told.
 #[derive(Clone)]
 pub(crate) struct Config {
+    /// The name as configured, without a prefix.
     pub(crate) cookie_name: String,
+    /// Prefix the name with `__Host-` when the cookie qualifies (default on).
+    pub(crate) host_prefix: bool,
+    /// The name sent: see [`Config::refresh_name`].
+    name: String,
     pub(crate) path: String,
     pub(crate) domain: Option<String>,
     pub(crate) secure: bool,
@@ -28,8 +33,10 @@ pub(crate) struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self {
+        let mut config = Self {
             cookie_name: DEFAULT_COOKIE_NAME.to_owned(),
+            host_prefix: true,
+            name: String::new(),
             path: "/".to_owned(),
             domain: None,
             secure: true,
@@ -41,14 +48,41 @@ impl Default for Config {
             lock: None,
             max_sessions_per_user: None,
             error_handler: Arc::new(default_error_response),
-        }
+        };
+        config.refresh_name();
+        config
+    }
+}
+
+impl Config {
+    /// The cookie's name as sent and read.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Recomputes the name after a change: `__Host-NAME` whenever the cookie is
+    /// `Secure`, has `Path=/` and no `Domain` (what browsers require of the prefix, so
+    /// a sibling subdomain or a plain-http page cannot plant it); `__Secure-NAME` when
+    /// it is `Secure` but scoped otherwise; the plain name without `Secure`.
+    pub(crate) fn refresh_name(&mut self) {
+        let base = self
+            .cookie_name
+            .trim_start_matches("__Host-")
+            .trim_start_matches("__Secure-");
+        self.name = if !self.host_prefix || !self.secure {
+            base.to_owned()
+        } else if self.path == "/" && self.domain.is_none() {
+            format!("__Host-{base}")
+        } else {
+            format!("__Secure-{base}")
+        };
     }
 }
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
-            .field("cookie_name", &self.cookie_name)
+            .field("cookie_name", &self.name)
             .field("path", &self.path)
             .field("domain", &self.domain)
             .field("secure", &self.secure)

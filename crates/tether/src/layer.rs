@@ -5,19 +5,23 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use ::cookie::{Cookie, SameSite};
-use http::{HeaderValue, Request, Response, header};
+use ::cookie::SameSite;
+use http::{Request, Response};
 use tether_core::{ClientStore, Expiry, Id, LockOptions, SessionStore};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::backend::{Backend, Shared};
 use crate::config::Config;
-use crate::session::{Backend, CookieAction, Presented, Session, Shared};
+use crate::cookie_io as cookie;
+use crate::session::{Presented, Session};
 
 /// Adds a [`Session`] to every request and saves what the handler changed.
 ///
 /// Secure by default: the cookie is `HttpOnly`, `SameSite=Lax`, `Path=/`, `Secure`,
-/// with no `Domain`; responses that set it carry `Cache-Control: no-store`.
+/// with no `Domain`, and named with the `__Host-` prefix (`__Host-tether`); responses
+/// that set it carry `Cache-Control: no-store`, and responses made with the session
+/// carry `Vary: Cookie`.
 ///
 /// ```
 /// use std::time::Duration;
@@ -78,36 +82,51 @@ impl SessionLayer {
     }
 
     fn config(mut self, f: impl FnOnce(&mut Config)) -> Self {
-        f(&mut Arc::make_mut(&mut self.shared).config);
+        let config = &mut Arc::make_mut(&mut self.shared).config;
+        f(config);
+        config.refresh_name();
         self
     }
 
-    /// The cookie's name (default [`DEFAULT_COOKIE_NAME`](crate::DEFAULT_COOKIE_NAME)).
+    /// The cookie's name (default [`DEFAULT_COOKIE_NAME`](crate::DEFAULT_COOKIE_NAME)),
+    /// sent with the `__Host-` prefix while the cookie is `Secure` with `Path=/` and
+    /// no `Domain` (`__Secure-` when it is `Secure` but scoped otherwise).
+    ///
+    /// ```
+    /// let layer = tether::SessionLayer::new(tether::MemoryStore::new()).with_cookie_name("sid");
+    /// assert_eq!(layer.cookie_name(), "__Host-sid");
+    /// assert_eq!(layer.with_insecure_cookie().cookie_name(), "sid");
+    /// ```
     #[must_use]
     pub fn with_cookie_name(self, name: impl Into<String>) -> Self {
         let name = name.into();
         self.config(|c| c.cookie_name = name)
     }
 
-    /// Sends the cookie over plain HTTP too. Only for development on
-    /// `http://localhost`: on the internet the id would travel in clear.
+    /// Sends the cookie over plain HTTP too, under its plain name (no prefix). Only for
+    /// development on `http://localhost`: on the internet the id would travel in clear.
     #[must_use]
     pub fn with_insecure_cookie(self) -> Self {
         self.config(|c| c.secure = false)
     }
 
-    /// Prefixes the cookie name with `__Host-`, which browsers accept only with
+    /// Makes the cookie qualify for the `__Host-` prefix (the default already does):
     /// `Secure`, `Path=/` and no `Domain`, so a sibling subdomain cannot plant it.
     #[must_use]
     pub fn with_host_prefix(self) -> Self {
         self.config(|c| {
-            if !c.cookie_name.starts_with("__Host-") {
-                c.cookie_name = format!("__Host-{}", c.cookie_name);
-            }
+            c.host_prefix = true;
             c.secure = true;
             "/".clone_into(&mut c.path);
             c.domain = None;
         })
+    }
+
+    /// Sends the name as configured, without the `__Host-`/`__Secure-` prefix (for a
+    /// client that looks for a fixed name).
+    #[must_use]
+    pub fn without_name_prefix(self) -> Self {
+        self.config(|c| c.host_prefix = false)
     }
 
     /// The cookie's `Path` (default `/`).
@@ -191,11 +210,18 @@ impl SessionLayer {
     /// use tether::{MemoryStore, SessionLayer};
     /// let layer = SessionLayer::new(MemoryStore::new());
     /// let mut headers = http::HeaderMap::new();
-    /// headers.insert("cookie", "theme=dark; tether=not-an-id".parse().unwrap());
+    /// headers.insert("cookie", "theme=dark; __Host-tether=not-an-id".parse().unwrap());
     /// assert!(layer.session_id(&headers).is_none());
     /// ```
+    ///
+    /// With several cookies of the session's name, the first well-formed one.
     pub fn session_id(&self, headers: &http::HeaderMap) -> Option<Id> {
-        cookie_value(headers, &self.shared.config.cookie_name).and_then(Id::parse)
+        match &self.shared.backend {
+            Backend::Server(_) => cookie::cookie_values(headers, self.shared.config.name())
+                .into_iter()
+                .find_map(Id::parse),
+            Backend::Client(_) => None,
+        }
     }
 
     /// The server-side store behind this layer; `None` for a client-side one.
@@ -213,7 +239,7 @@ impl SessionLayer {
 
     /// The cookie's name, prefix included.
     pub fn cookie_name(&self) -> &str {
-        &self.shared.config.cookie_name
+        self.shared.config.name()
     }
 }
 
@@ -236,6 +262,75 @@ pub struct SessionService<S> {
     shared: Arc<Shared>,
 }
 
+impl<S> SessionService<S> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The wrapped service, unwrapped.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// The response future of [`SessionService`]: the handler's response, with the
+/// session written and its cookie set.
+pub struct ResponseFuture<R, E> {
+    inner: Pin<Box<dyn Future<Output = Result<R, E>> + Send>>,
+}
+
+impl<R, E> std::fmt::Debug for ResponseFuture<R, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<R, E> Future for ResponseFuture<R, E> {
+    type Output = Result<R, E>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+/// What the request's cookies present, checked for the backend: well-formed ids (a
+/// value not of an id's exact shape is no session, with no store I/O), or sealed
+/// values no longer than the store produces.
+fn presented(shared: &Shared, headers: &http::HeaderMap) -> Presented {
+    let values = cookie::cookie_values(headers, shared.config.name());
+    if values.is_empty() {
+        return Presented::None;
+    }
+    match &shared.backend {
+        Backend::Server(_) => {
+            let ids: Vec<Id> = values.into_iter().filter_map(Id::parse).collect();
+            if ids.is_empty() {
+                Presented::None
+            } else {
+                Presented::Ids(ids)
+            }
+        }
+        Backend::Client(store) => {
+            let sealed: Vec<String> = values
+                .into_iter()
+                .filter(|v| !v.is_empty() && v.len() <= store.size_limit())
+                .map(str::to_owned)
+                .collect();
+            if sealed.is_empty() {
+                Presented::None
+            } else {
+                Presented::Sealed(sealed)
+            }
+        }
+    }
+}
+
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -245,7 +340,7 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    type Future = ResponseFuture<Self::Response, Self::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -253,92 +348,32 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let shared = self.shared.clone();
-        let value = cookie_value(req.headers(), &shared.config.cookie_name);
-        // A cookie value not of the id's exact shape is no session: no store I/O.
-        let presented = match (&shared.backend, value) {
-            (Backend::Server(_), Some(v)) => Id::parse(v).map_or(Presented::None, Presented::Id),
-            (Backend::Client(store), Some(v)) if v.len() <= store.size_limit() => {
-                Presented::Sealed(v.to_owned())
-            }
-            // No cookie, or one too long to be ours.
-            _ => Presented::None,
-        };
-        let session = Session::new(shared.clone(), presented);
+        let session = Session::new(shared.clone(), presented(&shared, req.headers()));
         req.extensions_mut().insert(session.clone());
 
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
-            let mut response = inner.call(req).await?;
-            if !session.was_touched() {
-                return Ok(response);
-            }
-            let server_error = response.status().is_server_error();
-            match session.finish(server_error).await {
-                Ok(action) => {
-                    apply_cookie(&shared.config, action, &mut response);
-                    Ok(response)
+        ResponseFuture {
+            inner: Box::pin(async move {
+                let mut response = inner.call(req).await?;
+                if !session.was_touched() {
+                    return Ok(response);
                 }
-                Err(error) => {
-                    let (parts, body) = (shared.config.error_handler)(&error).into_parts();
-                    Ok(Response::from_parts(parts, ResBody::from(body)))
+                let server_error = response.status().is_server_error();
+                match session.finish(server_error).await {
+                    Ok(action) => {
+                        cookie::vary_on_cookie(&mut response);
+                        cookie::apply(&shared.config, action, &mut response);
+                        Ok(response)
+                    }
+                    Err(error) => {
+                        let (parts, body) = (shared.config.error_handler)(&error).into_parts();
+                        let mut response = Response::from_parts(parts, ResBody::from(body));
+                        cookie::vary_on_cookie(&mut response);
+                        Ok(response)
+                    }
                 }
-            }
-        })
-    }
-}
-
-/// The value of the cookie `name`, found without parsing every cookie of the request
-/// (what a cookie jar does, allocating per cookie): this runs on every
-/// request, touched or not. Values are used verbatim; ids and sealed values are
-/// URL-safe, so they are never percent-encoded.
-fn cookie_value<'h>(headers: &'h http::HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            let (k, v) = pair.split_once('=')?;
-            (k.trim() == name).then(|| v.trim().trim_matches('"'))
-        })
-}
-
-fn apply_cookie<B>(config: &Config, action: CookieAction, response: &mut Response<B>) {
-    let mut cookie = Cookie::build((config.cookie_name.clone(), String::new()))
-        .path(config.path.clone())
-        .secure(config.secure)
-        .http_only(config.http_only)
-        .same_site(config.same_site)
-        .build();
-    if let Some(domain) = &config.domain {
-        cookie.set_domain(domain.clone());
-    }
-    match action {
-        CookieAction::Keep => return,
-        CookieAction::Set { value, max_age } => {
-            cookie.set_value(value);
-            if let Some(max_age) = max_age {
-                cookie.set_max_age(max_age.max(time::Duration::ZERO));
-            }
+            }),
         }
-        CookieAction::Remove => cookie.make_removal(),
     }
-    // The value is ours and URL-safe; the name, path and domain come from the
-    // configuration, and a character a header cannot carry there is a setup mistake
-    // that must not pass silently.
-    match HeaderValue::from_str(&cookie.to_string()) {
-        Ok(value) => {
-            response.headers_mut().append(header::SET_COOKIE, value);
-        }
-        Err(error) => tracing::error!(
-            cookie = config.cookie_name,
-            %error,
-            "the session cookie cannot be sent: its name, path or domain is not a valid header value"
-        ),
-    }
-    // A shared cache must never hand one user's session cookie to another.
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
 }

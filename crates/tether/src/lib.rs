@@ -26,8 +26,14 @@
 //!     .layer(SessionLayer::new(MemoryStore::new()));
 //! ```
 
+mod backend;
+mod commit;
 mod config;
+#[path = "cookie.rs"]
+mod cookie_io;
+mod error;
 mod layer;
+mod lock;
 mod memory;
 mod session;
 
@@ -35,9 +41,11 @@ pub use ::cookie::SameSite;
 pub use config::{
     DEFAULT_COOKIE_NAME, DEFAULT_REFRESH_SHARE, ErrorHandler, default_error_response,
 };
-pub use layer::{SessionLayer, SessionService};
+pub use cookie_io::cookie_values;
+pub use error::SessionError;
+pub use layer::{ResponseFuture, SessionLayer, SessionService};
 pub use memory::MemoryStore;
-pub use session::{Session, SessionError};
+pub use session::{MissingSessionLayer, Session};
 pub use tether_core::{
     Capabilities, Changes, ClientStore, Created, Error, Expiry, Id, LockOptions, LockToken, Record,
     Saved, SessionInfo, SessionStore, Touch,

@@ -1,13 +1,13 @@
 //! `MemoryStore`: sessions in this process's memory.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use tether_core::{
     Changes, Created, Error, Id, LockOptions, LockToken, Record, Result, Saved, SessionInfo,
-    SessionStore, Touch, async_trait, unix_ms,
+    SessionLimits, SessionStore, Touch, async_trait, unix_ms,
 };
 use time::OffsetDateTime;
 use tokio::sync::Notify;
@@ -19,22 +19,39 @@ use tokio::sync::Notify;
 /// keeps only its own users. It supports every part of the contract: user index, caps
 /// and lock mode.
 ///
+/// Bounded by default: at most 100,000 sessions, anonymous ones (no user bound) at
+/// most half, the oldest anonymous ending to make room ([`SessionLimits`]), so a
+/// flood of cookie-less requests can neither exhaust memory nor lock out logins.
+///
 /// ```
 /// use tether::{MemoryStore, SessionLayer};
 ///
-/// let layer = SessionLayer::new(MemoryStore::new());
+/// let layer = SessionLayer::new(MemoryStore::new().with_max_sessions(10_000));
 /// let app: axum::Router = axum::Router::new().layer(layer);
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryStore {
     state: Mutex<State>,
     unlocked: Notify,
+    limits: SessionLimits,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self {
+            state: Mutex::default(),
+            unlocked: Notify::new(),
+            limits: SessionLimits::new(100_000),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
 struct State {
     records: HashMap<Id, Record>,
     users: HashMap<String, HashSet<Id>>,
+    /// Anonymous sessions by creation (ms), the oldest first to make room.
+    anonymous: BTreeSet<(i64, Id)>,
     locks: HashMap<Id, (LockToken, Instant)>,
     /// When each record falls due (its expiry, Unix ms), soonest first. A record gets
     /// an entry when it is created, and a new one when its entry falls due while it is
@@ -56,6 +73,24 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// At most `max` sessions (default 100,000), anonymous ones at most half.
+    ///
+    /// ```
+    /// let store = tether::MemoryStore::new().with_max_sessions(1_000);
+    /// ```
+    #[must_use]
+    pub fn with_max_sessions(mut self, max: usize) -> Self {
+        self.limits = SessionLimits::new(max);
+        self
+    }
+
+    /// The bound and its anonymous share.
+    #[must_use]
+    pub fn with_limits(mut self, limits: SessionLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The number of records held, including expired ones not yet swept.
@@ -108,10 +143,25 @@ impl State {
 
     fn remove(&mut self, id: &Id) -> Option<Record> {
         let record = self.records.remove(id)?;
-        if let Some(user) = &record.user {
-            self.unindex(user, id);
+        match &record.user {
+            Some(user) => self.unindex(user, id),
+            None => {
+                self.anonymous
+                    .remove(&(unix_ms::to_ms(record.created), *id));
+            }
         }
         Some(record)
+    }
+
+    /// Ends the oldest anonymous sessions until one more session fits `limits`.
+    fn make_room(&mut self, limits: &SessionLimits, anonymous: bool) -> Result<()> {
+        let evict = limits.to_evict(self.records.len(), self.anonymous.len(), anonymous)?;
+        for _ in 0..evict {
+            if let Some(&(_, oldest)) = self.anonymous.first() {
+                self.remove(&oldest);
+            }
+        }
+        Ok(())
     }
 
     fn unindex(&mut self, user: &str, id: &Id) {
@@ -137,6 +187,12 @@ impl State {
             && record.user.as_deref() != Some(old)
         {
             self.unindex(old, &id);
+        }
+        let anonymous_key = (unix_ms::to_ms(record.created), id);
+        if record.user.is_some() {
+            self.anonymous.remove(&anonymous_key);
+        } else {
+            self.anonymous.insert(anonymous_key);
         }
         let user = record.user.clone();
         let due = due_ms(&record);
@@ -226,6 +282,7 @@ impl SessionStore for MemoryStore {
         if state.live(id, now).is_some() {
             return Ok(Created::IdTaken);
         }
+        state.make_room(&self.limits, record.user.is_none())?;
         state.put(now, *id, record.clone(), None, None);
         Ok(Created::Yes)
     }

@@ -1,65 +1,52 @@
-//! The `Session` handle a handler works with, and what the layer does with it afterwards.
+//! The `Session` handle a handler works with.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::extract::FromRequestParts;
-use axum::response::{IntoResponse, Response};
+use axum_core::extract::FromRequestParts;
 use http::StatusCode;
 use http::request::Parts;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use tether_core::{
-    Changes, ClientStore, Created, Error, Id, LockToken, Record, Saved, SessionInfo, SessionStore,
-    Touch,
-};
+use tether_core::{Changes, ClientStore, Error, Id, Record, SessionInfo};
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, MutexGuard};
 use tracing::Instrument as _;
 
-use crate::config::Config;
+use crate::backend::{Backend, Shared};
+use crate::error::SessionError;
+use crate::lock::LockGuard;
 
-/// What one layer instance shares with every request.
-#[derive(Debug, Clone)]
-pub(crate) struct Shared {
-    pub(crate) backend: Backend,
-    pub(crate) config: Config,
-}
-
-/// Where sessions live: at a store keyed by id, or sealed in the cookie itself.
-#[derive(Debug, Clone)]
-pub(crate) enum Backend {
-    Server(Arc<dyn SessionStore>),
-    Client(Arc<dyn ClientStore>),
-}
-
-impl Backend {
-    pub(crate) fn name(&self) -> &'static str {
-        match self {
-            Self::Server(s) => s.name(),
-            Self::Client(c) => c.name(),
-        }
-    }
-
-    fn server(&self, operation: &'static str) -> Result<&Arc<dyn SessionStore>, Error> {
-        match self {
-            Self::Server(store) => Ok(store),
-            Self::Client(store) => Err(Error::Unsupported {
-                store: store.name(),
-                operation,
-                why: "the session lives in the client's cookie; there is no server state for it",
-            }),
-        }
-    }
-}
-
-/// What the request's cookie held, already validated for the backend.
+/// What the request's cookies held, already checked for the backend: the candidates
+/// for the session, in the order the browser sent them.
 #[derive(Debug)]
 pub(crate) enum Presented {
     None,
-    Id(Id),
-    Sealed(String),
+    /// Well-formed ids (possibly unknown to the store).
+    Ids(Vec<Id>),
+    /// Client-side backend: sealed values.
+    Sealed(Vec<String>),
+}
+
+/// The session record as this request knows it.
+#[derive(Debug)]
+pub(crate) enum Loaded {
+    /// Not read yet.
+    Pending,
+    /// No live session: none was presented, or the store has none under the id.
+    Missing,
+    /// The live record.
+    Found(Record),
+}
+
+impl Loaded {
+    pub(crate) fn record(&self) -> Option<&Record> {
+        match self {
+            Self::Found(record) => Some(record),
+            Self::Pending | Self::Missing => None,
+        }
+    }
 }
 
 /// The current request's session, taken as an axum extractor.
@@ -83,114 +70,55 @@ pub(crate) enum Presented {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Session {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
-struct Inner {
-    shared: Arc<Shared>,
-    now: OffsetDateTime,
+pub(crate) struct Inner {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) now: OffsetDateTime,
     touched: AtomicBool,
-    state: Mutex<State>,
+    pub(crate) state: Mutex<State>,
 }
 
 #[derive(Debug)]
-struct State {
-    /// The id the request's cookie named (well-formed; may be unknown to the store).
-    id: Option<Id>,
-    /// Client-side backend: the sealed value the request's cookie held.
-    sealed: Option<String>,
-    /// `None` until loaded; `Some(None)` when the store had no live record.
-    #[allow(clippy::option_option)]
-    loaded: Option<Option<Record>>,
-    changes: Changes,
+pub(crate) struct State {
+    /// Candidates not yet tried (more than one, or a sealed value not yet opened).
+    pub(crate) presented: Presented,
+    /// The session's id at the store, once known (well-formed; may be unknown there).
+    pub(crate) id: Option<Id>,
+    pub(crate) loaded: Loaded,
+    pub(crate) changes: Changes,
     /// The id `cycle_id` chose, applied after the handler.
-    new_id: Option<Id>,
+    pub(crate) new_id: Option<Id>,
     /// The session at `id` is to be deleted.
-    delete: bool,
-    lock: Option<LockToken>,
-    /// The first store failure of this request; the layer answers with it.
-    error: Option<Arc<Error>>,
-}
-
-/// Why a session operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum SessionError {
-    /// The store failed; the layer answers the request with its error response.
-    #[error(transparent)]
-    Store(Arc<Error>),
-    /// A value could not be serialized to JSON.
-    #[error("session value for {key:?} could not be serialized: {source}")]
-    Serialize {
-        /// The key.
-        key: String,
-        /// serde's error.
-        source: serde_json::Error,
-    },
-    /// A stored value is not of the requested type.
-    #[error("session value for {key:?} is not of the requested type: {source}")]
-    Deserialize {
-        /// The key.
-        key: String,
-        /// serde's error.
-        source: serde_json::Error,
-    },
-}
-
-impl IntoResponse for SessionError {
-    /// The layer replaces this response with its configured error response when the
-    /// store failed; a type mismatch is a 500.
-    fn into_response(self) -> Response {
-        match &self {
-            Self::Store(e) => {
-                let (parts, body) = crate::default_error_response(e).into_parts();
-                Response::from_parts(parts, body.into())
-            }
-            Self::Serialize { .. } | Self::Deserialize { .. } => {
-                tracing::error!(error = %self, "session value error");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "500 Internal Server Error: a session value has an unexpected type.\n",
-                )
-                    .into_response()
-            }
-        }
-    }
-}
-
-/// What the layer must do with the cookie after the handler.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum CookieAction {
-    Keep,
-    Set {
-        value: String,
-        max_age: Option<time::Duration>,
-    },
-    Remove,
+    pub(crate) delete: bool,
+    pub(crate) lock: Option<LockGuard>,
+    /// The first store failure that leaves this request's session unknown; the layer
+    /// answers with it.
+    pub(crate) error: Option<Arc<Error>>,
 }
 
 impl Session {
     pub(crate) fn new(shared: Arc<Shared>, presented: Presented) -> Self {
-        let (id, sealed) = match presented {
-            Presented::None => (None, None),
-            Presented::Id(id) => (Some(id), None),
-            Presented::Sealed(value) => (None, Some(value)),
-        };
         let now = OffsetDateTime::now_utc();
         let idle_deadline = shared.config.expiry.idle_deadline(now, None);
+        let (presented, id, loaded) = match presented {
+            Presented::None => (Presented::None, None, Loaded::Missing),
+            Presented::Ids(ids) if ids.len() == 1 => {
+                (Presented::None, Some(ids[0]), Loaded::Pending)
+            }
+            other => (other, None, Loaded::Pending),
+        };
         Self {
             inner: Arc::new(Inner {
                 shared,
                 now,
                 touched: AtomicBool::new(false),
                 state: Mutex::new(State {
-                    loaded: if id.is_none() && sealed.is_none() {
-                        Some(None)
-                    } else {
-                        None
-                    },
+                    presented,
                     id,
-                    sealed,
+                    loaded,
                     changes: Changes::new(now, idle_deadline),
                     new_id: None,
                     delete: false,
@@ -318,8 +246,10 @@ impl Session {
     /// is cleared. Anything inserted afterwards starts a new session.
     pub async fn logout(&self) -> Result<(), SessionError> {
         let mut state = self.begin().await?;
-        state.delete = state.id.is_some() || state.sealed.is_some();
-        state.loaded = Some(None);
+        let had_cookie = state.id.is_some() || !matches!(state.presented, Presented::None);
+        self.resolve(&mut state).await?;
+        state.delete = had_cookie;
+        state.loaded = Loaded::Missing;
         state.new_id = None;
         let now = self.inner.now;
         let idle = state.changes.idle_deadline;
@@ -328,6 +258,10 @@ impl Session {
     }
 
     /// The live sessions of the user this session is bound to, oldest first.
+    ///
+    /// A store that keeps no user index (the cookie store) answers
+    /// [`Error::Unsupported`]; a handler may handle it, and the layer then leaves the
+    /// response alone.
     pub async fn user_sessions(&self) -> Result<Vec<SessionInfo>, SessionError> {
         let Some(user) = self.user().await? else {
             return Ok(Vec::new());
@@ -370,60 +304,131 @@ impl Session {
         state.new_id.or(state.id.filter(|_| !state.delete))
     }
 
-    /// Locks the state, marking the session as used and taking the per-session lock
-    /// in lock mode.
-    async fn begin(&self) -> Result<MutexGuard<'_, State>, SessionError> {
+    /// Locks the state, marking the session as used and, in lock mode, taking the
+    /// session's lock.
+    pub(crate) async fn begin(&self) -> Result<MutexGuard<'_, State>, SessionError> {
         self.inner.touched.store(true, Ordering::Relaxed);
         let mut state = self.inner.state.lock().await;
         if let Some(error) = &state.error {
             return Err(SessionError::Store(error.clone()));
         }
-        if let (Some(options), None) = (&self.inner.shared.config.lock, &state.lock) {
-            let store = match self.inner.shared.backend.server("session locks") {
-                Ok(store) => store,
-                Err(e) => return Err(self.fail(&mut state, e)),
-            };
-            let Some(id) = state.id else {
-                return Ok(state);
-            };
-            match store
-                .lock(&id, options)
-                .instrument(tracing::debug_span!("session.lock", store = store.name()))
-                .await
-            {
-                Ok(token) => state.lock = Some(token),
-                Err(e) => return Err(self.fail(&mut state, e)),
-            }
+        if self.inner.shared.config.lock.is_some() && state.lock.is_none() {
+            self.take_lock(&mut state).await?;
         }
         Ok(state)
     }
 
-    async fn load<'s>(&self, state: &'s mut State) -> Result<Option<&'s Record>, SessionError> {
-        if state.loaded.is_none() {
-            match &self.inner.shared.backend {
-                Backend::Client(store) => self.open_client(store.as_ref(), state),
-                Backend::Server(store) => {
-                    let id = state
-                        .id
-                        .expect("an unloaded session has an id or a sealed value");
+    async fn take_lock(&self, state: &mut State) -> Result<(), SessionError> {
+        let Some(options) = self.inner.shared.config.lock else {
+            return Ok(());
+        };
+        let store = match self.inner.shared.backend.server("session locks") {
+            Ok(store) => store.clone(),
+            Err(e) => return Err(self.fail(state, e)),
+        };
+        let resolved_before = !matches!(state.presented, Presented::None);
+        self.resolve(state).await?;
+        let Some(id) = state.id else {
+            return Ok(());
+        };
+        match store
+            .lock(&id, &options)
+            .instrument(tracing::debug_span!("session.lock", store = store.name()))
+            .await
+        {
+            Ok(token) => state.lock = Some(LockGuard::new(store, id, token)),
+            Err(e) => return Err(self.fail(state, e)),
+        }
+        if resolved_before {
+            // The record was read to choose among several cookies, before the lock:
+            // read it again under the lock.
+            state.loaded = Loaded::Pending;
+        }
+        Ok(())
+    }
+
+    /// With several candidate cookies (or a sealed value), finds the session: the
+    /// first candidate that is a live session, loading each in turn.
+    pub(crate) async fn resolve(&self, state: &mut State) -> Result<(), SessionError> {
+        match std::mem::replace(&mut state.presented, Presented::None) {
+            Presented::None => {}
+            Presented::Sealed(values) => {
+                let Backend::Client(store) = &self.inner.shared.backend else {
+                    return Ok(());
+                };
+                state.loaded = self.open(store.as_ref(), &values);
+            }
+            Presented::Ids(ids) => {
+                let store = self
+                    .inner
+                    .shared
+                    .backend
+                    .server("loading a session")
+                    .map_err(|e| self.fail(state, e))?
+                    .clone();
+                state.loaded = Loaded::Missing;
+                for id in ids {
                     match store
                         .load(&id)
                         .instrument(tracing::debug_span!("session.load", store = store.name()))
                         .await
                     {
-                        Ok(record) => state.loaded = Some(record),
+                        Ok(Some(record)) => {
+                            state.id = Some(id);
+                            state.loaded = Loaded::Found(record);
+                            break;
+                        }
+                        Ok(None) => {}
                         Err(e) => return Err(self.fail(state, e)),
                     }
                 }
             }
         }
-        Ok(state.loaded.as_ref().and_then(Option::as_ref))
+        Ok(())
     }
 
-    fn fail(&self, state: &mut State, error: Error) -> SessionError {
+    fn open(&self, store: &dyn ClientStore, values: &[String]) -> Loaded {
+        values
+            .iter()
+            .find_map(|value| store.open(value, self.inner.shared.config.name(), self.inner.now))
+            .map_or(Loaded::Missing, Loaded::Found)
+    }
+
+    pub(crate) async fn load<'s>(
+        &self,
+        state: &'s mut State,
+    ) -> Result<Option<&'s Record>, SessionError> {
+        self.resolve(state).await?;
+        if matches!(state.loaded, Loaded::Pending) {
+            let (Backend::Server(store), Some(id)) = (&self.inner.shared.backend, state.id) else {
+                state.loaded = Loaded::Missing;
+                return Ok(None);
+            };
+            match store
+                .load(&id)
+                .instrument(tracing::debug_span!("session.load", store = store.name()))
+                .await
+            {
+                Ok(Some(record)) => state.loaded = Loaded::Found(record),
+                Ok(None) => state.loaded = Loaded::Missing,
+                Err(e) => return Err(self.fail(state, e)),
+            }
+        }
+        Ok(state.loaded.record())
+    }
+
+    /// Records a store error. The layer's rule: an error that leaves this request's
+    /// session unknown (the store was unavailable, a record was unreadable, a lock
+    /// timed out) replaces the handler's response; a refusal that changed nothing
+    /// ([`Error::Unsupported`]) is the handler's to handle and does not.
+    pub(crate) fn fail(&self, state: &mut State, error: Error) -> SessionError {
         let error = Arc::new(error);
-        tracing::error!(store = self.inner.shared.backend.name(), error = %error, "session store failed");
-        state.error.get_or_insert_with(|| error.clone());
+        if matches!(*error, Error::Unsupported { .. }) {
+            tracing::debug!(store = self.inner.shared.backend.name(), error = %error, "session operation refused");
+        } else {
+            tracing::error!(store = self.inner.shared.backend.name(), error = %error, "session store failed");
+            state.error.get_or_insert_with(|| error.clone());
+        }
         SessionError::Store(error)
     }
 
@@ -431,215 +436,31 @@ impl Session {
     pub(crate) fn was_touched(&self) -> bool {
         self.inner.touched.load(Ordering::Relaxed)
     }
+}
 
-    /// Writes what the request changed; `Err` when the store failed during the request.
-    pub(crate) async fn finish(&self, server_error: bool) -> Result<CookieAction, Arc<Error>> {
-        let mut state = self.inner.state.lock().await;
-        let outcome = if let Some(error) = state.error.clone() {
-            Err(error)
-        } else if server_error {
-            Ok(CookieAction::Keep)
-        } else {
-            match &self.inner.shared.backend {
-                Backend::Server(store) => self.commit(store, &mut state).await,
-                Backend::Client(store) => self.commit_client(store.as_ref(), &mut state),
-            }
-            .map_err(Arc::new)
-        };
-        if let (Some(token), Some(id), Backend::Server(store)) =
-            (state.lock.take(), state.id, &self.inner.shared.backend)
-        {
-            if let Err(e) = store.unlock(&id, &token).await {
-                // The lock expires by its TTL; the request itself succeeded.
-                tracing::warn!(store = store.name(), error = %e, "could not release session lock");
-            }
-        }
-        if let Err(e) = &outcome {
-            tracing::error!(store = self.inner.shared.backend.name(), error = %e, "session not saved");
-        }
-        outcome
-    }
+/// The rejection when the `Session` extractor runs without [`crate::SessionLayer`].
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the Session extractor needs tether::SessionLayer on this route")]
+pub struct MissingSessionLayer;
 
-    /// Client-side loading: opening the cookie's sealed value, no I/O.
-    fn open_client(&self, store: &dyn ClientStore, state: &mut State) {
-        if state.loaded.is_none() {
-            let opened = state
-                .sealed
-                .as_deref()
-                .and_then(|value| store.open(value, self.inner.now));
-            state.loaded = Some(opened);
-        }
-    }
-
-    /// Client-side: the new record is sealed into the cookie itself.
-    fn commit_client(
-        &self,
-        store: &dyn ClientStore,
-        state: &mut State,
-    ) -> Result<CookieAction, Error> {
-        let config = &self.inner.shared.config;
-        let now = self.inner.now;
-        let base = if state.delete {
-            None
-        } else {
-            // The request is over: the record moves into the new cookie.
-            self.open_client(store, state);
-            state.loaded.take().flatten()
-        };
-        let changed = !state.changes.is_empty() || (state.new_id.is_some() && base.is_some());
-        let due = base.as_ref().is_some_and(|r| self.refresh_due(r));
-        if !changed && !due {
-            return Ok(if state.delete {
-                CookieAction::Remove
-            } else {
-                CookieAction::Keep
-            });
-        }
-        let mut record = base.unwrap_or_else(|| Record::new(now, &config.expiry));
-        state.changes.idle_deadline = config.expiry.idle_deadline(now, record.absolute_deadline);
-        record.apply(&state.changes);
-        let value = store.seal(&record, now)?;
-        Ok(self.set_cookie(value, record.idle_deadline))
-    }
-
-    async fn commit(
-        &self,
-        store: &Arc<dyn SessionStore>,
-        state: &mut State,
-    ) -> Result<CookieAction, Error> {
-        let config = &self.inner.shared.config;
-        let now = self.inner.now;
-        let mut action = CookieAction::Keep;
-
-        if state.delete
-            && let Some(id) = state.id.take()
-        {
-            store
-                .delete(&id)
-                .instrument(tracing::debug_span!("session.delete", store = store.name()))
-                .await?;
-            action = CookieAction::Remove;
-        }
-
-        let changed = !state.changes.is_empty();
-        if let Some(id) = state.id {
-            let absolute = state
-                .loaded
-                .as_ref()
-                .and_then(|r| r.as_ref())
-                .and_then(|r| r.absolute_deadline);
-            state.changes.idle_deadline = config.expiry.idle_deadline(now, absolute);
-            if let Some(new_id) = state.new_id {
-                let saved = store
-                    .cycle_id(&id, &new_id, &state.changes)
-                    .instrument(tracing::debug_span!(
-                        "session.cycle_id",
-                        store = store.name()
-                    ))
-                    .await?;
-                if let Saved::Version(_) = saved {
-                    return Ok(self.set_cookie(new_id.to_string(), state.changes.idle_deadline));
-                }
-            } else if changed {
-                let saved = store
-                    .save(&id, &state.changes)
-                    .instrument(tracing::debug_span!("session.save", store = store.name()))
-                    .await?;
-                if let Saved::Version(_) = saved {
-                    let due = state
-                        .loaded
-                        .as_ref()
-                        .and_then(|r| r.as_ref())
-                        .is_none_or(|r| self.refresh_due(r));
-                    return Ok(if due {
-                        self.set_cookie(id.to_string(), state.changes.idle_deadline)
-                    } else {
-                        CookieAction::Keep
-                    });
-                }
-            } else {
-                if let Some(Some(record)) = &state.loaded
-                    && self.refresh_due(record)
-                {
-                    let touch = Touch {
-                        last_seen: now,
-                        idle_deadline: state.changes.idle_deadline,
-                    };
-                    let touched = store
-                        .touch(&id, &touch)
-                        .instrument(tracing::debug_span!("session.touch", store = store.name()))
-                        .await?;
-                    if touched {
-                        return Ok(self.set_cookie(id.to_string(), touch.idle_deadline));
-                    }
-                }
-                return Ok(action);
-            }
-            // The id is unknown or gone: never adopt it; what changed starts a new session.
-        }
-
-        if !changed {
-            return Ok(action);
-        }
-        let mut record = Record::new(now, &config.expiry);
-        state.changes.idle_deadline = record.idle_deadline;
-        record.apply(&state.changes);
-        let id = self.create(store, &record).await?;
-        if let (Some(user), Some(cap)) = (&record.user, state.changes.user_cap) {
-            // A new record has no previous version to merge onto, so the cap is applied
-            // by a save of the same binding.
-            let mut bind = Changes::new(now, record.idle_deadline);
-            bind.user = Some(Some(user.clone()));
-            bind.user_cap = Some(cap);
-            store.save(&id, &bind).await?;
-        }
-        Ok(self.set_cookie(id.to_string(), record.idle_deadline))
-    }
-
-    async fn create(&self, store: &Arc<dyn SessionStore>, record: &Record) -> Result<Id, Error> {
-        for _ in 0..3 {
-            let id = Id::generate()?;
-            let created = store
-                .create(&id, record)
-                .instrument(tracing::debug_span!("session.create", store = store.name()))
-                .await?;
-            if created == Created::Yes {
-                return Ok(id);
-            }
-        }
-        Err(Error::IdCollision)
-    }
-
-    /// Whether refreshing now would extend the idle deadline by more than the share of
-    /// the idle timeout the configuration allows to lapse.
-    fn refresh_due(&self, record: &Record) -> bool {
-        let config = &self.inner.shared.config;
-        let new_deadline = config
-            .expiry
-            .idle_deadline(self.inner.now, record.absolute_deadline);
-        let gain = (new_deadline - record.idle_deadline).as_seconds_f64();
-        let threshold = config.expiry.idle.as_secs_f64() * (1.0 - config.refresh_share);
-        gain > threshold
-    }
-
-    fn set_cookie(&self, value: String, idle_deadline: OffsetDateTime) -> CookieAction {
-        let max_age = self
-            .inner
-            .shared
-            .config
-            .persistent
-            .then(|| idle_deadline - self.inner.now);
-        CookieAction::Set { value, max_age }
+impl axum_core::response::IntoResponse for MissingSessionLayer {
+    fn into_response(self) -> axum_core::response::Response {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "500 Internal Server Error: the Session extractor needs tether::SessionLayer on this route.\n",
+        )
+            .into_response()
     }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Session {
-    type Rejection = (StatusCode, &'static str);
+    type Rejection = MissingSessionLayer;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Self>().cloned().ok_or((
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "500 Internal Server Error: the Session extractor needs tether::SessionLayer on this route.\n",
-        ))
+        parts
+            .extensions
+            .get::<Self>()
+            .cloned()
+            .ok_or(MissingSessionLayer)
     }
 }

@@ -160,7 +160,7 @@ async fn the_cookie_has_secure_defaults_and_is_not_cached() {
         assert!(set.contains(attribute), "{set} lacks {attribute}");
     }
     assert!(!set.contains("Domain"), "{set}");
-    assert!(set.starts_with("tether="), "{set}");
+    assert!(set.starts_with("__Host-tether="), "{set}");
     assert_eq!(reply.cache_control.as_deref(), Some("no-store"));
 }
 
@@ -228,15 +228,15 @@ async fn bad_cookies_read_as_no_session_without_store_io() {
     let (probe, app) = probe_app();
     let valid = Id::generate().unwrap().to_string();
     let bad = [
-        "tether=".to_owned(),
-        "tether=garbage".to_owned(),
-        format!("tether={}", &valid[..21]),
-        format!("tether={valid}x"),
-        "tether=../../../../etc/passwd".to_owned(),
-        "tether=%00%00%00%00%00%00%00%00%00%00%00".to_owned(),
-        format!("tether={}", "A".repeat(5 * 1024)),
-        "tether=\"quoted\"".to_owned(),
-        "tether".to_owned(),
+        "__Host-tether=".to_owned(),
+        "__Host-tether=garbage".to_owned(),
+        format!("__Host-tether={}", &valid[..21]),
+        format!("__Host-tether={valid}x"),
+        "__Host-tether=../../../../etc/passwd".to_owned(),
+        "__Host-tether=%00%00%00%00%00%00%00%00%00%00%00".to_owned(),
+        format!("__Host-tether={}", "A".repeat(5 * 1024)),
+        "__Host-tether=\"quoted\"".to_owned(),
+        "__Host-tether".to_owned(),
         ";;;=;".to_owned(),
     ];
     for cookie in &bad {
@@ -247,7 +247,7 @@ async fn bad_cookies_read_as_no_session_without_store_io() {
         assert_eq!(probe.calls(), calls, "{cookie:.40} reached the store");
     }
     // A well-formed but unknown id costs one load, and a write never adopts it.
-    let planted = format!("tether={valid}");
+    let planted = format!("__Host-tether={valid}");
     assert_eq!(
         send(&app, "GET", "/me", Some(&planted)).await.body,
         "nobody"
@@ -323,7 +323,7 @@ async fn the_error_response_is_configurable() {
             r
         }),
     );
-    let cookie = format!("tether={}", Id::generate().unwrap());
+    let cookie = format!("__Host-tether={}", Id::generate().unwrap());
     let reply = send(&app, "GET", "/me", Some(&cookie)).await;
     assert_eq!(reply.status, StatusCode::BAD_GATEWAY);
     assert_eq!(reply.body, r#"{"error":"sessions down"}"#);
@@ -345,7 +345,7 @@ async fn logout_deletes_the_session_and_clears_the_cookie() {
     let reply = send(&app, "POST", "/logout", Some(&cookie)).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
     let cleared = reply.set_cookie.unwrap();
-    assert!(cleared.starts_with("tether=;"), "{cleared}");
+    assert!(cleared.starts_with("__Host-tether=;"), "{cleared}");
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
     assert!(probe.inner.is_empty(), "the record is deleted at the store");
     assert_eq!(send(&app, "GET", "/me", Some(&cookie)).await.body, "nobody");

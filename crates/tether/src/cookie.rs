@@ -1,0 +1,182 @@
+//! Reading the session cookie from `Cookie` headers and writing `Set-Cookie`.
+//!
+//! The layer reads and writes its own cookie directly, without a cookie jar per
+//! request, so it coexists with any other cookie middleware.
+
+use ::cookie::Cookie;
+use http::{HeaderMap, HeaderValue, Response, header};
+
+use crate::config::Config;
+
+/// How many cookies of the session's name are tried, at most: a sibling domain or a
+/// longer path can plant one in front of the real one, and the browser sends both.
+pub(crate) const MAX_CANDIDATES: usize = 4;
+
+/// The values of the cookies named `name`, in the order the browser sent them, at most
+/// [`MAX_CANDIDATES`]. Headers are read as bytes: a cookie that is not UTF-8 (another
+/// app's `theme=café` in Latin-1, say) is skipped, never the whole header. Values are
+/// used verbatim (ids and sealed values are URL-safe, never percent-encoded); quotes
+/// around a value are removed.
+///
+/// ```
+/// let mut headers = http::HeaderMap::new();
+/// headers.append("cookie", http::HeaderValue::from_bytes(b"theme=caf\xe9; sid=a").unwrap());
+/// headers.append("cookie", "sid=\"b\"; other=1".parse().unwrap());
+/// assert_eq!(tether::cookie_values(&headers, "sid"), ["a", "b"]);
+/// ```
+pub fn cookie_values<'h>(headers: &'h HeaderMap, name: &str) -> Vec<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
+        .filter_map(|pair| {
+            let at = pair.iter().position(|b| *b == b'=')?;
+            let (key, value) = (trim(&pair[..at]), trim(&pair[at + 1..]));
+            (key == name.as_bytes()).then_some(value)
+        })
+        .filter_map(|value| {
+            let value = value
+                .strip_prefix(b"\"")
+                .and_then(|v| v.strip_suffix(b"\""))
+                .unwrap_or(value);
+            std::str::from_utf8(value).ok()
+        })
+        .take(MAX_CANDIDATES)
+        .collect()
+}
+
+fn trim(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &bytes[start..end.max(start)]
+}
+
+/// What the layer must do with the cookie after the handler.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum CookieAction {
+    Keep,
+    Set {
+        value: String,
+        max_age: Option<time::Duration>,
+    },
+    Remove,
+}
+
+/// Appends the `Set-Cookie` for `action`, with `Cache-Control: no-store`: a shared
+/// cache must never hand one user's session cookie to another.
+pub(crate) fn apply<B>(config: &Config, action: CookieAction, response: &mut Response<B>) {
+    let mut cookie = Cookie::build((config.name().to_owned(), String::new()))
+        .path(config.path.clone())
+        .secure(config.secure)
+        .http_only(config.http_only)
+        .same_site(config.same_site)
+        .build();
+    if let Some(domain) = &config.domain {
+        cookie.set_domain(domain.clone());
+    }
+    match action {
+        CookieAction::Keep => return,
+        CookieAction::Set { value, max_age } => {
+            cookie.set_value(value);
+            if let Some(max_age) = max_age {
+                cookie.set_max_age(max_age.max(time::Duration::ZERO));
+            }
+        }
+        CookieAction::Remove => cookie.make_removal(),
+    }
+    // The value is ours and URL-safe; the name, path and domain come from the
+    // configuration, and a character a header cannot carry there is a setup mistake
+    // that must not pass silently.
+    match HeaderValue::from_str(&cookie.to_string()) {
+        Ok(value) => {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+        Err(error) => tracing::error!(
+            cookie = config.name(),
+            %error,
+            "the session cookie cannot be sent: its name, path or domain is not a valid header value"
+        ),
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+/// Adds `Vary: Cookie` (keeping what `Vary` already names): the response was made
+/// with the session, so a cache must not serve it for another cookie.
+pub(crate) fn vary_on_cookie<B>(response: &mut Response<B>) {
+    let headers = response.headers_mut();
+    let named = headers
+        .get_all(header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|v| {
+            let v = v.trim();
+            v == "*" || v.eq_ignore_ascii_case("cookie")
+        });
+    if !named {
+        headers.append(header::VARY, HeaderValue::from_static("Cookie"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn header(bytes: &[u8]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_bytes(bytes) {
+            h.append(header::COOKIE, v);
+        }
+        h
+    }
+
+    #[test]
+    fn other_cookies_cannot_hide_the_session() {
+        let h = header(b"theme=caf\xe9; tether=abc");
+        assert_eq!(cookie_values(&h, "tether"), ["abc"]);
+        let h = header(
+            b"tether=first; x=1; tether=second; tether=\xff; tether=third; tether=4; tether=5",
+        );
+        assert_eq!(
+            cookie_values(&h, "tether"),
+            ["first", "second", "third", "4"]
+        );
+        assert!(cookie_values(&header(b"xtether=a; tether2=b"), "tether").is_empty());
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_cookie_headers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let h = header(&bytes);
+            let values = cookie_values(&h, "tether");
+            prop_assert!(values.len() <= MAX_CANDIDATES);
+        }
+
+        #[test]
+        fn the_session_cookie_is_found_among_any_others(
+            others in proptest::collection::vec(("[a-z]{1,8}", proptest::collection::vec(any::<u8>(), 0..20)), 0..6),
+            value in "[A-Za-z0-9_-]{22}",
+        ) {
+            let mut bytes = Vec::new();
+            for (name, v) in &others {
+                if name == "tether" { continue; }
+                bytes.extend_from_slice(name.as_bytes());
+                bytes.push(b'=');
+                bytes.extend(v.iter().filter(|b| **b != b';' && **b >= 0x20 && **b != 0x7f));
+                bytes.extend_from_slice(b"; ");
+            }
+            bytes.extend_from_slice(format!("tether={value}").as_bytes());
+            let h = header(&bytes);
+            prop_assert_eq!(cookie_values(&h, "tether"), vec![value.as_str()]);
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! The lock-mode lock a request holds, released on every path.
+
+use std::sync::Arc;
+
+use tether_core::{Id, LockToken, SessionStore};
+
+/// A held per-session lock. Released by [`LockGuard::release`] after the handler; if
+/// the request ends any other way (the client went away and the response future was
+/// dropped, the handler panicked), dropping the guard releases it from a spawned
+/// task. So a lock never outlives its request by more than the release call.
+#[derive(Debug)]
+pub(crate) struct LockGuard {
+    store: Arc<dyn SessionStore>,
+    id: Id,
+    token: Option<LockToken>,
+}
+
+impl LockGuard {
+    pub(crate) fn new(store: Arc<dyn SessionStore>, id: Id, token: LockToken) -> Self {
+        Self {
+            store,
+            id,
+            token: Some(token),
+        }
+    }
+
+    /// Releases the lock now.
+    pub(crate) async fn release(mut self) {
+        if let Some(token) = self.token.take()
+            && let Err(e) = self.store.unlock(&self.id, &token).await
+        {
+            // It expires by its TTL; the request itself succeeded.
+            tracing::warn!(store = self.store.name(), error = %e, "could not release a session lock");
+        }
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        let Some(token) = self.token.take() else {
+            return;
+        };
+        let (store, id) = (self.store.clone(), self.id);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if let Err(e) = store.unlock(&id, &token).await {
+                        tracing::warn!(store = store.name(), error = %e, "could not release an abandoned session lock");
+                    }
+                });
+            }
+            Err(_) => tracing::warn!(
+                store = store.name(),
+                "a session lock was abandoned outside a runtime; it expires by its TTL"
+            ),
+        }
+    }
+}
