@@ -265,17 +265,20 @@ impl RedisStore {
         }
     }
 
-    /// Adds the session to its user's index.
-    async fn index(&self, id: &Id, user: &str, created: i64) -> Result<()> {
+    /// Adds the session to its user's index, which lives as long as the user's
+    /// longest-lived session (its absolute deadline; forever while one has none).
+    async fn index(&self, id: &Id, user: &str, created: i64, absolute: Option<i64>) -> Result<()> {
         let key = self.user_key(user);
         let member = id.to_string();
         self.with_conn("indexing a user's session", async |c| {
-            redis::cmd("ZADD")
-                .arg(&key)
+            scripts::INDEX
+                .key(&key)
                 .arg(created)
                 .arg(&member)
-                .query_async::<()>(c)
+                .arg(absolute.unwrap_or(0))
+                .invoke_async::<i64>(c)
                 .await
+                .map(|_| ())
         })
         .await
     }
@@ -434,18 +437,20 @@ struct ScriptSaved {
     old_user: Option<String>,
     new_user: Option<String>,
     created: i64,
+    absolute: Option<i64>,
 }
 
 fn parse_saved(value: Value) -> redis::RedisResult<Option<ScriptSaved>> {
     if matches!(value, Value::Nil) {
         return Ok(None);
     }
-    let (version, old_flag, old_user, new_flag, new_user, created): (
+    let (version, old_flag, old_user, new_flag, new_user, created, absolute): (
         u64,
         u8,
         String,
         u8,
         String,
+        i64,
         i64,
     ) = redis::FromRedisValue::from_redis_value(value)?;
     Ok(Some(ScriptSaved {
@@ -453,6 +458,7 @@ fn parse_saved(value: Value) -> redis::RedisResult<Option<ScriptSaved>> {
         old_user: (old_flag == 1).then_some(old_user),
         new_user: (new_flag == 1).then_some(new_user),
         created,
+        absolute: (absolute > 0).then_some(absolute),
     }))
 }
 
@@ -491,7 +497,9 @@ impl SessionStore for RedisStore {
             return Ok(Created::IdTaken);
         }
         if let Some(user) = &record.user {
-            self.index(id, user, unix_ms::to_ms(record.created)).await?;
+            let absolute = record.absolute_deadline.map(unix_ms::to_ms);
+            self.index(id, user, unix_ms::to_ms(record.created), absolute)
+                .await?;
         }
         Ok(Created::Yes)
     }
@@ -537,7 +545,7 @@ impl SessionStore for RedisStore {
         }
         if let Some(new) = &saved.new_user {
             if saved.old_user.as_ref() != Some(new) {
-                self.index(id, new, saved.created).await?;
+                self.index(id, new, saved.created, saved.absolute).await?;
             }
             if let Some(cap) = changes.user_cap {
                 self.enforce_cap(new, id, cap).await?;
@@ -564,43 +572,73 @@ impl SessionStore for RedisStore {
 
     async fn delete(&self, id: &Id) -> Result<bool> {
         let key = self.session_key(id);
-        // The user's index entry is cleaned when next met.
-        let deleted: i64 = self
+        let (deleted, user): (i64, Option<String>) = self
             .with_conn("deleting a session", async |c| {
-                redis::cmd("DEL").arg(&key).query_async(c).await
+                scripts::DELETE.key(&key).invoke_async(c).await
             })
             .await?;
+        // The user's index lives in another slot: a second call, only for a bound
+        // session.
+        if let Some(user) = user {
+            self.unindex(id, &user).await?;
+        }
         Ok(deleted > 0)
     }
 
     async fn cycle_id(&self, old: &Id, new: &Id, changes: &Changes) -> Result<Saved> {
-        // Old and new ids hash to different Cluster slots, so the move is two atomic
-        // steps: take (read + delete) the old record, then create the new one. The old
-        // id stops working first; if the second step fails the user is logged out,
-        // never left with a working pre-rotation id.
+        // Old and new ids hash to different Cluster slots, so the move takes several
+        // steps, ordered so that a failure at any point leaves the old session whole:
+        // read the old record, create the new one, then delete the old one only if no
+        // save moved it meanwhile (else start again from the newer record).
         let old_key = self.session_key(old);
-        let pairs: Vec<(Vec<u8>, Vec<u8>)> = self
-            .with_conn("rotating a session id", async |c| {
-                scripts::TAKE.key(&old_key).invoke_async(c).await
-            })
-            .await?;
-        let Some(mut record) = decode(pairs)?.filter(|r| !r.is_expired(OffsetDateTime::now_utc()))
-        else {
-            return Ok(Saved::Gone);
-        };
-        let before = record.user.clone();
-        record.apply(changes);
-        if self.create(new, &record).await? == Created::IdTaken {
-            return Err(Error::IdCollision);
+        for _ in 0..3 {
+            let pairs: Vec<(Vec<u8>, Vec<u8>)> = self
+                .with_conn("rotating a session id", async |c| {
+                    redis::cmd("HGETALL").arg(&old_key).query_async(c).await
+                })
+                .await?;
+            let Some(mut record) =
+                decode(pairs)?.filter(|r| !r.is_expired(OffsetDateTime::now_utc()))
+            else {
+                return Ok(Saved::Gone);
+            };
+            let read_version = record.version.to_string();
+            let before = record.user.clone();
+            record.apply(changes);
+            if self.create(new, &record).await? == Created::IdTaken {
+                return Err(Error::IdCollision);
+            }
+            let taken: i64 = self
+                .with_conn("rotating a session id", async |c| {
+                    scripts::TAKE_IF_VERSION
+                        .key(&old_key)
+                        .arg(&read_version)
+                        .invoke_async(c)
+                        .await
+                })
+                .await?;
+            if taken != 1 {
+                // Moved by a concurrent save (0) or ended meanwhile (-1): the new
+                // record must not outlive this attempt.
+                self.delete(new).await?;
+                if taken == -1 {
+                    return Ok(Saved::Gone);
+                }
+                continue;
+            }
+            if let Some(user) = &before {
+                self.unindex(old, user).await?;
+            }
+            // `create` indexed the new id; only the cap is left to apply.
+            if let (Some(user), Some(cap)) = (&record.user, changes.user_cap) {
+                self.enforce_cap(user, new, cap).await?;
+            }
+            return Ok(Saved::Version(record.version));
         }
-        if let Some(user) = &before {
-            self.unindex(old, user).await?;
-        }
-        // `create` indexed the new id; only the cap is left to apply.
-        if let (Some(user), Some(cap)) = (&record.user, changes.user_cap) {
-            self.enforce_cap(user, new, cap).await?;
-        }
-        Ok(Saved::Version(record.version))
+        Err(Error::unavailable(
+            "rotating a session id",
+            std::io::Error::other("the session kept changing during the rotation; try again"),
+        ))
     }
 
     async fn user_sessions(&self, user: &str) -> Result<Vec<SessionInfo>> {
@@ -615,10 +653,10 @@ impl SessionStore for RedisStore {
     async fn delete_user_sessions(&self, user: &str) -> Result<u64> {
         let mut ended = 0;
         for (id, _) in self.live_sessions_of(user).await? {
+            // `delete` removes the index entry too.
             if self.delete(&id).await? {
                 ended += 1;
             }
-            self.unindex(&id, user).await?;
         }
         Ok(ended)
     }

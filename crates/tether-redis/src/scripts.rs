@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 /// Merges one request's changes atomically. Returns `false` when the session is gone
 /// (never recreates it), else `{version, old_user_flag, old_user, new_user_flag, new_user,
-/// created}`.
+/// created, absolute_deadline (0: none)}`.
 ///
 /// KEYS[1] session hash. ARGV: now_ms, idle_deadline_ms, clear (0/1), user_op
 /// (0 keep, 1 set, 2 unset), user, then field/value pairs, an empty value removing
@@ -56,7 +56,7 @@ sets[#sets + 1] = 'v'; sets[#sets + 1] = string.format('%d', version)
 batched('HDEL', dels)
 batched('HSET', sets)
 redis.call('PEXPIREAT', key, deadline)
-return {version, old_user and 1 or 0, old_user or '', new_user and 1 or 0, new_user or '', tonumber(meta[6])}
+return {version, old_user and 1 or 0, old_user or '', new_user and 1 or 0, new_user or '', tonumber(meta[6]), abs or 0}
 ",
     )
 });
@@ -75,9 +75,10 @@ if meta[1] then
   if now < tonumber(meta[1]) and not (abs and now >= abs) then return 0 end
   redis.call('DEL', key)
 end
-local fields = {}
-for i = 3, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', key, unpack(fields))
+-- In batches: Lua's unpack has a stack limit (a session may hold thousands of keys).
+for i = 3, #ARGV, 1000 do
+  redis.call('HSET', key, unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
 redis.call('PEXPIREAT', key, tonumber(ARGV[2]))
 return 1
 ",
@@ -106,16 +107,56 @@ return 1
     )
 });
 
-/// Reads and deletes a session in one step (the first half of an id rotation, so
-/// the old id stops working at once). Returns the HGETALL pairs, or an empty list.
+/// Deletes a session, returning `{deleted, user}` (`user` false when unbound), so the
+/// caller can remove it from its user's index.
 ///
 /// KEYS[1] session hash.
-pub(crate) static TAKE: LazyLock<Script> = LazyLock::new(|| {
+pub(crate) static DELETE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local all = redis.call('HGETALL', KEYS[1])
+local user = redis.call('HGET', KEYS[1], 'u')
+local deleted = redis.call('DEL', KEYS[1])
+return {deleted, user}
+",
+    )
+});
+
+/// Deletes a session only if its version is still the one given: the last step of an
+/// id rotation, after the new record exists. Returns 1 when deleted, 0 when the
+/// version moved (a concurrent save), -1 when the session is gone.
+///
+/// KEYS[1] session hash. ARGV[1] the version read.
+pub(crate) static TAKE_IF_VERSION: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local v = redis.call('HGET', KEYS[1], 'v')
+if not v then return -1 end
+if v ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
-return all
+return 1
+",
+    )
+});
+
+/// Adds a session to its user's index (a sorted set by creation time) and keeps the
+/// index alive as long as its longest-lived session: `PEXPIREAT` moves only forward,
+/// and an expiry of 0 (a session with no absolute lifetime) makes it persistent.
+///
+/// KEYS[1] the index. ARGV: created_ms, member, expires_at_ms (0: none).
+pub(crate) static INDEX: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local key = KEYS[1]
+-- Before the ZADD: -2 (no index yet), -1 (persistent), or its expiry.
+local was = redis.call('PEXPIRETIME', key)
+redis.call('ZADD', key, ARGV[1], ARGV[2])
+local expires = tonumber(ARGV[3])
+if expires == 0 then
+  redis.call('PERSIST', key)
+elseif was == -2 or (was > 0 and was < expires) then
+  redis.call('PEXPIREAT', key, expires)
+end
+return 1
 ",
     )
 });
