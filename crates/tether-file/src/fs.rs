@@ -7,18 +7,18 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use sha2::Digest as _;
-use tether_core::{Id, LockWait, Record, unix_ms};
+use tether_core::{Id, Record, unix_ms};
 
 /// Why a blocking operation failed.
 #[derive(Debug)]
 pub(crate) enum FsError {
     Io { context: String, source: io::Error },
     Corrupt(String),
-    LockTimeout(Duration),
 }
 
 impl FsError {
@@ -32,46 +32,64 @@ impl FsError {
 
 pub(crate) type FsResult<T> = Result<T, FsError>;
 
-/// The root's layout. Every path is built from an [`Id`] (as hex) or a SHA-256 of a
-/// user name: no input reaches a path.
+/// A session's name on disk: the first 128 bits of SHA-256 over the id, in hex. It
+/// cannot be turned back into the id, so a directory listing (another user, an NFS
+/// client, a backup) shows no usable session; and hex stays apart on
+/// case-insensitive file systems.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Key(String);
+
+impl Key {
+    pub(crate) fn of(id: &Id) -> Self {
+        let mut hash = sha2::Sha256::new();
+        hash.update(b"tether-file/v2\0");
+        hash.update(id.as_bytes());
+        Self(hex::encode(&hash.finalize()[..16]))
+    }
+
+    /// A key read back from a file name; `None` for anything else.
+    pub(crate) fn parse(name: &str) -> Option<Self> {
+        (name.len() == 32 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .then(|| Self(name.to_owned()))
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The root's layout (format 2). Every path is built from a [`Key`] or a SHA-256 of
+/// a user name: no input reaches a path, and no path holds an id.
 #[derive(Debug, Clone)]
 pub(crate) struct Layout {
     pub(crate) root: PathBuf,
-}
-
-/// Hex, not base64, in file names: base64 ids differing only in case would collide on
-/// case-insensitive file systems.
-pub(crate) fn id_hex(id: &Id) -> String {
-    hex::encode(id.as_bytes())
-}
-
-pub(crate) fn id_from_hex(name: &str) -> Option<Id> {
-    let mut bytes = [0u8; tether_core::ID_BYTES];
-    hex::decode_to_slice(name, &mut bytes).ok()?;
-    Some(Id::from_bytes(bytes))
+    /// Directories 0770 and files 0660 instead of 0700 and 0600.
+    pub(crate) shared_group: bool,
 }
 
 impl Layout {
+    pub(crate) fn base(&self) -> PathBuf {
+        self.root.join("v2")
+    }
+
     pub(crate) fn sessions(&self) -> PathBuf {
-        self.root.join("sessions")
+        self.base().join("sessions")
     }
 
     pub(crate) fn users(&self) -> PathBuf {
-        self.root.join("users")
+        self.base().join("users")
     }
 
-    pub(crate) fn shard(&self, id: &Id) -> PathBuf {
-        let hex = id_hex(id);
-        self.sessions().join(&hex[..2])
+    pub(crate) fn shard(&self, key: &Key) -> PathBuf {
+        self.sessions().join(&key.0[..2])
     }
 
-    pub(crate) fn record(&self, id: &Id) -> PathBuf {
-        self.shard(id).join(format!("{}.json", id_hex(id)))
+    pub(crate) fn record(&self, key: &Key) -> PathBuf {
+        self.shard(key).join(format!("{}.json", key.0))
     }
 
-    pub(crate) fn lock(&self, id: &Id, kind: LockKind) -> PathBuf {
-        self.shard(id)
-            .join(format!("{}.{}", id_hex(id), kind.suffix()))
+    pub(crate) fn lock(&self, key: &Key, kind: LockKind) -> PathBuf {
+        self.shard(key).join(format!("{}.{}", key.0, kind.suffix()))
     }
 
     pub(crate) fn user_dir(&self, user: &str) -> PathBuf {
@@ -79,8 +97,82 @@ impl Layout {
         self.users().join(&digest[..2]).join(digest)
     }
 
-    pub(crate) fn marker(&self, user: &str, id: &Id) -> PathBuf {
-        self.user_dir(user).join(id_hex(id))
+    /// One marker per session of a user, named by the session's key; it holds the id
+    /// (readable only by the store's own user) so the user's sessions can be listed.
+    pub(crate) fn marker(&self, user: &str, key: &Key) -> PathBuf {
+        self.user_dir(user).join(&key.0)
+    }
+
+    pub(crate) fn dir_mode(&self) -> u32 {
+        if self.shared_group { 0o770 } else { 0o700 }
+    }
+
+    pub(crate) fn file_mode(&self) -> u32 {
+        if self.shared_group { 0o660 } else { 0o600 }
+    }
+
+    /// Creates `dir` and its parents with the store's directory mode.
+    pub(crate) fn create_dir(&self, dir: &Path) -> io::Result<()> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(self.dir_mode())
+            .create(dir)
+    }
+
+    /// Creates a file that must not exist, with the store's file mode, making its
+    /// directory when missing.
+    pub(crate) fn create_new(&self, path: &Path) -> io::Result<File> {
+        let open = || {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(self.file_mode())
+                .open(path)
+        };
+        match open() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if let Some(dir) = path.parent() {
+                    self.create_dir(dir)?;
+                }
+                open()
+            }
+            other => other,
+        }
+    }
+
+    /// Writes `bytes` to `path` so that a reader sees the old content or the new,
+    /// never a mix, and a crash leaves one of the two: a temporary file in the same
+    /// directory, fsync, rename, fsync of the directory.
+    pub(crate) fn write_atomic(&self, path: &Path, bytes: &[u8], durable: bool) -> FsResult<()> {
+        let dir = path.parent().expect("record paths have a parent");
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("record");
+        let tmp = dir.join(format!(".{name}.{}.tmp", random_suffix()));
+        let context = || format!("writing {}", path.display());
+        let write = || -> io::Result<()> {
+            let mut file = self.create_new(&tmp)?;
+            file.write_all(bytes)?;
+            if durable {
+                file.sync_all()?;
+            }
+            fs::rename(&tmp, path)?;
+            if durable {
+                sync_dir(dir)?;
+            }
+            Ok(())
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            FsError::io(context())(e)
+        })
+    }
+
+    pub(crate) fn write_record(&self, path: &Path, record: &Record, durable: bool) -> FsResult<()> {
+        let bytes = serde_json::to_vec(record)
+            .map_err(|e| FsError::Corrupt(format!("encoding a record: {e}")))?;
+        self.write_atomic(path, &bytes, durable)
     }
 }
 
@@ -104,7 +196,7 @@ impl LockKind {
 fn random_suffix() -> String {
     Id::generate().map_or_else(
         |_| format!("{:?}", std::time::Instant::now()),
-        |id| id_hex(&id),
+        |id| hex::encode(id.as_bytes()),
     )
 }
 
@@ -119,58 +211,9 @@ pub(crate) fn read_record(path: &Path) -> FsResult<Option<Record>> {
     }
 }
 
-/// Writes `bytes` to `path` so that a reader sees the old content or the new, never a
-/// mix, and a crash leaves one of the two: a temporary file in the same directory,
-/// fsync, rename, fsync of the directory.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> FsResult<()> {
-    let dir = path.parent().expect("record paths have a parent");
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("record");
-    let tmp = dir.join(format!(".{name}.{}.tmp", random_suffix()));
-    let context = || format!("writing {}", path.display());
-    let write = || -> io::Result<()> {
-        let mut file = create_new_in(&tmp)?;
-        file.write_all(bytes)?;
-        if durable {
-            file.sync_all()?;
-        }
-        fs::rename(&tmp, path)?;
-        if durable {
-            sync_dir(dir)?;
-        }
-        Ok(())
-    };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        FsError::io(context())(e)
-    })
-}
-
-pub(crate) fn write_record(path: &Path, record: &Record, durable: bool) -> FsResult<()> {
-    let bytes = serde_json::to_vec(record)
-        .map_err(|e| FsError::Corrupt(format!("encoding a record: {e}")))?;
-    write_atomic(path, &bytes, durable)
-}
-
-/// Creates a file that must not exist, making its directory when missing.
-pub(crate) fn create_new_in(path: &Path) -> io::Result<File> {
-    let open = || OpenOptions::new().write(true).create_new(true).open(path);
-    match open() {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if let Some(dir) = path.parent() {
-                fs::create_dir_all(dir)?;
-            }
-            open()
-        }
-        other => other,
-    }
-}
-
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    // Makes a rename durable on Linux; where directories cannot be opened for sync the
-    // rename is still atomic, just not yet durable.
+    // Makes a rename or a removal durable on Linux; where directories cannot be opened
+    // for sync it is still atomic, just not yet durable.
     match File::open(dir).and_then(|d| d.sync_all()) {
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Ok(()),
         other => other,
@@ -199,15 +242,17 @@ pub(crate) enum Attempt {
     Busy,
 }
 
-/// One attempt: exclusive create of the lock file, or breaking it when its holder died.
+/// One attempt: exclusive create of the lock file; when it exists and its holder is
+/// dead, the stale lock is removed (see [`break_stale`]) and the next attempt may
+/// take it. Only exclusive create ever grants a lock.
 ///
 /// A lock file holds `TOKEN EXPIRY_MS`. A lock past its expiry (or, if its content was
 /// never written, one whose file is older than `ttl`) belongs to a dead holder.
-pub(crate) fn try_lock(path: &Path, ttl: Duration) -> FsResult<Attempt> {
+pub(crate) fn try_lock(layout: &Layout, path: &Path, ttl: Duration) -> FsResult<Attempt> {
     let token = random_suffix();
     let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
     let context = || format!("taking lock {}", path.display());
-    match create_new_in(path) {
+    match layout.create_new(path) {
         Ok(mut file) => {
             let line = format!("{token} {}\n", unix_ms::now_ms().saturating_add(ttl_ms));
             if let Err(e) = file.write_all(line.as_bytes()) {
@@ -221,7 +266,7 @@ pub(crate) fn try_lock(path: &Path, ttl: Duration) -> FsResult<Attempt> {
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
             if let Some(observed) = stale_content(path, ttl) {
-                break_stale(path, &observed).map_err(FsError::io(context()))?;
+                break_stale(layout, path, &observed, ttl).map_err(FsError::io(context()))?;
             }
             Ok(Attempt::Busy)
         }
@@ -239,38 +284,54 @@ pub(crate) fn stale_content(path: &Path, ttl: Duration) -> Option<String> {
     let stale = match expiry {
         Some(expiry) => unix_ms::now_ms() >= expiry,
         // Created but never written: judge by age.
-        None => fs::metadata(path)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|m| SystemTime::now().duration_since(m).ok())
-            .is_some_and(|age| age > ttl),
+        None => older_than(path, ttl),
     };
     stale.then_some(content)
 }
 
-/// Removes a dead holder's lock without ever removing a live one: the lock is renamed
-/// away (atomic, so only one breaker gets it), and if what was renamed is not the dead
-/// lock that was judged (someone re-took it meanwhile), it is linked back.
-pub(crate) fn break_stale(path: &Path, observed: &str) -> io::Result<()> {
-    let aside = path.with_extension(format!("stale.{}", random_suffix()));
-    match fs::rename(path, &aside) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+pub(crate) fn older_than(path: &Path, age: Duration) -> bool {
+    fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|m| SystemTime::now().duration_since(m).ok())
+        .is_some_and(|a| a > age)
+}
+
+/// Removes a dead holder's lock, never a live one, and never in a way that could
+/// leave two holders: breakers take turns through the lock's `.break` file (exclusive
+/// create), and the one whose turn it is removes the lock only if it still holds the
+/// dead content it judged. Breaking grants nothing: the lock is then taken by
+/// exclusive create like any other. A `.break` file older than `ttl` belongs to a
+/// breaker that died mid-break and is removed.
+pub(crate) fn break_stale(
+    layout: &Layout,
+    path: &Path,
+    observed: &str,
+    ttl: Duration,
+) -> io::Result<()> {
+    let turn = path.with_extension(format!(
+        "{}.break",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("lock")
+    ));
+    match layout.create_new(&turn) {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            if older_than(&turn, ttl) {
+                remove_if_exists(&turn)?;
+            }
+            return Ok(());
+        }
         Err(e) => return Err(e),
     }
-    let taken = fs::read_to_string(&aside).unwrap_or_default();
-    if taken == observed {
+    let still_dead = fs::read_to_string(path).is_ok_and(|now| now == observed);
+    let result = if still_dead {
         tracing::info!(lock = %path.display(), "broke the lock of a dead holder");
+        remove_if_exists(path).map(|_| ())
     } else {
-        match fs::hard_link(&aside, path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                tracing::warn!(lock = %path.display(), "a lock was re-taken while a dead holder's lock was broken");
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    remove_if_exists(&aside).map(|_| ())
+        Ok(())
+    };
+    remove_if_exists(&turn)?;
+    result
 }
 
 /// Releases a lock if `token` still holds it.
@@ -288,17 +349,68 @@ pub(crate) fn unlock(path: &Path, token: &str) -> FsResult<()> {
     Ok(())
 }
 
-/// Waits (on this blocking thread) for the write lock: held only for the milliseconds
-/// of one read-merge-write.
-pub(crate) fn lock_blocking(path: &Path, ttl: Duration, wait: Duration) -> FsResult<HeldLock> {
-    let mut pacing = LockWait::new(wait);
-    loop {
-        if let Attempt::Held(lock) = try_lock(path, ttl)? {
-            return Ok(lock);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Many threads take one lock; some die holding it (their lock goes stale and is
+    /// broken by the others, often by several at once). While one holds the lock, it
+    /// owns a `holder` file made by exclusive create: a second live holder would fail
+    /// to make it.
+    #[test]
+    fn breaking_a_stale_lock_never_gives_two_holders() {
+        let root = std::env::temp_dir().join(format!("tether-lock-race-{}", random_suffix()));
+        let layout = Arc::new(Layout {
+            root: root.clone(),
+            shared_group: false,
+        });
+        layout.create_dir(&root).unwrap();
+        let lock = root.join("session.lock");
+        let holder = root.join("holder");
+        let ttl = Duration::from_millis(200);
+        let held = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let (layout, lock, holder, held) =
+                    (layout.clone(), lock.clone(), holder.clone(), held.clone());
+                std::thread::spawn(move || {
+                    for i in 0..15 {
+                        let taken = loop {
+                            if let Attempt::Held(h) = try_lock(&layout, &lock, ttl).unwrap() {
+                                break h;
+                            }
+                            std::thread::sleep(Duration::from_micros(200));
+                        };
+                        layout
+                            .create_new(&holder)
+                            .expect("two live holders of one lock");
+                        held.fetch_add(1, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_micros(300));
+                        fs::remove_file(&holder).unwrap();
+                        // Every fifth turn of each thread it "dies": its lock stays.
+                        if (i + t) % 5 != 0 {
+                            unlock(&taken.path, &taken.token).unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("a thread saw two holders");
         }
-        let pause = pacing
-            .next_pause()
-            .map_err(|_| FsError::LockTimeout(wait))?;
-        std::thread::sleep(pause);
+        assert_eq!(held.load(Ordering::SeqCst), 8 * 15);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn keys_are_fixed_length_hex_and_hide_the_id() {
+        let id = Id::generate().unwrap();
+        let key = Key::of(&id);
+        assert_eq!(Key::parse(key.as_str()), Some(key.clone()));
+        assert!(!key.as_str().contains(&hex::encode(id.as_bytes())[..8]));
+        assert_eq!(Key::parse("../../etc/passwd"), None);
+        assert_eq!(Key::parse(&"A".repeat(32)), None);
     }
 }

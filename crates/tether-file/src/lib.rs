@@ -13,35 +13,49 @@
 //! # Ok(()) }
 //! ```
 //!
-//! # Layout
+//! # Layout (format 2)
 //!
 //! ```text
-//! ROOT/sessions/ab/ab12…ef.json      the record (hex of the id's 16 bytes)
-//! ROOT/sessions/ab/ab12…ef.lock      held during one read-merge-write
-//! ROOT/sessions/ab/ab12…ef.reqlock   held by a request in lock mode
-//! ROOT/users/5e/5e88…(sha-256)/ab12…ef   one empty marker per session of a user
+//! ROOT/v2/sessions/ab/ab12…ef.json      the record; the name is a SHA-256 of the id
+//! ROOT/v2/sessions/ab/ab12…ef.lock      held during one read-merge-write
+//! ROOT/v2/sessions/ab/ab12…ef.reqlock   held by a request in lock mode
+//! ROOT/v2/users/5e/5e88…(sha-256)/ab12…ef   one marker per session of a user
 //! ```
+//!
+//! # Who can read it
+//!
+//! Directories are created 0700 and files 0600 ([`FileStore::with_shared_group`] for
+//! 0770/0660 when instances run as different users of one group), and an existing
+//! root must belong to the store's user. No file name holds an id: a name is the
+//! first 128 bits of a SHA-256 of the id, which cannot be turned back into one, so a
+//! directory listing or a path in an error message shows no usable session. Records
+//! hold no id; a user's markers hold their sessions' ids, readable only by the store's
+//! user. Format 1 (names from the id in hex, under `sessions/` and `users/`) is not
+//! read: its sessions end once, and its directories can be deleted.
 //!
 //! # What it relies on, and what it avoids
 //!
 //! It relies on exclusive create (`O_CREAT|O_EXCL`) and on `rename` replacing a file
 //! atomically within one directory, both of which local file systems and NFSv3 and
-//! later guarantee, and on `link` for the rare restore of a wrongly broken lock. It
-//! avoids `flock`/`fcntl` locks (advisory and unreliable over NFS), appends to shared
-//! files, and reading a file that is being written: every write goes to a temporary
-//! file in the same directory, is fsynced, and renamed into place, so a reader sees the
-//! old record or the new one and a crash leaves one of the two.
+//! later guarantee. It avoids `flock`/`fcntl` locks (advisory and unreliable over
+//! NFS), appends to shared files, and reading a file that is being written: every
+//! write goes to a temporary file in the same directory, is fsynced, and renamed into
+//! place (and the directory fsynced), so a reader sees the old record or the new one
+//! and a crash leaves one of the two.
 //!
 //! A read-merge-write of a session happens under its lock file, so concurrent saves of
-//! different keys from any number of processes all persist. A lock whose holder died
-//! (its expiry, written in the file, has passed) is broken by the next writer. Clocks
-//! of the instances sharing a directory should agree to well within the lock TTL
-//! (default 10 s), as NTP keeps them.
+//! different keys from any number of processes all persist. A writer that finds the
+//! lock taken waits without holding a blocking thread or a concurrency permit. A lock
+//! whose holder died (its expiry, written in the file, has passed) is removed by the
+//! next writer, one breaker at a time, and only ever taken by exclusive create, so two
+//! writers never hold it together. Clocks of the instances sharing a directory should
+//! agree to well within the lock TTL (default 10 s), as NTP keeps them.
 
 mod fs;
 mod sweep;
 
 use std::io;
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,7 +67,7 @@ use tether_core::{
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 
-use crate::fs::{FsError, FsResult, HeldLock, Layout, LockKind};
+use crate::fs::{Attempt, FsError, FsResult, HeldLock, Key, Layout, LockKind};
 pub use crate::sweep::{SweepReport, Sweeper};
 
 /// Sessions as files in a directory that every instance shares.
@@ -73,39 +87,32 @@ struct Inner {
     permits: Arc<Semaphore>,
 }
 
+fn config_error(why: String) -> Error {
+    Error::unavailable(
+        "opening the session directory",
+        io::Error::new(io::ErrorKind::InvalidInput, why),
+    )
+}
+
 impl FileStore {
-    /// Opens (creating if needed) a store rooted at `root`.
+    /// Opens (creating if needed, 0700) a store rooted at `root`.
     ///
-    /// Fails when the directory cannot be created or written, so a misconfigured path
-    /// is found at start-up and not on the first request.
+    /// Fails when the directory cannot be created or written, or belongs to another
+    /// user, so a misconfigured path is found at start-up and not on the first request.
     ///
     /// ```
     /// let dir = std::env::temp_dir().join(format!("tether-doc-{}", std::process::id()));
     /// let store = tether_file::FileStore::open(&dir)?;
-    /// assert!(dir.join("sessions").is_dir());
+    /// assert!(dir.join("v2/sessions").is_dir());
     /// # std::fs::remove_dir_all(&dir).ok();
     /// # Ok::<(), tether_core::Error>(())
     /// ```
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
-        let layout = Layout { root: root.into() };
-        for dir in [layout.sessions(), layout.users()] {
-            std::fs::create_dir_all(&dir).map_err(|e| {
-                Error::unavailable(format!("creating session directory {}", dir.display()), e)
-            })?;
-        }
-        let probe = layout.root.join(format!(".probe.{}", std::process::id()));
-        std::fs::write(&probe, b"")
-            .and_then(|()| std::fs::remove_file(&probe))
-            .map_err(|e| {
-                Error::unavailable(
-                    format!(
-                        "session directory {} is not writable",
-                        layout.root.display()
-                    ),
-                    e,
-                )
-            })?;
-        Ok(Self {
+        let layout = Layout {
+            root: root.into(),
+            shared_group: false,
+        };
+        let store = Self {
             inner: Arc::new(Inner {
                 layout,
                 durable: true,
@@ -113,7 +120,57 @@ impl FileStore {
                 write_lock_wait: Duration::from_secs(10),
                 permits: Arc::new(Semaphore::new(32)),
             }),
-        })
+        };
+        store.prepare()?;
+        Ok(store)
+    }
+
+    /// Creates the directories with the store's mode, checks the root is ours, and
+    /// that it can be written.
+    fn prepare(&self) -> Result<()> {
+        let layout = &self.inner.layout;
+        for dir in [&layout.root, &layout.sessions(), &layout.users()] {
+            layout.create_dir(dir).map_err(|e| {
+                Error::unavailable(format!("creating session directory {}", dir.display()), e)
+            })?;
+        }
+        let probe = layout.root.join(format!(".probe.{}", std::process::id()));
+        let mine = layout
+            .create_new(&probe)
+            .and_then(|f| f.metadata())
+            .map(|m| m.uid());
+        let _ = std::fs::remove_file(&probe);
+        let mine = mine.map_err(|e| {
+            Error::unavailable(
+                format!(
+                    "session directory {} is not writable",
+                    layout.root.display()
+                ),
+                e,
+            )
+        })?;
+        for dir in [
+            &layout.root,
+            &layout.base(),
+            &layout.sessions(),
+            &layout.users(),
+        ] {
+            let meta = std::fs::metadata(dir).map_err(|e| {
+                Error::unavailable(format!("reading session directory {}", dir.display()), e)
+            })?;
+            if meta.uid() != mine {
+                return Err(config_error(format!(
+                    "session directory {} belongs to another user: sessions are credentials, give the store a directory of its own",
+                    dir.display()
+                )));
+            }
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & !layout.dir_mode() != 0 {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(layout.dir_mode()))
+                    .map_err(|e| Error::unavailable(format!("restricting {}", dir.display()), e))?;
+            }
+        }
+        Ok(())
     }
 
     fn configure(mut self, f: impl FnOnce(&mut Inner)) -> Self {
@@ -127,6 +184,33 @@ impl FileStore {
     #[must_use]
     pub fn with_durable(self, durable: bool) -> Self {
         self.configure(|i| i.durable = durable)
+    }
+
+    /// Lets the store's group read and write it: directories 0770 and files 0660
+    /// instead of 0700 and 0600, for instances that run as different users of one
+    /// group. Everyone in the group can then read every session.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("tether-doc-group-{}", std::process::id()));
+    /// let store = tether_file::FileStore::open(&dir)?.with_shared_group(true)?;
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), tether_core::Error>(())
+    /// ```
+    pub fn with_shared_group(self, shared: bool) -> Result<Self> {
+        let store = self.configure(|i| i.layout.shared_group = shared);
+        let layout = &store.inner.layout;
+        for dir in [
+            &layout.root,
+            &layout.base(),
+            &layout.sessions(),
+            &layout.users(),
+        ] {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(layout.dir_mode()))
+                .map_err(|e| {
+                    Error::unavailable(format!("changing the mode of {}", dir.display()), e)
+                })?;
+        }
+        Ok(store)
     }
 
     /// How long a dead writer's lock blocks its session (default 10 s).
@@ -175,11 +259,64 @@ impl FileStore {
                 Error::unavailable(format!("{what}: {context}"), source)
             }
             FsError::Corrupt(why) => Error::Corrupt(why),
-            FsError::LockTimeout(waited) => Error::unavailable(
-                format!("{what}: the session's write lock stayed busy for {waited:?}"),
-                io::Error::from(io::ErrorKind::TimedOut),
-            ),
         })
+    }
+
+    /// Runs `op` under the write locks of `keys`. Each attempt takes every lock or
+    /// none; between attempts the waiter sleeps here, holding no blocking thread and no
+    /// permit, so writers queued on one session never slow another user's request.
+    async fn locked<T, F>(&self, what: &'static str, keys: Vec<Key>, op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> FsResult<T> + Send + 'static,
+    {
+        let mut op = op;
+        let mut wait = LockWait::new(self.inner.write_lock_wait);
+        loop {
+            let keys = keys.clone();
+            let outcome = self
+                .run(what, move |inner| {
+                    let Some(locks) = inner.try_write_locks(&keys)? else {
+                        // Busy: the operation comes back for the next attempt.
+                        return Ok(Err(op));
+                    };
+                    let result = op(inner);
+                    for lock in &locks {
+                        Inner::release(lock);
+                    }
+                    result.map(Ok)
+                })
+                .await?;
+            match outcome {
+                Ok(value) => return Ok(value),
+                Err(back) => op = back,
+            }
+            let pause = wait.next_pause().map_err(|_| {
+                Error::unavailable(
+                    format!(
+                        "{what}: the session's write lock stayed busy for {:?}",
+                        self.inner.write_lock_wait
+                    ),
+                    io::Error::from(io::ErrorKind::TimedOut),
+                )
+            })?;
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// Ends the user's oldest sessions beyond `cap`, keeping `keep`.
+    async fn enforce_cap(&self, user: &str, keep: &Id, cap: u32) -> Result<()> {
+        let owned = user.to_owned();
+        let sessions = self
+            .run("listing a user's sessions", move |inner| {
+                inner.sessions_of(&owned)
+            })
+            .await?;
+        let sessions = sessions.into_iter().map(|(id, r)| (id, r.created));
+        for id in tether_core::sessions_beyond_cap(sessions, keep, cap) {
+            self.delete(&id).await?;
+        }
+        Ok(())
     }
 }
 
@@ -188,12 +325,24 @@ fn now() -> OffsetDateTime {
 }
 
 impl Inner {
-    fn write_lock(&self, id: &Id) -> FsResult<HeldLock> {
-        fs::lock_blocking(
-            &self.layout.lock(id, LockKind::Write),
-            self.write_lock_ttl,
-            self.write_lock_wait,
-        )
+    /// Every write lock of `keys`, or `None` (none held) when one is busy.
+    fn try_write_locks(&self, keys: &[Key]) -> FsResult<Option<Vec<HeldLock>>> {
+        let mut held = Vec::with_capacity(keys.len());
+        for key in keys {
+            let path = self.layout.lock(key, LockKind::Write);
+            match fs::try_lock(&self.layout, &path, self.write_lock_ttl) {
+                Ok(Attempt::Held(lock)) => held.push(lock),
+                Ok(Attempt::Busy) => {
+                    held.iter().for_each(Self::release);
+                    return Ok(None);
+                }
+                Err(e) => {
+                    held.iter().for_each(Self::release);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Some(held))
     }
 
     fn release(lock: &HeldLock) {
@@ -202,35 +351,26 @@ impl Inner {
         }
     }
 
-    /// Runs `f` under the session's write lock.
-    fn locked<T>(&self, id: &Id, f: impl FnOnce() -> FsResult<T>) -> FsResult<T> {
-        let lock = self.write_lock(id)?;
-        let result = f();
-        Self::release(&lock);
-        result
+    fn live(&self, key: &Key) -> FsResult<Option<Record>> {
+        Ok(fs::read_record(&self.layout.record(key))?.filter(|r| !r.is_expired(now())))
     }
 
-    fn live(&self, id: &Id) -> FsResult<Option<Record>> {
-        Ok(fs::read_record(&self.layout.record(id))?.filter(|r| !r.is_expired(now())))
+    fn write(&self, key: &Key, record: &Record) -> FsResult<()> {
+        self.layout
+            .write_record(&self.layout.record(key), record, self.durable)
     }
 
-    fn write(&self, id: &Id, record: &Record) -> FsResult<()> {
-        fs::write_record(&self.layout.record(id), record, self.durable)
-    }
-
-    fn add_marker(&self, user: &str, id: &Id) -> FsResult<()> {
-        let path = self.layout.marker(user, id);
-        match fs::create_new_in(&path) {
-            Ok(_) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(FsError::io(format!("indexing user in {}", path.display()))(
-                e,
-            )),
+    fn add_marker(&self, user: &str, key: &Key, id: &Id) -> FsResult<()> {
+        let path = self.layout.marker(user, key);
+        if path.exists() {
+            return Ok(());
         }
+        self.layout
+            .write_atomic(&path, id.to_string().as_bytes(), false)
     }
 
-    fn remove_marker(&self, user: &str, id: &Id) -> FsResult<()> {
-        let path = self.layout.marker(user, id);
+    fn remove_marker(&self, user: &str, key: &Key) -> FsResult<()> {
+        let path = self.layout.marker(user, key);
         fs::remove_if_exists(&path)
             .map(|_| ())
             .map_err(FsError::io(format!(
@@ -240,15 +380,21 @@ impl Inner {
     }
 
     /// Keeps the user markers in step with a record whose user changed.
-    fn reindex(&self, id: &Id, before: Option<&str>, after: Option<&str>) -> FsResult<()> {
+    fn reindex(
+        &self,
+        key: &Key,
+        id: &Id,
+        before: Option<&str>,
+        after: Option<&str>,
+    ) -> FsResult<()> {
         if before == after {
             return Ok(());
         }
         if let Some(after) = after {
-            self.add_marker(after, id)?;
+            self.add_marker(after, key, id)?;
         }
         if let Some(before) = before {
-            self.remove_marker(before, id)?;
+            self.remove_marker(before, key)?;
         }
         Ok(())
     }
@@ -265,11 +411,19 @@ impl Inner {
         let mut sessions = Vec::new();
         for entry in entries {
             let entry = entry.map_err(FsError::io(format!("listing {}", dir.display())))?;
-            let Some(id) = entry.file_name().to_str().and_then(fs::id_from_hex) else {
-                continue;
+            let id = std::fs::read_to_string(entry.path())
+                .ok()
+                .and_then(|text| Id::parse(text.trim()));
+            let live = match id {
+                Some(id) if entry.file_name().to_str() == Some(Key::of(&id).as_str()) => {
+                    self.live(&Key::of(&id))?.map(|r| (id, r))
+                }
+                _ => None,
             };
-            match self.live(&id)? {
-                Some(record) if record.user.as_deref() == Some(user) => sessions.push((id, record)),
+            match live {
+                Some((id, record)) if record.user.as_deref() == Some(user) => {
+                    sessions.push((id, record));
+                }
                 _ => {
                     let _ = fs::remove_if_exists(&entry.path());
                 }
@@ -279,25 +433,19 @@ impl Inner {
         Ok(sessions)
     }
 
-    fn enforce_cap(&self, user: &str, keep: &Id, cap: u32) -> FsResult<()> {
-        let sessions = self
-            .sessions_of(user)?
-            .into_iter()
-            .map(|(id, r)| (id, r.created));
-        for id in tether_core::sessions_beyond_cap(sessions, keep, cap) {
-            self.locked(&id, || self.remove_session(&id))?;
-        }
-        Ok(())
-    }
-
     /// Removes a session's record and marker (caller holds its write lock).
-    fn remove_session(&self, id: &Id) -> FsResult<bool> {
-        let path = self.layout.record(id);
+    fn remove_session(&self, key: &Key) -> FsResult<bool> {
+        let path = self.layout.record(key);
         let record = fs::read_record(&path).unwrap_or(None);
         let existed = fs::remove_if_exists(&path)
             .map_err(FsError::io(format!("deleting {}", path.display())))?;
+        if existed && self.durable {
+            // A logout must survive a crash as surely as a login.
+            fs::sync_dir(&self.layout.shard(key))
+                .map_err(FsError::io(format!("syncing {}", path.display())))?;
+        }
         if let Some(user) = record.as_ref().and_then(|r| r.user.as_deref()) {
-            self.remove_marker(user, id)?;
+            self.remove_marker(user, key)?;
         }
         Ok(existed)
     }
@@ -310,115 +458,113 @@ impl SessionStore for FileStore {
     }
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
-        let id = *id;
+        let key = Key::of(id);
         // Lock-free: a rename makes a new record visible whole.
-        self.run("loading a session", move |inner| inner.live(&id))
+        self.run("loading a session", move |inner| inner.live(&key))
             .await
     }
 
     async fn create(&self, id: &Id, record: &Record) -> Result<Created> {
-        let (id, record) = (*id, record.clone());
-        self.run("creating a session", move |inner| {
-            inner.locked(&id, || {
-                if inner.live(&id)?.is_some() {
-                    return Ok(Created::IdTaken);
-                }
-                inner.write(&id, &record)?;
-                if let Some(user) = &record.user {
-                    inner.add_marker(user, &id)?;
-                }
-                Ok(Created::Yes)
-            })
+        let (id, record, key) = (*id, record.clone(), Key::of(id));
+        self.locked("creating a session", vec![key.clone()], move |inner| {
+            if inner.live(&key)?.is_some() {
+                return Ok(Created::IdTaken);
+            }
+            inner.write(&key, &record)?;
+            if let Some(user) = &record.user {
+                inner.add_marker(user, &key, &id)?;
+            }
+            Ok(Created::Yes)
         })
         .await
     }
 
     async fn save(&self, id: &Id, changes: &Changes) -> Result<Saved> {
-        let (id, changes) = (*id, changes.clone());
-        self.run("saving a session", move |inner| {
-            let saved = inner.locked(&id, || {
-                let Some(mut record) = inner.live(&id)? else {
+        let (owned_id, owned, key) = (*id, changes.clone(), Key::of(id));
+        let saved = self
+            .locked("saving a session", vec![key.clone()], move |inner| {
+                let Some(mut record) = inner.live(&key)? else {
                     return Ok(None);
                 };
                 let before = record.user.clone();
-                record.apply(&changes);
-                inner.write(&id, &record)?;
-                inner.reindex(&id, before.as_deref(), record.user.as_deref())?;
+                record.apply(&owned);
+                inner.write(&key, &record)?;
+                inner.reindex(&key, &owned_id, before.as_deref(), record.user.as_deref())?;
                 Ok(Some(record))
-            })?;
-            let Some(record) = saved else {
-                return Ok(Saved::Gone);
-            };
-            if let (Some(user), Some(cap)) = (&record.user, changes.user_cap) {
-                inner.enforce_cap(user, &id, cap)?;
-            }
-            Ok(Saved::Version(record.version))
-        })
-        .await
+            })
+            .await?;
+        let Some(record) = saved else {
+            return Ok(Saved::Gone);
+        };
+        if let (Some(user), Some(cap)) = (&record.user, changes.user_cap) {
+            self.enforce_cap(user, id, cap).await?;
+        }
+        Ok(Saved::Version(record.version))
     }
 
     async fn touch(&self, id: &Id, touch: &Touch) -> Result<bool> {
-        let (id, touch) = (*id, *touch);
-        self.run("refreshing a session", move |inner| {
-            inner.locked(&id, || {
-                let Some(mut record) = inner.live(&id)? else {
-                    return Ok(false);
-                };
-                record.touch(&touch);
-                inner.write(&id, &record)?;
-                Ok(true)
-            })
+        let (key, touch) = (Key::of(id), *touch);
+        self.locked("refreshing a session", vec![key.clone()], move |inner| {
+            let Some(mut record) = inner.live(&key)? else {
+                return Ok(false);
+            };
+            record.touch(&touch);
+            inner.write(&key, &record)?;
+            Ok(true)
         })
         .await
     }
 
     async fn delete(&self, id: &Id) -> Result<bool> {
-        let id = *id;
-        self.run("deleting a session", move |inner| {
-            inner.locked(&id, || inner.remove_session(&id))
+        let key = Key::of(id);
+        self.locked("deleting a session", vec![key.clone()], move |inner| {
+            inner.remove_session(&key)
         })
         .await
     }
 
     async fn cycle_id(&self, old: &Id, new: &Id, changes: &Changes) -> Result<Saved> {
-        let (old, new, changes) = (*old, *new, changes.clone());
-        self.run("rotating a session id", move |inner| {
-            let moved = inner.locked(&old, || {
-                inner.locked(&new, || {
-                    let Some(mut record) = inner.live(&old)? else {
-                        return Ok(None);
-                    };
-                    if fs::read_record(&inner.layout.record(&new))?.is_some() {
-                        return Err(FsError::Corrupt("session id collision".into()));
-                    }
-                    let before = record.user.clone();
-                    record.apply(&changes);
-                    // The old id stops working first: a crash now logs the user out,
-                    // never leaves the pre-rotation id valid.
-                    let old_path = inner.layout.record(&old);
-                    let aside = old_path.with_extension(format!("{}.trash", fs::id_hex(&new)));
-                    std::fs::rename(&old_path, &aside)
-                        .map_err(FsError::io(format!("retiring {}", old_path.display())))?;
-                    inner.write(&new, &record)?;
-                    let _ = fs::remove_if_exists(&aside);
-                    if let Some(user) = record.user.as_deref() {
-                        inner.add_marker(user, &new)?;
-                    }
-                    if let Some(user) = before.as_deref() {
-                        inner.remove_marker(user, &old)?;
-                    }
-                    Ok(Some(record))
-                })
-            })?;
-            let Some(record) = moved else {
-                return Ok(Saved::Gone);
-            };
-            if let (Some(user), Some(cap)) = (&record.user, changes.user_cap) {
-                inner.enforce_cap(user, &new, cap)?;
-            }
-            Ok(Saved::Version(record.version))
-        })
-        .await
+        let (new_id, owned) = (*new, changes.clone());
+        let (old_key, new_key) = (Key::of(old), Key::of(new));
+        let keys = vec![old_key.clone(), new_key.clone()];
+        let moved = self
+            .locked("rotating a session id", keys, move |inner| {
+                let Some(mut record) = inner.live(&old_key)? else {
+                    return Ok(None);
+                };
+                if fs::read_record(&inner.layout.record(&new_key))?.is_some() {
+                    return Err(FsError::Corrupt("session id collision".into()));
+                }
+                let before = record.user.clone();
+                record.apply(&owned);
+                // The old id stops working first: a crash now logs the user out,
+                // never leaves the pre-rotation id valid.
+                let old_path = inner.layout.record(&old_key);
+                let aside = old_path.with_extension(format!("{}.trash", new_key.as_str()));
+                std::fs::rename(&old_path, &aside)
+                    .map_err(FsError::io(format!("retiring {}", old_path.display())))?;
+                if inner.durable {
+                    fs::sync_dir(&inner.layout.shard(&old_key))
+                        .map_err(FsError::io(format!("syncing {}", old_path.display())))?;
+                }
+                inner.write(&new_key, &record)?;
+                let _ = fs::remove_if_exists(&aside);
+                if let Some(user) = record.user.as_deref() {
+                    inner.add_marker(user, &new_key, &new_id)?;
+                }
+                if let Some(user) = before.as_deref() {
+                    inner.remove_marker(user, &old_key)?;
+                }
+                Ok(Some(record))
+            })
+            .await?;
+        let Some(record) = moved else {
+            return Ok(Saved::Gone);
+        };
+        if let (Some(user), Some(cap)) = (&record.user, changes.user_cap) {
+            self.enforce_cap(user, new, cap).await?;
+        }
+        Ok(Saved::Version(record.version))
     }
 
     async fn user_sessions(&self, user: &str) -> Result<Vec<SessionInfo>> {
@@ -434,28 +580,32 @@ impl SessionStore for FileStore {
     }
 
     async fn delete_user_sessions(&self, user: &str) -> Result<u64> {
-        let user = user.to_owned();
-        self.run("deleting a user's sessions", move |inner| {
-            let mut ended = 0;
-            for (id, _) in inner.sessions_of(&user)? {
-                if inner.locked(&id, || inner.remove_session(&id))? {
-                    ended += 1;
-                }
+        let owned = user.to_owned();
+        let sessions = self
+            .run("listing a user's sessions", move |inner| {
+                inner.sessions_of(&owned)
+            })
+            .await?;
+        let mut ended = 0;
+        for (id, _) in sessions {
+            if self.delete(&id).await? {
+                ended += 1;
             }
-            Ok(ended)
-        })
-        .await
+        }
+        Ok(ended)
     }
 
     async fn lock(&self, id: &Id, options: &LockOptions) -> Result<LockToken> {
-        let path = self.inner.layout.lock(id, LockKind::Request);
+        let path = self.inner.layout.lock(&Key::of(id), LockKind::Request);
         let mut wait = LockWait::new(options.wait);
         loop {
             let (path, ttl) = (path.clone(), options.ttl);
             let attempt = self
-                .run("taking a session lock", move |_| fs::try_lock(&path, ttl))
+                .run("taking a session lock", move |inner| {
+                    fs::try_lock(&inner.layout, &path, ttl)
+                })
                 .await?;
-            if let fs::Attempt::Held(lock) = attempt {
+            if let Attempt::Held(lock) = attempt {
                 return Ok(LockToken(lock.token));
             }
             // Waiting happens here, not on a blocking thread: a waiter holds no permit
@@ -465,7 +615,7 @@ impl SessionStore for FileStore {
     }
 
     async fn unlock(&self, id: &Id, token: &LockToken) -> Result<()> {
-        let path = self.inner.layout.lock(id, LockKind::Request);
+        let path = self.inner.layout.lock(&Key::of(id), LockKind::Request);
         let token = token.0.clone();
         self.run("releasing a session lock", move |_| {
             fs::unlock(&path, &token)

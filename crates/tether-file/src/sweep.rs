@@ -2,11 +2,11 @@
 
 use std::io;
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use tether_core::Result;
+use tether_core::{Id, Result};
 
-use crate::fs::{self, FsResult};
+use crate::fs::{self, FsResult, Key};
 use crate::{FileStore, Inner};
 
 /// What one sweep removed.
@@ -76,14 +76,6 @@ impl FileStore {
     }
 }
 
-fn older_than(path: &Path, age: Duration) -> bool {
-    std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|m| SystemTime::now().duration_since(m).ok())
-        .is_some_and(|a| a > age)
-}
-
 fn dir_entries(dir: &Path) -> io::Result<Vec<std::path::PathBuf>> {
     match std::fs::read_dir(dir) {
         Ok(entries) => entries.map(|e| e.map(|e| e.path())).collect(),
@@ -121,8 +113,8 @@ impl Inner {
                     .file_name()
                     .and_then(|n| n.to_str())
                     .unwrap_or_default();
-                if name.starts_with('.') || name.contains(".stale.") || name.ends_with(".trash") {
-                    if older_than(&path, self.write_lock_ttl) {
+                if name.starts_with('.') || name.ends_with(".break") || name.ends_with(".trash") {
+                    if fs::older_than(&path, self.write_lock_ttl) {
                         let result = fs::remove_if_exists(&path)
                             .map_err(fs::FsError::io("removing a leftover"));
                         if matches!(result, Ok(true)) {
@@ -132,16 +124,17 @@ impl Inner {
                     }
                 } else if name.ends_with(".lock") || name.ends_with(".reqlock") {
                     if let Some(observed) = fs::stale_content(&path, self.write_lock_ttl) {
-                        let result = fs::break_stale(&path, &observed)
-                            .map(|()| true)
-                            .map_err(fs::FsError::io("breaking a stale lock"));
+                        let result =
+                            fs::break_stale(&self.layout, &path, &observed, self.write_lock_ttl)
+                                .map(|()| true)
+                                .map_err(fs::FsError::io("breaking a stale lock"));
                         if result.is_ok() {
                             stale_locks += 1;
                         }
                         note("a stale lock", &path, result);
                     }
-                } else if let Some(id) = name.strip_suffix(".json").and_then(fs::id_from_hex) {
-                    let result = self.sweep_record(&id);
+                } else if let Some(key) = name.strip_suffix(".json").and_then(Key::parse) {
+                    let result = self.sweep_record(&key);
                     if matches!(result, Ok(true)) {
                         expired += 1;
                     }
@@ -156,20 +149,24 @@ impl Inner {
         report
     }
 
-    /// Removes the record if it is expired, re-checking under its lock.
-    fn sweep_record(&self, id: &tether_core::Id) -> FsResult<bool> {
+    /// Removes the record if it is expired, re-checking under its lock; a busy lock
+    /// leaves it to the next sweep.
+    fn sweep_record(&self, key: &Key) -> FsResult<bool> {
         let now = time::OffsetDateTime::now_utc();
-        let path = self.layout.record(id);
+        let path = self.layout.record(key);
         if !fs::read_record(&path)?.is_some_and(|r| r.is_expired(now)) {
             return Ok(false);
         }
-        self.locked(id, || {
-            if fs::read_record(&path)?.is_some_and(|r| r.is_expired(now)) {
-                self.remove_session(id)
-            } else {
-                Ok(false)
-            }
-        })
+        let Some(locks) = self.try_write_locks(std::slice::from_ref(key))? else {
+            return Ok(false);
+        };
+        let result = if fs::read_record(&path)?.is_some_and(|r| r.is_expired(now)) {
+            self.remove_session(key)
+        } else {
+            Ok(false)
+        };
+        locks.iter().for_each(Self::release);
+        result
     }
 
     fn sweep_markers(&self, errors: &mut usize) -> usize {
@@ -177,11 +174,10 @@ impl Inner {
         for bucket in dir_entries(&self.layout.users()).unwrap_or_default() {
             for user_dir in dir_entries(&bucket).unwrap_or_default() {
                 for marker in dir_entries(&user_dir).unwrap_or_default() {
-                    let id = marker
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .and_then(fs::id_from_hex);
-                    let alive = id.is_some_and(|id| self.layout.record(&id).exists());
+                    let id = std::fs::read_to_string(&marker)
+                        .ok()
+                        .and_then(|text| Id::parse(text.trim()));
+                    let alive = id.is_some_and(|id| self.layout.record(&Key::of(&id)).exists());
                     if !alive {
                         match fs::remove_if_exists(&marker) {
                             Ok(true) => removed += 1,

@@ -112,6 +112,16 @@ fn fail(message: &str) -> ! {
     std::process::exit(2);
 }
 
+/// The file store's directory when none is given: private to this user (sessions are
+/// credentials), never a shared name under /tmp that another user could create first.
+fn default_file_dir() -> PathBuf {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/state")))
+        .unwrap_or_else(|| fail("--store file needs --store-url (no HOME to keep sessions under)"));
+    state.join("tether-demo").join("sessions")
+}
+
 /// The session layer, plus what the store adds to the app.
 struct Built {
     layer: SessionLayer,
@@ -142,10 +152,10 @@ async fn build_store(args: &ServeArgs) -> Built {
     match args.store {
         StoreKind::Memory => {}
         StoreKind::File => {
-            let dir = args.store_url.clone().map_or_else(
-                || std::env::temp_dir().join("tether-sessions"),
-                PathBuf::from,
-            );
+            let dir = args
+                .store_url
+                .clone()
+                .map_or_else(default_file_dir, PathBuf::from);
             let store = tether::file::FileStore::open(&dir)
                 .unwrap_or_else(|e| fail(&format!("file store at {}: {e}", dir.display())));
             built
