@@ -26,6 +26,21 @@ pub struct Capabilities {
     pub size_limit: Option<usize>,
 }
 
+impl Saved {
+    /// The outcome of a write that left `record`.
+    ///
+    /// ```
+    /// let record = tether_core::Record::new(time::OffsetDateTime::now_utc(), &tether_core::Expiry::default());
+    /// assert!(matches!(tether_core::Saved::of(&record), tether_core::Saved::Version { version: 1, .. }));
+    /// ```
+    pub fn of(record: &Record) -> Self {
+        Self::Version {
+            version: record.version,
+            expires_at: record.expires_at(),
+        }
+    }
+}
+
 impl Capabilities {
     /// Everything, without a size limit.
     pub const ALL: Self = Self {
@@ -56,8 +71,15 @@ pub enum Created {
 /// The outcome of a save or an id rotation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Saved {
-    /// The changes were merged; the record now has this version.
-    Version(u64),
+    /// The changes were merged.
+    Version {
+        /// The record's version now.
+        version: u64,
+        /// When the record now expires (the earlier of its idle and absolute
+        /// deadlines), never later, and at most a second earlier: the layer's cookie
+        /// never outlives the session even when the request did not read it.
+        expires_at: time::OffsetDateTime,
+    },
     /// The session no longer exists (deleted, expired or never existed): nothing was
     /// written, and the caller must not recreate it under this id.
     Gone,
@@ -299,13 +321,13 @@ pub trait ClientStore: Send + Sync + fmt::Debug + 'static {
 ///         let now = time::OffsetDateTime::now_utc();
 ///         let mut map = self.0.lock().unwrap();
 ///         match map.get_mut(id).filter(|r| !r.is_expired(now)) {
-///             Some(r) => { r.apply(changes); Ok(Saved::Version(r.version)) }
+///             Some(r) => { r.apply(changes); Ok(Saved::of(r)) }
 ///             None => Ok(Saved::Gone),
 ///         }
 ///     }
 ///     async fn touch(&self, id: &Id, touch: &Touch) -> Result<bool> {
 ///         let mut changes = Changes::new(touch.last_seen, touch.idle_deadline);
-///         Ok(matches!(self.save(id, &changes).await?, Saved::Version(_)))
+///         Ok(matches!(self.save(id, &changes).await?, Saved::Version { .. }))
 ///     }
 ///     async fn delete(&self, id: &Id) -> Result<bool> {
 ///         Ok(self.0.lock().unwrap().remove(id).is_some())
@@ -314,7 +336,7 @@ pub trait ClientStore: Send + Sync + fmt::Debug + 'static {
 ///         let now = time::OffsetDateTime::now_utc();
 ///         let mut map = self.0.lock().unwrap();
 ///         match map.remove(old).filter(|r| !r.is_expired(now)) {
-///             Some(mut r) => { r.apply(changes); let v = r.version; map.insert(*new, r); Ok(Saved::Version(v)) }
+///             Some(mut r) => { r.apply(changes); let saved = Saved::of(&r); map.insert(*new, r); Ok(saved) }
 ///             None => Ok(Saved::Gone),
 ///         }
 ///     }

@@ -499,7 +499,7 @@ impl SessionStore for FileStore {
         if let (Some(user), Some(cap)) = (&record.user, changes.user_cap) {
             self.enforce_cap(user, id, cap).await?;
         }
-        Ok(Saved::Version(record.version))
+        Ok(Saved::of(&record))
     }
 
     async fn touch(&self, id: &Id, touch: &Touch) -> Result<bool> {
@@ -564,7 +564,7 @@ impl SessionStore for FileStore {
         if let (Some(user), Some(cap)) = (&record.user, changes.user_cap) {
             self.enforce_cap(user, new, cap).await?;
         }
-        Ok(Saved::Version(record.version))
+        Ok(Saved::of(&record))
     }
 
     async fn user_sessions(&self, user: &str) -> Result<Vec<SessionInfo>> {

@@ -77,7 +77,7 @@ fn writer(role: &str) {
                 .collect();
             for task in tasks {
                 let saved = task.await.unwrap().expect("save failed in writer");
-                assert!(matches!(saved, Saved::Version(_)), "session vanished");
+                assert!(matches!(saved, Saved::Version { .. }), "session vanished");
             }
         }
     });
@@ -204,7 +204,7 @@ fn killed_writers() {
             let mut changes = Changes::new(now, now + time::Duration::hours(1));
             changes.set("after", json!(true));
             let saved = store.save(id, &changes).await.unwrap();
-            assert!(matches!(saved, Saved::Version(_)));
+            assert!(matches!(saved, Saved::Version { .. }));
             assert_eq!(
                 store.load(id).await.unwrap().unwrap().data["after"],
                 json!(true)

@@ -24,8 +24,9 @@
 //! - Load: one `SELECT`, with expiry checked in SQL.
 //! - Save: one `UPDATE` that merges only the changed keys with `JSON_MERGE_PATCH`
 //!   (each value is wrapped in a one-element array, so a patch replaces a value whole
-//!   and can store `null`), bumps the version (`LAST_INSERT_ID(version + 1)` returns
-//!   it in the same round trip) and refreshes the deadline, only `WHERE` the session
+//!   and can store `null`), bumps the version and refreshes the deadline (one
+//!   `LAST_INSERT_ID(expr)` returns both in the same round trip: the expiry in whole
+//!   seconds and the version's low 32 bits), only `WHERE` the session
 //!   is live: concurrent saves of different keys both persist, and a deleted session
 //!   is never recreated.
 //! - Refresh: one `UPDATE`. Id rotation: one `UPDATE` of the primary key.
@@ -75,21 +76,35 @@ macro_rules! live {
     };
 }
 
-/// The merge of a save: binds clear, patch, last_seen, deadline, deadline, user flag,
-/// user hash, user flag, user name, id, now, now.
+/// The merge of a save: binds clear, patch, deadline, deadline, user flag, user hash,
+/// user flag, user name, last_seen, id, now, now.
+///
+/// Assignments run left to right and see the values already assigned, so the last one
+/// can report the new version and the new expiry in the same round trip, through
+/// `LAST_INSERT_ID(expr)`: the expiry in whole seconds (rounded down, so a cookie
+/// never outlives the session) in the high 32 bits, the version's low 32 bits below.
 macro_rules! merge {
     () => {
         concat!(
             "data = JSON_MERGE_PATCH(IF(?, '{}', data), ?), ",
-            "version = LAST_INSERT_ID(version + 1), ",
-            "last_seen_ms = GREATEST(last_seen_ms, ?), ",
+            "version = version + 1, ",
             "idle_deadline_ms = LEAST(?, COALESCE(absolute_deadline_ms, ?)), ",
             "user_hash = IF(?, ?, user_hash), ",
-            "user_name = IF(?, ?, user_name) ",
+            "user_name = IF(?, ?, user_name), ",
+            "last_seen_ms = IF(LAST_INSERT_ID(((idle_deadline_ms DIV 1000) << 32) | (version & 4294967295)) >= 0, ",
+            "GREATEST(last_seen_ms, ?), last_seen_ms) ",
             "WHERE id = ? AND ",
             live!()
         )
     };
+}
+
+/// The version and expiry a save or rotation reported (see `merge!`).
+fn reported(packed: u64) -> Saved {
+    Saved::Version {
+        version: packed & 0xFFFF_FFFF,
+        expires_at: unix_ms::from_ms(i64::try_from(packed >> 32).unwrap_or(i64::MAX) * 1000),
+    }
 }
 
 // Every statement is a literal: values only ever travel as bind parameters.
@@ -412,13 +427,13 @@ impl MySqlStore {
             query
                 .bind(changes.clear)
                 .bind(&patch)
-                .bind(unix_ms::to_ms(changes.last_seen))
                 .bind(deadline)
                 .bind(deadline)
                 .bind(user_set)
                 .bind(&user_hash_value)
                 .bind(user_set)
                 .bind(&user_name)
+                .bind(unix_ms::to_ms(changes.last_seen))
                 .bind(id.as_bytes().as_slice())
                 .bind(now)
                 .bind(now)
@@ -538,7 +553,7 @@ impl SessionStore for MySqlStore {
             return Ok(Saved::Gone);
         }
         self.after_bind(id, changes).await?;
-        Ok(Saved::Version(result.last_insert_id()))
+        Ok(reported(result.last_insert_id()))
     }
 
     async fn touch(&self, id: &Id, touch: &Touch) -> Result<bool> {
@@ -585,7 +600,7 @@ impl SessionStore for MySqlStore {
             return Ok(Saved::Gone);
         }
         self.after_bind(new, changes).await?;
-        Ok(Saved::Version(result.last_insert_id()))
+        Ok(reported(result.last_insert_id()))
     }
 
     async fn user_sessions(&self, user: &str) -> Result<Vec<SessionInfo>> {

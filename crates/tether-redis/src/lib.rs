@@ -438,18 +438,20 @@ struct ScriptSaved {
     new_user: Option<String>,
     created: i64,
     absolute: Option<i64>,
+    expires_at: i64,
 }
 
 fn parse_saved(value: Value) -> redis::RedisResult<Option<ScriptSaved>> {
     if matches!(value, Value::Nil) {
         return Ok(None);
     }
-    let (version, old_flag, old_user, new_flag, new_user, created, absolute): (
+    let (version, old_flag, old_user, new_flag, new_user, created, absolute, expires_at): (
         u64,
         u8,
         String,
         u8,
         String,
+        i64,
         i64,
         i64,
     ) = redis::FromRedisValue::from_redis_value(value)?;
@@ -459,6 +461,7 @@ fn parse_saved(value: Value) -> redis::RedisResult<Option<ScriptSaved>> {
         new_user: (new_flag == 1).then_some(new_user),
         created,
         absolute: (absolute > 0).then_some(absolute),
+        expires_at,
     }))
 }
 
@@ -551,7 +554,10 @@ impl SessionStore for RedisStore {
                 self.enforce_cap(new, id, cap).await?;
             }
         }
-        Ok(Saved::Version(saved.version))
+        Ok(Saved::Version {
+            version: saved.version,
+            expires_at: unix_ms::from_ms(saved.expires_at),
+        })
     }
 
     async fn touch(&self, id: &Id, touch: &Touch) -> Result<bool> {
@@ -633,7 +639,7 @@ impl SessionStore for RedisStore {
             if let (Some(user), Some(cap)) = (&record.user, changes.user_cap) {
                 self.enforce_cap(user, new, cap).await?;
             }
-            return Ok(Saved::Version(record.version));
+            return Ok(Saved::of(&record));
         }
         Err(Error::unavailable(
             "rotating a session id",

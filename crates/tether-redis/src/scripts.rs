@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 /// Merges one request's changes atomically. Returns `false` when the session is gone
 /// (never recreates it), else `{version, old_user_flag, old_user, new_user_flag, new_user,
-/// created, absolute_deadline (0: none)}`.
+/// created, absolute_deadline (0: none), the new idle deadline (the session's expiry)}`.
 ///
 /// KEYS[1] session hash. ARGV: now_ms, idle_deadline_ms, clear (0/1), user_op
 /// (0 keep, 1 set, 2 unset), user, then field/value pairs, an empty value removing
@@ -56,7 +56,7 @@ sets[#sets + 1] = 'v'; sets[#sets + 1] = string.format('%d', version)
 batched('HDEL', dels)
 batched('HSET', sets)
 redis.call('PEXPIREAT', key, deadline)
-return {version, old_user and 1 or 0, old_user or '', new_user and 1 or 0, new_user or '', tonumber(meta[6]), abs or 0}
+return {version, old_user and 1 or 0, old_user or '', new_user and 1 or 0, new_user or '', tonumber(meta[6]), abs or 0, deadline}
 ",
     )
 });

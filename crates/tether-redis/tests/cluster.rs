@@ -211,7 +211,7 @@ async fn redis_cluster_passes_the_suite_and_survives_a_master_failover() {
         let changes = Changes::new(now, now + time::Duration::hours(1));
         let new_id = Id::generate().unwrap();
         let moved = store.cycle_id(&id, &new_id, &changes).await.unwrap();
-        assert!(matches!(moved, Saved::Version(_)));
+        assert!(matches!(moved, Saved::Version { .. }));
         assert!(store.load(&new_id).await.unwrap().is_some());
         assert_eq!(
             store

@@ -84,7 +84,7 @@ async fn rotating_a_session_of_thousands_of_keys_keeps_them_all() {
     let mut changes = Changes::new(now, record.idle_deadline);
     changes.user = Some(Some("ada".into()));
     let saved = store.cycle_id(&old, &new, &changes).await.unwrap();
-    assert!(matches!(saved, Saved::Version(_)), "{saved:?}");
+    assert!(matches!(saved, Saved::Version { .. }), "{saved:?}");
     assert!(
         store.load(&old).await.unwrap().is_none(),
         "the old id still works"

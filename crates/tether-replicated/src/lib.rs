@@ -375,7 +375,7 @@ impl SessionStore for ReplicatedStore {
 
     async fn save(&self, id: &Id, changes: &Changes) -> Result<Saved> {
         self.ensure_ready("saving a session")?;
-        let (version, marks) = {
+        let (saved, marks) = {
             let mut state = lock(&self.inner.state);
             let Some(current) = state.get(id, OffsetDateTime::now_utc()) else {
                 return Ok(Saved::Gone);
@@ -396,14 +396,14 @@ impl SessionStore for ReplicatedStore {
             // A login or logout must be seen by the next request wherever it lands; a
             // data change may trail by the replication lag.
             (
-                after.version,
+                Saved::of(&after),
                 (changes.user.is_some() || changes.clear).then(|| self.marks()),
             )
         };
         if let Some(marks) = marks {
             self.settle(marks).await;
         }
-        Ok(Saved::Version(version))
+        Ok(saved)
     }
 
     async fn touch(&self, id: &Id, touch: &Touch) -> Result<bool> {
@@ -437,7 +437,7 @@ impl SessionStore for ReplicatedStore {
 
     async fn cycle_id(&self, old: &Id, new: &Id, changes: &Changes) -> Result<Saved> {
         self.ensure_ready("rotating a session id")?;
-        let (version, marks) = {
+        let (saved, marks) = {
             let mut state = lock(&self.inner.state);
             let Some(current) = state.get(old, OffsetDateTime::now_utc()) else {
                 return Ok(Saved::Gone);
@@ -452,10 +452,10 @@ impl SessionStore for ReplicatedStore {
             if let (Some(user), Some(cap)) = (&moved.user, changes.user_cap) {
                 self.enforce_cap(&mut state, user, new, cap);
             }
-            (moved.version, self.marks())
+            (Saved::of(&moved), self.marks())
         };
         self.settle(marks).await;
-        Ok(Saved::Version(version))
+        Ok(saved)
     }
 
     async fn user_sessions(&self, user: &str) -> Result<Vec<SessionInfo>> {

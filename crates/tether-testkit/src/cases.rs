@@ -60,6 +60,7 @@ pub static CASES: &[Case] = &[
     case!(absolute_expiry_enforced_on_load, 6),
     case!(touch_extends_idle_deadline, 6),
     case!(touch_of_unknown_id_is_false, 6),
+    case!(writes_report_the_real_expiry, 6),
     case!(user_index_lists_live_sessions, 7),
     case!(user_index_follows_binding_changes, 7),
     case!(user_delete_all_ends_every_session, 7),
@@ -314,7 +315,7 @@ async fn hostile_keys_and_values_round_trip(store: DynStore, _: Option<DynStore>
     }
     c.set("big", json!("x".repeat(10 * 1024)));
     ensure!(
-        matches!(save(&store, &id, &c).await?, Saved::Version(_)),
+        matches!(save(&store, &id, &c).await?, Saved::Version { .. }),
         "save of hostile keys reported Gone"
     );
     let loaded = load_some(&store, &id).await?;
@@ -502,7 +503,7 @@ async fn version_moves_forward(store: DynStore, _: Option<DynStore>) -> Res {
     for i in 0..5 {
         let mut c = changes();
         c.set("i", json!(i));
-        let Saved::Version(v) = save(&store, &id, &c).await? else {
+        let Saved::Version { version: v, .. } = save(&store, &id, &c).await? else {
             return Err("save of a live session reported Gone".into());
         };
         ensure!(v > last, "version went from {last} to {v}");
@@ -537,7 +538,7 @@ async fn concurrent_saves_of_different_keys_all_persist(
             .map_err(err("task"))?
             .map_err(err("concurrent save"))?;
         ensure!(
-            matches!(saved, Saved::Version(_)),
+            matches!(saved, Saved::Version { .. }),
             "a concurrent save reported Gone"
         );
     }
@@ -739,7 +740,7 @@ async fn cycle_id_moves_data_and_kills_old_id(store: DynStore, _: Option<DynStor
         .await
         .map_err(err("cycle_id"))?;
     ensure!(
-        matches!(outcome, Saved::Version(_)),
+        matches!(outcome, Saved::Version { .. }),
         "cycle_id of a live session reported {outcome:?}"
     );
     ensure!(
@@ -848,6 +849,36 @@ async fn absolute_expiry_enforced_on_load(store: DynStore, _: Option<DynStore>) 
         load(&store, &id).await?.is_none(),
         "a session past its absolute deadline still loads"
     );
+    PASS
+}
+
+/// A write that did not read first still learns when the session ends: the store
+/// reports the record's expiry, capped by its absolute deadline (the layer's cookie
+/// `Max-Age` comes from it).
+async fn writes_report_the_real_expiry(store: DynStore, _: Option<DynStore>) -> Res {
+    let expiry = Expiry::new(Duration::from_secs(3600)).with_absolute(Duration::from_secs(600));
+    let record = Record::new(now(), &expiry);
+    let absolute = record.absolute_deadline.expect("absolute");
+    let reported = |saved: Saved, what: &str| -> Result<(), String> {
+        let Saved::Version { expires_at, .. } = saved else {
+            return Err(format!("{what} of a live session reported Gone"));
+        };
+        ensure!(
+            expires_at <= absolute && expires_at > absolute - time::Duration::seconds(1),
+            "{what} reported expiry {expires_at}, the session ends at {absolute}"
+        );
+        Ok(())
+    };
+    let id = create(&store, &record).await?;
+    let mut c = changes();
+    c.set("k", json!(1));
+    reported(save(&store, &id, &c).await?, "a save")?;
+    let new = fresh_id();
+    let moved = store
+        .cycle_id(&id, &new, &changes())
+        .await
+        .map_err(err("cycle_id"))?;
+    reported(moved, "an id rotation")?;
     PASS
 }
 

@@ -84,7 +84,7 @@ impl SessionStore for ClientJar {
         record.apply(changes);
         let value = self.seal(&record)?;
         cookies.insert(*id, value);
-        Ok(Saved::Version(record.version))
+        Ok(Saved::of(&record))
     }
 
     async fn touch(&self, id: &Id, touch: &Touch) -> Result<bool> {
@@ -112,6 +112,6 @@ impl SessionStore for ClientJar {
         record.apply(changes);
         let value = self.seal(&record)?;
         cookies.insert(*new, value);
-        Ok(Saved::Version(record.version))
+        Ok(Saved::of(&record))
     }
 }

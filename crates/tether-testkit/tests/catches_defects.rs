@@ -44,6 +44,7 @@ enum Defect {
     DeleteAlwaysTrue,
     DropsUserOnCreate,
     ReplacesDataWithChanges,
+    ReportsUncappedExpiry,
 }
 
 #[derive(Debug)]
@@ -55,6 +56,17 @@ struct Reference {
 }
 
 impl Reference {
+    /// What a write reports: the record's expiry, or (defect) the requested one.
+    fn saved(&self, record: &Record, changes: &Changes) -> Saved {
+        if self.is(Defect::ReportsUncappedExpiry) {
+            return Saved::Version {
+                version: record.version,
+                expires_at: changes.idle_deadline,
+            };
+        }
+        Saved::of(record)
+    }
+
     fn new(defect: Defect) -> Self {
         Self {
             defect,
@@ -211,28 +223,28 @@ impl SessionStore for Reference {
                 return Ok(Saved::Gone);
             };
             self.apply(&mut r, changes);
-            let v = r.version;
+            let saved = self.saved(&r, changes);
             self.records.lock().unwrap().insert(*id, r);
-            return Ok(Saved::Version(v));
+            return Ok(saved);
         }
         let mut records = self.records.lock().unwrap();
         match records.get_mut(id) {
             Some(r) if !self.expired(r, now) => {
                 self.apply(r, changes);
-                let v = r.version;
+                let saved = self.saved(r, changes);
                 if let (Some(user), Some(cap)) = (r.user.clone(), changes.user_cap)
                     && !self.is(Defect::IgnoresCap)
                 {
                     Self::enforce_cap(&mut records, id, &user, cap);
                 }
-                Ok(Saved::Version(v))
+                Ok(saved)
             }
             _ if self.is(Defect::Resurrects) || self.is(Defect::AdoptsUnknownIds) => {
                 let mut r = Record::new(now, &Expiry::default());
                 self.apply(&mut r, changes);
-                let v = r.version;
+                let saved = self.saved(&r, changes);
                 records.insert(*id, r);
-                Ok(Saved::Version(v))
+                Ok(saved)
             }
             _ => Ok(Saved::Gone),
         }
@@ -281,9 +293,9 @@ impl SessionStore for Reference {
         match current {
             Some(mut r) if !self.expired(&r, now) => {
                 self.apply(&mut r, changes);
-                let v = r.version;
+                let saved = self.saved(&r, changes);
                 records.insert(*new, r);
-                Ok(Saved::Version(v))
+                Ok(saved)
             }
             _ => Ok(Saved::Gone),
         }
@@ -420,6 +432,7 @@ async fn every_defect_is_caught_by_its_case() {
         (DeleteAlwaysTrue, "delete_reports_existence"),
         (DropsUserOnCreate, "create_and_load_round_trip"),
         (ReplacesDataWithChanges, "save_merges_only_changed_keys"),
+        (ReportsUncappedExpiry, "writes_report_the_real_expiry"),
     ];
     let mut missed = Vec::new();
     for (defect, case) in expectations {

@@ -105,18 +105,18 @@ impl Session {
                         store = store.name()
                     ))
                     .await?;
-                if let Saved::Version(_) = saved {
-                    return Ok(self.set_cookie(new_id.to_string(), state.changes.idle_deadline));
+                if let Saved::Version { expires_at, .. } = saved {
+                    return Ok(self.set_cookie(new_id.to_string(), expires_at));
                 }
             } else if changed {
                 let saved = store
                     .save(&id, &state.changes)
                     .instrument(tracing::debug_span!("session.save", store = store.name()))
                     .await?;
-                if let Saved::Version(_) = saved {
+                if let Saved::Version { expires_at, .. } = saved {
                     let due = state.loaded.record().is_none_or(|r| self.refresh_due(r));
                     return Ok(if due {
-                        self.set_cookie(id.to_string(), state.changes.idle_deadline)
+                        self.set_cookie(id.to_string(), expires_at)
                     } else {
                         CookieAction::Keep
                     });

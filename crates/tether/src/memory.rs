@@ -296,9 +296,9 @@ impl SessionStore for MemoryStore {
         let previous_user = current.user.clone();
         let mut record = current.clone();
         record.apply(changes);
-        let version = record.version;
+        let saved = Saved::of(&record);
         state.put(now, *id, record, previous_user.as_deref(), changes.user_cap);
-        Ok(Saved::Version(version))
+        Ok(saved)
     }
 
     async fn touch(&self, id: &Id, touch: &Touch) -> Result<bool> {
@@ -325,9 +325,9 @@ impl SessionStore for MemoryStore {
             return Ok(Saved::Gone);
         };
         record.apply(changes);
-        let version = record.version;
+        let saved = Saved::of(&record);
         state.put(now, *new, record, None, changes.user_cap);
-        Ok(Saved::Version(version))
+        Ok(saved)
     }
 
     async fn user_sessions(&self, user: &str) -> Result<Vec<SessionInfo>> {
@@ -438,7 +438,7 @@ mod tests {
         store.create(&kept, &short_lived(now)).await.unwrap();
         let later = now + time::Duration::hours(1);
         let saved = store.save(&kept, &Changes::new(now, later)).await.unwrap();
-        assert!(matches!(saved, Saved::Version(_)));
+        assert!(matches!(saved, Saved::Version { .. }));
         assert_eq!(store.len(), 21);
 
         tokio::time::sleep(Duration::from_millis(300)).await;

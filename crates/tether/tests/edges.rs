@@ -225,3 +225,40 @@ async fn the_memory_store_is_bounded_and_logins_still_get_in() {
     }
     assert!(store.len() <= 100);
 }
+
+#[tokio::test]
+async fn max_age_never_outlives_the_session_even_without_a_read() {
+    use tether::{Expiry, Record, SessionStore as _};
+    let day = 24 * 3600;
+    let store = std::sync::Arc::new(MemoryStore::new());
+    let app = app(SessionLayer::from_arc(store.clone()).with_expiry(
+        Expiry::new(Duration::from_secs(30 * day)).with_absolute(Duration::from_secs(7 * day)),
+    ));
+    let name = SessionLayer::new(MemoryStore::new())
+        .cookie_name()
+        .to_owned();
+    for path in ["/login", "/put"] {
+        // A session created six days ago: one day of its absolute lifetime is left.
+        let now = time::OffsetDateTime::now_utc();
+        let created = now - time::Duration::days(6);
+        let record = Record::new(
+            created,
+            &Expiry::new(Duration::from_secs(30 * day)).with_absolute(Duration::from_secs(7 * day)),
+        );
+        let id = tether::Id::generate().unwrap();
+        store.create(&id, &record).await.unwrap();
+        let reply = send(&app, "POST", path, Some(&format!("{name}={id}"))).await;
+        let set = reply.set_cookie.expect("a cookie");
+        let max_age: i64 = set
+            .split(';')
+            .find_map(|a| a.trim().strip_prefix("Max-Age="))
+            .expect("Max-Age")
+            .parse()
+            .unwrap();
+        assert!(
+            max_age <= i64::try_from(day).unwrap(),
+            "{path}: Max-Age {max_age} outlives the session"
+        );
+        assert!(max_age > 0, "{path}: {set}");
+    }
+}
