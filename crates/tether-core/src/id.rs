@@ -270,6 +270,7 @@ mod tests {
     fn a_forked_child_does_not_repeat_its_parents_stream() {
         // What fork leaves behind: the child's thread holds a copy of the parent's
         // generator. Seeded from a fixed seed here, so a copy would repeat exactly.
+        #[allow(clippy::unnecessary_wraps)] // the seed source's signature
         fn fixed() -> Result<ChaCha12Rng, crate::Error> {
             Ok(ChaCha12Rng::from_seed([7; 32]))
         }
@@ -289,6 +290,23 @@ mod tests {
             "the child repeated its parent's output"
         );
         assert_eq!(child.map(|s| s.pid), Some(101));
+    }
+
+    proptest::proptest! {
+        // Whatever a cookie holds, parsing never panics, and only the exact canonical
+        // text of an id parses, to that id.
+        #[test]
+        fn arbitrary_text_never_panics_and_only_canonical_ids_parse(text in ".{0,40}") {
+            if let Some(id) = Id::parse(&text) {
+                proptest::prop_assert_eq!(id.to_string(), text);
+            }
+        }
+
+        #[test]
+        fn every_id_round_trips(bytes in proptest::prelude::any::<[u8; 16]>()) {
+            let id = Id::from_bytes(bytes);
+            proptest::prop_assert_eq!(Id::parse(&id.to_string()), Some(id));
+        }
     }
 
     #[test]

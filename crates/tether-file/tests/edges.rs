@@ -52,7 +52,7 @@ async fn directories_and_files_are_private_and_names_give_no_id_away() {
         let stem = name.split('.').next().unwrap();
         for id in &ids {
             assert!(!name.contains(&id.to_string()), "{name} holds an id");
-            let hex: String = id.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+            let hex = hex::encode(id.as_bytes());
             assert!(!name.contains(&hex), "{name} holds an id in hex");
         }
         // A cookie built from a file name opens nothing.
@@ -90,7 +90,7 @@ async fn errors_name_no_id() {
     std::fs::write(&file, b"{ not json").unwrap();
     let err = store.load(&id).await.unwrap_err().to_string();
     assert!(!err.contains(&id.to_string()), "{err}");
-    let hex: String = id.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let hex = hex::encode(id.as_bytes());
     assert!(!err.contains(&hex), "{err}");
     std::fs::remove_dir_all(&root).unwrap();
 }

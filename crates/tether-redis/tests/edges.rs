@@ -65,7 +65,7 @@ async fn logins_and_logouts_leave_no_index_entries_behind() {
 }
 
 fn hex_of(s: &str) -> String {
-    s.bytes().map(|b| format!("{b:02x}")).collect()
+    hex::encode(s)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -121,6 +121,34 @@ pub fn sign_stats_request(secret: impl AsRef<[u8]>) -> [(&'static str, String); 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        // What a peer (or an attacker) sends: arbitrary bytes never panic the parsers,
+        // and never pass as signed.
+        #[test]
+        fn arbitrary_messages_never_panic_and_never_authenticate(
+            body in proptest::collection::vec(any::<u8>(), 0..512),
+            signature in "[0-9a-f]{0,80}",
+        ) {
+            let secret = Secret::new(b"0123456789abcdef");
+            let _ = serde_json::from_slice::<Batch>(&body);
+            let _ = serde_json::from_slice::<Page>(&body);
+            let _ = serde_json::from_slice::<Hello>(&body);
+            prop_assert!(!secret.verify(&[b"events", &body], &signature));
+        }
+
+        // A signed batch with any one byte changed no longer verifies.
+        #[test]
+        fn a_changed_byte_breaks_the_signature(at in any::<usize>(), flip in 1u8..=255) {
+            let secret = Secret::new(b"0123456789abcdef");
+            let mut body = br#"{"origin":1,"to":2,"seq":3,"events":[]}"#.to_vec();
+            let signature = secret.sign(&[b"events", &body]);
+            let at = at % body.len();
+            body[at] ^= flip;
+            prop_assert!(!secret.verify(&[b"events", &body], &signature));
+        }
+    }
 
     #[test]
     fn signatures_verify_only_for_the_same_secret_and_parts() {

@@ -29,7 +29,7 @@ impl Session {
         } else {
             match &self.inner.shared.backend {
                 Backend::Server(store) => self.commit(store, &mut state).await,
-                Backend::Client(store) => self.commit_client(store.as_ref(), &mut state).await,
+                Backend::Client(store) => self.commit_client(store.as_ref(), &mut state),
             }
             .map_err(Arc::new)
         };
@@ -43,7 +43,7 @@ impl Session {
     }
 
     /// Client-side: the new record is sealed into the cookie itself.
-    async fn commit_client(
+    fn commit_client(
         &self,
         store: &dyn ClientStore,
         state: &mut State,

@@ -10,6 +10,8 @@ use tether_core::{Error, Expiry, LockOptions};
 pub type ErrorHandler = Arc<dyn Fn(&Error) -> http::Response<String> + Send + Sync>;
 
 /// Everything the [`SessionLayer`](crate::SessionLayer) can be told.
+// Each flag is an independent cookie attribute, as the builder sets them.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Clone)]
 pub(crate) struct Config {
     /// The name as configured, without a prefix.

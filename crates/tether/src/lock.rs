@@ -41,18 +41,17 @@ impl Drop for LockGuard {
             return;
         };
         let (store, id) = (self.store.clone(), self.id);
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(async move {
-                    if let Err(e) = store.unlock(&id, &token).await {
-                        tracing::warn!(store = store.name(), error = %e, "could not release an abandoned session lock");
-                    }
-                });
-            }
-            Err(_) => tracing::warn!(
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = store.unlock(&id, &token).await {
+                    tracing::warn!(store = store.name(), error = %e, "could not release an abandoned session lock");
+                }
+            });
+        } else {
+            tracing::warn!(
                 store = store.name(),
                 "a session lock was abandoned outside a runtime; it expires by its TTL"
-            ),
+            );
         }
     }
 }
