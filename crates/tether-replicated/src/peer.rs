@@ -143,10 +143,6 @@ pub(crate) async fn send_loop(inner: Weak<Inner>, index: usize) {
     loop {
         let Some(store) = inner.upgrade() else { return };
         let peer = &store.peers[index];
-        let Some(node) = to else {
-            to = greet(&store, peer, &mut pause).await;
-            continue;
-        };
         if pending.is_none() {
             if pages.is_empty() && peer.resync.swap(false, Ordering::SeqCst) {
                 (pages, resync_end) = snapshot_pages(&store, peer, budget);
@@ -175,6 +171,12 @@ pub(crate) async fn send_loop(inner: Weak<Inner>, index: usize) {
             };
             seq += 1;
         }
+        // The peer's node id, asked for only when there is something to send: a peer
+        // that is still starting is not marked failing before anything waits on it.
+        let Some(node) = to else {
+            to = greet(&store, peer, &mut pause).await;
+            continue;
+        };
         let outgoing = pending.as_ref().expect("set above");
         match send(&store, peer, node, seq, outgoing).await {
             Answer::Applied => {

@@ -144,7 +144,11 @@ async fn a_peer_that_refuses_keeps_the_instance_not_ready() {
     // Its users get 503 (try again), never "no session".
     let err = b.load(&Id::generate().unwrap()).await.unwrap_err();
     assert!(err.is_transient());
-    // B's sender shows the refusal instead of retrying it blindly.
+    // Once it has something to send, B's sender shows the refusal instead of
+    // retrying it blindly. (A new session needs no history: B creates it.)
+    b.create(&Id::generate().unwrap(), &record(OffsetDateTime::now_utc()))
+        .await
+        .unwrap();
     wait_for("the refusal in the stats", async || {
         b.stats().peers[0].state == "refused"
     })
