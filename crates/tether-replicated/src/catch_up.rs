@@ -9,10 +9,11 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tether_core::{Id, unix_ms};
+use tether_core::Id;
 
+use crate::request::{Refusal, signed_get};
 use crate::state::Slot;
-use crate::wire::{MAX_SKEW_MS, NONCE, NOT_READY, Page, SIGNATURE, TIME};
+use crate::wire::Page;
 use crate::{Inner, ReplicatedStore, lock};
 
 /// How one catch-up round ended.
@@ -103,68 +104,19 @@ impl Inner {
     }
 
     async fn pull_page(&self, url: &str, after: Option<Id>) -> Result<Page, Pull> {
-        let after_text = after.map(|id| id.to_string()).unwrap_or_default();
-        let headers = self
-            .secret
-            .request_headers("snapshot", after_text.as_bytes());
-        let nonce = headers[1].1.clone();
-        debug_assert_eq!(headers[1].0, NONCE);
-        let mut request = self
-            .client
-            .get(format!("{url}/snapshot"))
-            .query(&[("after", &after_text)]);
-        for (name, value) in headers {
-            request = request.header(name, value);
-        }
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(e) if e.is_connect() => return Err(Pull::Down),
-            Err(e) if e.is_timeout() => {
-                return Err(Pull::Error(format!("no answer within {:?}", self.timeout)));
-            }
-            Err(e) => return Err(Pull::Error(e.to_string())),
-        };
-        let status = response.status();
-        if status == reqwest::StatusCode::SERVICE_UNAVAILABLE
-            && response.headers().contains_key(NOT_READY)
-        {
-            return Err(Pull::Down);
-        }
-        if !status.is_success() {
-            let their_time = response
-                .headers()
-                .get(TIME)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<i64>().ok());
-            if let Some(theirs) = their_time {
-                let skew = theirs - unix_ms::now_ms();
-                if skew.abs() > MAX_SKEW_MS {
-                    return Err(Pull::Error(format!(
-                        "clock skew: the peer's clock is {skew} ms from ours (at most {MAX_SKEW_MS} ms allowed; run NTP)"
-                    )));
-                }
-            }
-            let text = response.text().await.unwrap_or_default();
-            return Err(Pull::Error(format!("answered {status}: {}", text.trim())));
-        }
-        let signature = response
-            .headers()
-            .get(SIGNATURE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .ok_or_else(|| Pull::Error("an unsigned snapshot".into()))?;
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| Pull::Error(e.to_string()))?;
-        if !self
-            .secret
-            .verify(&[b"snapshot-page", nonce.as_bytes(), &body], &signature)
-        {
-            return Err(Pull::Error(
-                "the snapshot's signature does not verify".into(),
-            ));
-        }
-        serde_json::from_slice(&body).map_err(|e| Pull::Error(format!("a malformed snapshot: {e}")))
+        let after = after.map(|id| id.to_string()).unwrap_or_default();
+        let page = signed_get(
+            self,
+            &format!("{url}/snapshot"),
+            "snapshot",
+            &after,
+            &[("after", &after)],
+            b"snapshot-page",
+        )
+        .await;
+        page.map_err(|refusal| match refusal {
+            Refusal::Down => Pull::Down,
+            Refusal::Client(why) | Refusal::Failed(why) => Pull::Error(why),
+        })
     }
 }

@@ -62,6 +62,7 @@ mod catch_up;
 mod clock;
 mod http;
 mod peer;
+mod request;
 mod state;
 mod stats;
 mod wire;

@@ -27,8 +27,9 @@ use axum::http::StatusCode;
 use tether_core::{Id, unix_ms};
 use tokio::sync::Notify;
 
+use crate::request::{Refusal, signed_get};
 use crate::state::{Event, Slot};
-use crate::wire::{BATCH_BYTES, Batch, Hello, MAX_SKEW_MS, NONCE, SIGNATURE};
+use crate::wire::{BATCH_BYTES, Batch, Hello, MAX_SKEW_MS, SIGNATURE};
 use crate::{Inner, lock};
 
 /// One peer, as the sender sees it.
@@ -350,46 +351,11 @@ async fn greet(store: &Inner, peer: &Peer, pause: &mut Duration) -> Option<u64> 
 
 /// Asks the peer for its node id, over a signed request and a signed answer.
 async fn hello(store: &Inner, peer: &Peer) -> Result<u64, Answer> {
-    let headers = store.secret.request_headers("hello", b"");
-    let nonce = headers[1].1.clone();
-    debug_assert_eq!(headers[1].0, NONCE);
-    let mut request = store.client.get(format!("{}/hello", peer.url));
-    for (name, value) in headers {
-        request = request.header(name, value);
+    let url = format!("{}/hello", peer.url);
+    match signed_get::<Hello>(store, &url, "hello", "", &[], b"hello-reply").await {
+        Ok(hello) => Ok(hello.node),
+        Err(Refusal::Down) => Err(Answer::Failed("the peer is not up".into())),
+        Err(Refusal::Client(why)) => Err(Answer::Refused(format!("hello: {why}"))),
+        Err(Refusal::Failed(why)) => Err(Answer::Failed(format!("hello: {why}"))),
     }
-    let response = request
-        .send()
-        .await
-        .map_err(|e| Answer::Failed(e.to_string()))?;
-    let status = response.status();
-    if !status.is_success() {
-        let text = response.text().await.unwrap_or_default();
-        let why = format!("hello answered {status}: {}", text.trim());
-        return Err(if status.is_client_error() {
-            Answer::Refused(why)
-        } else {
-            Answer::Failed(why)
-        });
-    }
-    let signature = response
-        .headers()
-        .get(SIGNATURE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .ok_or_else(|| Answer::Refused("an unsigned hello".into()))?;
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| Answer::Failed(e.to_string()))?;
-    if !store
-        .secret
-        .verify(&[b"hello-reply", nonce.as_bytes(), &body], &signature)
-    {
-        return Err(Answer::Refused(
-            "the hello's signature does not verify".into(),
-        ));
-    }
-    serde_json::from_slice::<Hello>(&body)
-        .map(|h| h.node)
-        .map_err(|e| Answer::Refused(format!("a malformed hello: {e}")))
 }

@@ -47,6 +47,29 @@ fn replicated(port: u16, secret: &str, peers: &[u16], extra: &[&str]) -> Proc {
     Proc(child)
 }
 
+/// Logs `name` in at `base`: the user's client (with its cookie jar) and the session
+/// cookie as a `Cookie` header value.
+fn log_in(base: &str, name: &str) -> (reqwest::blocking::Client, String) {
+    let user = reqwest::blocking::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let login = user
+        .post(format!("{base}/api/login"))
+        .json(&json!({"username": name, "password": "demo"}))
+        .send()
+        .unwrap();
+    assert_eq!(login.status(), 200, "the login of {name}");
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    (user, cookie)
+}
+
 fn status(http: &reqwest::blocking::Client, url: &str) -> Option<u16> {
     http.get(url).send().ok().map(|r| r.status().as_u16())
 }
@@ -207,23 +230,7 @@ fn a_peer_that_refuses_keeps_a_replicated_instance_not_ready() {
     wait_until("a ready", Duration::from_secs(30), || {
         status(&http, &format!("{a}/healthz")) == Some(200)
     });
-    let user = reqwest::blocking::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let login = user
-        .post(format!("{a}/api/login"))
-        .json(&json!({"username": "ada", "password": "demo"}))
-        .send()
-        .unwrap();
-    assert_eq!(login.status(), 200);
-    let cookie = login.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let (_user, cookie) = log_in(&a, "ada");
 
     // B has another secret: A answers its snapshot request with 401.
     let _b = replicated(pb, "a mistyped other secret!", &[pa], &[]);
@@ -277,23 +284,7 @@ fn anonymous_floods_and_oversized_sessions_do_not_break_replication() {
     assert_eq!(big.status(), 413);
 
     // Logins still get in, and a logout on A still reaches B.
-    let user = reqwest::blocking::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let login = user
-        .post(format!("{a}/api/login"))
-        .json(&json!({"username": "ada", "password": "demo"}))
-        .send()
-        .unwrap();
-    assert_eq!(login.status(), 200, "a login after the flood");
-    let cookie = login.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let (user, cookie) = log_in(&a, "ada");
     let on_b = |c: &str| {
         http.get(format!("{b}/api/me"))
             .header("cookie", c)
