@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use plotters::prelude::*;
-use tether_testkit::chart::Bars;
 use tether_testkit::harness::{free_port, wait_until};
 use tether_testkit::services::program;
+use tether_tools::chart::Bars;
 
 /// The benchmark driver.
 #[derive(Debug, Parser)]
@@ -649,7 +649,7 @@ impl Report<'_> {
              pinned to core 1. Every store's group of runs sits between two bare-axum runs \
              on the same machine, and the libraries alternate order round by round. \
              Figures are the median of {} rounds; the whole run took {:.0} s.\n",
-            tether_testkit::harness::describe_machine(),
+            tether_tools::machine::describe_machine(),
             a.connections,
             a.seconds,
             a.rounds,
@@ -759,7 +759,7 @@ impl Report<'_> {
                 },
                 reference: Some(1.0),
             };
-            tether_testkit::chart::draw(&root, &panel)?;
+            tether_tools::chart::draw(&root, &panel)?;
             root.present()?;
             Ok(())
         })();

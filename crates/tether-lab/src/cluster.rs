@@ -75,7 +75,7 @@ impl Instance {
     /// Resident memory in bytes, from `/proc`.
     pub(crate) fn rss_bytes(&self) -> Option<u64> {
         let status = format!("/proc/{}/status", self.pid()?);
-        tether_testkit::harness::proc_kib(&status, "VmRSS").map(|kib| kib * 1024)
+        tether_tools::machine::proc_kib(&status, "VmRSS").map(|kib| kib * 1024)
     }
 }
 

@@ -219,7 +219,7 @@ async fn lab(args: RunArgs) -> Result<Report, Error> {
         .file_name()
         .map_or("?".into(), |n| n.to_string_lossy().into_owned());
     let mut report = Report {
-        machine: tether_testkit::harness::describe_machine(),
+        machine: tether_tools::machine::describe_machine(),
         command: std::iter::once("tether-lab".to_owned())
             .chain(std::env::args().skip(1))
             .collect::<Vec<_>>()

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use plotters::prelude::*;
 use serde::Serialize;
-use tether_testkit::chart::{self, Bars};
+use tether_tools::chart::{self, Bars};
 
 use crate::Error;
 use crate::approach::{Approach, Scenario};

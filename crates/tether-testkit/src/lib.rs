@@ -1,7 +1,35 @@
 //! The conformance suite every tether store passes.
 //!
-//! One call runs every case of the contract (DESIGN.md, "The contract") against a
-//! store and panics with a list of the cases it failed:
+//! # The contract
+//!
+//! Every case names the point it checks ([`Case::contract`]):
+//!
+//! 1. **Ids.** 128 bits or more from a CSPRNG, URL-safe, fixed length; a value not of
+//!    that exact shape is no id. An unknown or expired id is never adopted: `save`,
+//!    `touch` and `cycle_id` on it write nothing, and `create` never overwrites.
+//! 2. **Lazy.** (The layer's: a request that does not touch the session does no store
+//!    I/O; checked by `tether`'s layer tests, not here.)
+//! 3. **Atomic save.** A save is one atomic operation and never brings back a session
+//!    that was deleted meanwhile.
+//! 4. **No lost updates.** A save merges only the keys it changed onto the newest
+//!    record and moves the version on; concurrent saves of different keys all persist,
+//!    of one key leave one written value. Lock mode serialises a session's requests,
+//!    with a bounded wait, owner-only release and a TTL for dead holders.
+//! 5. **Id rotation.** `cycle_id` moves the record to a new id atomically; the old id
+//!    stops working.
+//! 6. **Expiry.** Idle and absolute deadlines are enforced on load, whatever cleanup
+//!    ran; a refresh extends the idle deadline, never past the absolute one; a write
+//!    reports when the session now expires.
+//! 7. **Users.** A store lists a user's live sessions, follows rebinding, ends them all
+//!    ("log out everywhere"), caps them per user, and keeps hostile user names apart.
+//! 8. **Failure.** A store whose backend is down answers errors, never "no session".
+//! 9. **Bad input.** Hostile keys and values, and large records, round-trip exactly.
+//!
+//! A store that lacks a capability (see [`tether_core::Capabilities`]) must refuse the
+//! matching operations with [`tether_core::Error::Unsupported`] instead of faking them.
+//!
+//! One call runs every case against a store and panics with a list of the cases it
+//! failed:
 //!
 //! ```
 //! # use std::collections::HashMap; use std::sync::Mutex; use tether_core::*;
@@ -27,7 +55,6 @@
 //! [`Suite::with_unavailable`] and it checks that failures surface as errors.
 
 mod cases;
-pub mod chart;
 pub mod harness;
 pub mod http;
 mod jar;
@@ -49,7 +76,7 @@ pub type DynStore = Arc<dyn SessionStore>;
 pub struct Case {
     /// The case's name, as reported.
     pub name: &'static str,
-    /// The contract point (DESIGN.md numbering) it checks.
+    /// The contract point (the numbering above) it checks.
     pub contract: u8,
     /// Runs the case against the store, and the unavailable store if any.
     pub run: fn(DynStore, Option<DynStore>) -> BoxFuture<'static, Outcome>,

@@ -8,7 +8,7 @@ use plotters::prelude::*;
 ///
 /// ```
 /// use plotters::prelude::*;
-/// use tether_testkit::chart::{Bars, draw};
+/// use tether_tools::chart::{Bars, draw};
 ///
 /// let mut svg = String::new();
 /// {
