@@ -23,6 +23,10 @@ pub enum Error {
         #[source]
         source: Option<BoxError>,
     },
+    /// The store is configured wrongly (a malformed URL, a short secret, a directory of
+    /// another user): fix the configuration; retrying cannot help.
+    #[error("session store configuration: {0}")]
+    Config(String),
     /// The store holds data it cannot decode (written by something else, or damaged).
     #[error("session record is corrupt: {0}")]
     Corrupt(String),
@@ -70,6 +74,35 @@ impl Error {
             context: context.into(),
             source: Some(source.into()),
         }
+    }
+
+    /// The store did not answer within `limit` while doing `what`: the one rule for
+    /// timeouts, which every store follows. A slow store is an unavailable one (`503`,
+    /// retried), never "no session".
+    ///
+    /// ```
+    /// let err = tether_core::Error::timed_out("loading a session at Redis 10.0.0.1", std::time::Duration::from_secs(2));
+    /// assert!(err.is_transient());
+    /// assert!(err.to_string().contains("did not answer within 2s"));
+    /// ```
+    pub fn timed_out(what: impl std::fmt::Display, limit: Duration) -> Self {
+        Self::Unavailable {
+            context: format!("{what}: no answer within {limit:?}"),
+            source: Some(Box::new(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("did not answer within {limit:?}"),
+            ))),
+        }
+    }
+
+    /// A configuration mistake, with what to fix.
+    ///
+    /// ```
+    /// let err = tether_core::Error::config("redis URL \"not a url\": expected redis://host:port");
+    /// assert!(!err.is_transient());
+    /// ```
+    pub fn config(why: impl Into<String>) -> Self {
+        Self::Config(why.into())
     }
 
     /// Whether retrying the same request later may succeed.

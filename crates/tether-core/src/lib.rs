@@ -1,15 +1,19 @@
 //! The session contract shared by every tether store.
 //!
 //! This crate has no I/O: it defines what a session is ([`Id`], [`Record`],
-//! [`Changes`]), what a store must do ([`SessionStore`]) and how it fails ([`Error`]).
+//! [`Changes`]), what a store must do ([`SessionStore`]), how it fails ([`Error`]),
+//! and the pieces stores share (the capacity policy [`SessionLimits`], the lock pacing
+//! [`LockWait`], the handle of a background task [`Background`]).
 //! Stores depend on it alone (plus their client library); the `tether` crate puts them
 //! behind a Tower layer.
 
+mod background;
 mod error;
 mod id;
 mod record;
 mod store;
 
+pub use background::Background;
 pub use error::{BoxError, Error, Result};
 pub use id::{ID_BYTES, ID_LEN, Id, IdText, InvalidId, fill_random};
 pub use record::{Changes, Expiry, Record, SessionInfo, Touch, unix_ms};

@@ -87,13 +87,6 @@ struct Inner {
     permits: Arc<Semaphore>,
 }
 
-fn config_error(why: String) -> Error {
-    Error::unavailable(
-        "opening the session directory",
-        io::Error::new(io::ErrorKind::InvalidInput, why),
-    )
-}
-
 impl FileStore {
     /// Opens (creating if needed, 0700) a store rooted at `root`.
     ///
@@ -159,7 +152,7 @@ impl FileStore {
                 Error::unavailable(format!("reading session directory {}", dir.display()), e)
             })?;
             if meta.uid() != mine {
-                return Err(config_error(format!(
+                return Err(Error::config(format!(
                     "session directory {} belongs to another user: sessions are credentials, give the store a directory of its own",
                     dir.display()
                 )));

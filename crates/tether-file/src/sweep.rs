@@ -25,14 +25,7 @@ pub struct SweepReport {
 }
 
 /// The background sweep; stops when dropped.
-#[derive(Debug)]
-pub struct Sweeper(tokio::task::JoinHandle<()>);
-
-impl Drop for Sweeper {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
+pub type Sweeper = tether_core::Background;
 
 impl FileStore {
     /// Sweeps once: expired records, locks of dead holders, temporary files older than
@@ -57,7 +50,7 @@ impl FileStore {
     /// dropped. A failed sweep is logged and the next one runs on schedule.
     pub fn spawn_sweeper(&self, every: Duration) -> Sweeper {
         let store = self.clone();
-        Sweeper(tokio::spawn(async move {
+        Sweeper::spawn(async move {
             let mut ticker = tokio::time::interval(every);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -72,7 +65,7 @@ impl FileStore {
                     }
                 }
             }
-        }))
+        })
     }
 }
 

@@ -60,14 +60,7 @@ pub struct MySqlStore {
 }
 
 /// The background cleanup; stops when dropped.
-#[derive(Debug)]
-pub struct Cleanup(tokio::task::JoinHandle<()>);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
+pub type Cleanup = tether_core::Background;
 
 /// The condition of a live session; binds `now, now`.
 macro_rules! live {
@@ -211,10 +204,7 @@ impl MySqlStore {
     pub fn connect(url: &str) -> Result<Self> {
         let timeout = Duration::from_secs(2);
         let invalid = |why: String| {
-            Error::unavailable(
-                format!("configuring MySQL at {}", tether_core::redact_url(url)),
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, why),
-            )
+            Error::config(format!("MySQL URL {}: {why}", tether_core::redact_url(url)))
         };
         if !(url.starts_with("mysql://") || url.starts_with("mariadb://")) {
             return Err(invalid("expected a mysql:// or mariadb:// URL".into()));
@@ -313,7 +303,7 @@ impl MySqlStore {
     /// to ten times `every`) and tries again; it never stops by itself.
     pub fn spawn_cleanup(&self, every: Duration) -> Cleanup {
         let store = self.clone();
-        Cleanup(tokio::spawn(async move {
+        Cleanup::spawn(async move {
             let mut pause = every;
             loop {
                 tokio::time::sleep(pause).await;
@@ -330,7 +320,7 @@ impl MySqlStore {
                     }
                 }
             }
-        }))
+        })
     }
 
     async fn run<T, F>(&self, what: &str, op: F) -> Result<T>
@@ -343,12 +333,9 @@ impl MySqlStore {
                 format!("{what} at MySQL {}", self.target),
                 e,
             )),
-            Err(elapsed) => Err(Error::unavailable(
-                format!(
-                    "{what}: MySQL at {} did not answer within {:?}",
-                    self.target, self.timeout
-                ),
-                elapsed,
+            Err(_) => Err(Error::timed_out(
+                format_args!("{what} at MySQL {}", self.target),
+                self.timeout,
             )),
         }
     }

@@ -139,10 +139,10 @@ impl RedisStore {
     /// ```
     pub fn connect(url: &str) -> Result<Self> {
         let client = redis::Client::open(url).map_err(|e| {
-            Error::unavailable(
-                format!("configuring Redis at {}", tether_core::redact_url(url)),
-                e,
-            )
+            Error::config(format!(
+                "Redis URL {}: {e} (expected redis://[:password@]host:port[/db] or rediss://…)",
+                tether_core::redact_url(url)
+            ))
         })?;
         let backend = Backend::Single {
             client,
@@ -167,7 +167,7 @@ impl RedisStore {
             .connection_timeout(Duration::from_secs(1))
             .response_timeout(Duration::from_secs(2))
             .build()
-            .map_err(|e| Error::unavailable(format!("configuring Redis Cluster at {target}"), e))?;
+            .map_err(|e| Error::config(format!("Redis Cluster URLs {target}: {e}")))?;
         let backend = Backend::Cluster {
             client: Box::new(client),
             conn: OnceCell::new(),
@@ -253,16 +253,14 @@ impl RedisStore {
                 .await
                 .map_err(|e| Error::unavailable(format!("{what} at Redis {}", self.target), e))
         };
-        match tokio::time::timeout(self.timeout, work).await {
-            Ok(result) => result,
-            Err(elapsed) => Err(Error::unavailable(
-                format!(
-                    "{what}: Redis at {} did not answer within {:?}",
-                    self.target, self.timeout
-                ),
-                elapsed,
-            )),
-        }
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::timed_out(
+                    format_args!("{what} at Redis {}", self.target),
+                    self.timeout,
+                ))
+            })
     }
 
     /// Adds the session to its user's index, which lives as long as the user's

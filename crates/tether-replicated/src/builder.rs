@@ -143,11 +143,9 @@ impl ReplicatedStoreBuilder {
     /// call it before serving.
     pub fn start(self) -> Result<ReplicatedStore> {
         if self.secret.len() < MIN_SECRET_LEN {
-            return Err(Error::Unsupported {
-                store: "replicated",
-                operation: "starting",
-                why: "the shared secret must be at least 16 bytes (configuration error)",
-            });
+            return Err(Error::config(format!(
+                "the replication secret must be at least {MIN_SECRET_LEN} bytes, shared by every instance"
+            )));
         }
         let client = reqwest::Client::builder()
             .timeout(self.timeout)

@@ -127,7 +127,7 @@ struct Built {
     layer: SessionLayer,
     ready: Box<dyn Fn() -> bool + Send + Sync>,
     extra: Option<axum::Router>,
-    keep: Vec<Box<dyn std::any::Any + Send>>,
+    keep: Vec<tether::core::Background>,
     /// A replicated store whose first catch-up failed: retried once serving.
     catching_up: Option<tether::replicated::ReplicatedStore>,
 }
@@ -160,7 +160,7 @@ async fn build_store(args: &ServeArgs) -> Built {
                 .unwrap_or_else(|e| fail(&format!("file store at {}: {e}", dir.display())));
             built
                 .keep
-                .push(Box::new(store.spawn_sweeper(Duration::from_secs(60))));
+                .push(store.spawn_sweeper(Duration::from_secs(60)));
             built.layer = server(Arc::new(store));
         }
         StoreKind::Redis => {
@@ -183,7 +183,7 @@ async fn build_store(args: &ServeArgs) -> Built {
                 .unwrap_or_else(|e| fail(&e.to_string()));
             built
                 .keep
-                .push(Box::new(store.spawn_cleanup(Duration::from_secs(60))));
+                .push(store.spawn_cleanup(Duration::from_secs(60)));
             built.layer = server(Arc::new(store));
         }
         StoreKind::Cookie => {
