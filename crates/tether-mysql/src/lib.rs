@@ -40,12 +40,20 @@
 //! for the JSON (MariaDB's `JSON` is an alias for it; on MySQL it avoids the binary
 //! JSON type's key reordering).
 
+mod codec;
+mod maintenance;
+mod sql;
+
 use std::time::Duration;
 
-use serde_json::{Map, Value};
-use sha2::Digest as _;
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions, MySqlQueryResult};
 use sqlx::{MySql, Row as _};
+
+use crate::codec::{decode, patch, reported, user_hash, wrap};
+use crate::sql::{
+    CLEAR_EXPIRED_ID_SQL, CLEAR_EXPIRED_LOCK_SQL, CREATE_SQL, CYCLE_SQL, DELETE_SQL,
+    DELETE_USER_SQL, LIST_SQL, LOAD_SQL, SAVE_SQL, TAKE_LOCK_SQL, TOUCH_SQL, UNLOCK_SQL,
+};
 use tether_core::{
     Changes, Created, Error, Id, LockOptions, LockToken, LockWait, Record, Result, Saved,
     SessionInfo, SessionStore, Touch, async_trait, unix_ms,
@@ -62,131 +70,8 @@ pub struct MySqlStore {
 /// The background cleanup; stops when dropped.
 pub type Cleanup = tether_core::Background;
 
-/// The condition of a live session; binds `now, now`.
-macro_rules! live {
-    () => {
-        "idle_deadline_ms > ? AND (absolute_deadline_ms IS NULL OR absolute_deadline_ms > ?)"
-    };
-}
-
-/// The merge of a save: binds clear, patch, deadline, deadline, user flag, user hash,
-/// user flag, user name, last_seen, id, now, now.
-///
-/// Assignments run left to right and see the values already assigned, so the last one
-/// can report the new version and the new expiry in the same round trip, through
-/// `LAST_INSERT_ID(expr)`: the expiry in whole seconds (rounded down, so a cookie
-/// never outlives the session) in the high 32 bits, the version's low 32 bits below.
-macro_rules! merge {
-    () => {
-        concat!(
-            "data = JSON_MERGE_PATCH(IF(?, '{}', data), ?), ",
-            "version = version + 1, ",
-            "idle_deadline_ms = LEAST(?, COALESCE(absolute_deadline_ms, ?)), ",
-            "user_hash = IF(?, ?, user_hash), ",
-            "user_name = IF(?, ?, user_name), ",
-            "last_seen_ms = IF(LAST_INSERT_ID(((idle_deadline_ms DIV 1000) << 32) | (version & 4294967295)) >= 0, ",
-            "GREATEST(last_seen_ms, ?), last_seen_ms) ",
-            "WHERE id = ? AND ",
-            live!()
-        )
-    };
-}
-
-/// The version and expiry a save or rotation reported (see `merge!`).
-fn reported(packed: u64) -> Saved {
-    Saved::Version {
-        version: packed & 0xFFFF_FFFF,
-        expires_at: unix_ms::from_ms(i64::try_from(packed >> 32).unwrap_or(i64::MAX) * 1000),
-    }
-}
-
-// Every statement is a literal: values only ever travel as bind parameters.
-const SAVE_SQL: &str = concat!("UPDATE tether_sessions SET ", merge!());
-const CYCLE_SQL: &str = concat!("UPDATE tether_sessions SET id = ?, ", merge!());
-const LOAD_SQL: &str = concat!(
-    "SELECT CAST(data AS CHAR) AS data, version, created_ms, last_seen_ms, ",
-    "idle_deadline_ms, absolute_deadline_ms, user_name FROM tether_sessions WHERE id = ? AND ",
-    live!()
-);
-const LIST_SQL: &str = concat!(
-    "SELECT id, created_ms, last_seen_ms, user_name FROM tether_sessions WHERE user_hash = ? AND ",
-    live!(),
-    " ORDER BY created_ms"
-);
-const CLEAR_EXPIRED_ID_SQL: &str = concat!(
-    "DELETE FROM tether_sessions WHERE id = ? AND NOT (",
-    live!(),
-    ")"
-);
-const TOUCH_SQL: &str = concat!(
-    "UPDATE tether_sessions SET last_seen_ms = GREATEST(last_seen_ms, ?), ",
-    "idle_deadline_ms = LEAST(?, COALESCE(absolute_deadline_ms, ?)) WHERE id = ? AND ",
-    live!()
-);
-const DELETE_USER_SQL: &str = concat!(
-    "DELETE FROM tether_sessions WHERE user_hash = ? AND user_name = ? AND ",
-    live!()
-);
+/// Expired rows deleted per statement of a cleanup.
 const CLEANUP_BATCH: u64 = 1000;
-
-fn user_hash(user: &str) -> Vec<u8> {
-    sha2::Sha256::digest(user.as_bytes()).to_vec()
-}
-
-/// The merge patch for one request's changes: `{"k": [v]}` sets, `{"k": null}` removes.
-fn patch(changes: &Changes) -> String {
-    let map: Map<String, Value> = changes
-        .updates
-        .iter()
-        .map(|(k, v)| {
-            let v = v
-                .as_ref()
-                .map_or(Value::Null, |v| Value::Array(vec![v.clone()]));
-            (k.clone(), v)
-        })
-        .collect();
-    Value::Object(map).to_string()
-}
-
-fn wrap(data: &Map<String, Value>) -> String {
-    let map: Map<String, Value> = data
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::Array(vec![v.clone()])))
-        .collect();
-    Value::Object(map).to_string()
-}
-
-fn unwrap_data(text: &str) -> Result<Map<String, Value>> {
-    let corrupt = |why: String| Error::Corrupt(format!("tether_sessions.data: {why}"));
-    let Value::Object(wrapped) = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?
-    else {
-        return Err(corrupt("not an object".into()));
-    };
-    wrapped
-        .into_iter()
-        .map(|(k, v)| match v {
-            Value::Array(mut a) if a.len() == 1 => Ok((k, a.remove(0))),
-            _ => Err(corrupt(format!("value of {k:?} is not wrapped"))),
-        })
-        .collect()
-}
-
-fn decode(row: &sqlx::mysql::MySqlRow) -> Result<Record> {
-    let get = |e: sqlx::Error| Error::Corrupt(format!("tether_sessions row: {e}"));
-    let data: String = row.try_get("data").map_err(get)?;
-    Ok(Record {
-        data: unwrap_data(&data)?,
-        version: row.try_get("version").map_err(get)?,
-        created: unix_ms::from_ms(row.try_get("created_ms").map_err(get)?),
-        last_seen: unix_ms::from_ms(row.try_get("last_seen_ms").map_err(get)?),
-        idle_deadline: unix_ms::from_ms(row.try_get("idle_deadline_ms").map_err(get)?),
-        absolute_deadline: row
-            .try_get::<Option<i64>, _>("absolute_deadline_ms")
-            .map_err(get)?
-            .map(unix_ms::from_ms),
-        user: row.try_get("user_name").map_err(get)?,
-    })
-}
 
 impl MySqlStore {
     /// A store on `mysql://user:password@host:port/database` (MySQL or MariaDB).
@@ -232,95 +117,6 @@ impl MySqlStore {
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
-    }
-
-    /// Creates or upgrades the tables (embedded, versioned migrations). Idempotent,
-    /// and safe when several instances run it at once: sqlx serialises migrations with
-    /// a database lock.
-    pub async fn migrate(&self) -> Result<()> {
-        let context = || format!("migrating session tables at {}", self.target);
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(|e| Error::unavailable(context(), e))?;
-        // sqlx's own migration lock still lets two first runs insert the same version
-        // (seen on MariaDB 10.11), so every instance first takes this named lock, held
-        // on its own connection while the migrator runs on another.
-        let locked: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK('tether_migrations', 60)")
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(|e| Error::unavailable(context(), e))?;
-        if locked != Some(1) {
-            return Err(Error::unavailable(
-                context(),
-                std::io::Error::other("another instance held the migration lock for 60 s"),
-            ));
-        }
-        let result = sqlx::migrate!("./migrations").run(&self.pool).await;
-        let released = sqlx::query("SELECT RELEASE_LOCK('tether_migrations')")
-            .execute(&mut *conn)
-            .await;
-        result.map_err(|e| Error::unavailable(context(), e))?;
-        released.map_err(|e| Error::unavailable(context(), e))?;
-        Ok(())
-    }
-
-    /// Deletes expired sessions and locks in batches of 1000; returns how many sessions.
-    pub async fn cleanup_once(&self) -> Result<u64> {
-        let mut deleted = 0;
-        loop {
-            let now = unix_ms::now_ms();
-            let batch = self
-                .run("deleting expired sessions", async |pool| {
-                    sqlx::query(
-                        "DELETE FROM tether_sessions WHERE idle_deadline_ms <= ? LIMIT 1000",
-                    )
-                    .bind(now)
-                    .execute(pool)
-                    .await
-                })
-                .await?
-                .rows_affected();
-            deleted += batch;
-            if batch < CLEANUP_BATCH {
-                break;
-            }
-        }
-        let now = unix_ms::now_ms();
-        self.run("deleting expired locks", async |pool| {
-            sqlx::query("DELETE FROM tether_locks WHERE expires_ms <= ?")
-                .bind(now)
-                .execute(pool)
-                .await
-        })
-        .await?;
-        Ok(deleted)
-    }
-
-    /// Runs [`MySqlStore::cleanup_once`] every `every` until the returned handle is
-    /// dropped. When the database fails, the task logs it, waits longer each time (up
-    /// to ten times `every`) and tries again; it never stops by itself.
-    pub fn spawn_cleanup(&self, every: Duration) -> Cleanup {
-        let store = self.clone();
-        Cleanup::spawn(async move {
-            let mut pause = every;
-            loop {
-                tokio::time::sleep(pause).await;
-                match store.cleanup_once().await {
-                    Ok(n) => {
-                        if n > 0 {
-                            tracing::info!(deleted = n, "deleted expired sessions");
-                        }
-                        pause = every;
-                    }
-                    Err(e) => {
-                        pause = (pause * 2).min(every * 10);
-                        tracing::warn!(error = %e, retry_in = ?pause, "session cleanup failed");
-                    }
-                }
-            }
-        })
     }
 
     async fn run<T, F>(&self, what: &str, op: F) -> Result<T>
@@ -496,22 +292,18 @@ impl SessionStore for MySqlStore {
         for attempt in 0..2 {
             let inserted = self
                 .run("creating a session", async |pool| {
-                    sqlx::query(
-                        "INSERT INTO tether_sessions (id, data, version, created_ms, last_seen_ms, \
-                         idle_deadline_ms, absolute_deadline_ms, user_hash, user_name) \
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    )
-                    .bind(id.as_bytes().as_slice())
-                    .bind(&data)
-                    .bind(record.version)
-                    .bind(unix_ms::to_ms(record.created))
-                    .bind(unix_ms::to_ms(record.last_seen))
-                    .bind(unix_ms::to_ms(record.idle_deadline))
-                    .bind(record.absolute_deadline.map(unix_ms::to_ms))
-                    .bind(&hash)
-                    .bind(&record.user)
-                    .execute(pool)
-                    .await
+                    sqlx::query(CREATE_SQL)
+                        .bind(id.as_bytes().as_slice())
+                        .bind(&data)
+                        .bind(record.version)
+                        .bind(unix_ms::to_ms(record.created))
+                        .bind(unix_ms::to_ms(record.last_seen))
+                        .bind(unix_ms::to_ms(record.idle_deadline))
+                        .bind(record.absolute_deadline.map(unix_ms::to_ms))
+                        .bind(&hash)
+                        .bind(&record.user)
+                        .execute(pool)
+                        .await
                 })
                 .await;
             match inserted {
@@ -565,7 +357,7 @@ impl SessionStore for MySqlStore {
     async fn delete(&self, id: &Id) -> Result<bool> {
         let result = self
             .run("deleting a session", async |pool| {
-                sqlx::query("DELETE FROM tether_sessions WHERE id = ?")
+                sqlx::query(DELETE_SQL)
                     .bind(id.as_bytes().as_slice())
                     .execute(pool)
                     .await
@@ -619,7 +411,7 @@ impl SessionStore for MySqlStore {
             let now = unix_ms::now_ms();
             let attempt = async {
                 self.run("clearing an expired session lock", async |pool| {
-                    sqlx::query("DELETE FROM tether_locks WHERE id = ? AND expires_ms <= ?")
+                    sqlx::query(CLEAR_EXPIRED_LOCK_SQL)
                         .bind(id.as_bytes().as_slice())
                         .bind(now)
                         .execute(pool)
@@ -627,14 +419,12 @@ impl SessionStore for MySqlStore {
                 })
                 .await?;
                 self.run("taking a session lock", async |pool| {
-                    sqlx::query(
-                        "INSERT IGNORE INTO tether_locks (id, token, expires_ms) VALUES (?, ?, ?)",
-                    )
-                    .bind(id.as_bytes().as_slice())
-                    .bind(&token.0)
-                    .bind(now.saturating_add(ttl_ms))
-                    .execute(pool)
-                    .await
+                    sqlx::query(TAKE_LOCK_SQL)
+                        .bind(id.as_bytes().as_slice())
+                        .bind(&token.0)
+                        .bind(now.saturating_add(ttl_ms))
+                        .execute(pool)
+                        .await
                 })
                 .await
             };
@@ -653,7 +443,7 @@ impl SessionStore for MySqlStore {
 
     async fn unlock(&self, id: &Id, token: &LockToken) -> Result<()> {
         self.run("releasing a session lock", async |pool| {
-            sqlx::query("DELETE FROM tether_locks WHERE id = ? AND token = ?")
+            sqlx::query(UNLOCK_SQL)
                 .bind(id.as_bytes().as_slice())
                 .bind(&token.0)
                 .execute(pool)

@@ -43,20 +43,25 @@
 //! `WAIT` semantics through a proxy. tether does not send `WAIT` itself: it would add a
 //! round trip to every save.
 
+mod codec;
+mod conn;
+mod index;
 mod scripts;
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::Value;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
-use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, Value};
 use tether_core::{
     Changes, Created, Error, Id, LockOptions, LockToken, LockWait, Record, Result, Saved,
     SessionInfo, SessionStore, Touch, async_trait, unix_ms,
 };
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
+
+use crate::codec::{decode, encode, parse_saved};
+use crate::conn::{Backend, Conn};
 
 /// Sessions in Redis, standalone or Cluster.
 ///
@@ -79,50 +84,6 @@ impl std::fmt::Debug for RedisStore {
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
-    }
-}
-
-enum Backend {
-    Single {
-        client: redis::Client,
-        conn: OnceCell<ConnectionManager>,
-    },
-    Cluster {
-        client: Box<ClusterClient>,
-        conn: OnceCell<ClusterConnection>,
-    },
-}
-
-enum Conn {
-    Single(ConnectionManager),
-    Cluster(ClusterConnection),
-}
-
-impl ConnectionLike for Conn {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Self::Single(c) => c.req_packed_command(cmd),
-            Self::Cluster(c) => c.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        cmd: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Self::Single(c) => c.req_packed_commands(cmd, offset, count),
-            Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Self::Single(c) => c.get_db(),
-            Self::Cluster(c) => c.get_db(),
-        }
     }
 }
 
@@ -262,205 +223,6 @@ impl RedisStore {
                 ))
             })
     }
-
-    /// Adds the session to its user's index, which lives as long as the user's
-    /// longest-lived session (its absolute deadline; forever while one has none).
-    async fn index(&self, id: &Id, user: &str, created: i64, absolute: Option<i64>) -> Result<()> {
-        let key = self.user_key(user);
-        let member = id.to_string();
-        self.with_conn("indexing a user's session", async |c| {
-            scripts::INDEX
-                .key(&key)
-                .arg(created)
-                .arg(&member)
-                .arg(absolute.unwrap_or(0))
-                .invoke_async::<i64>(c)
-                .await
-                .map(|_| ())
-        })
-        .await
-    }
-
-    /// Ends the user's oldest sessions beyond `cap`, keeping `keep`.
-    async fn enforce_cap(&self, user: &str, keep: &Id, cap: u32) -> Result<()> {
-        let sessions = self
-            .live_sessions_of(user)
-            .await?
-            .into_iter()
-            .map(|(id, r)| (id, r.created));
-        for old in tether_core::sessions_beyond_cap(sessions, keep, cap) {
-            self.delete(&old).await?;
-        }
-        Ok(())
-    }
-
-    async fn unindex(&self, id: &Id, user: &str) -> Result<()> {
-        let key = self.user_key(user);
-        let member = id.to_string();
-        self.with_conn("unindexing a user's session", async |c| {
-            redis::cmd("ZREM")
-                .arg(&key)
-                .arg(&member)
-                .query_async::<()>(c)
-                .await
-        })
-        .await
-    }
-
-    /// The user's live sessions, oldest first; index entries of ended sessions are
-    /// removed as they are met.
-    async fn live_sessions_of(&self, user: &str) -> Result<Vec<(Id, Record)>> {
-        let key = self.user_key(user);
-        let members: Vec<String> = self
-            .with_conn("listing a user's sessions", async |c| {
-                redis::cmd("ZRANGE")
-                    .arg(&key)
-                    .arg(0)
-                    .arg(-1)
-                    .query_async(c)
-                    .await
-            })
-            .await?;
-        let mut live = Vec::new();
-        for member in members {
-            let record = match Id::parse(&member) {
-                Some(id) => self.load(&id).await?.map(|r| (id, r)),
-                None => None,
-            };
-            match record {
-                Some((id, r)) if r.user.as_deref() == Some(user) => live.push((id, r)),
-                _ => {
-                    self.with_conn("cleaning a user's index", async |c| {
-                        redis::cmd("ZREM")
-                            .arg(&key)
-                            .arg(&member)
-                            .query_async::<()>(c)
-                            .await
-                    })
-                    .await?;
-                }
-            }
-        }
-        live.sort_by_key(|(_, r)| r.created);
-        Ok(live)
-    }
-}
-
-/// The hash fields of a whole record, as HSET arguments.
-fn encode(record: &Record) -> Result<Vec<Vec<u8>>> {
-    let mut fields: Vec<Vec<u8>> = Vec::with_capacity(12 + record.data.len() * 2);
-    let mut put = |k: &[u8], v: Vec<u8>| {
-        fields.push(k.to_vec());
-        fields.push(v);
-    };
-    put(b"v", record.version.to_string().into_bytes());
-    put(
-        b"c",
-        unix_ms::to_ms(record.created).to_string().into_bytes(),
-    );
-    put(
-        b"s",
-        unix_ms::to_ms(record.last_seen).to_string().into_bytes(),
-    );
-    put(
-        b"i",
-        unix_ms::to_ms(record.idle_deadline)
-            .to_string()
-            .into_bytes(),
-    );
-    if let Some(abs) = record.absolute_deadline {
-        put(b"a", unix_ms::to_ms(abs).to_string().into_bytes());
-    }
-    if let Some(user) = &record.user {
-        put(b"u", user.clone().into_bytes());
-    }
-    for (key, value) in &record.data {
-        let json = serde_json::to_vec(value).map_err(|e| Error::Corrupt(e.to_string()))?;
-        put(format!("d:{key}").as_bytes(), json);
-    }
-    Ok(fields)
-}
-
-/// A record from HGETALL's field/value pairs; `None` for an empty (missing) hash.
-fn decode(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Option<Record>> {
-    if pairs.is_empty() {
-        return Ok(None);
-    }
-    let corrupt = |what: &str| Error::Corrupt(format!("Redis session hash: {what}"));
-    let int = |v: &[u8]| -> Result<i64> {
-        std::str::from_utf8(v)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| corrupt("a number field is not a number"))
-    };
-    let (mut version, mut created, mut seen, mut idle) = (None, None, None, None);
-    let mut record = Record::new(
-        OffsetDateTime::UNIX_EPOCH,
-        &tether_core::Expiry::new(Duration::ZERO),
-    );
-    for (field, value) in pairs {
-        match field.as_slice() {
-            b"v" => version = Some(int(&value)?),
-            b"c" => created = Some(int(&value)?),
-            b"s" => seen = Some(int(&value)?),
-            b"i" => idle = Some(int(&value)?),
-            b"a" => record.absolute_deadline = Some(unix_ms::from_ms(int(&value)?)),
-            b"u" => {
-                record.user =
-                    Some(String::from_utf8(value).map_err(|_| corrupt("user is not UTF-8"))?);
-            }
-            f if f.starts_with(b"d:") => {
-                let key =
-                    String::from_utf8(f[2..].to_vec()).map_err(|_| corrupt("key is not UTF-8"))?;
-                let value = serde_json::from_slice(&value).map_err(|e| corrupt(&e.to_string()))?;
-                record.data.insert(key, value);
-            }
-            _ => {}
-        }
-    }
-    let (Some(version), Some(created), Some(seen), Some(idle)) = (version, created, seen, idle)
-    else {
-        return Err(corrupt("missing version or times"));
-    };
-    record.version = u64::try_from(version).map_err(|_| corrupt("negative version"))?;
-    record.created = unix_ms::from_ms(created);
-    record.last_seen = unix_ms::from_ms(seen);
-    record.idle_deadline = unix_ms::from_ms(idle);
-    Ok(Some(record))
-}
-
-/// What the save script answers.
-struct ScriptSaved {
-    version: u64,
-    old_user: Option<String>,
-    new_user: Option<String>,
-    created: i64,
-    absolute: Option<i64>,
-    expires_at: i64,
-}
-
-fn parse_saved(value: Value) -> redis::RedisResult<Option<ScriptSaved>> {
-    if matches!(value, Value::Nil) {
-        return Ok(None);
-    }
-    let (version, old_flag, old_user, new_flag, new_user, created, absolute, expires_at): (
-        u64,
-        u8,
-        String,
-        u8,
-        String,
-        i64,
-        i64,
-        i64,
-    ) = redis::FromRedisValue::from_redis_value(value)?;
-    Ok(Some(ScriptSaved {
-        version,
-        old_user: (old_flag == 1).then_some(old_user),
-        new_user: (new_flag == 1).then_some(new_user),
-        created,
-        absolute: (absolute > 0).then_some(absolute),
-        expires_at,
-    }))
 }
 
 #[async_trait]

@@ -1,6 +1,10 @@
 //! The cases, one module per area of the contract. Each returns `Err(why)` when the
 //! store breaks it.
 
+// Every case module works with the same few helpers below, and the catalogue lists
+// every case of every module: glob imports say exactly that.
+#![allow(clippy::wildcard_imports)]
+
 use std::collections::HashSet;
 use std::time::Duration;
 

@@ -1,0 +1,97 @@
+//! The per-user index: a sorted set of a user's session ids by creation time, in its
+//! own Cluster slot, kept in step at login, logout and rotation, and expiring with the
+//! user's longest-lived session.
+
+use tether_core::{Id, Record, Result, SessionStore as _};
+
+use crate::{RedisStore, scripts};
+
+impl RedisStore {
+    /// Adds the session to its user's index, which lives as long as the user's
+    /// longest-lived session (its absolute deadline; forever while one has none).
+    pub(crate) async fn index(
+        &self,
+        id: &Id,
+        user: &str,
+        created: i64,
+        absolute: Option<i64>,
+    ) -> Result<()> {
+        let key = self.user_key(user);
+        let member = id.to_string();
+        self.with_conn("indexing a user's session", async |c| {
+            scripts::INDEX
+                .key(&key)
+                .arg(created)
+                .arg(&member)
+                .arg(absolute.unwrap_or(0))
+                .invoke_async::<i64>(c)
+                .await
+                .map(|_| ())
+        })
+        .await
+    }
+
+    /// Ends the user's oldest sessions beyond `cap`, keeping `keep`.
+    pub(crate) async fn enforce_cap(&self, user: &str, keep: &Id, cap: u32) -> Result<()> {
+        let sessions = self
+            .live_sessions_of(user)
+            .await?
+            .into_iter()
+            .map(|(id, r)| (id, r.created));
+        for old in tether_core::sessions_beyond_cap(sessions, keep, cap) {
+            self.delete(&old).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn unindex(&self, id: &Id, user: &str) -> Result<()> {
+        let key = self.user_key(user);
+        let member = id.to_string();
+        self.with_conn("unindexing a user's session", async |c| {
+            redis::cmd("ZREM")
+                .arg(&key)
+                .arg(&member)
+                .query_async::<()>(c)
+                .await
+        })
+        .await
+    }
+
+    /// The user's live sessions, oldest first; index entries of ended sessions are
+    /// removed as they are met.
+    pub(crate) async fn live_sessions_of(&self, user: &str) -> Result<Vec<(Id, Record)>> {
+        let key = self.user_key(user);
+        let members: Vec<String> = self
+            .with_conn("listing a user's sessions", async |c| {
+                redis::cmd("ZRANGE")
+                    .arg(&key)
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(c)
+                    .await
+            })
+            .await?;
+        let mut live = Vec::new();
+        for member in members {
+            let record = match Id::parse(&member) {
+                Some(id) => self.load(&id).await?.map(|r| (id, r)),
+                None => None,
+            };
+            match record {
+                Some((id, r)) if r.user.as_deref() == Some(user) => live.push((id, r)),
+                _ => {
+                    self.with_conn("cleaning a user's index", async |c| {
+                        redis::cmd("ZREM")
+                            .arg(&key)
+                            .arg(&member)
+                            .query_async::<()>(c)
+                            .await
+                    })
+                    .await?;
+                }
+            }
+        }
+        live.sort_by_key(|(_, r)| r.created);
+        Ok(live)
+    }
+}
