@@ -1,0 +1,193 @@
+//! What the store saw: calls per request (Redis MONITOR, MariaDB counters), lost increments, the raw Redis floor.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use tether_testkit::services::program;
+
+use crate::{Server, curl, output};
+
+/// Statements the SQL server has executed, as it counts them: `Com_stmt_execute`, the
+/// prepared statements run (sqlx prepares every statement that has parameters, in both
+/// libraries; `Questions` would also count the `SET` of every connection the pool
+/// opens).
+pub(crate) fn store_calls(store: &str, url: &str) -> Option<u64> {
+    match store {
+        "mysql" => {
+            let rest = url.strip_prefix("mysql://")?;
+            let (creds, host) = rest.split_once('@')?;
+            let (user, password) = creds.split_once(':')?;
+            let host = host.split('/').next()?;
+            let (host, port) = host.split_once(':')?;
+            let text = output(
+                Command::new(program("TETHER_MARIADB", "mariadb"))
+                    .args(["-N", "-h", host, "-P", port, "-u", user])
+                    .arg(format!("-p{password}"))
+                    .args(["-e", "SHOW GLOBAL STATUS LIKE 'Com_stmt_execute'"]),
+            );
+            text.split_whitespace().nth(1)?.parse().ok()
+        }
+        _ => None,
+    }
+}
+
+pub(crate) fn redis_cli() -> String {
+    program("TETHER_REDIS_CLI", "redis-cli")
+}
+
+/// The commands Redis clients send, as `MONITOR` lists them. Commands a Lua script
+/// runs inside Redis are listed with the source `lua` and not counted, so the count is
+/// round trips: the same measure for a library that sends GET and SET as for one that
+/// sends HGETALL and EVALSHA.
+pub(crate) struct RedisMonitor {
+    pub(crate) child: Child,
+    pub(crate) path: PathBuf,
+}
+
+impl RedisMonitor {
+    pub(crate) fn start(url: &str) -> Option<Self> {
+        let port = url.rsplit(':').next()?;
+        let path =
+            std::env::temp_dir().join(format!("tether-bench-monitor-{}.txt", std::process::id()));
+        let file = std::fs::File::create(&path).ok()?;
+        let child = Command::new(redis_cli())
+            .args(["-p", port, "monitor"])
+            .stdout(file)
+            .spawn()
+            .ok()?;
+        let monitor = Self { child, path };
+        // MONITOR answers OK once it is attached.
+        let start = Instant::now();
+        while !std::fs::read_to_string(&monitor.path).is_ok_and(|t| t.starts_with("OK")) {
+            if start.elapsed() > Duration::from_secs(5) {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(monitor)
+    }
+
+    /// Client commands seen so far (redis-cli flushes every line it prints).
+    pub(crate) fn count(mut self) -> Option<u64> {
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let text = std::fs::read_to_string(&self.path).ok()?;
+        Some(
+            text.lines()
+                .filter(|l| l.contains("] \"") && !l.contains(" lua]"))
+                .count() as u64,
+        )
+    }
+}
+
+impl Drop for RedisMonitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Store round trips per request of `path`, over 100 requests: Redis commands sent
+/// by clients ([`RedisMonitor`]), or SQL statements executed (calibrated against the
+/// counting itself).
+#[allow(clippy::cast_precision_loss)]
+pub(crate) fn calls_per_request(
+    server: &Server,
+    store: &str,
+    url: &str,
+    path: &str,
+    cookie: Option<&str>,
+    post: bool,
+) -> Option<f64> {
+    let monitor = if store == "redis" {
+        Some(RedisMonitor::start(url)?)
+    } else {
+        None
+    };
+    let (a, b) = if monitor.is_none() {
+        (store_calls(store, url)?, store_calls(store, url)?)
+    } else {
+        (0, 0)
+    };
+    let overhead = b - a;
+    let mut command = curl();
+    command.args(["-o", "/dev/null", "-w", "%{http_code}\\n"]);
+    if let Some(cookie) = cookie {
+        command.arg("-H").arg(format!("Cookie: {cookie}"));
+    }
+    if post {
+        command.args(["-X", "POST"]);
+    }
+    command.arg(server.url(&format!("{path}?[1-100]")));
+    let statuses = output(&mut command);
+    let ok = statuses.lines().filter(|s| s.starts_with('2')).count();
+    if ok != 100 {
+        eprintln!(
+            "tether-bench: counting store calls at {}: {ok} of 100 requests succeeded",
+            server.url(path)
+        );
+        return None;
+    }
+    let calls = match monitor {
+        Some(monitor) => monitor.count()?,
+        None => store_calls(store, url)? - b - overhead,
+    };
+    Some(calls as f64 / 100.0)
+}
+
+/// 200 concurrent increments of one session's counter.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Increments {
+    /// Requests that did not answer 2xx.
+    pub(crate) failed: u64,
+    /// Successful increments missing from the final count; `None` when the final
+    /// read failed.
+    pub(crate) lost: Option<u64>,
+}
+
+pub(crate) fn increments(server: &Server) -> Increments {
+    let cookie = server.seed(1).remove(0);
+    let statuses = output(
+        curl()
+            .args(["-o", "/dev/null", "-w", "%{http_code}\\n"])
+            .args(["-Z", "--parallel-max", "200", "-X", "POST", "-H"])
+            .arg(format!("Cookie: {cookie}"))
+            .arg(server.url("/incr?[1-200]")),
+    );
+    let ok = statuses.lines().filter(|s| s.starts_with('2')).count() as u64;
+    let value: Option<u64> = output(
+        curl()
+            .arg("-H")
+            .arg(format!("Cookie: {cookie}"))
+            .arg(server.url("/read")),
+    )
+    .trim()
+    .parse()
+    .ok();
+    Increments {
+        failed: 200 - ok,
+        // The seed wrote 1.
+        lost: value.map(|v| (ok + 1).saturating_sub(v)),
+    }
+}
+
+pub(crate) fn redis_floor(url: &str, connections: u32) -> BTreeMap<String, f64> {
+    let port = url.rsplit(':').next().unwrap_or("6379");
+    let text = output(
+        Command::new("taskset")
+            .args(["-c", "1", "redis-benchmark", "-p", port, "-c"])
+            .arg(connections.to_string())
+            .args(["-n", "200000", "-t", "get,set", "-q"]),
+    );
+    text.split(['\r', '\n'])
+        .filter_map(|l| {
+            let (name, rest) = l.split_once(':')?;
+            let rps = rest.split_whitespace().next()?.parse::<f64>().ok()?;
+            Some((name.trim().to_owned(), rps))
+        })
+        .collect()
+}

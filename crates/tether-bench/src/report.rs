@@ -1,0 +1,219 @@
+//! BENCHMARKS.md and the chart, from what the runs measured.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use plotters::prelude::*;
+use tether_tools::chart::Bars;
+
+use crate::{ENDPOINTS, Increments, Key, RunArgs, Sample, median};
+
+pub(crate) struct Report<'a> {
+    pub(crate) args: &'a RunArgs,
+    pub(crate) samples: BTreeMap<Key, Vec<Sample>>,
+    pub(crate) bare: BTreeMap<String, Vec<f64>>,
+    pub(crate) calls: BTreeMap<Key, f64>,
+    pub(crate) floor: BTreeMap<String, f64>,
+    pub(crate) increments: Vec<(&'static str, &'static str, bool, Increments)>,
+    pub(crate) seconds: f64,
+}
+
+impl Report<'_> {
+    pub(crate) fn get(&self, store: &str, lib: &str, endpoint: &str) -> Option<Sample> {
+        let runs = self
+            .samples
+            .get(&(store.to_owned(), lib.to_owned(), endpoint.to_owned()))?;
+        Some(Sample {
+            rps: median(runs.iter().map(|s| s.rps).collect()),
+            p50_ms: median(runs.iter().map(|s| s.p50_ms).collect()),
+            p99_ms: median(runs.iter().map(|s| s.p99_ms).collect()),
+            errors: runs.iter().map(|s| s.errors).sum(),
+        })
+    }
+
+    pub(crate) fn bare(&self, store: &str) -> f64 {
+        median(self.bare.get(store).cloned().unwrap_or_default())
+    }
+
+    pub(crate) fn stores(&self) -> Vec<String> {
+        let mut stores: Vec<String> = Vec::new();
+        for (s, _, _) in self.samples.keys() {
+            if !stores.contains(s) {
+                stores.push(s.clone());
+            }
+        }
+        let order = ["memory", "redis", "mysql", "file", "cookie"];
+        stores.sort_by_key(|s| order.iter().position(|o| o == s));
+        stores
+    }
+
+    /// tether / tower-sessions per (store, endpoint), where both ran.
+    pub(crate) fn ratios(&self) -> Vec<(String, f64)> {
+        let mut out = Vec::new();
+        for store in self.stores() {
+            for (endpoint, _, _) in ENDPOINTS {
+                if let (Some(t), Some(p)) = (
+                    self.get(&store, "tether", endpoint),
+                    self.get(&store, "tower-sessions", endpoint),
+                ) {
+                    out.push((format!("{store} {endpoint}"), t.rps / p.rps));
+                }
+            }
+        }
+        out
+    }
+
+    pub(crate) fn headline(&self) -> String {
+        let mut out = String::from(
+            "| store | endpoint | tether req/s | tower-sessions req/s | tether ÷ tower-sessions | tether ÷ bare axum |\n|---|---|---|---|---|---|\n",
+        );
+        for store in self.stores() {
+            let bare = self.bare(&store);
+            for (endpoint, _, _) in ENDPOINTS {
+                let Some(t) = self.get(&store, "tether", endpoint) else {
+                    continue;
+                };
+                let peer = self.get(&store, "tower-sessions", endpoint);
+                let _ = writeln!(
+                    out,
+                    "| {store} | {endpoint} | {:.0} | {} | {} | {:.2}× |",
+                    t.rps,
+                    peer.map_or("–".into(), |p| format!("{:.0}", p.rps)),
+                    peer.map_or("–".into(), |p| format!("**{:.2}×**", t.rps / p.rps)),
+                    t.rps / bare
+                );
+            }
+        }
+        out
+    }
+
+    pub(crate) fn markdown(&self) -> String {
+        let a = self.args;
+        let mut out = String::from("# Benchmarks: tether and tower-sessions\n\n");
+        let _ = writeln!(
+            out,
+            "Produced by `scripts/bench` (release build) on {}. Each server runs on one \
+             tokio worker thread pinned to core 0 (`taskset -c 0`); `wrk -t1 -c{} -d{}s` runs \
+             pinned to core 1. Every store's group of runs sits between two bare-axum runs \
+             on the same machine, and the libraries alternate order round by round. \
+             Figures are the median of {} rounds; the whole run took {:.0} s.\n",
+            tether_tools::machine::describe_machine(),
+            a.connections,
+            a.seconds,
+            a.rounds,
+            self.seconds
+        );
+        out.push_str(
+            "Versions: tower-sessions 0.15 with its memory store; tower-sessions 0.14 with \
+             tower-sessions-redis-store 0.16 (fred) and tower-sessions-sqlx-store 0.15 (sqlx \
+             0.8), the newest set that builds together. Redis and MariaDB are the Debian \
+             packages, on loopback, started by `scripts/services.sh`.\n\n\
+             Endpoints: `untouched` (the handler ignores the session), `read` (reads a \
+             counter), `write` (increments it), `login` (rotates the id and binds a user, \
+             from no session). Store round trips per request are counted over 100 requests \
+             at the server: for Redis, the commands clients send as `MONITOR` lists them \
+             (commands a Lua script runs inside Redis are not round trips and are not \
+             counted); for MariaDB, `Com_stmt_execute`. Each server is first seeded with 1,000 sessions, and wrk's \
+             requests to `untouched`, `read` and `write` cycle through their cookies: many \
+             users, as in production, rather than 32 connections contending for one row or \
+             key (the increments test below is the contention case).\n\n\
+             ![tether ÷ tower-sessions](docs/bench/ratios.svg)\n\n## Summary\n\n",
+        );
+        out.push_str(&self.headline());
+        for store in self.stores() {
+            let bare = self.bare(&store);
+            let _ = writeln!(out, "\n## {store}\n\nbare axum: {bare:.0} req/s\n");
+            out.push_str("| endpoint | library | req/s | × bare | p50 ms | p99 ms | failed | store round trips / request |\n|---|---|---|---|---|---|---|---|\n");
+            for (endpoint, _, _) in ENDPOINTS {
+                for lib in ["tether", "tower-sessions"] {
+                    let Some(s) = self.get(&store, lib, endpoint) else {
+                        continue;
+                    };
+                    let calls = self
+                        .calls
+                        .get(&(store.clone(), lib.to_owned(), endpoint.to_owned()))
+                        .map_or("–".into(), |c| format!("{c:.2}"));
+                    let _ = writeln!(
+                        out,
+                        "| {endpoint} | {lib} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {calls} |",
+                        s.rps,
+                        s.rps / bare,
+                        s.p50_ms,
+                        s.p99_ms,
+                        s.errors
+                    );
+                }
+            }
+            if store == "redis" {
+                let _ = writeln!(
+                    out,
+                    "\nRaw `redis-benchmark -c {}` on the same server, the floor: {}.",
+                    a.connections,
+                    self.floor
+                        .iter()
+                        .map(|(k, v)| format!("{k} {v:.0} ops/s"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                if let (Some(t), Some(get)) =
+                    (self.get("redis", "tether", "read"), self.floor.get("GET"))
+                {
+                    let _ = writeln!(out, "tether's Redis read is {:.2}× raw GET.", t.rps / get);
+                }
+            }
+        }
+        out.push_str(
+            "\n## Lost increments\n\n200 concurrent `POST /incr` on one session's counter \
+             (curl, 200 parallel connections); lost = increments answered 2xx but missing \
+             from the final count. tether runs in lock mode (`with_lock`), tower-sessions has \
+             no lock mode.\n\n| store | library | lock mode | failed | lost of 200 |\n|---|---|---|---|---|\n",
+        );
+        for (store, lib, lock, result) in &self.increments {
+            let lost = result
+                .lost
+                .map_or_else(|| "the final read failed".to_owned(), |l| l.to_string());
+            let _ = writeln!(
+                out,
+                "| {store} | {lib} | {} | {} | {lost} |",
+                if *lock { "yes" } else { "–" },
+                result.failed
+            );
+        }
+        out
+    }
+
+    pub(crate) fn chart(&self, path: &Path) {
+        let bars = self.ratios();
+        if bars.is_empty() {
+            return;
+        }
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let drawn = (|| -> Result<(), Box<dyn std::error::Error>> {
+            let k = u32::try_from(bars.len())?;
+            let root = SVGBackend::new(path, (900, 60 + 34 * k)).into_drawing_area();
+            root.fill(&WHITE)?;
+            let panel = Bars {
+                title: "tether ÷ tower-sessions, req/s (1.0 = equal)",
+                bars: &bars,
+                label: |v| format!("{v:.2}×"),
+                colour: |v| {
+                    if v >= 1.0 {
+                        RGBColor(46, 140, 80)
+                    } else {
+                        RGBColor(200, 70, 60)
+                    }
+                },
+                reference: Some(1.0),
+            };
+            tether_tools::chart::draw(&root, &panel)?;
+            root.present()?;
+            Ok(())
+        })();
+        if let Err(e) = drawn {
+            eprintln!("tether-bench: could not draw {}: {e}", path.display());
+        }
+    }
+}
