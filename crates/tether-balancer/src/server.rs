@@ -8,9 +8,10 @@
 //! | [`Limits::max_connections`] | 512 | `worker_connections` (512) |
 //!
 //! At the cap, a new connection makes room by closing the connection that has been
-//! idle (no request in progress) the longest, as nginx reuses kept-alive connections
-//! when it runs out; when every connection is busy, the new one is closed at once. So
-//! idle or half-sent connections can never lock out a real request for long.
+//! idle (no request in progress, no response still being sent) the longest, as nginx
+//! reuses kept-alive connections when it runs out; when every connection is busy, the
+//! new one is closed at once. So idle or half-sent connections can never lock out a
+//! real request for long.
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
@@ -22,13 +23,16 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
+use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
@@ -56,10 +60,36 @@ impl Default for Limits {
     }
 }
 
-/// One open connection: how many requests it is serving, and how to close it.
+/// One open connection: how many requests it is serving (until each response's body
+/// is sent), since when it has been idle, and how to close it.
 struct Open {
-    busy: Arc<AtomicUsize>,
+    activity: Arc<Activity>,
     close: Arc<Notify>,
+}
+
+/// What a connection is doing, shared by its requests.
+struct Activity {
+    busy: AtomicUsize,
+    /// Milliseconds after the server's start at which it last went idle.
+    idle_since: AtomicU64,
+    start: Instant,
+}
+
+impl Activity {
+    fn new(start: Instant) -> Self {
+        let activity = Self {
+            busy: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(0),
+            start,
+        };
+        activity.mark_idle();
+        activity
+    }
+
+    fn mark_idle(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.idle_since.store(ms, Ordering::SeqCst);
+    }
 }
 
 /// The open connections, oldest first (ids grow with each accept).
@@ -75,7 +105,8 @@ impl Registry {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Makes room for one more connection: `false` when every connection is busy.
+    /// Makes room for one more connection, closing the one idle the longest: `false`
+    /// when every connection is busy.
     fn make_room(&self, max: usize) -> bool {
         let mut open = self.open();
         if open.len() < max {
@@ -83,7 +114,8 @@ impl Registry {
         }
         let idle = open
             .iter()
-            .find(|(_, c)| c.busy.load(Ordering::SeqCst) == 0)
+            .filter(|(_, c)| c.activity.busy.load(Ordering::SeqCst) == 0)
+            .min_by_key(|(_, c)| c.activity.idle_since.load(Ordering::SeqCst))
             .map(|(id, _)| *id);
         match idle.and_then(|id| open.remove(&id)) {
             Some(evicted) => {
@@ -95,19 +127,49 @@ impl Registry {
     }
 }
 
-/// Counts a request in progress on its connection while alive.
-struct Busy(Arc<AtomicUsize>);
+/// Counts a request in progress on its connection while alive: from the request's
+/// arrival until its response's body has been sent (or dropped).
+struct Busy(Arc<Activity>);
 
 impl Busy {
-    fn new(counter: &Arc<AtomicUsize>) -> Self {
-        counter.fetch_add(1, Ordering::SeqCst);
-        Self(counter.clone())
+    fn new(activity: &Arc<Activity>) -> Self {
+        activity.busy.fetch_add(1, Ordering::SeqCst);
+        Self(activity.clone())
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        if self.0.busy.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.mark_idle();
+        }
+    }
+}
+
+/// A response body that keeps its connection busy until it is sent or dropped, so a
+/// download in progress is never taken for an idle connection.
+struct Counted {
+    body: Body,
+    _busy: Busy,
+}
+
+impl http_body::Body for Counted {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -121,6 +183,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let registry = Arc::new(Registry::default());
+    let start = Instant::now();
     let (stop, stopping) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let mut next_id = 0u64;
@@ -145,26 +208,27 @@ pub async fn serve(
         }
         next_id += 1;
         let id = next_id;
-        let busy = Arc::new(AtomicUsize::new(0));
+        let activity = Arc::new(Activity::new(start));
         let close = Arc::new(Notify::new());
         registry.open().insert(
             id,
             Open {
-                busy: busy.clone(),
+                activity: activity.clone(),
                 close: close.clone(),
             },
         );
         let app = app.clone();
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            let busy = Busy::new(&busy);
+            let busy = Busy::new(&activity);
             let mut req = req.map(Body::new);
             req.extensions_mut()
                 .insert(ConnectInfo::<std::net::SocketAddr>(peer));
             let mut app = app.clone();
             async move {
-                let response = app.call(req).await;
-                drop(busy);
-                response
+                let response = app.call(req).await?;
+                Ok::<_, std::convert::Infallible>(
+                    response.map(|body| Counted { body, _busy: busy }),
+                )
             }
         });
         let registry = registry.clone();

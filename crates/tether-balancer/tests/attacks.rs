@@ -36,6 +36,7 @@ async fn backend() -> String {
                 )
             }),
         )
+        .route("/big", get(|| async { "x".repeat(BIG) }))
         .fallback(|uri: axum::http::Uri| async move {
             (
                 axum::http::StatusCode::NOT_FOUND,
@@ -47,6 +48,9 @@ async fn backend() -> String {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     url
 }
+
+/// The size of `/big`'s body.
+const BIG: usize = 8 << 20;
 
 /// A backend that accepts connections and never answers.
 async fn silent() -> String {
@@ -316,4 +320,43 @@ async fn idle_connections_cannot_lock_out_a_real_request() {
         let answer = client.get(format!("{lb}/healthz")).send().await.unwrap();
         assert_eq!(answer.status(), 200);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_still_being_sent_is_not_taken_for_an_idle_connection() {
+    let lb = start(Config::new(vec![backend().await]).limits(Limits {
+        header_read_timeout: Duration::from_secs(60),
+        max_connections: 2,
+    }))
+    .await;
+    let addr = lb.trim_start_matches("http://").to_owned();
+    let mut download = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    download
+        .write_all(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = download.read(&mut buf).await.unwrap();
+    assert!(got > 0);
+    // While the download waits for its reader, new connections arrive at the cap.
+    let mut others = Vec::new();
+    for _ in 0..6 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(b"GET /he").await.unwrap();
+        others.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The whole body still arrives.
+    let read_all = async {
+        loop {
+            match download.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), read_all)
+        .await
+        .expect("the download stalled");
+    assert!(got > BIG, "the download was cut at {got} bytes");
 }

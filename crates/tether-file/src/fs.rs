@@ -7,7 +7,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write as _};
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -103,31 +103,44 @@ impl Layout {
         self.user_dir(user).join(&key.0)
     }
 
+    /// 0700; shared by a group, 0770 with setgid (new entries keep the group).
     pub(crate) fn dir_mode(&self) -> u32 {
-        if self.shared_group { 0o770 } else { 0o700 }
+        if self.shared_group { 0o2770 } else { 0o700 }
     }
 
     pub(crate) fn file_mode(&self) -> u32 {
         if self.shared_group { 0o660 } else { 0o600 }
     }
 
-    /// Creates `dir` and its parents with the store's directory mode.
+    /// Creates `dir` and its parents with the store's directory mode. A shared store
+    /// sets the mode again after creating: the umask would take the group's bits.
     pub(crate) fn create_dir(&self, dir: &Path) -> io::Result<()> {
+        let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.is_dir()).collect();
         fs::DirBuilder::new()
             .recursive(true)
             .mode(self.dir_mode())
-            .create(dir)
+            .create(dir)?;
+        if self.shared_group {
+            for created in missing {
+                fs::set_permissions(created, fs::Permissions::from_mode(self.dir_mode()))?;
+            }
+        }
+        Ok(())
     }
 
     /// Creates a file that must not exist, with the store's file mode, making its
     /// directory when missing.
     pub(crate) fn create_new(&self, path: &Path) -> io::Result<File> {
         let open = || {
-            OpenOptions::new()
+            let file = OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(self.file_mode())
-                .open(path)
+                .open(path)?;
+            if self.shared_group {
+                file.set_permissions(fs::Permissions::from_mode(self.file_mode()))?;
+            }
+            Ok::<File, io::Error>(file)
         };
         match open() {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {

@@ -24,7 +24,7 @@
 //!
 //! # Who can read it
 //!
-//! Directories are created 0700 and files 0600 ([`FileStore::with_shared_group`] for
+//! Directories are created 0700 and files 0600 ([`FileStore::open_shared_group`] for
 //! 0770/0660 when instances run as different users of one group), and an existing
 //! root must belong to the store's user. No file name holds an id: a name is the
 //! first 128 bits of a SHA-256 of the id, which cannot be turned back into one, so a
@@ -102,10 +102,26 @@ impl FileStore {
     /// # Ok::<(), tether_core::Error>(())
     /// ```
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
-        let layout = Layout {
-            root: root.into(),
-            shared_group: false,
-        };
+        Self::open_with(root.into(), false)
+    }
+
+    /// Opens a store that the store's group shares: directories 0770 (setgid, so what
+    /// is created in them keeps the group) and files 0660, for instances that run as
+    /// different users of one group. Everyone in the group can read every session.
+    /// The root must belong to the group of the user opening it.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("tether-doc-group-{}", std::process::id()));
+    /// let store = tether_file::FileStore::open_shared_group(&dir)?;
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), tether_core::Error>(())
+    /// ```
+    pub fn open_shared_group(root: impl Into<PathBuf>) -> Result<Self> {
+        Self::open_with(root.into(), true)
+    }
+
+    fn open_with(root: PathBuf, shared_group: bool) -> Result<Self> {
+        let layout = Layout { root, shared_group };
         let store = Self {
             inner: Arc::new(Inner {
                 layout,
@@ -132,7 +148,7 @@ impl FileStore {
         let mine = layout
             .create_new(&probe)
             .and_then(|f| f.metadata())
-            .map(|m| m.uid());
+            .map(|m| (m.uid(), m.gid()));
         let _ = std::fs::remove_file(&probe);
         let mine = mine.map_err(|e| {
             Error::unavailable(
@@ -152,14 +168,24 @@ impl FileStore {
             let meta = std::fs::metadata(dir).map_err(|e| {
                 Error::unavailable(format!("reading session directory {}", dir.display()), e)
             })?;
-            if meta.uid() != mine {
+            let (uid, gid) = mine;
+            if layout.shared_group && meta.gid() != gid {
+                return Err(Error::config(format!(
+                    "session directory {} belongs to another group: a shared store needs a directory of the instances' common group",
+                    dir.display()
+                )));
+            }
+            if !layout.shared_group && meta.uid() != uid {
                 return Err(Error::config(format!(
                     "session directory {} belongs to another user: sessions are credentials, give the store a directory of its own",
                     dir.display()
                 )));
             }
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & !layout.dir_mode() != 0 {
+            // Whatever mode it had (a umask, an older release), it gets exactly the
+            // store's; a directory of another user of the group cannot be changed and
+            // keeps the mode its owner gave it.
+            let mode = meta.permissions().mode() & 0o7777;
+            if mode != layout.dir_mode() && meta.uid() == uid {
                 std::fs::set_permissions(dir, std::fs::Permissions::from_mode(layout.dir_mode()))
                     .map_err(|e| Error::unavailable(format!("restricting {}", dir.display()), e))?;
             }
@@ -178,33 +204,6 @@ impl FileStore {
     #[must_use]
     pub fn with_durable(self, durable: bool) -> Self {
         self.configure(|i| i.durable = durable)
-    }
-
-    /// Lets the store's group read and write it: directories 0770 and files 0660
-    /// instead of 0700 and 0600, for instances that run as different users of one
-    /// group. Everyone in the group can then read every session.
-    ///
-    /// ```
-    /// # let dir = std::env::temp_dir().join(format!("tether-doc-group-{}", std::process::id()));
-    /// let store = tether_file::FileStore::open(&dir)?.with_shared_group(true)?;
-    /// # std::fs::remove_dir_all(&dir).ok();
-    /// # Ok::<(), tether_core::Error>(())
-    /// ```
-    pub fn with_shared_group(self, shared: bool) -> Result<Self> {
-        let store = self.configure(|i| i.layout.shared_group = shared);
-        let layout = &store.inner.layout;
-        for dir in [
-            &layout.root,
-            &layout.base(),
-            &layout.sessions(),
-            &layout.users(),
-        ] {
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(layout.dir_mode()))
-                .map_err(|e| {
-                    Error::unavailable(format!("changing the mode of {}", dir.display()), e)
-                })?;
-        }
-        Ok(store)
     }
 
     /// How long a dead writer's lock blocks its session (default 10 s).

@@ -144,3 +144,22 @@ async fn writers_queued_on_one_session_do_not_hold_up_another() {
     }
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[tokio::test]
+async fn a_store_shared_by_a_group_gives_the_group_its_modes_whatever_the_umask() {
+    let root = temp_root("group");
+    let store = FileStore::open_shared_group(&root).unwrap();
+    store
+        .create(&Id::generate().unwrap(), &record(Some("ada")))
+        .await
+        .unwrap();
+    for dir in all_dirs(&root) {
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o2770, "{}", dir.display());
+    }
+    for file in files(&root) {
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o660, "{}", file.display());
+    }
+    std::fs::remove_dir_all(&root).unwrap();
+}

@@ -24,6 +24,7 @@ impl RedisStore {
                 .arg(created)
                 .arg(&member)
                 .arg(absolute.unwrap_or(0))
+                .arg(tether_core::unix_ms::now_ms())
                 .invoke_async::<i64>(c)
                 .await
                 .map(|_| ())

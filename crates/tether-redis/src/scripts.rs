@@ -142,18 +142,19 @@ return 1
 /// index alive as long as its longest-lived session: `PEXPIREAT` moves only forward,
 /// and an expiry of 0 (a session with no absolute lifetime) makes it persistent.
 ///
-/// KEYS[1] the index. ARGV: created_ms, member, expires_at_ms (0: none).
+/// KEYS[1] the index. ARGV: created_ms, member, expires_at_ms (0: none), now_ms.
 pub(crate) static INDEX: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local key = KEYS[1]
--- Before the ZADD: -2 (no index yet), -1 (persistent), or its expiry.
-local was = redis.call('PEXPIRETIME', key)
+-- Before the ZADD: -2 (no index yet), -1 (persistent), or the ms it has left
+-- (PTTL, not Redis 7's PEXPIRETIME, so Redis 6 runs it too).
+local left = redis.call('PTTL', key)
 redis.call('ZADD', key, ARGV[1], ARGV[2])
 local expires = tonumber(ARGV[3])
 if expires == 0 then
   redis.call('PERSIST', key)
-elseif was == -2 or (was > 0 and was < expires) then
+elseif left == -2 or (left >= 0 and tonumber(ARGV[4]) + left < expires) then
   redis.call('PEXPIREAT', key, expires)
 end
 return 1

@@ -316,6 +316,9 @@ impl State {
             Slot::Dead(stamp) => self.kill(id, stamp),
             Slot::Live(remote) => match self.slots.get_mut(&id) {
                 Some(Slot::Dead(_)) => {}
+                // Unknown here, and written no later than a dropped tombstone: it may be
+                // a session that ended, so it is not brought back.
+                None if remote.newest() <= self.horizon => {}
                 None => {
                     let (created, user) = binding(&remote.record);
                     self.slots.insert(id, Slot::Live(remote));
@@ -401,6 +404,16 @@ impl Entry {
             cleared: Stamp::ZERO,
             user_at: Stamp::ZERO,
         }
+    }
+
+    /// The stamp of the entry's latest write of any kind.
+    fn newest(&self) -> Stamp {
+        self.keys
+            .values()
+            .copied()
+            .chain([self.cleared, self.user_at])
+            .max()
+            .unwrap_or(Stamp::ZERO)
     }
 
     fn clear_before(&mut self, stamp: Stamp) {
@@ -572,6 +585,27 @@ mod tests {
         state.apply(&upsert(id, 30, 1, false, &[("a", Some(json!(2)))], None));
         assert!(state.get(&id, OffsetDateTime::now_utc()).is_none());
         assert_eq!(state.live_count(), 0);
+    }
+
+    #[test]
+    fn a_snapshot_cannot_bring_back_a_session_whose_tombstone_was_dropped() {
+        let id = Id::generate().unwrap();
+        let mut peer = State::default();
+        peer.apply(&upsert(id, 10, 1, true, &[("a", Some(json!(1)))], None));
+        let snapshot = peer.snapshot();
+        // Here the session ended, and its tombstone went over the cap.
+        let mut here = State::default();
+        here.apply(&upsert(id, 10, 1, true, &[("a", Some(json!(1)))], None));
+        here.apply(&Event {
+            stamp: stamp(20, 2),
+            op: Op::Delete { id },
+        });
+        assert_eq!(here.bound_tombstones(0), 1);
+        for (id, slot) in snapshot {
+            here.merge(id, slot);
+        }
+        assert!(here.get(&id, OffsetDateTime::now_utc()).is_none());
+        assert_eq!(here.live_count(), 0);
     }
 
     #[test]

@@ -26,12 +26,14 @@ impl LockGuard {
 
     /// Releases the lock now.
     pub(crate) async fn release(mut self) {
-        if let Some(token) = self.token.take()
-            && let Err(e) = self.store.unlock(&self.id, &token).await
+        if let Some(token) = &self.token
+            && let Err(e) = self.store.unlock(&self.id, token).await
         {
             // It expires by its TTL; the request itself succeeded.
             tracing::warn!(store = self.store.name(), error = %e, "could not release a session lock");
         }
+        // Only now: if the request is dropped during the unlock, `Drop` still sends one.
+        self.token = None;
     }
 }
 

@@ -206,6 +206,12 @@ impl State {
             }
         }
         self.expire_due(now);
+        // Entries of records removed before they fell due (deleted, evicted) stay until
+        // then; a flood of short-lived sessions must not make the heap outgrow them.
+        if self.due.len() > 2 * self.records.len() + 1024 {
+            let records = &self.records;
+            self.due.retain(|Reverse((_, id))| records.contains_key(id));
+        }
         self.writes += 1;
         if self.writes % LOCK_SWEEP_EVERY == 0 {
             let instant = Instant::now();

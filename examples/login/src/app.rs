@@ -106,8 +106,9 @@ async fn log_in(
     if let Err(wait) = i.limiter.check(&c.username, Some(client)) {
         return Ok(Attempt::Paused(wait));
     }
-    if !valid_username(&c.username) || c.password != "demo" {
-        i.limiter.failed(&c.username, Some(client));
+    let valid = valid_username(&c.username);
+    if !valid || c.password != "demo" {
+        i.limiter.failed(&c.username, valid, Some(client));
         return Ok(Attempt::Refused);
     }
     session.cycle_id().await?;

@@ -67,16 +67,22 @@ const KEEP: usize = 10_000;
 /// count, so real users logging in are never slowed; once a name or an address has
 /// used up its failures, every attempt for it answers `429` (with `Retry-After`)
 /// without the password being checked, so a correct guess cannot be told apart.
+///
+/// Its memory is bounded: user names are kept as 64-bit keyed hashes (a name of a
+/// megabyte costs eight bytes), names that are not valid user names count against the
+/// address only, and entries that have recovered are dropped every 1,000 failures.
 pub(crate) struct LoginLimiter {
-    by_user: DefaultKeyedRateLimiter<String>,
+    by_user: DefaultKeyedRateLimiter<u64>,
     by_address: DefaultKeyedRateLimiter<IpAddr>,
     blocked: Mutex<HashMap<Blocked, Instant>>,
+    names: std::hash::RandomState,
+    failures: std::sync::atomic::AtomicU64,
     trusted: TrustedProxies,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Blocked {
-    User(String),
+    User(u64),
     Address(IpAddr),
 }
 
@@ -93,8 +99,16 @@ impl LoginLimiter {
             by_user: RateLimiter::keyed(quota(PER_USER)),
             by_address: RateLimiter::keyed(quota(PER_ADDRESS)),
             blocked: Mutex::new(HashMap::new()),
+            names: std::hash::RandomState::new(),
+            failures: std::sync::atomic::AtomicU64::new(0),
             trusted,
         }
+    }
+
+    /// The key of a user name: a hash with this process's random key, so names cannot
+    /// be chosen to collide.
+    fn user_key(&self, user: &str) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.names, user)
     }
 
     fn blocked(&self) -> std::sync::MutexGuard<'_, HashMap<Blocked, Instant>> {
@@ -113,7 +127,7 @@ impl LoginLimiter {
         let now = Instant::now();
         let blocked = self.blocked();
         let keys = [
-            Some(Blocked::User(user.to_owned())),
+            Some(Blocked::User(self.user_key(user))),
             address.map(Blocked::Address),
         ];
         let wait = keys
@@ -127,16 +141,15 @@ impl LoginLimiter {
     }
 
     /// Counts a failed attempt; pauses the name or the address that used up its
-    /// allowance.
-    pub(crate) fn failed(&self, user: &str, address: Option<IpAddr>) {
+    /// allowance. A name that could not be a user (`valid_name` false) counts against
+    /// the address only.
+    pub(crate) fn failed(&self, user: &str, valid_name: bool, address: Option<IpAddr>) {
         let now = Instant::now();
         let clock = DefaultClock::default();
         let mut pause = Vec::new();
-        if let Err(not_until) = self.by_user.check_key(&user.to_owned()) {
-            pause.push((
-                Blocked::User(user.to_owned()),
-                not_until.wait_time_from(clock.now()),
-            ));
+        let key = self.user_key(user);
+        if valid_name && let Err(not_until) = self.by_user.check_key(&key) {
+            pause.push((Blocked::User(key), not_until.wait_time_from(clock.now())));
         }
         if let Some(address) = address
             && let Err(not_until) = self.by_address.check_key(&address)
@@ -147,7 +160,10 @@ impl LoginLimiter {
             ));
         }
         let mut blocked = self.blocked();
-        if blocked.len() > KEEP {
+        let failures = self
+            .failures
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if failures % 1000 == 999 || blocked.len() > KEEP {
             blocked.retain(|_, until| *until > now);
             self.by_user.retain_recent();
             self.by_address.retain_recent();
@@ -232,9 +248,9 @@ mod tests {
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..PER_USER.0 {
             assert!(limiter.check("ada", Some(ip)).is_ok());
-            limiter.failed("ada", Some(ip));
+            limiter.failed("ada", true, Some(ip));
         }
-        limiter.failed("ada", Some(ip));
+        limiter.failed("ada", true, Some(ip));
         assert!(limiter.check("ada", Some(ip)).is_err());
         assert!(
             limiter.check("ada", None).is_err(),
