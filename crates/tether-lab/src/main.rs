@@ -145,6 +145,19 @@ async fn start_services(
     services
 }
 
+/// `path` as the report names it: relative to the directory the lab runs in (the
+/// checkout), never the machine's absolute path.
+fn relative(path: &std::path::Path) -> String {
+    let here = std::env::current_dir().unwrap_or_default();
+    path.strip_prefix(&here).map_or_else(
+        |_| {
+            path.file_name()
+                .map_or_else(|| "?".to_owned(), |n| n.to_string_lossy().into_owned())
+        },
+        |p| p.display().to_string(),
+    )
+}
+
 async fn lab(args: RunArgs) -> Result<Report, Error> {
     let started = Instant::now();
     let bin_dir = match &args.bin_dir {
@@ -226,7 +239,7 @@ async fn lab(args: RunArgs) -> Result<Report, Error> {
             .join(" "),
         binaries: format!(
             "`login` and `tether-balancer` from `{}` ({profile} build)",
-            bin_dir.display()
+            relative(&bin_dir)
         ),
         quick: args.quick,
         settings,
