@@ -94,48 +94,33 @@ program_path() {
     command -v "$1" 2>/dev/null || echo "/usr/sbin/$1"
 }
 
-start_redis() {
-    local port dir
-    port=$(free_port)
-    dir="$TETHER_SERVICES_DIR/redis"
-    mkdir -p "$dir"
-    redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --save "" --appendonly no \
-        --protected-mode yes >"$TETHER_SERVICES_DIR/redis.log" 2>&1 &
-    TETHER_SERVICE_PIDS+=($!)
-    wait_for redis 20 redis-cli -h 127.0.0.1 -p "$port" ping
-    export TETHER_TEST_REDIS_URL="redis://127.0.0.1:$port"
-    export TETHER_REDIS_SERVER TETHER_REDIS_CLI
+# The shared Redis and MariaDB: started by tether-services (crates/tether-testkit), the
+# same code the fault tests and the lab use; bash only finds the programs. It writes
+# the URLs to an env file once both answer, and stops both on SIGTERM.
+start_services() {
+    export TETHER_REDIS_SERVER TETHER_REDIS_CLI TETHER_MARIADBD TETHER_MARIADB_INSTALL_DB TETHER_MARIADB
     TETHER_REDIS_SERVER=$(program_path redis-server)
     TETHER_REDIS_CLI=$(program_path redis-cli)
-}
-
-start_mariadb() {
-    local port dir sock
-    port=$(free_port)
-    dir="$TETHER_SERVICES_DIR/mariadb"
-    sock="$dir/mysqld.sock"
-    mkdir -p "$dir/data"
-    mariadb-install-db --no-defaults --datadir="$dir/data" --user="$(id -un)" \
-        --auth-root-authentication-method=socket --skip-test-db \
-        >"$TETHER_SERVICES_DIR/mariadb-install.log" 2>&1 ||
-        { tail -n 30 "$TETHER_SERVICES_DIR/mariadb-install.log" >&2; die "mariadb-install-db failed"; }
-    "$(program_path mariadbd)" --no-defaults --datadir="$dir/data" --socket="$sock" \
-        --port="$port" --bind-address=127.0.0.1 --user="$(id -un)" \
-        --pid-file="$dir/mariadb.pid" --skip-log-bin --innodb-buffer-pool-size=64M \
-        --innodb-flush-log-at-trx-commit=2 --max-connections=500 \
-        >"$TETHER_SERVICES_DIR/mariadb.log" 2>&1 &
-    TETHER_SERVICE_PIDS+=($!)
-    wait_for mariadb 60 mariadb --no-defaults -S "$sock" -e "SELECT 1"
-    mariadb --no-defaults -S "$sock" -e "
-        CREATE DATABASE tether;
-        CREATE USER 'tether'@'127.0.0.1' IDENTIFIED BY 'tether';
-        GRANT ALL PRIVILEGES ON *.* TO 'tether'@'127.0.0.1';" ||
-        die "could not create the tether database user"
-    export TETHER_TEST_MYSQL_URL="mysql://tether:tether@127.0.0.1:$port/tether"
-    export TETHER_MARIADBD TETHER_MARIADB_INSTALL_DB TETHER_MARIADB
     TETHER_MARIADBD=$(program_path mariadbd)
     TETHER_MARIADB_INSTALL_DB=$(program_path mariadb-install-db)
     TETHER_MARIADB=$(program_path mariadb)
+    cargo build --locked --quiet -p tether-testkit --bin tether-services ||
+        die "could not build tether-services"
+    local env="$TETHER_SERVICES_DIR/services.env"
+    target/debug/tether-services "$env" >"$TETHER_SERVICES_DIR/services.log" 2>&1 &
+    local pid=$!
+    TETHER_SERVICE_PIDS+=("$pid")
+    local deadline=$((SECONDS + 90))
+    until [[ -f $env ]]; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            tail -n 40 "$TETHER_SERVICES_DIR/services.log" >&2
+            die "the test services did not start"
+        fi
+        ((SECONDS < deadline)) || die "the test services did not start within 90s"
+        sleep 0.2
+    done
+    # shellcheck source=/dev/null
+    source "$env"
 }
 
 # nginx: the end-to-end tests start their own instances with their own configs; here we

@@ -126,6 +126,7 @@ pub struct RedisServer {
     process: Process,
     port: u16,
     dir: PathBuf,
+    durable: bool,
 }
 
 impl RedisServer {
@@ -136,12 +137,22 @@ impl RedisServer {
     /// When redis-server cannot be run, or exits or does not listen within 10 s (the
     /// error ends with its log's last lines).
     pub fn start(dir: &Path) -> io::Result<Self> {
+        Self::start_with(dir, true)
+    }
+
+    /// Starts one that keeps its data in memory only (`durable` false): faster, for a
+    /// test run's shared server, which is never restarted.
+    ///
+    /// # Errors
+    /// As [`RedisServer::start`].
+    pub fn start_with(dir: &Path, durable: bool) -> io::Result<Self> {
         create_dir(dir)?;
         let port = crate::harness::free_port();
         let mut redis = Self {
             process: Process::default(),
             port,
             dir: dir.to_owned(),
+            durable,
         };
         redis.start_again()?;
         Ok(redis)
@@ -168,14 +179,12 @@ impl RedisServer {
         let mut command = Command::new(program("TETHER_REDIS_SERVER", "redis-server"));
         command
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args([
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-            ])
+            .args(["--save", ""])
+            .args(if self.durable {
+                ["--appendonly", "yes", "--appendfsync", "always"]
+            } else {
+                ["--appendonly", "no", "--appendfsync", "no"]
+            })
             .arg("--dir")
             .arg(&self.dir);
         self.process = Process::spawn(&mut command, "redis-server", &log)?;
@@ -227,6 +236,7 @@ pub struct MariaDb {
     process: Process,
     dir: PathBuf,
     port: u16,
+    extra: Vec<String>,
 }
 
 impl MariaDb {
@@ -237,6 +247,15 @@ impl MariaDb {
     /// When a MariaDB program cannot be run or fails, or the server does not start
     /// within 60 s.
     pub fn install(dir: &Path) -> io::Result<Self> {
+        Self::install_with(dir, &[])
+    }
+
+    /// The same, with more `mariadbd` options (a test run's shared server takes more
+    /// connections and flushes its log once a second).
+    ///
+    /// # Errors
+    /// As [`MariaDb::install`].
+    pub fn install_with(dir: &Path, extra: &[&str]) -> io::Result<Self> {
         create_dir(&dir.join("data"))?;
         let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
         let log = dir.join("install.log");
@@ -259,6 +278,7 @@ impl MariaDb {
             process: Process::default(),
             dir: dir.to_owned(),
             port: crate::harness::free_port(),
+            extra: extra.iter().map(|&e| e.to_owned()).collect(),
         };
         db.start_again()?;
         let sql = "CREATE DATABASE tether; CREATE USER 'tether'@'127.0.0.1' IDENTIFIED BY 'tether'; \
@@ -301,7 +321,8 @@ impl MariaDb {
                 "--skip-log-bin",
                 "--innodb-buffer-pool-size=32M",
             ])
-            .arg(format!("--user={user}"));
+            .arg(format!("--user={user}"))
+            .args(&self.extra);
         self.process = Process::spawn(&mut command, "mariadbd", &log)?;
         let (sock, port) = (self.dir.join("sock"), self.port);
         self.process
