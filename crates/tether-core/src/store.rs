@@ -358,6 +358,23 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// Stores a new record under `id`, unless one exists: never overwrites.
     async fn create(&self, id: &Id, record: &Record) -> Result<Created>;
 
+    /// Stores a new record like [`SessionStore::create`]; when the record is bound to
+    /// a user and `cap` is given, also ends that user's oldest sessions beyond `cap`
+    /// (this one stays): a login that starts a new session, in one store call.
+    ///
+    /// The default creates, then saves the same binding with the cap (two calls);
+    /// stores override it to do both at once.
+    async fn create_capped(&self, id: &Id, record: &Record, cap: Option<u32>) -> Result<Created> {
+        let created = self.create(id, record).await?;
+        if let (Created::Yes, Some(user), Some(cap)) = (created, &record.user, cap) {
+            let mut bind = Changes::new(record.last_seen, record.idle_deadline);
+            bind.user = Some(Some(user.clone()));
+            bind.user_cap = Some(cap);
+            self.save(id, &bind).await?;
+        }
+        Ok(created)
+    }
+
     /// Merges `changes` onto the newest stored record atomically, or reports
     /// [`Saved::Gone`] without writing when the record does not exist.
     async fn save(&self, id: &Id, changes: &Changes) -> Result<Saved>;

@@ -297,6 +297,22 @@ impl FileStore {
         }
     }
 
+    /// Writes a new record unless one lives under the id.
+    async fn create_record(&self, id: &Id, record: &Record) -> Result<Created> {
+        let (id, record, key) = (*id, record.clone(), Key::of(id));
+        self.locked("creating a session", vec![key.clone()], move |inner| {
+            if inner.live(&key)?.is_some() {
+                return Ok(Created::IdTaken);
+            }
+            inner.write(&key, &record)?;
+            if let Some(user) = &record.user {
+                inner.add_marker(user, &key, &id)?;
+            }
+            Ok(Created::Yes)
+        })
+        .await
+    }
+
     /// Ends the user's oldest sessions beyond `cap`, keeping `keep`.
     async fn enforce_cap(&self, user: &str, keep: &Id, cap: u32) -> Result<()> {
         let owned = user.to_owned();
@@ -331,18 +347,15 @@ impl SessionStore for FileStore {
     }
 
     async fn create(&self, id: &Id, record: &Record) -> Result<Created> {
-        let (id, record, key) = (*id, record.clone(), Key::of(id));
-        self.locked("creating a session", vec![key.clone()], move |inner| {
-            if inner.live(&key)?.is_some() {
-                return Ok(Created::IdTaken);
-            }
-            inner.write(&key, &record)?;
-            if let Some(user) = &record.user {
-                inner.add_marker(user, &key, &id)?;
-            }
-            Ok(Created::Yes)
-        })
-        .await
+        self.create_capped(id, record, None).await
+    }
+
+    async fn create_capped(&self, id: &Id, record: &Record, cap: Option<u32>) -> Result<Created> {
+        let created = self.create_record(id, record).await?;
+        if let (Created::Yes, Some(user), Some(cap)) = (created, &record.user, cap) {
+            self.enforce_cap(user, id, cap).await?;
+        }
+        Ok(created)
     }
 
     async fn save(&self, id: &Id, changes: &Changes) -> Result<Saved> {

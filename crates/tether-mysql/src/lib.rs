@@ -286,6 +286,14 @@ impl SessionStore for MySqlStore {
         row.as_ref().map(decode).transpose()
     }
 
+    async fn create_capped(&self, id: &Id, record: &Record, cap: Option<u32>) -> Result<Created> {
+        let created = self.create(id, record).await?;
+        if let (Created::Yes, Some(user), Some(cap)) = (created, &record.user, cap) {
+            self.enforce_cap(user, id, cap).await?;
+        }
+        Ok(created)
+    }
+
     async fn create(&self, id: &Id, record: &Record) -> Result<Created> {
         let data = wrap(&record.data);
         let hash = record.user.as_deref().map(user_hash);

@@ -241,6 +241,14 @@ impl SessionStore for RedisStore {
         Ok(decode(pairs)?.filter(|r| !r.is_expired(OffsetDateTime::now_utc())))
     }
 
+    async fn create_capped(&self, id: &Id, record: &Record, cap: Option<u32>) -> Result<Created> {
+        let created = self.create(id, record).await?;
+        if let (Created::Yes, Some(user), Some(cap)) = (created, &record.user, cap) {
+            self.enforce_cap(user, id, cap).await?;
+        }
+        Ok(created)
+    }
+
     async fn create(&self, id: &Id, record: &Record) -> Result<Created> {
         let key = self.session_key(id);
         let fields = encode(record)?;

@@ -360,6 +360,10 @@ impl SessionStore for ReplicatedStore {
     }
 
     async fn create(&self, id: &Id, record: &Record) -> Result<Created> {
+        self.create_capped(id, record, None).await
+    }
+
+    async fn create_capped(&self, id: &Id, record: &Record, cap: Option<u32>) -> Result<Created> {
         self.check_size(record)?;
         let marks = {
             let mut state = lock(&self.inner.state);
@@ -368,6 +372,9 @@ impl SessionStore for ReplicatedStore {
             }
             self.make_room(&mut state, record.user.is_none())?;
             self.upsert_whole(&mut state, Vec::new(), *id, record);
+            if let (Some(user), Some(cap)) = (&record.user, cap) {
+                self.enforce_cap(&mut state, user, id, cap);
+            }
             self.marks()
         };
         self.settle(marks).await;

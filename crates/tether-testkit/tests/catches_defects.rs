@@ -45,6 +45,7 @@ enum Defect {
     DropsUserOnCreate,
     ReplacesDataWithChanges,
     ReportsUncappedExpiry,
+    IgnoresCapOnCreate,
 }
 
 #[derive(Debug)]
@@ -271,6 +272,17 @@ impl SessionStore for Reference {
         }
     }
 
+    async fn create_capped(&self, id: &Id, record: &Record, cap: Option<u32>) -> Result<Created> {
+        let created = self.create(id, record).await?;
+        if let (Created::Yes, Some(user), Some(cap)) = (created, &record.user, cap)
+            && !self.is(Defect::IgnoresCapOnCreate)
+        {
+            let mut records = self.records.lock().unwrap();
+            Self::enforce_cap(&mut records, id, user, cap);
+        }
+        Ok(created)
+    }
+
     async fn delete(&self, id: &Id) -> Result<bool> {
         self.check_up()?;
         let removed = self.records.lock().unwrap().remove(id).is_some();
@@ -433,6 +445,10 @@ async fn every_defect_is_caught_by_its_case() {
         (DropsUserOnCreate, "create_and_load_round_trip"),
         (ReplacesDataWithChanges, "save_merges_only_changed_keys"),
         (ReportsUncappedExpiry, "writes_report_the_real_expiry"),
+        (
+            IgnoresCapOnCreate,
+            "create_with_a_cap_ends_the_oldest_sessions",
+        ),
     ];
     let mut missed = Vec::new();
     for (defect, case) in expectations {

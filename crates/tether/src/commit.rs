@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use tether_core::{Changes, ClientStore, Created, Error, Id, Record, Saved, SessionStore, Touch};
+use tether_core::{ClientStore, Created, Error, Id, Record, Saved, SessionStore, Touch};
 use time::OffsetDateTime;
 use tracing::Instrument as _;
 
@@ -148,23 +148,21 @@ impl Session {
         let mut record = Record::new(now, &config.expiry);
         state.changes.idle_deadline = record.idle_deadline;
         record.apply(&state.changes);
-        let id = self.create(store, &record).await?;
-        if let (Some(user), Some(cap)) = (&record.user, state.changes.user_cap) {
-            // A new record has no previous version to merge onto, so the cap is applied
-            // by a save of the same binding.
-            let mut bind = Changes::new(now, record.idle_deadline);
-            bind.user = Some(Some(user.clone()));
-            bind.user_cap = Some(cap);
-            store.save(&id, &bind).await?;
-        }
+        // A login that starts a session applies the per-user cap in the same call.
+        let id = self.create(store, &record, state.changes.user_cap).await?;
         Ok(self.set_cookie(id.to_string(), record.expires_at()))
     }
 
-    async fn create(&self, store: &Arc<dyn SessionStore>, record: &Record) -> Result<Id, Error> {
+    async fn create(
+        &self,
+        store: &Arc<dyn SessionStore>,
+        record: &Record,
+        cap: Option<u32>,
+    ) -> Result<Id, Error> {
         for _ in 0..3 {
             let id = Id::generate()?;
             let created = store
-                .create(&id, record)
+                .create_capped(&id, record, cap)
                 .instrument(tracing::debug_span!("session.create", store = store.name()))
                 .await?;
             if created == Created::Yes {

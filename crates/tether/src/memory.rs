@@ -283,13 +283,17 @@ impl SessionStore for MemoryStore {
     }
 
     async fn create(&self, id: &Id, record: &Record) -> Result<Created> {
+        self.create_capped(id, record, None).await
+    }
+
+    async fn create_capped(&self, id: &Id, record: &Record, cap: Option<u32>) -> Result<Created> {
         let now = OffsetDateTime::now_utc();
         let mut state = self.state();
         if state.live(id, now).is_some() {
             return Ok(Created::IdTaken);
         }
         state.make_room(&self.limits, record.user.is_none())?;
-        state.put(now, *id, record.clone(), None, None);
+        state.put(now, *id, record.clone(), None, cap);
         Ok(Created::Yes)
     }
 

@@ -53,6 +53,16 @@ impl SessionStore for Probe {
         self.saves.fetch_add(1, Ordering::SeqCst);
         self.inner.create(id, record).await
     }
+    async fn create_capped(
+        &self,
+        id: &Id,
+        record: &Record,
+        cap: Option<u32>,
+    ) -> tether::core::Result<Created> {
+        self.check()?;
+        self.saves.fetch_add(1, Ordering::SeqCst);
+        self.inner.create_capped(id, record, cap).await
+    }
     async fn save(&self, id: &Id, changes: &Changes) -> tether::core::Result<Saved> {
         self.check()?;
         self.saves.fetch_add(1, Ordering::SeqCst);
@@ -417,4 +427,30 @@ async fn lock_mode_makes_concurrent_increments_exact() {
         .await
         .unwrap();
     assert_eq!(last.text().await.unwrap(), "102");
+}
+
+#[tokio::test]
+async fn a_login_that_starts_a_session_is_one_store_call_cap_included() {
+    let probe = Arc::new(Probe::default());
+    let app = app(SessionLayer::from_arc(probe.clone()).with_max_sessions_per_user(2));
+    let mut cookies = Vec::new();
+    for _ in 0..3 {
+        let before = probe.calls();
+        let reply = send(&app, "POST", "/login", None).await;
+        assert_eq!(
+            probe.calls() - before,
+            1,
+            "a fresh login cost more than one call"
+        );
+        cookies.push(reply.cookie());
+    }
+    // The cap held: the first login's session ended with the third.
+    assert_eq!(
+        send(&app, "GET", "/me", Some(&cookies[0])).await.body,
+        "nobody"
+    );
+    assert_eq!(
+        send(&app, "GET", "/me", Some(&cookies[2])).await.body,
+        "alice"
+    );
 }

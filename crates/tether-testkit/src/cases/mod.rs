@@ -86,6 +86,7 @@ pub static CASES: &[Case] = &[
     case!(user_index_follows_binding_changes, 7),
     case!(user_delete_all_ends_every_session, 7),
     case!(user_cap_ends_oldest_sessions, 7),
+    case!(create_with_a_cap_ends_the_oldest_sessions, 7),
     case!(hostile_user_names_stay_apart, 9),
     case!(store_errors_surface_as_errors, 8),
 ];

@@ -217,3 +217,34 @@ pub(super) async fn hostile_user_names_stay_apart(store: DynStore, _: Option<Dyn
     );
     PASS
 }
+
+/// A login that starts a new session applies the per-user cap as it creates it.
+pub(super) async fn create_with_a_cap_ends_the_oldest_sessions(
+    store: DynStore,
+    _: Option<DynStore>,
+) -> Res {
+    if !store.capabilities().user_index {
+        return refuses_user_index(&store).await.map(|()| None);
+    }
+    let user = fresh_user("capped");
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(create(&store, &record_with(&[], Some(&user))).await?);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let newest = fresh_id();
+    let created = store
+        .create_capped(&newest, &record_with(&[], Some(&user)), Some(2))
+        .await
+        .map_err(err("create_capped"))?;
+    ensure!(
+        created == Created::Yes,
+        "create_capped of a fresh id reported {created:?}"
+    );
+    let listed = listed(&store, &user).await?;
+    ensure!(
+        listed == vec![ids[2], newest],
+        "after a capped create of 2, the user's sessions are {listed:?}, not the newest two"
+    );
+    PASS
+}
