@@ -240,22 +240,6 @@ fn key_rings_reject_bad_keys() {
 
 // ---- through the layer -------------------------------------------------------------
 
-async fn login(session: Session) -> Result<&'static str, SessionError> {
-    session.cycle_id().await?;
-    session.set_user("alice").await?;
-    Ok("welcome")
-}
-
-async fn me(session: Session) -> Result<String, SessionError> {
-    Ok(session.user().await?.unwrap_or_else(|| "nobody".into()))
-}
-
-async fn incr(session: Session) -> Result<String, SessionError> {
-    let n: u64 = session.get("n").await?.unwrap_or(0) + 1;
-    session.insert("n", n).await?;
-    Ok(n.to_string())
-}
-
 async fn stuff(session: Session) -> Result<&'static str, SessionError> {
     let noise: String = (0..200)
         .map(|_| tether::Id::generate().unwrap().to_string())
@@ -266,11 +250,6 @@ async fn stuff(session: Session) -> Result<&'static str, SessionError> {
 
 async fn sessions(session: Session) -> Result<String, SessionError> {
     Ok(session.user_sessions().await?.len().to_string())
-}
-
-async fn logout(session: Session) -> Result<StatusCode, SessionError> {
-    session.logout().await?;
-    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Lists the user's sessions, and handles a store that keeps none.
@@ -285,14 +264,10 @@ async fn sessions_or_note(session: Session) -> Result<String, SessionError> {
 }
 
 fn app(store: CookieStore) -> Router {
-    Router::new()
+    tether_testkit::app::routes()
         .route("/sessions-or-note", get(sessions_or_note))
-        .route("/login", post(login))
-        .route("/me", get(me))
-        .route("/incr", post(incr))
         .route("/stuff", post(stuff))
         .route("/sessions", get(sessions))
-        .route("/logout", post(logout))
         .layer(SessionLayer::client_side(store))
 }
 

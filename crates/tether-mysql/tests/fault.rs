@@ -5,20 +5,12 @@
 
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::routing::post;
 use sqlx::Connection as _;
-use tether::{Session, SessionError, SessionLayer};
+use tether::SessionLayer;
 use tether_core::{Expiry, Id, Record, SessionStore};
 use tether_mysql::MySqlStore;
 use tether_testkit::http::{expect_outage, expect_recovery, sessions_with_counters};
 use tether_testkit::services::MariaDb;
-
-async fn incr(session: Session) -> Result<String, SessionError> {
-    let n: u64 = session.get("n").await?.unwrap_or(0) + 1;
-    session.insert("n", n).await?;
-    Ok(n.to_string())
-}
 
 async fn row_exists(url: &str, id: &Id) -> bool {
     let mut conn = sqlx::MySqlConnection::connect(url).await.unwrap();
@@ -50,9 +42,7 @@ async fn sessions_survive_a_database_restart_and_cleanup_keeps_running() {
         .with_timeout(Duration::from_millis(800));
     store.migrate().await.unwrap();
     let cleanup = store.spawn_cleanup(Duration::from_millis(200));
-    let app = Router::new()
-        .route("/incr", post(incr))
-        .layer(SessionLayer::new(store.clone()));
+    let app = tether_testkit::app::routes().layer(SessionLayer::new(store.clone()));
 
     let users = sessions_with_counters(&app, 20, 3).await;
     let before_outage = expired_row(&store).await;

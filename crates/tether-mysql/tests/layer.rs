@@ -1,10 +1,8 @@
 //! Through the layer against real MariaDB: one SQL statement per read request and one
 //! per write request, counted by the server.
 
-use axum::Router;
-use axum::routing::{get, post};
 use sqlx::Row as _;
-use tether::{Session, SessionError, SessionLayer};
+use tether::SessionLayer;
 use tether_mysql::MySqlStore;
 use tether_testkit::http::calls_per_request;
 
@@ -29,25 +27,13 @@ async fn statements(conn: &mut sqlx::MySqlConnection) -> u64 {
     row.get::<String, _>(1).parse().unwrap()
 }
 
-async fn read(session: Session) -> Result<String, SessionError> {
-    Ok(session.get::<u64>("n").await?.unwrap_or(0).to_string())
-}
-
-async fn write(session: Session) -> Result<&'static str, SessionError> {
-    session.insert("last", "written").await?;
-    Ok("ok")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_statement_per_read_and_per_write_request() {
     use sqlx::Connection as _;
     let url = mysql_url();
     let store = MySqlStore::connect(&url).unwrap();
     store.migrate().await.unwrap();
-    let app = Router::new()
-        .route("/read", get(read))
-        .route("/write", post(write))
-        .layer(SessionLayer::new(store));
+    let app = tether_testkit::app::routes().layer(SessionLayer::new(store));
     let stats = std::sync::Arc::new(tokio::sync::Mutex::new(
         sqlx::MySqlConnection::connect(&url).await.unwrap(),
     ));

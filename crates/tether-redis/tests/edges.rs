@@ -2,10 +2,8 @@
 //! expires with its sessions; an id rotation of a session with thousands of keys
 //! keeps every key, and never destroys the session when it cannot finish.
 
-use axum::Router;
-use axum::routing::{get, post};
 use redis::AsyncCommands as _;
-use tether::{Session, SessionError, SessionLayer};
+use tether::SessionLayer;
 use tether_core::{Changes, Expiry, Id, Record, Saved, SessionStore};
 use tether_redis::RedisStore;
 use tether_testkit::http::send;
@@ -20,38 +18,19 @@ fn prefix() -> String {
     format!("edges{}:", Id::generate().unwrap())
 }
 
-async fn login(session: Session) -> Result<&'static str, SessionError> {
-    session.cycle_id().await?;
-    session.set_user("ada").await?;
-    Ok("in")
-}
-
-async fn logout(session: Session) -> Result<&'static str, SessionError> {
-    session.logout().await?;
-    Ok("out")
-}
-
-async fn me(session: Session) -> Result<String, SessionError> {
-    Ok(session.user().await?.unwrap_or_default())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logins_and_logouts_leave_no_index_entries_behind() {
     let prefix = prefix();
     let store = RedisStore::connect(&redis_url())
         .unwrap()
         .with_prefix(&prefix);
-    let app = Router::new()
-        .route("/login", post(login))
-        .route("/logout", post(logout))
-        .route("/me", get(me))
-        .layer(SessionLayer::new(store).with_insecure_cookie());
+    let app = tether_testkit::app::routes().layer(SessionLayer::new(store).with_insecure_cookie());
     let client = redis::Client::open(redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let index = format!("{prefix}u:{{{}}}", hex_of("ada"));
+    let index = format!("{prefix}u:{{{}}}", hex_of("alice"));
     for _ in 0..200 {
         let cookie = send(&app, "POST", "/login", None).await.cookie();
-        assert_eq!(send(&app, "GET", "/me", Some(&cookie)).await.body, "ada");
+        assert_eq!(send(&app, "GET", "/me", Some(&cookie)).await.body, "alice");
         send(&app, "POST", "/logout", Some(&cookie)).await;
     }
     let entries: u64 = conn.zcard(&index).await.unwrap();

@@ -5,18 +5,10 @@
 
 use std::time::Duration;
 
-use axum::Router;
-use axum::routing::post;
-use tether::{Session, SessionError, SessionLayer};
+use tether::SessionLayer;
 use tether_redis::RedisStore;
 use tether_testkit::http::{expect_outage, expect_recovery, sessions_with_counters};
 use tether_testkit::services::RedisServer;
-
-async fn incr(session: Session) -> Result<String, SessionError> {
-    let n: u64 = session.get("n").await?.unwrap_or(0) + 1;
-    session.insert("n", n).await?;
-    Ok(n.to_string())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_survive_a_redis_restart_and_the_app_recovers_by_itself() {
@@ -26,9 +18,7 @@ async fn sessions_survive_a_redis_restart_and_the_app_recovers_by_itself() {
     let store = RedisStore::connect(&redis.url())
         .unwrap()
         .with_timeout(Duration::from_millis(500));
-    let app = Router::new()
-        .route("/incr", post(incr))
-        .layer(SessionLayer::new(store));
+    let app = tether_testkit::app::routes().layer(SessionLayer::new(store));
 
     // 20 sessions, each with a counter at 3.
     let users = sessions_with_counters(&app, 20, 3).await;

@@ -1,9 +1,7 @@
 //! Through the layer against real Redis: one Redis command per read request and one
 //! per write request, counted by Redis itself.
 
-use axum::Router;
-use axum::routing::{get, post};
-use tether::{Session, SessionError, SessionLayer};
+use tether::SessionLayer;
 use tether_redis::RedisStore;
 use tether_testkit::http::calls_per_request;
 
@@ -51,23 +49,11 @@ async fn client_commands(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
         .sum()
 }
 
-async fn read(session: Session) -> Result<String, SessionError> {
-    Ok(session.get::<u64>("n").await?.unwrap_or(0).to_string())
-}
-
-async fn write(session: Session) -> Result<&'static str, SessionError> {
-    session.insert("last", "written").await?;
-    Ok("ok")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_redis_command_per_read_and_per_write_request() {
     let url = redis_url();
     let store = RedisStore::connect(&url).unwrap().with_prefix("commands:");
-    let app = Router::new()
-        .route("/read", get(read))
-        .route("/write", post(write))
-        .layer(SessionLayer::new(store));
+    let app = tether_testkit::app::routes().layer(SessionLayer::new(store));
     let client = redis::Client::open(url.as_str()).unwrap();
     let stats = client.get_multiplexed_async_connection().await.unwrap();
     let rounds = 20;

@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tether_core::{Error, Id, Result, SessionLimits};
+use tether_core::{Background, Error, Id, Result, SessionLimits};
 
 use crate::clock::Clock;
 use crate::peer::{Peer, send_loop};
@@ -179,11 +179,18 @@ impl ReplicatedStoreBuilder {
             client,
             timeout: self.timeout,
             settle: self.settle,
+            tasks: Mutex::new(Vec::new()),
         });
-        for index in 0..inner.peers.len() {
-            tokio::spawn(send_loop(Arc::downgrade(&inner), index));
-        }
-        tokio::spawn(sweep_loop(Arc::downgrade(&inner), self.sweep_every));
+        // The tasks hold the store weakly and stop with it: its last clone dropped,
+        // their handles (kept in it) abort them.
+        let mut tasks: Vec<Background> = (0..inner.peers.len())
+            .map(|index| Background::spawn(send_loop(Arc::downgrade(&inner), index)))
+            .collect();
+        tasks.push(Background::spawn(sweep_loop(
+            Arc::downgrade(&inner),
+            self.sweep_every,
+        )));
+        *crate::lock(&inner.tasks) = tasks;
         Ok(ReplicatedStore { inner })
     }
 }

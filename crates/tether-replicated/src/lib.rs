@@ -116,6 +116,8 @@ struct Inner {
     client: reqwest::Client,
     timeout: Duration,
     settle: Duration,
+    /// The senders and the sweeper, stopped when the store is dropped.
+    tasks: Mutex<Vec<tether_core::Background>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

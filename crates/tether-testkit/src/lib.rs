@@ -54,6 +54,7 @@
 //! them. Give the suite a second instance of the store pointed at a dead backend with
 //! [`Suite::with_unavailable`] and it checks that failures surface as errors.
 
+pub mod app;
 mod cases;
 pub mod harness;
 pub mod http;

@@ -12,25 +12,6 @@ use tether::{LockOptions, MemoryStore, Session, SessionError, SessionLayer};
 use tether_testkit::http::send;
 use tower::ServiceExt as _;
 
-async fn login(session: Session) -> Result<&'static str, SessionError> {
-    session.cycle_id().await?;
-    session.set_user("alice").await?;
-    Ok("welcome")
-}
-
-async fn me(session: Session) -> Result<String, SessionError> {
-    Ok(session.user().await?.unwrap_or_else(|| "nobody".into()))
-}
-
-async fn logout(session: Session) -> Result<StatusCode, SessionError> {
-    session.logout().await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn logout_everywhere(session: Session) -> Result<String, SessionError> {
-    Ok(session.logout_everywhere().await?.to_string())
-}
-
 /// Touches the session (taking the lock in lock mode), then never finishes.
 async fn hang(session: Session) -> Result<&'static str, SessionError> {
     session.insert("hang", true).await?;
@@ -50,15 +31,10 @@ async fn put(session: Session) -> Result<&'static str, SessionError> {
 }
 
 fn app(layer: SessionLayer) -> Router {
-    Router::new()
-        .route("/login", post(login))
-        .route("/me", get(me))
-        .route("/logout", post(logout))
-        .route("/logout-everywhere", post(logout_everywhere))
+    tether_testkit::app::routes()
         .route("/hang", post(hang))
         .route("/panic", get(panics))
         .route("/put", post(put))
-        .route("/plain", get(|| async { "no session" }))
         .layer(layer)
 }
 

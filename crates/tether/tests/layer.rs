@@ -98,22 +98,6 @@ impl SessionStore for Probe {
     }
 }
 
-async fn login(session: Session) -> Result<&'static str, SessionError> {
-    session.cycle_id().await?;
-    session.set_user("alice").await?;
-    Ok("welcome")
-}
-
-async fn me(session: Session) -> Result<String, SessionError> {
-    Ok(session.user().await?.unwrap_or_else(|| "nobody".into()))
-}
-
-async fn incr(session: Session) -> Result<String, SessionError> {
-    let n: u64 = session.get("n").await?.unwrap_or(0) + 1;
-    session.insert("n", n).await?;
-    Ok(n.to_string())
-}
-
 async fn swallow(session: Session) -> &'static str {
     let _ = session.get::<String>("x").await;
     "ignored the error"
@@ -124,20 +108,10 @@ async fn fail_after_write(session: Session) -> Result<StatusCode, SessionError> 
     Ok(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-async fn logout(session: Session) -> Result<StatusCode, SessionError> {
-    session.logout().await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
 fn app(layer: SessionLayer) -> Router {
-    Router::new()
-        .route("/plain", get(|| async { "no session here" }))
-        .route("/login", post(login))
-        .route("/me", get(me))
-        .route("/incr", post(incr))
+    tether_testkit::app::routes()
         .route("/swallow", get(swallow))
         .route("/fail", post(fail_after_write))
-        .route("/logout", post(logout))
         .layer(layer)
 }
 
