@@ -9,8 +9,10 @@
 //!
 //! At the cap, a new connection makes room by closing the connection that has been
 //! idle (no request in progress, no response still being sent) the longest, as nginx
-//! reuses kept-alive connections when it runs out; when every connection is busy, the
-//! new one is closed at once. So idle or half-sent connections can never lock out a
+//! reuses kept-alive connections when it runs out. When every connection is busy, one
+//! busy for over a minute (a request body trickled in, a response its client does not
+//! read: nginx's `client_body_timeout` and `send_timeout`) makes room; else the new one
+//! is closed at once. So idle, half-sent or stalled connections can never lock out a
 //! real request for long.
 //!
 //! ```no_run
@@ -72,6 +74,8 @@ struct Activity {
     busy: AtomicUsize,
     /// Milliseconds after the server's start at which it last went idle.
     idle_since: AtomicU64,
+    /// Milliseconds after the server's start at which it last went busy.
+    busy_since: AtomicU64,
     start: Instant,
 }
 
@@ -80,15 +84,32 @@ impl Activity {
         let activity = Self {
             busy: AtomicUsize::new(0),
             idle_since: AtomicU64::new(0),
+            busy_since: AtomicU64::new(0),
             start,
         };
         activity.mark_idle();
         activity
     }
 
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
     fn mark_idle(&self) {
-        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.idle_since.store(ms, Ordering::SeqCst);
+        self.idle_since.store(self.now_ms(), Ordering::SeqCst);
+    }
+}
+
+/// How long a connection may stay busy (a request body trickled in, a response its
+/// client never reads) before it may be closed to make room when every other
+/// connection is busy too: nginx's `client_body_timeout` and `send_timeout` (60 s).
+const STALLED_MS: u64 = 60_000;
+
+impl Activity {
+    fn stalled(&self, now_ms: u64) -> Option<u64> {
+        let since = self.busy_since.load(Ordering::SeqCst);
+        (self.busy.load(Ordering::SeqCst) > 0 && now_ms.saturating_sub(since) > STALLED_MS)
+            .then_some(since)
     }
 }
 
@@ -116,7 +137,17 @@ impl Registry {
             .iter()
             .filter(|(_, c)| c.activity.busy.load(Ordering::SeqCst) == 0)
             .min_by_key(|(_, c)| c.activity.idle_since.load(Ordering::SeqCst))
-            .map(|(id, _)| *id);
+            .map(|(id, _)| *id)
+            .or_else(|| {
+                // Every connection is busy: one stalled for over a minute goes.
+                open.iter()
+                    .filter_map(|(id, c)| {
+                        let now = c.activity.now_ms();
+                        c.activity.stalled(now).map(|since| (since, *id))
+                    })
+                    .min()
+                    .map(|(_, id)| id)
+            });
         match idle.and_then(|id| open.remove(&id)) {
             Some(evicted) => {
                 evicted.close.notify_one();
@@ -133,7 +164,11 @@ struct Busy(Arc<Activity>);
 
 impl Busy {
     fn new(activity: &Arc<Activity>) -> Self {
-        activity.busy.fetch_add(1, Ordering::SeqCst);
+        if activity.busy.fetch_add(1, Ordering::SeqCst) == 0 {
+            activity
+                .busy_since
+                .store(activity.now_ms(), Ordering::SeqCst);
+        }
         Self(activity.clone())
     }
 }
@@ -218,6 +253,7 @@ pub async fn serve(
             },
         );
         let app = app.clone();
+        let watched = activity.clone();
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let busy = Busy::new(&activity);
             let mut req = req.map(Body::new);
@@ -244,9 +280,18 @@ pub async fn serve(
             loop {
                 tokio::select! {
                     _ = conn.as_mut() => break,
-                    // Evicted to make room: it had no request in progress, so closing
-                    // it at once loses nothing (a half-sent request never arrived).
-                    () = close.notified() => break,
+                    // Evicted to make room. Idle (a half-sent request never arrived)
+                    // or stalled for over a minute: closed at once. A request that
+                    // began since it was chosen finishes first.
+                    () = close.notified() => {
+                        if watched.busy.load(Ordering::SeqCst) == 0
+                            || watched.stalled(watched.now_ms()).is_some()
+                        {
+                            break;
+                        }
+                        closing = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
                     _ = stopping.changed(), if !closing => {
                         closing = true;
                         conn.as_mut().graceful_shutdown();

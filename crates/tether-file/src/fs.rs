@@ -122,7 +122,11 @@ impl Layout {
             .create(dir)?;
         if self.shared_group {
             for created in missing {
-                fs::set_permissions(created, fs::Permissions::from_mode(self.dir_mode()))?;
+                match fs::set_permissions(created, fs::Permissions::from_mode(self.dir_mode())) {
+                    // Another instance of the group made it first, with its own mode.
+                    Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {}
+                    other => other?,
+                }
             }
         }
         Ok(())

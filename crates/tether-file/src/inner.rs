@@ -94,6 +94,14 @@ impl Inner {
         let mut sessions = Vec::new();
         for entry in entries {
             let entry = entry.map_err(FsError::io(format!("listing {}", dir.display())))?;
+            // Another writer's marker still being written: not ours to judge.
+            if entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with('.'))
+            {
+                continue;
+            }
             let id = std::fs::read_to_string(entry.path())
                 .ok()
                 .and_then(|text| Id::parse(text.trim()));

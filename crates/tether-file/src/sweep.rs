@@ -167,6 +167,15 @@ impl Inner {
         for bucket in dir_entries(&self.layout.users()).unwrap_or_default() {
             for user_dir in dir_entries(&bucket).unwrap_or_default() {
                 for marker in dir_entries(&user_dir).unwrap_or_default() {
+                    // A marker being written (a temporary name) is left to finish, or
+                    // to grow old: then it is a dead writer's leftover.
+                    let temporary = marker
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with('.'));
+                    if temporary && !fs::older_than(&marker, self.write_lock_ttl) {
+                        continue;
+                    }
                     let id = std::fs::read_to_string(&marker)
                         .ok()
                         .and_then(|text| Id::parse(text.trim()));

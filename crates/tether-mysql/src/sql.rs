@@ -14,7 +14,9 @@ macro_rules! live {
 /// Assignments run left to right and see the values already assigned, so the last one
 /// can report the new version and the new expiry in the same round trip, through
 /// `LAST_INSERT_ID(expr)`: the expiry in whole seconds (rounded down, so a cookie
-/// never outlives the session) in the high 32 bits, the version's low 32 bits below.
+/// never outlives the session; clamped to 32 bits, the year 2106) in the high 32
+/// bits, the version's low 32 bits below. It needs MariaDB's default
+/// `SIMULTANEOUS_ASSIGNMENT` off (MySQL has no such mode).
 macro_rules! merge {
     () => {
         concat!(
@@ -23,7 +25,7 @@ macro_rules! merge {
             "idle_deadline_ms = LEAST(?, COALESCE(absolute_deadline_ms, ?)), ",
             "user_hash = IF(?, ?, user_hash), ",
             "user_name = IF(?, ?, user_name), ",
-            "last_seen_ms = IF(LAST_INSERT_ID(((idle_deadline_ms DIV 1000) << 32) | (version & 4294967295)) >= 0, ",
+            "last_seen_ms = IF(LAST_INSERT_ID((LEAST(GREATEST(idle_deadline_ms DIV 1000, 0), 4294967295) << 32) | (version & 4294967295)) >= 0, ",
             "GREATEST(last_seen_ms, ?), last_seen_ms) ",
             "WHERE id = ? AND ",
             live!()

@@ -56,6 +56,10 @@
 //! next request sees it wherever it lands; other data changes reach the peers after
 //! the replication lag. After a partition longer than the tombstone window, a session
 //! ended on one side while the other side could not hear of it may live on there.
+//! When tombstones go over [`ReplicatedStoreBuilder::max_tombstones`], an instance
+//! refuses what it does not know and was last written before the newest tombstone it
+//! dropped (events and snapshot entries alike): a deleted session never comes back,
+//! at the price that a peer far behind may not receive such a session.
 
 mod builder;
 mod catch_up;
@@ -366,6 +370,10 @@ impl SessionStore for ReplicatedStore {
     }
 
     async fn create_capped(&self, id: &Id, record: &Record, cap: Option<u32>) -> Result<Created> {
+        if cap.is_some() && record.user.is_some() {
+            // The cap ends the user's other sessions: all of them must be known here.
+            self.ensure_ready("creating a session with a per-user cap")?;
+        }
         self.check_size(record)?;
         let marks = {
             let mut state = lock(&self.inner.state);

@@ -11,6 +11,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The user this process runs as (`id -un`: `$USER` can name another one, such as
+/// the user a root shell was opened from), which MariaDB runs as.
+fn current_user() -> String {
+    Command::new("id")
+        .arg("-un")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty())
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "root".into())
+}
+
 /// The program named by environment variable `var`, or `fallback` from `PATH`.
 #[must_use]
 pub fn program(var: &str, fallback: &str) -> String {
@@ -257,7 +272,7 @@ impl MariaDb {
     /// As [`MariaDb::install`].
     pub fn install_with(dir: &Path, extra: &[&str]) -> io::Result<Self> {
         create_dir(&dir.join("data"))?;
-        let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+        let user = current_user();
         let log = dir.join("install.log");
         let status = Command::new(program("TETHER_MARIADB_INSTALL_DB", "mariadb-install-db"))
             .arg("--no-defaults")
@@ -307,7 +322,7 @@ impl MariaDb {
     /// # Errors
     /// As [`MariaDb::install`].
     pub fn start_again(&mut self) -> io::Result<()> {
-        let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+        let user = current_user();
         let log = self.dir.join("mariadbd.log");
         let mut command = Command::new(program("TETHER_MARIADBD", "mariadbd"));
         command

@@ -5,25 +5,42 @@
 //! fresh temporary directory, writes `ENV_FILE` (`export NAME=VALUE` lines for
 //! `TETHER_TEST_REDIS_URL` and `TETHER_TEST_MYSQL_URL`) once both answer, and runs
 //! until SIGTERM or SIGINT, then stops both and removes their files. A service that
-//! cannot start ends it with exit code 1 and the reason (the end of its log) on stderr.
+//! cannot start ends it with exit code 1 and the reason (the end of its log) on
+//! stderr, after stopping what did start.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tether_testkit::services::{MariaDb, RedisServer};
-
-fn fail(message: &str) -> ! {
-    eprintln!("tether-services: {message}");
-    std::process::exit(1);
-}
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let Some(env_file) = std::env::args().nth(1).map(PathBuf::from) else {
-        fail("usage: tether-services ENV_FILE");
+    // Watched before anything starts: a SIGTERM during start-up still ends in a clean
+    // stop (it is seen once both are up, or when one fails).
+    let term = signal(SignalKind::terminate());
+    let outcome = match (std::env::args().nth(1).map(PathBuf::from), term) {
+        (Some(env_file), Ok(mut term)) => run(&env_file, &mut term).await,
+        (None, _) => Err("usage: tether-services ENV_FILE".to_owned()),
+        (_, Err(e)) => Err(format!("cannot watch SIGTERM: {e}")),
     };
+    if let Err(message) = outcome {
+        eprintln!("tether-services: {message}");
+        std::process::exit(1);
+    }
+}
+
+/// Starts both, announces them, waits for the signal; what started is stopped and
+/// removed on every way out (the servers stop when dropped).
+async fn run(env_file: &Path, term: &mut Signal) -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("tether-services-{}", std::process::id()));
+    let outcome = serve(&dir, env_file, term).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    outcome
+}
+
+async fn serve(dir: &Path, env_file: &Path, term: &mut Signal) -> Result<(), String> {
     let redis = RedisServer::start_with(&dir.join("redis"), false)
-        .unwrap_or_else(|e| fail(&format!("redis-server: {e}")));
+        .map_err(|e| format!("redis-server: {e}"))?;
     let mariadb = MariaDb::install_with(
         &dir.join("mariadb"),
         &[
@@ -32,7 +49,7 @@ async fn main() {
             "--innodb-buffer-pool-size=64M",
         ],
     )
-    .unwrap_or_else(|e| fail(&format!("mariadb: {e}")));
+    .map_err(|e| format!("mariadb: {e}"))?;
     let env = format!(
         "export TETHER_TEST_REDIS_URL={}\nexport TETHER_TEST_MYSQL_URL={}\n",
         redis.url(),
@@ -40,15 +57,13 @@ async fn main() {
     );
     let partial = env_file.with_extension("partial");
     std::fs::write(&partial, env)
-        .and_then(|()| std::fs::rename(&partial, &env_file))
-        .unwrap_or_else(|e| fail(&format!("writing {}: {e}", env_file.display())));
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .unwrap_or_else(|e| fail(&format!("cannot watch SIGTERM: {e}")));
+        .and_then(|()| std::fs::rename(&partial, env_file))
+        .map_err(|e| format!("writing {}: {e}", env_file.display()))?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
     drop(mariadb);
     drop(redis);
-    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
 }
