@@ -63,6 +63,20 @@ impl TrustedProxies {
             .map(Self)
     }
 
+    /// These and `other`'s networks.
+    ///
+    /// ```
+    /// use tether_balancer::TrustedProxies;
+    /// let both = TrustedProxies::parse(["10.0.0.0/8"])?.and(TrustedProxies::loopback());
+    /// assert!(both.contains("127.0.0.1".parse().unwrap()) && both.contains("10.0.0.1".parse().unwrap()));
+    /// # Ok::<(), tether_balancer::ConfigError>(())
+    /// ```
+    #[must_use]
+    pub fn and(mut self, other: Self) -> Self {
+        self.0.extend(other.0);
+        self
+    }
+
     /// Whether `ip` is a trusted proxy.
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);

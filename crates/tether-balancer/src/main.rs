@@ -105,9 +105,7 @@ async fn main() {
     let mut trusted =
         TrustedProxies::parse(&args.trusted_proxies).unwrap_or_else(|e| fail(&e.to_string()));
     if args.trust_forwarded_for {
-        let mut all = args.trusted_proxies.clone();
-        all.extend(["127.0.0.0/8".to_owned(), "::1".to_owned()]);
-        trusted = TrustedProxies::parse(&all).unwrap_or_else(|e| fail(&e.to_string()));
+        trusted = trusted.and(TrustedProxies::loopback());
     }
     let config = Config::new(args.backends.clone())
         .strategy(args.strategy)

@@ -264,6 +264,28 @@ async fn a_backend_that_never_answers_is_a_504_without_its_url() {
     assert!(!answer.text().await.unwrap().contains(&dead));
 }
 
+/// A balancer with these bounds in front of one backend: its URL and its address.
+async fn bounded(header_read_timeout: Duration, max_connections: usize) -> (String, String) {
+    let lb = start(Config::new(vec![backend().await]).limits(Limits {
+        header_read_timeout,
+        max_connections,
+    }))
+    .await;
+    let addr = lb.trim_start_matches("http://").to_owned();
+    (lb, addr)
+}
+
+/// `n` connections to `addr` that each sent `start` of a request and stopped.
+async fn half_sent(addr: &str, n: usize, start: &[u8]) -> Vec<tokio::net::TcpStream> {
+    let mut streams = Vec::new();
+    for _ in 0..n {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(start).await.unwrap();
+        streams.push(s);
+    }
+    streams
+}
+
 /// Reads until the server closes the connection; `true` when it did within `limit`.
 async fn closed_within(stream: &mut tokio::net::TcpStream, limit: Duration) -> bool {
     let mut buf = [0u8; 1024];
@@ -280,16 +302,10 @@ async fn closed_within(stream: &mut tokio::net::TcpStream, limit: Duration) -> b
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_sent_headers_are_cut_off() {
-    let lb = start(Config::new(vec![backend().await]).limits(Limits {
-        header_read_timeout: Duration::from_millis(300),
-        max_connections: 64,
-    }))
-    .await;
-    let addr = lb.trim_start_matches("http://");
-    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
-    slow.write_all(b"GET /headers HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+    let (_, addr) = bounded(Duration::from_millis(300), 64).await;
+    let mut slow = half_sent(&addr, 1, b"GET /headers HTTP/1.1\r\nHost: x\r\nX-Slow: ")
         .await
-        .unwrap();
+        .remove(0);
     assert!(
         closed_within(&mut slow, Duration::from_secs(10)).await,
         "a client that never finished its headers was held open"
@@ -298,18 +314,8 @@ async fn half_sent_headers_are_cut_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_cannot_lock_out_a_real_request() {
-    let lb = start(Config::new(vec![backend().await]).limits(Limits {
-        header_read_timeout: Duration::from_secs(60),
-        max_connections: 8,
-    }))
-    .await;
-    let addr = lb.trim_start_matches("http://").to_owned();
-    let mut idle = Vec::new();
-    for _ in 0..40 {
-        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        s.write_all(b"GET /head").await.unwrap();
-        idle.push(s);
-    }
+    let (lb, addr) = bounded(Duration::from_secs(60), 8).await;
+    let _idle = half_sent(&addr, 40, b"GET /head").await;
     // Every idle socket is still open (the header timeout is a minute away), and a
     // real request gets through: the longest-idle connection made room.
     let client = reqwest::Client::builder()
@@ -324,12 +330,7 @@ async fn idle_connections_cannot_lock_out_a_real_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_response_still_being_sent_is_not_taken_for_an_idle_connection() {
-    let lb = start(Config::new(vec![backend().await]).limits(Limits {
-        header_read_timeout: Duration::from_secs(60),
-        max_connections: 2,
-    }))
-    .await;
-    let addr = lb.trim_start_matches("http://").to_owned();
+    let (_, addr) = bounded(Duration::from_secs(60), 2).await;
     let mut download = tokio::net::TcpStream::connect(&addr).await.unwrap();
     download
         .write_all(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -339,12 +340,7 @@ async fn a_response_still_being_sent_is_not_taken_for_an_idle_connection() {
     let mut got = download.read(&mut buf).await.unwrap();
     assert!(got > 0);
     // While the download waits for its reader, new connections arrive at the cap.
-    let mut others = Vec::new();
-    for _ in 0..6 {
-        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        s.write_all(b"GET /he").await.unwrap();
-        others.push(s);
-    }
+    let _others = half_sent(&addr, 6, b"GET /he").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     // The whole body still arrives.
     let read_all = async {
