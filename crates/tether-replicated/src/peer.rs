@@ -90,16 +90,18 @@ impl Peer {
     }
 
     fn fail(&self, why: String, refused: bool) {
-        self.failures.fetch_add(1, Ordering::Relaxed);
-        self.failing.store(true, Ordering::SeqCst);
-        self.refused.store(refused, Ordering::SeqCst);
-        self.acked.notify_waiters();
         if refused {
             tracing::warn!(peer = %self.url, error = %why, "a peer refused replication; resyncing after a pause");
         } else {
             tracing::debug!(peer = %self.url, error = %why, "replication delivery failed; retrying");
         }
+        // The reason first, then the state: whoever sees `refused` or `failing`
+        // in the stats also sees why.
         *lock(&self.last_error) = Some(why);
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        self.failing.store(true, Ordering::SeqCst);
+        self.refused.store(refused, Ordering::SeqCst);
+        self.acked.notify_waiters();
     }
 }
 
