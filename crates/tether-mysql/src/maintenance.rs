@@ -7,14 +7,14 @@ use tether_core::{Error, Result, unix_ms};
 use crate::sql::{
     CLEANUP_LOCKS_SQL, CLEANUP_SESSIONS_SQL, MIGRATION_LOCK_SQL, MIGRATION_UNLOCK_SQL,
 };
-use crate::{CLEANUP_BATCH, Cleanup, MySqlStore};
+use crate::{Cleanup, MySqlStore};
 
 impl MySqlStore {
     /// Creates or upgrades the tables (embedded, versioned migrations). Idempotent,
     /// and safe when several instances run it at once: sqlx serialises migrations with
     /// a database lock.
     pub async fn migrate(&self) -> Result<()> {
-        let context = || format!("migrating session tables at {}", self.target);
+        let context = || format!("migrating session tables at {}", self.runner.target());
         let mut conn = self
             .pool
             .acquire()
@@ -42,29 +42,32 @@ impl MySqlStore {
 
     /// Deletes expired sessions and locks in batches of 1000; returns how many sessions.
     pub async fn cleanup_once(&self) -> Result<u64> {
-        let mut deleted = 0;
-        loop {
+        let sessions = || async {
             let now = unix_ms::now_ms();
-            let batch = self
-                .run("deleting expired sessions", async |pool| {
+            let done = self
+                .runner
+                .run("deleting expired sessions", async || {
                     sqlx::query(CLEANUP_SESSIONS_SQL)
                         .bind(now)
-                        .execute(pool)
+                        .execute(&self.pool)
                         .await
                 })
-                .await?
-                .rows_affected();
-            deleted += batch;
-            if batch < CLEANUP_BATCH {
-                break;
-            }
-        }
-        let now = unix_ms::now_ms();
-        self.run("deleting expired locks", async |pool| {
-            sqlx::query(CLEANUP_LOCKS_SQL).bind(now).execute(pool).await
-        })
-        .await?;
-        Ok(deleted)
+                .await?;
+            Ok(done.rows_affected())
+        };
+        let locks = async {
+            let now = unix_ms::now_ms();
+            self.runner
+                .run("deleting expired locks", async || {
+                    sqlx::query(CLEANUP_LOCKS_SQL)
+                        .bind(now)
+                        .execute(&self.pool)
+                        .await
+                })
+                .await
+                .map(drop)
+        };
+        tether_sql::flow::cleanup(sessions, locks).await
     }
 
     /// Runs [`MySqlStore::cleanup_once`] every `every` until the returned handle is
@@ -72,23 +75,9 @@ impl MySqlStore {
     /// to ten times `every`) and tries again; it never stops by itself.
     pub fn spawn_cleanup(&self, every: Duration) -> Cleanup {
         let store = self.clone();
-        Cleanup::spawn(async move {
-            let mut pause = every;
-            loop {
-                tokio::time::sleep(pause).await;
-                match store.cleanup_once().await {
-                    Ok(n) => {
-                        if n > 0 {
-                            tracing::info!(deleted = n, "deleted expired sessions");
-                        }
-                        pause = every;
-                    }
-                    Err(e) => {
-                        pause = (pause * 2).min(every * 10);
-                        tracing::warn!(error = %e, retry_in = ?pause, "session cleanup failed");
-                    }
-                }
-            }
+        Cleanup::every(every, move || {
+            let store = store.clone();
+            async move { store.cleanup_once().await }
         })
     }
 }

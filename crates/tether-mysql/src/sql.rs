@@ -37,7 +37,7 @@ macro_rules! merge {
 pub(crate) const SAVE_SQL: &str = concat!("UPDATE tether_sessions SET ", merge!());
 pub(crate) const CYCLE_SQL: &str = concat!("UPDATE tether_sessions SET id = ?, ", merge!());
 pub(crate) const LOAD_SQL: &str = concat!(
-    "SELECT CAST(data AS CHAR) AS data, version, created_ms, last_seen_ms, ",
+    "SELECT CAST(data AS CHAR) AS data, CAST(version AS SIGNED) AS version, created_ms, last_seen_ms, ",
     "idle_deadline_ms, absolute_deadline_ms, user_name FROM tether_sessions WHERE id = ? AND ",
     live!()
 );

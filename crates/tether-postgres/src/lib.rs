@@ -1,0 +1,250 @@
+//! A Postgres session store for tether: one statement per read and per write.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tether_core::Error> {
+//! use std::time::Duration;
+//! use tether_postgres::PostgresStore;
+//!
+//! let store = PostgresStore::connect("postgres://app:secret@127.0.0.1:5432/app")?;
+//! store.migrate().await?; // idempotent; safe when several instances run it at once
+//! let _cleanup = store.spawn_cleanup(Duration::from_secs(60)); // stops when dropped
+//! # Ok(()) }
+//! ```
+//!
+//! # Schema
+//!
+//! `tether_sessions` has one row per session: `id BYTEA`, `data JSONB` (the session's
+//! keys), `version`, times in milliseconds since the epoch (`created_ms`,
+//! `last_seen_ms`, `idle_deadline_ms`, `absolute_deadline_ms`), and the user
+//! (`user_hash` = SHA-256, indexed; `user_name`). `tether_locks` holds lock-mode
+//! locks. The embedded migrations (`migrations/`) create both; sqlx's migrator holds
+//! a Postgres advisory lock while it runs, so instances starting together apply
+//! each migration once.
+//!
+//! # Statements
+//!
+//! - Load: one `SELECT`, with expiry checked in SQL.
+//! - Save: one `UPDATE` that merges only the changed keys (`data || set - removed`),
+//!   bumps the version and refreshes the deadline, only `WHERE` the session is live,
+//!   and returns the new version and expiry (`RETURNING`): concurrent saves of
+//!   different keys both persist, and a deleted session is never recreated.
+//! - Refresh: one `UPDATE`. Id rotation: the same `UPDATE`, setting the primary key.
+//!   "Log out everywhere": one `DELETE`. A lock: one `INSERT … ON CONFLICT` that takes
+//!   a free or expired lock.
+//! - Every value reaches the database as a bind parameter; no SQL is built from input.
+
+mod maintenance;
+mod sql;
+mod statements;
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use tether_core::{
+    Changes, Created, Error, Id, LockOptions, LockToken, Record, Result, Saved, SessionInfo,
+    SessionStore, Touch, async_trait, unix_ms,
+};
+use tether_sql::codec::{bare_data, user_hash};
+use tether_sql::flow::{self, Statements};
+use tether_sql::{Runner, rows};
+
+use crate::sql::{DELETE_USER_SQL, LOAD_SQL, TAKE_LOCK_SQL, TOUCH_SQL, UNLOCK_SQL};
+
+/// Sessions in a Postgres table.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    runner: Runner,
+}
+
+/// The background cleanup; stops when dropped.
+pub type Cleanup = tether_core::Background;
+
+/// How long one statement may take by default, waiting for a connection included.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl PostgresStore {
+    /// A store on `postgres://user:password@host:port/database` (or `postgresql://`).
+    ///
+    /// Connections are made on demand: this fails only on a malformed URL, and a
+    /// database that is down at start-up is a 503 until it comes up. Call
+    /// [`PostgresStore::migrate`] once at start-up. TLS options go in the URL
+    /// (`?sslmode=verify-full&sslrootcert=/path/ca.pem`, as sqlx reads them).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use tether_postgres::PostgresStore;
+    /// assert!(PostgresStore::connect("postgres://u:p@127.0.0.1:5432/app").is_ok());
+    /// assert!(PostgresStore::connect("mysql://nope").is_err());
+    /// # }
+    /// ```
+    pub fn connect(url: &str) -> Result<Self> {
+        let invalid = |why: String| {
+            Error::config(format!("Postgres URL {}: {why}", tether_core::redact_url(url)))
+        };
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(invalid("expected a postgres:// or postgresql:// URL".into()));
+        }
+        let options: sqlx::postgres::PgConnectOptions = url
+            .parse()
+            .map_err(|e: sqlx::Error| invalid(e.to_string()))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(32)
+            .acquire_timeout(DEFAULT_TIMEOUT)
+            // A ping before every checkout would double the round trips; a broken
+            // connection fails its statement instead and is discarded.
+            .test_before_acquire(false)
+            .connect_lazy_with(options);
+        Ok(Self {
+            pool,
+            runner: Runner::new("Postgres", url, DEFAULT_TIMEOUT),
+        })
+    }
+
+    /// A store on the app's own pool. The pool's settings are the app's; tether
+    /// recommends `test_before_acquire(false)` (a ping per checkout doubles the round
+    /// trips). Call [`PostgresStore::migrate`] once at start-up.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let pool = sqlx::postgres::PgPoolOptions::new()
+    ///     .connect_lazy("postgres://u:p@127.0.0.1:5432/app")
+    ///     .unwrap();
+    /// let store = tether_postgres::PostgresStore::from_pool(pool);
+    /// # }
+    /// ```
+    pub fn from_pool(pool: PgPool) -> Self {
+        let options = pool.connect_options();
+        let target = format!(
+            "postgres://{}:{}/{}",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or_default()
+        );
+        Self {
+            runner: Runner::new("Postgres", &target, DEFAULT_TIMEOUT),
+            pool,
+        }
+    }
+
+    /// How long one statement may take, waiting for a connection included, before it
+    /// fails as unavailable (default 2 s).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.runner = self.runner.with_timeout(timeout);
+        self
+    }
+}
+
+#[async_trait]
+impl SessionStore for PostgresStore {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn load(&self, id: &Id) -> Result<Option<Record>> {
+        let row = self
+            .runner
+            .run("loading a session", async || {
+                sqlx::query(LOAD_SQL)
+                    .bind(id.as_bytes().as_slice())
+                    .bind(unix_ms::now_ms())
+                    .fetch_optional(&self.pool)
+                    .await
+            })
+            .await?;
+        row.map(|row| rows::record(&row, bare_data)).transpose()
+    }
+
+    async fn create_capped(&self, id: &Id, record: &Record, cap: Option<u32>) -> Result<Created> {
+        flow::create(self, id, record, cap).await
+    }
+
+    async fn create(&self, id: &Id, record: &Record) -> Result<Created> {
+        flow::create(self, id, record, None).await
+    }
+
+    async fn save(&self, id: &Id, changes: &Changes) -> Result<Saved> {
+        flow::save(self, id, changes).await
+    }
+
+    async fn touch(&self, id: &Id, touch: &Touch) -> Result<bool> {
+        let result = self
+            .runner
+            .run("refreshing a session", async || {
+                sqlx::query(TOUCH_SQL)
+                    .bind(unix_ms::to_ms(touch.last_seen))
+                    .bind(unix_ms::to_ms(touch.idle_deadline))
+                    .bind(id.as_bytes().as_slice())
+                    .bind(unix_ms::now_ms())
+                    .execute(&self.pool)
+                    .await
+            })
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn delete(&self, id: &Id) -> Result<bool> {
+        Statements::delete(self, id).await
+    }
+
+    async fn cycle_id(&self, old: &Id, new: &Id, changes: &Changes) -> Result<Saved> {
+        flow::cycle_id(self, old, new, changes).await
+    }
+
+    async fn user_sessions(&self, user: &str) -> Result<Vec<SessionInfo>> {
+        self.list(user).await
+    }
+
+    async fn delete_user_sessions(&self, user: &str) -> Result<u64> {
+        let hash = user_hash(user);
+        let result = self
+            .runner
+            .run("deleting a user's sessions", async || {
+                sqlx::query(DELETE_USER_SQL)
+                    .bind(&hash)
+                    .bind(user)
+                    .bind(unix_ms::now_ms())
+                    .execute(&self.pool)
+                    .await
+            })
+            .await?;
+        Ok(result.rows_affected())
+    }
+
+    async fn lock(&self, id: &Id, options: &LockOptions) -> Result<LockToken> {
+        let token = LockToken::generate()?;
+        let ttl_ms = i64::try_from(options.ttl.as_millis()).unwrap_or(i64::MAX);
+        let attempt = || async {
+            let now = unix_ms::now_ms();
+            let taken = self
+                .runner
+                .run("taking a session lock", async || {
+                    sqlx::query(TAKE_LOCK_SQL)
+                        .bind(id.as_bytes().as_slice())
+                        .bind(&token.0)
+                        .bind(now.saturating_add(ttl_ms))
+                        .bind(now)
+                        .execute(&self.pool)
+                        .await
+                })
+                .await?;
+            Ok(taken.rows_affected() == 1)
+        };
+        flow::lock(options.wait, attempt, |_| false).await?;
+        Ok(token)
+    }
+
+    async fn unlock(&self, id: &Id, token: &LockToken) -> Result<()> {
+        self.runner
+            .run("releasing a session lock", async || {
+                sqlx::query(UNLOCK_SQL)
+                    .bind(id.as_bytes().as_slice())
+                    .bind(&token.0)
+                    .execute(&self.pool)
+                    .await
+            })
+            .await
+            .map(|_| ())
+    }
+}

@@ -1,0 +1,117 @@
+//! The statements the shared flows (`tether_sql::flow`) are built from, in Postgres's
+//! SQL (`sql.rs`).
+
+use sqlx::Postgres;
+use tether_core::{Changes, Id, Record, Result, Saved, SessionInfo, async_trait, unix_ms};
+use tether_sql::codec::{Split, user_hash};
+use tether_sql::flow::Statements;
+use tether_sql::rows;
+
+use crate::PostgresStore;
+use crate::sql::{CLEAR_EXPIRED_ID_SQL, CREATE_SQL, CYCLE_SQL, DELETE_SQL, LIST_SQL, SAVE_SQL};
+
+#[async_trait]
+impl Statements for PostgresStore {
+    async fn insert(&self, id: &Id, record: &Record) -> Result<()> {
+        let data = serde_json::Value::Object(record.data.clone()).to_string();
+        let hash = record.user.as_deref().map(user_hash);
+        let version = rows::signed_version(record)?;
+        self.runner
+            .run("creating a session", async || {
+                sqlx::query(CREATE_SQL)
+                    .bind(id.as_bytes().as_slice())
+                    .bind(&data)
+                    .bind(version)
+                    .bind(unix_ms::to_ms(record.created))
+                    .bind(unix_ms::to_ms(record.last_seen))
+                    .bind(unix_ms::to_ms(record.idle_deadline))
+                    .bind(record.absolute_deadline.map(unix_ms::to_ms))
+                    .bind(&hash)
+                    .bind(&record.user)
+                    .execute(&self.pool)
+                    .await
+            })
+            .await
+            .map(drop)
+    }
+
+    async fn clear_expired(&self, id: &Id) -> Result<bool> {
+        let cleared = self
+            .runner
+            .run("replacing an expired session", async || {
+                sqlx::query(CLEAR_EXPIRED_ID_SQL)
+                    .bind(id.as_bytes().as_slice())
+                    .bind(unix_ms::now_ms())
+                    .execute(&self.pool)
+                    .await
+            })
+            .await?;
+        Ok(cleared.rows_affected() > 0)
+    }
+
+    /// `SET id = $11` only when rotating.
+    async fn merge(&self, id: &Id, new_id: Option<&Id>, changes: &Changes) -> Result<Saved> {
+        let (user_set, hash, name) = match &changes.user {
+            None => (false, None, None),
+            Some(Some(u)) => (true, Some(user_hash(u)), Some(u.as_str())),
+            Some(None) => (true, None, None),
+        };
+        let split = Split::of(changes);
+        let set = split.set.to_string();
+        let (what, sql) = match new_id {
+            Some(_) => ("rotating a session id", CYCLE_SQL),
+            None => ("saving a session", SAVE_SQL),
+        };
+        let row = self
+            .runner
+            .run(what, async || {
+                let query = sqlx::query::<Postgres>(sql)
+                    .bind(changes.clear)
+                    .bind(&set)
+                    .bind(&split.removed)
+                    .bind(unix_ms::to_ms(changes.idle_deadline))
+                    .bind(user_set)
+                    .bind(&hash)
+                    .bind(name)
+                    .bind(unix_ms::to_ms(changes.last_seen))
+                    .bind(id.as_bytes().as_slice())
+                    .bind(unix_ms::now_ms());
+                let query = match new_id {
+                    Some(new_id) => query.bind(new_id.as_bytes().as_slice()),
+                    None => query,
+                };
+                query.fetch_optional(&self.pool).await
+            })
+            .await?;
+        row.as_ref().map_or(Ok(Saved::Gone), rows::saved)
+    }
+
+    async fn list(&self, user: &str) -> Result<Vec<SessionInfo>> {
+        let hash = user_hash(user);
+        let rows = self
+            .runner
+            .run("listing a user's sessions", async || {
+                sqlx::query(LIST_SQL)
+                    .bind(&hash)
+                    .bind(unix_ms::now_ms())
+                    .fetch_all(&self.pool)
+                    .await
+            })
+            .await?;
+        rows::sessions_of(user, &rows)
+    }
+
+    async fn delete(&self, id: &Id) -> Result<bool> {
+        let result = self
+            .runner
+            .run("deleting a session", async || {
+                sqlx::query(DELETE_SQL)
+                    .bind(id.as_bytes().as_slice())
+                    .execute(&self.pool)
+                    .await
+            })
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+}
+

@@ -1,0 +1,302 @@
+//! A SQLite session store for tether: one database file that the processes of one
+//! machine share, one statement per read and per write.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tether_core::Error> {
+//! use std::time::Duration;
+//! use tether_sqlite::SqliteStore;
+//!
+//! let store = SqliteStore::connect("sqlite:///var/lib/app/sessions.db")?; // created when missing
+//! store.migrate().await?; // idempotent; safe when several processes run it at once
+//! let _cleanup = store.spawn_cleanup(Duration::from_secs(60)); // stops when dropped
+//! # Ok(()) }
+//! ```
+//!
+//! # Several processes, one file
+//!
+//! The database runs in WAL mode: readers never wait for the writer. SQLite allows one
+//! writer at a time, so each store writes through one connection (writes from one
+//! process queue in order in the pool, never in SQLite's busy loop) and reads through
+//! up to four; between processes, a writer that finds the file locked waits up to
+//! the busy timeout (5 s) for its turn instead of failing with "database is locked".
+//! Every statement is a single implicit transaction, which takes the write lock
+//! before it reads, so a writer never fails to upgrade a read.
+//!
+//! # Schema
+//!
+//! `tether_sessions` has one row per session (`WITHOUT ROWID`): `id BLOB`, `data` (a
+//! JSON object `{"key": [value]}`, merged with `json_patch`), `version`, times in
+//! milliseconds since the epoch, and the user (`user_hash` = SHA-256, indexed;
+//! `user_name`). `tether_locks` holds lock-mode locks. The embedded migrations
+//! (`migrations/`) create both, inside one `BEGIN IMMEDIATE` transaction, so
+//! processes starting together apply each migration once.
+//!
+//! # Statements
+//!
+//! - Load: one `SELECT`, with expiry checked in SQL.
+//! - Save: one `UPDATE` that merges only the changed keys (`json_patch`), bumps the
+//!   version and refreshes the deadline, only `WHERE` the session is live, and
+//!   returns the new version and expiry (`RETURNING`): a deleted session is never
+//!   recreated.
+//! - Refresh: one `UPDATE`. Id rotation: the same `UPDATE`, setting the primary key.
+//!   "Log out everywhere": one `DELETE`. A lock: one `INSERT … ON CONFLICT` that takes
+//!   a free or expired lock.
+//! - Every value reaches the database as a bind parameter; no SQL is built from input.
+
+mod maintenance;
+mod sql;
+mod statements;
+
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use tether_core::{
+    Changes, Created, Error, Id, LockOptions, LockToken, Record, Result, Saved, SessionInfo,
+    SessionStore, Touch, async_trait, unix_ms,
+};
+use tether_sql::codec::{unwrap_data, user_hash};
+use tether_sql::flow::{self, Statements};
+use tether_sql::{Runner, rows};
+
+use crate::sql::{DELETE_USER_SQL, LOAD_SQL, TAKE_LOCK_SQL, TOUCH_SQL, UNLOCK_SQL};
+
+/// Sessions in a SQLite database file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    /// One connection: this process's writes queue here, in order.
+    writer: SqlitePool,
+    /// Loads (the same pool as `writer` in memory, where each connection would be a
+    /// database of its own).
+    readers: SqlitePool,
+    runner: Runner,
+}
+
+/// The background cleanup; stops when dropped.
+pub type Cleanup = tether_core::Background;
+
+/// How long one statement may take by default, waiting for a connection included.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a writer waits for another process's write before SQLite gives up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl SqliteStore {
+    /// A store on the database file of `url`: `sqlite://PATH`, `sqlite:PATH` or
+    /// `sqlite:///ABSOLUTE/PATH`, as sqlx reads them (query options such as
+    /// `?mode=rwc` too). The file is created when missing; WAL mode and a busy timeout
+    /// are set on every connection.
+    ///
+    /// Connections are made on demand: this fails only on a malformed URL; a file
+    /// that cannot be opened is a 503 on the first request. Call
+    /// [`SqliteStore::migrate`] once at start-up.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use tether_sqlite::SqliteStore;
+    /// assert!(SqliteStore::connect("sqlite://sessions.db").is_ok());
+    /// assert!(SqliteStore::connect("postgres://nope").is_err());
+    /// # }
+    /// ```
+    pub fn connect(url: &str) -> Result<Self> {
+        let invalid =
+            |why: String| Error::config(format!("SQLite URL {}: {why}", tether_core::redact_url(url)));
+        if !url.starts_with("sqlite:") {
+            return Err(invalid("expected a sqlite://PATH URL".into()));
+        }
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| invalid(e.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(DEFAULT_TIMEOUT)
+            .test_before_acquire(false)
+            .connect_lazy_with(options.clone());
+        let readers = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(DEFAULT_TIMEOUT)
+            .test_before_acquire(false)
+            .connect_lazy_with(options);
+        Ok(Self {
+            writer,
+            readers,
+            runner: Runner::new("SQLite", url, DEFAULT_TIMEOUT),
+        })
+    }
+
+    /// A store in memory, its tables made: for tests. It lives as long as the store
+    /// (and its clones) and is seen by no other store.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use tether_core::SessionStore as _;
+    /// let store = tether_sqlite::SqliteStore::in_memory().await.unwrap();
+    /// assert!(store.load(&tether_core::Id::generate().unwrap()).await.unwrap().is_none());
+    /// # }
+    /// ```
+    pub async fn in_memory() -> Result<Self> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")
+            .map_err(|e| Error::config(e.to_string()))?;
+        // One connection, kept for good: each connection to `:memory:` is a database of
+        // its own.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(DEFAULT_TIMEOUT)
+            .test_before_acquire(false)
+            .connect_lazy_with(options);
+        let store = Self::from_pool(pool);
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// A store on the app's own pool, used for reads and writes alike. The pool's
+    /// settings are the app's; for several processes on one file, set WAL mode and a
+    /// busy timeout on its connect options, as [`SqliteStore::connect`] does. Call
+    /// [`SqliteStore::migrate`] once at start-up.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let pool = sqlx::sqlite::SqlitePoolOptions::new()
+    ///     .connect_lazy("sqlite://sessions.db")
+    ///     .unwrap();
+    /// let store = tether_sqlite::SqliteStore::from_pool(pool);
+    /// # }
+    /// ```
+    pub fn from_pool(pool: SqlitePool) -> Self {
+        let target = format!("sqlite://{}", pool.connect_options().get_filename().display());
+        Self {
+            runner: Runner::new("SQLite", &target, DEFAULT_TIMEOUT),
+            readers: pool.clone(),
+            writer: pool,
+        }
+    }
+
+    /// How long one statement may take, waiting for a connection included, before it
+    /// fails as unavailable (default 2 s).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.runner = self.runner.with_timeout(timeout);
+        self
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn load(&self, id: &Id) -> Result<Option<Record>> {
+        let row = self
+            .runner
+            .run("loading a session", async || {
+                sqlx::query(LOAD_SQL)
+                    .bind(id.as_bytes().as_slice())
+                    .bind(unix_ms::now_ms())
+                    .fetch_optional(&self.readers)
+                    .await
+            })
+            .await?;
+        row.map(|row| rows::record(&row, unwrap_data)).transpose()
+    }
+
+    async fn create_capped(&self, id: &Id, record: &Record, cap: Option<u32>) -> Result<Created> {
+        flow::create(self, id, record, cap).await
+    }
+
+    async fn create(&self, id: &Id, record: &Record) -> Result<Created> {
+        flow::create(self, id, record, None).await
+    }
+
+    async fn save(&self, id: &Id, changes: &Changes) -> Result<Saved> {
+        flow::save(self, id, changes).await
+    }
+
+    async fn touch(&self, id: &Id, touch: &Touch) -> Result<bool> {
+        let result = self
+            .runner
+            .run("refreshing a session", async || {
+                sqlx::query(TOUCH_SQL)
+                    .bind(unix_ms::to_ms(touch.last_seen))
+                    .bind(unix_ms::to_ms(touch.idle_deadline))
+                    .bind(id.as_bytes().as_slice())
+                    .bind(unix_ms::now_ms())
+                    .execute(&self.writer)
+                    .await
+            })
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn delete(&self, id: &Id) -> Result<bool> {
+        Statements::delete(self, id).await
+    }
+
+    async fn cycle_id(&self, old: &Id, new: &Id, changes: &Changes) -> Result<Saved> {
+        flow::cycle_id(self, old, new, changes).await
+    }
+
+    async fn user_sessions(&self, user: &str) -> Result<Vec<SessionInfo>> {
+        self.list(user).await
+    }
+
+    async fn delete_user_sessions(&self, user: &str) -> Result<u64> {
+        let hash = user_hash(user);
+        let result = self
+            .runner
+            .run("deleting a user's sessions", async || {
+                sqlx::query(DELETE_USER_SQL)
+                    .bind(&hash)
+                    .bind(user)
+                    .bind(unix_ms::now_ms())
+                    .execute(&self.writer)
+                    .await
+            })
+            .await?;
+        Ok(result.rows_affected())
+    }
+
+    async fn lock(&self, id: &Id, options: &LockOptions) -> Result<LockToken> {
+        let token = LockToken::generate()?;
+        let ttl_ms = i64::try_from(options.ttl.as_millis()).unwrap_or(i64::MAX);
+        let attempt = || async {
+            let now = unix_ms::now_ms();
+            let taken = self
+                .runner
+                .run("taking a session lock", async || {
+                    sqlx::query(TAKE_LOCK_SQL)
+                        .bind(id.as_bytes().as_slice())
+                        .bind(&token.0)
+                        .bind(now.saturating_add(ttl_ms))
+                        .bind(now)
+                        .execute(&self.writer)
+                        .await
+                })
+                .await?;
+            Ok(taken.rows_affected() == 1)
+        };
+        flow::lock(options.wait, attempt, |_| false).await?;
+        Ok(token)
+    }
+
+    async fn unlock(&self, id: &Id, token: &LockToken) -> Result<()> {
+        self.runner
+            .run("releasing a session lock", async || {
+                sqlx::query(UNLOCK_SQL)
+                    .bind(id.as_bytes().as_slice())
+                    .bind(&token.0)
+                    .execute(&self.writer)
+                    .await
+            })
+            .await
+            .map(|_| ())
+    }
+}
