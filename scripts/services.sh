@@ -55,12 +55,17 @@ declare -A TETHER_PACKAGE_OF=(
     [wrk]=wrk
     [taskset]=util-linux
     [redis-benchmark]=redis-tools
+    [postgres]=postgresql
 )
 
 ensure_programs() {
     local missing=()
     local program
     for program in "$@"; do
+        if [[ $program == postgres ]]; then
+            [[ -n $(postgres_bin) ]] || missing+=(postgresql)
+            continue
+        fi
         command -v "$program" >/dev/null 2>&1 || [[ -x "/usr/sbin/$program" ]] ||
             missing+=("${TETHER_PACKAGE_OF[$program]}")
     done
@@ -87,18 +92,34 @@ ensure_programs() {
     pkill -x redis-server 2>/dev/null || true
     pkill -x mariadbd 2>/dev/null || true
     pkill -x nginx 2>/dev/null || true
+    pkill -x postgres 2>/dev/null || true
     return 0
+}
+
+# postgres_bin: the directory of the newest Debian PostgreSQL's programs (kept off
+# PATH), or of the postgres on PATH; empty when there is none.
+postgres_bin() {
+    local dir
+    dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    if [[ -n $dir && -x $dir/postgres ]]; then
+        echo "$dir"
+    elif command -v postgres >/dev/null 2>&1; then
+        dirname "$(command -v postgres)"
+    fi
 }
 
 program_path() {
     command -v "$1" 2>/dev/null || echo "/usr/sbin/$1"
 }
 
-# The shared Redis and MariaDB: started by tether-services (crates/tether-testkit), the
-# same code the fault tests and the lab use; bash only finds the programs. It writes
-# the URLs to an env file once both answer, and stops both on SIGTERM.
+# The shared Redis, MariaDB and PostgreSQL: started by tether-services
+# (crates/tether-testkit), the same code the fault tests and the lab use; bash only
+# finds the programs. It writes the URLs to an env file once all answer, and stops
+# them on SIGTERM.
 start_services() {
     export TETHER_REDIS_SERVER TETHER_REDIS_CLI TETHER_MARIADBD TETHER_MARIADB_INSTALL_DB TETHER_MARIADB
+    export TETHER_POSTGRES_BIN
+    TETHER_POSTGRES_BIN=$(postgres_bin)
     TETHER_REDIS_SERVER=$(program_path redis-server)
     TETHER_REDIS_CLI=$(program_path redis-cli)
     TETHER_MARIADBD=$(program_path mariadbd)

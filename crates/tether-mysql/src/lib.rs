@@ -49,7 +49,7 @@ use std::time::Duration;
 
 use sqlx::MySql;
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
-use tether_sql::codec::{unwrap_data, user_hash};
+use tether_sql::codec::user_hash;
 use tether_sql::flow::{self, Statements};
 use tether_sql::{Runner, database_error, rows};
 
@@ -177,7 +177,7 @@ impl SessionStore for MySqlStore {
                     .await
             })
             .await?;
-        row.map(|row| rows::record(&row, unwrap_data)).transpose()
+        row.map(|row| rows::record(&row, rows::WRAPPED)).transpose()
     }
 
     async fn create_capped(&self, id: &Id, record: &Record, cap: Option<u32>) -> Result<Created> {

@@ -98,7 +98,7 @@ impl Statements for MySqlStore {
                     .await
             })
             .await?;
-        rows::sessions_of(user, &rows)
+        rows::sessions_of(user, &rows, rows::WRAPPED)
     }
 
     async fn delete(&self, id: &Id) -> Result<bool> {

@@ -1,15 +1,13 @@
 //! MariaDB stops and starts again while requests run: 503s with a clear body during
 //! the outage; afterwards requests succeed without an app restart and no session
 //! saved before is lost. The cleanup task lives through the outage and deletes
-//! expired rows after it.
+//! expired rows after it (`tether_testkit::outage`).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sqlx::Connection as _;
-use tether::SessionLayer;
-use tether_core::{Expiry, Id, Record, SessionStore};
+use tether_core::Id;
 use tether_mysql::MySqlStore;
-use tether_testkit::http::{expect_outage, expect_recovery, sessions_with_counters};
 use tether_testkit::services::MariaDb;
 
 async fn row_exists(url: &str, id: &Id) -> bool {
@@ -22,16 +20,6 @@ async fn row_exists(url: &str, id: &Id) -> bool {
     n > 0
 }
 
-async fn expired_row(store: &MySqlStore) -> Id {
-    let id = Id::generate().unwrap();
-    let record = Record::new(
-        time::OffsetDateTime::now_utc(),
-        &Expiry::new(Duration::from_millis(1)),
-    );
-    store.create(&id, &record).await.unwrap();
-    id
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_survive_a_database_restart_and_cleanup_keeps_running() {
     let dir = std::env::temp_dir().join(format!("tether-mysql-fault-{}", std::process::id()));
@@ -42,28 +30,8 @@ async fn sessions_survive_a_database_restart_and_cleanup_keeps_running() {
         .with_timeout(Duration::from_millis(800));
     store.migrate().await.unwrap();
     let cleanup = store.spawn_cleanup(Duration::from_millis(200));
-    let app = tether_testkit::app::routes().layer(SessionLayer::new(store.clone()));
-
-    let users = sessions_with_counters(&app, 20, 3).await;
-    let before_outage = expired_row(&store).await;
-
-    db.stop().expect("mariadbd stops");
-    expect_outage(&app, &users).await;
-    // Let the cleanup task fail a few times.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    db.start_again().expect("mariadbd starts again");
-    expect_recovery(&app, &users, 3, Duration::from_secs(30)).await;
-
-    // The cleanup task is still alive: it deletes rows that expired before the outage
-    // and after it.
-    let after_outage = expired_row(&store).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while row_exists(&url, &before_outage).await || row_exists(&url, &after_outage).await {
-        assert!(
-            Instant::now() < deadline,
-            "the cleanup task did not delete expired rows after the outage"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    drop(cleanup);
+    tether_testkit::outage::restart_keeps_sessions(store, &mut db, cleanup, async |id| {
+        row_exists(&url, id).await
+    })
+    .await;
 }

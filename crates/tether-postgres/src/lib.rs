@@ -45,6 +45,7 @@ use tether_core::{
     SessionStore, Touch, async_trait, unix_ms,
 };
 use tether_sql::codec::{bare_data, user_hash};
+use tether_sql::escape::{escape, unescape, unescape_map};
 use tether_sql::flow::{self, Statements};
 use tether_sql::{Runner, rows};
 
@@ -59,6 +60,13 @@ pub struct PostgresStore {
 
 /// The background cleanup; stops when dropped.
 pub type Cleanup = tether_core::Background;
+
+/// How this store keeps text: Postgres refuses NUL in `TEXT` and `jsonb`, so strings
+/// are kept as `tether_sql::escape` says (keys and values, and user names).
+pub(crate) const TEXT: rows::Text = rows::Text {
+    data: |text| unescape_map(bare_data(text)?),
+    name: |name| unescape(&name),
+};
 
 /// How long one statement may take by default, waiting for a connection included.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -153,7 +161,7 @@ impl SessionStore for PostgresStore {
                     .await
             })
             .await?;
-        row.map(|row| rows::record(&row, bare_data)).transpose()
+        row.map(|row| rows::record(&row, TEXT)).transpose()
     }
 
     async fn create_capped(&self, id: &Id, record: &Record, cap: Option<u32>) -> Result<Created> {
@@ -203,7 +211,7 @@ impl SessionStore for PostgresStore {
             .run("deleting a user's sessions", async || {
                 sqlx::query(DELETE_USER_SQL)
                     .bind(&hash)
-                    .bind(user)
+                    .bind(escape(user).as_ref())
                     .bind(unix_ms::now_ms())
                     .execute(&self.pool)
                     .await

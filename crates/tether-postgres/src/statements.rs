@@ -4,6 +4,7 @@
 use sqlx::Postgres;
 use tether_core::{Changes, Id, Record, Result, Saved, SessionInfo, async_trait, unix_ms};
 use tether_sql::codec::{Split, user_hash};
+use tether_sql::escape::{escape, escape_map, escape_value};
 use tether_sql::flow::Statements;
 use tether_sql::rows;
 
@@ -13,8 +14,9 @@ use crate::sql::{CLEAR_EXPIRED_ID_SQL, CREATE_SQL, CYCLE_SQL, DELETE_SQL, LIST_S
 #[async_trait]
 impl Statements for PostgresStore {
     async fn insert(&self, id: &Id, record: &Record) -> Result<()> {
-        let data = serde_json::Value::Object(record.data.clone()).to_string();
+        let data = serde_json::Value::Object(escape_map(&record.data)).to_string();
         let hash = record.user.as_deref().map(user_hash);
+        let name = record.user.as_deref().map(escape);
         let version = rows::signed_version(record)?;
         self.runner
             .run("creating a session", async || {
@@ -27,7 +29,7 @@ impl Statements for PostgresStore {
                     .bind(unix_ms::to_ms(record.idle_deadline))
                     .bind(record.absolute_deadline.map(unix_ms::to_ms))
                     .bind(&hash)
-                    .bind(&record.user)
+                    .bind(name.as_deref())
                     .execute(&self.pool)
                     .await
             })
@@ -53,11 +55,16 @@ impl Statements for PostgresStore {
     async fn merge(&self, id: &Id, new_id: Option<&Id>, changes: &Changes) -> Result<Saved> {
         let (user_set, hash, name) = match &changes.user {
             None => (false, None, None),
-            Some(Some(u)) => (true, Some(user_hash(u)), Some(u.as_str())),
+            Some(Some(u)) => (true, Some(user_hash(u)), Some(escape(u))),
             Some(None) => (true, None, None),
         };
         let split = Split::of(changes);
-        let set = split.set.to_string();
+        let set = escape_value(&split.set).to_string();
+        let removed: Vec<String> = split
+            .removed
+            .iter()
+            .map(|k| escape(k).into_owned())
+            .collect();
         let (what, sql) = match new_id {
             Some(_) => ("rotating a session id", CYCLE_SQL),
             None => ("saving a session", SAVE_SQL),
@@ -68,11 +75,11 @@ impl Statements for PostgresStore {
                 let query = sqlx::query::<Postgres>(sql)
                     .bind(changes.clear)
                     .bind(&set)
-                    .bind(&split.removed)
+                    .bind(&removed)
                     .bind(unix_ms::to_ms(changes.idle_deadline))
                     .bind(user_set)
                     .bind(&hash)
-                    .bind(name)
+                    .bind(name.as_deref())
                     .bind(unix_ms::to_ms(changes.last_seen))
                     .bind(id.as_bytes().as_slice())
                     .bind(unix_ms::now_ms());
@@ -98,7 +105,7 @@ impl Statements for PostgresStore {
                     .await
             })
             .await?;
-        rows::sessions_of(user, &rows)
+        rows::sessions_of(user, &rows, crate::TEXT)
     }
 
     async fn delete(&self, id: &Id) -> Result<bool> {

@@ -17,6 +17,7 @@
 //! [`Record`]: tether_core::Record
 
 pub mod codec;
+pub mod escape;
 pub mod flow;
 pub mod rows;
 mod runner;

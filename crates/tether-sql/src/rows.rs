@@ -5,7 +5,22 @@ use serde_json::{Map, Value};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 use tether_core::{Error, Id, Record, Result, Saved, SessionInfo, unix_ms};
 
-use crate::codec::{Columns, corrupt};
+use crate::codec::{Columns, corrupt, unwrap_data};
+
+/// How a dialect keeps its text: the `data` column and the user's name.
+#[derive(Debug, Clone, Copy)]
+pub struct Text {
+    /// The `data` column's text read back.
+    pub data: fn(&str) -> Result<Map<String, Value>>,
+    /// The `user_name` column read back.
+    pub name: fn(String) -> Result<String>,
+}
+
+/// MySQL's and SQLite's: data in the wrapped form, names as they are.
+pub const WRAPPED: Text = Text {
+    data: unwrap_data,
+    name: Ok,
+};
 
 fn get<'r, R, T>(row: &'r R, column: &str) -> Result<T>
 where
@@ -17,12 +32,11 @@ where
 }
 
 /// The record in a row of `data, version, created_ms, last_seen_ms,
-/// idle_deadline_ms, absolute_deadline_ms, user_name`; `read_data` decodes the
-/// `data` text (the wrapped form, or bare values on Postgres).
+/// idle_deadline_ms, absolute_deadline_ms, user_name`, its text read as `text` says.
 ///
 /// # Errors
 /// [`Error::Corrupt`] when a column is missing or holds what it should not.
-pub fn record<R>(row: &R, read_data: fn(&str) -> Result<Map<String, Value>>) -> Result<Record>
+pub fn record<R>(row: &R, text: Text) -> Result<Record>
 where
     R: Row,
     for<'a> &'a str: ColumnIndex<R>,
@@ -30,14 +44,15 @@ where
     String: Type<R::Database> + for<'r> Decode<'r, R::Database>,
 {
     let data: String = get(row, "data")?;
+    let user_name: Option<String> = get(row, "user_name")?;
     Columns {
-        data: read_data(&data)?,
+        data: (text.data)(&data)?,
         version: get(row, "version")?,
         created_ms: get(row, "created_ms")?,
         last_seen_ms: get(row, "last_seen_ms")?,
         idle_deadline_ms: get(row, "idle_deadline_ms")?,
         absolute_deadline_ms: get(row, "absolute_deadline_ms")?,
-        user_name: get(row, "user_name")?,
+        user_name: user_name.map(text.name).transpose()?,
     }
     .into_record()
 }
@@ -48,7 +63,7 @@ where
 ///
 /// # Errors
 /// [`Error::Corrupt`] when a column is missing or an id is not 16 bytes.
-pub fn sessions_of<R>(user: &str, rows: &[R]) -> Result<Vec<SessionInfo>>
+pub fn sessions_of<R>(user: &str, rows: &[R], text: Text) -> Result<Vec<SessionInfo>>
 where
     R: Row,
     for<'a> &'a str: ColumnIndex<R>,
@@ -59,7 +74,7 @@ where
     let mut sessions = Vec::with_capacity(rows.len());
     for row in rows {
         let name: Option<String> = get(row, "user_name")?;
-        if name.as_deref() != Some(user) {
+        if name.map(text.name).transpose()?.as_deref() != Some(user) {
             continue;
         }
         let bytes: Vec<u8> = get(row, "id")?;

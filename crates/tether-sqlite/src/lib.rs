@@ -57,7 +57,7 @@ use tether_core::{
     Changes, Created, Error, Id, LockOptions, LockToken, Record, Result, Saved, SessionInfo,
     SessionStore, Touch, async_trait, unix_ms,
 };
-use tether_sql::codec::{unwrap_data, user_hash};
+use tether_sql::codec::user_hash;
 use tether_sql::flow::{self, Statements};
 use tether_sql::{Runner, rows};
 
@@ -205,7 +205,7 @@ impl SessionStore for SqliteStore {
                     .await
             })
             .await?;
-        row.map(|row| rows::record(&row, unwrap_data)).transpose()
+        row.map(|row| rows::record(&row, rows::WRAPPED)).transpose()
     }
 
     async fn create_capped(&self, id: &Id, record: &Record, cap: Option<u32>) -> Result<Created> {

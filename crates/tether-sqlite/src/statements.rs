@@ -96,7 +96,7 @@ impl Statements for SqliteStore {
                     .await
             })
             .await?;
-        rows::sessions_of(user, &rows)
+        rows::sessions_of(user, &rows, rows::WRAPPED)
     }
 
     async fn delete(&self, id: &Id) -> Result<bool> {

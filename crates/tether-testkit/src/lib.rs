@@ -58,6 +58,7 @@ pub mod app;
 mod cases;
 pub mod harness;
 pub mod http;
+pub mod outage;
 mod jar;
 pub mod services;
 
