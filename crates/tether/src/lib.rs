@@ -2,8 +2,9 @@
 //!
 //! `tether` gives an Axum (or any Tower) app one [`SessionLayer`] and a choice of
 //! stores: [`MemoryStore`] here, and behind cargo features a shared directory
-//! (`file`, on by default: [`file::FileStore`]), Redis (`redis`), MySQL/MariaDB (`mysql`), an encrypted cookie (`cookie`)
-//! and peer-to-peer replication (`replicated`). A handler takes a [`Session`] and
+//! (`file`, on by default: [`file::FileStore`]), Redis (`redis`), MySQL/MariaDB
+//! (`mysql`), PostgreSQL (`postgres`), SQLite (`sqlite`), an encrypted cookie
+//! (`cookie`) and peer-to-peer replication (`replicated`). A handler takes a [`Session`] and
 //! cannot tell which store it runs on.
 //!
 //! ```
@@ -85,6 +86,31 @@ pub use tether_redis as redis;
 /// ```
 #[cfg(feature = "mysql")]
 pub use tether_mysql as mysql;
+
+/// The PostgreSQL store (feature `postgres`).
+///
+/// ```no_run
+/// # async fn f() -> Result<(), tether::Error> {
+/// let store = tether::postgres::PostgresStore::connect("postgres://app:secret@127.0.0.1/app")?;
+/// store.migrate().await?;
+/// let layer = tether::SessionLayer::new(store);
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "postgres")]
+pub use tether_postgres as postgres;
+
+/// The SQLite store (feature `sqlite`): one database file that the processes of one
+/// machine share.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), tether::Error> {
+/// let store = tether::sqlite::SqliteStore::connect("sqlite:///var/lib/app/sessions.db")?;
+/// store.migrate().await?;
+/// let layer = tether::SessionLayer::new(store);
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "sqlite")]
+pub use tether_sqlite as sqlite;
 
 /// The client-side store (feature `cookie`): the whole session, encrypted, in the cookie.
 ///

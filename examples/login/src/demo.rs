@@ -16,7 +16,7 @@ pub(crate) struct DemoArgs {
     /// Where sessions live (memory only works behind a sticky strategy).
     #[arg(long, env = "TETHER_STORE", value_enum, default_value = "file")]
     store: StoreKind,
-    /// redis://… or mysql://… for those stores.
+    /// redis://…, mysql://…, postgres://… or sqlite://PATH for those stores.
     #[arg(long, env = "TETHER_STORE_URL")]
     store_url: Option<String>,
     /// How many instances.
@@ -93,7 +93,13 @@ pub(crate) async fn run(args: DemoArgs) {
             StoreKind::File => {
                 cmd.arg("--store-url").arg(dir.join("sessions"));
             }
-            StoreKind::Redis | StoreKind::Mysql => {
+            StoreKind::Sqlite => {
+                let url = args.store_url.clone().unwrap_or_else(|| {
+                    format!("sqlite://{}", dir.join("sessions.db").display())
+                });
+                cmd.args(["--store-url", &url]);
+            }
+            StoreKind::Redis | StoreKind::Mysql | StoreKind::Postgres => {
                 let url = args
                     .store_url
                     .clone()

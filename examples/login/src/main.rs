@@ -39,6 +39,10 @@ pub(crate) enum StoreKind {
     Redis,
     /// MySQL or MariaDB.
     Mysql,
+    /// PostgreSQL.
+    Postgres,
+    /// A SQLite database file (the processes of one machine share it).
+    Sqlite,
     /// Encrypted in the client's cookie.
     Cookie,
     /// Replicated between the instances.
@@ -52,6 +56,8 @@ impl StoreKind {
             Self::File => "file",
             Self::Redis => "redis",
             Self::Mysql => "mysql",
+            Self::Postgres => "postgres",
+            Self::Sqlite => "sqlite",
             Self::Cookie => "cookie",
             Self::Replicated => "replicated",
         }
@@ -67,10 +73,11 @@ pub(crate) struct ServeArgs {
     /// This instance's name, shown on every page and in `x-instance`.
     #[arg(long, env = "TETHER_NAME")]
     name: String,
-    /// memory, file, redis, mysql, cookie or replicated.
+    /// memory, file, redis, mysql, postgres, sqlite, cookie or replicated.
     #[arg(long, env = "TETHER_STORE", value_enum, default_value = "file")]
     store: StoreKind,
-    /// redis://… (several, comma-separated, for Redis Cluster), mysql://…, or a directory for `file`.
+    /// redis://… (several, comma-separated, for Redis Cluster), mysql://…,
+    /// postgres://…, sqlite://PATH (created when missing), or a directory for `file`.
     #[arg(long, env = "TETHER_STORE_URL")]
     store_url: Option<String>,
     /// The cookie store's key file (one base64url key per line, newest first).
@@ -132,6 +139,22 @@ struct Built {
     catching_up: Option<tether::replicated::ReplicatedStore>,
 }
 
+/// An SQL store: connected, its tables migrated (safe when the instances start
+/// together), its cleanup kept running.
+macro_rules! sql_store {
+    ($built:ident, $store:ty, $url:expr) => {{
+        let store = <$store>::connect(&$url).unwrap_or_else(|e| fail(&e.to_string()));
+        store
+            .migrate()
+            .await
+            .unwrap_or_else(|e| fail(&e.to_string()));
+        $built
+            .keep
+            .push(store.spawn_cleanup(Duration::from_secs(60)));
+        $built.layer = SessionLayer::new(store);
+    }};
+}
+
 async fn build_store(args: &ServeArgs) -> Built {
     let server = |store: Arc<dyn tether::SessionStore>| SessionLayer::from_arc(store);
     let url = || {
@@ -174,18 +197,9 @@ async fn build_store(args: &ServeArgs) -> Built {
             .unwrap_or_else(|e| fail(&e.to_string()));
             built.layer = server(Arc::new(store));
         }
-        StoreKind::Mysql => {
-            let store =
-                tether::mysql::MySqlStore::connect(&url()).unwrap_or_else(|e| fail(&e.to_string()));
-            store
-                .migrate()
-                .await
-                .unwrap_or_else(|e| fail(&e.to_string()));
-            built
-                .keep
-                .push(store.spawn_cleanup(Duration::from_secs(60)));
-            built.layer = server(Arc::new(store));
-        }
+        StoreKind::Mysql => sql_store!(built, tether::mysql::MySqlStore, url()),
+        StoreKind::Postgres => sql_store!(built, tether::postgres::PostgresStore, url()),
+        StoreKind::Sqlite => sql_store!(built, tether::sqlite::SqliteStore, url()),
         StoreKind::Cookie => {
             use tether::cookie::{CookieStore, KeyRing};
             let keys = match &args.key_file {

@@ -107,6 +107,17 @@ fn mysql_store_through_the_balancer() {
 }
 
 #[test]
+fn postgres_store_through_the_balancer() {
+    through_builtin_balancer(&Store::postgres());
+}
+
+/// Three processes on one database file, created by whichever starts first.
+#[test]
+fn sqlite_store_through_the_balancer() {
+    through_builtin_balancer(&Store::sqlite());
+}
+
+#[test]
 fn cookie_store_through_the_balancer() {
     through_builtin_balancer(&Store::cookie());
 }

@@ -86,6 +86,9 @@ pub enum Store {
     File(PathBuf),
     Redis(String),
     Mysql(String),
+    Postgres(String),
+    /// A `sqlite://` URL: one database file that the instances share.
+    Sqlite(String),
     Cookie(PathBuf),
     Replicated,
 }
@@ -111,6 +114,16 @@ impl Store {
         Self::Mysql(env("TETHER_TEST_MYSQL_URL", "mariadbd"))
     }
 
+    pub fn postgres() -> Self {
+        Self::Postgres(env("TETHER_TEST_POSTGRES_URL", "postgres"))
+    }
+
+    /// A database file that does not exist yet: the first instance creates it.
+    pub fn sqlite() -> Self {
+        let dir = temp_dir("sqlite");
+        Self::Sqlite(format!("sqlite://{}", dir.join("sessions.db").display()))
+    }
+
     pub fn shares_sessions(&self) -> bool {
         !matches!(self, Self::Memory)
     }
@@ -125,13 +138,15 @@ impl Store {
             Self::File(_) => "file",
             Self::Redis(_) => "redis",
             Self::Mysql(_) => "mysql",
+            Self::Postgres(_) => "postgres",
+            Self::Sqlite(_) => "sqlite",
             Self::Cookie(_) => "cookie",
             Self::Replicated => "replicated",
         };
         let mut args = vec!["--store".to_owned(), kind.to_owned()];
         match self {
             Self::File(dir) => args.extend(["--store-url".to_owned(), dir.display().to_string()]),
-            Self::Redis(url) | Self::Mysql(url) => {
+            Self::Redis(url) | Self::Mysql(url) | Self::Postgres(url) | Self::Sqlite(url) => {
                 args.extend(["--store-url".to_owned(), url.clone()]);
             }
             Self::Cookie(keys) => {
