@@ -247,7 +247,7 @@ impl SessionStore for MySqlStore {
                         .await
                 })
                 .await?;
-            let taken = self
+            let acquired = self
                 .runner
                 .run("taking a session lock", async || {
                     sqlx::query(TAKE_LOCK_SQL)
@@ -258,7 +258,7 @@ impl SessionStore for MySqlStore {
                         .await
                 })
                 .await?;
-            Ok(taken.rows_affected() == 1)
+            Ok(acquired.rows_affected() == 1)
         };
         // Contending lockers can deadlock on the lock row: it was busy.
         flow::lock(options.wait, attempt, is_contention).await?;

@@ -88,10 +88,15 @@ impl PostgresStore {
     /// ```
     pub fn connect(url: &str) -> Result<Self> {
         let invalid = |why: String| {
-            Error::config(format!("Postgres URL {}: {why}", tether_core::redact_url(url)))
+            Error::config(format!(
+                "Postgres URL {}: {why}",
+                tether_core::redact_url(url)
+            ))
         };
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(invalid("expected a postgres:// or postgresql:// URL".into()));
+            return Err(invalid(
+                "expected a postgres:// or postgresql:// URL".into(),
+            ));
         }
         let options: sqlx::postgres::PgConnectOptions = url
             .parse()
@@ -225,7 +230,7 @@ impl SessionStore for PostgresStore {
         let ttl_ms = i64::try_from(options.ttl.as_millis()).unwrap_or(i64::MAX);
         let attempt = || async {
             let now = unix_ms::now_ms();
-            let taken = self
+            let acquired = self
                 .runner
                 .run("taking a session lock", async || {
                     sqlx::query(TAKE_LOCK_SQL)
@@ -237,7 +242,7 @@ impl SessionStore for PostgresStore {
                         .await
                 })
                 .await?;
-            Ok(taken.rows_affected() == 1)
+            Ok(acquired.rows_affected() == 1)
         };
         flow::lock(options.wait, attempt, |_| false).await?;
         Ok(token)

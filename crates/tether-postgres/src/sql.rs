@@ -5,8 +5,11 @@
 macro_rules! live {
     ($n:literal) => {
         concat!(
-            "idle_deadline_ms > $", $n,
-            " AND (absolute_deadline_ms IS NULL OR absolute_deadline_ms > $", $n, ")"
+            "idle_deadline_ms > $",
+            $n,
+            " AND (absolute_deadline_ms IS NULL OR absolute_deadline_ms > $",
+            $n,
+            ")"
         )
     };
 }

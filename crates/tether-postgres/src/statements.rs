@@ -121,4 +121,3 @@ impl Statements for PostgresStore {
         Ok(result.rows_affected() > 0)
     }
 }
-

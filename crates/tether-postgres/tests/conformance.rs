@@ -45,5 +45,9 @@ async fn migrations_are_idempotent_and_safe_to_run_concurrently() {
             panic!("{e:?}")
         }
     }
-    PostgresStore::connect(&url).unwrap().migrate().await.unwrap();
+    PostgresStore::connect(&url)
+        .unwrap()
+        .migrate()
+        .await
+        .unwrap();
 }

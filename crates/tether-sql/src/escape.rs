@@ -65,9 +65,12 @@ pub fn escape_map(map: &Map<String, Value>) -> Map<String, Value> {
 pub fn unescape_value(value: Value) -> Result<Value> {
     Ok(match value {
         Value::String(s) => Value::String(unescape(&s)?),
-        Value::Array(items) => {
-            Value::Array(items.into_iter().map(unescape_value).collect::<Result<_>>()?)
-        }
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .map(unescape_value)
+                .collect::<Result<_>>()?,
+        ),
         Value::Object(map) => Value::Object(unescape_map(map)?),
         other => other,
     })

@@ -96,7 +96,11 @@ async fn after_bind(
 
 /// The per-user cap: deletes `user`'s oldest sessions beyond `cap`, never `keep`.
 async fn hold_to_cap(store: &impl Statements, user: &str, keep: &Id, cap: u32) -> Result<()> {
-    let sessions = store.list(user).await?.into_iter().map(|s| (s.id, s.created));
+    let sessions = store
+        .list(user)
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s.created));
     for id in tether_core::sessions_beyond_cap(sessions, keep, cap) {
         store.delete(&id).await?;
     }

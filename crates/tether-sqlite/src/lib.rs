@@ -101,8 +101,12 @@ impl SqliteStore {
     /// # }
     /// ```
     pub fn connect(url: &str) -> Result<Self> {
-        let invalid =
-            |why: String| Error::config(format!("SQLite URL {}: {why}", tether_core::redact_url(url)));
+        let invalid = |why: String| {
+            Error::config(format!(
+                "SQLite URL {}: {why}",
+                tether_core::redact_url(url)
+            ))
+        };
         if !url.starts_with("sqlite:") {
             return Err(invalid("expected a sqlite://PATH URL".into()));
         }
@@ -171,7 +175,10 @@ impl SqliteStore {
     /// # }
     /// ```
     pub fn from_pool(pool: SqlitePool) -> Self {
-        let target = format!("sqlite://{}", pool.connect_options().get_filename().display());
+        let target = format!(
+            "sqlite://{}",
+            pool.connect_options().get_filename().display()
+        );
         Self {
             runner: Runner::new("SQLite", &target, DEFAULT_TIMEOUT),
             readers: pool.clone(),
@@ -269,7 +276,7 @@ impl SessionStore for SqliteStore {
         let ttl_ms = i64::try_from(options.ttl.as_millis()).unwrap_or(i64::MAX);
         let attempt = || async {
             let now = unix_ms::now_ms();
-            let taken = self
+            let acquired = self
                 .runner
                 .run("taking a session lock", async || {
                     sqlx::query(TAKE_LOCK_SQL)
@@ -281,7 +288,7 @@ impl SessionStore for SqliteStore {
                         .await
                 })
                 .await?;
-            Ok(taken.rows_affected() == 1)
+            Ok(acquired.rows_affected() == 1)
         };
         flow::lock(options.wait, attempt, |_| false).await?;
         Ok(token)

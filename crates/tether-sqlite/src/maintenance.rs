@@ -95,7 +95,7 @@ impl SqliteStore {
 /// SQLite's `SQLITE_BUSY` (5), in any of its extended forms.
 fn is_busy(e: &Error) -> bool {
     tether_sql::database_error(e)
-        .and_then(|d| d.code())
+        .and_then(sqlx::error::DatabaseError::code)
         .and_then(|code| code.parse::<i32>().ok())
         .is_some_and(|code| code & 0xff == 5)
 }

@@ -112,4 +112,3 @@ impl Statements for SqliteStore {
         Ok(result.rows_affected() > 0)
     }
 }
-

@@ -83,13 +83,20 @@ async fn migrations_are_idempotent_and_safe_to_run_concurrently() {
 async fn several_stores_on_one_file_never_see_database_is_locked() {
     let db = TempDb::new("shared");
     let stores: Vec<SqliteStore> = (0..3)
-        .map(|_| SqliteStore::connect(&db.url()).unwrap().with_timeout(Duration::from_secs(30)))
+        .map(|_| {
+            SqliteStore::connect(&db.url())
+                .unwrap()
+                .with_timeout(Duration::from_secs(30))
+        })
         .collect();
     stores[0].migrate().await.unwrap();
     let now = time::OffsetDateTime::now_utc();
     let expiry = Expiry::new(Duration::from_secs(600));
     let id = Id::generate().unwrap();
-    stores[0].create(&id, &Record::new(now, &expiry)).await.unwrap();
+    stores[0]
+        .create(&id, &Record::new(now, &expiry))
+        .await
+        .unwrap();
     let idle = expiry.idle_deadline(now, None);
     let writers: Vec<_> = (0..300)
         .map(|i| {

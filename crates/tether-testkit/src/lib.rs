@@ -58,8 +58,8 @@ pub mod app;
 mod cases;
 pub mod harness;
 pub mod http;
-pub mod outage;
 mod jar;
+pub mod outage;
 pub mod services;
 
 use std::fmt;

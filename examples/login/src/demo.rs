@@ -60,6 +60,34 @@ fn write_key_file(dir: &Path) -> PathBuf {
     path
 }
 
+/// The arguments that pick each instance's store.
+fn store_args(
+    args: &DemoArgs,
+    dir: &Path,
+    key_file: Option<&Path>,
+    urls: &[String],
+) -> Vec<std::ffi::OsString> {
+    let url = |fallback: Option<String>| {
+        args.store_url
+            .clone()
+            .or(fallback)
+            .unwrap_or_else(|| fail("this store needs --store-url"))
+    };
+    match args.store {
+        StoreKind::File => vec!["--store-url".into(), dir.join("sessions").into()],
+        StoreKind::Sqlite => {
+            let file = format!("sqlite://{}", dir.join("sessions.db").display());
+            vec!["--store-url".into(), url(Some(file)).into()]
+        }
+        StoreKind::Redis | StoreKind::Mysql | StoreKind::Postgres => {
+            vec!["--store-url".into(), url(None).into()]
+        }
+        StoreKind::Cookie => vec!["--key-file".into(), key_file.expect("written").into()],
+        StoreKind::Replicated => vec!["--peers".into(), urls.join(",").into()],
+        StoreKind::Memory => Vec::new(),
+    }
+}
+
 pub(crate) async fn run(args: DemoArgs) {
     if args.instances == 0 {
         fail("--instances must be at least 1");
@@ -89,32 +117,7 @@ pub(crate) async fn run(args: DemoArgs) {
             .env("TETHER_REPLICATION_SECRET", &secret)
             .stdin(Stdio::null())
             .kill_on_drop(true);
-        match args.store {
-            StoreKind::File => {
-                cmd.arg("--store-url").arg(dir.join("sessions"));
-            }
-            StoreKind::Sqlite => {
-                let url = args.store_url.clone().unwrap_or_else(|| {
-                    format!("sqlite://{}", dir.join("sessions.db").display())
-                });
-                cmd.args(["--store-url", &url]);
-            }
-            StoreKind::Redis | StoreKind::Mysql | StoreKind::Postgres => {
-                let url = args
-                    .store_url
-                    .clone()
-                    .unwrap_or_else(|| fail("this store needs --store-url"));
-                cmd.args(["--store-url", &url]);
-            }
-            StoreKind::Cookie => {
-                cmd.arg("--key-file")
-                    .arg(key_file.as_ref().expect("written above"));
-            }
-            StoreKind::Replicated => {
-                cmd.args(["--peers", &urls.join(",")]);
-            }
-            StoreKind::Memory => {}
-        }
+        cmd.args(store_args(&args, &dir, key_file.as_deref(), &urls));
         children.push(
             cmd.spawn()
                 .unwrap_or_else(|e| fail(&format!("starting an instance: {e}"))),

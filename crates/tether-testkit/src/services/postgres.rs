@@ -131,10 +131,13 @@ impl Postgres {
         };
         db.start_again()?;
         let mut createdb = command("createdb");
-        createdb
-            .arg("-h")
-            .arg(&db.dir)
-            .args(["-p", &db.port.to_string(), "-U", "tether", "tether"]);
+        createdb.arg("-h").arg(&db.dir).args([
+            "-p",
+            &db.port.to_string(),
+            "-U",
+            "tether",
+            "tether",
+        ]);
         run(createdb, "createdb", &dir.join("install.log"))?;
         Ok(db)
     }
