@@ -49,17 +49,9 @@ use std::time::Duration;
 
 use sqlx::MySql;
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
-use tether_sql::codec::user_hash;
-use tether_sql::flow::{self, Statements};
-use tether_sql::{Runner, database_error, rows};
+use tether_sql::Runner;
 
-use crate::sql::{
-    CLEAR_EXPIRED_LOCK_SQL, DELETE_USER_SQL, LOAD_SQL, TAKE_LOCK_SQL, TOUCH_SQL, UNLOCK_SQL,
-};
-use tether_core::{
-    Changes, Created, Error, Id, LockOptions, LockToken, Record, Result, Saved, SessionInfo,
-    SessionStore, Touch, async_trait, unix_ms,
-};
+use tether_core::{Error, Result, unix_ms};
 
 /// Sessions in a MySQL or MariaDB table.
 #[derive(Debug, Clone)]
@@ -155,126 +147,4 @@ pub(crate) fn live(query: Query<'_>) -> Query<'_> {
     query.bind(now).bind(now)
 }
 
-/// InnoDB's deadlock (1213) and lock-wait timeout (1205): the contended row was busy.
-fn is_contention(e: &Error) -> bool {
-    database_error(e)
-        .and_then(|d| d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>())
-        .is_some_and(|d| matches!(d.number(), 1205 | 1213))
-}
-
-#[async_trait]
-impl SessionStore for MySqlStore {
-    fn name(&self) -> &'static str {
-        "mysql"
-    }
-
-    async fn load(&self, id: &Id) -> Result<Option<Record>> {
-        let row = self
-            .runner
-            .run("loading a session", async || {
-                live(sqlx::query(LOAD_SQL).bind(id.as_bytes().as_slice()))
-                    .fetch_optional(&self.pool)
-                    .await
-            })
-            .await?;
-        row.map(|row| rows::record(&row, rows::WRAPPED)).transpose()
-    }
-
-    async fn create_capped(&self, id: &Id, record: &Record, cap: Option<u32>) -> Result<Created> {
-        flow::create(self, id, record, cap).await
-    }
-
-    async fn create(&self, id: &Id, record: &Record) -> Result<Created> {
-        flow::create(self, id, record, None).await
-    }
-
-    async fn save(&self, id: &Id, changes: &Changes) -> Result<Saved> {
-        flow::save(self, id, changes).await
-    }
-
-    async fn touch(&self, id: &Id, touch: &Touch) -> Result<bool> {
-        let deadline = unix_ms::to_ms(touch.idle_deadline);
-        let result = self
-            .runner
-            .run("refreshing a session", async || {
-                let query = sqlx::query(TOUCH_SQL)
-                    .bind(unix_ms::to_ms(touch.last_seen))
-                    .bind(deadline)
-                    .bind(deadline)
-                    .bind(id.as_bytes().as_slice());
-                live(query).execute(&self.pool).await
-            })
-            .await?;
-        Ok(result.rows_affected() > 0)
-    }
-
-    async fn delete(&self, id: &Id) -> Result<bool> {
-        Statements::delete(self, id).await
-    }
-
-    async fn cycle_id(&self, old: &Id, new: &Id, changes: &Changes) -> Result<Saved> {
-        flow::cycle_id(self, old, new, changes).await
-    }
-
-    async fn user_sessions(&self, user: &str) -> Result<Vec<SessionInfo>> {
-        self.list(user).await
-    }
-
-    async fn delete_user_sessions(&self, user: &str) -> Result<u64> {
-        let hash = user_hash(user);
-        let result = self
-            .runner
-            .run("deleting a user's sessions", async || {
-                live(sqlx::query(DELETE_USER_SQL).bind(&hash).bind(user))
-                    .execute(&self.pool)
-                    .await
-            })
-            .await?;
-        Ok(result.rows_affected())
-    }
-
-    async fn lock(&self, id: &Id, options: &LockOptions) -> Result<LockToken> {
-        let token = LockToken::generate()?;
-        let ttl_ms = i64::try_from(options.ttl.as_millis()).unwrap_or(i64::MAX);
-        let attempt = || async {
-            let now = unix_ms::now_ms();
-            self.runner
-                .run("clearing an expired session lock", async || {
-                    sqlx::query(CLEAR_EXPIRED_LOCK_SQL)
-                        .bind(id.as_bytes().as_slice())
-                        .bind(now)
-                        .execute(&self.pool)
-                        .await
-                })
-                .await?;
-            let acquired = self
-                .runner
-                .run("taking a session lock", async || {
-                    sqlx::query(TAKE_LOCK_SQL)
-                        .bind(id.as_bytes().as_slice())
-                        .bind(&token.0)
-                        .bind(now.saturating_add(ttl_ms))
-                        .execute(&self.pool)
-                        .await
-                })
-                .await?;
-            Ok(acquired.rows_affected() == 1)
-        };
-        // Contending lockers can deadlock on the lock row: it was busy.
-        flow::lock(options.wait, attempt, is_contention).await?;
-        Ok(token)
-    }
-
-    async fn unlock(&self, id: &Id, token: &LockToken) -> Result<()> {
-        self.runner
-            .run("releasing a session lock", async || {
-                sqlx::query(UNLOCK_SQL)
-                    .bind(id.as_bytes().as_slice())
-                    .bind(&token.0)
-                    .execute(&self.pool)
-                    .await
-            })
-            .await
-            .map(|_| ())
-    }
-}
+tether_sql::session_store!(MySqlStore, "mysql");

@@ -2,13 +2,19 @@
 //! SQL (`sql.rs`).
 
 use sqlx::MySql;
-use tether_core::{Changes, Id, Record, Result, Saved, SessionInfo, async_trait, unix_ms};
+use tether_core::{
+    Changes, Error, Id, LockToken, Record, Result, Saved, SessionInfo, Touch, async_trait, unix_ms,
+};
 use tether_sql::codec::{patch, user_hash, wrap};
 use tether_sql::flow::Statements;
-use tether_sql::rows;
+use tether_sql::{database_error, rows};
 
 use crate::codec::reported;
-use crate::sql::{CLEAR_EXPIRED_ID_SQL, CREATE_SQL, CYCLE_SQL, DELETE_SQL, LIST_SQL, SAVE_SQL};
+use crate::sql::{
+    CLEANUP_LOCKS_SQL, CLEANUP_SESSIONS_SQL, CLEAR_EXPIRED_ID_SQL, CLEAR_EXPIRED_LOCK_SQL,
+    CREATE_SQL, CYCLE_SQL, DELETE_SQL, DELETE_USER_SQL, LIST_SQL, LOAD_SQL, SAVE_SQL,
+    TAKE_LOCK_SQL, TOUCH_SQL, UNLOCK_SQL,
+};
 use crate::{MySqlStore, live};
 
 #[async_trait]
@@ -113,4 +119,127 @@ impl Statements for MySqlStore {
             .await?;
         Ok(result.rows_affected() > 0)
     }
+
+    async fn load(&self, id: &Id) -> Result<Option<Record>> {
+        let row = self
+            .runner
+            .run("loading a session", async || {
+                live(sqlx::query(LOAD_SQL).bind(id.as_bytes().as_slice()))
+                    .fetch_optional(&self.pool)
+                    .await
+            })
+            .await?;
+        row.map(|row| rows::record(&row, rows::WRAPPED)).transpose()
+    }
+
+    async fn touch(&self, id: &Id, touch: &Touch) -> Result<bool> {
+        let deadline = unix_ms::to_ms(touch.idle_deadline);
+        let result = self
+            .runner
+            .run("refreshing a session", async || {
+                let query = sqlx::query(TOUCH_SQL)
+                    .bind(unix_ms::to_ms(touch.last_seen))
+                    .bind(deadline)
+                    .bind(deadline)
+                    .bind(id.as_bytes().as_slice());
+                live(query).execute(&self.pool).await
+            })
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn delete_user(&self, user: &str) -> Result<u64> {
+        let hash = user_hash(user);
+        let result = self
+            .runner
+            .run("deleting a user's sessions", async || {
+                live(sqlx::query(DELETE_USER_SQL).bind(&hash).bind(user))
+                    .execute(&self.pool)
+                    .await
+            })
+            .await?;
+        Ok(result.rows_affected())
+    }
+
+    /// Two statements: clear an expired lock, then `INSERT IGNORE`. Contending
+    /// lockers can deadlock on the lock row: that is "held by another".
+    async fn take_lock(
+        &self,
+        id: &Id,
+        token: &LockToken,
+        expires_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let attempt = async {
+            self.runner
+                .run("clearing an expired session lock", async || {
+                    sqlx::query(CLEAR_EXPIRED_LOCK_SQL)
+                        .bind(id.as_bytes().as_slice())
+                        .bind(now_ms)
+                        .execute(&self.pool)
+                        .await
+                })
+                .await?;
+            self.runner
+                .run("taking a session lock", async || {
+                    sqlx::query(TAKE_LOCK_SQL)
+                        .bind(id.as_bytes().as_slice())
+                        .bind(&token.0)
+                        .bind(expires_ms)
+                        .execute(&self.pool)
+                        .await
+                })
+                .await
+        };
+        match attempt.await {
+            Ok(result) => Ok(result.rows_affected() == 1),
+            Err(e) if is_contention(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn unlock(&self, id: &Id, token: &LockToken) -> Result<()> {
+        self.runner
+            .run("releasing a session lock", async || {
+                sqlx::query(UNLOCK_SQL)
+                    .bind(id.as_bytes().as_slice())
+                    .bind(&token.0)
+                    .execute(&self.pool)
+                    .await
+            })
+            .await
+            .map(drop)
+    }
+
+    async fn delete_expired(&self, now_ms: i64) -> Result<u64> {
+        let result = self
+            .runner
+            .run("deleting expired sessions", async || {
+                sqlx::query(CLEANUP_SESSIONS_SQL)
+                    .bind(now_ms)
+                    .execute(&self.pool)
+                    .await
+            })
+            .await?;
+        Ok(result.rows_affected())
+    }
+
+    async fn delete_expired_locks(&self, now_ms: i64) -> Result<()> {
+        self.runner
+            .run("deleting expired locks", async || {
+                sqlx::query(CLEANUP_LOCKS_SQL)
+                    .bind(now_ms)
+                    .execute(&self.pool)
+                    .await
+            })
+            .await
+            .map(drop)
+    }
+}
+
+/// InnoDB's deadlock (1213) and lock-wait timeout (1205): the contended row was busy.
+fn is_contention(e: &Error) -> bool {
+    database_error(e)
+        .and_then(|d| d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>())
+        .is_some_and(|d| matches!(d.number(), 1205 | 1213))
 }

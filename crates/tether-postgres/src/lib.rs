@@ -40,16 +40,10 @@ mod statements;
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use tether_core::{
-    Changes, Created, Error, Id, LockOptions, LockToken, Record, Result, Saved, SessionInfo,
-    SessionStore, Touch, async_trait, unix_ms,
-};
-use tether_sql::codec::{bare_data, user_hash};
-use tether_sql::escape::{escape, unescape, unescape_map};
-use tether_sql::flow::{self, Statements};
+use tether_core::{Error, Result};
+use tether_sql::codec::bare_data;
+use tether_sql::escape::{unescape, unescape_map};
 use tether_sql::{Runner, rows};
-
-use crate::sql::{DELETE_USER_SQL, LOAD_SQL, TAKE_LOCK_SQL, TOUCH_SQL, UNLOCK_SQL};
 
 /// Sessions in a Postgres table.
 #[derive(Debug, Clone)]
@@ -149,115 +143,4 @@ impl PostgresStore {
     }
 }
 
-#[async_trait]
-impl SessionStore for PostgresStore {
-    fn name(&self) -> &'static str {
-        "postgres"
-    }
-
-    async fn load(&self, id: &Id) -> Result<Option<Record>> {
-        let row = self
-            .runner
-            .run("loading a session", async || {
-                sqlx::query(LOAD_SQL)
-                    .bind(id.as_bytes().as_slice())
-                    .bind(unix_ms::now_ms())
-                    .fetch_optional(&self.pool)
-                    .await
-            })
-            .await?;
-        row.map(|row| rows::record(&row, TEXT)).transpose()
-    }
-
-    async fn create_capped(&self, id: &Id, record: &Record, cap: Option<u32>) -> Result<Created> {
-        flow::create(self, id, record, cap).await
-    }
-
-    async fn create(&self, id: &Id, record: &Record) -> Result<Created> {
-        flow::create(self, id, record, None).await
-    }
-
-    async fn save(&self, id: &Id, changes: &Changes) -> Result<Saved> {
-        flow::save(self, id, changes).await
-    }
-
-    async fn touch(&self, id: &Id, touch: &Touch) -> Result<bool> {
-        let result = self
-            .runner
-            .run("refreshing a session", async || {
-                sqlx::query(TOUCH_SQL)
-                    .bind(unix_ms::to_ms(touch.last_seen))
-                    .bind(unix_ms::to_ms(touch.idle_deadline))
-                    .bind(id.as_bytes().as_slice())
-                    .bind(unix_ms::now_ms())
-                    .execute(&self.pool)
-                    .await
-            })
-            .await?;
-        Ok(result.rows_affected() > 0)
-    }
-
-    async fn delete(&self, id: &Id) -> Result<bool> {
-        Statements::delete(self, id).await
-    }
-
-    async fn cycle_id(&self, old: &Id, new: &Id, changes: &Changes) -> Result<Saved> {
-        flow::cycle_id(self, old, new, changes).await
-    }
-
-    async fn user_sessions(&self, user: &str) -> Result<Vec<SessionInfo>> {
-        self.list(user).await
-    }
-
-    async fn delete_user_sessions(&self, user: &str) -> Result<u64> {
-        let hash = user_hash(user);
-        let result = self
-            .runner
-            .run("deleting a user's sessions", async || {
-                sqlx::query(DELETE_USER_SQL)
-                    .bind(&hash)
-                    .bind(escape(user).as_ref())
-                    .bind(unix_ms::now_ms())
-                    .execute(&self.pool)
-                    .await
-            })
-            .await?;
-        Ok(result.rows_affected())
-    }
-
-    async fn lock(&self, id: &Id, options: &LockOptions) -> Result<LockToken> {
-        let token = LockToken::generate()?;
-        let ttl_ms = i64::try_from(options.ttl.as_millis()).unwrap_or(i64::MAX);
-        let attempt = || async {
-            let now = unix_ms::now_ms();
-            let acquired = self
-                .runner
-                .run("taking a session lock", async || {
-                    sqlx::query(TAKE_LOCK_SQL)
-                        .bind(id.as_bytes().as_slice())
-                        .bind(&token.0)
-                        .bind(now.saturating_add(ttl_ms))
-                        .bind(now)
-                        .execute(&self.pool)
-                        .await
-                })
-                .await?;
-            Ok(acquired.rows_affected() == 1)
-        };
-        flow::lock(options.wait, attempt, |_| false).await?;
-        Ok(token)
-    }
-
-    async fn unlock(&self, id: &Id, token: &LockToken) -> Result<()> {
-        self.runner
-            .run("releasing a session lock", async || {
-                sqlx::query(UNLOCK_SQL)
-                    .bind(id.as_bytes().as_slice())
-                    .bind(&token.0)
-                    .execute(&self.pool)
-                    .await
-            })
-            .await
-            .map(|_| ())
-    }
-}
+tether_sql::session_store!(PostgresStore, "postgres");

@@ -1,10 +1,9 @@
 //! The logic of `create`, lock mode and the per-user cap, shared by every SQL store;
 //! each store passes in its own statements.
 
-use std::time::Duration;
-
 use tether_core::{
-    Changes, Created, Error, Id, LockWait, Record, Result, Saved, SessionInfo, async_trait,
+    Changes, Created, Error, Id, LockOptions, LockToken, LockWait, Record, Result, Saved,
+    SessionInfo, Touch, async_trait, unix_ms,
 };
 
 use crate::is_unique_violation;
@@ -26,6 +25,28 @@ pub trait Statements: Send + Sync {
     async fn list(&self, user: &str) -> Result<Vec<SessionInfo>>;
     /// Deletes the row of `id`; whether there was one.
     async fn delete(&self, id: &Id) -> Result<bool>;
+    /// The live session of `id`, if any.
+    async fn load(&self, id: &Id) -> Result<Option<Record>>;
+    /// Refreshes the live session of `id`; whether there was one.
+    async fn touch(&self, id: &Id, touch: &Touch) -> Result<bool>;
+    /// Deletes the live sessions of `user`; how many.
+    async fn delete_user(&self, user: &str) -> Result<u64>;
+    /// Takes the lock of `id` for `token` until `expires_ms` when it is free or its
+    /// holder's time ran out at `now_ms`; whether it did. Contention that the engine
+    /// reports as an error (a deadlock on the lock row) is `false`.
+    async fn take_lock(
+        &self,
+        id: &Id,
+        token: &LockToken,
+        expires_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool>;
+    /// Releases the lock of `id` if `token` holds it.
+    async fn unlock(&self, id: &Id, token: &LockToken) -> Result<()>;
+    /// Deletes up to [`CLEANUP_BATCH`] sessions expired at `now_ms`; how many.
+    async fn delete_expired(&self, now_ms: i64) -> Result<u64>;
+    /// Deletes the locks expired at `now_ms`.
+    async fn delete_expired_locks(&self, now_ms: i64) -> Result<()>;
 }
 
 /// `create`, with the per-user cap when `cap` is set: insert, never
@@ -107,30 +128,19 @@ async fn hold_to_cap(store: &impl Statements, user: &str, keep: &Id, cap: u32) -
     Ok(())
 }
 
-/// Lock mode: `attempt` inserts the lock row if absent (`true` when this caller now
-/// holds it); tried again with [`LockWait`]'s pauses until `wait` runs out
-/// ([`Error::LockTimeout`]). An error that `busy` accepts (a deadlock on the lock
-/// row, say) counts as "held by another".
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// use std::time::Duration;
-/// let held = tether_sql::flow::lock(Duration::from_millis(20), || async { Ok(false) }, |_| false).await;
-/// assert!(matches!(held, Err(tether_core::Error::LockTimeout(_))));
-/// # }
-/// ```
-pub async fn lock<A, F>(wait: Duration, mut attempt: A, busy: impl Fn(&Error) -> bool) -> Result<()>
-where
-    A: FnMut() -> F,
-    F: Future<Output = Result<bool>>,
-{
-    let mut wait = LockWait::new(wait);
+/// Lock mode: [`Statements::take_lock`], tried again with [`LockWait`]'s pauses until
+/// `options.wait` runs out ([`Error::LockTimeout`]).
+pub async fn lock(store: &impl Statements, id: &Id, options: &LockOptions) -> Result<LockToken> {
+    let token = LockToken::generate()?;
+    let ttl_ms = i64::try_from(options.ttl.as_millis()).unwrap_or(i64::MAX);
+    let mut wait = LockWait::new(options.wait);
     loop {
-        match attempt().await {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(e) if busy(&e) => {}
-            Err(e) => return Err(e),
+        let now = unix_ms::now_ms();
+        if store
+            .take_lock(id, &token, now.saturating_add(ttl_ms), now)
+            .await?
+        {
+            return Ok(token);
         }
         tokio::time::sleep(wait.next_pause()?).await;
     }
@@ -139,34 +149,18 @@ where
 /// Expired rows deleted per statement of a cleanup.
 pub const CLEANUP_BATCH: u64 = 1000;
 
-/// One cleanup: `batch` deletes up to [`CLEANUP_BATCH`] expired sessions (how many
-/// it did) until a batch comes back short, then `locks` deletes expired locks.
-/// Returns how many sessions went. Short statements, so a cleanup never holds a large
-/// table lock or a long transaction.
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// let left = std::cell::Cell::new(2500u64);
-/// let deleted = tether_sql::flow::cleanup(
-///     || async { let n = left.get().min(1000); left.set(left.get() - n); Ok(n) },
-///     async { Ok(()) },
-/// ).await;
-/// assert_eq!(deleted.unwrap(), 2500);
-/// # }
-/// ```
-pub async fn cleanup<B, F>(mut batch: B, locks: impl Future<Output = Result<()>>) -> Result<u64>
-where
-    B: FnMut() -> F,
-    F: Future<Output = Result<u64>>,
-{
+/// One cleanup: batches of [`Statements::delete_expired`] until one comes back short,
+/// then [`Statements::delete_expired_locks`]. Returns how many sessions went. Short
+/// statements, so a cleanup never holds a large table lock or a long transaction.
+pub async fn cleanup(store: &impl Statements) -> Result<u64> {
     let mut deleted = 0;
     loop {
-        let n = batch().await?;
+        let n = store.delete_expired(unix_ms::now_ms()).await?;
         deleted += n;
         if n < CLEANUP_BATCH {
             break;
         }
     }
-    locks.await?;
+    store.delete_expired_locks(unix_ms::now_ms()).await?;
     Ok(deleted)
 }

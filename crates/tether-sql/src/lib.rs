@@ -21,5 +21,6 @@ pub mod escape;
 pub mod flow;
 pub mod rows;
 mod runner;
+mod store;
 
 pub use runner::{Runner, database_error, is_unique_violation};

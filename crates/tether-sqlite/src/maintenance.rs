@@ -1,12 +1,12 @@
-//! Keeping the tables: embedded migrations, and the cleanup of expired rows.
+//! The tables' embedded migrations. (The cleanup of expired rows is
+//! `tether_sql::session_store!`'s.)
 
 use std::time::Duration;
 
 use sqlx::Connection as _;
-use tether_core::{Error, Result, unix_ms};
+use tether_core::{Error, Result};
 
-use crate::sql::{CLEANUP_LOCKS_SQL, CLEANUP_SESSIONS_SQL};
-use crate::{Cleanup, SqliteStore};
+use crate::SqliteStore;
 
 impl SqliteStore {
     /// Creates or upgrades the tables (embedded, versioned migrations). Idempotent,
@@ -50,45 +50,6 @@ impl SqliteStore {
         tx.commit()
             .await
             .map_err(|e| Error::unavailable(context(), e))
-    }
-
-    /// Deletes expired sessions and locks in batches of 1000; returns how many sessions.
-    pub async fn cleanup_once(&self) -> Result<u64> {
-        let sessions = || async {
-            let done = self
-                .runner
-                .run("deleting expired sessions", async || {
-                    sqlx::query(CLEANUP_SESSIONS_SQL)
-                        .bind(unix_ms::now_ms())
-                        .execute(&self.writer)
-                        .await
-                })
-                .await?;
-            Ok(done.rows_affected())
-        };
-        let locks = async {
-            self.runner
-                .run("deleting expired locks", async || {
-                    sqlx::query(CLEANUP_LOCKS_SQL)
-                        .bind(unix_ms::now_ms())
-                        .execute(&self.writer)
-                        .await
-                })
-                .await
-                .map(drop)
-        };
-        tether_sql::flow::cleanup(sessions, locks).await
-    }
-
-    /// Runs [`SqliteStore::cleanup_once`] every `every` until the returned handle is
-    /// dropped. When the database fails, the task logs it, waits longer each time (up
-    /// to ten times `every`) and tries again; it never stops by itself.
-    pub fn spawn_cleanup(&self, every: Duration) -> Cleanup {
-        let store = self.clone();
-        Cleanup::every(every, move || {
-            let store = store.clone();
-            async move { store.cleanup_once().await }
-        })
     }
 }
 
