@@ -6,7 +6,7 @@ use tether_core::{
     Changes, Error, Id, LockToken, Record, Result, Saved, SessionInfo, Touch, async_trait, unix_ms,
 };
 use tether_sql::codec::{patch, user_hash, wrap};
-use tether_sql::flow::Statements;
+use tether_sql::flow::{Statements, Writes};
 use tether_sql::{database_error, rows};
 
 use crate::codec::reported;
@@ -18,7 +18,7 @@ use crate::sql::{
 use crate::{MySqlStore, live};
 
 #[async_trait]
-impl Statements for MySqlStore {
+impl Writes for MySqlStore {
     async fn insert(&self, id: &Id, record: &Record) -> Result<()> {
         let data = wrap(&record.data);
         let hash = record.user.as_deref().map(user_hash);
@@ -39,18 +39,6 @@ impl Statements for MySqlStore {
             })
             .await
             .map(drop)
-    }
-
-    async fn clear_expired(&self, id: &Id) -> Result<bool> {
-        let cleared = self
-            .runner
-            .run("replacing an expired session", async || {
-                live(sqlx::query(CLEAR_EXPIRED_ID_SQL).bind(id.as_bytes().as_slice()))
-                    .execute(&self.pool)
-                    .await
-            })
-            .await?;
-        Ok(cleared.rows_affected() > 0)
     }
 
     /// `SET id = ?` only when rotating.
@@ -92,6 +80,21 @@ impl Statements for MySqlStore {
         } else {
             reported(result.last_insert_id())
         })
+    }
+}
+
+#[async_trait]
+impl Statements for MySqlStore {
+    async fn clear_expired(&self, id: &Id) -> Result<bool> {
+        let cleared = self
+            .runner
+            .run("replacing an expired session", async || {
+                live(sqlx::query(CLEAR_EXPIRED_ID_SQL).bind(id.as_bytes().as_slice()))
+                    .execute(&self.pool)
+                    .await
+            })
+            .await?;
+        Ok(cleared.rows_affected() > 0)
     }
 
     async fn list(&self, user: &str) -> Result<Vec<SessionInfo>> {

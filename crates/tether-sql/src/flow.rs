@@ -8,19 +8,14 @@ use tether_core::{
 
 use crate::is_unique_violation;
 
-/// The statements of one engine that the flows below are built from. Each store
-/// implements it with its own SQL; [`create`], [`save`] and [`cycle_id`] hold the
-/// logic they share.
+/// The statements of one engine that the flows below are built from, but for the
+/// two that write a session's data ([`Writes`]). Each store implements it with its
+/// own SQL (Postgres and SQLite through
+/// [`numbered_statements!`](crate::numbered_statements)).
 #[async_trait]
 pub trait Statements: Send + Sync {
-    /// Inserts a new row for `id`; fails with a unique violation when the id is taken.
-    async fn insert(&self, id: &Id, record: &Record) -> Result<()>;
     /// Deletes the row of `id` only if it has expired; whether it did.
     async fn clear_expired(&self, id: &Id) -> Result<bool>;
-    /// The merge of a save (`new_id` none) or of a rotation to `new_id`: one statement
-    /// that applies `changes` only to a live row and reports the new version and
-    /// expiry, or [`Saved::Gone`].
-    async fn merge(&self, id: &Id, new_id: Option<&Id>, changes: &Changes) -> Result<Saved>;
     /// The live sessions of `user`.
     async fn list(&self, user: &str) -> Result<Vec<SessionInfo>>;
     /// Deletes the row of `id`; whether there was one.
@@ -49,12 +44,24 @@ pub trait Statements: Send + Sync {
     async fn delete_expired_locks(&self, now_ms: i64) -> Result<()>;
 }
 
+/// The two statements that write a session's data, where each engine merges in its
+/// own way; [`create`], [`save`] and [`cycle_id`] hold the logic around them.
+#[async_trait]
+pub trait Writes: Statements {
+    /// Inserts a new row for `id`; fails with a unique violation when the id is taken.
+    async fn insert(&self, id: &Id, record: &Record) -> Result<()>;
+    /// The merge of a save (`new_id` none) or of a rotation to `new_id`: one statement
+    /// that applies `changes` only to a live row and reports the new version and
+    /// expiry, or [`Saved::Gone`].
+    async fn merge(&self, id: &Id, new_id: Option<&Id>, changes: &Changes) -> Result<Saved>;
+}
+
 /// `create`, with the per-user cap when `cap` is set: insert, never
 /// check-then-insert. When the id is taken by a live session the answer is
 /// [`Created::IdTaken`]; when by an expired one (not yet cleaned up), it is deleted
 /// only if it is still expired and the insert is tried once more.
 pub async fn create(
-    store: &impl Statements,
+    store: &impl Writes,
     id: &Id,
     record: &Record,
     cap: Option<u32>,
@@ -80,19 +87,14 @@ pub async fn create(
 }
 
 /// `save`: the merge, then the cap when the save binds a user.
-pub async fn save(store: &impl Statements, id: &Id, changes: &Changes) -> Result<Saved> {
+pub async fn save(store: &impl Writes, id: &Id, changes: &Changes) -> Result<Saved> {
     let saved = store.merge(id, None, changes).await?;
     after_bind(store, id, changes, saved).await
 }
 
 /// `cycle_id`: the merge that also sets the new id (a taken id is
 /// [`Error::IdCollision`]), then the cap when it binds a user.
-pub async fn cycle_id(
-    store: &impl Statements,
-    old: &Id,
-    new: &Id,
-    changes: &Changes,
-) -> Result<Saved> {
+pub async fn cycle_id(store: &impl Writes, old: &Id, new: &Id, changes: &Changes) -> Result<Saved> {
     let saved = match store.merge(old, Some(new), changes).await {
         Ok(saved) => saved,
         Err(e) if is_unique_violation(&e) => return Err(Error::IdCollision),

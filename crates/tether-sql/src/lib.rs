@@ -19,6 +19,7 @@
 pub mod codec;
 pub mod escape;
 pub mod flow;
+mod numbered;
 pub mod rows;
 mod runner;
 mod store;

@@ -1,8 +1,10 @@
 //! [`session_store!`](crate::session_store): a store's `SessionStore` impl and its
-//! cleanup, made from its [`Statements`](crate::flow::Statements).
+//! cleanup, made from its [`Writes`](crate::flow::Writes) and
+//! [`Statements`](crate::flow::Statements).
 
 /// Implements `tether_core::SessionStore` for `$store` (named `$name`) from its
-/// [`Statements`](crate::flow::Statements) and the flows in [`flow`](crate::flow),
+/// [`Writes`](crate::flow::Writes) and [`Statements`](crate::flow::Statements) and the
+/// flows in [`flow`](crate::flow),
 /// and gives it `cleanup_once` and `spawn_cleanup`. Every SQL store's session
 /// behaviour is this one implementation; a store only writes its statements.
 #[macro_export]
