@@ -1,4 +1,5 @@
-//! What the store saw: calls per request (Redis MONITOR, MariaDB counters), lost increments, the raw Redis floor.
+//! What the store saw: calls per request (Redis MONITOR, MariaDB and Postgres counters),
+//! lost increments, the raw Redis floor.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -29,8 +30,38 @@ pub(crate) fn store_calls(store: &str, url: &str) -> Option<u64> {
             );
             text.split_whitespace().nth(1)?.parse().ok()
         }
+        "postgres" => {
+            let rest = url.strip_prefix("postgres://")?;
+            let (creds, host) = rest.split_once('@')?;
+            let (user, password) = creds.split_once(':')?;
+            let (host, db) = host.split_once('/')?;
+            let (host, port) = host.split_once(':')?;
+            let psql = |sql: &str| {
+                output(
+                    Command::new(postgres_program("psql"))
+                        .env("PGPASSWORD", password)
+                        .args(["-XtA", "-h", host, "-p", port, "-U", user, "-d", db, "-c"])
+                        .arg(sql),
+                )
+            };
+            psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+            // Every statement on the sessions' tables; not this query, nor the `SET`s
+            // a new pooled connection sends.
+            let text = psql(
+                "SELECT COALESCE(SUM(calls), 0) FROM pg_stat_statements \
+                 WHERE query NOT LIKE '%pg_stat_statements%' AND query NOT ILIKE 'SET %'",
+            );
+            text.trim().parse().ok()
+        }
         _ => None,
     }
+}
+
+/// A PostgreSQL client program: from `TETHER_POSTGRES_BIN` (set by `scripts/bench`), or
+/// `PATH`.
+fn postgres_program(name: &str) -> String {
+    std::env::var("TETHER_POSTGRES_BIN")
+        .map_or_else(|_| name.to_owned(), |dir| format!("{dir}/{name}"))
 }
 
 pub(crate) fn redis_cli() -> String {

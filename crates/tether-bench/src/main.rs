@@ -31,7 +31,7 @@ struct RunArgs {
     /// Where BENCHMARKS.md goes; the chart goes to docs/bench/ beside it.
     #[arg(long, default_value = ".")]
     out: PathBuf,
-    /// Only these stores (memory, redis, mysql, file, cookie).
+    /// Only these stores (memory, redis, mysql, postgres, sqlite, file, cookie).
     #[arg(long = "store")]
     stores: Vec<String>,
 }
@@ -88,8 +88,12 @@ fn run(args: &RunArgs) {
     };
     let redis_url = url_for("redis", "TETHER_TEST_REDIS_URL");
     let mysql_url = url_for("mysql", "TETHER_TEST_MYSQL_URL");
+    let postgres_url = url_for("postgres", "TETHER_TEST_POSTGRES_URL");
     let file_dir = std::env::temp_dir().join(format!("tether-bench-{}", std::process::id()));
-    let file_url = file_dir.display().to_string();
+    let file_url = file_dir.join("sessions").display().to_string();
+    // One database file; each library keeps its own table in it.
+    let sqlite_url = format!("sqlite://{}", file_dir.join("sessions.db").display());
+    std::fs::create_dir_all(&file_dir).unwrap_or_else(|e| fail(&e.to_string()));
     let script_path = std::env::temp_dir().join(format!("tether-bench-{}.lua", std::process::id()));
     // The bare server ignores cookies; it gets the same number of distinct ones.
     let fake_cookies: Vec<String> = (0..SESSIONS).map(|i| format!("bare={i:022}")).collect();
@@ -103,6 +107,16 @@ fn run(args: &RunArgs) {
         (
             "mysql",
             Some(mysql_url.as_str()),
+            vec!["tether", "tower-sessions"],
+        ),
+        (
+            "postgres",
+            Some(postgres_url.as_str()),
+            vec!["tether", "tower-sessions"],
+        ),
+        (
+            "sqlite",
+            Some(sqlite_url.as_str()),
             vec!["tether", "tower-sessions"],
         ),
         ("file", Some(file_url.as_str()), vec!["tether"]),
@@ -185,6 +199,8 @@ fn run(args: &RunArgs) {
         ("memory", None),
         ("redis", Some(redis_url.as_str())),
         ("mysql", Some(mysql_url.as_str())),
+        ("postgres", Some(postgres_url.as_str())),
+        ("sqlite", Some(sqlite_url.as_str())),
     ]
     .into_iter()
     .filter(|(store, _)| wanted(store))

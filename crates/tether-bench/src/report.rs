@@ -43,7 +43,9 @@ impl Report<'_> {
                 stores.push(s.clone());
             }
         }
-        let order = ["memory", "redis", "mysql", "file", "cookie"];
+        let order = [
+            "memory", "redis", "mysql", "postgres", "sqlite", "file", "cookie",
+        ];
         stores.sort_by_key(|s| order.iter().position(|o| o == s));
         stores
     }
@@ -107,14 +109,17 @@ impl Report<'_> {
         out.push_str(
             "Versions: tower-sessions 0.15 with its memory store; tower-sessions 0.14 with \
              tower-sessions-redis-store 0.16 (fred) and tower-sessions-sqlx-store 0.15 (sqlx \
-             0.8), the newest set that builds together. Redis and MariaDB are the Debian \
-             packages, on loopback, started by `scripts/services.sh`.\n\n\
+             0.8), the newest set that builds together. Redis, MariaDB and PostgreSQL are the \
+             Debian packages, on loopback, started by `scripts/services.sh`; SQLite is \
+             sqlx's bundled library on a file in the temporary directory, WAL mode and a \
+             5 s busy timeout for both libraries.\n\n\
              Endpoints: `untouched` (the handler ignores the session), `read` (reads a \
              counter), `write` (increments it), `login` (rotates the id and binds a user, \
              from no session). Store round trips per request are counted over 100 requests \
              at the server: for Redis, the commands clients send as `MONITOR` lists them \
              (commands a Lua script runs inside Redis are not round trips and are not \
-             counted); for MariaDB, `Com_stmt_execute`. Each server is first seeded with 1,000 sessions, and wrk's \
+             counted); for MariaDB, `Com_stmt_execute`; for PostgreSQL, the calls \
+             `pg_stat_statements` records (SQLite has no server to count at: –). Each server is first seeded with 1,000 sessions, and wrk's \
              requests to `untouched`, `read` and `write` cycle through their cookies: many \
              users, as in production, rather than 32 connections contending for one row or \
              key (the increments test below is the contention case).\n\n\

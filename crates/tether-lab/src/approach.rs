@@ -23,10 +23,14 @@ pub(crate) enum Approach {
     Redis,
     /// Central store: MySQL / MariaDB (round-robin).
     Mysql,
+    /// Central store: PostgreSQL (round-robin).
+    Postgres,
+    /// Central store: one SQLite file the instances on this machine share (round-robin).
+    Sqlite,
 }
 
 impl Approach {
-    pub(crate) const ALL: [Self; 8] = [
+    pub(crate) const ALL: [Self; 10] = [
         Self::Replicated,
         Self::Cookie,
         Self::MemoryIpHash,
@@ -35,6 +39,8 @@ impl Approach {
         Self::File,
         Self::Redis,
         Self::Mysql,
+        Self::Postgres,
+        Self::Sqlite,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -47,6 +53,8 @@ impl Approach {
             Self::File => "file",
             Self::Redis => "redis",
             Self::Mysql => "mysql",
+            Self::Postgres => "postgres",
+            Self::Sqlite => "sqlite",
         }
     }
 
@@ -59,6 +67,8 @@ impl Approach {
             Self::File => "file",
             Self::Redis => "redis",
             Self::Mysql => "mysql",
+            Self::Postgres => "postgres",
+            Self::Sqlite => "sqlite",
         }
     }
 
@@ -84,7 +94,7 @@ impl Approach {
 
     /// Whether the sessions live in a server the lab can restart.
     pub(crate) fn has_store_server(self) -> bool {
-        matches!(self, Self::Redis | Self::Mysql)
+        matches!(self, Self::Redis | Self::Mysql | Self::Postgres)
     }
 }
 
@@ -100,7 +110,7 @@ pub(crate) enum Scenario {
     Kill,
     /// One more instance joins; the balancer is reconfigured live.
     ScaleOut,
-    /// Redis or MariaDB stops and starts again.
+    /// Redis, MariaDB or PostgreSQL stops and starts again.
     StoreRestart,
     /// Every instance in turn is stopped gracefully and started again.
     Rolling,
@@ -147,7 +157,8 @@ impl Scenario {
             }
             Self::StoreRestart => {
                 "Once every user is logged in, the store server (Redis with an fsync'd \
-                 append-only file, or MariaDB) is stopped cleanly and started again."
+                 append-only file, MariaDB or PostgreSQL) is stopped cleanly and started \
+                 again."
             }
             Self::Rolling => {
                 "Once every user is logged in, each instance in turn is stopped gracefully \

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use tether_testkit::services::{MariaDb, RedisServer};
+use tether_testkit::services::{MariaDb, Postgres, RedisServer};
 use tokio::sync::Mutex;
 
 use approach::{Approach, Scenario};
@@ -122,12 +122,18 @@ async fn start_services(
     skipped: &mut Vec<(Approach, String)>,
 ) -> Services {
     let mut services = Services::default();
-    let starts: [(Approach, &str, StartServer); 2] = [
+    let starts: [(Approach, &str, StartServer); 3] = [
         (Approach::Redis, "redis-server", |dir| {
             Ok(Arc::new(Mutex::new(RedisServer::start(dir)?)))
         }),
         (Approach::Mysql, "mariadbd", |dir| {
             Ok(Arc::new(Mutex::new(MariaDb::install(dir)?)))
+        }),
+        (Approach::Postgres, "postgres", |dir| {
+            Ok(Arc::new(Mutex::new(Postgres::install_with(
+                dir,
+                &["max_connections=300"],
+            )?)))
         }),
     ];
     for (approach, program, start) in starts {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tether_testkit::services::{MariaDb, RedisServer};
+use tether_testkit::services::{MariaDb, Postgres, RedisServer};
 use tokio::sync::Mutex;
 
 use crate::Error;
@@ -34,6 +34,15 @@ impl StoreServer for MariaDb {
     }
     fn restart(&mut self) -> std::io::Result<()> {
         MariaDb::restart(self)
+    }
+}
+
+impl StoreServer for Postgres {
+    fn url(&self) -> String {
+        Postgres::url(self)
+    }
+    fn restart(&mut self) -> std::io::Result<()> {
+        Postgres::restart(self)
     }
 }
 
@@ -169,6 +178,7 @@ pub(crate) async fn run(
     std::fs::create_dir_all(&dir)?;
     let url = match approach {
         Approach::File => Some(dir.join("sessions").display().to_string()),
+        Approach::Sqlite => Some(format!("sqlite://{}", dir.join("sessions.db").display())),
         a if a.has_store_server() => Some(services.server(a)?.lock().await.url()),
         _ => None,
     };

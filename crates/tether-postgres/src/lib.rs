@@ -95,8 +95,10 @@ impl PostgresStore {
         let options: sqlx::postgres::PgConnectOptions = url
             .parse()
             .map_err(|e: sqlx::Error| invalid(e.to_string()))?;
+        // Each Postgres connection is a server process, and a server allows 100 by
+        // default: 16 per instance leaves room for six instances and the app's own.
         let pool = PgPoolOptions::new()
-            .max_connections(32)
+            .max_connections(16)
             .acquire_timeout(DEFAULT_TIMEOUT)
             // A ping before every checkout would double the round trips; a broken
             // connection fails its statement instead and is discarded.

@@ -20,9 +20,9 @@ async fn visit(session: Session) -> Result<String, SessionError> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let url = std::env::args()
-        .nth(1)
-        .ok_or("give the database: cargo run --example sqlite -- sqlite://PATH (created when missing)")?;
+    let url = std::env::args().nth(1).ok_or(
+        "give the database: cargo run --example sqlite -- sqlite://PATH (created when missing)",
+    )?;
     let store = SqliteStore::connect(&url)?;
     store.migrate().await?; // idempotent, safe from several processes at once
     let _cleanup = store.spawn_cleanup(Duration::from_secs(60)); // stops when dropped

@@ -22,6 +22,8 @@ enum Store {
     Memory,
     Redis,
     Mysql,
+    Postgres,
+    Sqlite,
     File,
     Cookie,
 }
@@ -35,7 +37,7 @@ struct Args {
     store: Store,
     #[arg(long)]
     listen: String,
-    /// redis://…, mysql://… or a directory.
+    /// redis://…, mysql://…, postgres://…, sqlite://PATH or a directory.
     #[arg(long)]
     url: Option<String>,
     /// tether's strict per-session lock mode.
@@ -128,6 +130,19 @@ where
         .route("/login", post(login))
 }
 
+/// tether's layer on an SQL store, its tables migrated.
+macro_rules! sql_layer {
+    ($store:ty, $args:ident) => {{
+        let store = <$store>::connect(&$args.url.clone().unwrap_or_default())
+            .unwrap_or_else(|e| fail(&e.to_string()));
+        store
+            .migrate()
+            .await
+            .unwrap_or_else(|e| fail(&e.to_string()));
+        SessionLayer::new(store)
+    }};
+}
+
 async fn tether_app(args: &Args) -> Router {
     use tether::SessionLayer;
     let layer = match args.store {
@@ -142,15 +157,9 @@ async fn tether_app(args: &Args) -> Router {
             tether::redis::RedisStore::connect(&args.url.clone().unwrap_or_default())
                 .unwrap_or_else(|e| fail(&e.to_string())),
         ),
-        Store::Mysql => {
-            let store = tether::mysql::MySqlStore::connect(&args.url.clone().unwrap_or_default())
-                .unwrap_or_else(|e| fail(&e.to_string()));
-            store
-                .migrate()
-                .await
-                .unwrap_or_else(|e| fail(&e.to_string()));
-            SessionLayer::new(store)
-        }
+        Store::Mysql => sql_layer!(tether::mysql::MySqlStore, args),
+        Store::Postgres => sql_layer!(tether::postgres::PostgresStore, args),
+        Store::Sqlite => sql_layer!(tether::sqlite::SqliteStore, args),
         Store::Cookie => {
             let key =
                 tether::cookie::KeyRing::generate_key().unwrap_or_else(|e| fail(&e.to_string()));
@@ -199,19 +208,67 @@ async fn tower_sessions_app(args: &Args) -> Router {
             let pool = tower_sessions_sqlx_store::sqlx::MySqlPool::connect(&url())
                 .await
                 .unwrap_or_else(|e| fail(&e.to_string()));
-            let store = tower_sessions_sqlx_store::MySqlStore::new(pool);
-            store
-                .migrate()
+            ts_sql_app(tower_sessions_sqlx_store::MySqlStore::new(pool)).await
+        }
+        Store::Postgres => {
+            let pool = tower_sessions_sqlx_store::sqlx::PgPool::connect(&url())
                 .await
                 .unwrap_or_else(|e| fail(&e.to_string()));
-            let layer = tower_sessions_014::SessionManagerLayer::new(store).with_secure(false);
-            routes(ts14::read, ts14::write, ts14::login)
-                .route("/incr", post(ts14::write))
-                .layer(layer)
+            ts_sql_app(tower_sessions_sqlx_store::PostgresStore::new(pool)).await
+        }
+        Store::Sqlite => {
+            use std::str::FromStr as _;
+            use tower_sessions_sqlx_store::sqlx::sqlite;
+            // The same file settings as tether's store: WAL and a busy timeout.
+            let options = sqlite::SqliteConnectOptions::from_str(&url())
+                .unwrap_or_else(|e| fail(&e.to_string()))
+                .create_if_missing(true)
+                .journal_mode(sqlite::SqliteJournalMode::Wal)
+                .synchronous(sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(std::time::Duration::from_secs(5));
+            let pool = sqlite::SqlitePool::connect_with(options)
+                .await
+                .unwrap_or_else(|e| fail(&e.to_string()));
+            ts_sql_app(tower_sessions_sqlx_store::SqliteStore::new(pool)).await
         }
         Store::File | Store::Cookie => fail("tower-sessions has no file or cookie store"),
     }
 }
+
+/// tower-sessions 0.14 on one of tower-sessions-sqlx-store's stores, migrated.
+async fn ts_sql_app<S>(store: S) -> Router
+where
+    S: SqlxStore,
+{
+    store
+        .migrate()
+        .await
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    let layer = tower_sessions_014::SessionManagerLayer::new(store).with_secure(false);
+    routes(ts14::read, ts14::write, ts14::login)
+        .route("/incr", post(ts14::write))
+        .layer(layer)
+}
+
+/// What `ts_sql_app` needs of a tower-sessions-sqlx-store store.
+trait SqlxStore: tower_sessions_014::SessionStore + Clone {
+    async fn migrate(&self) -> Result<(), tower_sessions_sqlx_store::sqlx::Error>;
+}
+
+macro_rules! sqlx_store {
+    ($($store:ty),*) => {$(
+        impl SqlxStore for $store {
+            async fn migrate(&self) -> Result<(), tower_sessions_sqlx_store::sqlx::Error> {
+                <$store>::migrate(self).await
+            }
+        }
+    )*};
+}
+sqlx_store!(
+    tower_sessions_sqlx_store::MySqlStore,
+    tower_sessions_sqlx_store::PostgresStore,
+    tower_sessions_sqlx_store::SqliteStore
+);
 
 fn bare_app() -> Router {
     async fn ok() -> &'static str {
