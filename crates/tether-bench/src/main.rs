@@ -91,8 +91,9 @@ fn run(args: &RunArgs) {
     let postgres_url = url_for("postgres", "TETHER_TEST_POSTGRES_URL");
     let file_dir = std::env::temp_dir().join(format!("tether-bench-{}", std::process::id()));
     let file_url = file_dir.join("sessions").display().to_string();
-    // One database file; each library keeps its own table in it.
-    let sqlite_url = format!("sqlite://{}", file_dir.join("sessions.db").display());
+    // A database file per library (`{lib}` is filled in by `Server::start`), so
+    // neither inherits the other's write-ahead log to checkpoint.
+    let sqlite_url = format!("sqlite://{}", file_dir.join("{lib}.db").display());
     std::fs::create_dir_all(&file_dir).unwrap_or_else(|e| fail(&e.to_string()));
     let script_path = std::env::temp_dir().join(format!("tether-bench-{}.lua", std::process::id()));
     // The bare server ignores cookies; it gets the same number of distinct ones.

@@ -111,8 +111,8 @@ impl Report<'_> {
              tower-sessions-redis-store 0.16 (fred) and tower-sessions-sqlx-store 0.15 (sqlx \
              0.8), the newest set that builds together. Redis, MariaDB and PostgreSQL are the \
              Debian packages, on loopback, started by `scripts/services.sh`; SQLite is \
-             sqlx's bundled library on a file in the temporary directory, WAL mode and a \
-             5 s busy timeout for both libraries.\n\n\
+             sqlx's bundled library on a file per library in the temporary directory, WAL \
+             mode and a 5 s busy timeout for both.\n\n\
              Endpoints: `untouched` (the handler ignores the session), `read` (reads a \
              counter), `write` (increments it), `login` (rotates the id and binds a user, \
              from no session). Store round trips per request are counted over 100 requests \

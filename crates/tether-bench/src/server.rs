@@ -27,7 +27,7 @@ impl Server {
             .args(["--lib", lib, "--store", store, "--listen"])
             .arg(format!("127.0.0.1:{port}"));
         if let Some(url) = url {
-            command.args(["--url", url]);
+            command.args(["--url", &url.replace("{lib}", lib)]);
         }
         if lock {
             command.arg("--lock");

@@ -21,6 +21,17 @@ async fn mysql_store_passes_the_conformance_suite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_store_works_on_the_apps_own_pool() {
+    let pool = sqlx::mysql::MySqlPoolOptions::new()
+        .max_connections(8)
+        .connect_lazy(&mysql_url())
+        .unwrap();
+    let store = MySqlStore::from_pool(pool);
+    store.migrate().await.unwrap();
+    tether_testkit::Suite::new(store).run().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn migrations_are_idempotent_and_safe_to_run_concurrently() {
     let url = mysql_url();
     let runs: Vec<_> = (0..4)

@@ -42,7 +42,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use tether_core::{Error, Result};
 use tether_sql::codec::bare_data;
-use tether_sql::escape::{unescape, unescape_map};
+use tether_sql::escape::{read_postgres_map, unescape};
 use tether_sql::{Runner, rows};
 
 /// Sessions in a Postgres table.
@@ -58,7 +58,7 @@ pub type Cleanup = tether_core::Background;
 /// How this store keeps text: Postgres refuses NUL in `TEXT` and `jsonb`, so strings
 /// are kept as `tether_sql::escape` says (keys and values, and user names).
 pub(crate) const TEXT: rows::Text = rows::Text {
-    data: |text| unescape_map(bare_data(text)?),
+    data: |text| read_postgres_map(text, bare_data(text)?),
     name: |name| unescape(&name),
 };
 

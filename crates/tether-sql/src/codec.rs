@@ -110,13 +110,13 @@ pub fn bare_data(text: &str) -> Result<Map<String, Value>> {
 /// changes.set("a", serde_json::json!(1));
 /// changes.remove("b");
 /// let split = tether_sql::codec::Split::of(&changes);
-/// assert_eq!(split.set.to_string(), r#"{"a":1}"#);
+/// assert_eq!(split.set["a"], 1);
 /// assert_eq!(split.removed, ["b"]);
 /// ```
 #[derive(Debug)]
 pub struct Split {
     /// The keys set, with their new values.
-    pub set: Value,
+    pub set: Map<String, Value>,
     /// The keys removed.
     pub removed: Vec<String>,
 }
@@ -134,10 +134,7 @@ impl Split {
                 None => removed.push(k.clone()),
             }
         }
-        Self {
-            set: Value::Object(set),
-            removed,
-        }
+        Self { set, removed }
     }
 }
 

@@ -58,6 +58,44 @@ pub fn escape_map(map: &Map<String, Value>) -> Map<String, Value> {
         .collect()
 }
 
+/// `map` as JSON text Postgres can hold. When its plain JSON text has no backslash, no
+/// string in it holds a NUL or a backslash (JSON escapes both, with a backslash), so
+/// that text is kept as it is, with no copy of the map.
+///
+/// ```
+/// use serde_json::json;
+/// use tether_sql::escape::postgres_json;
+/// let plain = json!({"k": "v"});
+/// assert_eq!(postgres_json(plain.as_object().unwrap()).unwrap(), r#"{"k":"v"}"#);
+/// let nul = json!({"k": "a\u{0}b"});
+/// assert_eq!(postgres_json(nul.as_object().unwrap()).unwrap(), r#"{"k":"a\\u0000b"}"#);
+/// ```
+///
+/// # Errors
+/// Never for a map of JSON values; serde_json's `Result` is passed on as
+/// [`tether_core::Error::Corrupt`].
+pub fn postgres_json(map: &Map<String, Value>) -> Result<String> {
+    let text = serde_json::to_string(map).map_err(|e| corrupt(&e))?;
+    if text.contains('\\') {
+        serde_json::to_string(&escape_map(map)).map_err(|e| corrupt(&e))
+    } else {
+        Ok(text)
+    }
+}
+
+/// A map read back from the JSON text Postgres kept (see [`postgres_json`]): a text
+/// with no backslash holds no escaped string and is taken as it is.
+///
+/// # Errors
+/// As [`unescape`].
+pub fn read_postgres_map(text: &str, map: Map<String, Value>) -> Result<Map<String, Value>> {
+    if text.contains('\\') {
+        unescape_map(map)
+    } else {
+        Ok(map)
+    }
+}
+
 /// A kept value read back.
 ///
 /// # Errors

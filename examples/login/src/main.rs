@@ -92,8 +92,9 @@ pub(crate) struct ServeArgs {
     /// Send the cookie over plain HTTP (localhost only).
     #[arg(long, env = "TETHER_INSECURE_COOKIE")]
     insecure_cookie: bool,
-    /// The most sessions this instance holds (replicated store); anonymous sessions
-    /// may use half, so they can never lock out logins.
+    /// The most sessions this instance holds (memory and replicated stores; the memory
+    /// store's default is 100,000); anonymous sessions may use half, so they can never
+    /// lock out logins.
     #[arg(long, env = "TETHER_MAX_SESSIONS")]
     max_sessions: Option<usize>,
     /// Believe X-Forwarded-For (for the login rate limit's client address) from these
@@ -169,11 +170,17 @@ async fn build_store(args: &ServeArgs) -> Built {
         keep: Vec::new(),
         catching_up: None,
     };
-    if args.max_sessions.is_some() && args.store != StoreKind::Replicated {
-        fail("--max-sessions applies to the replicated store");
+    if args.max_sessions.is_some()
+        && !matches!(args.store, StoreKind::Replicated | StoreKind::Memory)
+    {
+        fail("--max-sessions applies to the memory and replicated stores");
     }
     match args.store {
-        StoreKind::Memory => {}
+        StoreKind::Memory => {
+            if let Some(max) = args.max_sessions {
+                built.layer = SessionLayer::new(tether::MemoryStore::new().with_max_sessions(max));
+            }
+        }
         StoreKind::File => {
             let dir = args
                 .store_url

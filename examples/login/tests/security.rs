@@ -304,3 +304,36 @@ fn anonymous_floods_and_oversized_sessions_do_not_break_replication() {
         on_b(&cookie) == 401
     });
 }
+
+/// DESIGN's `--max-sessions` for the memory store: a flood of cookie-less requests fills
+/// at most half, so a login still gets in.
+#[test]
+fn a_memory_instance_takes_max_sessions_and_floods_cannot_lock_out_logins() {
+    let port = free_port();
+    let _instance = Proc(
+        Command::new(env!("CARGO_BIN_EXE_login"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--name", "m", "--store", "memory", "--insecure-cookie"])
+            .args(["--max-sessions", "20"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let http = client();
+    wait_until("ready", Duration::from_secs(30), || {
+        status(&http, &format!("{base}/healthz")) == Some(200)
+    });
+    for i in 0..100 {
+        let r = http
+            .put(format!("{base}/api/data/x"))
+            .json(&json!(i))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 204, "anonymous session {i}");
+    }
+    let (user, _) = log_in(&base, "grace");
+    let me = user.get(format!("{base}/api/me")).send().unwrap();
+    assert_eq!(me.status(), 200);
+}
