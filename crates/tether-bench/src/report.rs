@@ -113,6 +113,9 @@ impl Report<'_> {
              Debian packages, on loopback, started by `scripts/services.sh`; SQLite is \
              sqlx's bundled library on a file per library in the temporary directory, WAL \
              mode and a 5 s busy timeout for both.\n\n\
+             tether's memory store runs with `with_max_sessions(10_000_000)`: the login row \
+             makes about 400,000 sessions a run, above its default bound of 100,000 (where \
+             it answers new logins 503), and tower-sessions' memory store has no bound.\n\n\
              Endpoints: `untouched` (the handler ignores the session), `read` (reads a \
              counter), `write` (increments it), `login` (rotates the id and binds a user, \
              from no session). Store round trips per request are counted over 100 requests \
