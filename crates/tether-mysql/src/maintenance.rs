@@ -18,8 +18,7 @@ impl MySqlStore {
             .await
             .map_err(|e| Error::unavailable(context(), e))?;
         // sqlx's own migration lock still lets two first runs insert the same version
-        // (seen on MariaDB 10.11), so every instance first takes this named lock, held
-        // on its own connection while the migrator runs on another.
+        // (seen on MariaDB 10.11), so every instance first takes this named lock.
         let locked: Option<i64> = sqlx::query_scalar(MIGRATION_LOCK_SQL)
             .fetch_one(&mut *conn)
             .await
@@ -30,7 +29,12 @@ impl MySqlStore {
                 std::io::Error::other("another instance held the migration lock for 60 s"),
             ));
         }
-        let result = sqlx::migrate!("./migrations").run(&self.pool).await;
+        // On the connection that holds the lock: an app's pool of one connection must
+        // not wait for a second. (`run_direct` is `run` on a connection, whose future
+        // the compiler can prove `Send`.)
+        let result = sqlx::migrate!("./migrations")
+            .run_direct(None, &mut *conn, false)
+            .await;
         let released = sqlx::query(MIGRATION_UNLOCK_SQL).execute(&mut *conn).await;
         result.map_err(|e| Error::unavailable(context(), e))?;
         released.map_err(|e| Error::unavailable(context(), e))?;

@@ -14,7 +14,7 @@
 //! # Schema
 //!
 //! `tether_sessions` has one row per session: `id BYTEA`, `data JSONB` (the session's
-//! keys), `version`, times in milliseconds since the epoch (`created_ms`,
+//! keys, each value as its JSON text: `jsonb` would rewrite numbers), `version`, times in milliseconds since the epoch (`created_ms`,
 //! `last_seen_ms`, `idle_deadline_ms`, `absolute_deadline_ms`), and the user
 //! (`user_hash` = SHA-256, indexed; `user_name`). `tether_locks` holds lock-mode
 //! locks. The embedded migrations (`migrations/`) create both; sqlx's migrator holds
@@ -41,8 +41,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use tether_core::{Error, Result};
-use tether_sql::codec::bare_data;
-use tether_sql::escape::{read_postgres_map, unescape};
+use tether_sql::escape::{read_postgres_data, unescape};
 use tether_sql::{Runner, rows};
 
 /// Sessions in a Postgres table.
@@ -58,7 +57,7 @@ pub type Cleanup = tether_core::Background;
 /// How this store keeps text: Postgres refuses NUL in `TEXT` and `jsonb`, so strings
 /// are kept as `tether_sql::escape` says (keys and values, and user names).
 pub(crate) const TEXT: rows::Text = rows::Text {
-    data: |text| read_postgres_map(text, bare_data(text)?),
+    data: read_postgres_data,
     name: |name| unescape(&name),
 };
 

@@ -4,7 +4,7 @@
 use sqlx::Postgres;
 use tether_core::{Changes, Id, Record, Result, Saved, async_trait, unix_ms};
 use tether_sql::codec::{Split, user_hash};
-use tether_sql::escape::{escape, postgres_json};
+use tether_sql::escape::{escape, postgres_data};
 use tether_sql::flow::Writes;
 use tether_sql::rows;
 
@@ -14,7 +14,7 @@ use crate::sql::{CREATE_SQL, CYCLE_SQL, SAVE_SQL};
 #[async_trait]
 impl Writes for PostgresStore {
     async fn insert(&self, id: &Id, record: &Record) -> Result<()> {
-        let data = postgres_json(&record.data)?;
+        let data = postgres_data(&record.data)?;
         let hash = record.user.as_deref().map(user_hash);
         let name = record.user.as_deref().map(escape);
         let version = rows::signed_version(record)?;
@@ -45,7 +45,7 @@ impl Writes for PostgresStore {
             Some(None) => (true, None, None),
         };
         let split = Split::of(changes);
-        let set = postgres_json(&split.set)?;
+        let set = postgres_data(&split.set)?;
         let removed: Vec<String> = split
             .removed
             .iter()

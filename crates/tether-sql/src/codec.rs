@@ -3,8 +3,8 @@
 //! The merge-patch dialects (MySQL's `JSON_MERGE_PATCH`, SQLite's `json_patch`) keep
 //! `data` as `{"key": [value]}`: wrapping each value in a one-element array makes a
 //! patch replace a value whole (an object value is never deep-merged) and lets a
-//! value be `null` (a bare `null` in a patch removes the key). Postgres keeps values
-//! bare and merges with `jsonb ||` (see [`Split`]).
+//! value be `null` (a bare `null` in a patch removes the key). Postgres merges with
+//! `jsonb ||` (see [`Split`] and `escape::postgres_data`).
 
 use serde_json::{Map, Value};
 use sha2::Digest as _;
@@ -83,25 +83,8 @@ pub fn unwrap_data(text: &str) -> Result<Map<String, Value>> {
         .collect()
 }
 
-/// Data kept with bare values (Postgres's `jsonb`) read back.
-///
-/// # Errors
-/// [`Error::Corrupt`] when the text is not a JSON object.
-///
-/// ```
-/// let data = tether_sql::codec::bare_data(r#"{"k":null}"#).unwrap();
-/// assert_eq!(data["k"], serde_json::Value::Null);
-/// assert!(tether_sql::codec::bare_data("[1]").is_err());
-/// ```
-pub fn bare_data(text: &str) -> Result<Map<String, Value>> {
-    match serde_json::from_str(text).map_err(|e| corrupt(&e))? {
-        Value::Object(map) => Ok(map),
-        _ => Err(corrupt(&"data is not an object")),
-    }
-}
-
-/// One request's changes for a dialect that merges bare values (`jsonb ||`, then
-/// `-` the removed keys): what to set, as one object, and which keys to remove.
+/// One request's changes for a dialect that merges with `jsonb ||`, then `-` the
+/// removed keys (Postgres): what to set, as one object, and which keys to remove.
 ///
 /// ```
 /// use tether_core::{Changes, unix_ms};

@@ -4,7 +4,8 @@
 //! A string with neither a backslash nor a NUL is kept as it is; any other string is
 //! kept as the inside of its JSON string literal (`a\u0000b`, `back\\slash`). A kept
 //! string has a backslash exactly when it was escaped, so the mapping is one-to-one
-//! and ordinary keys, values and user names read naturally in SQL.
+//! and ordinary keys and user names read naturally in SQL. Values are kept as their
+//! JSON text ([`postgres_data`]).
 
 use std::borrow::Cow;
 
@@ -41,86 +42,51 @@ pub fn unescape(s: &str) -> Result<String> {
     serde_json::from_str(&format!("\"{s}\"")).map_err(|e| corrupt(&e))
 }
 
-/// `value` with every string in it, keys included, as Postgres keeps it.
-pub fn escape_value(value: &Value) -> Value {
-    match value {
-        Value::String(s) => Value::String(escape(s).into_owned()),
-        Value::Array(items) => Value::Array(items.iter().map(escape_value).collect()),
-        Value::Object(map) => Value::Object(escape_map(map)),
-        other => other.clone(),
-    }
-}
-
-/// A map's keys and values as Postgres keeps them.
-pub fn escape_map(map: &Map<String, Value>) -> Map<String, Value> {
-    map.iter()
-        .map(|(k, v)| (escape(k).into_owned(), escape_value(v)))
-        .collect()
-}
-
-/// `map` as JSON text Postgres can hold. When its plain JSON text has no backslash, no
-/// string in it holds a NUL or a backslash (JSON escapes both, with a backslash), so
-/// that text is kept as it is, with no copy of the map.
+/// A session's data as Postgres keeps it: a `jsonb` object whose keys are [`escape`]d
+/// and whose values are each value's JSON text, as a string. `jsonb` keeps strings
+/// exactly, but not numbers (it prints `1e16` as `10000000000000000`, a float that
+/// became an integer), and refuses NUL in a string, which a value's JSON text never
+/// holds (it writes `\u0000`).
 ///
 /// ```
 /// use serde_json::json;
-/// use tether_sql::escape::postgres_json;
-/// let plain = json!({"k": "v"});
-/// assert_eq!(postgres_json(plain.as_object().unwrap()).unwrap(), r#"{"k":"v"}"#);
-/// let nul = json!({"k": "a\u{0}b"});
-/// assert_eq!(postgres_json(nul.as_object().unwrap()).unwrap(), r#"{"k":"a\\u0000b"}"#);
+/// use tether_sql::escape::{postgres_data, read_postgres_data};
+/// let data = json!({"n": 1e16, "a\u{0}b": "x"});
+/// let kept = postgres_data(data.as_object().unwrap()).unwrap();
+/// assert!(kept.contains(r#""n":"1e16""#)); // the number's text, kept as a string
+/// assert!(kept.contains(r#""a\\u0000b":"\"x\"""#)); // no NUL in the key
+/// assert_eq!(read_postgres_data(&kept).unwrap(), *data.as_object().unwrap());
 /// ```
 ///
 /// # Errors
 /// Never for a map of JSON values; serde_json's `Result` is passed on as
 /// [`tether_core::Error::Corrupt`].
-pub fn postgres_json(map: &Map<String, Value>) -> Result<String> {
-    let text = serde_json::to_string(map).map_err(|e| corrupt(&e))?;
-    if text.contains('\\') {
-        serde_json::to_string(&escape_map(map)).map_err(|e| corrupt(&e))
-    } else {
-        Ok(text)
-    }
+pub fn postgres_data(map: &Map<String, Value>) -> Result<String> {
+    let kept = map
+        .iter()
+        .map(|(k, v)| {
+            Ok((
+                escape(k).into_owned(),
+                Value::String(serde_json::to_string(v)?),
+            ))
+        })
+        .collect::<std::result::Result<Map<String, Value>, serde_json::Error>>()
+        .map_err(|e| corrupt(&e))?;
+    serde_json::to_string(&kept).map_err(|e| corrupt(&e))
 }
 
-/// A map read back from the JSON text Postgres kept (see [`postgres_json`]): a text
-/// with no backslash holds no escaped string and is taken as it is.
+/// The data [`postgres_data`] kept, read back from `data::text`.
 ///
 /// # Errors
-/// As [`unescape`].
-pub fn read_postgres_map(text: &str, map: Map<String, Value>) -> Result<Map<String, Value>> {
-    if text.contains('\\') {
-        unescape_map(map)
-    } else {
-        Ok(map)
-    }
-}
-
-/// A kept value read back.
-///
-/// # Errors
-/// As [`unescape`].
-pub fn unescape_value(value: Value) -> Result<Value> {
-    Ok(match value {
-        Value::String(s) => Value::String(unescape(&s)?),
-        Value::Array(items) => Value::Array(
-            items
-                .into_iter()
-                .map(unescape_value)
-                .collect::<Result<_>>()?,
-        ),
-        Value::Object(map) => Value::Object(unescape_map(map)?),
-        other => other,
-    })
-}
-
-/// A kept map read back.
-///
-/// # Errors
-/// As [`unescape`].
-pub fn unescape_map(map: Map<String, Value>) -> Result<Map<String, Value>> {
-    map.into_iter()
-        .map(|(k, v)| Ok((unescape(&k)?, unescape_value(v)?)))
+/// [`tether_core::Error::Corrupt`] when the text is not an object of JSON texts.
+pub fn read_postgres_data(text: &str) -> Result<Map<String, Value>> {
+    let kept: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(text).map_err(|e| corrupt(&e))?;
+    kept.into_iter()
+        .map(|(k, v)| {
+            let value = serde_json::from_str(&v).map_err(|e| corrupt(&e))?;
+            Ok((unescape(&k)?, value))
+        })
         .collect()
 }
 

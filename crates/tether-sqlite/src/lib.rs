@@ -18,7 +18,7 @@
 //! writer at a time, so each store writes through one connection (writes from one
 //! process queue in order in the pool, never in SQLite's busy loop) and reads through
 //! up to four; between processes, a writer that finds the file locked waits up to
-//! the busy timeout (5 s) for its turn instead of failing with "database is locked".
+//! the busy timeout (1 s, below the 2 s statement timeout) for its turn instead of failing with "database is locked".
 //! Every statement is a single implicit transaction, which takes the write lock
 //! before it reads, so a writer never fails to upgrade a read.
 //!
@@ -73,14 +73,17 @@ pub type Cleanup = tether_core::Background;
 /// How long one statement may take by default, waiting for a connection included.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// How long a writer waits for another process's write before SQLite gives up.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a writer waits for another process's write before SQLite gives up. Below
+/// the statement timeout: a statement the store stopped waiting for must not go on
+/// waiting in SQLite and commit after the request was answered 503.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl SqliteStore {
     /// A store on the database file of `url`: `sqlite://PATH`, `sqlite:PATH` or
     /// `sqlite:///ABSOLUTE/PATH`, as sqlx reads them (query options such as
     /// `?mode=rwc` too). The file is created when missing; WAL mode and a busy timeout
-    /// are set on every connection.
+    /// are set on every connection. An in-memory URL is refused: see
+    /// [`SqliteStore::in_memory`].
     ///
     /// Connections are made on demand: this fails only on a malformed URL; a file
     /// that cannot be opened is a 503 on the first request. Call
@@ -91,6 +94,7 @@ impl SqliteStore {
     /// use tether_sqlite::SqliteStore;
     /// assert!(SqliteStore::connect("sqlite://sessions.db").is_ok());
     /// assert!(SqliteStore::connect("postgres://nope").is_err());
+    /// assert!(SqliteStore::connect("sqlite::memory:").is_err()); // see `in_memory`
     /// # }
     /// ```
     pub fn connect(url: &str) -> Result<Self> {
@@ -102,6 +106,15 @@ impl SqliteStore {
         };
         if !url.starts_with("sqlite:") {
             return Err(invalid("expected a sqlite://PATH URL".into()));
+        }
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            // sqlx's shared in-memory database ends when its last pooled connection
+            // closes (idle ones do, after 10 minutes): every session would go.
+            return Err(invalid(
+                "an in-memory database loses its sessions when the pool closes its \
+                 connections; use SqliteStore::in_memory() for tests"
+                    .into(),
+            ));
         }
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| invalid(e.to_string()))?

@@ -76,8 +76,10 @@ pub(crate) const TAKE_LOCK_SQL: &str = concat!(
     "WHERE tether_locks.expires_ms <= ?4"
 );
 pub(crate) const UNLOCK_SQL: &str = "DELETE FROM tether_locks WHERE id = ?1 AND token = ?2";
+/// The outer condition repeats the inner one, as on Postgres (SQLite runs one writer
+/// at a time, so here it only keeps the two statements alike).
 pub(crate) const CLEANUP_SESSIONS_SQL: &str = concat!(
-    "DELETE FROM tether_sessions WHERE id IN ",
+    "DELETE FROM tether_sessions WHERE idle_deadline_ms <= ?1 AND id IN ",
     "(SELECT id FROM tether_sessions WHERE idle_deadline_ms <= ?1 LIMIT 1000)"
 );
 pub(crate) const CLEANUP_LOCKS_SQL: &str = "DELETE FROM tether_locks WHERE expires_ms <= ?1";
