@@ -78,17 +78,21 @@ macro_rules! numbered_statements {
             ) -> ::tether_core::Result<Option<::tether_core::Record>> {
                 use $sql as sql;
                 let now = ::tether_core::unix_ms::now_ms();
-                let row = self
+                // Stepped to the end, so the statement leaves no read transaction open
+                // (SQLite: one would keep the write-ahead log from being reset).
+                let rows = self
                     .runner
                     .run("loading a session", async || {
                         ::sqlx::query(sql::LOAD_SQL)
                             .bind(id.as_bytes().as_slice())
                             .bind(now)
-                            .fetch_optional(&self.$reader)
+                            .fetch_all(&self.$reader)
                             .await
                     })
                     .await?;
-                row.map(|row| $crate::rows::record(&row, $text)).transpose()
+                rows.first()
+                    .map(|row| $crate::rows::record(row, $text))
+                    .transpose()
             }
 
             async fn touch(

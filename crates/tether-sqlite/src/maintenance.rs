@@ -32,7 +32,7 @@ impl SqliteStore {
     async fn migrate_once(&self) -> Result<()> {
         let context = || format!("migrating session tables at {}", self.runner.target());
         let mut conn = self
-            .writer
+            .conn
             .acquire()
             .await
             .map_err(|e| Error::unavailable(context(), e))?;

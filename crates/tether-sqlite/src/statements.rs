@@ -28,7 +28,7 @@ impl Writes for SqliteStore {
                     .bind(record.absolute_deadline.map(unix_ms::to_ms))
                     .bind(&hash)
                     .bind(&record.user)
-                    .execute(&self.writer)
+                    .execute(&self.conn)
                     .await
             })
             .await
@@ -64,7 +64,7 @@ impl Writes for SqliteStore {
                     Some(new_id) => query.bind(new_id.as_bytes().as_slice()),
                     None => query,
                 };
-                query.fetch_optional(&self.writer).await
+                query.fetch_optional(&self.conn).await
             })
             .await?;
         row.as_ref().map_or(Ok(Saved::Gone), rows::saved)
@@ -72,8 +72,8 @@ impl Writes for SqliteStore {
 }
 
 tether_sql::numbered_statements!(SqliteStore {
-    reader: readers,
-    writer: writer,
+    reader: conn,
+    writer: conn,
     sql: crate::sql,
     text: tether_sql::rows::WRAPPED,
     name: std::convert::identity,
