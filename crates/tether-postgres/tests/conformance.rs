@@ -34,20 +34,9 @@ async fn the_store_works_on_the_apps_own_pool() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn migrations_are_idempotent_and_safe_to_run_concurrently() {
     let url = postgres_url();
-    let runs: Vec<_> = (0..4)
-        .map(|_| {
-            let url = url.clone();
-            tokio::spawn(async move { PostgresStore::connect(&url).unwrap().migrate().await })
-        })
-        .collect();
-    for run in runs {
-        if let Err(e) = run.await.unwrap() {
-            panic!("{e:?}")
-        }
-    }
-    PostgresStore::connect(&url)
-        .unwrap()
-        .migrate()
-        .await
-        .unwrap();
+    tether_testkit::harness::migrate_concurrently(4, || {
+        let url = url.clone();
+        async move { PostgresStore::connect(&url)?.migrate().await }
+    })
+    .await;
 }

@@ -37,11 +37,6 @@ impl Runner {
         }
     }
 
-    /// The time limit of one statement, waiting for a connection included.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     /// The same runner with another time limit.
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {

@@ -58,22 +58,12 @@ async fn sqlite_in_memory_store_passes_the_conformance_suite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn migrations_are_idempotent_and_safe_to_run_concurrently() {
     let db = TempDb::new("migrate");
-    let runs: Vec<_> = (0..4)
-        .map(|_| {
-            let url = db.url();
-            tokio::spawn(async move { SqliteStore::connect(&url).unwrap().migrate().await })
-        })
-        .collect();
-    for run in runs {
-        if let Err(e) = run.await.unwrap() {
-            panic!("{e:?}")
-        }
-    }
-    SqliteStore::connect(&db.url())
-        .unwrap()
-        .migrate()
-        .await
-        .unwrap();
+    let url = db.url();
+    tether_testkit::harness::migrate_concurrently(4, || {
+        let url = url.clone();
+        async move { SqliteStore::connect(&url)?.migrate().await }
+    })
+    .await;
 }
 
 /// Three stores on one file, each with its own connections as three processes would

@@ -44,3 +44,24 @@ pub fn wait_until(what: &str, limit: std::time::Duration, mut ok: impl FnMut() -
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// Runs `migrate` from `n` tasks at once, then once more: every run must succeed (a
+/// store's migrations are idempotent and safe when instances start together).
+///
+/// # Panics
+/// When a run fails.
+pub async fn migrate_concurrently<F, Fut>(n: usize, migrate: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = tether_core::Result<()>> + Send + 'static,
+{
+    let runs: Vec<_> = (0..n).map(|_| tokio::spawn(migrate())).collect();
+    for run in runs {
+        if let Err(e) = run.await.expect("the migration task ran") {
+            panic!("a concurrent migration failed: {e:?}");
+        }
+    }
+    if let Err(e) = migrate().await {
+        panic!("migrating again failed: {e:?}");
+    }
+}
