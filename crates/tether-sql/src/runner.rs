@@ -51,11 +51,31 @@ impl Runner {
 
     /// Runs `op`; a database error or the time limit is [`Error::Unavailable`] whose
     /// context says `what` and where.
-    pub async fn run<T, F>(&self, what: &str, op: F) -> Result<T>
+    ///
+    /// A statement the server rolled back to break a deadlock (SQLSTATE class 40:
+    /// InnoDB's 1213, Postgres' `40P01` and `40001`) is run again, a few times and
+    /// within the same time limit: every statement a store sends is one autocommit
+    /// transaction, so the victim left nothing behind, and the app's request should
+    /// not see the server's lock scheduling as an outage.
+    pub async fn run<T, F, Fut>(&self, what: &str, op: F) -> Result<T>
     where
-        F: AsyncFnOnce() -> Result<T, sqlx::Error>,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
     {
-        match tokio::time::timeout(self.timeout, op()).await {
+        let retried = async {
+            let mut pause = Duration::from_millis(1);
+            for _ in 1..DEADLOCK_ATTEMPTS {
+                match op().await {
+                    Err(e) if is_rolled_back(&e) => {
+                        tokio::time::sleep(pause).await;
+                        pause = pause.saturating_mul(2);
+                    }
+                    other => return other,
+                }
+            }
+            op().await
+        };
+        match tokio::time::timeout(self.timeout, retried).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(Error::unavailable(
                 format!("{what} at {}", self.target()),
@@ -67,6 +87,17 @@ impl Runner {
             )),
         }
     }
+}
+
+/// How many times [`Runner::run`] tries a statement chosen as a deadlock victim.
+const DEADLOCK_ATTEMPTS: u32 = 8;
+
+/// Whether the server rolled the statement back to break a deadlock or a
+/// serialisation conflict (SQLSTATE class 40), so running it again is safe.
+fn is_rolled_back(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(sqlx::error::DatabaseError::code)
+        .is_some_and(|code| code.starts_with("40"))
 }
 
 /// The database's own error inside one of [`Runner::run`]'s failures, if any.
