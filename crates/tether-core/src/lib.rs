@@ -12,6 +12,7 @@ mod error;
 mod id;
 mod record;
 mod store;
+mod sweep;
 
 pub use background::Background;
 pub use error::{BoxError, Error, Result};
@@ -21,6 +22,7 @@ pub use store::{
     Capabilities, ClientStore, Created, LockOptions, LockToken, LockWait, Saved, SessionLimits,
     SessionStore, sessions_beyond_cap,
 };
+pub use sweep::Sweep;
 
 pub use async_trait::async_trait;
 

@@ -97,6 +97,13 @@ macro_rules! session_store {
             }
         }
 
+        #[::tether_core::async_trait]
+        impl ::tether_core::Sweep for $store {
+            async fn sweep_once(&self) -> ::tether_core::Result<u64> {
+                $crate::flow::cleanup(self).await
+            }
+        }
+
         impl $store {
             /// Deletes expired sessions (in batches of 1000) and expired locks;
             /// returns how many sessions.

@@ -49,7 +49,7 @@ pub use memory::MemoryStore;
 pub use session::{MissingSessionLayer, Session};
 pub use tether_core::{
     Capabilities, Changes, ClientStore, Created, Error, Expiry, Id, LockOptions, LockToken, Record,
-    Saved, SessionInfo, SessionStore, Touch,
+    Saved, SessionInfo, SessionStore, Sweep, Touch,
 };
 
 /// The store contract, for implementing a store of your own.

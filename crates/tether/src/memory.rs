@@ -272,6 +272,13 @@ impl State {
 }
 
 #[async_trait]
+impl tether_core::Sweep for MemoryStore {
+    async fn sweep_once(&self) -> Result<u64> {
+        Ok(u64::try_from(self.sweep_expired()).unwrap_or(u64::MAX))
+    }
+}
+
+#[async_trait]
 impl SessionStore for MemoryStore {
     fn name(&self) -> &'static str {
         "memory"

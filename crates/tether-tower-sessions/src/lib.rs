@@ -1,0 +1,62 @@
+//! tether's stores behind tower-sessions' `SessionStore` trait.
+//!
+//! Apps built on [tower-sessions] (and on what is built on it: axum-login,
+//! axum-messages) keep their code and their `SessionManagerLayer`, and put any tether
+//! store under it:
+//!
+//! ```
+//! # #[cfg(feature = "v0_15")] {
+//! use tether_tower_sessions::TowerSessions;
+//! # use tower_sessions_015 as tower_sessions;
+//! use tower_sessions::SessionManagerLayer;
+//!
+//! # let dir = std::env::temp_dir().join(format!("tether-doc-ts-{}", std::process::id()));
+//! let store = tether::file::FileStore::open(&dir)?; // or RedisStore, PostgresStore, …
+//! let layer = SessionManagerLayer::new(TowerSessions::new(store));
+//! # std::fs::remove_dir_all(&dir).ok();
+//! # }
+//! # Ok::<(), tether::Error>(())
+//! ```
+//!
+//! What it keeps:
+//! - **Ids as they are.** tower-sessions and tether both write a session id as 128
+//!   random bits in 22 URL-safe base64 characters, byte for byte the same, so a cookie
+//!   set before the switch names the same session after it.
+//! - **No resurrection.** A save of a session that was deleted meanwhile (logged out
+//!   in another tab, ended by "log out everywhere", expired) writes nothing; a create
+//!   whose id is taken picks another id instead of overwriting.
+//! - **Users.** The user axum-login stores in the session (`axum-login.data`'s
+//!   `user_id`) is bound as the tether user, so a store's `user_sessions`,
+//!   `delete_user_sessions` ("log out everywhere") and the per-user cap
+//!   ([`TowerSessions::with_user_cap`]) work for axum-login apps.
+//! - **Expired-record deletion.** `ExpiredDeletion` for the stores that keep expired
+//!   records until swept ([`tether_core::Sweep`]: the SQL stores, the file store, the
+//!   memory store).
+//!
+//! What only tether's own layer gives: per-key merges of concurrent requests
+//! (tower-sessions saves the whole record, so the last writer wins), lock mode, the
+//! refresh threshold (tower-sessions writes on every request with
+//! `Expiry::OnInactivity`), 503 on a store failure (tower-sessions answers 500), and
+//! the cookie defaults (`Secure`, `__Host-`). See `docs/migrating-from-tower-sessions.md`.
+//!
+//! [tower-sessions]: https://docs.rs/tower-sessions
+//!
+//! # Features
+//! - `v0_14`: tower-sessions 0.14 (axum-login 0.18 and axum-messages 0.8 use it).
+//! - `v0_15`: tower-sessions 0.15.
+//!
+//! Both are on by default; the trait is implemented once for each.
+
+#[macro_use]
+mod implement;
+
+mod adapter;
+mod convert;
+mod user;
+#[cfg(feature = "v0_14")]
+mod v0_14;
+#[cfg(feature = "v0_15")]
+mod v0_15;
+
+pub use adapter::TowerSessions;
+pub use user::{AXUM_LOGIN_DATA_KEY, UserOf};
