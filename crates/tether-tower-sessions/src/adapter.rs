@@ -36,13 +36,13 @@ const CREATE_ATTEMPTS: usize = 4;
 /// # Ok::<(), tether::Error>(()) }).unwrap();
 /// # }
 /// ```
-pub struct TowerSessions<S> {
+pub struct TowerSessions<S: ?Sized> {
     store: Arc<S>,
     user: UserOf,
     cap: Option<u32>,
 }
 
-impl<S> Clone for TowerSessions<S> {
+impl<S: ?Sized> Clone for TowerSessions<S> {
     fn clone(&self) -> Self {
         Self {
             store: Arc::clone(&self.store),
@@ -52,7 +52,7 @@ impl<S> Clone for TowerSessions<S> {
     }
 }
 
-impl<S: fmt::Debug> fmt::Debug for TowerSessions<S> {
+impl<S: fmt::Debug + ?Sized> fmt::Debug for TowerSessions<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TowerSessions")
             .field("store", &self.store)
@@ -66,8 +66,11 @@ impl<S: SessionStore> TowerSessions<S> {
     pub fn new(store: S) -> Self {
         Self::from_arc(Arc::new(store))
     }
+}
 
-    /// The adapter over a store the app also uses elsewhere.
+impl<S: SessionStore + ?Sized> TowerSessions<S> {
+    /// The adapter over a store the app also uses elsewhere, or one chosen at run time
+    /// (`Arc<dyn SessionStore>`).
     pub fn from_arc(store: Arc<S>) -> Self {
         Self {
             store,

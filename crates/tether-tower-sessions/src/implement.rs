@@ -16,7 +16,7 @@ macro_rules! implement {
         }
 
         #[async_trait::async_trait]
-        impl<S: tether_core::SessionStore> SessionStore for TowerSessions<S> {
+        impl<S: tether_core::SessionStore + ?Sized> SessionStore for TowerSessions<S> {
             async fn create(&self, record: &mut Record) -> session_store::Result<()> {
                 let mut id = record.id.0;
                 self.create_parts(&mut id, &record.data, record.expiry_date)
@@ -47,7 +47,7 @@ macro_rules! implement {
         }
 
         #[async_trait::async_trait]
-        impl<S: tether_core::Sweep> ExpiredDeletion for TowerSessions<S> {
+        impl<S: tether_core::Sweep + ?Sized> ExpiredDeletion for TowerSessions<S> {
             async fn delete_expired(&self) -> session_store::Result<()> {
                 self.store().sweep_once().await.map(drop).map_err(backend)
             }
