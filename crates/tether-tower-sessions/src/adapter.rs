@@ -109,6 +109,16 @@ impl<S: SessionStore + ?Sized> TowerSessions<S> {
         Ok(record.map(|r| (from_map(r.data), r.idle_deadline)))
     }
 
+    /// A new record created now, expiring at `expires`, bound to its data's user.
+    fn record(&self, data: &HashMap<String, Value>, expires: OffsetDateTime) -> Record {
+        let now = OffsetDateTime::now_utc();
+        let mut record = Record::new(now, &Expiry::new(std::time::Duration::ZERO));
+        record.data = to_map(data);
+        record.idle_deadline = expires;
+        record.user = self.user.of(&record.data);
+        record
+    }
+
     /// Stores a new record under `id`, or under a fresh id written back to `id` when
     /// that one is taken: an existing session is never overwritten.
     pub(crate) async fn create_parts(
@@ -117,11 +127,7 @@ impl<S: SessionStore + ?Sized> TowerSessions<S> {
         data: &HashMap<String, Value>,
         expires: OffsetDateTime,
     ) -> Result<()> {
-        let now = OffsetDateTime::now_utc();
-        let mut record = Record::new(now, &Expiry::new(std::time::Duration::ZERO));
-        record.data = to_map(data);
-        record.idle_deadline = expires;
-        record.user = self.user.of(&record.data);
+        let record = self.record(data, expires);
         let mut candidate = to_tether(*id);
         for _ in 0..CREATE_ATTEMPTS {
             match self
@@ -139,6 +145,18 @@ impl<S: SessionStore + ?Sized> TowerSessions<S> {
         Err(Error::Corrupt(format!(
             "{CREATE_ATTEMPTS} session ids in a row were taken: is the random source broken?"
         )))
+    }
+
+    /// Stores a record under exactly `id` (an import keeps ids), never over an
+    /// existing one.
+    pub(crate) async fn import_parts(
+        &self,
+        id: i128,
+        data: &HashMap<String, Value>,
+        expires: OffsetDateTime,
+    ) -> Result<Created> {
+        let record = self.record(data, expires);
+        self.store.create(&to_tether(id), &record).await
     }
 
     /// Replaces the record's data and expiry; a record deleted meanwhile stays deleted.

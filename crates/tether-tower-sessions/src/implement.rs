@@ -46,6 +46,50 @@ macro_rules! implement {
             }
         }
 
+        /// Copies the live sessions named by `ids` from a tower-sessions store (its
+        /// Redis, sqlx or any other store) into `to`'s tether store, each under the same
+        /// id, so the cookies browsers hold keep working after the switch. A session
+        /// the source no longer has (ended, expired) is counted as missing; one whose
+        /// id the target already holds is left as it is. Safe to run again.
+        ///
+        /// # Errors
+        /// The first failure of either store, after what was copied before it.
+        pub async fn import<F, S>(
+            from: &F,
+            to: &TowerSessions<S>,
+            ids: impl IntoIterator<Item = Id>,
+        ) -> Result<crate::Imported, crate::ImportError>
+        where
+            F: SessionStore,
+            S: tether_core::SessionStore + ?Sized,
+        {
+            let mut report = crate::Imported::default();
+            for id in ids {
+                let record = from.load(&id).await.map_err(|e| crate::ImportError {
+                    doing: "reading the tower-sessions store",
+                    reason: e.to_string(),
+                    so_far: report,
+                })?;
+                let Some(record) = record else {
+                    report.missing += 1;
+                    continue;
+                };
+                let created = to
+                    .import_parts(record.id.0, &record.data, record.expiry_date)
+                    .await
+                    .map_err(|e| crate::ImportError {
+                        doing: "writing the tether store",
+                        reason: e.to_string(),
+                        so_far: report,
+                    })?;
+                match created {
+                    tether_core::Created::Yes => report.copied += 1,
+                    tether_core::Created::IdTaken => report.already += 1,
+                }
+            }
+            Ok(report)
+        }
+
         #[async_trait::async_trait]
         impl<S: tether_core::Sweep + ?Sized> ExpiredDeletion for TowerSessions<S> {
             async fn delete_expired(&self) -> session_store::Result<()> {

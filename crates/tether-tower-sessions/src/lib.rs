@@ -52,11 +52,17 @@ mod implement;
 
 mod adapter;
 mod convert;
+mod import;
 mod user;
 #[cfg(feature = "v0_14")]
-mod v0_14;
+pub mod v0_14;
 #[cfg(feature = "v0_15")]
-mod v0_15;
+pub mod v0_15;
 
 pub use adapter::TowerSessions;
+pub use import::{ImportError, Imported};
 pub use user::{AXUM_LOGIN_DATA_KEY, UserOf};
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/migrating-from-tower-sessions.md")]
+struct MigrationGuideDoctests;
