@@ -9,14 +9,11 @@ use std::time::Instant;
 use tether_cookie::{CookieStore, KeyRing};
 use tether_core::{ClientStore, Expiry, Record};
 
-#[path = "../tests/support/typical.rs"]
-mod typical;
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = CookieStore::new(KeyRing::parse(&KeyRing::generate_key()?)?);
     let now = time::OffsetDateTime::now_utc();
     let empty = store.seal(&Record::new(now, &Expiry::default()), "tether", now)?;
-    let record = typical::typical_record(now);
+    let record = tether_testkit::typical_record(now);
     println!("cookie value: empty session {} bytes", empty.len());
     let n = 200_000_u32;
     for round in 1..=3 {

@@ -20,12 +20,9 @@ fn ring() -> KeyRing {
     KeyRing::parse(&KeyRing::generate_key().unwrap()).unwrap()
 }
 
-#[path = "support/typical.rs"]
-mod typical;
-
 fn typical_record() -> Record {
     // Millisecond precision, as the cookie keeps times.
-    typical::typical_record(tether::core::unix_ms::from_ms(
+    tether_testkit::typical_record(tether::core::unix_ms::from_ms(
         tether::core::unix_ms::now_ms(),
     ))
 }

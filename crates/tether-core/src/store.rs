@@ -282,6 +282,31 @@ pub trait ClientStore: Send + Sync + fmt::Debug + 'static {
 
     /// The largest cookie value this store produces.
     fn size_limit(&self) -> usize;
+
+    /// Like [`ClientStore::open`], with the session id sealed in the value, for stores
+    /// that seal one (the JWT store's `jti`); the default seals none.
+    fn open_with_id(
+        &self,
+        value: &str,
+        cookie: &str,
+        now: time::OffsetDateTime,
+    ) -> Option<(Option<Id>, Record)> {
+        self.open(value, cookie, now).map(|record| (None, record))
+    }
+
+    /// Like [`ClientStore::seal`], sealing the session's id too where the store keeps
+    /// one; the default ignores it. The layer passes the id the session was opened
+    /// with, the new one after `cycle_id`, or a fresh one for a new session.
+    fn seal_with_id(
+        &self,
+        id: &Id,
+        record: &Record,
+        cookie: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<String> {
+        let _ = id;
+        self.seal(record, cookie, now)
+    }
 }
 
 /// A place sessions live: memory, Redis, MySQL, a shared directory, peers.

@@ -115,3 +115,27 @@ impl SessionStore for ClientJar {
         Ok(Saved::of(&record))
     }
 }
+
+/// The typical session the client-side stores' tests and size figures seal: a user,
+/// a CSRF token, a small cart, a preference and a counter, created at `now`.
+///
+/// ```
+/// let record = tether_testkit::typical_record(time::OffsetDateTime::now_utc());
+/// assert_eq!(record.user.as_deref(), Some("alice.smith"));
+/// ```
+pub fn typical_record(now: OffsetDateTime) -> Record {
+    let mut record = Record::new(now, &tether_core::Expiry::default());
+    record.user = Some("alice.smith".into());
+    record
+        .data
+        .insert("csrf".into(), serde_json::json!("3q2-7wAAAAAAAAAAAAAAAA"));
+    record.data.insert(
+        "cart".into(),
+        serde_json::json!([{"sku": "A-1001", "qty": 2}, {"sku": "B-2002", "qty": 1}]),
+    );
+    record
+        .data
+        .insert("theme".into(), serde_json::json!("dark"));
+    record.data.insert("counter".into(), serde_json::json!(41));
+    record
+}

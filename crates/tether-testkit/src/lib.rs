@@ -69,7 +69,7 @@ use futures_util::future::BoxFuture;
 use tether_core::SessionStore;
 
 pub use cases::CASES;
-pub use jar::ClientJar;
+pub use jar::{ClientJar, typical_record};
 
 /// A store shared by the cases.
 pub type DynStore = Arc<dyn SessionStore>;

@@ -67,10 +67,17 @@ impl Session {
                 CookieAction::Keep
             });
         }
+        let fresh = base.is_none();
         let mut record = base.unwrap_or_else(|| Record::new(now, &config.expiry));
         state.changes.idle_deadline = config.expiry.idle_deadline(now, record.absolute_deadline);
         record.apply(&state.changes);
-        let value = store.seal(&record, config.name(), now)?;
+        // The id the session goes on with: the rotated one, the one it came with, or
+        // a new one for a new session (stores that seal no id ignore it).
+        let id = match (state.new_id, state.id.filter(|_| !fresh)) {
+            (Some(id), _) | (None, Some(id)) => id,
+            (None, None) => Id::generate()?,
+        };
+        let value = store.seal_with_id(&id, &record, config.name(), now)?;
         Ok(self.set_cookie(value, record.expires_at()))
     }
 

@@ -123,6 +123,18 @@ pub use tether_sqlite as sqlite;
 #[cfg(feature = "cookie")]
 pub use tether_cookie as cookie;
 
+/// The JWT store (feature `jwt`): the session as a signed token other services can
+/// verify with a public key.
+///
+/// ```
+/// use tether::jwt::{JwtKeys, JwtStore};
+/// let keys = JwtKeys::parse(&JwtKeys::generate_ed25519("k1")?)?;
+/// let layer = tether::SessionLayer::client_side(JwtStore::new(keys));
+/// # Ok::<(), tether::jwt::KeyError>(())
+/// ```
+#[cfg(feature = "jwt")]
+pub use tether_jwt as jwt;
+
 /// The replicated store (feature `replicated`): every instance keeps every session and
 /// pushes changes to its peers.
 #[cfg(feature = "replicated")]

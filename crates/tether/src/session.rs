@@ -300,7 +300,12 @@ impl Session {
     /// The session's id: the new one if [`Session::cycle_id`] was called, `None` if the
     /// request brought no well-formed id and none was created yet.
     pub async fn id(&self) -> Option<Id> {
-        let state = self.inner.state.lock().await;
+        let mut state = self.inner.state.lock().await;
+        if matches!(state.presented, Presented::Sealed(_)) {
+            // A client-side value carries its id (if its store seals one) inside:
+            // open it first. Opening is local and cannot fail.
+            self.resolve(&mut state).await.ok()?;
+        }
         state.new_id.or(state.id.filter(|_| !state.delete))
     }
 
@@ -356,7 +361,9 @@ impl Session {
                 let Backend::Client(store) = &self.inner.shared.backend else {
                     return Ok(());
                 };
-                state.loaded = self.open(store.as_ref(), &values);
+                let (id, loaded) = self.open(store.as_ref(), &values);
+                state.id = id;
+                state.loaded = loaded;
             }
             Presented::Ids(ids) => {
                 let store = self
@@ -387,11 +394,15 @@ impl Session {
         Ok(())
     }
 
-    fn open(&self, store: &dyn ClientStore, values: &[String]) -> Loaded {
+    /// The first value that opens, with the id sealed in it (if the store seals one).
+    fn open(&self, store: &dyn ClientStore, values: &[String]) -> (Option<Id>, Loaded) {
+        let name = self.inner.shared.config.name();
         values
             .iter()
-            .find_map(|value| store.open(value, self.inner.shared.config.name(), self.inner.now))
-            .map_or(Loaded::Missing, Loaded::Found)
+            .find_map(|value| store.open_with_id(value, name, self.inner.now))
+            .map_or((None, Loaded::Missing), |(id, record)| {
+                (id, Loaded::Found(record))
+            })
     }
 
     pub(crate) async fn load<'s>(

@@ -1,0 +1,97 @@
+//! What a token says: the registered claims verifiers read, and tether's own.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tether_core::{Id, Record, unix_ms};
+use time::OffsetDateTime;
+
+/// The token's payload.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Claims {
+    /// Issued at (seconds since the epoch).
+    pub(crate) iat: i64,
+    /// Not before: the issue time.
+    pub(crate) nbf: i64,
+    /// Expires: the earlier of the idle and absolute deadlines, rounded down.
+    pub(crate) exp: i64,
+    /// The user the session is bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) sub: Option<String>,
+    /// The session id.
+    pub(crate) jti: String,
+    /// The issuer, when the store names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) iss: Option<String>,
+    /// The audience, when the store names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) aud: Option<String>,
+    /// The session itself (tether's private claim).
+    pub(crate) ses: Session,
+}
+
+/// The private claim: the data and what the store needs to go on with the session.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Session {
+    /// The cookie (or header) the token was issued for.
+    pub(crate) ck: String,
+    /// Issued at, in milliseconds (revocation compares it).
+    pub(crate) at: i64,
+    /// Version.
+    pub(crate) v: u64,
+    /// Created, last seen, idle deadline, absolute deadline (ms since the epoch).
+    pub(crate) c: i64,
+    pub(crate) s: i64,
+    pub(crate) i: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) a: Option<i64>,
+    /// The session's data.
+    #[serde(default)]
+    pub(crate) d: Map<String, Value>,
+}
+
+impl Claims {
+    /// The claims for `record` under `id`, issued `now` for the cookie `cookie`.
+    pub(crate) fn new(
+        id: &Id,
+        record: &Record,
+        cookie: &str,
+        now: OffsetDateTime,
+        iss: Option<&str>,
+        aud: Option<&str>,
+    ) -> Self {
+        Self {
+            iat: now.unix_timestamp(),
+            nbf: now.unix_timestamp(),
+            exp: record.expires_at().unix_timestamp(),
+            sub: record.user.clone(),
+            jti: id.to_string(),
+            iss: iss.map(str::to_owned),
+            aud: aud.map(str::to_owned),
+            ses: Session {
+                ck: cookie.to_owned(),
+                at: unix_ms::to_ms(now),
+                v: record.version,
+                c: unix_ms::to_ms(record.created),
+                s: unix_ms::to_ms(record.last_seen),
+                i: unix_ms::to_ms(record.idle_deadline),
+                a: record.absolute_deadline.map(unix_ms::to_ms),
+                d: record.data.clone(),
+            },
+        }
+    }
+
+    /// The session id and record the claims carry.
+    pub(crate) fn into_session(self) -> Option<(Id, Record)> {
+        let id = Id::parse(&self.jti)?;
+        let record = Record {
+            data: self.ses.d,
+            version: self.ses.v,
+            created: unix_ms::from_ms(self.ses.c),
+            last_seen: unix_ms::from_ms(self.ses.s),
+            idle_deadline: unix_ms::from_ms(self.ses.i),
+            absolute_deadline: self.ses.a.map(unix_ms::from_ms),
+            user: self.sub,
+        };
+        Some((id, record))
+    }
+}

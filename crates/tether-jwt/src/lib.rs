@@ -1,0 +1,259 @@
+//! The session as a signed JWT: a client-side store other services can verify.
+//!
+//! Like `tether-cookie`, the whole session travels with the client and instances
+//! share nothing but keys. Unlike it, the token is signed, not encrypted: an API
+//! gateway or a service in another language checks it with the public key from
+//! [`JwtKeys::jwks`] and reads the user (`sub`), the session id (`jti`), the expiry
+//! (`exp`) and the data, without a shared store or a decryption key.
+//!
+//! ```
+//! use tether_jwt::{JwtKeys, JwtStore};
+//!
+//! let keys = JwtKeys::parse(&JwtKeys::generate_ed25519("2026-12")?)?;
+//! let store = JwtStore::new(keys).with_issuer("https://shop.example");
+//! let jwks = store.keys().jwks(); // publish for verifiers
+//! let layer = tether::SessionLayer::client_side(store);
+//! # let _ = (jwks, layer);
+//! # Ok::<(), tether_jwt::KeyError>(())
+//! ```
+//!
+//! # The token
+//!
+//! A JWS in compact form (RFC 7515/7519): the header names the algorithm (`EdDSA`
+//! by default, `HS256` for a shared-secret key) and the key (`kid`). The claims:
+//! `iat` and `nbf` (issue time), `exp` (the earlier of the session's idle and absolute
+//! deadlines, rounded down to the second), `sub` (the bound user, if any), `jti` (the session id), `iss` and
+//! `aud` when configured, and `ses`, tether's private claim: the data (`d`), the
+//! version, the session's times, and the cookie it was issued for.
+//!
+//! # What it exposes, and when to choose it
+//!
+//! **Anyone holding the token can read it**: base64 is not encryption. Put nothing in
+//! the session that the user (or a proxy, a log, a browser extension) must not see;
+//! choose `tether-cookie`, which encrypts, when the data is private and no other
+//! service needs to read it. Choose the JWT when other services must verify the
+//! session on their own.
+//!
+//! As with every client-side form, there is no server state: no user index, no "log
+//! out everywhere", no lock mode (the layer refuses them), and a copied token stays
+//! valid until `exp`. [`JwtStore::with_not_before`] revokes a user's tokens issued
+//! before an instant, for one piece of state per user.
+//!
+//! # What it refuses
+//!
+//! Opening answers "no session" for anything but a well-formed token, signed by a key
+//! of the ring with that key's own algorithm (`none` and any other algorithm are
+//! refused, so an HS256 signature made with an Ed25519 public key never verifies), for
+//! this cookie, issuer and audience, inside `nbf`..`exp`, not revoked, and not longer
+//! than the size limit.
+
+mod claims;
+mod keys;
+
+use std::sync::Arc;
+
+use jsonwebtoken::{Header, Validation};
+use tether_core::{ClientStore, Error, Id, Record, Result};
+use time::OffsetDateTime;
+
+use crate::claims::Claims;
+pub use crate::keys::{JwtKeys, KeyError, MIN_HS256_SECRET};
+
+type NotBefore = Arc<dyn Fn(&str) -> Option<OffsetDateTime> + Send + Sync>;
+
+/// Sessions as signed JWTs; use with
+/// [`SessionLayer::client_side`](https://docs.rs/tether).
+#[derive(Clone)]
+pub struct JwtStore {
+    keys: JwtKeys,
+    issuer: Option<String>,
+    audience: Option<String>,
+    max_len: usize,
+    not_before: Option<NotBefore>,
+}
+
+impl std::fmt::Debug for JwtStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtStore")
+            .field("keys", &self.keys)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("max_len", &self.max_len)
+            .field("revocation", &self.not_before.is_some())
+            .finish()
+    }
+}
+
+impl JwtStore {
+    /// A store signing with the first of `keys`; tokens up to 4000 bytes.
+    pub fn new(keys: JwtKeys) -> Self {
+        Self {
+            keys,
+            issuer: None,
+            audience: None,
+            max_len: 4000,
+            not_before: None,
+        }
+    }
+
+    /// The keys, for [`JwtKeys::jwks`].
+    pub fn keys(&self) -> &JwtKeys {
+        &self.keys
+    }
+
+    /// Sets `iss` on every token and requires it on every token opened.
+    #[must_use]
+    pub fn with_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Sets `aud` on every token and requires it on every token opened: tokens of
+    /// another app (another audience) signed with the same keys do not open here.
+    ///
+    /// ```
+    /// use tether_core::ClientStore;
+    /// let keys = tether_jwt::JwtKeys::parse(&tether_jwt::JwtKeys::generate_ed25519("k")?)?;
+    /// let shop = tether_jwt::JwtStore::new(keys.clone()).with_audience("shop");
+    /// let admin = tether_jwt::JwtStore::new(keys).with_audience("admin");
+    /// let now = time::OffsetDateTime::now_utc();
+    /// let record = tether_core::Record::new(now, &tether_core::Expiry::default());
+    /// let token = shop.seal(&record, "tether", now).unwrap();
+    /// assert!(shop.open(&token, "tether", now).is_some());
+    /// assert!(admin.open(&token, "tether", now).is_none());
+    /// assert!(shop.open(&token, "another-cookie", now).is_none());
+    /// # Ok::<(), tether_jwt::KeyError>(())
+    /// ```
+    #[must_use]
+    pub fn with_audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
+        self
+    }
+
+    /// The longest token (default 4000 bytes: browsers allow 4096 for a cookie's name
+    /// and value). A session that would not fit is [`Error::TooLarge`], which the
+    /// layer answers with 413; a token is never truncated.
+    #[must_use]
+    pub fn with_max_len(mut self, max_len: usize) -> Self {
+        self.max_len = max_len;
+        self
+    }
+
+    /// Revocation: tokens of a user issued before the instant `not_before(user)`
+    /// returns are refused. Called on every open of a bound session, so it should
+    /// read an in-memory copy, not a database.
+    #[must_use]
+    pub fn with_not_before(
+        mut self,
+        not_before: impl Fn(&str) -> Option<OffsetDateTime> + Send + Sync + 'static,
+    ) -> Self {
+        self.not_before = Some(Arc::new(not_before));
+        self
+    }
+
+    /// The verified claims of `token`, or `None`.
+    fn verify(&self, token: &str) -> Option<Claims> {
+        if token.len() > self.max_len {
+            return None;
+        }
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        let key = self.keys.by_kid(header.kid.as_deref()?)?;
+        if header.alg != key.algorithm {
+            return None;
+        }
+        // One algorithm per key; times, issuer and audience are checked below against
+        // the request's clock rather than the system's.
+        let mut validation = Validation::new(key.algorithm);
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        jsonwebtoken::decode::<Claims>(token, &key.verifying, &validation)
+            .ok()
+            .map(|data| data.claims)
+    }
+}
+
+impl ClientStore for JwtStore {
+    fn name(&self) -> &'static str {
+        "jwt"
+    }
+
+    fn open(&self, value: &str, cookie: &str, now: OffsetDateTime) -> Option<Record> {
+        self.open_with_id(value, cookie, now)
+            .map(|(_, record)| record)
+    }
+
+    fn open_with_id(
+        &self,
+        value: &str,
+        cookie: &str,
+        now: OffsetDateTime,
+    ) -> Option<(Option<Id>, Record)> {
+        let claims = self.verify(value)?;
+        let seconds = now.unix_timestamp();
+        // `exp` is the deadline rounded down to the second (a verifier may end the
+        // session up to a second early, never late); tether itself goes by the
+        // millisecond deadlines in `ses`, checked below.
+        let valid = claims.nbf <= seconds
+            && seconds <= claims.exp
+            && claims.ses.ck == cookie
+            && claims.iss == self.issuer
+            && claims.aud == self.audience;
+        if !valid {
+            return None;
+        }
+        let issued = tether_core::unix_ms::from_ms(claims.ses.at);
+        let (id, record) = claims.into_session()?;
+        if record.is_expired(now) {
+            return None;
+        }
+        if let (Some(not_before), Some(user)) = (&self.not_before, &record.user)
+            && not_before(user).is_some_and(|nb| issued < nb)
+        {
+            return None;
+        }
+        Some((Some(id), record))
+    }
+
+    fn seal(&self, record: &Record, cookie: &str, now: OffsetDateTime) -> Result<String> {
+        self.seal_with_id(&Id::generate()?, record, cookie, now)
+    }
+
+    fn seal_with_id(
+        &self,
+        id: &Id,
+        record: &Record,
+        cookie: &str,
+        now: OffsetDateTime,
+    ) -> Result<String> {
+        let key = self.keys.signer();
+        let signing = key
+            .signing
+            .as_ref()
+            .ok_or_else(|| Error::Config(format!("key {:?} cannot sign", key.kid)))?;
+        let claims = Claims::new(
+            id,
+            record,
+            cookie,
+            now,
+            self.issuer.as_deref(),
+            self.audience.as_deref(),
+        );
+        let mut header = Header::new(key.algorithm);
+        header.kid = Some(key.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, signing)
+            .map_err(|e| Error::Corrupt(format!("signing a session token: {e}")))?;
+        if token.len() > self.max_len {
+            return Err(Error::TooLarge {
+                size: token.len(),
+                limit: self.max_len,
+            });
+        }
+        Ok(token)
+    }
+
+    fn size_limit(&self) -> usize {
+        self.max_len
+    }
+}
