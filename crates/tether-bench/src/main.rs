@@ -31,7 +31,7 @@ struct RunArgs {
     /// Where BENCHMARKS.md goes; the chart goes to docs/bench/ beside it.
     #[arg(long, default_value = ".")]
     out: PathBuf,
-    /// Only these stores (memory, redis, mysql, postgres, sqlite, file, cookie).
+    /// Only these stores (memory, redis, mysql, postgres, sqlite, file, cookie, jwt).
     #[arg(long = "store")]
     stores: Vec<String>,
 }
@@ -122,6 +122,7 @@ fn run(args: &RunArgs) {
         ),
         ("file", Some(file_url.as_str()), vec!["tether"]),
         ("cookie", None, vec!["tether"]),
+        ("jwt", None, vec!["tether"]),
     ]
     .into_iter()
     .filter(|(s, _, _)| wanted(s))
@@ -130,6 +131,8 @@ fn run(args: &RunArgs) {
     let mut samples: BTreeMap<Key, Vec<Sample>> = BTreeMap::new();
     let mut bare: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut calls: BTreeMap<Key, f64> = BTreeMap::new();
+    // The mean `Cookie` header a seeded session's request carries, per store.
+    let mut cookie_bytes: BTreeMap<String, f64> = BTreeMap::new();
     let started = Instant::now();
     for round in 0..args.rounds {
         for (store, url, libs) in &stores {
@@ -145,6 +148,12 @@ fn run(args: &RunArgs) {
             for lib in order {
                 let server = Server::start(lib, store, *url, false);
                 let cookies = server.seed(SESSIONS);
+                if lib == "tether" && !cookies.is_empty() {
+                    #[allow(clippy::cast_precision_loss)]
+                    let mean = cookies.iter().map(String::len).sum::<usize>() as f64
+                        / cookies.len() as f64;
+                    cookie_bytes.insert((*store).to_owned(), mean);
+                }
                 for (name, path, post) in ENDPOINTS {
                     // Login starts from no session.
                     let pool = if name == "login" {
@@ -218,6 +227,7 @@ fn run(args: &RunArgs) {
         samples,
         bare,
         calls,
+        cookie_bytes,
         floor,
         increments,
         seconds: started.elapsed().as_secs_f64(),

@@ -14,6 +14,8 @@ pub(crate) struct Report<'a> {
     pub(crate) samples: BTreeMap<Key, Vec<Sample>>,
     pub(crate) bare: BTreeMap<String, Vec<f64>>,
     pub(crate) calls: BTreeMap<Key, f64>,
+    /// The mean `Cookie` header of a seeded session's request, per store (tether).
+    pub(crate) cookie_bytes: BTreeMap<String, f64>,
     pub(crate) floor: BTreeMap<String, f64>,
     pub(crate) increments: Vec<(&'static str, &'static str, bool, Increments)>,
     pub(crate) seconds: f64,
@@ -44,7 +46,7 @@ impl Report<'_> {
             }
         }
         let order = [
-            "memory", "redis", "mysql", "postgres", "sqlite", "file", "cookie",
+            "memory", "redis", "mysql", "postgres", "sqlite", "file", "cookie", "jwt",
         ];
         stores.sort_by_key(|s| order.iter().position(|o| o == s));
         stores
@@ -132,6 +134,12 @@ impl Report<'_> {
         for store in self.stores() {
             let bare = self.bare(&store);
             let _ = writeln!(out, "\n## {store}\n\nbare axum: {bare:.0} req/s\n");
+            if let Some(bytes) = self.cookie_bytes.get(&store) {
+                let _ = writeln!(
+                    out,
+                    "Cookie header per request (a seeded session with a counter): {bytes:.0} bytes.\n"
+                );
+            }
             out.push_str("| endpoint | library | req/s | × bare | p50 ms | p99 ms | failed | store round trips / request |\n|---|---|---|---|---|---|---|---|\n");
             for (endpoint, _, _) in ENDPOINTS {
                 for lib in ["tether", "tower-sessions"] {

@@ -168,10 +168,9 @@ impl JwtKeys {
                 .decode(material)
                 .map_err(|_| invalid("the key material is not unpadded URL-safe base64".into()))?;
             let thirty_two = || -> Result<[u8; 32], KeyError> {
-                bytes
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| invalid(format!("{algorithm} needs 32 bytes, not {}", bytes.len())))
+                bytes.as_slice().try_into().map_err(|_| {
+                    invalid(format!("{algorithm} needs 32 bytes, not {}", bytes.len()))
+                })
             };
             let key = match algorithm {
                 "ed25519" => Key::ed25519(kid, &thirty_two()?).map_err(invalid)?,

@@ -11,6 +11,8 @@ pub(crate) enum Approach {
     Replicated,
     /// Client storage: the session sealed in the cookie (round-robin).
     Cookie,
+    /// Client storage: the session as a signed JWT in the cookie (round-robin).
+    Jwt,
     /// Sticky by client address (L4), sessions in each instance's memory.
     MemoryIpHash,
     /// Sticky by routing cookie on a consistent-hash ring with bounded load (L7).
@@ -30,9 +32,10 @@ pub(crate) enum Approach {
 }
 
 impl Approach {
-    pub(crate) const ALL: [Self; 10] = [
+    pub(crate) const ALL: [Self; 11] = [
         Self::Replicated,
         Self::Cookie,
+        Self::Jwt,
         Self::MemoryIpHash,
         Self::MemoryCookieHash,
         Self::MemoryModuloHash,
@@ -47,6 +50,7 @@ impl Approach {
         match self {
             Self::Replicated => "replicated",
             Self::Cookie => "cookie",
+            Self::Jwt => "jwt",
             Self::MemoryIpHash => "memory + ip-hash",
             Self::MemoryCookieHash => "memory + cookie-hash",
             Self::MemoryModuloHash => "memory + modulo-hash",
@@ -63,6 +67,7 @@ impl Approach {
         match self {
             Self::Replicated => "replicated",
             Self::Cookie => "cookie",
+            Self::Jwt => "jwt",
             Self::MemoryIpHash | Self::MemoryCookieHash | Self::MemoryModuloHash => "memory",
             Self::File => "file",
             Self::Redis => "redis",
@@ -174,7 +179,9 @@ impl Scenario {
     pub(crate) fn in_quick(self, approach: Approach) -> bool {
         match self {
             Self::Kill | Self::ScaleOut => true,
-            Self::Steady | Self::LargeSession => approach == Approach::Cookie,
+            Self::Steady | Self::LargeSession => {
+                matches!(approach, Approach::Cookie | Approach::Jwt)
+            }
             Self::StoreRestart => approach.has_store_server(),
             Self::Rolling => approach == Approach::Replicated,
         }

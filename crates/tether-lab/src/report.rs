@@ -103,12 +103,18 @@ impl Report {
                 measured: format!("{:.1}% moved", moved * 100.0),
             });
         }
-        if let (Some(small), Some(large)) = (
-            self.find(Approach::Cookie, Scenario::Steady),
-            self.find(Approach::Cookie, Scenario::LargeSession),
-        ) {
+        for client_side in [Approach::Cookie, Approach::Jwt] {
+            let (Some(small), Some(large)) = (
+                self.find(client_side, Scenario::Steady),
+                self.find(client_side, Scenario::LargeSession),
+            ) else {
+                continue;
+            };
             checks.push(Check {
-                what: "cookie store: bytes per request grow with the session (64 B → 2 KiB)".into(),
+                what: format!(
+                    "{} store: bytes per request grow with the session (64 B → 2 KiB)",
+                    client_side.name()
+                ),
                 passed: large.cookie_bytes_per_request >= small.cookie_bytes_per_request + 1500.0,
                 measured: format!(
                     "{:.0} → {:.0} cookie bytes per request",

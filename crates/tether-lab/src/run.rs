@@ -138,11 +138,14 @@ fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
-/// A fresh key file for the cookie store, in `dir`.
-fn key_file(dir: &std::path::Path) -> Result<PathBuf, Error> {
-    let key = tether_cookie::KeyRing::generate_key()
-        .map_err(|e| Error::Setup(format!("no cookie key: {e}")))?;
-    let path = dir.join("cookie.keys");
+/// A fresh key file for the client-side store of `approach` (cookie or JWT), in `dir`.
+fn key_file(dir: &std::path::Path, approach: Approach) -> Result<PathBuf, Error> {
+    let key = match approach {
+        Approach::Jwt => tether_jwt::JwtKeys::generate_ed25519("lab").map_err(|e| e.to_string()),
+        _ => tether_cookie::KeyRing::generate_key().map_err(|e| e.to_string()),
+    }
+    .map_err(|e| Error::Setup(format!("no {} key: {e}", approach.store())))?;
+    let path = dir.join(format!("{}.keys", approach.store()));
     std::fs::write(&path, format!("{key}\n"))?;
     Ok(path)
 }
@@ -184,7 +187,7 @@ pub(crate) async fn run(
     };
     let store = StoreSetup {
         url,
-        key_file: key_file(&dir)?,
+        key_file: key_file(&dir, approach)?,
     };
     let n = settings.instances;
     let mut cluster = Cluster::start(programs.clone(), approach, store, n).await?;

@@ -52,9 +52,13 @@ async fn healthy(port: u16) -> bool {
     stream.read_exact(&mut head).await.is_ok() && head.ends_with(b"200")
 }
 
-fn write_key_file(dir: &Path) -> PathBuf {
-    let path = dir.join("cookie-keys");
-    let key = tether::cookie::KeyRing::generate_key().unwrap_or_else(|e| fail(&e.to_string()));
+fn write_key_file(dir: &Path, store: StoreKind) -> PathBuf {
+    let path = dir.join(format!("{}-keys", store.name()));
+    let key = match store {
+        StoreKind::Jwt => tether::jwt::JwtKeys::generate_ed25519("demo").map_err(|e| e.to_string()),
+        _ => tether::cookie::KeyRing::generate_key().map_err(|e| e.to_string()),
+    }
+    .unwrap_or_else(|e| fail(&e));
     std::fs::write(&path, format!("{key}\n"))
         .unwrap_or_else(|e| fail(&format!("writing {}: {e}", path.display())));
     path
@@ -82,7 +86,9 @@ fn store_args(
         StoreKind::Redis | StoreKind::Mysql | StoreKind::Postgres => {
             vec!["--store-url".into(), url(None).into()]
         }
-        StoreKind::Cookie => vec!["--key-file".into(), key_file.expect("written").into()],
+        StoreKind::Cookie | StoreKind::Jwt => {
+            vec!["--key-file".into(), key_file.expect("written").into()]
+        }
         StoreKind::Replicated => vec!["--peers".into(), urls.join(",").into()],
         StoreKind::Memory => Vec::new(),
     }
@@ -102,7 +108,8 @@ pub(crate) async fn run(args: DemoArgs) {
         .collect();
     let exe =
         std::env::current_exe().unwrap_or_else(|e| fail(&format!("finding the login binary: {e}")));
-    let key_file = (args.store == StoreKind::Cookie).then(|| write_key_file(&dir));
+    let key_file = matches!(args.store, StoreKind::Cookie | StoreKind::Jwt)
+        .then(|| write_key_file(&dir, args.store));
     // A random replication secret for this run's children: never a known one.
     let secret = tether::cookie::KeyRing::generate_key().unwrap_or_else(|e| fail(&e.to_string()));
 

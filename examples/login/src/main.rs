@@ -45,6 +45,8 @@ pub(crate) enum StoreKind {
     Sqlite,
     /// Encrypted in the client's cookie.
     Cookie,
+    /// A signed JWT in the client's cookie (others verify it with the public key).
+    Jwt,
     /// Replicated between the instances.
     Replicated,
 }
@@ -59,6 +61,7 @@ impl StoreKind {
             Self::Postgres => "postgres",
             Self::Sqlite => "sqlite",
             Self::Cookie => "cookie",
+            Self::Jwt => "jwt",
             Self::Replicated => "replicated",
         }
     }
@@ -73,14 +76,15 @@ pub(crate) struct ServeArgs {
     /// This instance's name, shown on every page and in `x-instance`.
     #[arg(long, env = "TETHER_NAME")]
     name: String,
-    /// memory, file, redis, mysql, postgres, sqlite, cookie or replicated.
+    /// memory, file, redis, mysql, postgres, sqlite, cookie, jwt or replicated.
     #[arg(long, env = "TETHER_STORE", value_enum, default_value = "file")]
     store: StoreKind,
     /// redis://… (several, comma-separated, for Redis Cluster), mysql://…,
     /// postgres://…, sqlite://PATH (created when missing), or a directory for `file`.
     #[arg(long, env = "TETHER_STORE_URL")]
     store_url: Option<String>,
-    /// The cookie store's key file (one base64url key per line, newest first).
+    /// The cookie store's key file (one base64url key per line, newest first), or the
+    /// JWT store's (`kid ed25519 SEED` per line, newest first).
     #[arg(long, env = "TETHER_KEY_FILE")]
     key_file: Option<PathBuf>,
     /// The other instances' URLs (replicated store), comma-separated.
@@ -219,6 +223,23 @@ async fn build_store(args: &ServeArgs) -> Built {
                 ))
             });
             built.layer = SessionLayer::client_side(CookieStore::new(keys));
+        }
+        StoreKind::Jwt => {
+            use tether::jwt::{JwtKeys, JwtStore};
+            let keys = match (&args.key_file, std::env::var("TETHER_JWT_KEYS")) {
+                (Some(path), _) => JwtKeys::from_file(path),
+                (None, Ok(text)) => JwtKeys::parse(&text),
+                (None, Err(_)) => fail("--store jwt needs --key-file or TETHER_JWT_KEYS"),
+            }
+            .unwrap_or_else(|e| fail(&format!("--store jwt: {e}")));
+            let store = JwtStore::new(keys);
+            // Verifiers (a gateway, another service) fetch the public keys here.
+            let jwks = axum::Json(store.keys().jwks());
+            built.extra = Some(axum::Router::new().route(
+                "/.well-known/jwks.json",
+                axum::routing::get(move || std::future::ready(jwks.clone())),
+            ));
+            built.layer = SessionLayer::client_side(store);
         }
         StoreKind::Replicated => replicated(args, &mut built).await,
     }

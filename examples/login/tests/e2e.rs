@@ -122,6 +122,26 @@ fn cookie_store_through_the_balancer() {
     through_builtin_balancer(&Store::cookie());
 }
 
+/// The session as a signed JWT: any instance verifies any other's tokens with the
+/// shared key ring, and each publishes the public keys for other services.
+#[test]
+fn jwt_store_through_the_balancer() {
+    let store = Store::jwt();
+    let mut instances = start_instances(&store, 3);
+    let (base, _balancer) = start_balancer(&instances, "round-robin");
+    let jwks: serde_json::Value = reqwest::blocking::get(format!("{base}/.well-known/jwks.json"))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(jwks["keys"][0]["kid"], "e2e");
+    assert_eq!(jwks["keys"][0]["crv"], "Ed25519");
+    assert!(
+        jwks["keys"][0].get("d").is_none(),
+        "the JWKS leaked a private key"
+    );
+    shared_store_scenario(&store, &base, &mut instances);
+}
+
 #[test]
 fn replicated_store_through_the_balancer() {
     through_builtin_balancer(&Store::Replicated);

@@ -26,6 +26,7 @@ enum Store {
     Sqlite,
     File,
     Cookie,
+    Jwt,
 }
 
 /// One benchmark server.
@@ -172,6 +173,12 @@ async fn tether_app(args: &Args) -> Router {
                 tether::cookie::KeyRing::parse(&key).unwrap_or_else(|e| fail(&e.to_string()));
             SessionLayer::client_side(tether::cookie::CookieStore::new(keys))
         }
+        Store::Jwt => {
+            let line = tether::jwt::JwtKeys::generate_ed25519("bench")
+                .unwrap_or_else(|e| fail(&e.to_string()));
+            let keys = tether::jwt::JwtKeys::parse(&line).unwrap_or_else(|e| fail(&e.to_string()));
+            SessionLayer::client_side(tether::jwt::JwtStore::new(keys))
+        }
     }
     .with_insecure_cookie();
     let layer = if args.lock {
@@ -236,7 +243,9 @@ async fn tower_sessions_app(args: &Args) -> Router {
                 .unwrap_or_else(|e| fail(&e.to_string()));
             ts_sql_app(tower_sessions_sqlx_store::SqliteStore::new(pool)).await
         }
-        Store::File | Store::Cookie => fail("tower-sessions has no file or cookie store"),
+        Store::File | Store::Cookie | Store::Jwt => {
+            fail("tower-sessions has no file, cookie or JWT store")
+        }
     }
 }
 

@@ -90,6 +90,8 @@ pub enum Store {
     /// A `sqlite://` URL: one database file that the instances share.
     Sqlite(String),
     Cookie(PathBuf),
+    /// A JWT key file.
+    Jwt(PathBuf),
     Replicated,
 }
 
@@ -104,6 +106,14 @@ impl Store {
         let path = dir.join("keys");
         std::fs::write(&path, format!("{key}\n")).unwrap();
         Self::Cookie(path)
+    }
+
+    pub fn jwt() -> Self {
+        let dir = temp_dir("jwt");
+        let key = tether::jwt::JwtKeys::generate_ed25519("e2e").unwrap();
+        let path = dir.join("keys");
+        std::fs::write(&path, format!("{key}\n")).unwrap();
+        Self::Jwt(path)
     }
 
     pub fn redis() -> Self {
@@ -129,7 +139,7 @@ impl Store {
     }
 
     pub fn has_user_index(&self) -> bool {
-        !matches!(self, Self::Cookie(_))
+        !matches!(self, Self::Cookie(_) | Self::Jwt(_))
     }
 
     fn args(&self, ports: &[u16]) -> Vec<String> {
@@ -141,6 +151,7 @@ impl Store {
             Self::Postgres(_) => "postgres",
             Self::Sqlite(_) => "sqlite",
             Self::Cookie(_) => "cookie",
+            Self::Jwt(_) => "jwt",
             Self::Replicated => "replicated",
         };
         let mut args = vec!["--store".to_owned(), kind.to_owned()];
@@ -149,7 +160,7 @@ impl Store {
             Self::Redis(url) | Self::Mysql(url) | Self::Postgres(url) | Self::Sqlite(url) => {
                 args.extend(["--store-url".to_owned(), url.clone()]);
             }
-            Self::Cookie(keys) => {
+            Self::Cookie(keys) | Self::Jwt(keys) => {
                 args.extend(["--key-file".to_owned(), keys.display().to_string()]);
             }
             Self::Replicated => {
