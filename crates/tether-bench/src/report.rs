@@ -132,52 +132,7 @@ impl Report<'_> {
         );
         out.push_str(&self.headline());
         for store in self.stores() {
-            let bare = self.bare(&store);
-            let _ = writeln!(out, "\n## {store}\n\nbare axum: {bare:.0} req/s\n");
-            if let Some(bytes) = self.cookie_bytes.get(&store) {
-                let _ = writeln!(
-                    out,
-                    "Cookie header per request (a seeded session with a counter): {bytes:.0} bytes.\n"
-                );
-            }
-            out.push_str("| endpoint | library | req/s | × bare | p50 ms | p99 ms | failed | store round trips / request |\n|---|---|---|---|---|---|---|---|\n");
-            for (endpoint, _, _) in ENDPOINTS {
-                for lib in ["tether", "tower-sessions"] {
-                    let Some(s) = self.get(&store, lib, endpoint) else {
-                        continue;
-                    };
-                    let calls = self
-                        .calls
-                        .get(&(store.clone(), lib.to_owned(), endpoint.to_owned()))
-                        .map_or("–".into(), |c| format!("{c:.2}"));
-                    let _ = writeln!(
-                        out,
-                        "| {endpoint} | {lib} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {calls} |",
-                        s.rps,
-                        s.rps / bare,
-                        s.p50_ms,
-                        s.p99_ms,
-                        s.errors
-                    );
-                }
-            }
-            if store == "redis" {
-                let _ = writeln!(
-                    out,
-                    "\nRaw `redis-benchmark -c {}` on the same server, the floor: {}.",
-                    a.connections,
-                    self.floor
-                        .iter()
-                        .map(|(k, v)| format!("{k} {v:.0} ops/s"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                if let (Some(t), Some(get)) =
-                    (self.get("redis", "tether", "read"), self.floor.get("GET"))
-                {
-                    let _ = writeln!(out, "tether's Redis read is {:.2}× raw GET.", t.rps / get);
-                }
-            }
+            self.store_section(&mut out, &store);
         }
         out.push_str(
             "\n## Lost increments\n\n200 concurrent `POST /incr` on one session's counter \
@@ -197,6 +152,56 @@ impl Report<'_> {
             );
         }
         out
+    }
+
+    /// One store's table, its bare-axum figure, and what only that store has.
+    fn store_section(&self, out: &mut String, store: &str) {
+        let bare = self.bare(store);
+        let _ = writeln!(out, "\n## {store}\n\nbare axum: {bare:.0} req/s\n");
+        if let Some(bytes) = self.cookie_bytes.get(store) {
+            let _ = writeln!(
+                out,
+                "Cookie header per request (a seeded session with a counter): {bytes:.0} bytes.\n"
+            );
+        }
+        out.push_str("| endpoint | library | req/s | × bare | p50 ms | p99 ms | failed | store round trips / request |\n|---|---|---|---|---|---|---|---|\n");
+        for (endpoint, _, _) in ENDPOINTS {
+            for lib in ["tether", "tower-sessions"] {
+                let Some(s) = self.get(store, lib, endpoint) else {
+                    continue;
+                };
+                let calls = self
+                    .calls
+                    .get(&(store.to_owned(), lib.to_owned(), endpoint.to_owned()))
+                    .map_or("–".into(), |c| format!("{c:.2}"));
+                let _ = writeln!(
+                    out,
+                    "| {endpoint} | {lib} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {calls} |",
+                    s.rps,
+                    s.rps / bare,
+                    s.p50_ms,
+                    s.p99_ms,
+                    s.errors
+                );
+            }
+        }
+        if store == "redis" {
+            let _ = writeln!(
+                out,
+                "\nRaw `redis-benchmark -c {}` on the same server, the floor: {}.",
+                self.args.connections,
+                self.floor
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v:.0} ops/s"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            if let (Some(t), Some(get)) =
+                (self.get("redis", "tether", "read"), self.floor.get("GET"))
+            {
+                let _ = writeln!(out, "tether's Redis read is {:.2}× raw GET.", t.rps / get);
+            }
+        }
     }
 
     pub(crate) fn chart(&self, path: &Path) {
