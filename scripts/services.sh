@@ -50,6 +50,7 @@ declare -A TETHER_PACKAGE_OF=(
     [mariadbd]=mariadb-server
     [mariadb]=mariadb-client
     [nginx]=nginx
+    [haproxy]=haproxy
     [chromium]=chromium
     [chromedriver]=chromium-driver
     [wrk]=wrk
@@ -92,6 +93,7 @@ ensure_programs() {
     pkill -x redis-server 2>/dev/null || true
     pkill -x mariadbd 2>/dev/null || true
     pkill -x nginx 2>/dev/null || true
+    pkill -x haproxy 2>/dev/null || true
     pkill -x postgres 2>/dev/null || true
     return 0
 }
@@ -172,6 +174,33 @@ CONF
     kill "$pid" && wait "$pid" 2>/dev/null || true
     export TETHER_NGINX
     TETHER_NGINX=$(program_path nginx)
+}
+
+# haproxy: as nginx, prove it runs on loopback (a configuration check and one answer)
+# and hand its path on.
+check_haproxy() {
+    local port dir
+    port=$(free_port)
+    dir="$TETHER_SERVICES_DIR/haproxy"
+    mkdir -p "$dir"
+    cat >"$dir/haproxy.cfg" <<CONF
+defaults
+    mode http
+    timeout connect 3s
+    timeout client 10s
+    timeout server 10s
+frontend check
+    bind 127.0.0.1:$port
+    http-request return status 200 content-type text/plain string "ok"
+CONF
+    "$(program_path haproxy)" -c -q -f "$dir/haproxy.cfg" >"$TETHER_SERVICES_DIR/haproxy.log" 2>&1 ||
+        die "haproxy refuses a minimal configuration: $(cat "$TETHER_SERVICES_DIR/haproxy.log")"
+    "$(program_path haproxy)" -db -f "$dir/haproxy.cfg" >>"$TETHER_SERVICES_DIR/haproxy.log" 2>&1 &
+    local pid=$!
+    wait_for haproxy 20 curl -fsS "http://127.0.0.1:$port/"
+    kill "$pid" && wait "$pid" 2>/dev/null || true
+    export TETHER_HAPROXY
+    TETHER_HAPROXY=$(program_path haproxy)
 }
 
 check_chromium() {

@@ -1,5 +1,5 @@
 //! The connection: one multiplexed connection to a standalone Redis or to a Cluster,
-//! behind one `ConnectionLike`.
+//! or one taken from the app's deadpool-redis pool, behind one `ConnectionLike`.
 
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster::ClusterClient;
@@ -16,11 +16,17 @@ pub(crate) enum Backend {
         client: Box<ClusterClient>,
         conn: OnceCell<ClusterConnection>,
     },
+    /// The app's deadpool-redis pool: a connection per operation, returned after it.
+    Pool(deadpool_redis::Pool),
+    /// The app's deadpool-redis Cluster pool.
+    ClusterPool(deadpool_redis::cluster::Pool),
 }
 
 pub(crate) enum Conn {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
+    Pooled(deadpool_redis::Connection),
+    ClusterPooled(deadpool_redis::cluster::Connection),
 }
 
 impl ConnectionLike for Conn {
@@ -28,6 +34,8 @@ impl ConnectionLike for Conn {
         match self {
             Self::Single(c) => c.req_packed_command(cmd),
             Self::Cluster(c) => c.req_packed_command(cmd),
+            Self::Pooled(c) => c.req_packed_command(cmd),
+            Self::ClusterPooled(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -40,6 +48,8 @@ impl ConnectionLike for Conn {
         match self {
             Self::Single(c) => c.req_packed_commands(cmd, offset, count),
             Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+            Self::Pooled(c) => c.req_packed_commands(cmd, offset, count),
+            Self::ClusterPooled(c) => c.req_packed_commands(cmd, offset, count),
         }
     }
 
@@ -47,6 +57,15 @@ impl ConnectionLike for Conn {
         match self {
             Self::Single(c) => c.get_db(),
             Self::Cluster(c) => c.get_db(),
+            Self::Pooled(c) => c.get_db(),
+            Self::ClusterPooled(c) => c.get_db(),
         }
     }
+}
+
+/// A pool that could not hand out a connection, as the Redis error the store reports.
+pub(crate) fn pool_error(e: &impl std::fmt::Display) -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::other(format!(
+        "no connection from the deadpool-redis pool: {e}"
+    )))
 }

@@ -136,6 +136,31 @@ impl RedisStore {
         Ok(Self::new(backend, target))
     }
 
+    /// A store on the app's own deadpool-redis pool, for apps that already hold one.
+    ///
+    /// Each operation takes a connection from the pool and gives it back. deadpool-redis
+    /// checks a connection with a `PING` when it is taken again, so each store
+    /// operation may cost a second round trip; [`RedisStore::connect`]'s one
+    /// multiplexed connection sends none (see the README's round-trip figures).
+    ///
+    /// ```
+    /// let pool = deadpool_redis::Config::from_url("redis://127.0.0.1:6379")
+    ///     .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+    ///     .expect("a valid URL");
+    /// let store = tether_redis::RedisStore::from_pool(pool);
+    /// ```
+    pub fn from_pool(pool: deadpool_redis::Pool) -> Self {
+        Self::new(Backend::Pool(pool), "a deadpool-redis pool".to_owned())
+    }
+
+    /// A store on the app's own deadpool-redis Cluster pool.
+    pub fn from_cluster_pool(pool: deadpool_redis::cluster::Pool) -> Self {
+        Self::new(
+            Backend::ClusterPool(pool),
+            "a deadpool-redis Cluster pool".to_owned(),
+        )
+    }
+
     fn new(backend: Backend, target: String) -> Self {
         Self {
             backend: std::sync::Arc::new(backend),
@@ -164,6 +189,16 @@ impl RedisStore {
                     .await?;
                 Ok(Conn::Cluster(cluster.clone()))
             }
+            Backend::Pool(pool) => pool
+                .get()
+                .await
+                .map(Conn::Pooled)
+                .map_err(|e| conn::pool_error(&e)),
+            Backend::ClusterPool(pool) => pool
+                .get()
+                .await
+                .map(Conn::ClusterPooled)
+                .map_err(|e| conn::pool_error(&e)),
         }
     }
 

@@ -49,20 +49,39 @@ async fn client_commands(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
         .sum()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_redis_command_per_read_and_per_write_request() {
-    let url = redis_url();
-    let store = RedisStore::connect(&url).unwrap().with_prefix("commands:");
+/// Commands per read and per write request through `store`, counted by Redis.
+async fn commands_per_request(url: &str, store: RedisStore, rounds: u64) -> (u64, u64) {
     let app = tether_testkit::app::routes().layer(SessionLayer::new(store));
-    let client = redis::Client::open(url.as_str()).unwrap();
+    let client = redis::Client::open(url).unwrap();
     let stats = client.get_multiplexed_async_connection().await.unwrap();
-    let rounds = 20;
-    let (reads, writes) = calls_per_request(&app, rounds, || {
+    calls_per_request(&app, rounds, || {
         let mut conn = stats.clone();
         Box::pin(async move { client_commands(&mut conn).await })
     })
-    .await;
+    .await
+}
+
+/// One test, so nothing else of this binary runs commands while Redis counts (its
+/// statistics are server-wide).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_redis_command_per_read_and_per_write_request_and_what_a_pool_adds() {
+    let url = redis_url();
+    let rounds = 20;
+    let store = RedisStore::connect(&url).unwrap().with_prefix("commands:");
+    let (reads, writes) = commands_per_request(&url, store, rounds).await;
     eprintln!("redis commands: {reads} for {rounds} reads, {writes} for {rounds} writes");
     assert_eq!(reads, rounds, "commands for {rounds} read requests");
     assert_eq!(writes, rounds, "commands for {rounds} write requests");
+
+    // On the app's deadpool-redis pool, each store call also costs deadpool's check of
+    // the connection it hands out again (`UNWATCH` and `PING`, pipelined: one more
+    // round trip).
+    let pool = deadpool_redis::Config::from_url(url.as_str())
+        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+        .unwrap();
+    let store = RedisStore::from_pool(pool).with_prefix("pooled-commands:");
+    let (reads, writes) = commands_per_request(&url, store, rounds).await;
+    eprintln!("on a deadpool pool: {reads} for {rounds} reads, {writes} for {rounds} writes");
+    assert_eq!(reads, 3 * rounds, "commands for {rounds} read requests");
+    assert_eq!(writes, 3 * rounds, "commands for {rounds} write requests");
 }

@@ -320,6 +320,34 @@ async fn serve(args: ServeArgs) {
     if let Some(extra) = built.extra {
         router = router.merge(extra);
     }
+    // What a production app puts around `SessionLayer` (outermost first): traces
+    // that never show the session cookie, a panic answered as 500 (the session layer,
+    // inside, has by then released its lock and saved nothing), a body limit and a
+    // time limit. The session layer sits inside all of them, next to the handlers.
+    let router = {
+        use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
+        use tower_http::{
+            catch_panic::CatchPanicLayer, limit::RequestBodyLimitLayer,
+            sensitive_headers::SetSensitiveHeadersLayer, timeout::TimeoutLayer, trace::TraceLayer,
+        };
+        router.layer(
+            tower::ServiceBuilder::new()
+                .layer(SetSensitiveHeadersLayer::new([
+                    COOKIE,
+                    SET_COOKIE,
+                    AUTHORIZATION,
+                ]))
+                .layer(TraceLayer::new_for_http())
+                .layer(CatchPanicLayer::new())
+                .layer(RequestBodyLimitLayer::new(
+                    tether_balancer::MAX_REQUEST_BODY,
+                ))
+                .layer(TimeoutLayer::with_status_code(
+                    axum::http::StatusCode::REQUEST_TIMEOUT,
+                    Duration::from_secs(30),
+                )),
+        )
+    };
     let _keep = built.keep;
     if let Some(store) = built.catching_up {
         tokio::spawn(async move {
@@ -346,6 +374,14 @@ async fn serve(args: ServeArgs) {
 
 #[tokio::main]
 async fn main() {
+    // Warnings and errors on stderr; `RUST_LOG=tower_http=debug` adds a line per
+    // request, with `Cookie` and `Set-Cookie` shown as `Sensitive`.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Serve(args)) => serve(args).await,

@@ -8,7 +8,9 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use common::{Instance, Store, User, start_balancer, start_instances, start_nginx, wait_until};
+use common::{
+    Instance, Store, User, start_balancer, start_haproxy, start_instances, start_nginx, wait_until,
+};
 
 /// The scenario every store that shares sessions between instances passes.
 fn shared_store_scenario(store: &Store, base: &str, instances: &mut [Instance]) {
@@ -155,6 +157,14 @@ fn file_store_through_nginx_round_robin() {
     shared_store_scenario(&store, &base, &mut instances);
 }
 
+#[test]
+fn redis_store_through_haproxy_round_robin() {
+    let store = Store::redis();
+    let mut instances = start_instances(&store, 3);
+    let (base, _haproxy) = start_haproxy("round-robin.cfg", &instances);
+    shared_store_scenario(&store, &base, &mut instances);
+}
+
 /// Memory store behind a sticky strategy: log 30 users in, note where each lives,
 /// kill one instance, and check that exactly its users must log in again.
 fn sticky_memory_scenario(base: &str, instances: &mut [Instance]) {
@@ -244,5 +254,19 @@ fn memory_store_behind_nginx_consistent_hash() {
 fn memory_store_behind_nginx_ip_hash() {
     let mut instances = start_instances(&Store::Memory, 3);
     let (base, _nginx) = start_nginx("ip-hash.conf", &instances);
+    sticky_memory_scenario(&base, &mut instances);
+}
+
+#[test]
+fn memory_store_behind_haproxy_consistent_cookie_hash() {
+    let mut instances = start_instances(&Store::Memory, 3);
+    let (base, _haproxy) = start_haproxy("cookie-hash.cfg", &instances);
+    sticky_memory_scenario(&base, &mut instances);
+}
+
+#[test]
+fn memory_store_behind_haproxy_source() {
+    let mut instances = start_instances(&Store::Memory, 3);
+    let (base, _haproxy) = start_haproxy("source.cfg", &instances);
     sticky_memory_scenario(&base, &mut instances);
 }

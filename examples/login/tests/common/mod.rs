@@ -244,19 +244,21 @@ fn serve_on(port: u16, what: &str, cmd: &mut Command) -> (String, Proc) {
     (url, Proc(child))
 }
 
-/// nginx with one of examples/nginx's configurations, ports rewritten.
-pub fn start_nginx(config: &str, instances: &[Instance]) -> (String, Proc) {
+/// One of `examples/{proxy}`'s configurations, with the proxy's listen address and
+/// the instances' ports rewritten to this test's; written to a fresh directory.
+fn proxy_config(proxy: &str, config: &str, listen: &str, instances: &[Instance]) -> (u16, PathBuf) {
     let port = free_port();
-    let dir = temp_dir("nginx");
+    let dir = temp_dir(proxy);
     let source = std::fs::read_to_string(
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../nginx")
+            .join("..")
+            .join(proxy)
             .join(config),
     )
     .unwrap();
     let mut text = source.replace(
-        "listen 127.0.0.1:8080;",
-        &format!("listen 127.0.0.1:{port};"),
+        &format!("{listen} 127.0.0.1:8080"),
+        &format!("{listen} 127.0.0.1:{port}"),
     );
     for (i, instance) in instances.iter().enumerate() {
         text = text.replace(
@@ -264,8 +266,15 @@ pub fn start_nginx(config: &str, instances: &[Instance]) -> (String, Proc) {
             &format!("127.0.0.1:{}", instance.port),
         );
     }
-    let conf = dir.join("nginx.conf");
+    let conf = dir.join(config);
     std::fs::write(&conf, text).unwrap();
+    (port, conf)
+}
+
+/// nginx with one of examples/nginx's configurations, ports rewritten.
+pub fn start_nginx(config: &str, instances: &[Instance]) -> (String, Proc) {
+    let (port, conf) = proxy_config("nginx", config, "listen", instances);
+    let dir = conf.parent().unwrap().to_owned();
     let mut cmd = Command::new(env("TETHER_NGINX", "nginx"));
     cmd.arg("-c")
         .arg(&conf)
@@ -279,6 +288,15 @@ pub fn start_nginx(config: &str, instances: &[Instance]) -> (String, Proc) {
             dir.display()
         ));
     serve_on(port, "nginx", &mut cmd)
+}
+
+/// HAProxy with one of examples/haproxy's configurations, ports rewritten; in the
+/// foreground (`-db`), so killing the process stops it.
+pub fn start_haproxy(config: &str, instances: &[Instance]) -> (String, Proc) {
+    let (port, conf) = proxy_config("haproxy", config, "bind", instances);
+    let mut cmd = Command::new(env("TETHER_HAPROXY", "haproxy"));
+    cmd.arg("-db").arg("-f").arg(&conf);
+    serve_on(port, "haproxy", &mut cmd)
 }
 
 /// One browser-like user: its own cookie jar and (for ip-hash) its own address.
