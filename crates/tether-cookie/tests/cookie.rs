@@ -260,8 +260,16 @@ async fn sessions_or_note(session: Session) -> Result<String, SessionError> {
     }
 }
 
+/// Reads the session, then logs out: what a "sign out" page that greets the user does.
+async fn read_then_logout(session: Session) -> Result<String, SessionError> {
+    let user = session.user().await?.unwrap_or_default();
+    session.logout().await?;
+    Ok(format!("bye {user}"))
+}
+
 fn app(store: CookieStore) -> Router {
     tether_testkit::app::routes()
+        .route("/read-then-logout", post(read_then_logout))
         .route("/sessions-or-note", get(sessions_or_note))
         .route("/stuff", post(stuff))
         .route("/sessions", get(sessions))
@@ -381,4 +389,14 @@ async fn thousands_of_damaged_cookies_never_cause_a_500() {
         assert_eq!(reply.status, StatusCode::OK, "{m:?}");
         assert_eq!(reply.body, "nobody", "{m:?} was accepted");
     }
+}
+
+#[tokio::test]
+async fn a_logout_after_reading_the_session_clears_the_cookie() {
+    let app = app(CookieStore::new(ring()));
+    let cookie = send(&app, "POST", "/login", None).await.cookie();
+    let reply = send(&app, "POST", "/read-then-logout", Some(&cookie)).await;
+    assert_eq!(reply.body, "bye alice");
+    let removal = reply.set_cookie.expect("the logout clears the cookie");
+    assert!(removal.contains("Max-Age=0"), "{removal}");
 }

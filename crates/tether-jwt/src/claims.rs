@@ -17,8 +17,12 @@ pub(crate) struct Claims {
     /// The user the session is bound to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) sub: Option<String>,
-    /// The session id.
+    /// This token's own id, new for every token (RFC 7519: a verifier may keep a
+    /// replay cache of them).
     pub(crate) jti: String,
+    /// The session id (OpenID Connect's session claim): the same in every token of
+    /// one session, new after `cycle_id`.
+    pub(crate) sid: String,
     /// The issuer, when the store names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) iss: Option<String>,
@@ -50,9 +54,11 @@ pub(crate) struct Session {
 }
 
 impl Claims {
-    /// The claims for `record` under `id`, issued `now` for the cookie `cookie`.
+    /// The claims for `record` under `id`, issued `now` for the cookie `cookie`, as the
+    /// token `token`.
     pub(crate) fn new(
         id: &Id,
+        token: &Id,
         record: &Record,
         cookie: &str,
         now: OffsetDateTime,
@@ -64,7 +70,8 @@ impl Claims {
             nbf: now.unix_timestamp(),
             exp: record.expires_at().unix_timestamp(),
             sub: record.user.clone(),
-            jti: id.to_string(),
+            jti: token.to_string(),
+            sid: id.to_string(),
             iss: iss.map(str::to_owned),
             aud: aud.map(str::to_owned),
             ses: Session {
@@ -82,7 +89,7 @@ impl Claims {
 
     /// The session id and record the claims carry.
     pub(crate) fn into_session(self) -> Option<(Id, Record)> {
-        let id = Id::parse(&self.jti)?;
+        let id = Id::parse(&self.sid)?;
         let record = Record {
             data: self.ses.d,
             version: self.ses.v,

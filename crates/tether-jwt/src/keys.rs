@@ -121,8 +121,9 @@ impl Key {
 ///
 /// - `ed25519` and a 32-byte seed (unpadded URL-safe base64): signs and verifies with
 ///   EdDSA; verifiers need only its public key (see [`JwtKeys::jwks`]).
-/// - `ed25519-public` and a 32-byte public key: verifies only (a key being retired
-///   whose private half is gone, or another issuer's).
+/// - `ed25519-public` and a 32-byte public key: verifies only (one of this app's keys
+///   being retired, whose private half is gone). Every key in the ring is trusted to
+///   issue sessions for any user: never add another issuer's key.
 /// - `hs256` and a secret of at least 32 bytes: HMAC-SHA256, for when every verifier
 ///   may hold the secret (and could therefore also sign).
 ///

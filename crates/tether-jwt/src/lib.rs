@@ -3,7 +3,7 @@
 //! Like `tether-cookie`, the whole session travels with the client and instances
 //! share nothing but keys. Unlike it, the token is signed, not encrypted: an API
 //! gateway or a service in another language checks it with the public key from
-//! [`JwtKeys::jwks`] and reads the user (`sub`), the session id (`jti`), the expiry
+//! [`JwtKeys::jwks`] and reads the user (`sub`), the session id (`sid`), the expiry
 //! (`exp`) and the data, without a shared store or a decryption key.
 //!
 //! ```
@@ -22,7 +22,8 @@
 //! A JWS in compact form (RFC 7515/7519): the header names the algorithm (`EdDSA`
 //! by default, `HS256` for a shared-secret key) and the key (`kid`). The claims:
 //! `iat` and `nbf` (issue time), `exp` (the earlier of the session's idle and absolute
-//! deadlines, rounded down to the second), `sub` (the bound user, if any), `jti` (the session id), `iss` and
+//! deadlines, rounded down to the second), `sub` (the bound user, if any), `sid` (the
+//! session id, as OpenID Connect names it), `jti` (this token's own id), `iss` and
 //! `aud` when configured, and `ses`, tether's private claim: the data (`d`), the
 //! version, the session's times, and the cookie it was issued for.
 //!
@@ -44,7 +45,8 @@
 //! Opening answers "no session" for anything but a well-formed token, signed by a key
 //! of the ring with that key's own algorithm (`none` and any other algorithm are
 //! refused, so an HS256 signature made with an Ed25519 public key never verifies), for
-//! this cookie, issuer and audience, inside `nbf`..`exp`, not revoked, and not longer
+//! this cookie, issuer and audience, inside `nbf`..`exp` (`nbf` with a minute of
+//! leeway for instances' clocks), not revoked, and not longer
 //! than the size limit.
 
 mod claims;
@@ -60,6 +62,10 @@ use crate::claims::Claims;
 pub use crate::keys::{JwtKeys, KeyError, MIN_HS256_SECRET};
 
 type NotBefore = Arc<dyn Fn(&str) -> Option<OffsetDateTime> + Send + Sync>;
+
+/// How far ahead of this instance's clock a token's `nbf` may be: instances' clocks
+/// differ a little, and a token refreshed by one must open on the next.
+const NBF_LEEWAY_SECONDS: i64 = 60;
 
 /// Sessions as signed JWTs; use with
 /// [`SessionLayer::client_side`](https://docs.rs/tether).
@@ -194,8 +200,9 @@ impl ClientStore for JwtStore {
         let seconds = now.unix_timestamp();
         // `exp` is the deadline rounded down to the second (a verifier may end the
         // session up to a second early, never late); tether itself goes by the
-        // millisecond deadlines in `ses`, checked below.
-        let valid = claims.nbf <= seconds
+        // millisecond deadlines in `ses`, checked below. `nbf` is the issuing
+        // instance's clock: another instance a little behind still accepts the token.
+        let valid = claims.nbf <= seconds.saturating_add(NBF_LEEWAY_SECONDS)
             && seconds <= claims.exp
             && claims.ses.ck == cookie
             && claims.iss == self.issuer
@@ -234,6 +241,7 @@ impl ClientStore for JwtStore {
             .ok_or_else(|| Error::Config(format!("key {:?} cannot sign", key.kid)))?;
         let claims = Claims::new(
             id,
+            &Id::generate()?,
             record,
             cookie,
             now,

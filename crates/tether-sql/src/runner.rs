@@ -52,8 +52,9 @@ impl Runner {
     /// Runs `op`; a database error or the time limit is [`Error::Unavailable`] whose
     /// context says `what` and where.
     ///
-    /// A statement the server rolled back to break a deadlock (SQLSTATE class 40:
-    /// InnoDB's 1213, Postgres' `40P01` and `40001`) is run again, a few times and
+    /// A statement the server rolled back to break a deadlock or a serialisation
+    /// conflict (SQLSTATE `40001`, which InnoDB's 1213 reports, and Postgres' `40P01`)
+    /// is run again, a few times and
     /// within the same time limit: every statement a store sends is one autocommit
     /// transaction, so the victim left nothing behind, and the app's request should
     /// not see the server's lock scheduling as an outage.
@@ -92,12 +93,14 @@ impl Runner {
 /// How many times [`Runner::run`] tries a statement chosen as a deadlock victim.
 const DEADLOCK_ATTEMPTS: u32 = 8;
 
-/// Whether the server rolled the statement back to break a deadlock or a
-/// serialisation conflict (SQLSTATE class 40), so running it again is safe.
+/// Whether the server rolled the statement back to break a deadlock (`40P01`; InnoDB's
+/// 1213 is reported as `40001`) or a serialisation conflict (`40001`), so running it
+/// again is safe. Not the rest of class 40: `40003` ("statement completion unknown")
+/// may have committed.
 fn is_rolled_back(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .and_then(sqlx::error::DatabaseError::code)
-        .is_some_and(|code| code.starts_with("40"))
+        .is_some_and(|code| matches!(code.as_ref(), "40001" | "40P01"))
 }
 
 /// The database's own error inside one of [`Runner::run`]'s failures, if any.

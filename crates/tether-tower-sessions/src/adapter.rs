@@ -106,7 +106,10 @@ impl<S: SessionStore + ?Sized> TowerSessions<S> {
         id: i128,
     ) -> Result<Option<(HashMap<String, Value>, OffsetDateTime)>> {
         let record = self.store.load(&to_tether(id)).await?;
-        Ok(record.map(|r| (from_map(r.data), r.idle_deadline)))
+        Ok(record.map(|r| {
+            let expires = r.expires_at();
+            (from_map(r.data), expires)
+        }))
     }
 
     /// A new record created now, expiring at `expires`, bound to its data's user.

@@ -246,7 +246,11 @@ impl Session {
     /// is cleared. Anything inserted afterwards starts a new session.
     pub async fn logout(&self) -> Result<(), SessionError> {
         let mut state = self.begin().await?;
-        let had_cookie = state.id.is_some() || !matches!(state.presented, Presented::None);
+        // A cookie came with the request if it named a session, is still to be read, or
+        // was read already (a client-side value opened by an earlier `get`).
+        let had_cookie = state.id.is_some()
+            || !matches!(state.presented, Presented::None)
+            || matches!(state.loaded, Loaded::Found(_));
         self.resolve(&mut state).await?;
         state.delete = had_cookie;
         state.loaded = Loaded::Missing;

@@ -316,21 +316,19 @@ async fn serve(args: ServeArgs) {
         templates: app::templates(),
         limiter: guard::LoginLimiter::new(trusted),
     });
-    let mut router = app::routes(instance).layer(layer);
-    if let Some(extra) = built.extra {
-        router = router.merge(extra);
-    }
     // What a production app puts around `SessionLayer` (outermost first): traces
     // that never show the session cookie, a panic answered as 500 (the session layer,
     // inside, has by then released its lock and saved nothing), a body limit and a
-    // time limit. The session layer sits inside all of them, next to the handlers.
-    let router = {
+    // time limit (503, which browsers never resend on their own, unlike 408). The
+    // session layer sits inside all of them, next to the handlers. The replicated
+    // store's peer routes (`extra`) stay outside: their batches have their own limits.
+    let site = {
         use axum::http::header::{AUTHORIZATION, COOKIE, SET_COOKIE};
         use tower_http::{
             catch_panic::CatchPanicLayer, limit::RequestBodyLimitLayer,
             sensitive_headers::SetSensitiveHeadersLayer, timeout::TimeoutLayer, trace::TraceLayer,
         };
-        router.layer(
+        app::routes(instance).layer(layer).layer(
             tower::ServiceBuilder::new()
                 .layer(SetSensitiveHeadersLayer::new([
                     COOKIE,
@@ -343,10 +341,14 @@ async fn serve(args: ServeArgs) {
                     tether_balancer::MAX_REQUEST_BODY,
                 ))
                 .layer(TimeoutLayer::with_status_code(
-                    axum::http::StatusCode::REQUEST_TIMEOUT,
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
                     Duration::from_secs(30),
                 )),
         )
+    };
+    let router = match built.extra {
+        Some(extra) => site.merge(extra),
+        None => site,
     };
     let _keep = built.keep;
     if let Some(store) = built.catching_up {
