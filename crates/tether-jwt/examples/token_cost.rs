@@ -2,7 +2,7 @@
 //! encrypted cookie's.
 //!
 //! ```sh
-//! cargo run --release -p tether-jwt --example seal_cost
+//! cargo run --release -p tether-jwt --example token_cost
 //! ```
 
 use std::time::Instant;
