@@ -19,7 +19,7 @@ use crate::{Result, SessionStore};
 ///     tracing::info!(store = store.name(), removed, "swept expired sessions");
 ///     Ok(removed)
 /// }
-/// # let _ = sweep_now::<Never>;
+/// # assert_eq!(sweep_now(&Never).await.unwrap(), 0);
 /// # #[derive(Debug)] struct Never;
 /// # #[tether_core::async_trait] impl Sweep for Never { async fn sweep_once(&self) -> Result<u64> { Ok(0) } }
 /// # #[tether_core::async_trait] impl SessionStore for Never {
