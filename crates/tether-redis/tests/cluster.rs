@@ -68,9 +68,22 @@ fn start_node(dir: &Path, port: u16) -> Node {
     Node { port, child }
 }
 
+/// A free port whose cluster bus port (10,000 above it, which Redis opens too) is in
+/// range and free as well: the kernel hands out ports up to 60999, and a node on a
+/// port above 55535 refuses to start.
+fn cluster_port() -> u16 {
+    for _ in 0..1000 {
+        let port = free_port();
+        if port <= 55_535 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no loopback port with a free cluster bus port in 1000 tries");
+}
+
 fn start_cluster() -> Cluster {
     let dir = std::env::temp_dir().join(format!("tether-redis-cluster-{}", std::process::id()));
-    let nodes: Vec<Node> = (0..6).map(|_| start_node(&dir, free_port())).collect();
+    let nodes: Vec<Node> = (0..6).map(|_| start_node(&dir, cluster_port())).collect();
     for node in &nodes {
         wait_until("redis node start", Duration::from_secs(10), || {
             cli(node.port, &["PING"]).contains("PONG")
