@@ -51,14 +51,13 @@
 //!   say), which needs that one piece of state per user.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload as AeadPayload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
-use tether_core::{ClientStore, Error, Record, Result, unix_ms};
+use tether_core::{ClientStore, Error, NotBefore, Record, Result, unix_ms};
 use time::OffsetDateTime;
 
 const FORMAT: u8 = 2;
@@ -189,8 +188,6 @@ impl KeyRing {
     }
 }
 
-type NotBefore = Arc<dyn Fn(&str) -> Option<OffsetDateTime> + Send + Sync>;
-
 /// Sessions sealed into the cookie; use with
 /// [`SessionLayer::client_side`](https://docs.rs/tether).
 #[derive(Clone)]
@@ -199,7 +196,7 @@ pub struct CookieStore {
     context: String,
     compress: bool,
     max_len: usize,
-    not_before: Option<NotBefore>,
+    not_before: NotBefore,
 }
 
 impl std::fmt::Debug for CookieStore {
@@ -209,7 +206,7 @@ impl std::fmt::Debug for CookieStore {
             .field("context", &self.context)
             .field("compress", &self.compress)
             .field("max_len", &self.max_len)
-            .field("revocation", &self.not_before.is_some())
+            .field("revocation", &self.not_before.is_set())
             .finish()
     }
 }
@@ -270,7 +267,7 @@ impl CookieStore {
             context: String::new(),
             compress: false,
             max_len: 4000,
-            not_before: None,
+            not_before: NotBefore::default(),
         }
     }
 
@@ -341,7 +338,7 @@ impl CookieStore {
         mut self,
         not_before: impl Fn(&str) -> Option<OffsetDateTime> + Send + Sync + 'static,
     ) -> Self {
-        self.not_before = Some(Arc::new(not_before));
+        self.not_before = NotBefore::new(not_before);
         self
     }
 
@@ -392,9 +389,7 @@ impl ClientStore for CookieStore {
         if record.is_expired(now) {
             return None;
         }
-        if let (Some(not_before), Some(user)) = (&self.not_before, &record.user)
-            && not_before(user).is_some_and(|nb| issued < nb)
-        {
+        if self.not_before.revokes(record.user.as_deref(), issued) {
             return None;
         }
         Some(record)

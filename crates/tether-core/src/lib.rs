@@ -11,6 +11,7 @@ mod background;
 mod error;
 mod id;
 mod record;
+mod revocation;
 mod store;
 mod sweep;
 
@@ -18,6 +19,7 @@ pub use background::Background;
 pub use error::{BoxError, Error, Result};
 pub use id::{ID_BYTES, ID_LEN, Id, IdText, InvalidId, fill_random};
 pub use record::{Changes, Expiry, Record, SessionInfo, Touch, unix_ms};
+pub use revocation::NotBefore;
 pub use store::{
     Capabilities, ClientStore, Created, LockOptions, LockToken, LockWait, Saved, SessionLimits,
     SessionStore, sessions_beyond_cap,

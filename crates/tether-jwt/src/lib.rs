@@ -52,16 +52,12 @@
 mod claims;
 mod keys;
 
-use std::sync::Arc;
-
 use jsonwebtoken::{Header, Validation};
-use tether_core::{ClientStore, Error, Id, Record, Result};
+use tether_core::{ClientStore, Error, Id, NotBefore, Record, Result};
 use time::OffsetDateTime;
 
 use crate::claims::Claims;
 pub use crate::keys::{JwtKeys, KeyError, MIN_HS256_SECRET};
-
-type NotBefore = Arc<dyn Fn(&str) -> Option<OffsetDateTime> + Send + Sync>;
 
 /// How far ahead of this instance's clock a token's `nbf` may be: instances' clocks
 /// differ a little, and a token refreshed by one must open on the next.
@@ -75,7 +71,7 @@ pub struct JwtStore {
     issuer: Option<String>,
     audience: Option<String>,
     max_len: usize,
-    not_before: Option<NotBefore>,
+    not_before: NotBefore,
 }
 
 impl std::fmt::Debug for JwtStore {
@@ -85,7 +81,7 @@ impl std::fmt::Debug for JwtStore {
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("max_len", &self.max_len)
-            .field("revocation", &self.not_before.is_some())
+            .field("revocation", &self.not_before.is_set())
             .finish()
     }
 }
@@ -98,7 +94,7 @@ impl JwtStore {
             issuer: None,
             audience: None,
             max_len: 4000,
-            not_before: None,
+            not_before: NotBefore::default(),
         }
     }
 
@@ -153,7 +149,7 @@ impl JwtStore {
         mut self,
         not_before: impl Fn(&str) -> Option<OffsetDateTime> + Send + Sync + 'static,
     ) -> Self {
-        self.not_before = Some(Arc::new(not_before));
+        self.not_before = NotBefore::new(not_before);
         self
     }
 
@@ -215,9 +211,7 @@ impl ClientStore for JwtStore {
         if record.is_expired(now) {
             return None;
         }
-        if let (Some(not_before), Some(user)) = (&self.not_before, &record.user)
-            && not_before(user).is_some_and(|nb| issued < nb)
-        {
+        if self.not_before.revokes(record.user.as_deref(), issued) {
             return None;
         }
         Some((Some(id), record))
