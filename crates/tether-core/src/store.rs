@@ -284,7 +284,7 @@ pub trait ClientStore: Send + Sync + fmt::Debug + 'static {
     fn size_limit(&self) -> usize;
 
     /// Like [`ClientStore::open`], with the session id sealed in the value, for stores
-    /// that seal one (the JWT store's `jti`); the default seals none.
+    /// that seal one (the JWT store's `sid` claim); the default seals none.
     fn open_with_id(
         &self,
         value: &str,

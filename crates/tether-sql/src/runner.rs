@@ -54,10 +54,9 @@ impl Runner {
     ///
     /// A statement the server rolled back to break a deadlock or a serialisation
     /// conflict (SQLSTATE `40001`, which InnoDB's 1213 reports, and Postgres' `40P01`)
-    /// is run again, a few times and
-    /// within the same time limit: every statement a store sends is one autocommit
-    /// transaction, so the victim left nothing behind, and the app's request should
-    /// not see the server's lock scheduling as an outage.
+    /// is run again, a few times and within the same time limit: every statement a
+    /// store sends is one autocommit transaction, so the victim left nothing behind,
+    /// and the app's request should not see the server's lock scheduling as an outage.
     pub async fn run<T, F, Fut>(&self, what: &str, op: F) -> Result<T>
     where
         F: Fn() -> Fut,
