@@ -3,19 +3,10 @@
 //! file descriptors.
 
 use std::io::Write as _;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use tether_testkit::harness::{free_port, wait_until};
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use tether_testkit::harness::{Proc, free_port, wait_until};
 
 /// A backend answering every path with 200 and its path.
 fn backend() -> String {

@@ -19,6 +19,18 @@ pub fn run(tests: &[(&str, fn())]) {
     }
 }
 
+/// A child process a test started, killed (and reaped) when the test drops it, so a
+/// failing assertion never leaves a server running.
+#[derive(Debug)]
+pub struct Proc(pub std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A port free on 127.0.0.1 right now (for a server a test is about to start).
 ///
 /// # Panics

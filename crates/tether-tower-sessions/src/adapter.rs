@@ -169,13 +169,11 @@ impl<S: SessionStore + ?Sized> TowerSessions<S> {
         data: &HashMap<String, Value>,
         expires: OffsetDateTime,
     ) -> Result<()> {
+        let data = to_map(data);
         let mut changes = Changes::new(OffsetDateTime::now_utc(), expires);
         changes.clear = true;
-        changes.updates = data
-            .iter()
-            .map(|(k, v)| (k.clone(), Some(v.clone())))
-            .collect();
-        changes.user = Some(self.user.of(&to_map(data)));
+        changes.user = Some(self.user.of(&data));
+        changes.updates = data.into_iter().map(|(k, v)| (k, Some(v))).collect();
         if self.store.save(&to_tether(id), &changes).await? == Saved::Gone {
             tracing::debug!(
                 store = self.store.name(),

@@ -4,22 +4,13 @@
 //! "log out everywhere" ends every session of that user on every instance, other
 //! users' untouched. Run on the file store and on Redis.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::Value;
 use tether_balancer::{Balancer, Config, Strategy};
-use tether_testkit::harness::free_port;
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use tether_testkit::harness::{Proc, free_port};
 
 fn http() -> reqwest::Client {
     reqwest::Client::builder()

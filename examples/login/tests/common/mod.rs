@@ -4,11 +4,11 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-pub use tether_testkit::harness::{free_port, wait_until};
+pub use tether_testkit::harness::{Proc, free_port, wait_until};
 
 pub fn temp_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -51,15 +51,6 @@ pub fn wait_healthy(what: &str, base: &str) {
                 .is_ok_and(|r| r.status() == 200)
         },
     );
-}
-
-pub struct Proc(pub Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 pub struct Instance {
