@@ -227,6 +227,9 @@ struct Sealed {
     /// User.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     u: Option<String>,
+    /// The session's own lifetime (`Lifetime::to_ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    l: Option<i64>,
     /// Data.
     #[serde(default)]
     d: serde_json::Map<String, serde_json::Value>,
@@ -242,6 +245,7 @@ impl Sealed {
             i: unix_ms::to_ms(record.idle_deadline),
             a: record.absolute_deadline.map(unix_ms::to_ms),
             u: record.user.clone(),
+            l: record.lifetime.map(|l| l.to_ms()),
             d: record.data.clone(),
         }
     }
@@ -255,6 +259,7 @@ impl Sealed {
             idle_deadline: unix_ms::from_ms(self.i),
             absolute_deadline: self.a.map(unix_ms::from_ms),
             user: self.u,
+            lifetime: self.l.and_then(tether_core::Lifetime::from_ms),
         }
     }
 }

@@ -10,6 +10,7 @@
 mod background;
 mod error;
 mod id;
+mod lifetime;
 mod record;
 mod revocation;
 mod store;
@@ -18,6 +19,7 @@ mod sweep;
 pub use background::Background;
 pub use error::{BoxError, Error, Result};
 pub use id::{ID_BYTES, ID_LEN, Id, IdText, InvalidId, fill_random};
+pub use lifetime::Lifetime;
 pub use record::{Changes, Expiry, Record, SessionInfo, Touch, unix_ms};
 pub use revocation::NotBefore;
 pub use store::{

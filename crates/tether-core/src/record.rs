@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 ///
 /// let expiry = Expiry::new(Duration::from_secs(30 * 60)).with_absolute(Duration::from_secs(12 * 3600));
 /// assert_eq!(expiry.absolute, Some(Duration::from_secs(12 * 3600)));
+/// assert!(!expiry.browser_session && expiry.browser_session().browser_session);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expiry {
@@ -25,6 +26,9 @@ pub struct Expiry {
     pub idle: Duration,
     /// Absolute lifetime from creation, if any.
     pub absolute: Option<Duration>,
+    /// The cookie has no `Max-Age`, so the browser forgets it when it closes (the
+    /// store still ends the session by `idle` and `absolute`).
+    pub browser_session: bool,
 }
 
 impl Expiry {
@@ -33,6 +37,22 @@ impl Expiry {
         Self {
             idle,
             absolute: None,
+            browser_session: false,
+        }
+    }
+
+    /// With a cookie the browser forgets when it closes.
+    #[must_use]
+    pub const fn browser_session(mut self) -> Self {
+        self.browser_session = true;
+        self
+    }
+
+    /// The part of this expiry a store keeps with a session that has its own.
+    pub fn lifetime(&self) -> crate::Lifetime {
+        crate::Lifetime {
+            idle: self.idle.max(Duration::from_millis(1)),
+            browser_session: self.browser_session,
         }
     }
 
@@ -101,6 +121,14 @@ pub struct Record {
     /// The user this session is bound to, for listing and "log out everywhere".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// The session's own lifetime, when it was given one (`Session::set_expiry`):
+    /// refreshes extend it by this idle timeout rather than the one a request brings.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::lifetime::stored"
+    )]
+    pub lifetime: Option<crate::Lifetime>,
 }
 
 impl Record {
@@ -115,6 +143,27 @@ impl Record {
             idle_deadline: expiry.idle_deadline(now, absolute_deadline),
             absolute_deadline,
             user: None,
+            lifetime: None,
+        }
+    }
+
+    /// A record created at `now` with a lifetime of its own, `expiry`: the record a
+    /// session re-issued by `Session::set_expiry` starts as.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tether_core::{Expiry, Record};
+    ///
+    /// let now = time::OffsetDateTime::now_utc();
+    /// let remember = Expiry::new(Duration::from_secs(30 * 86_400));
+    /// let record = Record::with_lifetime(now, &remember);
+    /// assert_eq!(record.lifetime, Some(remember.lifetime()));
+    /// assert_eq!(record.absolute_deadline, None);
+    /// ```
+    pub fn with_lifetime(now: OffsetDateTime, expiry: &Expiry) -> Self {
+        Self {
+            lifetime: Some(expiry.lifetime()),
+            ..Self::new(now, expiry)
         }
     }
 
@@ -176,7 +225,9 @@ impl Record {
     }
 
     /// Records activity: `last_seen` moves forward and the idle deadline becomes
-    /// `touch.idle_deadline`, never past the absolute deadline.
+    /// `touch.idle_deadline` (or, for a record with a [`Lifetime`](crate::Lifetime) of
+    /// its own, `touch.last_seen` plus its idle timeout), never past the absolute
+    /// deadline.
     ///
     /// ```
     /// use std::time::Duration;
@@ -190,9 +241,10 @@ impl Record {
     /// ```
     pub fn touch(&mut self, touch: &Touch) {
         self.last_seen = self.last_seen.max(touch.last_seen);
-        self.idle_deadline = self
-            .absolute_deadline
-            .map_or(touch.idle_deadline, |abs| abs.min(touch.idle_deadline));
+        let wanted = self
+            .lifetime
+            .map_or(touch.idle_deadline, |l| l.idle_deadline(touch.last_seen));
+        self.idle_deadline = self.absolute_deadline.map_or(wanted, |abs| abs.min(wanted));
     }
 
     /// The summary listed for a user's sessions.

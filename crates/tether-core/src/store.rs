@@ -37,6 +37,7 @@ impl Saved {
         Self::Version {
             version: record.version,
             expires_at: record.expires_at(),
+            browser_session: record.lifetime.map(|l| l.browser_session),
         }
     }
 }
@@ -79,6 +80,11 @@ pub enum Saved {
         /// deadlines), never later, and at most a second earlier: the layer's cookie
         /// never outlives the session even when the request did not read it.
         expires_at: time::OffsetDateTime,
+        /// For a session with a [`Lifetime`](crate::Lifetime) of its own, whether its
+        /// cookie is a browser-session one; `None` for a session on the layer's
+        /// lifetime. The layer needs it to set the cookie after a request that wrote
+        /// without reading.
+        browser_session: Option<bool>,
     },
     /// The session no longer exists (deleted, expired or never existed): nothing was
     /// written, and the caller must not recreate it under this id.

@@ -48,6 +48,9 @@ pub(crate) struct Session {
     pub(crate) i: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) a: Option<i64>,
+    /// The session's own lifetime (`Lifetime::to_ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) l: Option<i64>,
     /// The session's data.
     #[serde(default)]
     pub(crate) d: Map<String, Value>,
@@ -82,6 +85,7 @@ impl Claims {
                 s: unix_ms::to_ms(record.last_seen),
                 i: unix_ms::to_ms(record.idle_deadline),
                 a: record.absolute_deadline.map(unix_ms::to_ms),
+                l: record.lifetime.map(|l| l.to_ms()),
                 d: record.data.clone(),
             },
         }
@@ -98,6 +102,7 @@ impl Claims {
             idle_deadline: unix_ms::from_ms(self.ses.i),
             absolute_deadline: self.ses.a.map(unix_ms::from_ms),
             user: self.sub,
+            lifetime: self.ses.l.and_then(tether_core::Lifetime::from_ms),
         };
         Some((id, record))
     }

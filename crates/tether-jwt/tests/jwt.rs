@@ -372,20 +372,12 @@ async fn stuff(session: Session) -> Result<&'static str, SessionError> {
 }
 
 async fn id(session: Session) -> String {
-    session
-        .id()
-        .await
-        .map(|id| id.to_string())
-        .unwrap_or_default()
+    session.id().map(|id| id.to_string()).unwrap_or_default()
 }
 
 async fn rotate(session: Session) -> Result<String, SessionError> {
     session.cycle_id().await?;
-    Ok(session
-        .id()
-        .await
-        .map(|id| id.to_string())
-        .unwrap_or_default())
+    Ok(session.id().map(|id| id.to_string()).unwrap_or_default())
 }
 
 fn app(store: JwtStore) -> Router {
@@ -444,4 +436,12 @@ async fn through_the_layer_the_sid_is_the_session_id_and_rotates_at_login() {
         send(&app, "GET", "/me", Some(&unsigned)).await.body,
         "nobody"
     );
+}
+
+#[tokio::test]
+async fn a_session_lifetime_of_its_own_is_in_the_token() {
+    tether_testkit::lifetime::check_client_store(SessionLayer::client_side(JwtStore::new(keys(
+        "k1",
+    ))))
+    .await;
 }

@@ -8,24 +8,29 @@ macro_rules! live {
     };
 }
 
-/// The merge of a save: binds clear, patch, deadline, deadline, user flag, user hash,
-/// user flag, user name, last_seen, id, now, now.
+/// The merge of a save: binds clear, patch, last_seen, deadline, last_seen, deadline,
+/// user flag, user hash, user flag, user name, last_seen, id, now, now. A session with
+/// a lifetime of its own (`lifetime_ms`) is refreshed by it: last_seen plus its idle
+/// timeout.
 ///
 /// Assignments run left to right and see the values already assigned, so the last one
 /// can report the new version and the new expiry in the same round trip, through
 /// `LAST_INSERT_ID(expr)`: the expiry in whole seconds (rounded down, so a cookie
 /// never outlives the session; clamped to 32 bits, the year 2106) in the high 32
-/// bits, the version's low 32 bits below. It needs MariaDB's default
+/// bits, then two bits for the session's own lifetime (`10` persistent cookie, `11`
+/// browser-session cookie, `00` none), the version's low 30 bits below. It needs MariaDB's default
 /// `SIMULTANEOUS_ASSIGNMENT` off (MySQL has no such mode).
 macro_rules! merge {
     () => {
         concat!(
             "data = JSON_MERGE_PATCH(IF(?, '{}', data), ?), ",
             "version = version + 1, ",
-            "idle_deadline_ms = LEAST(?, COALESCE(absolute_deadline_ms, ?)), ",
+            "idle_deadline_ms = LEAST(COALESCE(? + ABS(lifetime_ms), ?), ",
+            "COALESCE(absolute_deadline_ms, ? + ABS(lifetime_ms), ?)), ",
             "user_hash = IF(?, ?, user_hash), ",
             "user_name = IF(?, ?, user_name), ",
-            "last_seen_ms = IF(LAST_INSERT_ID((LEAST(GREATEST(idle_deadline_ms DIV 1000, 0), 4294967295) << 32) | (version & 4294967295)) >= 0, ",
+            "last_seen_ms = IF(LAST_INSERT_ID((LEAST(GREATEST(idle_deadline_ms DIV 1000, 0), 4294967295) << 32) ",
+            "| (IF(lifetime_ms IS NULL, 0, IF(lifetime_ms < 0, 3, 2)) << 30) | (version & 1073741823)) >= 0, ",
             "GREATEST(last_seen_ms, ?), last_seen_ms) ",
             "WHERE id = ? AND ",
             live!()
@@ -38,7 +43,7 @@ pub(crate) const SAVE_SQL: &str = concat!("UPDATE tether_sessions SET ", merge!(
 pub(crate) const CYCLE_SQL: &str = concat!("UPDATE tether_sessions SET id = ?, ", merge!());
 pub(crate) const LOAD_SQL: &str = concat!(
     "SELECT CAST(data AS CHAR) AS data, CAST(version AS SIGNED) AS version, created_ms, last_seen_ms, ",
-    "idle_deadline_ms, absolute_deadline_ms, user_name FROM tether_sessions WHERE id = ? AND ",
+    "idle_deadline_ms, absolute_deadline_ms, lifetime_ms, user_name FROM tether_sessions WHERE id = ? AND ",
     live!()
 );
 pub(crate) const LIST_SQL: &str = concat!(
@@ -53,7 +58,8 @@ pub(crate) const CLEAR_EXPIRED_ID_SQL: &str = concat!(
 );
 pub(crate) const TOUCH_SQL: &str = concat!(
     "UPDATE tether_sessions SET last_seen_ms = GREATEST(last_seen_ms, ?), ",
-    "idle_deadline_ms = LEAST(?, COALESCE(absolute_deadline_ms, ?)) WHERE id = ? AND ",
+    "idle_deadline_ms = LEAST(COALESCE(? + ABS(lifetime_ms), ?), ",
+    "COALESCE(absolute_deadline_ms, ? + ABS(lifetime_ms), ?)) WHERE id = ? AND ",
     live!()
 );
 pub(crate) const DELETE_USER_SQL: &str = concat!(
@@ -74,6 +80,6 @@ pub(crate) const TAKE_LOCK_SQL: &str =
 pub(crate) const UNLOCK_SQL: &str = "DELETE FROM tether_locks WHERE id = ? AND token = ?";
 pub(crate) const CREATE_SQL: &str = concat!(
     "INSERT INTO tether_sessions (id, data, version, created_ms, last_seen_ms, ",
-    "idle_deadline_ms, absolute_deadline_ms, user_hash, user_name) ",
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "idle_deadline_ms, absolute_deadline_ms, user_hash, user_name, lifetime_ms) ",
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 );

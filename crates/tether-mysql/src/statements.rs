@@ -34,6 +34,7 @@ impl Writes for MySqlStore {
                     .bind(record.absolute_deadline.map(unix_ms::to_ms))
                     .bind(&hash)
                     .bind(&record.user)
+                    .bind(record.lifetime.map(|l| l.to_ms()))
                     .execute(&self.pool)
                     .await
             })
@@ -44,6 +45,7 @@ impl Writes for MySqlStore {
     /// `SET id = ?` only when rotating.
     async fn merge(&self, id: &Id, new_id: Option<&Id>, changes: &Changes) -> Result<Saved> {
         let deadline = unix_ms::to_ms(changes.idle_deadline);
+        let last_seen = unix_ms::to_ms(changes.last_seen);
         let (user_set, user_hash_value, user_name) = match &changes.user {
             None => (false, None, None),
             Some(Some(u)) => (true, Some(user_hash(u)), Some(u.as_str())),
@@ -64,13 +66,15 @@ impl Writes for MySqlStore {
                 let query = query
                     .bind(changes.clear)
                     .bind(&patch)
+                    .bind(last_seen)
                     .bind(deadline)
+                    .bind(last_seen)
                     .bind(deadline)
                     .bind(user_set)
                     .bind(&user_hash_value)
                     .bind(user_set)
                     .bind(user_name)
-                    .bind(unix_ms::to_ms(changes.last_seen))
+                    .bind(last_seen)
                     .bind(id.as_bytes().as_slice());
                 live(query).execute(&self.pool).await
             })
@@ -140,9 +144,12 @@ impl Statements for MySqlStore {
         let result = self
             .runner
             .run("refreshing a session", async || {
+                let last_seen = unix_ms::to_ms(touch.last_seen);
                 let query = sqlx::query(TOUCH_SQL)
-                    .bind(unix_ms::to_ms(touch.last_seen))
+                    .bind(last_seen)
+                    .bind(last_seen)
                     .bind(deadline)
+                    .bind(last_seen)
                     .bind(deadline)
                     .bind(id.as_bytes().as_slice());
                 live(query).execute(&self.pool).await

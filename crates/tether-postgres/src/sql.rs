@@ -16,7 +16,8 @@ macro_rules! live {
 
 /// The merge of a save: binds `$1` clear, `$2` the keys set (a jsonb object), `$3` the
 /// keys removed, `$4` the idle deadline, `$5` whether the user changes, `$6` its hash,
-/// `$7` its name, `$8` last seen, `$9` the id, `$10` now. `SET` sees the old row and
+/// `$7` its name, `$8` last seen, `$9` the id, `$10` now. A session with a lifetime
+/// of its own (`lifetime_ms`) is refreshed by it: `$8` plus its idle timeout. `SET` sees the old row and
 /// `RETURNING` the new one, so the new version and expiry come back in the same
 /// statement. A concurrent save of the same row waits for the row lock and is then
 /// applied to the committed row (READ COMMITTED re-reads it): disjoint keys both stay.
@@ -25,13 +26,14 @@ macro_rules! merge {
         concat!(
             "data = ((CASE WHEN $1 THEN '{}'::jsonb ELSE data END) || $2::jsonb) - $3::text[], ",
             "version = version + 1, ",
-            "idle_deadline_ms = LEAST($4, COALESCE(absolute_deadline_ms, $4)), ",
+            "idle_deadline_ms = LEAST(COALESCE($8 + ABS(lifetime_ms), $4), ",
+            "COALESCE(absolute_deadline_ms, $8 + ABS(lifetime_ms), $4)), ",
             "user_hash = CASE WHEN $5 THEN $6 ELSE user_hash END, ",
             "user_name = CASE WHEN $5 THEN $7 ELSE user_name END, ",
             "last_seen_ms = GREATEST(last_seen_ms, $8) ",
             "WHERE id = $9 AND ",
             live!(10),
-            " RETURNING version, idle_deadline_ms"
+            " RETURNING version, idle_deadline_ms, lifetime_ms"
         )
     };
 }
@@ -41,7 +43,7 @@ pub(crate) const SAVE_SQL: &str = concat!("UPDATE tether_sessions SET ", merge!(
 pub(crate) const CYCLE_SQL: &str = concat!("UPDATE tether_sessions SET id = $11, ", merge!());
 pub(crate) const LOAD_SQL: &str = concat!(
     "SELECT data::text AS data, version, created_ms, last_seen_ms, ",
-    "idle_deadline_ms, absolute_deadline_ms, user_name FROM tether_sessions WHERE id = $1 AND ",
+    "idle_deadline_ms, absolute_deadline_ms, lifetime_ms, user_name FROM tether_sessions WHERE id = $1 AND ",
     live!(2)
 );
 pub(crate) const LIST_SQL: &str = concat!(
@@ -51,8 +53,8 @@ pub(crate) const LIST_SQL: &str = concat!(
 );
 pub(crate) const CREATE_SQL: &str = concat!(
     "INSERT INTO tether_sessions (id, data, version, created_ms, last_seen_ms, ",
-    "idle_deadline_ms, absolute_deadline_ms, user_hash, user_name) ",
-    "VALUES ($1, $2::jsonb, $3, $4, $5, $6, $7, $8, $9)"
+    "idle_deadline_ms, absolute_deadline_ms, user_hash, user_name, lifetime_ms) ",
+    "VALUES ($1, $2::jsonb, $3, $4, $5, $6, $7, $8, $9, $10)"
 );
 pub(crate) const CLEAR_EXPIRED_ID_SQL: &str = concat!(
     "DELETE FROM tether_sessions WHERE id = $1 AND NOT (",
@@ -61,7 +63,8 @@ pub(crate) const CLEAR_EXPIRED_ID_SQL: &str = concat!(
 );
 pub(crate) const TOUCH_SQL: &str = concat!(
     "UPDATE tether_sessions SET last_seen_ms = GREATEST(last_seen_ms, $1), ",
-    "idle_deadline_ms = LEAST($2, COALESCE(absolute_deadline_ms, $2)) WHERE id = $3 AND ",
+    "idle_deadline_ms = LEAST(COALESCE($1 + ABS(lifetime_ms), $2), ",
+    "COALESCE(absolute_deadline_ms, $1 + ABS(lifetime_ms), $2)) WHERE id = $3 AND ",
     live!(4)
 );
 pub(crate) const DELETE_SQL: &str = "DELETE FROM tether_sessions WHERE id = $1";

@@ -30,6 +30,7 @@ impl Writes for PostgresStore {
                     .bind(record.absolute_deadline.map(unix_ms::to_ms))
                     .bind(&hash)
                     .bind(name.as_deref())
+                    .bind(record.lifetime.map(|l| l.to_ms()))
                     .execute(&self.pool)
                     .await
             })

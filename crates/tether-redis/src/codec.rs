@@ -35,6 +35,9 @@ pub(crate) fn encode(record: &Record) -> Result<Vec<Vec<u8>>> {
     if let Some(user) = &record.user {
         put(b"u", user.clone().into_bytes());
     }
+    if let Some(lifetime) = record.lifetime {
+        put(b"l", lifetime.to_ms().to_string().into_bytes());
+    }
     for (key, value) in &record.data {
         let json = serde_json::to_vec(value).map_err(|e| Error::Corrupt(e.to_string()))?;
         put(format!("d:{key}").as_bytes(), json);
@@ -66,6 +69,7 @@ pub(crate) fn decode(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Option<Record>> {
             b"s" => seen = Some(int(&value)?),
             b"i" => idle = Some(int(&value)?),
             b"a" => record.absolute_deadline = Some(unix_ms::from_ms(int(&value)?)),
+            b"l" => record.lifetime = tether_core::Lifetime::from_ms(int(&value)?),
             b"u" => {
                 record.user =
                     Some(String::from_utf8(value).map_err(|_| corrupt("user is not UTF-8"))?);
@@ -98,18 +102,21 @@ pub(crate) struct ScriptSaved {
     pub(crate) created: i64,
     pub(crate) absolute: Option<i64>,
     pub(crate) expires_at: i64,
+    /// The session's own lifetime, stored form (0: none).
+    pub(crate) lifetime: i64,
 }
 
 pub(crate) fn parse_saved(value: Value) -> redis::RedisResult<Option<ScriptSaved>> {
     if matches!(value, Value::Nil) {
         return Ok(None);
     }
-    let (version, old_flag, old_user, new_flag, new_user, created, absolute, expires_at): (
+    let (version, old_flag, old_user, new_flag, new_user, created, absolute, expires_at, lifetime): (
         u64,
         u8,
         String,
         u8,
         String,
+        i64,
         i64,
         i64,
         i64,
@@ -121,5 +128,6 @@ pub(crate) fn parse_saved(value: Value) -> redis::RedisResult<Option<ScriptSaved
         created,
         absolute: (absolute > 0).then_some(absolute),
         expires_at,
+        lifetime,
     }))
 }

@@ -16,7 +16,7 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `tether:s:{ID}` | hash | `v` version, `c` created, `s` last seen, `i` idle deadline, `a` absolute deadline (ms since the epoch), `u` user, `d:KEY` the JSON of each data key |
+//! | `tether:s:{ID}` | hash | `v` version, `c` created, `s` last seen, `i` idle deadline, `a` absolute deadline (ms since the epoch), `u` user, `l` its own lifetime (`Lifetime::to_ms`), `d:KEY` the JSON of each data key |
 //! | `tether:l:{ID}` | string | the lock-mode lock: the owner's token, with a millisecond TTL |
 //! | `tether:u:{HEX}` | sorted set | the user's session ids scored by creation time (`HEX` is the user name in hex) |
 //!
@@ -360,6 +360,8 @@ impl SessionStore for RedisStore {
         Ok(Saved::Version {
             version: saved.version,
             expires_at: unix_ms::from_ms(saved.expires_at),
+            browser_session: tether_core::Lifetime::from_ms(saved.lifetime)
+                .map(|l| l.browser_session),
         })
     }
 

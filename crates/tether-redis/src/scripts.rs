@@ -6,7 +6,9 @@ use std::sync::LazyLock;
 
 /// Merges one request's changes atomically. Returns `false` when the session is gone
 /// (never recreates it), else `{version, old_user_flag, old_user, new_user_flag, new_user,
-/// created, absolute_deadline (0: none), the new idle deadline (the session's expiry)}`.
+/// created, absolute_deadline (0: none), the new idle deadline (the session's expiry),
+/// the session's own lifetime (0: none)}`. A session with a lifetime of its own (`l`)
+/// is refreshed by it, not by the idle deadline given.
 ///
 /// KEYS[1] session hash. ARGV: now_ms, idle_deadline_ms, clear (0/1), user_op
 /// (0 keep, 1 set, 2 unset), user, then field/value pairs, an empty value removing
@@ -18,7 +20,7 @@ pub(crate) static SAVE: LazyLock<Script> = LazyLock::new(|| {
 -- server a command dispatch, and a save is on every writing request.
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
-local meta = redis.call('HMGET', key, 'v', 'i', 'a', 'u', 's', 'c')
+local meta = redis.call('HMGET', key, 'v', 'i', 'a', 'u', 's', 'c', 'l')
 if not meta[1] then return false end
 local idle, abs = tonumber(meta[2]), tonumber(meta[3])
 if now >= idle or (abs and now >= abs) then return false end
@@ -48,6 +50,8 @@ elseif ARGV[4] == '2' then
 end
 if now > tonumber(meta[5]) then sets[#sets + 1] = 's'; sets[#sets + 1] = ARGV[1] end
 local deadline = tonumber(ARGV[2])
+local life = tonumber(meta[7])
+if life then deadline = now + math.abs(life) end
 if abs and abs < deadline then deadline = abs end
 local version = tonumber(meta[1]) + 1
 sets[#sets + 1] = 'i'; sets[#sets + 1] = string.format('%d', deadline)
@@ -56,7 +60,7 @@ sets[#sets + 1] = 'v'; sets[#sets + 1] = string.format('%d', version)
 batched('HDEL', dels)
 batched('HSET', sets)
 redis.call('PEXPIREAT', key, deadline)
-return {version, old_user and 1 or 0, old_user or '', new_user and 1 or 0, new_user or '', tonumber(meta[6]), abs or 0, deadline}
+return {version, old_user and 1 or 0, old_user or '', new_user and 1 or 0, new_user or '', tonumber(meta[6]), abs or 0, deadline, life or 0}
 ",
     )
 });
@@ -85,7 +89,8 @@ return 1
     )
 });
 
-/// Refreshes the idle deadline of a live session. Returns 1 when refreshed.
+/// Refreshes the idle deadline of a live session (by its own lifetime if it has one).
+/// Returns 1 when refreshed.
 ///
 /// KEYS[1] session hash. ARGV: now_ms, last_seen_ms, idle_deadline_ms.
 pub(crate) static TOUCH: LazyLock<Script> = LazyLock::new(|| {
@@ -93,11 +98,13 @@ pub(crate) static TOUCH: LazyLock<Script> = LazyLock::new(|| {
         r"
 local key = KEYS[1]
 local now = tonumber(ARGV[1])
-local meta = redis.call('HMGET', key, 'i', 'a', 's')
+local meta = redis.call('HMGET', key, 'i', 'a', 's', 'l')
 if not meta[1] then return 0 end
 local abs = tonumber(meta[2])
 if now >= tonumber(meta[1]) or (abs and now >= abs) then return 0 end
 local deadline = tonumber(ARGV[3])
+local life = tonumber(meta[4])
+if life then deadline = tonumber(ARGV[2]) + math.abs(life) end
 if abs and abs < deadline then deadline = abs end
 if tonumber(ARGV[2]) > tonumber(meta[3]) then redis.call('HSET', key, 's', ARGV[2]) end
 redis.call('HSET', key, 'i', tostring(deadline))

@@ -49,6 +49,9 @@ pub(crate) struct Meta {
     pub(crate) absolute_deadline: Option<i64>,
     /// `Some` when this change (re)bound the user.
     pub(crate) user: Option<Option<String>>,
+    /// The session's own lifetime (`Lifetime::to_ms`), fixed when it was created.
+    #[serde(default)]
+    pub(crate) lifetime: Option<i64>,
 }
 
 /// One change, as applied locally and sent to peers.
@@ -86,6 +89,7 @@ impl Meta {
             idle_deadline: unix_ms::to_ms(record.idle_deadline),
             absolute_deadline: record.absolute_deadline.map(unix_ms::to_ms),
             user,
+            lifetime: record.lifetime.map(|l| l.to_ms()),
         }
     }
 }
@@ -399,6 +403,7 @@ impl Entry {
                 idle_deadline: unix_ms::from_ms(meta.idle_deadline),
                 absolute_deadline: meta.absolute_deadline.map(unix_ms::from_ms),
                 user: None,
+                lifetime: meta.lifetime.and_then(tether_core::Lifetime::from_ms),
             },
             keys: BTreeMap::new(),
             cleared: Stamp::ZERO,
@@ -454,6 +459,9 @@ impl Entry {
         r.created = r.created.min(unix_ms::from_ms(meta.created));
         if r.absolute_deadline.is_none() {
             r.absolute_deadline = meta.absolute_deadline.map(unix_ms::from_ms);
+        }
+        if r.lifetime.is_none() {
+            r.lifetime = meta.lifetime.and_then(tether_core::Lifetime::from_ms);
         }
         extend(r, meta.last_seen, meta.idle_deadline);
     }

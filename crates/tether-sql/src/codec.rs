@@ -139,6 +139,8 @@ pub struct Columns {
     pub absolute_deadline_ms: Option<i64>,
     /// `user_name`.
     pub user_name: Option<String>,
+    /// `lifetime_ms`: the session's own lifetime ([`tether_core::Lifetime::to_ms`]).
+    pub lifetime_ms: Option<i64>,
 }
 
 impl Columns {
@@ -155,6 +157,7 @@ impl Columns {
             idle_deadline: unix_ms::from_ms(self.idle_deadline_ms),
             absolute_deadline: self.absolute_deadline_ms.map(unix_ms::from_ms),
             user: self.user_name,
+            lifetime: self.lifetime_ms.and_then(tether_core::Lifetime::from_ms),
         })
     }
 }

@@ -32,7 +32,8 @@ where
 }
 
 /// The record in a row of `data, version, created_ms, last_seen_ms,
-/// idle_deadline_ms, absolute_deadline_ms, user_name`, its text read as `text` says.
+/// idle_deadline_ms, absolute_deadline_ms, lifetime_ms, user_name`, its text read as
+/// `text` says.
 ///
 /// # Errors
 /// [`Error::Corrupt`] when a column is missing or holds what it should not.
@@ -53,6 +54,7 @@ where
         idle_deadline_ms: get(row, "idle_deadline_ms")?,
         absolute_deadline_ms: get(row, "absolute_deadline_ms")?,
         user_name: user_name.map(text.name).transpose()?,
+        lifetime_ms: get(row, "lifetime_ms")?,
     }
     .into_record()
 }
@@ -90,7 +92,7 @@ where
     Ok(sessions)
 }
 
-/// What a save's `RETURNING version, idle_deadline_ms` reported.
+/// What a save's `RETURNING version, idle_deadline_ms, lifetime_ms` reported.
 ///
 /// # Errors
 /// [`Error::Corrupt`] when a column is missing or the version is negative.
@@ -104,6 +106,9 @@ where
     Ok(Saved::Version {
         version: u64::try_from(version).map_err(|e| corrupt(&e))?,
         expires_at: unix_ms::from_ms(get(row, "idle_deadline_ms")?),
+        browser_session: get::<_, Option<i64>>(row, "lifetime_ms")?
+            .and_then(tether_core::Lifetime::from_ms)
+            .map(|l| l.browser_session),
     })
 }
 

@@ -17,7 +17,8 @@ macro_rules! live {
 /// The merge of a save: binds `?1` clear, `?2` the patch (`{"k": [v]}` sets,
 /// `{"k": null}` removes: `json_patch` is RFC 7396's merge patch), `?3` the idle
 /// deadline, `?4` whether the user changes, `?5` its hash, `?6` its name, `?7` last
-/// seen, `?8` the id, `?9` now. `SET` sees the old row and `RETURNING` the new one.
+/// seen, `?8` the id, `?9` now. A session with a lifetime of its own (`lifetime_ms`)
+/// is refreshed by it: `?7` plus its idle timeout. `SET` sees the old row and `RETURNING` the new one.
 /// SQLite runs one writer at a time, so concurrent saves of disjoint keys apply one
 /// after the other and both stay.
 macro_rules! merge {
@@ -25,13 +26,14 @@ macro_rules! merge {
         concat!(
             "data = json_patch(CASE WHEN ?1 THEN '{}' ELSE data END, ?2), ",
             "version = version + 1, ",
-            "idle_deadline_ms = MIN(?3, COALESCE(absolute_deadline_ms, ?3)), ",
+            "idle_deadline_ms = MIN(COALESCE(?7 + ABS(lifetime_ms), ?3), ",
+            "COALESCE(absolute_deadline_ms, ?7 + ABS(lifetime_ms), ?3)), ",
             "user_hash = CASE WHEN ?4 THEN ?5 ELSE user_hash END, ",
             "user_name = CASE WHEN ?4 THEN ?6 ELSE user_name END, ",
             "last_seen_ms = MAX(last_seen_ms, ?7) ",
             "WHERE id = ?8 AND ",
             live!(9),
-            " RETURNING version, idle_deadline_ms"
+            " RETURNING version, idle_deadline_ms, lifetime_ms"
         )
     };
 }
@@ -41,7 +43,7 @@ pub(crate) const SAVE_SQL: &str = concat!("UPDATE tether_sessions SET ", merge!(
 pub(crate) const CYCLE_SQL: &str = concat!("UPDATE tether_sessions SET id = ?10, ", merge!());
 pub(crate) const LOAD_SQL: &str = concat!(
     "SELECT data, version, created_ms, last_seen_ms, idle_deadline_ms, ",
-    "absolute_deadline_ms, user_name FROM tether_sessions WHERE id = ?1 AND ",
+    "absolute_deadline_ms, lifetime_ms, user_name FROM tether_sessions WHERE id = ?1 AND ",
     live!(2)
 );
 pub(crate) const LIST_SQL: &str = concat!(
@@ -51,8 +53,8 @@ pub(crate) const LIST_SQL: &str = concat!(
 );
 pub(crate) const CREATE_SQL: &str = concat!(
     "INSERT INTO tether_sessions (id, data, version, created_ms, last_seen_ms, ",
-    "idle_deadline_ms, absolute_deadline_ms, user_hash, user_name) ",
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    "idle_deadline_ms, absolute_deadline_ms, user_hash, user_name, lifetime_ms) ",
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
 );
 pub(crate) const CLEAR_EXPIRED_ID_SQL: &str = concat!(
     "DELETE FROM tether_sessions WHERE id = ?1 AND NOT (",
@@ -61,7 +63,8 @@ pub(crate) const CLEAR_EXPIRED_ID_SQL: &str = concat!(
 );
 pub(crate) const TOUCH_SQL: &str = concat!(
     "UPDATE tether_sessions SET last_seen_ms = MAX(last_seen_ms, ?1), ",
-    "idle_deadline_ms = MIN(?2, COALESCE(absolute_deadline_ms, ?2)) WHERE id = ?3 AND ",
+    "idle_deadline_ms = MIN(COALESCE(?1 + ABS(lifetime_ms), ?2), ",
+    "COALESCE(absolute_deadline_ms, ?1 + ABS(lifetime_ms), ?2)) WHERE id = ?3 AND ",
     live!(4)
 );
 pub(crate) const DELETE_SQL: &str = "DELETE FROM tether_sessions WHERE id = ?1";

@@ -28,6 +28,7 @@ impl Writes for SqliteStore {
                     .bind(record.absolute_deadline.map(unix_ms::to_ms))
                     .bind(&hash)
                     .bind(&record.user)
+                    .bind(record.lifetime.map(|l| l.to_ms()))
                     .execute(&self.conn)
                     .await
             })

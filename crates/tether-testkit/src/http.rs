@@ -28,6 +28,17 @@ impl Reply {
         let set = self.set_cookie.as_deref().expect("a Set-Cookie header");
         set.split(';').next().unwrap_or_default().to_owned()
     }
+
+    /// The cookie's `Max-Age` in seconds; `None` for a browser-session cookie.
+    ///
+    /// # Panics
+    /// When the response set no cookie, or a `Max-Age` that is not a number.
+    pub fn max_age(&self) -> Option<u64> {
+        let set = self.set_cookie.as_deref().expect("a Set-Cookie header");
+        set.split(';')
+            .find_map(|a| a.trim().strip_prefix("Max-Age="))
+            .map(|v| v.parse().expect("Max-Age is a number"))
+    }
 }
 
 /// Sends one request with an optional `Cookie` header through `app`.
@@ -44,15 +55,17 @@ pub async fn send(app: &Router, method: &str, path: &str, cookie: Option<&str>) 
         .oneshot(req.body(Body::empty()).expect("request"))
         .await
         .unwrap_or_else(|never| match never {});
-    let text = |name| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v: &header::HeaderValue| v.to_str().ok())
-            .map(str::to_owned)
+    // The headers are read before the body is awaited: the future stays `Send`.
+    let (set_cookie, cache_control) = {
+        let text = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v: &header::HeaderValue| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        (text(header::SET_COOKIE), text(header::CACHE_CONTROL))
     };
-    let set_cookie = text(header::SET_COOKIE);
-    let cache_control = text(header::CACHE_CONTROL);
     let status = response.status();
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
         .await

@@ -59,6 +59,7 @@ mod cases;
 pub mod harness;
 pub mod http;
 mod jar;
+pub mod lifetime;
 pub mod outage;
 pub mod services;
 
@@ -161,7 +162,9 @@ impl Suite {
         outcomes
     }
 
-    /// Runs every case and panics listing the failures.
+    /// Runs every case and panics listing the failures; then drives the store
+    /// through the layer for what only the layer shows (a session's own lifetime:
+    /// [`lifetime::check_server_store`]).
     ///
     /// # Panics
     /// When the store breaks the contract.
@@ -192,5 +195,6 @@ impl Suite {
             self.store.name(),
             failures.join("\n")
         );
+        lifetime::check_server_store(self.store.clone()).await;
     }
 }

@@ -63,6 +63,7 @@ impl Reference {
             return Saved::Version {
                 version: record.version,
                 expires_at: changes.idle_deadline,
+                browser_session: None,
             };
         }
         Saved::of(record)

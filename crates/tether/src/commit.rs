@@ -2,13 +2,14 @@
 
 use std::sync::Arc;
 
-use tether_core::{ClientStore, Created, Error, Id, Record, Saved, SessionStore, Touch};
+use tether_core::{ClientStore, Created, Error, Expiry, Id, Record, Saved, SessionStore, Touch};
 use time::OffsetDateTime;
 use tracing::Instrument as _;
 
 use crate::backend::Backend;
 use crate::cookie_io::CookieAction;
 use crate::error::SessionError;
+use crate::reissue::{reissue_due, reissued};
 use crate::session::{Loaded, Session, State};
 
 impl Session {
@@ -20,8 +21,9 @@ impl Session {
             Err(error)
         } else if server_error {
             Ok(CookieAction::Keep)
-        } else if let Err(e) = self.resolve(&mut state).await {
-            // With several cookies, finding the session needed the store, which failed.
+        } else if let Err(e) = self.prepare(&mut state).await {
+            // Finding the session (several cookies) or reading it (a new lifetime)
+            // needed the store, which failed.
             Err(match e {
                 SessionError::Store(e) => e,
                 other => Arc::new(Error::Corrupt(other.to_string())),
@@ -42,6 +44,16 @@ impl Session {
         outcome
     }
 
+    /// Reads what the commit needs: the session among several cookies and, when it is
+    /// to be issued again with a new lifetime, its record.
+    async fn prepare(&self, state: &mut State) -> Result<(), SessionError> {
+        self.resolve(state).await?;
+        if state.expiry.is_some() && !state.delete {
+            self.load(state).await?;
+        }
+        Ok(())
+    }
+
     /// Client-side: the new record is sealed into the cookie itself.
     fn commit_client(
         &self,
@@ -58,7 +70,10 @@ impl Session {
                 Loaded::Pending | Loaded::Missing => None,
             }
         };
-        let changed = !state.changes.is_empty() || (state.new_id.is_some() && base.is_some());
+        let reissue = reissue_due(state, base.as_ref());
+        let changed = !state.changes.is_empty()
+            || (state.new_id.is_some() && base.is_some())
+            || reissue.is_some();
         let due = base.as_ref().is_some_and(|r| self.refresh_due(r));
         if !changed && !due {
             return Ok(if state.delete {
@@ -67,18 +82,22 @@ impl Session {
                 CookieAction::Keep
             });
         }
-        let fresh = base.is_none();
-        let mut record = base.unwrap_or_else(|| Record::new(now, &config.expiry));
-        state.changes.idle_deadline = config.expiry.idle_deadline(now, record.absolute_deadline);
+        let fresh = base.is_none() || reissue.is_some();
+        let mut record = match (reissue, base) {
+            (Some(expiry), base) => reissued(now, &expiry, base.as_ref()),
+            (None, Some(base)) => base,
+            (None, None) => Record::new(now, &config.expiry),
+        };
+        state.changes.idle_deadline = self.next_idle_deadline(Some(&record));
         record.apply(&state.changes);
         // The id the session goes on with: the rotated one, the one it came with, or
-        // a new one for a new session (stores that seal no id ignore it).
+        // a new one for a new or re-issued session (stores that seal no id ignore it).
         let id = match (state.new_id, state.id.filter(|_| !fresh)) {
             (Some(id), _) | (None, Some(id)) => id,
             (None, None) => Id::generate()?,
         };
         let value = store.seal_with_id(&id, &record, config.name(), now)?;
-        Ok(self.set_cookie(value, record.expires_at()))
+        Ok(self.set_cookie(value, record.expires_at(), browser_session(&record)))
     }
 
     async fn commit(
@@ -100,10 +119,12 @@ impl Session {
             action = CookieAction::Remove;
         }
 
+        if let Some(expiry) = reissue_due(state, state.loaded.record()) {
+            return self.reissue(store, state, &expiry).await;
+        }
         let changed = !state.changes.is_empty();
         if let Some(id) = state.id {
-            let absolute = state.loaded.record().and_then(|r| r.absolute_deadline);
-            state.changes.idle_deadline = config.expiry.idle_deadline(now, absolute);
+            state.changes.idle_deadline = self.next_idle_deadline(state.loaded.record());
             if let Some(new_id) = state.new_id {
                 let saved = store
                     .cycle_id(&id, &new_id, &state.changes)
@@ -112,18 +133,28 @@ impl Session {
                         store = store.name()
                     ))
                     .await?;
-                if let Saved::Version { expires_at, .. } = saved {
-                    return Ok(self.set_cookie(new_id.to_string(), expires_at));
+                if let Saved::Version {
+                    expires_at,
+                    browser_session,
+                    ..
+                } = saved
+                {
+                    return Ok(self.set_cookie(new_id.to_string(), expires_at, browser_session));
                 }
             } else if changed {
                 let saved = store
                     .save(&id, &state.changes)
                     .instrument(tracing::debug_span!("session.save", store = store.name()))
                     .await?;
-                if let Saved::Version { expires_at, .. } = saved {
+                if let Saved::Version {
+                    expires_at,
+                    browser_session,
+                    ..
+                } = saved
+                {
                     let due = state.loaded.record().is_none_or(|r| self.refresh_due(r));
                     return Ok(if due {
-                        self.set_cookie(id.to_string(), expires_at)
+                        self.set_cookie(id.to_string(), expires_at, browser_session)
                     } else {
                         CookieAction::Keep
                     });
@@ -141,7 +172,11 @@ impl Session {
                         .instrument(tracing::debug_span!("session.touch", store = store.name()))
                         .await?;
                     if touched {
-                        return Ok(self.set_cookie(id.to_string(), touch.idle_deadline));
+                        return Ok(self.set_cookie(
+                            id.to_string(),
+                            touch.idle_deadline,
+                            browser_session(record),
+                        ));
                     }
                 }
                 return Ok(action);
@@ -156,18 +191,26 @@ impl Session {
         state.changes.idle_deadline = record.idle_deadline;
         record.apply(&state.changes);
         // A login that starts a session applies the per-user cap in the same call.
-        let id = self.create(store, &record, state.changes.user_cap).await?;
-        Ok(self.set_cookie(id.to_string(), record.expires_at()))
+        let id = self
+            .create(store, &record, state.changes.user_cap, None)
+            .await?;
+        Ok(self.set_cookie(id.to_string(), record.expires_at(), None))
     }
 
-    async fn create(
+    /// Stores a new session under `first` if given and free, else under a fresh id.
+    pub(crate) async fn create(
         &self,
         store: &Arc<dyn SessionStore>,
         record: &Record,
         cap: Option<u32>,
+        first: Option<Id>,
     ) -> Result<Id, Error> {
+        let mut first = first;
         for _ in 0..3 {
-            let id = Id::generate()?;
+            let id = match first.take() {
+                Some(id) => id,
+                None => Id::generate()?,
+            };
             let created = store
                 .create_capped(&id, record, cap)
                 .instrument(tracing::debug_span!("session.create", store = store.name()))
@@ -183,23 +226,44 @@ impl Session {
     /// the idle timeout the configuration allows to lapse.
     fn refresh_due(&self, record: &Record) -> bool {
         let config = &self.inner.shared.config;
-        let new_deadline = config
-            .expiry
-            .idle_deadline(self.inner.now, record.absolute_deadline);
+        let new_deadline = self.next_idle_deadline(Some(record));
         let gain = (new_deadline - record.idle_deadline).as_seconds_f64();
-        let threshold = config.expiry.idle.as_secs_f64() * (1.0 - config.refresh_share);
+        let threshold = self.idle_of(Some(record)).as_secs_f64() * (1.0 - config.refresh_share);
         gain > threshold
     }
 
+    /// The idle timeout of `record`: its own, else the layer's.
+    fn idle_of(&self, record: Option<&Record>) -> std::time::Duration {
+        record
+            .and_then(|r| r.lifetime)
+            .map_or(self.inner.shared.config.expiry.idle, |l| l.idle)
+    }
+
+    /// The idle deadline this request's activity gives `record` (or a session not
+    /// read): now plus its idle timeout, never past its absolute deadline.
+    fn next_idle_deadline(&self, record: Option<&Record>) -> OffsetDateTime {
+        Expiry::new(self.idle_of(record))
+            .idle_deadline(self.inner.now, record.and_then(|r| r.absolute_deadline))
+    }
+
     /// The cookie for `value`, living until `expires_at` (never longer than the
-    /// session: a browser must not keep presenting an id the store has ended).
-    fn set_cookie(&self, value: String, expires_at: OffsetDateTime) -> CookieAction {
-        let max_age = self
-            .inner
-            .shared
-            .config
-            .persistent
-            .then(|| expires_at - self.inner.now);
+    /// session: a browser must not keep presenting an id the store has ended); a
+    /// browser-session cookie if the session's own lifetime says so (`Some`) or, for
+    /// a session on the layer's lifetime (`None`), the layer does.
+    pub(crate) fn set_cookie(
+        &self,
+        value: String,
+        expires_at: OffsetDateTime,
+        browser_session: Option<bool>,
+    ) -> CookieAction {
+        let browser_session =
+            browser_session.unwrap_or(self.inner.shared.config.expiry.browser_session);
+        let max_age = (!browser_session).then(|| expires_at - self.inner.now);
         CookieAction::Set { value, max_age }
     }
+}
+
+/// Whether the session's own lifetime (if any) makes its cookie a browser-session one.
+fn browser_session(record: &Record) -> Option<bool> {
+    record.lifetime.map(|l| l.browser_session)
 }

@@ -25,7 +25,6 @@ pub(crate) struct Config {
     pub(crate) secure: bool,
     pub(crate) http_only: bool,
     pub(crate) same_site: SameSite,
-    pub(crate) persistent: bool,
     pub(crate) expiry: Expiry,
     pub(crate) refresh_share: f64,
     pub(crate) lock: Option<LockOptions>,
@@ -44,7 +43,6 @@ impl Default for Config {
             secure: true,
             http_only: true,
             same_site: SameSite::Lax,
-            persistent: true,
             expiry: Expiry::default(),
             refresh_share: DEFAULT_REFRESH_SHARE,
             lock: None,
@@ -90,7 +88,6 @@ impl fmt::Debug for Config {
             .field("secure", &self.secure)
             .field("http_only", &self.http_only)
             .field("same_site", &self.same_site)
-            .field("persistent", &self.persistent)
             .field("expiry", &self.expiry)
             .field("refresh_share", &self.refresh_share)
             .field("lock", &self.lock)

@@ -149,17 +149,26 @@ impl SessionLayer {
         self.config(|c| c.same_site = same_site)
     }
 
-    /// Idle timeout and absolute lifetime (default 24 h idle, 7 days absolute).
+    /// Idle timeout and absolute lifetime (default 24 h idle, 7 days absolute), and
+    /// whether the cookie is a browser-session one ([`Expiry::browser_session`], or
+    /// [`SessionLayer::with_browser_session_cookie`]). One session can have its own:
+    /// [`Session::set_expiry`](crate::Session::set_expiry).
     #[must_use]
     pub fn with_expiry(self, expiry: Expiry) -> Self {
-        self.config(|c| c.expiry = expiry)
+        self.config(|c| {
+            let browser_session = c.expiry.browser_session || expiry.browser_session;
+            c.expiry = Expiry {
+                browser_session,
+                ..expiry
+            };
+        })
     }
 
     /// A cookie without `Max-Age`, which the browser forgets when it closes; the store
     /// still enforces the expiry.
     #[must_use]
     pub fn with_browser_session_cookie(self) -> Self {
-        self.config(|c| c.persistent = false)
+        self.config(|c| c.expiry.browser_session = true)
     }
 
     /// Refresh a read-only session's idle deadline once less than `share` of the

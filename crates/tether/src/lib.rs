@@ -27,15 +27,18 @@
 //!     .layer(SessionLayer::new(MemoryStore::new()));
 //! ```
 
+mod access;
 mod backend;
 mod commit;
 mod config;
 #[path = "cookie.rs"]
 mod cookie_io;
 mod error;
+mod expiry;
 mod layer;
 mod lock;
 mod memory;
+mod reissue;
 mod session;
 
 pub use ::cookie::SameSite;
@@ -48,8 +51,8 @@ pub use layer::{ResponseFuture, SessionLayer, SessionService};
 pub use memory::MemoryStore;
 pub use session::{MissingSessionLayer, Session};
 pub use tether_core::{
-    Capabilities, Changes, ClientStore, Created, Error, Expiry, Id, LockOptions, LockToken, Record,
-    Saved, SessionInfo, SessionStore, Sweep, Touch,
+    Capabilities, Changes, ClientStore, Created, Error, Expiry, Id, Lifetime, LockOptions,
+    LockToken, Record, Saved, SessionInfo, SessionStore, Sweep, Touch,
 };
 
 /// The store contract, for implementing a store of your own.

@@ -6,10 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum_core::extract::FromRequestParts;
 use http::StatusCode;
 use http::request::Parts;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
-use tether_core::{Changes, ClientStore, Error, Id, Record, SessionInfo};
+use tether_core::{Changes, ClientStore, Error, Expiry, Id, Record, SessionInfo};
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, MutexGuard};
 use tracing::Instrument as _;
@@ -97,6 +94,8 @@ pub(crate) struct State {
     /// The first store failure that leaves this request's session unknown; the layer
     /// answers with it.
     pub(crate) error: Option<Arc<Error>>,
+    /// The lifetime [`Session::set_expiry`] gave the session in this request.
+    pub(crate) expiry: Option<Expiry>,
 }
 
 impl Session {
@@ -124,86 +123,10 @@ impl Session {
                     delete: false,
                     lock: None,
                     error: None,
+                    expiry: None,
                 }),
             }),
         }
-    }
-
-    /// The value under `key`, or `None`.
-    ///
-    /// ```
-    /// # async fn handler(session: tether::Session) -> Result<(), tether::SessionError> {
-    /// let theme: Option<String> = session.get("theme").await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
-        let mut state = self.begin().await?;
-        let value = match state.changes.lookup(key) {
-            Some(v) => v.cloned(),
-            None => self
-                .load(&mut state)
-                .await?
-                .and_then(|r| r.data.get(key).cloned()),
-        };
-        value
-            .map(|v| {
-                serde_json::from_value(v).map_err(|source| SessionError::Deserialize {
-                    key: key.to_owned(),
-                    source,
-                })
-            })
-            .transpose()
-    }
-
-    /// Sets `key` to `value`. Does not load the session: a write-only request costs
-    /// one store call.
-    ///
-    /// ```
-    /// # async fn handler(session: tether::Session) -> Result<(), tether::SessionError> {
-    /// session.insert("theme", "dark").await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn insert(&self, key: &str, value: impl Serialize) -> Result<(), SessionError> {
-        let value = serde_json::to_value(value).map_err(|source| SessionError::Serialize {
-            key: key.to_owned(),
-            source,
-        })?;
-        let mut state = self.begin().await?;
-        state.changes.set(key, value);
-        Ok(())
-    }
-
-    /// Removes `key`, returning what it held.
-    pub async fn remove<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
-        let old = self.get(key).await?;
-        self.begin().await?.changes.remove(key);
-        Ok(old)
-    }
-
-    /// Removes every key (the session and its user binding stay).
-    pub async fn clear(&self) -> Result<(), SessionError> {
-        self.begin().await?.changes.clear();
-        Ok(())
-    }
-
-    /// Every key and value, with this request's changes applied.
-    pub async fn data(&self) -> Result<Map<String, Value>, SessionError> {
-        let mut state = self.begin().await?;
-        let mut data = if state.changes.clear {
-            Map::new()
-        } else {
-            self.load(&mut state)
-                .await?
-                .map(|r| r.data.clone())
-                .unwrap_or_default()
-        };
-        for (key, value) in &state.changes.updates {
-            match value {
-                Some(v) => data.insert(key.clone(), v.clone()),
-                None => data.remove(key),
-            };
-        }
-        Ok(data)
     }
 
     /// Gives the session a new id after the handler, keeping its data; the old id
@@ -255,6 +178,7 @@ impl Session {
         state.delete = had_cookie;
         state.loaded = Loaded::Missing;
         state.new_id = None;
+        state.expiry = None;
         let now = self.inner.now;
         let idle = state.changes.idle_deadline;
         state.changes = Changes::new(now, idle);
@@ -301,14 +225,25 @@ impl Session {
         Ok(ended)
     }
 
-    /// The session's id: the new one if [`Session::cycle_id`] was called, `None` if the
-    /// request brought no well-formed id and none was created yet.
-    pub async fn id(&self) -> Option<Id> {
-        let mut state = self.inner.state.lock().await;
+    /// The session's id, without waiting: the new one if [`Session::cycle_id`] was
+    /// called, `None` if the request brought no well-formed id and none was created
+    /// yet. It is also `None` while it is not known without the store: when the request
+    /// brought several session cookies and no call has found the live one yet, or
+    /// while another session call of this request is running.
+    ///
+    /// ```
+    /// # async fn handler(session: tether::Session) {
+    /// if let Some(id) = session.id() {
+    ///     tracing::info!(session = %id, "request");
+    /// }
+    /// # }
+    /// ```
+    pub fn id(&self) -> Option<Id> {
+        let mut state = self.inner.state.try_lock().ok()?;
         if matches!(state.presented, Presented::Sealed(_)) {
             // A client-side value carries its id (if its store seals one) inside:
-            // open it first. Opening is local and cannot fail.
-            self.resolve(&mut state).await.ok()?;
+            // open it. Opening is local and synchronous.
+            self.open_sealed(&mut state);
         }
         state.new_id.or(state.id.filter(|_| !state.delete))
     }
@@ -361,13 +296,9 @@ impl Session {
     pub(crate) async fn resolve(&self, state: &mut State) -> Result<(), SessionError> {
         match std::mem::replace(&mut state.presented, Presented::None) {
             Presented::None => {}
-            Presented::Sealed(values) => {
-                let Backend::Client(store) = &self.inner.shared.backend else {
-                    return Ok(());
-                };
-                let (id, loaded) = self.open(store.as_ref(), &values);
-                state.id = id;
-                state.loaded = loaded;
+            sealed @ Presented::Sealed(_) => {
+                state.presented = sealed;
+                self.open_sealed(state);
             }
             Presented::Ids(ids) => {
                 let store = self
@@ -396,6 +327,20 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// Opens the presented sealed values (a client-side store): the first that opens
+    /// is the session, with the id sealed in it if the store seals one.
+    fn open_sealed(&self, state: &mut State) {
+        let Presented::Sealed(values) = std::mem::replace(&mut state.presented, Presented::None)
+        else {
+            return;
+        };
+        if let Backend::Client(store) = &self.inner.shared.backend {
+            let (id, loaded) = self.open(store.as_ref(), &values);
+            state.id = id;
+            state.loaded = loaded;
+        }
     }
 
     /// The first value that opens, with the id sealed in it (if the store seals one).

@@ -160,7 +160,7 @@ async fn api_logout_everywhere(session: Session) -> Result<Response, SessionErro
 }
 
 async fn sessions_json(session: &Session) -> Result<Value, SessionError> {
-    let current = session.id().await;
+    let current = session.id();
     let list = session.user_sessions().await?;
     let rfc = |t: time::OffsetDateTime| {
         t.format(&time::format_description::well_known::Rfc3339)

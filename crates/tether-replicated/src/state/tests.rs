@@ -15,6 +15,7 @@ fn meta(user: Option<Option<String>>) -> Meta {
         idle_deadline: i64::MAX / 4,
         absolute_deadline: None,
         user,
+        lifetime: None,
     }
 }
 

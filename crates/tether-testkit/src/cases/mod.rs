@@ -43,6 +43,7 @@ macro_rules! case {
 mod expiry;
 mod failure;
 mod ids;
+mod lifetime;
 mod locks;
 mod rotation;
 mod saves;
@@ -51,6 +52,7 @@ mod users;
 use expiry::*;
 use failure::*;
 use ids::*;
+use lifetime::*;
 use locks::*;
 use rotation::*;
 use saves::*;
@@ -82,6 +84,8 @@ pub static CASES: &[Case] = &[
     case!(touch_extends_idle_deadline, 6),
     case!(touch_of_unknown_id_is_false, 6),
     case!(writes_report_the_real_expiry, 6),
+    case!(own_lifetime_kept_and_used_by_every_write, 6),
+    case!(own_browser_session_lifetime_reported_and_shorter, 6),
     case!(user_index_lists_live_sessions, 7),
     case!(user_index_follows_binding_changes, 7),
     case!(user_delete_all_ends_every_session, 7),

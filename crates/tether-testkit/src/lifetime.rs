@@ -1,0 +1,204 @@
+//! The app the tests of a session's own lifetime (`Session::set_expiry`) drive, on any
+//! store, server-side or client-side.
+//!
+//! | route | what the handler does |
+//! |---|---|
+//! | `POST /login/{kind}` | rotates the id, binds `alice`; `remember` sets [`remember`], `shared` sets [`shared_computer`], anything else keeps the layer's |
+//! | `POST /again` | sets [`remember`] again |
+//! | `POST /write` | sets `theme` without reading |
+//! | `GET /me` | `USER idle=SECONDS browser=BOOL` from `Session::expiry` |
+//! | `POST /rotate` | rotates the id |
+//!
+//! ```
+//! let app = tether_testkit::lifetime::routes()
+//!     .layer(tether::SessionLayer::new(tether::MemoryStore::new()).with_expiry(tether_testkit::lifetime::layer_expiry()));
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Path;
+use axum::routing::{get, post};
+use tether::{Expiry, Id, Session, SessionError, SessionLayer, SessionStore};
+
+use crate::http::send;
+
+/// A day, in seconds.
+pub const DAY: u64 = 86_400;
+
+/// The layer's lifetime in these tests: an hour idle, two absolute.
+pub fn layer_expiry() -> Expiry {
+    Expiry::new(Duration::from_secs(3600)).with_absolute(Duration::from_secs(7200))
+}
+
+/// "Remember me": 30 days idle and absolute.
+pub fn remember() -> Expiry {
+    Expiry::new(Duration::from_secs(30 * DAY)).with_absolute(Duration::from_secs(30 * DAY))
+}
+
+/// A shared computer: ten minutes idle, a browser-session cookie.
+pub fn shared_computer() -> Expiry {
+    Expiry::new(Duration::from_secs(600)).browser_session()
+}
+
+/// The id in a `name=value` cookie pair.
+///
+/// # Panics
+/// When the value is not an id.
+pub fn id_of(cookie: &str) -> Id {
+    Id::parse(cookie.split_once('=').expect("name=value").1).expect("an id")
+}
+
+/// The routes, without a layer.
+pub fn routes() -> Router {
+    Router::new()
+        .route("/login/{kind}", post(login))
+        .route("/again", post(again))
+        .route("/write", post(write))
+        .route("/me", get(me))
+        .route("/rotate", post(rotate))
+}
+
+async fn login(session: Session, Path(kind): Path<String>) -> Result<&'static str, SessionError> {
+    session.cycle_id().await?;
+    session.set_user("alice").await?;
+    match kind.as_str() {
+        "remember" => session.set_expiry(remember()).await?,
+        "shared" => session.set_expiry(shared_computer()).await?,
+        _ => {}
+    }
+    Ok("welcome")
+}
+
+async fn again(session: Session) -> Result<&'static str, SessionError> {
+    session.set_expiry(remember()).await?;
+    Ok("same")
+}
+
+async fn write(session: Session) -> Result<&'static str, SessionError> {
+    session.insert("theme", "dark").await?;
+    Ok("written")
+}
+
+async fn me(session: Session) -> Result<String, SessionError> {
+    let expiry = session.expiry().await?;
+    Ok(format!(
+        "{} idle={} browser={}",
+        session.user().await?.unwrap_or_else(|| "nobody".into()),
+        expiry.idle.as_secs(),
+        expiry.browser_session
+    ))
+}
+
+async fn rotate(session: Session) -> Result<&'static str, SessionError> {
+    session.cycle_id().await?;
+    Ok("rotated")
+}
+
+/// Through the layer on a server-side store: a remembered login lives by its 30 days
+/// on every write (one that did not read the session too), asking again changes
+/// nothing, a rotation keeps it; a shared-computer login keeps a browser-session
+/// cookie and its ten minutes; a plain login keeps the layer's lifetime.
+///
+/// # Panics
+/// When the store or the layer breaks any of it.
+pub async fn check_server_store(store: Arc<dyn SessionStore>) {
+    let app = routes().layer(SessionLayer::from_arc(store.clone()).with_expiry(layer_expiry()));
+    let now = time::OffsetDateTime::now_utc;
+
+    let anonymous = send(&app, "POST", "/write", None).await.cookie();
+    let reply = send(&app, "POST", "/login/remember", Some(&anonymous)).await;
+    let age = reply
+        .max_age()
+        .expect("a remembered login's cookie has a Max-Age");
+    assert!(age > 29 * DAY, "Max-Age {age}: not the 30 days asked for");
+    let cookie = reply.cookie();
+    assert_ne!(cookie, anonymous, "the session was issued under a new id");
+    assert!(
+        store.load(&id_of(&anonymous)).await.unwrap().is_none(),
+        "the pre-login id still works"
+    );
+    let record = store.load(&id_of(&cookie)).await.unwrap().unwrap();
+    assert_eq!(record.lifetime, Some(remember().lifetime()));
+    assert_eq!(record.user.as_deref(), Some("alice"));
+    assert_eq!(
+        record.data["theme"], "dark",
+        "the data moved with the session"
+    );
+    assert_eq!(
+        send(&app, "GET", "/me", Some(&cookie)).await.body,
+        format!("alice idle={} browser=false", 30 * DAY)
+    );
+
+    // A request that writes without reading: the store still refreshes by 30 days,
+    // and a cookie it sets stays persistent.
+    let wrote = send(&app, "POST", "/write", Some(&cookie)).await;
+    if wrote.set_cookie.is_some() {
+        assert!(wrote.max_age().is_some_and(|a| a > 29 * DAY), "{wrote:?}");
+    }
+    let record = store.load(&id_of(&cookie)).await.unwrap().unwrap();
+    let left = record.expires_at() - now();
+    assert!(left > time::Duration::days(29), "{left} left after a write");
+
+    // Asking again for the lifetime it has changes nothing (no new id).
+    let same = send(&app, "POST", "/again", Some(&cookie)).await;
+    assert!(same.set_cookie.is_none(), "{same:?}");
+
+    // It survives a rotation.
+    let rotated = send(&app, "POST", "/rotate", Some(&cookie)).await.cookie();
+    let record = store.load(&id_of(&rotated)).await.unwrap().unwrap();
+    assert_eq!(record.lifetime, Some(remember().lifetime()));
+
+    // A shared computer: a browser-session cookie, on a write that did not read the
+    // session too, and ten minutes idle, not the layer's hour.
+    let reply = send(&app, "POST", "/login/shared", None).await;
+    assert_eq!(reply.max_age(), None, "{reply:?}");
+    let cookie = reply.cookie();
+    let wrote = send(&app, "POST", "/write", Some(&cookie)).await;
+    assert!(
+        wrote.set_cookie.is_some(),
+        "a write-only request refreshes the cookie"
+    );
+    assert_eq!(wrote.max_age(), None, "{wrote:?}");
+    let record = store.load(&id_of(&cookie)).await.unwrap().unwrap();
+    let left = record.expires_at() - now();
+    assert!(left <= time::Duration::minutes(10), "{left} left");
+    assert_eq!(
+        send(&app, "GET", "/me", Some(&cookie)).await.body,
+        "alice idle=600 browser=true"
+    );
+
+    // A plain login keeps the layer's persistent cookie and hour.
+    let plain = send(&app, "POST", "/login/plain", None).await;
+    assert!(plain.max_age().is_some_and(|a| a <= 3600), "{plain:?}");
+    assert_eq!(
+        send(&app, "GET", "/me", Some(&plain.cookie())).await.body,
+        "alice idle=3600 browser=false"
+    );
+}
+
+/// Through `layer` over a client-side store (the session sealed in the cookie): the
+/// lifetime is sealed with the session and rules the cookie on every write.
+///
+/// # Panics
+/// When the store or the layer breaks any of it.
+pub async fn check_client_store(layer: SessionLayer) {
+    let app = routes().layer(layer.with_expiry(layer_expiry()));
+    let reply = send(&app, "POST", "/login/remember", None).await;
+    assert!(reply.max_age().is_some_and(|a| a > 29 * DAY), "{reply:?}");
+    let wrote = send(&app, "POST", "/write", Some(&reply.cookie())).await;
+    assert!(wrote.max_age().is_some_and(|a| a > 29 * DAY), "{wrote:?}");
+    assert_eq!(
+        send(&app, "GET", "/me", Some(&wrote.cookie())).await.body,
+        format!("alice idle={} browser=false", 30 * DAY)
+    );
+    let shared = send(&app, "POST", "/login/shared", None).await;
+    assert_eq!(shared.max_age(), None, "{shared:?}");
+    let wrote = send(&app, "POST", "/write", Some(&shared.cookie())).await;
+    assert_eq!(wrote.max_age(), None, "{wrote:?}");
+    assert_eq!(
+        send(&app, "GET", "/me", Some(&wrote.cookie())).await.body,
+        "alice idle=600 browser=true"
+    );
+}

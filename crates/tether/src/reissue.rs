@@ -1,0 +1,73 @@
+//! Issuing a session again with the lifetime `Session::set_expiry` gave it: a new
+//! record under a new id, then the old id ends.
+
+use std::sync::Arc;
+
+use tether_core::{Changes, Error, Expiry, Record, SessionStore};
+use time::OffsetDateTime;
+use tracing::Instrument as _;
+
+use crate::cookie_io::CookieAction;
+use crate::session::{Session, State};
+
+/// The lifetime to issue the session again with: the one `set_expiry` gave it in this
+/// request, unless the session (`base`, as read) already has it.
+pub(crate) fn reissue_due(state: &State, base: Option<&Record>) -> Option<Expiry> {
+    let expiry = state.expiry?;
+    let unchanged = base.is_some_and(|r| r.lifetime == Some(expiry.lifetime()));
+    (!unchanged).then_some(expiry)
+}
+
+impl Session {
+    /// Server-side: the session's data and user (with this request's changes) under a
+    /// new id with its new lifetime; then the old id is deleted. The new record exists
+    /// before the old one goes, so a failure leaves the user logged in under one of
+    /// them.
+    pub(crate) async fn reissue(
+        &self,
+        store: &Arc<dyn SessionStore>,
+        state: &mut State,
+        expiry: &Expiry,
+    ) -> Result<CookieAction, Error> {
+        let now = self.inner.now;
+        let base = state.loaded.record();
+        let mut record = reissued(now, expiry, base);
+        let old = state.id.filter(|_| base.is_some());
+        state.changes.idle_deadline = expiry.lifetime().idle_deadline(now);
+        record.apply(&state.changes);
+        // The per-user cap comes after the old id is gone, so that it does not count.
+        let id = self.create(store, &record, None, state.new_id).await?;
+        if let Some(old) = old {
+            store
+                .delete(&old)
+                .instrument(tracing::debug_span!("session.delete", store = store.name()))
+                .await?;
+        }
+        if let (Some(cap), Some(user)) = (state.changes.user_cap, &record.user) {
+            let mut bind = Changes::new(now, record.idle_deadline);
+            bind.user = Some(Some(user.clone()));
+            bind.user_cap = Some(cap);
+            store
+                .save(&id, &bind)
+                .instrument(tracing::debug_span!("session.save", store = store.name()))
+                .await?;
+        }
+        Ok(self.set_cookie(
+            id.to_string(),
+            record.expires_at(),
+            Some(expiry.browser_session),
+        ))
+    }
+}
+
+/// The record a session issued again at `now` with `expiry` starts as: `base`'s data,
+/// user and version (when there is a session), with the new lifetime from now.
+pub(crate) fn reissued(now: OffsetDateTime, expiry: &Expiry, base: Option<&Record>) -> Record {
+    let mut record = Record::with_lifetime(now, expiry);
+    if let Some(base) = base {
+        record.data.clone_from(&base.data);
+        record.user.clone_from(&base.user);
+        record.version = base.version;
+    }
+    record
+}
