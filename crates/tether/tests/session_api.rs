@@ -166,3 +166,70 @@ fn the_lifetime_a_layer_and_a_session_use_are_one_type() {
         "a later with_expiry keeps the browser-session cookie"
     );
 }
+
+/// The README's typed-session pattern: a struct under one key, behind an extractor.
+mod typed {
+    use axum::extract::FromRequestParts;
+    use axum::http::request::Parts;
+    use axum::response::{IntoResponse, Response};
+    use serde::{Deserialize, Serialize};
+    use tether::{Session, SessionError};
+
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    pub(crate) struct Cart {
+        pub(crate) items: Vec<u32>,
+    }
+
+    pub(crate) struct CartSession {
+        session: Session,
+        pub(crate) cart: Cart,
+    }
+
+    impl CartSession {
+        pub(crate) async fn save(&self) -> Result<(), SessionError> {
+            self.session.insert("cart", &self.cart).await
+        }
+    }
+
+    impl<S: Send + Sync> FromRequestParts<S> for CartSession {
+        type Rejection = Response;
+
+        async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+            let session = Session::from_request_parts(parts, state)
+                .await
+                .map_err(IntoResponse::into_response)?;
+            let cart = session
+                .get("cart")
+                .await
+                .map_err(IntoResponse::into_response)?
+                .unwrap_or_default();
+            Ok(Self { session, cart })
+        }
+    }
+}
+
+async fn add_item(
+    mut cart: typed::CartSession,
+    Path(item): Path<u32>,
+) -> Result<String, SessionError> {
+    cart.cart.items.push(item);
+    cart.save().await?;
+    Ok(format!("{:?}", cart.cart.items))
+}
+
+#[tokio::test]
+async fn a_typed_session_behind_an_extractor() {
+    let app = Router::new()
+        .route("/cart/{item}", post(add_item))
+        .layer(SessionLayer::new(MemoryStore::new()));
+    let first = send(&app, "POST", "/cart/3", None).await;
+    assert_eq!(first.body, "[3]");
+    let cookie = first.cookie();
+    assert_eq!(
+        send(&app, "POST", "/cart/5", Some(&cookie)).await.body,
+        "[3, 5]"
+    );
+    // Without the layer the extractor answers the layer's missing-layer error.
+    let bare = Router::new().route("/cart/{item}", post(add_item));
+    assert_eq!(send(&bare, "POST", "/cart/1", None).await.status, 500);
+}
