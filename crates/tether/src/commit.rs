@@ -9,6 +9,7 @@ use tracing::Instrument as _;
 use crate::backend::Backend;
 use crate::cookie_io::CookieAction;
 use crate::error::SessionError;
+use crate::events::SessionEvent;
 use crate::reissue::{reissue_due, reissued};
 use crate::session::{Loaded, Session, State};
 
@@ -75,6 +76,9 @@ impl Session {
             || (state.new_id.is_some() && base.is_some())
             || reissue.is_some();
         let due = base.as_ref().is_some_and(|r| self.refresh_due(r));
+        if state.delete {
+            self.emit(SessionEvent::LoggedOut { id: state.id });
+        }
         if !changed && !due {
             return Ok(if state.delete {
                 CookieAction::Remove
@@ -97,6 +101,12 @@ impl Session {
             (None, None) => Id::generate()?,
         };
         let value = store.seal_with_id(&id, &record, config.name(), now)?;
+        match state.id.filter(|_| !state.delete) {
+            Some(from) if from != id => self.emit(SessionEvent::Rotated { from, to: id }),
+            Some(_) => {}
+            None => self.emit(SessionEvent::Created { id }),
+        }
+        self.emit_bound(Some(id), &state.changes);
         Ok(self.set_cookie(value, record.expires_at(), browser_session(&record)))
     }
 
@@ -116,6 +126,7 @@ impl Session {
                 .delete(&id)
                 .instrument(tracing::debug_span!("session.delete", store = store.name()))
                 .await?;
+            self.emit(SessionEvent::LoggedOut { id: Some(id) });
             action = CookieAction::Remove;
         }
 
@@ -139,6 +150,11 @@ impl Session {
                     ..
                 } = saved
                 {
+                    self.emit(SessionEvent::Rotated {
+                        from: id,
+                        to: new_id,
+                    });
+                    self.emit_bound(Some(new_id), &state.changes);
                     return Ok(self.set_cookie(new_id.to_string(), expires_at, browser_session));
                 }
             } else if changed {
@@ -152,6 +168,7 @@ impl Session {
                     ..
                 } = saved
                 {
+                    self.emit_bound(Some(id), &state.changes);
                     let due = state.loaded.record().is_none_or(|r| self.refresh_due(r));
                     return Ok(if due {
                         self.set_cookie(id.to_string(), expires_at, browser_session)
@@ -194,6 +211,8 @@ impl Session {
         let id = self
             .create(store, &record, state.changes.user_cap, None)
             .await?;
+        self.emit(SessionEvent::Created { id });
+        self.emit_bound(Some(id), &state.changes);
         Ok(self.set_cookie(id.to_string(), record.expires_at(), None))
     }
 

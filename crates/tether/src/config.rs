@@ -30,6 +30,7 @@ pub(crate) struct Config {
     pub(crate) lock: Option<LockOptions>,
     pub(crate) max_sessions_per_user: Option<u32>,
     pub(crate) error_handler: ErrorHandler,
+    pub(crate) events: Option<crate::events::EventHook>,
 }
 
 impl Default for Config {
@@ -48,6 +49,7 @@ impl Default for Config {
             lock: None,
             max_sessions_per_user: None,
             error_handler: Arc::new(default_error_response),
+            events: None,
         };
         config.refresh_name();
         config

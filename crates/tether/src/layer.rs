@@ -209,6 +209,25 @@ impl SessionLayer {
         let handler: crate::ErrorHandler = Arc::new(handler);
         self.config(|c| c.error_handler = handler)
     }
+    /// Calls `hook` for every [`SessionEvent`](crate::SessionEvent) (created,
+    /// rotated, user bound, logged out, logged out everywhere), after the store did
+    /// it. The same events go to `tracing` (target `tether::events`) with or without
+    /// a hook. The hook runs on the request's task: keep it quick (send to a channel
+    /// for slow work).
+    ///
+    /// ```
+    /// let layer = tether::SessionLayer::new(tether::MemoryStore::new()).with_events(|event| {
+    ///     if let tether::SessionEvent::UserBound { user, .. } = event {
+    ///         println!("{user} logged in");
+    ///     }
+    /// });
+    /// ```
+    #[must_use]
+    pub fn with_events(self, hook: impl Fn(&crate::SessionEvent) + Send + Sync + 'static) -> Self {
+        let hook: crate::EventHook = Arc::new(hook);
+        self.config(|c| c.events = Some(hook))
+    }
+
     /// The session id a request presents: the value of the session cookie, if it
     /// has the exact shape of an id. This is the check every request goes through
     /// before any store I/O; it is public for logging and routing. With a client-side

@@ -34,6 +34,7 @@ mod config;
 #[path = "cookie.rs"]
 mod cookie_io;
 mod error;
+mod events;
 mod expiry;
 mod layer;
 mod lock;
@@ -47,6 +48,7 @@ pub use config::{
 };
 pub use cookie_io::cookie_values;
 pub use error::SessionError;
+pub use events::{EventHook, SessionEvent};
 pub use layer::{ResponseFuture, SessionLayer, SessionService};
 pub use memory::MemoryStore;
 pub use session::{MissingSessionLayer, Session};

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use tracing::Instrument as _;
 
 use crate::cookie_io::CookieAction;
+use crate::events::SessionEvent;
 use crate::session::{Session, State};
 
 /// The lifetime to issue the session again with: the one `set_expiry` gave it in this
@@ -43,6 +44,11 @@ impl Session {
                 .instrument(tracing::debug_span!("session.delete", store = store.name()))
                 .await?;
         }
+        match old {
+            Some(from) => self.emit(SessionEvent::Rotated { from, to: id }),
+            None => self.emit(SessionEvent::Created { id }),
+        }
+        self.emit_bound(Some(id), &state.changes);
         if let (Some(cap), Some(user)) = (state.changes.user_cap, &record.user) {
             let mut bind = Changes::new(now, record.idle_deadline);
             bind.user = Some(Some(user.clone()));

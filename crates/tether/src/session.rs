@@ -221,6 +221,10 @@ impl Session {
             };
             ended.map_err(|e| self.fail(&mut state, e))?
         };
+        self.emit(crate::SessionEvent::LoggedOutEverywhere {
+            user: user.clone(),
+            ended,
+        });
         self.logout().await?;
         Ok(ended)
     }

@@ -8,7 +8,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::Path;
 use axum::routing::{get, post};
-use tether::{Expiry, Lifetime, LockOptions, MemoryStore, Session, SessionError, SessionLayer};
+use tether::{
+    Expiry, Lifetime, LockOptions, MemoryStore, Session, SessionError, SessionEvent, SessionLayer,
+};
 use tether_testkit::http::send;
 use tether_testkit::lifetime::{id_of, layer_expiry, shared_computer};
 
@@ -232,4 +234,46 @@ async fn a_typed_session_behind_an_extractor() {
     // Without the layer the extractor answers the layer's missing-layer error.
     let bare = Router::new().route("/cart/{item}", post(add_item));
     assert_eq!(send(&bare, "POST", "/cart/1", None).await.status, 500);
+}
+
+#[tokio::test]
+async fn lifecycle_events_reach_the_hook_in_order() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let hook = {
+        let seen = seen.clone();
+        move |event: &SessionEvent| {
+            let line = match event {
+                SessionEvent::UserBound { user, .. } => format!("user_bound {user}"),
+                SessionEvent::LoggedOutEverywhere { user, ended } => {
+                    format!("logged_out_everywhere {user} {ended}")
+                }
+                other => other.name().to_owned(),
+            };
+            seen.lock().unwrap().push(line);
+        }
+    };
+    let app = tether_testkit::app::routes()
+        .layer(SessionLayer::new(MemoryStore::new()).with_events(hook));
+    let take = || std::mem::take(&mut *seen.lock().unwrap());
+
+    let anonymous = send(&app, "POST", "/write", None).await.cookie();
+    assert_eq!(take(), ["created"]);
+    let alice = send(&app, "POST", "/login", Some(&anonymous))
+        .await
+        .cookie();
+    assert_eq!(take(), ["rotated", "user_bound alice"]);
+    send(&app, "POST", "/logout", Some(&alice)).await;
+    assert_eq!(take(), ["logged_out"]);
+
+    let phone = send(&app, "POST", "/login", None).await.cookie();
+    assert_eq!(take(), ["created", "user_bound alice"]);
+    let laptop = send(&app, "POST", "/login", None).await.cookie();
+    take();
+    let ended = send(&app, "POST", "/logout-everywhere", Some(&laptop)).await;
+    assert_eq!(ended.body, "2");
+    assert_eq!(take(), ["logged_out_everywhere alice 2", "logged_out"]);
+    assert_eq!(send(&app, "GET", "/me", Some(&phone)).await.body, "nobody");
+    // A request that does not touch the session reports nothing.
+    send(&app, "GET", "/plain", None).await;
+    assert!(take().is_empty());
 }
