@@ -122,15 +122,25 @@ impl Session {
         if state.delete
             && let Some(id) = state.id.take()
         {
-            store
+            let deleted = store
                 .delete(&id)
                 .instrument(tracing::debug_span!("session.delete", store = store.name()))
                 .await?;
+            if !deleted && self.rotated_recently(store, &id).await {
+                // A logout with the id the session just left: the browser holds the
+                // new one, which this request must not clear.
+                return Ok(CookieAction::Keep);
+            }
             self.emit(SessionEvent::LoggedOut { id: Some(id) });
             action = CookieAction::Remove;
         }
 
         if let Some(expiry) = reissue_due(state, state.loaded.record()) {
+            if let (Some(id), None) = (state.id, state.loaded.record())
+                && self.rotated_recently(store, &id).await
+            {
+                return Ok(CookieAction::Keep);
+            }
             return self.reissue(store, state, &expiry).await;
         }
         let changed = !state.changes.is_empty();
@@ -150,6 +160,7 @@ impl Session {
                     ..
                 } = saved
                 {
+                    self.mark_rotated(store, &id).await;
                     self.emit(SessionEvent::Rotated {
                         from: id,
                         to: new_id,
@@ -198,7 +209,12 @@ impl Session {
                 }
                 return Ok(action);
             }
-            // The id is unknown or gone: never adopt it; what changed starts a new session.
+            // The id is unknown or gone: never adopt it. If the session just moved to a
+            // new id, this request is a straggler: it writes nothing and leaves the
+            // browser's new cookie alone. Otherwise what changed starts a new session.
+            if (changed || state.expiry.is_some()) && self.rotated_recently(store, &id).await {
+                return Ok(CookieAction::Keep);
+            }
         }
 
         if !changed {

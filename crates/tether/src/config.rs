@@ -31,6 +31,7 @@ pub(crate) struct Config {
     pub(crate) max_sessions_per_user: Option<u32>,
     pub(crate) error_handler: ErrorHandler,
     pub(crate) events: Option<crate::events::EventHook>,
+    pub(crate) rotation_grace: std::time::Duration,
 }
 
 impl Default for Config {
@@ -50,6 +51,7 @@ impl Default for Config {
             max_sessions_per_user: None,
             error_handler: Arc::new(default_error_response),
             events: None,
+            rotation_grace: crate::grace::DEFAULT_ROTATION_GRACE,
         };
         config.refresh_name();
         config
@@ -94,6 +96,7 @@ impl fmt::Debug for Config {
             .field("refresh_share", &self.refresh_share)
             .field("lock", &self.lock)
             .field("max_sessions_per_user", &self.max_sessions_per_user)
+            .field("rotation_grace", &self.rotation_grace)
             .finish_non_exhaustive()
     }
 }

@@ -186,6 +186,25 @@ impl SessionLayer {
         self.config(|c| c.lock = Some(options))
     }
 
+    /// How long after a session moves to a new id (`cycle_id` at login, a new
+    /// lifetime) a request still carrying the old id is answered as anonymous and
+    /// read-only: it sees no data, its writes are dropped and it sets no cookie, so a
+    /// request that was in flight at login cannot replace the browser's new cookie
+    /// with a fresh anonymous session. Default [`DEFAULT_ROTATION_GRACE`](crate::DEFAULT_ROTATION_GRACE)
+    /// (5 s); zero turns it off. It costs one store write per rotation and one read
+    /// on the rare request whose id turns out gone. Server-side stores only: a
+    /// client-side store keeps no state to know an old cookie by.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let layer = tether::SessionLayer::new(tether::MemoryStore::new())
+    ///     .with_rotation_grace(Duration::from_secs(10));
+    /// ```
+    #[must_use]
+    pub fn with_rotation_grace(self, grace: std::time::Duration) -> Self {
+        self.config(|c| c.rotation_grace = grace)
+    }
+
     /// When a session is bound to a user, end that user's oldest sessions beyond `max`.
     #[must_use]
     pub fn with_max_sessions_per_user(self, max: u32) -> Self {

@@ -36,6 +36,7 @@ mod cookie_io;
 mod error;
 mod events;
 mod expiry;
+mod grace;
 mod layer;
 mod lock;
 mod memory;
@@ -49,6 +50,7 @@ pub use config::{
 pub use cookie_io::cookie_values;
 pub use error::SessionError;
 pub use events::{EventHook, SessionEvent};
+pub use grace::DEFAULT_ROTATION_GRACE;
 pub use layer::{ResponseFuture, SessionLayer, SessionService};
 pub use memory::MemoryStore;
 pub use session::{MissingSessionLayer, Session};

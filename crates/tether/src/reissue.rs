@@ -45,7 +45,10 @@ impl Session {
                 .await?;
         }
         match old {
-            Some(from) => self.emit(SessionEvent::Rotated { from, to: id }),
+            Some(from) => {
+                self.mark_rotated(store, &from).await;
+                self.emit(SessionEvent::Rotated { from, to: id });
+            }
             None => self.emit(SessionEvent::Created { id }),
         }
         self.emit_bound(Some(id), &state.changes);
