@@ -145,69 +145,11 @@ impl Session {
         }
         let changed = !state.changes.is_empty();
         if let Some(id) = state.id {
-            state.changes.idle_deadline = self.next_idle_deadline(state.loaded.record());
-            if let Some(new_id) = state.new_id {
-                let saved = store
-                    .cycle_id(&id, &new_id, &state.changes)
-                    .instrument(tracing::debug_span!(
-                        "session.cycle_id",
-                        store = store.name()
-                    ))
-                    .await?;
-                if let Saved::Version {
-                    expires_at,
-                    browser_session,
-                    ..
-                } = saved
-                {
-                    self.mark_rotated(store, &id).await;
-                    self.emit(SessionEvent::Rotated {
-                        from: id,
-                        to: new_id,
-                    });
-                    self.emit_bound(Some(new_id), &state.changes);
-                    return Ok(self.set_cookie(new_id.to_string(), expires_at, browser_session));
-                }
-            } else if changed {
-                let saved = store
-                    .save(&id, &state.changes)
-                    .instrument(tracing::debug_span!("session.save", store = store.name()))
-                    .await?;
-                if let Saved::Version {
-                    expires_at,
-                    browser_session,
-                    ..
-                } = saved
-                {
-                    self.emit_bound(Some(id), &state.changes);
-                    let due = state.loaded.record().is_none_or(|r| self.refresh_due(r));
-                    return Ok(if due {
-                        self.set_cookie(id.to_string(), expires_at, browser_session)
-                    } else {
-                        CookieAction::Keep
-                    });
-                }
-            } else {
-                if let Loaded::Found(record) = &state.loaded
-                    && self.refresh_due(record)
-                {
-                    let touch = Touch {
-                        last_seen: now,
-                        idle_deadline: state.changes.idle_deadline,
-                    };
-                    let touched = store
-                        .touch(&id, &touch)
-                        .instrument(tracing::debug_span!("session.touch", store = store.name()))
-                        .await?;
-                    if touched {
-                        return Ok(self.set_cookie(
-                            id.to_string(),
-                            touch.idle_deadline,
-                            browser_session(record),
-                        ));
-                    }
-                }
-                return Ok(action);
+            if let Some(done) = self
+                .write_existing(store, state, id, action.clone())
+                .await?
+            {
+                return Ok(done);
             }
             // The id is unknown or gone: never adopt it. If the session just moved to a
             // new id, this request is a straggler: it writes nothing and leaves the
@@ -230,6 +172,88 @@ impl Session {
         self.emit(SessionEvent::Created { id });
         self.emit_bound(Some(id), &state.changes);
         Ok(self.set_cookie(id.to_string(), record.expires_at(), None))
+    }
+
+    /// The write for a session the request came with, under `id`: rotate, save the
+    /// changes, or refresh. `None` when the store no longer has it.
+    async fn write_existing(
+        &self,
+        store: &Arc<dyn SessionStore>,
+        state: &mut State,
+        id: Id,
+        action: CookieAction,
+    ) -> Result<Option<CookieAction>, Error> {
+        let now = self.inner.now;
+        let changed = !state.changes.is_empty();
+        state.changes.idle_deadline = self.next_idle_deadline(state.loaded.record());
+        if let Some(new_id) = state.new_id {
+            let saved = store
+                .cycle_id(&id, &new_id, &state.changes)
+                .instrument(tracing::debug_span!(
+                    "session.cycle_id",
+                    store = store.name()
+                ))
+                .await?;
+            if let Saved::Version {
+                expires_at,
+                browser_session,
+                ..
+            } = saved
+            {
+                self.mark_rotated(store, &id).await;
+                self.emit(SessionEvent::Rotated {
+                    from: id,
+                    to: new_id,
+                });
+                self.emit_bound(Some(new_id), &state.changes);
+                return Ok(Some(self.set_cookie(
+                    new_id.to_string(),
+                    expires_at,
+                    browser_session,
+                )));
+            }
+        } else if changed {
+            let saved = store
+                .save(&id, &state.changes)
+                .instrument(tracing::debug_span!("session.save", store = store.name()))
+                .await?;
+            if let Saved::Version {
+                expires_at,
+                browser_session,
+                ..
+            } = saved
+            {
+                self.emit_bound(Some(id), &state.changes);
+                let due = state.loaded.record().is_none_or(|r| self.refresh_due(r));
+                return Ok(Some(if due {
+                    self.set_cookie(id.to_string(), expires_at, browser_session)
+                } else {
+                    CookieAction::Keep
+                }));
+            }
+        } else {
+            if let Loaded::Found(record) = &state.loaded
+                && self.refresh_due(record)
+            {
+                let touch = Touch {
+                    last_seen: now,
+                    idle_deadline: state.changes.idle_deadline,
+                };
+                let touched = store
+                    .touch(&id, &touch)
+                    .instrument(tracing::debug_span!("session.touch", store = store.name()))
+                    .await?;
+                if touched {
+                    return Ok(Some(self.set_cookie(
+                        id.to_string(),
+                        touch.idle_deadline,
+                        browser_session(record),
+                    )));
+                }
+            }
+            return Ok(Some(action));
+        }
+        Ok(None)
     }
 
     /// Stores a new session under `first` if given and free, else under a fresh id.
