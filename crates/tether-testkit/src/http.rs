@@ -17,6 +17,8 @@ pub struct Reply {
     pub cache_control: Option<String>,
     /// The body as text.
     pub body: String,
+    /// Every response header.
+    pub headers: axum::http::HeaderMap,
 }
 
 impl Reply {
@@ -46,9 +48,18 @@ impl Reply {
 /// # Panics
 /// When the request cannot be built or the body cannot be read.
 pub async fn send(app: &Router, method: &str, path: &str, cookie: Option<&str>) -> Reply {
+    let headers: Vec<(&str, &str)> = cookie.map(|c| ("cookie", c)).into_iter().collect();
+    send_with(app, method, path, &headers).await
+}
+
+/// Sends one request with the given headers through `app`.
+///
+/// # Panics
+/// When the request cannot be built or the body cannot be read.
+pub async fn send_with(app: &Router, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
     let mut req = Request::builder().method(method).uri(path);
-    if let Some(c) = cookie {
-        req = req.header(header::COOKIE, c);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
     }
     let response = app
         .clone()
@@ -67,6 +78,7 @@ pub async fn send(app: &Router, method: &str, path: &str, cookie: Option<&str>) 
         (text(header::SET_COOKIE), text(header::CACHE_CONTROL))
     };
     let status = response.status();
+    let headers = response.headers().clone();
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
         .await
         .expect("body");
@@ -75,6 +87,7 @@ pub async fn send(app: &Router, method: &str, path: &str, cookie: Option<&str>) 
         set_cookie,
         cache_control,
         body: String::from_utf8_lossy(&bytes).into_owned(),
+        headers,
     }
 }
 

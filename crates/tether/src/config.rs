@@ -32,6 +32,7 @@ pub(crate) struct Config {
     pub(crate) error_handler: ErrorHandler,
     pub(crate) events: Option<crate::events::EventHook>,
     pub(crate) rotation_grace: std::time::Duration,
+    pub(crate) transport: crate::Transport,
 }
 
 impl Default for Config {
@@ -52,6 +53,7 @@ impl Default for Config {
             error_handler: Arc::new(default_error_response),
             events: None,
             rotation_grace: crate::grace::DEFAULT_ROTATION_GRACE,
+            transport: crate::Transport::Cookie,
         };
         config.refresh_name();
         config
@@ -97,6 +99,7 @@ impl fmt::Debug for Config {
             .field("lock", &self.lock)
             .field("max_sessions_per_user", &self.max_sessions_per_user)
             .field("rotation_grace", &self.rotation_grace)
+            .field("transport", &self.transport)
             .finish_non_exhaustive()
     }
 }

@@ -108,9 +108,9 @@ pub(crate) fn apply<B>(config: &Config, action: CookieAction, response: &mut Res
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
 }
 
-/// Adds `Vary: Cookie` (keeping what `Vary` already names): the response was made
-/// with the session, so a cache must not serve it for another cookie.
-pub(crate) fn vary_on_cookie<B>(response: &mut Response<B>) {
+/// Adds `Vary: NAME` (keeping what `Vary` already names): the response was made with
+/// the session the header `name` carries, so a cache must not serve it for another.
+pub(crate) fn vary_on<B>(name: &http::HeaderName, response: &mut Response<B>) {
     let headers = response.headers_mut();
     let named = headers
         .get_all(header::VARY)
@@ -119,10 +119,15 @@ pub(crate) fn vary_on_cookie<B>(response: &mut Response<B>) {
         .flat_map(|v| v.split(','))
         .any(|v| {
             let v = v.trim();
-            v == "*" || v.eq_ignore_ascii_case("cookie")
+            v == "*" || v.eq_ignore_ascii_case(name.as_str())
         });
     if !named {
-        headers.append(header::VARY, HeaderValue::from_static("Cookie"));
+        let value = if name == header::COOKIE {
+            HeaderValue::from_static("Cookie")
+        } else {
+            HeaderValue::from_name(name.clone())
+        };
+        headers.append(header::VARY, value);
     }
 }
 

@@ -13,8 +13,8 @@ use tower_service::Service;
 
 use crate::backend::{Backend, Shared};
 use crate::config::Config;
-use crate::cookie_io as cookie;
 use crate::session::{Presented, Session};
+use crate::transport;
 
 /// Adds a [`Session`] to every request and saves what the handler changed.
 ///
@@ -186,6 +186,19 @@ impl SessionLayer {
         self.config(|c| c.lock = Some(options))
     }
 
+    /// Where the session's token travels: the cookie (default), a named header, or
+    /// `Authorization: Bearer` (see [`Transport`](crate::Transport)). With a header,
+    /// no cookie is set; the cookie settings are unused.
+    ///
+    /// ```
+    /// let api = tether::SessionLayer::new(tether::MemoryStore::new())
+    ///     .with_transport(tether::Transport::bearer());
+    /// ```
+    #[must_use]
+    pub fn with_transport(self, transport: crate::Transport) -> Self {
+        self.config(|c| c.transport = transport)
+    }
+
     /// How long after a session moves to a new id (`cycle_id` at login, a new
     /// lifetime) a request still carrying the old id is answered as anonymous and
     /// read-only: it sees no data, its writes are dropped and it sets no cookie, so a
@@ -247,8 +260,9 @@ impl SessionLayer {
         self.config(|c| c.events = Some(hook))
     }
 
-    /// The session id a request presents: the value of the session cookie, if it
-    /// has the exact shape of an id. This is the check every request goes through
+    /// The session id a request presents: the session cookie's value (or the
+    /// header's, with a header [`Transport`](crate::Transport)), if it has the exact
+    /// shape of an id. This is the check every request goes through
     /// before any store I/O; it is public for logging and routing. With a client-side
     /// (cookie) store it is always `None`: that cookie carries the sealed session, not
     /// an id.
@@ -264,7 +278,7 @@ impl SessionLayer {
     /// With several cookies of the session's name, the first well-formed one.
     pub fn session_id(&self, headers: &http::HeaderMap) -> Option<Id> {
         match &self.shared.backend {
-            Backend::Server(_) => cookie::cookie_values(headers, self.shared.config.name())
+            Backend::Server(_) => transport::presented(&self.shared.config, headers)
                 .into_iter()
                 .find_map(Id::parse),
             Backend::Client(_) => None,
@@ -350,7 +364,7 @@ impl<R, E> Future for ResponseFuture<R, E> {
 /// value not of an id's exact shape is no session, with no store I/O), or sealed
 /// values no longer than the store produces.
 fn presented(shared: &Shared, headers: &http::HeaderMap) -> Presented {
-    let values = cookie::cookie_values(headers, shared.config.name());
+    let values = transport::presented(&shared.config, headers);
     if values.is_empty() {
         return Presented::None;
     }
@@ -409,14 +423,14 @@ where
                 let server_error = response.status().is_server_error();
                 match session.finish(server_error).await {
                     Ok(action) => {
-                        cookie::vary_on_cookie(&mut response);
-                        cookie::apply(&shared.config, action, &mut response);
+                        transport::vary(&shared.config, &mut response);
+                        transport::write(&shared.config, action, &mut response);
                         Ok(response)
                     }
                     Err(error) => {
                         let (parts, body) = (shared.config.error_handler)(&error).into_parts();
                         let mut response = Response::from_parts(parts, ResBody::from(body));
-                        cookie::vary_on_cookie(&mut response);
+                        transport::vary(&shared.config, &mut response);
                         Ok(response)
                     }
                 }

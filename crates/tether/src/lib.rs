@@ -42,6 +42,7 @@ mod lock;
 mod memory;
 mod reissue;
 mod session;
+mod transport;
 
 pub use ::cookie::SameSite;
 pub use config::{
@@ -58,6 +59,7 @@ pub use tether_core::{
     Capabilities, Changes, ClientStore, Created, Error, Expiry, Id, Lifetime, LockOptions,
     LockToken, Record, Saved, SessionInfo, SessionStore, Sweep, Touch,
 };
+pub use transport::Transport;
 
 /// The store contract, for implementing a store of your own.
 pub use tether_core as core;

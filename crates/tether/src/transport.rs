@@ -1,0 +1,161 @@
+//! How the session's token travels: in the session cookie (the default), or in a
+//! header, for API and mobile clients that keep it themselves.
+
+use http::header::{self, HeaderName};
+use http::{HeaderMap, HeaderValue, Response};
+
+use crate::config::Config;
+use crate::cookie_io::{self as cookie, CookieAction, MAX_CANDIDATES};
+
+/// Where the layer reads the session's token and writes a new one.
+///
+/// With a header the layer sets no cookie: it answers a new or renewed token in the
+/// response header (the same header, or `x-session-token` for bearer tokens), and an
+/// empty value there when the session ended. The client keeps the token and sends it
+/// back; browsers never attach it on their own, so such requests cannot be forged
+/// cross-site. Stores, locks, rotation and every guarantee are the same.
+///
+/// ```
+/// use tether::{MemoryStore, SessionLayer, Transport};
+/// let api = SessionLayer::new(MemoryStore::new()).with_transport(Transport::bearer());
+/// let mobile = SessionLayer::new(MemoryStore::new())
+///     .with_transport(Transport::header(http::HeaderName::from_static("x-session")));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Transport {
+    /// The session cookie (see the layer's cookie settings).
+    #[default]
+    Cookie,
+    /// `name: TOKEN` on requests, and on responses that give a new token.
+    Header(HeaderName),
+    /// `Authorization: Bearer TOKEN` on requests; new tokens in the response header
+    /// `response`.
+    Bearer {
+        /// The response header that carries a new token.
+        response: HeaderName,
+    },
+}
+
+impl Transport {
+    /// The token in the header `name`, both ways.
+    pub fn header(name: HeaderName) -> Self {
+        Self::Header(name)
+    }
+
+    /// `Authorization: Bearer` on requests, new tokens in `x-session-token`.
+    pub fn bearer() -> Self {
+        Self::Bearer {
+            response: HeaderName::from_static("x-session-token"),
+        }
+    }
+
+    /// The header a response carries the token in (`None` for the cookie).
+    fn response_header(&self) -> Option<&HeaderName> {
+        match self {
+            Self::Cookie => None,
+            Self::Header(name) | Self::Bearer { response: name } => Some(name),
+        }
+    }
+
+    /// The header a cache must vary on: the one the token comes in.
+    fn request_header(&self) -> HeaderName {
+        match self {
+            Self::Cookie => header::COOKIE,
+            Self::Header(name) => name.clone(),
+            Self::Bearer { .. } => header::AUTHORIZATION,
+        }
+    }
+}
+
+/// The tokens the request presents, in order, at most [`MAX_CANDIDATES`].
+pub(crate) fn presented<'h>(config: &Config, headers: &'h HeaderMap) -> Vec<&'h str> {
+    let values = |name: &HeaderName| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::trim)
+            .take(MAX_CANDIDATES)
+    };
+    match &config.transport {
+        Transport::Cookie => cookie::cookie_values(headers, config.name()),
+        Transport::Header(name) => values(name).filter(|v| !v.is_empty()).collect(),
+        Transport::Bearer { .. } => values(&header::AUTHORIZATION)
+            .filter_map(|v| {
+                let (scheme, token) = v.split_once(' ')?;
+                scheme
+                    .eq_ignore_ascii_case("bearer")
+                    .then(|| token.trim())
+                    .filter(|t| !t.is_empty())
+            })
+            .collect(),
+    }
+}
+
+/// Writes `action` the transport's way: `Set-Cookie`, or the response header (empty
+/// when the session ended), with `Cache-Control: no-store`.
+pub(crate) fn write<B>(config: &Config, action: CookieAction, response: &mut Response<B>) {
+    let Some(name) = config.transport.response_header() else {
+        cookie::apply(config, action, response);
+        return;
+    };
+    let value = match action {
+        CookieAction::Keep => return,
+        CookieAction::Set { value, .. } => value,
+        CookieAction::Remove => String::new(),
+    };
+    match HeaderValue::from_str(&value) {
+        Ok(value) => {
+            response.headers_mut().insert(name.clone(), value);
+        }
+        Err(error) => tracing::error!(header = %name, %error, "the session token cannot be sent"),
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+/// `Vary` on the header the token came in.
+pub(crate) fn vary<B>(config: &Config, response: &mut Response<B>) {
+    cookie::vary_on(&config.transport.request_header(), response);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn config(transport: Transport) -> Config {
+        let mut config = Config::default();
+        config.transport = transport;
+        config
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_from_authorization_only() {
+        let c = config(Transport::bearer());
+        let mut h = HeaderMap::new();
+        h.append(header::AUTHORIZATION, "Basic abc".parse().unwrap());
+        h.append(header::AUTHORIZATION, "bearer  tok1 ".parse().unwrap());
+        h.append(header::COOKIE, "__Host-tether=cookie".parse().unwrap());
+        assert_eq!(presented(&c, &h), ["tok1"]);
+        let c = config(Transport::header(HeaderName::from_static("x-session")));
+        h.append("x-session", "tok2".parse().unwrap());
+        assert_eq!(presented(&c, &h), ["tok2"]);
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_authorization_headers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_bytes(&bytes) {
+                h.append(header::AUTHORIZATION, v);
+            }
+            let c = config(Transport::bearer());
+            let got = presented(&c, &h);
+            prop_assert!(got.len() <= MAX_CANDIDATES);
+            prop_assert!(got.iter().all(|t| !t.is_empty() && t.trim() == *t));
+        }
+    }
+}
