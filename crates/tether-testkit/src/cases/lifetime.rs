@@ -15,6 +15,22 @@ fn near(got: OffsetDateTime, want: OffsetDateTime) -> bool {
     (got - want).abs() < time::Duration::minutes(1)
 }
 
+/// A save of a live session: the expiry and cookie kind it reported.
+async fn save_reporting(
+    store: &DynStore,
+    id: &Id,
+    changes: &Changes,
+) -> Result<(OffsetDateTime, Option<bool>), String> {
+    match save(store, id, changes).await? {
+        Saved::Version {
+            expires_at,
+            browser_session,
+            ..
+        } => Ok((expires_at, browser_session)),
+        Saved::Gone => Err("a save of a live session reported Gone".into()),
+    }
+}
+
 pub(super) async fn own_lifetime_kept_and_used_by_every_write(
     store: DynStore,
     _: Option<DynStore>,
@@ -39,23 +55,15 @@ pub(super) async fn own_lifetime_kept_and_used_by_every_write(
     let mut c = changes();
     c.set("k", json!(2));
     let week = now() + time::Duration::days(7);
-    match save(&store, &id, &c).await? {
-        Saved::Version {
-            expires_at,
-            browser_session,
-            ..
-        } => {
-            ensure!(
-                near(expires_at, week),
-                "a save reported {expires_at}, not the session's own idle deadline (~{week})"
-            );
-            ensure!(
-                browser_session == Some(false),
-                "a save of a session with a persistent lifetime of its own reported browser_session {browser_session:?}"
-            );
-        }
-        Saved::Gone => return Err("a save of a live session reported Gone".into()),
-    }
+    let (expires_at, browser_session) = save_reporting(&store, &id, &c).await?;
+    ensure!(
+        near(expires_at, week),
+        "a save reported {expires_at}, not the session's own idle deadline (~{week})"
+    );
+    ensure!(
+        browser_session == Some(false),
+        "a save of a session with a persistent lifetime of its own reported browser_session {browser_session:?}"
+    );
     let saved = load_some(&store, &id).await?;
     ensure!(
         near(saved.idle_deadline, week),
@@ -118,23 +126,15 @@ pub(super) async fn own_browser_session_lifetime_reported_and_shorter(
     let mut c = changes();
     c.set("k", json!("v"));
     let ten = now() + time::Duration::minutes(10);
-    match save(&store, &id, &c).await? {
-        Saved::Version {
-            expires_at,
-            browser_session,
-            ..
-        } => {
-            ensure!(
-                near(expires_at, ten),
-                "a save reported {expires_at}: a request's longer idle deadline outran the session's own 10 minutes"
-            );
-            ensure!(
-                browser_session == Some(true),
-                "a save of a browser-session lifetime reported browser_session {browser_session:?}"
-            );
-        }
-        Saved::Gone => return Err("a save of a live session reported Gone".into()),
-    }
+    let (expires_at, browser_session) = save_reporting(&store, &id, &c).await?;
+    ensure!(
+        near(expires_at, ten),
+        "a save reported {expires_at}: a request's longer idle deadline outran the session's own 10 minutes"
+    );
+    ensure!(
+        browser_session == Some(true),
+        "a save of a browser-session lifetime reported browser_session {browser_session:?}"
+    );
     let plain = create(&store, &record_with(&[], None)).await?;
     match save(&store, &plain, &c).await? {
         Saved::Version {
