@@ -46,6 +46,8 @@ enum Defect {
     ReplacesDataWithChanges,
     ReportsUncappedExpiry,
     IgnoresCapOnCreate,
+    IgnoresOwnLifetime,
+    MisreportsCookieKind,
 }
 
 #[derive(Debug)]
@@ -66,7 +68,18 @@ impl Reference {
                 browser_session: None,
             };
         }
-        Saved::of(record)
+        match Saved::of(record) {
+            Saved::Version {
+                version,
+                expires_at,
+                ..
+            } if self.is(Defect::MisreportsCookieKind) => Saved::Version {
+                version,
+                expires_at,
+                browser_session: None,
+            },
+            saved => saved,
+        }
     }
 
     fn new(defect: Defect) -> Self {
@@ -112,6 +125,12 @@ impl Reference {
     fn apply(&self, r: &mut Record, c: &Changes) {
         let before = r.clone();
         r.apply(c);
+        if self.is(Defect::IgnoresOwnLifetime) {
+            // The request's idle deadline, as if the session had no lifetime of its own.
+            r.idle_deadline = r
+                .absolute_deadline
+                .map_or(c.idle_deadline, |a| a.min(c.idle_deadline));
+        }
         if self.is(Defect::DeepMergesValues) {
             for (k, v) in &c.updates {
                 if let (
@@ -260,11 +279,16 @@ impl SessionStore for Reference {
             Some(r) if !self.expired(r, now) => {
                 if !self.is(Defect::TouchDoesNothing) {
                     r.last_seen = touch.last_seen;
+                    let wanted = match r.lifetime {
+                        Some(l) if !self.is(Defect::IgnoresOwnLifetime) => {
+                            l.idle_deadline(touch.last_seen)
+                        }
+                        _ => touch.idle_deadline,
+                    };
                     r.idle_deadline = if self.is(Defect::NoAbsoluteExpiry) {
-                        touch.idle_deadline
+                        wanted
                     } else {
-                        r.absolute_deadline
-                            .map_or(touch.idle_deadline, |a| a.min(touch.idle_deadline))
+                        r.absolute_deadline.map_or(wanted, |a| a.min(wanted))
                     };
                 }
                 Ok(true)
@@ -449,6 +473,18 @@ async fn every_defect_is_caught_by_its_case() {
         (
             IgnoresCapOnCreate,
             "create_with_a_cap_ends_the_oldest_sessions",
+        ),
+        (
+            IgnoresOwnLifetime,
+            "own_lifetime_kept_and_used_by_every_write",
+        ),
+        (
+            IgnoresOwnLifetime,
+            "own_browser_session_lifetime_reported_and_shorter",
+        ),
+        (
+            MisreportsCookieKind,
+            "own_browser_session_lifetime_reported_and_shorter",
         ),
     ];
     let mut missed = Vec::new();
