@@ -40,7 +40,7 @@
 //! #   async fn load(&self, id: &Id) -> Result<Option<Record>> { let now = time::OffsetDateTime::now_utc(); Ok(self.0.lock().unwrap().get(id).filter(|r| !r.is_expired(now)).cloned()) }
 //! #   async fn create(&self, id: &Id, r: &Record) -> Result<Created> { let mut m = self.0.lock().unwrap(); if m.contains_key(id) { return Ok(Created::IdTaken) } m.insert(*id, r.clone()); Ok(Created::Yes) }
 //! #   async fn save(&self, id: &Id, c: &Changes) -> Result<Saved> { let now = time::OffsetDateTime::now_utc(); let mut m = self.0.lock().unwrap(); match m.get_mut(id).filter(|r| !r.is_expired(now)) { Some(r) => { r.apply(c); Ok(Saved::of(r)) } None => Ok(Saved::Gone) } }
-//! #   async fn touch(&self, id: &Id, t: &Touch) -> Result<bool> { let now = time::OffsetDateTime::now_utc(); let mut m = self.0.lock().unwrap(); match m.get_mut(id).filter(|r| !r.is_expired(now)) { Some(r) => { r.last_seen = t.last_seen; r.idle_deadline = r.absolute_deadline.map_or(t.idle_deadline, |a| a.min(t.idle_deadline)); Ok(true) } None => Ok(false) } }
+//! #   async fn touch(&self, id: &Id, t: &Touch) -> Result<bool> { let now = time::OffsetDateTime::now_utc(); let mut m = self.0.lock().unwrap(); match m.get_mut(id).filter(|r| !r.is_expired(now)) { Some(r) => { r.touch(t); Ok(true) } None => Ok(false) } }
 //! #   async fn delete(&self, id: &Id) -> Result<bool> { Ok(self.0.lock().unwrap().remove(id).is_some()) }
 //! #   async fn cycle_id(&self, old: &Id, new: &Id, c: &Changes) -> Result<Saved> { let now = time::OffsetDateTime::now_utc(); let mut m = self.0.lock().unwrap(); match m.remove(old).filter(|r| !r.is_expired(now)) { Some(mut r) => { r.apply(c); let s = Saved::of(&r); m.insert(*new, r); Ok(s) } None => Ok(Saved::Gone) } }
 //! # }
