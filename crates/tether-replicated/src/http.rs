@@ -182,6 +182,9 @@ async fn receive_events(
             lag.pop_front();
         }
         lag.push_back(now - event.stamp.ms);
+        #[allow(clippy::cast_precision_loss)] // milliseconds: exact below 2^52
+        metrics::histogram!("tether_replication_lag_seconds")
+            .record((now - event.stamp.ms) as f64 / 1000.0);
     }
     if let Some(slots) = batch.snapshot {
         for (id, slot) in slots {

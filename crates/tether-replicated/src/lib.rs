@@ -182,6 +182,7 @@ impl ReplicatedStore {
                 } else {
                     queue.push_back(event.clone());
                 }
+                peer.gauge_queue(queue.len());
                 drop(queue);
                 peer.wake.notify_one();
             }

@@ -59,6 +59,12 @@ pub(crate) struct Peer {
 }
 
 impl Peer {
+    /// The `tether_replication_queue` gauge: events waiting for this peer.
+    pub(crate) fn gauge_queue(&self, len: usize) {
+        #[allow(clippy::cast_precision_loss)] // a queue holds far fewer than 2^52 events
+        metrics::gauge!("tether_replication_queue", "peer" => self.url.clone()).set(len as f64);
+    }
+
     pub(crate) fn new(url: String) -> Self {
         Self {
             url,
@@ -248,6 +254,8 @@ fn snapshot_pages(store: &Inner, peer: &Peer, budget: usize) -> (Pages, (u64, i6
     drop(queue);
     drop(state);
     peer.resyncs.fetch_add(1, Ordering::Relaxed);
+    metrics::counter!("tether_replication_resyncs_total", "peer" => peer.url.clone()).increment(1);
+    peer.gauge_queue(0);
     (pages, (covered, store.clock.tick().ms))
 }
 
@@ -273,6 +281,7 @@ fn drain(store: &Inner, peer: &Peer, budget: usize, covered: &mut u64) -> Option
         size += len;
         events.extend(queue.pop_front());
     }
+    peer.gauge_queue(queue.len());
     if events.is_empty() {
         return None;
     }

@@ -4,12 +4,12 @@ use std::sync::Arc;
 
 use tether_core::{ClientStore, Created, Error, Expiry, Id, Record, Saved, SessionStore, Touch};
 use time::OffsetDateTime;
-use tracing::Instrument as _;
 
 use crate::backend::Backend;
 use crate::cookie_io::CookieAction;
 use crate::error::SessionError;
 use crate::events::SessionEvent;
+use crate::observe::{self, Op};
 use crate::reissue::{reissue_due, reissued};
 use crate::session::{Loaded, Session, State};
 
@@ -122,10 +122,7 @@ impl Session {
         if state.delete
             && let Some(id) = state.id.take()
         {
-            let deleted = store
-                .delete(&id)
-                .instrument(tracing::debug_span!("session.delete", store = store.name()))
-                .await?;
+            let deleted = observe::call(store.name(), Op::Delete, store.delete(&id)).await?;
             if !deleted && self.rotated_recently(store, &id).await {
                 // A logout with the id the session just left: the browser holds the
                 // new one, which this request must not clear.
@@ -187,13 +184,12 @@ impl Session {
         let changed = !state.changes.is_empty();
         state.changes.idle_deadline = self.next_idle_deadline(state.loaded.record());
         if let Some(new_id) = state.new_id {
-            let saved = store
-                .cycle_id(&id, &new_id, &state.changes)
-                .instrument(tracing::debug_span!(
-                    "session.cycle_id",
-                    store = store.name()
-                ))
-                .await?;
+            let saved = observe::call(
+                store.name(),
+                Op::CycleId,
+                store.cycle_id(&id, &new_id, &state.changes),
+            )
+            .await?;
             if let Saved::Version {
                 expires_at,
                 browser_session,
@@ -213,10 +209,8 @@ impl Session {
                 )));
             }
         } else if changed {
-            let saved = store
-                .save(&id, &state.changes)
-                .instrument(tracing::debug_span!("session.save", store = store.name()))
-                .await?;
+            let saved =
+                observe::call(store.name(), Op::Save, store.save(&id, &state.changes)).await?;
             if let Saved::Version {
                 expires_at,
                 browser_session,
@@ -239,10 +233,8 @@ impl Session {
                     last_seen: now,
                     idle_deadline: state.changes.idle_deadline,
                 };
-                let touched = store
-                    .touch(&id, &touch)
-                    .instrument(tracing::debug_span!("session.touch", store = store.name()))
-                    .await?;
+                let touched =
+                    observe::call(store.name(), Op::Touch, store.touch(&id, &touch)).await?;
                 if touched {
                     return Ok(Some(self.set_cookie(
                         id.to_string(),
@@ -270,10 +262,12 @@ impl Session {
                 Some(id) => id,
                 None => Id::generate()?,
             };
-            let created = store
-                .create_capped(&id, record, cap)
-                .instrument(tracing::debug_span!("session.create", store = store.name()))
-                .await?;
+            let created = observe::call(
+                store.name(),
+                Op::Create,
+                store.create_capped(&id, record, cap),
+            )
+            .await?;
             if created == Created::Yes {
                 return Ok(id);
             }

@@ -90,6 +90,7 @@ impl Session {
     #[allow(clippy::needless_pass_by_value)]
     pub(crate) fn emit(&self, event: SessionEvent) {
         let store = self.inner.shared.backend.name();
+        crate::observe::session_event(event.name());
         match &event {
             SessionEvent::UserBound { user, .. } => {
                 tracing::info!(target: "tether::events", event = event.name(), store, user = %user);

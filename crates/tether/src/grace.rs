@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 use tether_core::{Created, Expiry, Id, Record, SessionStore};
-use tracing::Instrument as _;
 
+use crate::observe::{self, Op};
 use crate::session::Session;
 
 /// The default rotation grace.
@@ -43,10 +43,12 @@ impl Session {
             return;
         };
         let record = Record::new(self.inner.now, &Expiry::new(grace));
-        let created = store
-            .create(&marker(old), &record)
-            .instrument(tracing::debug_span!("session.grace", store = store.name()))
-            .await;
+        let created = observe::call(
+            store.name(),
+            Op::Create,
+            store.create(&marker(old), &record),
+        )
+        .await;
         match created {
             Ok(Created::Yes | Created::IdTaken) => {}
             Err(error) => {
@@ -61,11 +63,7 @@ impl Session {
         if self.grace().is_none() {
             return false;
         }
-        match store
-            .load(&marker(id))
-            .instrument(tracing::debug_span!("session.grace", store = store.name()))
-            .await
-        {
+        match observe::call(store.name(), Op::Load, store.load(&marker(id))).await {
             Ok(found) => found.is_some(),
             Err(error) => {
                 tracing::warn!(store = store.name(), %error, "the rotation grace marker could not be read");

@@ -429,6 +429,7 @@ where
                     }
                     Err(error) => {
                         let (parts, body) = (shared.config.error_handler)(&error).into_parts();
+                        crate::observe::failed_request(shared.backend.name(), parts.status);
                         let mut response = Response::from_parts(parts, ResBody::from(body));
                         transport::vary(&shared.config, &mut response);
                         Ok(response)

@@ -40,6 +40,7 @@ mod grace;
 mod layer;
 mod lock;
 mod memory;
+mod observe;
 mod reissue;
 mod session;
 mod transport;

@@ -1,5 +1,6 @@
 //! The lock-mode lock a request holds, released on every path.
 
+use crate::observe::{self, Op};
 use std::sync::Arc;
 
 use tether_core::{Id, LockToken, SessionStore};
@@ -27,7 +28,12 @@ impl LockGuard {
     /// Releases the lock now.
     pub(crate) async fn release(mut self) {
         if let Some(token) = &self.token
-            && let Err(e) = self.store.unlock(&self.id, token).await
+            && let Err(e) = observe::call(
+                self.store.name(),
+                Op::Unlock,
+                self.store.unlock(&self.id, token),
+            )
+            .await
         {
             // It expires by its TTL; the request itself succeeded.
             tracing::warn!(store = self.store.name(), error = %e, "could not release a session lock");
@@ -45,7 +51,9 @@ impl Drop for LockGuard {
         let (store, id) = (self.store.clone(), self.id);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                if let Err(e) = store.unlock(&id, &token).await {
+                if let Err(e) =
+                    observe::call(store.name(), Op::Unlock, store.unlock(&id, &token)).await
+                {
                     tracing::warn!(store = store.name(), error = %e, "could not release an abandoned session lock");
                 }
             });

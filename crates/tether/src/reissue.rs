@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use tether_core::{Changes, Error, Expiry, Record, SessionStore};
 use time::OffsetDateTime;
-use tracing::Instrument as _;
 
 use crate::cookie_io::CookieAction;
 use crate::events::SessionEvent;
+use crate::observe::{self, Op};
 use crate::session::{Session, State};
 
 /// The lifetime to issue the session again with: the one `set_expiry` gave it in this
@@ -39,10 +39,7 @@ impl Session {
         // The per-user cap comes after the old id is gone, so that it does not count.
         let id = self.create(store, &record, None, state.new_id).await?;
         if let Some(old) = old {
-            store
-                .delete(&old)
-                .instrument(tracing::debug_span!("session.delete", store = store.name()))
-                .await?;
+            observe::call(store.name(), Op::Delete, store.delete(&old)).await?;
         }
         match old {
             Some(from) => {
@@ -56,10 +53,7 @@ impl Session {
             let mut bind = Changes::new(now, record.idle_deadline);
             bind.user = Some(Some(user.clone()));
             bind.user_cap = Some(cap);
-            store
-                .save(&id, &bind)
-                .instrument(tracing::debug_span!("session.save", store = store.name()))
-                .await?;
+            observe::call(store.name(), Op::Save, store.save(&id, &bind)).await?;
         }
         Ok(self.set_cookie(
             id.to_string(),

@@ -9,11 +9,11 @@ use http::request::Parts;
 use tether_core::{Changes, ClientStore, Error, Expiry, Id, Record, SessionInfo};
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, MutexGuard};
-use tracing::Instrument as _;
 
 use crate::backend::{Backend, Shared};
 use crate::error::SessionError;
 use crate::lock::LockGuard;
+use crate::observe::{self, Op};
 
 /// What the request's cookies held, already checked for the backend: the candidates
 /// for the session, in the order the browser sent them.
@@ -201,7 +201,9 @@ impl Session {
             .backend
             .server("listing a user's sessions")
         {
-            Ok(store) => store.user_sessions(&user).await,
+            Ok(store) => {
+                observe::call(store.name(), Op::ListUser, store.user_sessions(&user)).await
+            }
             Err(e) => Err(e),
         };
         listed.map_err(|e| self.fail(&mut state, e))
@@ -216,7 +218,14 @@ impl Session {
         let ended = {
             let mut state = self.begin().await?;
             let ended = match self.inner.shared.backend.server("ending a user's sessions") {
-                Ok(store) => store.delete_user_sessions(&user).await,
+                Ok(store) => {
+                    observe::call(
+                        store.name(),
+                        Op::DeleteUser,
+                        store.delete_user_sessions(&user),
+                    )
+                    .await
+                }
                 Err(e) => Err(e),
             };
             ended.map_err(|e| self.fail(&mut state, e))?
@@ -279,11 +288,7 @@ impl Session {
         let Some(id) = state.id else {
             return Ok(());
         };
-        match store
-            .lock(&id, &options)
-            .instrument(tracing::debug_span!("session.lock", store = store.name()))
-            .await
-        {
+        match observe::call(store.name(), Op::Lock, store.lock(&id, &options)).await {
             Ok(token) => state.lock = Some(LockGuard::new(store, id, token)),
             Err(e) => return Err(self.fail(state, e)),
         }
@@ -314,11 +319,7 @@ impl Session {
                     .clone();
                 state.loaded = Loaded::Missing;
                 for id in ids {
-                    match store
-                        .load(&id)
-                        .instrument(tracing::debug_span!("session.load", store = store.name()))
-                        .await
-                    {
+                    match observe::call(store.name(), Op::Load, store.load(&id)).await {
                         Ok(Some(record)) => {
                             state.id = Some(id);
                             state.loaded = Loaded::Found(record);
@@ -368,11 +369,7 @@ impl Session {
                 state.loaded = Loaded::Missing;
                 return Ok(None);
             };
-            match store
-                .load(&id)
-                .instrument(tracing::debug_span!("session.load", store = store.name()))
-                .await
-            {
+            match observe::call(store.name(), Op::Load, store.load(&id)).await {
                 Ok(Some(record)) => state.loaded = Loaded::Found(record),
                 Ok(None) => state.loaded = Loaded::Missing,
                 Err(e) => return Err(self.fail(state, e)),

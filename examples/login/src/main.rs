@@ -4,6 +4,7 @@
 mod app;
 mod demo;
 mod guard;
+mod metrics;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -117,6 +118,10 @@ pub(crate) struct ServeArgs {
     /// The most connections open at once (the longest-idle is closed to make room).
     #[arg(long, env = "TETHER_MAX_CONNECTIONS", default_value_t = 512)]
     max_connections: usize,
+    /// Serve `GET /metrics` (Prometheus) on this address, such as 127.0.0.1:9101; off
+    /// by default, and never on the app's listener.
+    #[arg(long, env = "TETHER_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
 }
 
 fn fail(message: &str) -> ! {
@@ -293,6 +298,9 @@ async fn replicated(args: &ServeArgs, built: &mut Built) {
 }
 
 async fn serve(args: ServeArgs) {
+    if let Some(addr) = &args.metrics_listen {
+        metrics::serve(addr).await.unwrap_or_else(|e| fail(&e));
+    }
     let built = build_store(&args).await;
     // Bound only once the store is ready: until then a connection is refused at once
     // (a balancer sends the request to another instance, a catching-up peer asks the
