@@ -9,7 +9,7 @@ use tokio::sync::OnceCell;
 
 pub(crate) enum Backend {
     Single {
-        client: redis::Client,
+        client: Box<redis::Client>,
         conn: OnceCell<ConnectionManager>,
     },
     Cluster {

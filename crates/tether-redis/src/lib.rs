@@ -47,6 +47,9 @@ mod codec;
 mod conn;
 mod index;
 mod scripts;
+mod tls;
+
+pub use tls::RedisTls;
 
 use std::time::Duration;
 
@@ -99,6 +102,9 @@ impl RedisStore {
     /// # Ok::<(), tether_core::Error>(())
     /// ```
     pub fn connect(url: &str) -> Result<Self> {
+        if url.starts_with("rediss://") {
+            tls::crypto_provider();
+        }
         let client = redis::Client::open(url).map_err(|e| {
             Error::config(format!(
                 "Redis URL {}: {e} (expected redis://[:password@]host:port[/db] or rediss://…)",
@@ -106,7 +112,7 @@ impl RedisStore {
             ))
         })?;
         let backend = Backend::Single {
-            client,
+            client: Box::new(client),
             conn: OnceCell::new(),
         };
         Ok(Self::new(backend, tether_core::redact_url(url)))
@@ -119,6 +125,9 @@ impl RedisStore {
         S: Into<String>,
     {
         let urls: Vec<String> = urls.into_iter().map(Into::into).collect();
+        if urls.iter().any(|u| u.starts_with("rediss://")) {
+            tls::crypto_provider();
+        }
         let target = urls
             .iter()
             .map(|u| tether_core::redact_url(u))
@@ -161,7 +170,7 @@ impl RedisStore {
         )
     }
 
-    fn new(backend: Backend, target: String) -> Self {
+    pub(crate) fn new(backend: Backend, target: String) -> Self {
         Self {
             backend: std::sync::Arc::new(backend),
             prefix: "tether:".to_owned(),
@@ -179,7 +188,9 @@ impl RedisStore {
                     .set_number_of_retries(1)
                     .set_max_delay(Duration::from_millis(500));
                 let manager = conn
-                    .get_or_try_init(|| ConnectionManager::new_with_config(client.clone(), config))
+                    .get_or_try_init(|| {
+                        ConnectionManager::new_with_config((**client).clone(), config)
+                    })
                     .await?;
                 Ok(Conn::Single(manager.clone()))
             }

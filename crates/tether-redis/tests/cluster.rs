@@ -1,14 +1,16 @@
 //! Against a real Redis Cluster of 3 masters with a replica each, on loopback: the
 //! conformance suite passes, and after a master is killed and its replica takes over,
-//! sessions written before are readable and new logins work.
+//! sessions written before are readable and new logins work. The same cluster over
+//! TLS (`rediss://`, a CA made at run time) passes the suite too.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tether_core::{Changes, Expiry, Id, Record, Saved, SessionStore};
-use tether_redis::RedisStore;
+use tether_redis::{RedisStore, RedisTls};
 use tether_testkit::harness::{free_port, wait_until};
+use tether_testkit::services::TestCa;
 
 fn program(var: &str, name: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| {
@@ -24,6 +26,8 @@ struct Node {
 struct Cluster {
     nodes: Vec<Node>,
     dir: PathBuf,
+    /// The CA of a cluster that speaks only TLS.
+    ca: Option<TestCa>,
 }
 
 impl Drop for Cluster {
@@ -36,20 +40,45 @@ impl Drop for Cluster {
     }
 }
 
-fn cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new(program("TETHER_REDIS_CLI", "redis-tools"))
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(args)
-        .output()
-        .expect("run redis-cli");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// redis-cli, speaking TLS to a TLS cluster.
+fn redis_cli(ca: Option<&TestCa>) -> Command {
+    let mut command = Command::new(program("TETHER_REDIS_CLI", "redis-tools"));
+    if let Some(ca) = ca {
+        command.arg("--tls").arg("--cacert").arg(ca.ca_cert());
+    }
+    command
 }
 
-fn start_node(dir: &Path, port: u16) -> Node {
+impl Cluster {
+    fn cli(&self, port: u16, args: &[&str]) -> String {
+        let out = redis_cli(self.ca.as_ref())
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(args)
+            .output()
+            .expect("run redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+fn start_node(dir: &Path, port: u16, ca: Option<&TestCa>) -> Node {
     let node_dir = dir.join(port.to_string());
     std::fs::create_dir_all(&node_dir).unwrap();
-    let child = Command::new(program("TETHER_REDIS_SERVER", "redis-server"))
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+    let mut command = Command::new(program("TETHER_REDIS_SERVER", "redis-server"));
+    command.args(["--bind", "127.0.0.1"]);
+    match ca {
+        None => command.args(["--port", &port.to_string()]),
+        Some(ca) => command
+            .args(["--port", "0", "--tls-port", &port.to_string()])
+            .args(["--tls-cluster", "yes", "--tls-replication", "yes"])
+            .arg("--tls-cert-file")
+            .arg(ca.server_cert())
+            .arg("--tls-key-file")
+            .arg(ca.server_key())
+            .arg("--tls-ca-cert-file")
+            .arg(ca.ca_cert())
+            .args(["--tls-auth-clients", "no"]),
+    };
+    let child = command
         .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
         .args([
             "--cluster-config-file",
@@ -81,19 +110,28 @@ fn cluster_port() -> u16 {
     panic!("no loopback port with a free cluster bus port in 1000 tries");
 }
 
-fn start_cluster() -> Cluster {
-    let dir = std::env::temp_dir().join(format!("tether-redis-cluster-{}", std::process::id()));
-    let nodes: Vec<Node> = (0..6).map(|_| start_node(&dir, cluster_port())).collect();
-    for node in &nodes {
+fn start_cluster(tls: bool) -> Cluster {
+    let dir = std::env::temp_dir().join(format!(
+        "tether-redis-cluster-{}-{}",
+        std::process::id(),
+        if tls { "tls" } else { "plain" }
+    ));
+    let ca = tls.then(|| TestCa::create(&dir.join("ca")).unwrap());
+    let nodes: Vec<Node> = (0..6)
+        .map(|_| start_node(&dir, cluster_port(), ca.as_ref()))
+        .collect();
+    let cluster = Cluster { nodes, dir, ca };
+    for node in &cluster.nodes {
         wait_until("redis node start", Duration::from_secs(10), || {
-            cli(node.port, &["PING"]).contains("PONG")
+            cluster.cli(node.port, &["PING"]).contains("PONG")
         });
     }
-    let addrs: Vec<String> = nodes
+    let addrs: Vec<String> = cluster
+        .nodes
         .iter()
         .map(|n| format!("127.0.0.1:{}", n.port))
         .collect();
-    let status = Command::new(program("TETHER_REDIS_CLI", "redis-tools"))
+    let status = redis_cli(cluster.ca.as_ref())
         .arg("--cluster")
         .arg("create")
         .args(&addrs)
@@ -102,20 +140,26 @@ fn start_cluster() -> Cluster {
         .status()
         .unwrap();
     assert!(status.success(), "redis-cli --cluster create failed");
-    let cluster = Cluster { nodes, dir };
     for node in &cluster.nodes {
         wait_until("cluster state ok", Duration::from_secs(20), || {
-            cli(node.port, &["CLUSTER", "INFO"]).contains("cluster_state:ok")
+            cluster
+                .cli(node.port, &["CLUSTER", "INFO"])
+                .contains("cluster_state:ok")
         });
     }
     cluster
 }
 
 fn urls(cluster: &Cluster) -> Vec<String> {
+    let scheme = if cluster.ca.is_some() {
+        "rediss"
+    } else {
+        "redis"
+    };
     cluster
         .nodes
         .iter()
-        .map(|n| format!("redis://127.0.0.1:{}", n.port))
+        .map(|n| format!("{scheme}://127.0.0.1:{}", n.port))
         .collect()
 }
 
@@ -123,12 +167,12 @@ fn urls(cluster: &Cluster) -> Vec<String> {
 /// failover cannot lose the writes the test relies on.
 fn wait_for_replication(cluster: &Cluster) {
     for node in &cluster.nodes {
-        let info = cli(node.port, &["INFO", "replication"]);
+        let info = cluster.cli(node.port, &["INFO", "replication"]);
         if !info.contains("role:master") {
             continue;
         }
         wait_until("replication catch-up", Duration::from_secs(20), || {
-            let info = cli(node.port, &["INFO", "replication"]);
+            let info = cluster.cli(node.port, &["INFO", "replication"]);
             let field = |name: &str| {
                 info.lines()
                     .find_map(|l| l.trim().strip_prefix(name))
@@ -156,7 +200,7 @@ fn new_record(user: &str) -> Record {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_cluster_passes_the_suite_and_survives_a_master_failover() {
-    let mut cluster = start_cluster();
+    let mut cluster = start_cluster(false);
     let store = RedisStore::connect_cluster(urls(&cluster)).unwrap();
     tether_testkit::Suite::new(store.clone())
         .with_unavailable(RedisStore::connect_cluster(["redis://127.0.0.1:1"]).unwrap())
@@ -179,7 +223,11 @@ async fn redis_cluster_passes_the_suite_and_survives_a_master_failover() {
     let victim = cluster
         .nodes
         .iter()
-        .position(|n| cli(n.port, &["INFO", "replication"]).contains("role:master"))
+        .position(|n| {
+            cluster
+                .cli(n.port, &["INFO", "replication"])
+                .contains("role:master")
+        })
         .unwrap();
     let victim_port = cluster.nodes[victim].port;
     cluster.nodes[victim].child.kill().unwrap();
@@ -191,8 +239,12 @@ async fn redis_cluster_passes_the_suite_and_survives_a_master_failover() {
         .unwrap()
         .port;
     wait_until("failover", Duration::from_secs(30), || {
-        cli(survivor, &["CLUSTER", "INFO"]).contains("cluster_state:ok")
-            && cli(survivor, &["CLUSTER", "NODES"]).contains("fail")
+        cluster
+            .cli(survivor, &["CLUSTER", "INFO"])
+            .contains("cluster_state:ok")
+            && cluster
+                .cli(survivor, &["CLUSTER", "NODES"])
+                .contains("fail")
     });
 
     // The client follows the new topology; allow it a few attempts.
@@ -235,4 +287,13 @@ async fn redis_cluster_passes_the_suite_and_survives_a_master_failover() {
             1
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_cluster_over_tls_passes_the_suite() {
+    let cluster = start_cluster(true);
+    let ca = cluster.ca.as_ref().expect("a TLS cluster");
+    let tls = RedisTls::with_root_ca(std::fs::read(ca.ca_cert()).unwrap());
+    let store = RedisStore::connect_cluster_tls(urls(&cluster), &tls).unwrap();
+    tether_testkit::Suite::new(store).run().await;
 }

@@ -84,6 +84,10 @@ pub(crate) struct ServeArgs {
     /// postgres://…, sqlite://PATH (created when missing), or a directory for `file`.
     #[arg(long, env = "TETHER_STORE_URL")]
     store_url: Option<String>,
+    /// The CA certificate (PEM) a `rediss://` store's server certificate is checked
+    /// against, when it is not signed by a public CA.
+    #[arg(long, env = "TETHER_STORE_CA")]
+    store_ca: Option<PathBuf>,
     /// The cookie store's key file (one base64url key per line, newest first), or the
     /// JWT store's (`kid ed25519 SEED` per line, newest first).
     #[arg(long, env = "TETHER_KEY_FILE")]
@@ -203,12 +207,20 @@ async fn build_store(args: &ServeArgs) -> Built {
             built.layer = server(Arc::new(store));
         }
         StoreKind::Redis => {
+            use tether::redis::{RedisStore, RedisTls};
             let url = url();
             let urls: Vec<&str> = url.split(',').collect();
-            let store = if urls.len() > 1 {
-                tether::redis::RedisStore::connect_cluster(urls)
-            } else {
-                tether::redis::RedisStore::connect(&url)
+            let tls = args.store_ca.as_ref().map(|path| {
+                let pem = std::fs::read(path).unwrap_or_else(|e| {
+                    fail(&format!("cannot read the CA file {}: {e}", path.display()))
+                });
+                RedisTls::with_root_ca(pem)
+            });
+            let store = match (tls, urls.len() > 1) {
+                (None, true) => RedisStore::connect_cluster(urls),
+                (None, false) => RedisStore::connect(&url),
+                (Some(tls), true) => RedisStore::connect_cluster_tls(urls, &tls),
+                (Some(tls), false) => RedisStore::connect_tls(&url, &tls),
             }
             .unwrap_or_else(|e| fail(&e.to_string()));
             built.layer = server(Arc::new(store));

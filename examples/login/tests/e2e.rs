@@ -104,6 +104,16 @@ fn redis_store_through_the_balancer() {
 }
 
 #[test]
+fn redis_over_tls_through_the_balancer() {
+    let dir = common::temp_dir("redis-tls");
+    let ca = tether_testkit::services::TestCa::create(&dir.join("ca")).unwrap();
+    let redis = tether_testkit::services::RedisServer::start_tls(&dir.join("redis"), &ca).unwrap();
+    through_builtin_balancer(&Store::RedisTls(redis.url(), ca.ca_cert()));
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn mysql_store_through_the_balancer() {
     through_builtin_balancer(&Store::mysql());
 }

@@ -10,6 +10,7 @@
 mod mariadb;
 mod postgres;
 mod redis;
+mod tls;
 
 use std::io;
 use std::path::Path;
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 pub use mariadb::MariaDb;
 pub use postgres::Postgres;
 pub use redis::RedisServer;
+pub use tls::TestCa;
 
 /// The user this process runs as (`id -un`: `$USER` can name another one, such as
 /// the user a root shell was opened from), which MariaDB runs as.

@@ -23,6 +23,7 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     durable: bool,
+    tls: Option<super::TestCa>,
 }
 
 impl RedisServer {
@@ -49,15 +50,39 @@ impl RedisServer {
             port,
             dir: dir.to_owned(),
             durable,
+            tls: None,
         };
         redis.start_again()?;
         Ok(redis)
     }
 
-    /// `redis://127.0.0.1:PORT`.
+    /// Starts one that speaks only TLS, with the server certificate of `ca` (clients
+    /// are not asked for one). [`RedisServer::url`] is then `rediss://127.0.0.1:PORT`.
+    ///
+    /// # Errors
+    /// As [`RedisServer::start`].
+    pub fn start_tls(dir: &Path, ca: &super::TestCa) -> io::Result<Self> {
+        create_dir(dir)?;
+        let mut redis = Self {
+            process: Process::default(),
+            port: crate::harness::free_port(),
+            dir: dir.to_owned(),
+            durable: false,
+            tls: Some(ca.clone()),
+        };
+        redis.start_again()?;
+        Ok(redis)
+    }
+
+    /// `redis://127.0.0.1:PORT` (`rediss://` for a TLS server).
     #[must_use]
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Its port.
@@ -73,8 +98,20 @@ impl RedisServer {
     pub fn start_again(&mut self) -> io::Result<()> {
         let log = self.dir.join("redis.log");
         let mut command = Command::new(program("TETHER_REDIS_SERVER", "redis-server"));
+        command.args(["--bind", "127.0.0.1"]);
+        match &self.tls {
+            None => command.args(["--port", &self.port.to_string()]),
+            Some(ca) => command
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(ca.server_cert())
+                .arg("--tls-key-file")
+                .arg(ca.server_key())
+                .arg("--tls-ca-cert-file")
+                .arg(ca.ca_cert())
+                .args(["--tls-auth-clients", "no"]),
+        };
         command
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--save", ""])
             .args(if self.durable {
                 ["--appendonly", "yes", "--appendfsync", "always"]

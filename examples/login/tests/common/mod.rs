@@ -76,6 +76,8 @@ pub enum Store {
     Memory,
     File(PathBuf),
     Redis(String),
+    /// A `rediss://` URL and the CA file its server certificate verifies against.
+    RedisTls(String, PathBuf),
     Mysql(String),
     Postgres(String),
     /// A `sqlite://` URL: one database file that the instances share.
@@ -137,7 +139,7 @@ impl Store {
         let kind = match self {
             Self::Memory => "memory",
             Self::File(_) => "file",
-            Self::Redis(_) => "redis",
+            Self::Redis(_) | Self::RedisTls(..) => "redis",
             Self::Mysql(_) => "mysql",
             Self::Postgres(_) => "postgres",
             Self::Sqlite(_) => "sqlite",
@@ -151,6 +153,12 @@ impl Store {
             Self::Redis(url) | Self::Mysql(url) | Self::Postgres(url) | Self::Sqlite(url) => {
                 args.extend(["--store-url".to_owned(), url.clone()]);
             }
+            Self::RedisTls(url, ca) => args.extend([
+                "--store-url".to_owned(),
+                url.clone(),
+                "--store-ca".to_owned(),
+                ca.display().to_string(),
+            ]),
             Self::Cookie(keys) | Self::Jwt(keys) => {
                 args.extend(["--key-file".to_owned(), keys.display().to_string()]);
             }
