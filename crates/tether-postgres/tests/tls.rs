@@ -28,10 +28,9 @@ async fn the_store_keeps_the_contract_over_tls() {
     tether_testkit::Suite::new(store).run().await;
 
     let id = Id::generate().unwrap();
-    let other = TestCa::create(
-        &std::env::temp_dir().join(format!("tether-postgres-tls-other-{}", std::process::id())),
-    )
-    .unwrap();
+    let other_dir =
+        std::env::temp_dir().join(format!("tether-postgres-tls-other-{}", std::process::id()));
+    let other = TestCa::create(&other_dir).unwrap();
     let stranger = format!(
         "{}?sslmode=verify-full&sslrootcert={}",
         db.url(),
