@@ -16,6 +16,8 @@ pub(crate) enum Backend {
         client: Box<ClusterClient>,
         conn: OnceCell<ClusterConnection>,
     },
+    /// The master Sentinel names, found again after a failover.
+    Sentinel(Box<crate::sentinel::Sentinels>),
     /// The app's deadpool-redis pool: a connection per operation, returned after it.
     Pool(deadpool_redis::Pool),
     /// The app's deadpool-redis Cluster pool.
@@ -24,6 +26,7 @@ pub(crate) enum Backend {
 
 pub(crate) enum Conn {
     Single(ConnectionManager),
+    Master(redis::aio::MultiplexedConnection),
     Cluster(ClusterConnection),
     Pooled(deadpool_redis::Connection),
     ClusterPooled(deadpool_redis::cluster::Connection),
@@ -33,6 +36,7 @@ impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Self::Single(c) => c.req_packed_command(cmd),
+            Self::Master(c) => c.req_packed_command(cmd),
             Self::Cluster(c) => c.req_packed_command(cmd),
             Self::Pooled(c) => c.req_packed_command(cmd),
             Self::ClusterPooled(c) => c.req_packed_command(cmd),
@@ -47,6 +51,7 @@ impl ConnectionLike for Conn {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Self::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Self::Master(c) => c.req_packed_commands(cmd, offset, count),
             Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
             Self::Pooled(c) => c.req_packed_commands(cmd, offset, count),
             Self::ClusterPooled(c) => c.req_packed_commands(cmd, offset, count),
@@ -56,6 +61,7 @@ impl ConnectionLike for Conn {
     fn get_db(&self) -> i64 {
         match self {
             Self::Single(c) => c.get_db(),
+            Self::Master(c) => c.get_db(),
             Self::Cluster(c) => c.get_db(),
             Self::Pooled(c) => c.get_db(),
             Self::ClusterPooled(c) => c.get_db(),

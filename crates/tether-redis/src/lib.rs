@@ -47,6 +47,7 @@ mod codec;
 mod conn;
 mod index;
 mod scripts;
+mod sentinel;
 mod tls;
 
 pub use tls::RedisTls;
@@ -200,6 +201,9 @@ impl RedisStore {
                     .await?;
                 Ok(Conn::Cluster(cluster.clone()))
             }
+            Backend::Sentinel(sentinels) => {
+                sentinels.connection(self.timeout).await.map(Conn::Master)
+            }
             Backend::Pool(pool) => pool
                 .get()
                 .await
@@ -260,14 +264,20 @@ impl RedisStore {
                 .await
                 .map_err(|e| Error::unavailable(format!("{what} at Redis {}", self.target), e))
         };
-        tokio::time::timeout(self.timeout, work)
+        let result = tokio::time::timeout(self.timeout, work)
             .await
             .unwrap_or_else(|_| {
                 Err(Error::timed_out(
                     format_args!("{what} at Redis {}", self.target),
                     self.timeout,
                 ))
-            })
+            });
+        if result.is_err()
+            && let Backend::Sentinel(sentinels) = &*self.backend
+        {
+            sentinels.forget();
+        }
+        result
     }
 }
 

@@ -1,0 +1,97 @@
+//! Redis behind Sentinel: the master is found through the sentinels, and found again
+//! after a failover (any failed call forgets the connection, so the next asks anew).
+
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::sentinel::{SentinelClient, SentinelServerType};
+use redis::{AsyncConnectionConfig, RedisResult};
+use tether_core::{Error, Result};
+
+use crate::RedisStore;
+use crate::conn::Backend;
+
+/// The sentinels, and the connection to the master they named last.
+pub(crate) struct Sentinels {
+    client: tokio::sync::Mutex<SentinelClient>,
+    master: std::sync::Mutex<Option<MultiplexedConnection>>,
+}
+
+impl Sentinels {
+    /// A connection to the current master: the one in hand, or a new one to the master
+    /// the sentinels name now.
+    pub(crate) async fn connection(&self, timeout: Duration) -> RedisResult<MultiplexedConnection> {
+        if let Some(conn) = self.lock_master().clone() {
+            return Ok(conn);
+        }
+        let mut client = self.client.lock().await;
+        // Another call may have connected while this one waited.
+        if let Some(conn) = self.lock_master().clone() {
+            return Ok(conn);
+        }
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout));
+        let conn = client.get_async_connection_with_config(&config).await?;
+        *self.lock_master() = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// After a failed call: the master may have changed; ask the sentinels next time.
+    pub(crate) fn forget(&self) {
+        *self.lock_master() = None;
+    }
+
+    fn lock_master(&self) -> std::sync::MutexGuard<'_, Option<MultiplexedConnection>> {
+        self.master
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl RedisStore {
+    /// A store on the Redis master that Sentinel names `master_name`, given one or more
+    /// sentinels (`redis://host:26379`). The master is looked up on first use and again
+    /// after any failed call, so a failover costs the requests in flight during it
+    /// (503s) and no restart. Writes Redis acknowledged but had not yet copied to the
+    /// replica that takes over are lost: Redis replicates asynchronously.
+    ///
+    /// ```
+    /// let store = tether_redis::RedisStore::connect_sentinel(
+    ///     ["redis://10.0.0.1:26379", "redis://10.0.0.2:26379", "redis://10.0.0.3:26379"],
+    ///     "sessions",
+    /// )?;
+    /// # Ok::<(), tether_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a sentinel URL that does not parse or an empty list.
+    pub fn connect_sentinel<I, S>(sentinels: I, master_name: &str) -> Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let urls: Vec<String> = sentinels.into_iter().map(Into::into).collect();
+        let target = format!(
+            "master {master_name} via sentinels {}",
+            urls.iter()
+                .map(|u| tether_core::redact_url(u))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        if urls.is_empty() {
+            return Err(Error::config("Redis Sentinel: no sentinel given"));
+        }
+        if urls.iter().any(|u| u.starts_with("rediss://")) {
+            crate::tls::crypto_provider();
+        }
+        let refs: Vec<&str> = urls.iter().map(String::as_str).collect();
+        let client = SentinelClient::build(refs, master_name, None, SentinelServerType::Master)
+            .map_err(|e| Error::config(format!("Redis Sentinel {target}: {e}")))?;
+        let backend = Backend::Sentinel(Box::new(Sentinels {
+            client: tokio::sync::Mutex::new(client),
+            master: std::sync::Mutex::new(None),
+        }));
+        Ok(Self::new(backend, target))
+    }
+}
