@@ -9,6 +9,7 @@ use tokio::process::{Child, Command};
 
 use crate::Error;
 use crate::approach::Approach;
+use crate::proxy::{Proxy, Running};
 
 /// The replication secret of the lab's instances.
 const REPLICATION_SECRET: &str = "tether lab replication secret";
@@ -23,6 +24,8 @@ pub(crate) const HEALTH_CHECK_EVERY: Duration = Duration::from_millis(200);
 pub(crate) struct Programs {
     pub(crate) login: PathBuf,
     pub(crate) balancer: PathBuf,
+    /// What routes the users: tether's balancer, nginx or HAProxy.
+    pub(crate) proxy: Proxy,
 }
 
 impl Programs {
@@ -31,6 +34,7 @@ impl Programs {
         let programs = Self {
             login: dir.join("login"),
             balancer: dir.join("tether-balancer"),
+            proxy: Proxy::Tether,
         };
         for p in [&programs.login, &programs.balancer] {
             if !p.is_file() {
@@ -42,6 +46,23 @@ impl Programs {
             }
         }
         Ok(programs)
+    }
+
+    /// The same, behind `proxy` (whose program must be there).
+    pub(crate) fn behind(mut self, proxy: Proxy) -> Result<Self, Error> {
+        if let Some(program) = proxy.program()
+            && !program.is_file()
+        {
+            return Err(Error::Setup(format!(
+                "{} is missing: install {} (apt-get install {}) or set TETHER_{}",
+                program.display(),
+                proxy.name(),
+                proxy.name().to_lowercase(),
+                proxy.name().to_uppercase()
+            )));
+        }
+        self.proxy = proxy;
+        Ok(self)
     }
 }
 
@@ -90,6 +111,8 @@ pub(crate) struct Cluster {
     peer_urls: Vec<String>,
     pub(crate) instances: Vec<Instance>,
     balancer: Option<Child>,
+    /// nginx or HAProxy in the balancer's place.
+    proxy: Option<Running>,
     pub(crate) balancer_port: u16,
     admin_port: u16,
     http: reqwest::Client,
@@ -135,6 +158,7 @@ impl Cluster {
                 })
                 .collect(),
             balancer: None,
+            proxy: None,
             balancer_port: tether_testkit::harness::free_port(),
             admin_port: tether_testkit::harness::free_port(),
             http: reqwest::Client::new(),
@@ -144,6 +168,35 @@ impl Cluster {
         }
         for i in 0..n {
             cluster.wait_healthy(i).await?;
+        }
+        if cluster.programs.proxy != Proxy::Tether {
+            let ports: Vec<u16> = cluster.instances[..n].iter().map(|i| i.port).collect();
+            let dir = std::env::temp_dir().join(format!(
+                "tether-lab-proxy-{}-{}",
+                std::process::id(),
+                cluster.balancer_port
+            ));
+            cluster.proxy = Some(Running::start(
+                cluster.programs.proxy,
+                approach.strategy(),
+                cluster.balancer_port,
+                &ports,
+                &dir,
+            )?);
+            let url = format!("{}/healthz", cluster.balancer_url());
+            wait(
+                &format!("{} at {url}", cluster.programs.proxy.name()),
+                || async {
+                    cluster
+                        .http
+                        .get(&url)
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().is_success())
+                },
+            )
+            .await?;
+            return Ok(cluster);
         }
         let backends: Vec<String> = cluster.instances[..n].iter().map(Instance::url).collect();
         let mut balancer = Command::new(&cluster.programs.balancer);
@@ -253,8 +306,12 @@ impl Cluster {
         }
     }
 
-    /// Tells the balancer to route to instances `0..n`.
+    /// Tells the balancer (or the proxy) to route to instances `0..n`.
     pub(crate) async fn set_pool(&self, n: usize) -> Result<(), Error> {
+        if let Some(proxy) = &self.proxy {
+            let ports: Vec<u16> = self.instances[..n].iter().map(|i| i.port).collect();
+            return proxy.set_pool(&ports).await;
+        }
         let body: Vec<String> = self.instances[..n].iter().map(Instance::url).collect();
         let response = self
             .http

@@ -3,6 +3,7 @@
 
 mod approach;
 mod cluster;
+mod proxy;
 mod report;
 mod run;
 mod users;
@@ -87,6 +88,10 @@ struct RunArgs {
     /// Where the `login` and `tether-balancer` programs are (default: beside this one).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
+    /// What routes the users: tether's balancer (default), nginx or HAProxy, each
+    /// configured for the approach's routing and reloaded when the pool changes.
+    #[arg(long, value_enum, default_value = "tether")]
+    proxy: proxy::Proxy,
 }
 
 fn settings(args: &RunArgs) -> Settings {
@@ -164,6 +169,32 @@ fn relative(path: &std::path::Path) -> String {
     )
 }
 
+/// The approaches to run and, behind nginx or HAProxy, the ones no example of theirs
+/// configures (with the reason).
+fn chosen(args: &RunArgs) -> (Vec<Approach>, Vec<(Approach, String)>) {
+    let chosen: Vec<Approach> = if args.approaches.is_empty() {
+        Approach::ALL.to_vec()
+    } else {
+        args.approaches.clone()
+    };
+    let (routed, unrouted): (Vec<Approach>, Vec<Approach>) = chosen.into_iter().partition(|a| {
+        args.proxy == proxy::Proxy::Tether || proxy::example(args.proxy, a.strategy()).is_some()
+    });
+    let unrouted = unrouted
+        .into_iter()
+        .map(|approach| {
+            let why = format!(
+                "no example configures {} for {} (an L4 hash sees one client address on \
+                 loopback; see the lab's proxy.rs)",
+                args.proxy.name(),
+                approach.strategy()
+            );
+            (approach, why)
+        })
+        .collect();
+    (routed, unrouted)
+}
+
 async fn lab(args: RunArgs) -> Result<Report, Error> {
     let started = Instant::now();
     let bin_dir = match &args.bin_dir {
@@ -173,13 +204,9 @@ async fn lab(args: RunArgs) -> Result<Report, Error> {
             .map(std::path::Path::to_path_buf)
             .unwrap_or_default(),
     };
-    let programs = Programs::in_dir(&bin_dir)?;
+    let programs = Programs::in_dir(&bin_dir)?.behind(args.proxy)?;
     let settings = settings(&args);
-    let approaches: Vec<Approach> = if args.approaches.is_empty() {
-        Approach::ALL.to_vec()
-    } else {
-        args.approaches.clone()
-    };
+    let (approaches, unrouted) = chosen(&args);
     let work = std::env::temp_dir().join(format!("tether-lab-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
     let mut skipped = Vec::new();
@@ -195,6 +222,7 @@ async fn lab(args: RunArgs) -> Result<Report, Error> {
             why.join("; ")
         )));
     }
+    skipped.extend(unrouted);
 
     let plan: Vec<(Approach, Scenario)> = approaches
         .iter()
@@ -247,6 +275,7 @@ async fn lab(args: RunArgs) -> Result<Report, Error> {
             "`login` and `tether-balancer` from `{}` ({profile} build)",
             relative(&bin_dir)
         ),
+        proxy: args.proxy,
         quick: args.quick,
         settings,
         seconds: started.elapsed().as_secs_f64(),

@@ -18,6 +18,8 @@ pub(crate) struct Report {
     pub(crate) machine: String,
     pub(crate) command: String,
     pub(crate) binaries: String,
+    /// What routed the users.
+    pub(crate) proxy: crate::proxy::Proxy,
     pub(crate) quick: bool,
     pub(crate) settings: Settings,
     pub(crate) seconds: f64,
@@ -147,8 +149,17 @@ impl Report {
             "# tether consistency lab\n\n\
              The five ways to keep a user's session when requests land on different \
              instances, each run through the same scenarios on real processes: {} `login \
-             serve` instances behind `tether-balancer`, on loopback.\n",
-            s.instances
+             serve` instances behind {}, on loopback.\n",
+            s.instances,
+            match self.proxy {
+                crate::proxy::Proxy::Tether => "`tether-balancer`".to_owned(),
+                other => format!(
+                    "{} (configured for each approach's routing: round-robin, `hash` on the \
+                     session cookie or on `X-Forwarded-For`, consistent or modulo; reloaded \
+                     gracefully when the pool changes)",
+                    other.name()
+                ),
+            }
         );
         let _ = writeln!(out, "- Command: `{}`", self.command);
         let _ = writeln!(out, "- Machine: {}", self.machine);
