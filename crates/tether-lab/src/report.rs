@@ -154,8 +154,8 @@ impl Report {
             match self.proxy {
                 crate::proxy::Proxy::Tether => "`tether-balancer`".to_owned(),
                 other => format!(
-                    "{} (configured for each approach's routing: round-robin, `hash` on the \
-                     session cookie or on `X-Forwarded-For`, consistent or modulo; reloaded \
+                    "{} (configured as the repository's `examples/` configure it: round-robin, \
+                     or a consistent hash on the proxy's own routing cookie; reloaded \
                      gracefully when the pool changes)",
                     other.name()
                 ),
