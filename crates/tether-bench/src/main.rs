@@ -31,7 +31,8 @@ struct RunArgs {
     /// Where BENCHMARKS.md goes; the chart goes to docs/bench/ beside it.
     #[arg(long, default_value = ".")]
     out: PathBuf,
-    /// Only these stores (memory, redis, mysql, postgres, sqlite, file, cookie, jwt).
+    /// Only these stores (memory, redis, redis-pool, mysql, postgres, sqlite, file,
+    /// cookie, jwt).
     #[arg(long = "store")]
     stores: Vec<String>,
 }
@@ -86,7 +87,11 @@ fn run(args: &RunArgs) {
         }
         std::env::var(var).unwrap_or_else(|_| fail(&format!("{var} is not set: run scripts/bench")))
     };
-    let redis_url = url_for("redis", "TETHER_TEST_REDIS_URL");
+    let redis_url = if wanted("redis-pool") && !wanted("redis") {
+        url_for("redis-pool", "TETHER_TEST_REDIS_URL")
+    } else {
+        url_for("redis", "TETHER_TEST_REDIS_URL")
+    };
     let mysql_url = url_for("mysql", "TETHER_TEST_MYSQL_URL");
     let postgres_url = url_for("postgres", "TETHER_TEST_POSTGRES_URL");
     let file_dir = std::env::temp_dir().join(format!("tether-bench-{}", std::process::id()));
@@ -120,6 +125,7 @@ fn run(args: &RunArgs) {
             Some(sqlite_url.as_str()),
             vec!["tether", "tower-sessions"],
         ),
+        ("redis-pool", Some(redis_url.as_str()), vec!["tether"]),
         ("file", Some(file_url.as_str()), vec!["tether"]),
         ("cookie", None, vec!["tether"]),
         ("jwt", None, vec!["tether"]),

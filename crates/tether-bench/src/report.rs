@@ -46,7 +46,8 @@ impl Report<'_> {
             }
         }
         let order = [
-            "memory", "redis", "mysql", "postgres", "sqlite", "file", "cookie", "jwt",
+            "memory", "redis", "redis-pool", "mysql", "postgres", "sqlite", "file", "cookie",
+            "jwt",
         ];
         stores.sort_by_key(|s| order.iter().position(|o| o == s));
         stores

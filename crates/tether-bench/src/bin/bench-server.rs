@@ -21,6 +21,8 @@ enum Lib {
 enum Store {
     Memory,
     Redis,
+    /// tether's Redis store on an app's deadpool-redis pool.
+    RedisPool,
     Mysql,
     Postgres,
     Sqlite,
@@ -163,6 +165,12 @@ async fn tether_app(args: &Args) -> Router {
             tether::redis::RedisStore::connect(&args.url.clone().unwrap_or_default())
                 .unwrap_or_else(|e| fail(&e.to_string())),
         ),
+        Store::RedisPool => {
+            let pool = deadpool_redis::Config::from_url(args.url.clone().unwrap_or_default())
+                .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+                .unwrap_or_else(|e| fail(&e.to_string()));
+            SessionLayer::new(tether::redis::RedisStore::from_pool(pool))
+        }
         Store::Mysql => sql_layer!(tether::mysql::MySqlStore, args),
         Store::Postgres => sql_layer!(tether::postgres::PostgresStore, args),
         Store::Sqlite => sql_layer!(tether::sqlite::SqliteStore, args),
@@ -243,8 +251,8 @@ async fn tower_sessions_app(args: &Args) -> Router {
                 .unwrap_or_else(|e| fail(&e.to_string()));
             ts_sql_app(tower_sessions_sqlx_store::SqliteStore::new(pool)).await
         }
-        Store::File | Store::Cookie | Store::Jwt => {
-            fail("tower-sessions has no file, cookie or JWT store")
+        Store::File | Store::Cookie | Store::Jwt | Store::RedisPool => {
+            fail("tower-sessions has no file, cookie, JWT or deadpool-redis store")
         }
     }
 }
