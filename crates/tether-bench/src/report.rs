@@ -46,7 +46,14 @@ impl Report<'_> {
             }
         }
         let order = [
-            "memory", "redis", "redis-pool", "mysql", "postgres", "sqlite", "file", "cookie",
+            "memory",
+            "redis",
+            "redis-pool",
+            "mysql",
+            "postgres",
+            "sqlite",
+            "file",
+            "cookie",
             "jwt",
         ];
         stores.sort_by_key(|s| order.iter().position(|o| o == s));
