@@ -34,11 +34,15 @@ pub struct Lifetime {
 }
 
 impl Lifetime {
-    /// The stored form: the idle timeout in milliseconds (at least 1), negative for a
-    /// browser-session cookie. `0` is never produced: it reads as "no lifetime of its
-    /// own".
+    /// The longest idle timeout kept: 100 years. Stores add it to the current time in
+    /// 64-bit milliseconds (and Redis in a Lua double), which must not overflow.
+    pub const MAX_IDLE: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+    /// The stored form: the idle timeout in milliseconds (at least 1, at most
+    /// [`Lifetime::MAX_IDLE`]), negative for a browser-session cookie. `0` is never
+    /// produced: it reads as "no lifetime of its own".
     pub fn to_ms(&self) -> i64 {
-        let ms = i64::try_from(self.idle.as_millis())
+        let ms = i64::try_from(self.idle.min(Self::MAX_IDLE).as_millis())
             .unwrap_or(i64::MAX)
             .max(1);
         if self.browser_session { -ms } else { ms }
@@ -47,7 +51,7 @@ impl Lifetime {
     /// The lifetime stored as `ms` (see [`Lifetime::to_ms`]); `None` for `0`.
     pub fn from_ms(ms: i64) -> Option<Self> {
         (ms != 0).then(|| Self {
-            idle: Duration::from_millis(ms.unsigned_abs()),
+            idle: Duration::from_millis(ms.unsigned_abs()).min(Self::MAX_IDLE),
             browser_session: ms < 0,
         })
     }
@@ -81,7 +85,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn the_stored_form_round_trips(ms in 1_i64..i64::MAX, browser in any::<bool>()) {
+        fn the_stored_form_round_trips(ms in 1_i64..3_153_600_000_000, browser in any::<bool>()) {
             let l = Lifetime { idle: Duration::from_millis(ms.unsigned_abs()), browser_session: browser };
             prop_assert_eq!(Lifetime::from_ms(l.to_ms()), Some(l));
         }
@@ -89,7 +93,7 @@ mod tests {
         #[test]
         fn any_stored_integer_reads_without_panic(ms in any::<i64>()) {
             if let Some(l) = Lifetime::from_ms(ms) {
-                prop_assert!(l.idle >= Duration::from_millis(1));
+                prop_assert!(l.idle >= Duration::from_millis(1) && l.idle <= Lifetime::MAX_IDLE);
                 let _ = l.idle_deadline(time::OffsetDateTime::now_utc());
             }
         }

@@ -51,7 +51,9 @@ impl Expiry {
     /// The part of this expiry a store keeps with a session that has its own.
     pub fn lifetime(&self) -> crate::Lifetime {
         crate::Lifetime {
-            idle: self.idle.max(Duration::from_millis(1)),
+            idle: self
+                .idle
+                .clamp(Duration::from_millis(1), crate::Lifetime::MAX_IDLE),
             browser_session: self.browser_session,
         }
     }

@@ -107,7 +107,7 @@ local life = tonumber(meta[4])
 if life then deadline = tonumber(ARGV[2]) + math.abs(life) end
 if abs and abs < deadline then deadline = abs end
 if tonumber(ARGV[2]) > tonumber(meta[3]) then redis.call('HSET', key, 's', ARGV[2]) end
-redis.call('HSET', key, 'i', tostring(deadline))
+redis.call('HSET', key, 'i', string.format('%d', deadline))
 redis.call('PEXPIREAT', key, deadline)
 return 1
 ",

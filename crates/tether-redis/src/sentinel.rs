@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::sentinel::{SentinelClient, SentinelServerType};
-use redis::{AsyncConnectionConfig, RedisResult};
+use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+use redis::{AsyncConnectionConfig, IntoConnectionInfo as _, RedisResult, TlsMode};
 use tether_core::{Error, Result};
 
 use crate::RedisStore;
@@ -64,9 +64,42 @@ impl RedisStore {
     /// # Ok::<(), tether_core::Error>(())
     /// ```
     ///
+    /// The master is reached as the sentinels are: over TLS (system roots) when they
+    /// are `rediss://`, else in plain text, with no password. For a master that wants
+    /// a password, a database or TLS of its own, see
+    /// [`RedisStore::connect_sentinel_with`].
+    ///
     /// # Errors
     /// [`Error::Config`] for a sentinel URL that does not parse or an empty list.
     pub fn connect_sentinel<I, S>(sentinels: I, master_name: &str) -> Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::connect_sentinel_with(sentinels, master_name, None)
+    }
+
+    /// Like [`RedisStore::connect_sentinel`], reaching the master as `master` says:
+    /// a URL whose host is ignored (the sentinels name it) and whose scheme, user,
+    /// password and database apply, such as `rediss://:secret@master/0`.
+    ///
+    /// ```
+    /// let store = tether_redis::RedisStore::connect_sentinel_with(
+    ///     ["redis://10.0.0.1:26379", "redis://10.0.0.2:26379"],
+    ///     "sessions",
+    ///     Some("redis://:s3cret@master/2"),
+    /// )?;
+    /// # Ok::<(), tether_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a URL that does not parse, an empty list, or TLS to the
+    /// sentinels with a plain-text master (session data would travel in clear).
+    pub fn connect_sentinel_with<I, S>(
+        sentinels: I,
+        master_name: &str,
+        master: Option<&str>,
+    ) -> Result<Self>
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
@@ -82,12 +115,34 @@ impl RedisStore {
         if urls.is_empty() {
             return Err(Error::config("Redis Sentinel: no sentinel given"));
         }
-        if urls.iter().any(|u| u.starts_with("rediss://")) {
+        let tls_sentinels = urls.iter().any(|u| u.starts_with("rediss://"));
+        let tls_master = master.map_or(tls_sentinels, |m| m.starts_with("rediss://"));
+        if tls_sentinels && !tls_master {
+            return Err(Error::config(format!(
+                "Redis Sentinel {target}: the sentinels speak TLS but the master URL does not \
+                 (rediss://…)"
+            )));
+        }
+        if tls_sentinels || tls_master {
             crate::tls::crypto_provider();
         }
+        let mut node = SentinelNodeConnectionInfo::default();
+        if let Some(master) = master {
+            let info = master.into_connection_info().map_err(|e| {
+                Error::config(format!(
+                    "Redis Sentinel master URL {}: {e}",
+                    tether_core::redact_url(master)
+                ))
+            })?;
+            node = node.set_redis_connection_info(info.redis_settings().clone());
+        }
+        if tls_master {
+            node = node.set_tls_mode(TlsMode::Secure);
+        }
         let refs: Vec<&str> = urls.iter().map(String::as_str).collect();
-        let client = SentinelClient::build(refs, master_name, None, SentinelServerType::Master)
-            .map_err(|e| Error::config(format!("Redis Sentinel {target}: {e}")))?;
+        let client =
+            SentinelClient::build(refs, master_name, Some(node), SentinelServerType::Master)
+                .map_err(|e| Error::config(format!("Redis Sentinel {target}: {e}")))?;
         let backend = Backend::Sentinel(Box::new(Sentinels {
             client: tokio::sync::Mutex::new(client),
             master: std::sync::Mutex::new(None),

@@ -1,4 +1,5 @@
-//! Redis behind Sentinel on loopback: a master, a replica and three sentinels. The
+//! Redis behind Sentinel on loopback: a master and a replica that want a password, and
+//! three sentinels. The
 //! store finds the master through the sentinels and keeps the contract; when the
 //! master is killed under traffic, requests fail (errors, never "no session") until a
 //! sentinel promotes the replica, then succeed again without a restart, and every
@@ -21,8 +22,20 @@ fn program(var: &str, name: &str) -> String {
     })
 }
 
+/// The master's and the replica's password.
+const PASSWORD: &str = "sentinel-test-password";
+
+/// redis-cli to a data node (with the password).
 fn cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new(program("TETHER_REDIS_CLI", "redis-tools"))
+    cli_as(port, true, args)
+}
+
+fn cli_as(port: u16, auth: bool, args: &[&str]) -> String {
+    let mut command = Command::new(program("TETHER_REDIS_CLI", "redis-tools"));
+    if auth {
+        command.env("REDISCLI_AUTH", PASSWORD);
+    }
+    let out = command
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(args)
         .output()
@@ -36,6 +49,7 @@ fn redis(dir: &Path, port: u16, extra: &[&str]) -> Proc {
     let child = Command::new(program("TETHER_REDIS_SERVER", "redis-server"))
         .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
         .args(["--save", "", "--appendonly", "no"])
+        .args(["--requirepass", PASSWORD, "--masterauth", PASSWORD])
         .arg("--dir")
         .arg(&node)
         .args(extra)
@@ -56,6 +70,7 @@ fn sentinel(dir: &Path, port: u16, master: u16) -> Proc {
         format!(
             "port {port}\nbind 127.0.0.1\ndir {}\n\
              sentinel monitor sessions 127.0.0.1 {master} 2\n\
+             sentinel auth-pass sessions {PASSWORD}\n\
              sentinel down-after-milliseconds sessions 1000\n\
              sentinel failover-timeout sessions 10000\n\
              sentinel parallel-syncs sessions 1\n",
@@ -71,7 +86,7 @@ fn sentinel(dir: &Path, port: u16, master: u16) -> Proc {
         .spawn()
         .expect("start redis-server --sentinel");
     wait_until("sentinel up", Duration::from_secs(10), || {
-        cli(port, &["PING"]).contains("PONG")
+        cli_as(port, false, &["PING"]).contains("PONG")
     });
     Proc(child)
 }
@@ -82,30 +97,56 @@ fn record(n: u64) -> Record {
     record
 }
 
+/// A master, its replica (in sync), and three sentinels watching them.
+struct Topology {
+    master: Proc,
+    master_port: u16,
+    /// The replica and the sentinels, running until the topology is dropped.
+    _running: (Proc, Vec<Proc>),
+    urls: Vec<String>,
+}
+
+impl Topology {
+    fn start(dir: &Path) -> Self {
+        let (master_port, replica_port) = (free_port(), free_port());
+        let master = redis(dir, master_port, &[]);
+        let replica = redis(
+            dir,
+            replica_port,
+            &["--replicaof", "127.0.0.1", &master_port.to_string()],
+        );
+        wait_until("replica in sync", Duration::from_secs(20), || {
+            cli(master_port, &["INFO", "replication"]).contains("connected_slaves:1")
+        });
+        let sentinel_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let sentinels: Vec<Proc> = sentinel_ports
+            .iter()
+            .map(|p| sentinel(dir, *p, master_port))
+            .collect();
+        let urls: Vec<String> = sentinel_ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect();
+        Self {
+            master,
+            master_port,
+            _running: (replica, sentinels),
+            urls,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_master_found_through_sentinels_and_again_after_a_failover() {
     let dir = std::env::temp_dir().join(format!("tether-redis-sentinel-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (master_port, replica_port) = (free_port(), free_port());
-    let mut master = redis(&dir, master_port, &[]);
-    let _replica = redis(
-        &dir,
-        replica_port,
-        &["--replicaof", "127.0.0.1", &master_port.to_string()],
-    );
-    wait_until("replica in sync", Duration::from_secs(20), || {
-        cli(master_port, &["INFO", "replication"]).contains("connected_slaves:1")
-    });
-    let sentinel_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let _sentinels: Vec<Proc> = sentinel_ports
-        .iter()
-        .map(|p| sentinel(&dir, *p, master_port))
-        .collect();
-    let urls: Vec<String> = sentinel_ports
-        .iter()
-        .map(|p| format!("redis://127.0.0.1:{p}"))
-        .collect();
-    let store = RedisStore::connect_sentinel(urls, "sessions").unwrap();
+    let mut topology = Topology::start(&dir);
+    let (master_port, urls) = (topology.master_port, topology.urls.clone());
+    // Without the master's password: an error, never "no session".
+    let refused = RedisStore::connect_sentinel(urls.clone(), "sessions").unwrap();
+    assert!(refused.load(&Id::generate().unwrap()).await.is_err());
+    let master_url = format!("redis://:{PASSWORD}@master/0");
+    let store = RedisStore::connect_sentinel_with(urls, "sessions", Some(&master_url)).unwrap();
     tether_testkit::Suite::new(store.clone()).run().await;
 
     // Sessions the replica has received (WAIT for it) before anything fails.
@@ -142,8 +183,8 @@ async fn the_master_found_through_sentinels_and_again_after_a_failover() {
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    master.0.kill().unwrap();
-    master.0.wait().unwrap();
+    topology.master.0.kill().unwrap();
+    topology.master.0.wait().unwrap();
     let killed = Instant::now();
 
     // Requests recover once a sentinel has promoted the replica.

@@ -428,13 +428,17 @@ impl SessionStore for ReplicatedStore {
     async fn touch(&self, id: &Id, touch: &Touch) -> Result<bool> {
         self.ensure_ready("touching a session")?;
         let mut state = lock(&self.inner.state);
-        if state.get(id, OffsetDateTime::now_utc()).is_none() {
+        let Some(record) = state.get(id, OffsetDateTime::now_utc()) else {
             return Ok(false);
-        }
+        };
+        // A session with a lifetime of its own is refreshed by it.
+        let deadline = record
+            .lifetime
+            .map_or(touch.idle_deadline, |l| l.idle_deadline(touch.last_seen));
         let op = Op::Touch {
             id: *id,
             last_seen: unix_ms::to_ms(touch.last_seen),
-            idle_deadline: unix_ms::to_ms(touch.idle_deadline),
+            idle_deadline: unix_ms::to_ms(deadline),
         };
         self.publish(&mut state, vec![op]);
         Ok(true)

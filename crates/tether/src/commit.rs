@@ -86,7 +86,8 @@ impl Session {
                 CookieAction::Keep
             });
         }
-        let fresh = base.is_none() || reissue.is_some();
+        let base_found = base.is_some();
+        let fresh = !base_found || reissue.is_some();
         let mut record = match (reissue, base) {
             (Some(expiry), base) => reissued(now, &expiry, base.as_ref()),
             (None, Some(base)) => base,
@@ -101,10 +102,14 @@ impl Session {
             (None, None) => Id::generate()?,
         };
         let value = store.seal_with_id(&id, &record, config.name(), now)?;
-        match state.id.filter(|_| !state.delete) {
-            Some(from) if from != id => self.emit(SessionEvent::Rotated { from, to: id }),
-            Some(_) => {}
-            None => self.emit(SessionEvent::Created { id }),
+        // A store that seals no id (the cookie store) came with none: a save of an
+        // opened session is neither a creation nor a rotation.
+        match (base_found, state.id.filter(|_| !state.delete)) {
+            (false, _) => self.emit(SessionEvent::Created { id }),
+            (true, Some(from)) if from != id => {
+                self.emit(SessionEvent::Rotated { from, to: id });
+            }
+            (true, _) => {}
         }
         self.emit_bound(Some(id), &state.changes);
         Ok(self.set_cookie(value, record.expires_at(), browser_session(&record)))
@@ -128,7 +133,9 @@ impl Session {
                 // new one, which this request must not clear.
                 return Ok(CookieAction::Keep);
             }
-            self.emit(SessionEvent::LoggedOut { id: Some(id) });
+            if deleted {
+                self.emit(SessionEvent::LoggedOut { id: Some(id) });
+            }
             action = CookieAction::Remove;
         }
 
@@ -151,7 +158,10 @@ impl Session {
             // The id is unknown or gone: never adopt it. If the session just moved to a
             // new id, this request is a straggler: it writes nothing and leaves the
             // browser's new cookie alone. Otherwise what changed starts a new session.
-            if (changed || state.expiry.is_some()) && self.rotated_recently(store, &id).await {
+            if (changed || state.expiry.is_some())
+                && !state.own_marker
+                && self.rotated_recently(store, &id).await
+            {
                 return Ok(CookieAction::Keep);
             }
         }
@@ -184,6 +194,10 @@ impl Session {
         let changed = !state.changes.is_empty();
         state.changes.idle_deadline = self.next_idle_deadline(state.loaded.record());
         if let Some(new_id) = state.new_id {
+            // The marker first: a request with the old id that commits between the
+            // rotation and a marker written after it would find neither.
+            self.mark_rotated(store, &id).await;
+            state.own_marker = true;
             let saved = observe::call(
                 store.name(),
                 Op::CycleId,
@@ -196,7 +210,6 @@ impl Session {
                 ..
             } = saved
             {
-                self.mark_rotated(store, &id).await;
                 self.emit(SessionEvent::Rotated {
                     from: id,
                     to: new_id,

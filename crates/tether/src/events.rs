@@ -9,8 +9,9 @@ use crate::session::Session;
 
 /// Something that happened to a session, reported after the store did it.
 ///
-/// Ids are bearer credentials: the callback gets them (to audit, to link a login to a
-/// device), the `tracing` events never carry them.
+/// Ids are bearer credentials and user names are personal data: the callback gets
+/// them (to audit, to link a login to a device), the `tracing` events never carry
+/// them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SessionEvent {
@@ -73,8 +74,8 @@ pub type EventHook = Arc<dyn Fn(&SessionEvent) + Send + Sync>;
 
 impl Session {
     /// Reports `event` to the layer's callback, if any, and as a `tracing` event
-    /// (target `tether::events`; fields `event`, `store`, and `user` / `ended` where
-    /// they apply).
+    /// (target `tether::events`; fields `event`, `store`, and `ended` where it
+    /// applies).
     /// After a write of `changes` that went on under `id`: the login, if it bound a
     /// user.
     pub(crate) fn emit_bound(&self, id: Option<Id>, changes: &tether_core::Changes) {
@@ -91,14 +92,12 @@ impl Session {
     pub(crate) fn emit(&self, event: SessionEvent) {
         let store = self.inner.shared.backend.name();
         crate::observe::session_event(event.name());
-        match &event {
-            SessionEvent::UserBound { user, .. } => {
-                tracing::info!(target: "tether::events", event = event.name(), store, user = %user);
-            }
-            SessionEvent::LoggedOutEverywhere { user, ended } => {
-                tracing::info!(target: "tether::events", event = event.name(), store, user = %user, ended);
-            }
-            _ => tracing::info!(target: "tether::events", event = event.name(), store),
+        // Neither ids (bearer credentials) nor user names (often e-mail addresses) go
+        // to the logs; the hook gets them.
+        if let SessionEvent::LoggedOutEverywhere { ended, .. } = &event {
+            tracing::info!(target: "tether::events", event = event.name(), store, ended);
+        } else {
+            tracing::info!(target: "tether::events", event = event.name(), store);
         }
         if let Some(hook) = &self.inner.shared.config.events {
             hook(&event);

@@ -39,22 +39,26 @@ impl Session {
         // The per-user cap comes after the old id is gone, so that it does not count.
         let id = self.create(store, &record, None, state.new_id).await?;
         if let Some(old) = old {
+            // The grace marker before the old id goes (see `write_existing`).
+            self.mark_rotated(store, &old).await;
             observe::call(store.name(), Op::Delete, store.delete(&old)).await?;
         }
-        match old {
-            Some(from) => {
-                self.mark_rotated(store, &from).await;
-                self.emit(SessionEvent::Rotated { from, to: id });
-            }
-            None => self.emit(SessionEvent::Created { id }),
-        }
-        self.emit_bound(Some(id), &state.changes);
         if let (Some(cap), Some(user)) = (state.changes.user_cap, &record.user) {
+            // The session is issued; a cap that cannot be applied now must not log the
+            // user out (the next login applies it).
             let mut bind = Changes::new(now, record.idle_deadline);
             bind.user = Some(Some(user.clone()));
             bind.user_cap = Some(cap);
-            observe::call(store.name(), Op::Save, store.save(&id, &bind)).await?;
+            if let Err(error) = observe::call(store.name(), Op::Save, store.save(&id, &bind)).await
+            {
+                tracing::warn!(store = store.name(), %error, "the per-user session cap was not applied");
+            }
         }
+        match old {
+            Some(from) => self.emit(SessionEvent::Rotated { from, to: id }),
+            None => self.emit(SessionEvent::Created { id }),
+        }
+        self.emit_bound(Some(id), &state.changes);
         Ok(self.set_cookie(
             id.to_string(),
             record.expires_at(),

@@ -96,6 +96,9 @@ pub(crate) struct State {
     pub(crate) error: Option<Arc<Error>>,
     /// The lifetime [`Session::set_expiry`] gave the session in this request.
     pub(crate) expiry: Option<Expiry>,
+    /// This request left a rotation-grace marker for its own id (before rotating it),
+    /// so finding one says nothing about another request.
+    pub(crate) own_marker: bool,
 }
 
 impl Session {
@@ -124,6 +127,7 @@ impl Session {
                     lock: None,
                     error: None,
                     expiry: None,
+                    own_marker: false,
                 }),
             }),
         }
