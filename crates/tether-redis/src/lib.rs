@@ -112,11 +112,39 @@ impl RedisStore {
                 tether_core::redact_url(url)
             ))
         })?;
+        Ok(Self::single(client, url))
+    }
+
+    /// A store on one Redis, through `client` (made from `url`), connected on first use.
+    pub(crate) fn single(client: redis::Client, url: &str) -> Self {
         let backend = Backend::Single {
             client: Box::new(client),
             conn: OnceCell::new(),
         };
-        Ok(Self::new(backend, tether_core::redact_url(url)))
+        Self::new(backend, tether_core::redact_url(url))
+    }
+
+    /// A store on Redis Cluster through `builder` (made from `urls`), with the store's
+    /// connection and response timeouts, connected on first use.
+    pub(crate) fn cluster(
+        builder: redis::cluster::ClusterClientBuilder,
+        urls: &[String],
+    ) -> Result<Self> {
+        let target = urls
+            .iter()
+            .map(|u| tether_core::redact_url(u))
+            .collect::<Vec<_>>()
+            .join(",");
+        let client = builder
+            .connection_timeout(Duration::from_secs(1))
+            .response_timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|e| Error::config(format!("Redis Cluster URLs {target}: {e}")))?;
+        let backend = Backend::Cluster {
+            client: Box::new(client),
+            conn: OnceCell::new(),
+        };
+        Ok(Self::new(backend, target))
     }
 
     /// A store on Redis Cluster, given one or more of its nodes.
@@ -129,21 +157,7 @@ impl RedisStore {
         if urls.iter().any(|u| u.starts_with("rediss://")) {
             tls::crypto_provider();
         }
-        let target = urls
-            .iter()
-            .map(|u| tether_core::redact_url(u))
-            .collect::<Vec<_>>()
-            .join(",");
-        let client = ClusterClient::builder(urls)
-            .connection_timeout(Duration::from_secs(1))
-            .response_timeout(Duration::from_secs(2))
-            .build()
-            .map_err(|e| Error::config(format!("Redis Cluster URLs {target}: {e}")))?;
-        let backend = Backend::Cluster {
-            client: Box::new(client),
-            conn: OnceCell::new(),
-        };
-        Ok(Self::new(backend, target))
+        Self::cluster(ClusterClient::builder(urls.clone()), &urls)
     }
 
     /// A store on the app's own deadpool-redis pool, for apps that already hold one.

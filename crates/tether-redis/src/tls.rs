@@ -2,15 +2,11 @@
 //! URL; one signed by the operator's own CA, or one that asks for a client
 //! certificate, needs [`RedisTls`].
 
-use std::time::Duration;
-
 use redis::cluster::ClusterClient;
 use redis::{ClientTlsConfig, TlsCertificates};
 use tether_core::{Error, Result};
-use tokio::sync::OnceCell;
 
 use crate::RedisStore;
-use crate::conn::Backend;
 
 /// The certificates a `rediss://` connection trusts and shows.
 ///
@@ -142,11 +138,7 @@ impl RedisStore {
                 tether_core::redact_url(url)
             ))
         })?;
-        let backend = Backend::Single {
-            client: Box::new(client),
-            conn: OnceCell::new(),
-        };
-        Ok(Self::new(backend, tether_core::redact_url(url)))
+        Ok(Self::single(client, url))
     }
 
     /// A store on Redis Cluster over TLS, given one or more `rediss://` nodes.
@@ -163,22 +155,10 @@ impl RedisStore {
             require_tls(url)?;
         }
         tls.check()?;
-        let target = urls
-            .iter()
-            .map(|u| tether_core::redact_url(u))
-            .collect::<Vec<_>>()
-            .join(",");
-        let client = ClusterClient::builder(urls)
-            .certs(tls.certificates())
-            .connection_timeout(Duration::from_secs(1))
-            .response_timeout(Duration::from_secs(2))
-            .build()
-            .map_err(|e| Error::config(format!("Redis Cluster URLs {target}: {e}")))?;
-        let backend = Backend::Cluster {
-            client: Box::new(client),
-            conn: OnceCell::new(),
-        };
-        Ok(Self::new(backend, target))
+        Self::cluster(
+            ClusterClient::builder(urls.clone()).certs(tls.certificates()),
+            &urls,
+        )
     }
 }
 

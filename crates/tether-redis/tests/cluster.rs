@@ -67,16 +67,12 @@ fn start_node(dir: &Path, port: u16, ca: Option<&TestCa>) -> Node {
     command.args(["--bind", "127.0.0.1"]);
     match ca {
         None => command.args(["--port", &port.to_string()]),
-        Some(ca) => command
-            .args(["--port", "0", "--tls-port", &port.to_string()])
-            .args(["--tls-cluster", "yes", "--tls-replication", "yes"])
-            .arg("--tls-cert-file")
-            .arg(ca.server_cert())
-            .arg("--tls-key-file")
-            .arg(ca.server_key())
-            .arg("--tls-ca-cert-file")
-            .arg(ca.ca_cert())
-            .args(["--tls-auth-clients", "no"]),
+        Some(ca) => command.args(ca.redis_server_args(port)).args([
+            "--tls-cluster",
+            "yes",
+            "--tls-replication",
+            "yes",
+        ]),
     };
     let child = command
         .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])

@@ -101,15 +101,7 @@ impl RedisServer {
         command.args(["--bind", "127.0.0.1"]);
         match &self.tls {
             None => command.args(["--port", &self.port.to_string()]),
-            Some(ca) => command
-                .args(["--port", "0", "--tls-port", &self.port.to_string()])
-                .arg("--tls-cert-file")
-                .arg(ca.server_cert())
-                .arg("--tls-key-file")
-                .arg(ca.server_key())
-                .arg("--tls-ca-cert-file")
-                .arg(ca.ca_cert())
-                .args(["--tls-auth-clients", "no"]),
+            Some(ca) => command.args(ca.redis_server_args(self.port)),
         };
         command
             .args(["--save", ""])

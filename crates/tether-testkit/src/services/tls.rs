@@ -82,4 +82,24 @@ impl TestCa {
     pub fn server_key(&self) -> PathBuf {
         self.dir.join("server.key")
     }
+
+    /// redis-server's arguments to speak only TLS on `port` with this CA's server
+    /// certificate (clients are not asked for one).
+    #[must_use]
+    pub fn redis_server_args(&self, port: u16) -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> = ["--port", "0", "--tls-port", &port.to_string()]
+            .into_iter()
+            .map(Into::into)
+            .collect();
+        for (flag, path) in [
+            ("--tls-cert-file", self.server_cert()),
+            ("--tls-key-file", self.server_key()),
+            ("--tls-ca-cert-file", self.ca_cert()),
+        ] {
+            args.push(flag.into());
+            args.push(path.into());
+        }
+        args.extend(["--tls-auth-clients".into(), "no".into()]);
+        args
+    }
 }
