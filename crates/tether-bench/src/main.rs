@@ -64,6 +64,7 @@ mod counts;
 mod load;
 mod report;
 mod server;
+mod targets;
 
 use crate::counts::{Increments, calls_per_request, increments, redis_floor};
 use crate::load::{Sample, curl, script, wrk};
@@ -226,6 +227,11 @@ fn run(args: &RunArgs) {
             increments.push((store, lib, lock, self::increments(&server)));
         }
     }
+    let allocations = if wanted("memory") {
+        targets::allocations()
+    } else {
+        BTreeMap::new()
+    };
     let _ = std::fs::remove_dir_all(&file_dir);
     let _ = std::fs::remove_file(&script_path);
     let report = Report {
@@ -236,6 +242,7 @@ fn run(args: &RunArgs) {
         cookie_bytes,
         floor,
         increments,
+        allocations,
         seconds: started.elapsed().as_secs_f64(),
     };
     let chart = args.out.join("docs/bench/ratios.svg");

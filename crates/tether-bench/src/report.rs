@@ -18,6 +18,7 @@ pub(crate) struct Report<'a> {
     pub(crate) cookie_bytes: BTreeMap<String, f64>,
     pub(crate) floor: BTreeMap<String, f64>,
     pub(crate) increments: Vec<(&'static str, &'static str, bool, Increments)>,
+    pub(crate) allocations: crate::targets::Allocations,
     pub(crate) seconds: f64,
 }
 
@@ -139,6 +140,7 @@ impl Report<'_> {
              ![tether ÷ tower-sessions](docs/bench/ratios.svg)\n\n## Summary\n\n",
         );
         out.push_str(&self.headline());
+        self.targets_section(&mut out);
         for store in self.stores() {
             self.store_section(&mut out, &store);
         }

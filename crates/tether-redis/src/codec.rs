@@ -1,5 +1,5 @@
-//! The session hash's encoding: a record as HSET arguments, HGETALL's pairs back to a
-//! record, and what the save script answers.
+//! The session hash's encoding: a record as HSET arguments, the load script's packed
+//! pairs back to a record, and what the save script answers.
 
 use std::time::Duration;
 
@@ -45,12 +45,45 @@ pub(crate) fn encode(record: &Record) -> Result<Vec<Vec<u8>>> {
     Ok(fields)
 }
 
-/// A record from HGETALL's field/value pairs; `None` for an empty (missing) hash.
-pub(crate) fn decode(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Option<Record>> {
+/// A record from the load script's reply: a MessagePack array of the hash's
+/// field/value pairs (`LOAD`), read in place; `None` for no hash.
+pub(crate) fn decode_packed(reply: &Value) -> Result<Option<Record>> {
+    let packed = match reply {
+        Value::Nil => return Ok(None),
+        Value::BulkString(bytes) => bytes.as_slice(),
+        _ => return Err(corrupt("the load script's reply is not a string")),
+    };
+    let mut rest = packed;
+    let len = rmp::decode::read_array_len(&mut rest)
+        .map_err(|_| corrupt("the packed hash is not an array"))?;
+    let mut next = || -> Result<&[u8]> {
+        let n = rmp::decode::read_str_len(&mut rest)
+            .map_err(|_| corrupt("a packed field is not a string"))?;
+        let n = usize::try_from(n).map_err(|_| corrupt("a packed field is too long"))?;
+        if rest.len() < n {
+            return Err(corrupt("the packed hash is truncated"));
+        }
+        let (item, tail) = rest.split_at(n);
+        rest = tail;
+        Ok(item)
+    };
+    let mut pairs = Vec::with_capacity(usize::try_from(len / 2).unwrap_or(0));
+    for _ in 0..len / 2 {
+        let field = next()?;
+        pairs.push((field, next()?));
+    }
+    decode(pairs)
+}
+
+fn corrupt(what: &str) -> Error {
+    Error::Corrupt(format!("Redis session hash: {what}"))
+}
+
+/// A record from a hash's field/value pairs; `None` for an empty (missing) hash.
+pub(crate) fn decode(pairs: Vec<(&[u8], &[u8])>) -> Result<Option<Record>> {
     if pairs.is_empty() {
         return Ok(None);
     }
-    let corrupt = |what: &str| Error::Corrupt(format!("Redis session hash: {what}"));
     let int = |v: &[u8]| -> Result<i64> {
         std::str::from_utf8(v)
             .ok()
@@ -63,22 +96,21 @@ pub(crate) fn decode(pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Option<Record>> {
         &tether_core::Expiry::new(Duration::ZERO),
     );
     for (field, value) in pairs {
-        match field.as_slice() {
-            b"v" => version = Some(int(&value)?),
-            b"c" => created = Some(int(&value)?),
-            b"s" => seen = Some(int(&value)?),
-            b"i" => idle = Some(int(&value)?),
-            b"a" => record.absolute_deadline = Some(unix_ms::from_ms(int(&value)?)),
-            b"l" => record.lifetime = tether_core::Lifetime::from_ms(int(&value)?),
+        match field {
+            b"v" => version = Some(int(value)?),
+            b"c" => created = Some(int(value)?),
+            b"s" => seen = Some(int(value)?),
+            b"i" => idle = Some(int(value)?),
+            b"a" => record.absolute_deadline = Some(unix_ms::from_ms(int(value)?)),
+            b"l" => record.lifetime = tether_core::Lifetime::from_ms(int(value)?),
             b"u" => {
-                record.user =
-                    Some(String::from_utf8(value).map_err(|_| corrupt("user is not UTF-8"))?);
+                let user = std::str::from_utf8(value).map_err(|_| corrupt("user is not UTF-8"))?;
+                record.user = Some(user.to_owned());
             }
             f if f.starts_with(b"d:") => {
-                let key =
-                    String::from_utf8(f[2..].to_vec()).map_err(|_| corrupt("key is not UTF-8"))?;
-                let value = serde_json::from_slice(&value).map_err(|e| corrupt(&e.to_string()))?;
-                record.data.insert(key, value);
+                let key = std::str::from_utf8(&f[2..]).map_err(|_| corrupt("key is not UTF-8"))?;
+                let value = serde_json::from_slice(value).map_err(|e| corrupt(&e.to_string()))?;
+                record.data.insert(key.to_owned(), value);
             }
             _ => {}
         }

@@ -26,7 +26,8 @@
 //!
 //! # Round trips
 //!
-//! A load is one `HGETALL`. A save is one `EVALSHA` of a script that checks the session
+//! A load is one `EVALSHA` of a script that returns the hash as one MessagePack string
+//! (one reply to parse, not one per field). A save is one `EVALSHA` of a script that checks the session
 //! is live, merges only the changed fields, bumps the version and sets the TTL, so a
 //! save never recreates a deleted session and concurrent saves of different keys both
 //! persist. A refresh is one `EVALSHA`, sent only past the layer's refresh threshold.
@@ -64,7 +65,7 @@ use tether_core::{
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
-use crate::codec::{decode, encode, parse_saved};
+use crate::codec::{decode_packed, encode, parse_saved};
 use crate::conn::{Backend, Conn};
 
 /// Sessions in Redis, standalone or Cluster.
@@ -303,12 +304,12 @@ impl SessionStore for RedisStore {
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
         let key = self.session_key(id);
-        let pairs: Vec<(Vec<u8>, Vec<u8>)> = self
+        let reply: Value = self
             .with_conn("loading a session", async |c| {
-                redis::cmd("HGETALL").arg(&key).query_async(c).await
+                scripts::LOAD.key(&key).invoke_async(c).await
             })
             .await?;
-        Ok(decode(pairs)?.filter(|r| !r.is_expired(OffsetDateTime::now_utc())))
+        Ok(decode_packed(&reply)?.filter(|r| !r.is_expired(OffsetDateTime::now_utc())))
     }
 
     async fn create_capped(&self, id: &Id, record: &Record, cap: Option<u32>) -> Result<Created> {
@@ -438,13 +439,13 @@ impl SessionStore for RedisStore {
         // save moved it meanwhile (else start again from the newer record).
         let old_key = self.session_key(old);
         for _ in 0..3 {
-            let pairs: Vec<(Vec<u8>, Vec<u8>)> = self
+            let reply: Value = self
                 .with_conn("rotating a session id", async |c| {
-                    redis::cmd("HGETALL").arg(&old_key).query_async(c).await
+                    scripts::LOAD.key(&old_key).invoke_async(c).await
                 })
                 .await?;
             let Some(mut record) =
-                decode(pairs)?.filter(|r| !r.is_expired(OffsetDateTime::now_utc()))
+                decode_packed(&reply)?.filter(|r| !r.is_expired(OffsetDateTime::now_utc()))
             else {
                 return Ok(Saved::Gone);
             };

@@ -65,6 +65,21 @@ return {version, old_user and 1 or 0, old_user or '', new_user and 1 or 0, new_u
     )
 });
 
+/// Reads a whole session hash as one MessagePack array of its field/value pairs
+/// (`false` when there is none): one bulk string for the client to parse instead of
+/// a reply element per field, which is where a load's client-side time went.
+///
+/// KEYS[1] session hash.
+pub(crate) static LOAD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local pairs = redis.call('HGETALL', KEYS[1])
+if #pairs == 0 then return false end
+return cmsgpack.pack(pairs)
+",
+    )
+});
+
 /// Creates a session unless a live one has the id. Returns 1 when created.
 ///
 /// KEYS[1] session hash. ARGV: now_ms, expires_at_ms, then field/value pairs.

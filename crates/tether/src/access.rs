@@ -16,10 +16,13 @@ impl Session {
     /// # Ok(()) }
     /// ```
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
-        self.get_value(key)
-            .await?
-            .map(|v| decode(key, v))
-            .transpose()
+        // Deserialised from the stored value in place, not from a copy of it.
+        let mut state = self.begin().await?;
+        let value = match state.changes.lookup(key) {
+            Some(v) => v,
+            None => self.load(&mut state).await?.and_then(|r| r.data.get(key)),
+        };
+        value.map(|v| decode(key, v)).transpose()
     }
 
     /// The JSON value under `key` as stored, or `None`: for data whose type the
@@ -92,7 +95,7 @@ impl Session {
     pub async fn remove<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
         self.remove_value(key)
             .await?
-            .map(|v| decode(key, v))
+            .map(|v| decode(key, &v))
             .transpose()
     }
 
@@ -128,7 +131,7 @@ impl Session {
                 .await?
                 .and_then(|r| r.data.get(key).cloned()),
         };
-        let new = f(old.map(|v| decode(key, v)).transpose()?);
+        let new = f(old.map(|v| decode(key, &v)).transpose()?);
         state.changes.set(key, encode(key, &new)?);
         Ok(new)
     }
@@ -160,8 +163,8 @@ impl Session {
     }
 }
 
-fn decode<T: DeserializeOwned>(key: &str, value: Value) -> Result<T, SessionError> {
-    serde_json::from_value(value).map_err(|source| SessionError::Deserialize {
+fn decode<T: DeserializeOwned>(key: &str, value: &Value) -> Result<T, SessionError> {
+    T::deserialize(value).map_err(|source| SessionError::Deserialize {
         key: key.to_owned(),
         source,
     })

@@ -25,6 +25,11 @@ pub(crate) const MAX_CANDIDATES: usize = 4;
 /// assert_eq!(tether::cookie_values(&headers, "sid"), ["a", "b"]);
 /// ```
 pub fn cookie_values<'h>(headers: &'h HeaderMap, name: &str) -> Vec<&'h str> {
+    values(headers, name).collect()
+}
+
+/// [`cookie_values`] as an iterator, for collecting without a heap allocation.
+pub(crate) fn values<'h>(headers: &'h HeaderMap, name: &str) -> impl Iterator<Item = &'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -42,7 +47,6 @@ pub fn cookie_values<'h>(headers: &'h HeaderMap, name: &str) -> Vec<&'h str> {
             std::str::from_utf8(value).ok()
         })
         .take(MAX_CANDIDATES)
-        .collect()
 }
 
 fn trim(bytes: &[u8]) -> &[u8] {

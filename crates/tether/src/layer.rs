@@ -370,7 +370,8 @@ fn presented(shared: &Shared, headers: &http::HeaderMap) -> Presented {
     }
     match &shared.backend {
         Backend::Server(_) => {
-            let ids: Vec<Id> = values.into_iter().filter_map(Id::parse).collect();
+            let ids: smallvec::SmallVec<[Id; 2]> =
+                values.into_iter().filter_map(Id::parse).collect();
             if ids.is_empty() {
                 Presented::None
             } else {

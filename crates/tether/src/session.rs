@@ -20,8 +20,8 @@ use crate::observe::{self, Op};
 #[derive(Debug)]
 pub(crate) enum Presented {
     None,
-    /// Well-formed ids (possibly unknown to the store).
-    Ids(Vec<Id>),
+    /// Well-formed ids (possibly unknown to the store); nearly always one, so inline.
+    Ids(smallvec::SmallVec<[Id; 2]>),
     /// Client-side backend: sealed values.
     Sealed(Vec<String>),
 }

@@ -3,6 +3,7 @@
 
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Response};
+use smallvec::SmallVec;
 
 use crate::config::Config;
 use crate::cookie_io::{self as cookie, CookieAction, MAX_CANDIDATES};
@@ -68,8 +69,11 @@ impl Transport {
     }
 }
 
+/// The tokens a request presents, in order; nearly always one, so kept inline.
+pub(crate) type Tokens<'h> = SmallVec<[&'h str; 2]>;
+
 /// The tokens the request presents, in order, at most [`MAX_CANDIDATES`].
-pub(crate) fn presented<'h>(config: &Config, headers: &'h HeaderMap) -> Vec<&'h str> {
+pub(crate) fn presented<'h>(config: &Config, headers: &'h HeaderMap) -> Tokens<'h> {
     let values = |name: &HeaderName| {
         headers
             .get_all(name)
@@ -79,7 +83,7 @@ pub(crate) fn presented<'h>(config: &Config, headers: &'h HeaderMap) -> Vec<&'h 
             .take(MAX_CANDIDATES)
     };
     match &config.transport {
-        Transport::Cookie => cookie::cookie_values(headers, config.name()),
+        Transport::Cookie => cookie::values(headers, config.name()).collect(),
         Transport::Header(name) => values(name).filter(|v| !v.is_empty()).collect(),
         Transport::Bearer { .. } => values(&header::AUTHORIZATION)
             .filter_map(|v| {
@@ -139,10 +143,10 @@ mod tests {
         h.append(header::AUTHORIZATION, "Basic abc".parse().unwrap());
         h.append(header::AUTHORIZATION, "bearer  tok1 ".parse().unwrap());
         h.append(header::COOKIE, "__Host-tether=cookie".parse().unwrap());
-        assert_eq!(presented(&c, &h), ["tok1"]);
+        assert_eq!(presented(&c, &h).as_slice(), ["tok1"]);
         let c = config(Transport::header(HeaderName::from_static("x-session")));
         h.append("x-session", "tok2".parse().unwrap());
-        assert_eq!(presented(&c, &h), ["tok2"]);
+        assert_eq!(presented(&c, &h).as_slice(), ["tok2"]);
     }
 
     proptest! {

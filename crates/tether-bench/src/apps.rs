@@ -1,0 +1,337 @@
+//! The benchmark app: the same four endpoints on tether, tower-sessions or bare axum,
+//! shared by `bench-server` (which serves it) and `bench-allocs` (which counts its
+//! allocations).
+//!
+//! - `GET /untouched`: the handler ignores the session.
+//! - `GET /read`: reads a counter.
+//! - `POST /write`: increments the counter (read + write).
+//! - `POST /login`: rotates the id and binds a user.
+
+use axum::Router;
+use axum::routing::{get, post};
+use clap::{Parser, ValueEnum};
+
+/// The session library in front of the endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Lib {
+    /// None: the handlers answer `ok` (the floor).
+    Bare,
+    /// tether's `SessionLayer`.
+    Tether,
+    /// tower-sessions' `SessionManagerLayer`.
+    TowerSessions,
+}
+
+/// Where the sessions live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Store {
+    /// In the process.
+    Memory,
+    /// Redis, one multiplexed connection.
+    Redis,
+    /// tether's Redis store on an app's deadpool-redis pool.
+    RedisPool,
+    /// MariaDB/MySQL.
+    Mysql,
+    /// PostgreSQL.
+    Postgres,
+    /// SQLite.
+    Sqlite,
+    /// tether's file store.
+    File,
+    /// tether's sealed-cookie store.
+    Cookie,
+    /// tether's JWT store.
+    Jwt,
+}
+
+/// One benchmark app, and where to serve it.
+#[derive(Debug, Parser)]
+pub struct Args {
+    /// The library.
+    #[arg(long, value_enum)]
+    pub lib: Lib,
+    /// The store.
+    #[arg(long, value_enum, default_value = "memory")]
+    pub store: Store,
+    /// Where to serve (bench-server).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// redis://…, mysql://…, postgres://…, sqlite://PATH or a directory.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// tether's strict per-session lock mode.
+    #[arg(long)]
+    pub lock: bool,
+}
+
+/// Ends the process with `message`.
+pub fn fail(message: &str) -> ! {
+    eprintln!("bench-server: {message}");
+    std::process::exit(2);
+}
+
+mod with_tether {
+    use tether::{Session, SessionError};
+
+    pub(crate) async fn untouched() -> &'static str {
+        "ok"
+    }
+
+    pub(crate) async fn read(session: Session) -> Result<String, SessionError> {
+        Ok(session.get::<u64>("n").await?.unwrap_or(0).to_string())
+    }
+
+    pub(crate) async fn write(session: Session) -> Result<String, SessionError> {
+        let n = session.get::<u64>("n").await?.unwrap_or(0) + 1;
+        session.insert("n", n).await?;
+        Ok(n.to_string())
+    }
+
+    pub(crate) async fn login(session: Session) -> Result<&'static str, SessionError> {
+        session.cycle_id().await?;
+        session.set_user("alice").await?;
+        Ok("ok")
+    }
+}
+
+/// The same handlers for a tower-sessions version.
+macro_rules! tower_sessions_handlers {
+    ($name:ident, $ts:ident) => {
+        mod $name {
+            use axum::http::StatusCode;
+            use $ts::Session;
+
+            fn err(e: impl std::fmt::Display) -> (StatusCode, String) {
+                (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+            }
+
+            pub(crate) async fn read(session: Session) -> Result<String, (StatusCode, String)> {
+                Ok(session
+                    .get::<u64>("n")
+                    .await
+                    .map_err(err)?
+                    .unwrap_or(0)
+                    .to_string())
+            }
+
+            pub(crate) async fn write(session: Session) -> Result<String, (StatusCode, String)> {
+                let n = session.get::<u64>("n").await.map_err(err)?.unwrap_or(0) + 1;
+                session.insert("n", n).await.map_err(err)?;
+                Ok(n.to_string())
+            }
+
+            pub(crate) async fn login(
+                session: Session,
+            ) -> Result<&'static str, (StatusCode, String)> {
+                session.cycle_id().await.map_err(err)?;
+                session.insert("user", "alice").await.map_err(err)?;
+                Ok("ok")
+            }
+        }
+    };
+}
+
+tower_sessions_handlers!(ts15, tower_sessions);
+tower_sessions_handlers!(ts14, tower_sessions_014);
+
+fn routes<R1, R2, R3, T1, T2, T3>(read: R1, write: R2, login: R3) -> Router
+where
+    R1: axum::handler::Handler<T1, ()>,
+    R2: axum::handler::Handler<T2, ()>,
+    R3: axum::handler::Handler<T3, ()>,
+    T1: 'static,
+    T2: 'static,
+    T3: 'static,
+{
+    Router::new()
+        .route("/untouched", get(with_tether::untouched))
+        .route("/read", get(read))
+        .route("/write", post(write))
+        .route("/login", post(login))
+}
+
+/// tether's layer on an SQL store, its tables migrated.
+macro_rules! sql_layer {
+    ($store:ty, $args:ident) => {{
+        let store = <$store>::connect(&$args.url.clone().unwrap_or_default())
+            .unwrap_or_else(|e| fail(&e.to_string()));
+        store
+            .migrate()
+            .await
+            .unwrap_or_else(|e| fail(&e.to_string()));
+        SessionLayer::new(store)
+    }};
+}
+
+async fn tether_app(args: &Args) -> Router {
+    use tether::SessionLayer;
+    let layer = match args.store {
+        // The login row makes a new session per request (about 400,000 in 3 s): above
+        // the memory store's default bound (100,000, beyond which it refuses logins with
+        // 503), and tower-sessions' memory store has none, so the bench lifts it.
+        Store::Memory => {
+            SessionLayer::new(tether::MemoryStore::new().with_max_sessions(10_000_000))
+        }
+        Store::File => {
+            let dir = args.url.clone().unwrap_or_else(|| fail("--url DIR"));
+            SessionLayer::new(
+                tether::file::FileStore::open(&dir).unwrap_or_else(|e| fail(&e.to_string())),
+            )
+        }
+        Store::Redis => SessionLayer::new(
+            tether::redis::RedisStore::connect(&args.url.clone().unwrap_or_default())
+                .unwrap_or_else(|e| fail(&e.to_string())),
+        ),
+        Store::RedisPool => {
+            let pool = deadpool_redis::Config::from_url(args.url.clone().unwrap_or_default())
+                .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+                .unwrap_or_else(|e| fail(&e.to_string()));
+            SessionLayer::new(tether::redis::RedisStore::from_pool(pool))
+        }
+        Store::Mysql => sql_layer!(tether::mysql::MySqlStore, args),
+        Store::Postgres => sql_layer!(tether::postgres::PostgresStore, args),
+        Store::Sqlite => sql_layer!(tether::sqlite::SqliteStore, args),
+        Store::Cookie => {
+            let key =
+                tether::cookie::KeyRing::generate_key().unwrap_or_else(|e| fail(&e.to_string()));
+            let keys =
+                tether::cookie::KeyRing::parse(&key).unwrap_or_else(|e| fail(&e.to_string()));
+            SessionLayer::client_side(tether::cookie::CookieStore::new(keys))
+        }
+        Store::Jwt => {
+            let line = tether::jwt::JwtKeys::generate_ed25519("bench")
+                .unwrap_or_else(|e| fail(&e.to_string()));
+            let keys = tether::jwt::JwtKeys::parse(&line).unwrap_or_else(|e| fail(&e.to_string()));
+            SessionLayer::client_side(tether::jwt::JwtStore::new(keys))
+        }
+    }
+    .with_insecure_cookie();
+    let layer = if args.lock {
+        layer.with_lock(tether::core::LockOptions::default())
+    } else {
+        layer
+    };
+    routes(with_tether::read, with_tether::write, with_tether::login)
+        .route("/incr", post(with_tether::write))
+        .layer(layer)
+}
+
+async fn tower_sessions_app(args: &Args) -> Router {
+    let url = || args.url.clone().unwrap_or_else(|| fail("--url"));
+    match args.store {
+        Store::Memory => {
+            let layer =
+                tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default())
+                    .with_secure(false);
+            routes(ts15::read, ts15::write, ts15::login)
+                .route("/incr", post(ts15::write))
+                .layer(layer)
+        }
+        Store::Redis => {
+            use tower_sessions_redis_store::fred::prelude::*;
+            let config = Config::from_url(&url()).unwrap_or_else(|e| fail(&e.to_string()));
+            let pool =
+                Pool::new(config, None, None, None, 1).unwrap_or_else(|e| fail(&e.to_string()));
+            pool.init().await.unwrap_or_else(|e| fail(&e.to_string()));
+            let layer = tower_sessions_014::SessionManagerLayer::new(
+                tower_sessions_redis_store::RedisStore::new(pool),
+            )
+            .with_secure(false);
+            routes(ts14::read, ts14::write, ts14::login)
+                .route("/incr", post(ts14::write))
+                .layer(layer)
+        }
+        Store::Mysql => {
+            let pool = tower_sessions_sqlx_store::sqlx::MySqlPool::connect(&url())
+                .await
+                .unwrap_or_else(|e| fail(&e.to_string()));
+            ts_sql_app(tower_sessions_sqlx_store::MySqlStore::new(pool)).await
+        }
+        Store::Postgres => {
+            let pool = tower_sessions_sqlx_store::sqlx::PgPool::connect(&url())
+                .await
+                .unwrap_or_else(|e| fail(&e.to_string()));
+            ts_sql_app(tower_sessions_sqlx_store::PostgresStore::new(pool)).await
+        }
+        Store::Sqlite => {
+            use std::str::FromStr as _;
+            use tower_sessions_sqlx_store::sqlx::sqlite;
+            // The same file settings as tether's store: WAL and a busy timeout.
+            let options = sqlite::SqliteConnectOptions::from_str(&url())
+                .unwrap_or_else(|e| fail(&e.to_string()))
+                .create_if_missing(true)
+                .journal_mode(sqlite::SqliteJournalMode::Wal)
+                .synchronous(sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(std::time::Duration::from_secs(5));
+            let pool = sqlite::SqlitePool::connect_with(options)
+                .await
+                .unwrap_or_else(|e| fail(&e.to_string()));
+            ts_sql_app(tower_sessions_sqlx_store::SqliteStore::new(pool)).await
+        }
+        Store::File | Store::Cookie | Store::Jwt | Store::RedisPool => {
+            fail("tower-sessions has no file, cookie, JWT or deadpool-redis store")
+        }
+    }
+}
+
+/// tower-sessions 0.14 on one of tower-sessions-sqlx-store's stores, migrated.
+async fn ts_sql_app<S>(store: S) -> Router
+where
+    S: SqlxStore,
+{
+    store
+        .migrate()
+        .await
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    let layer = tower_sessions_014::SessionManagerLayer::new(store).with_secure(false);
+    routes(ts14::read, ts14::write, ts14::login)
+        .route("/incr", post(ts14::write))
+        .layer(layer)
+}
+
+/// What `ts_sql_app` needs of a tower-sessions-sqlx-store store.
+trait SqlxStore: tower_sessions_014::SessionStore + Clone {
+    async fn migrate(&self) -> Result<(), tower_sessions_sqlx_store::sqlx::Error>;
+}
+
+macro_rules! sqlx_store {
+    ($($store:ty),*) => {$(
+        impl SqlxStore for $store {
+            async fn migrate(&self) -> Result<(), tower_sessions_sqlx_store::sqlx::Error> {
+                <$store>::migrate(self).await
+            }
+        }
+    )*};
+}
+sqlx_store!(
+    tower_sessions_sqlx_store::MySqlStore,
+    tower_sessions_sqlx_store::PostgresStore,
+    tower_sessions_sqlx_store::SqliteStore
+);
+
+/// Parses the arguments and runs `main` with them on one tokio worker thread.
+pub fn run<F: Future<Output = ()>>(main: impl FnOnce(Args) -> F) {
+    let args = Args::parse();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| fail(&e.to_string()))
+        .block_on(main(args));
+}
+
+/// The app `args` asks for.
+pub async fn app(args: &Args) -> Router {
+    match args.lib {
+        Lib::Bare => bare_app(),
+        Lib::Tether => tether_app(args).await,
+        Lib::TowerSessions => tower_sessions_app(args).await,
+    }
+}
+
+fn bare_app() -> Router {
+    async fn ok() -> &'static str {
+        "ok"
+    }
+    routes(ok, ok, ok)
+}

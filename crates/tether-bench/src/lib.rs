@@ -1,0 +1,3 @@
+//! The benchmark apps, shared by the `bench-server` and `bench-allocs` binaries.
+
+pub mod apps;

@@ -1,0 +1,162 @@
+//! The speed targets (issue 20) checked against what the run measured, and the
+//! allocations per request `bench-allocs` counted.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::process::Command;
+
+use crate::report::Report;
+use crate::{ENDPOINTS, fail, output};
+
+/// Mean heap allocations per request, by library then endpoint.
+pub(crate) type Allocations = BTreeMap<String, BTreeMap<String, f64>>;
+
+/// Runs `bench-allocs` (beside this program) for bare axum, tether and
+/// tower-sessions on their memory stores.
+pub(crate) fn allocations() -> Allocations {
+    let exe = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("bench-allocs")))
+        .unwrap_or_else(|| fail("cannot locate bench-allocs"));
+    ["bare", "tether", "tower-sessions"]
+        .into_iter()
+        .map(|lib| {
+            let text = output(Command::new(&exe).args(["--lib", lib, "--store", "memory"]));
+            let counts: BTreeMap<String, f64> = serde_json::from_str(text.trim())
+                .unwrap_or_else(|e| fail(&format!("bench-allocs --lib {lib}: {e}: {text}")));
+            (lib.to_owned(), counts)
+        })
+        .collect()
+}
+
+/// One target: what it asks, the figure measured, whether it holds.
+struct Target {
+    what: String,
+    goal: String,
+    measured: String,
+    met: Option<bool>,
+}
+
+impl Report<'_> {
+    fn rps(&self, store: &str, lib: &str, endpoint: &str) -> Option<f64> {
+        self.get(store, lib, endpoint).map(|s| s.rps)
+    }
+
+    fn targets(&self) -> Vec<Target> {
+        let mut out = Vec::new();
+        let ratio = |what: String, goal: f64, value: Option<f64>| Target {
+            what,
+            goal: format!("≥ {goal:.2}×"),
+            measured: value.map_or("not run".into(), |v| format!("{v:.2}×")),
+            met: value.map(|v| v >= goal),
+        };
+        for store in self.stores() {
+            for (endpoint, _, _) in ENDPOINTS {
+                if let (Some(t), Some(p)) = (
+                    self.rps(&store, "tether", endpoint),
+                    self.rps(&store, "tower-sessions", endpoint),
+                ) {
+                    out.push(ratio(
+                        format!("{store} {endpoint}: tether ÷ tower-sessions"),
+                        1.0,
+                        Some(t / p),
+                    ));
+                }
+            }
+        }
+        let floor = |op: &str| self.floor.get(op).copied();
+        for (endpoint, op, goal) in [
+            ("read", "GET", 0.7),
+            ("write", "SET", 0.5),
+            ("login", "SET", 0.5),
+        ] {
+            let value = self
+                .rps("redis", "tether", endpoint)
+                .zip(floor(op))
+                .map(|(t, f)| t / f);
+            out.push(ratio(
+                format!("redis {endpoint}: tether ÷ raw `redis-benchmark` {op}"),
+                goal,
+                value,
+            ));
+        }
+        for (endpoint, goal) in [("read", 0.9), ("write", 0.8), ("login", 0.75)] {
+            let value = self
+                .rps("memory", "tether", endpoint)
+                .map(|t| t / self.bare("memory"));
+            out.push(ratio(
+                format!("memory {endpoint}: tether ÷ bare axum"),
+                goal,
+                value,
+            ));
+        }
+        let cookie = self
+            .rps("cookie", "tether", "read")
+            .zip(self.rps("memory", "tether", "read"))
+            .map(|(c, m)| c / m);
+        out.push(ratio(
+            "cookie read ÷ memory read (tether)".into(),
+            0.85,
+            cookie,
+        ));
+        out.push(Target {
+            what: "allocations per request, tether beside tower-sessions".into(),
+            goal: "reported".into(),
+            measured: if self.allocations.is_empty() {
+                "not run".into()
+            } else {
+                "below".into()
+            },
+            met: Some(!self.allocations.is_empty()),
+        });
+        out
+    }
+
+    /// The targets table and the allocations table.
+    pub(crate) fn targets_section(&self, out: &mut String) {
+        let targets = self.targets();
+        let met = targets.iter().filter(|t| t.met == Some(true)).count();
+        let _ = writeln!(
+            out,
+            "\n## Targets\n\nThe speed targets of issue 20, from this run: {met} of {} met. \
+             Where one is missed, [docs/bench/profile.md](docs/bench/profile.md) says where \
+             the time goes (perf profiles of the same binaries) and what closing the gap \
+             would take.\n\n| target | goal | measured | met |\n|---|---|---|---|",
+            targets.len()
+        );
+        for t in &targets {
+            let mark = match t.met {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "–",
+            };
+            let _ = writeln!(out, "| {} | {} | {} | {mark} |", t.what, t.goal, t.measured);
+        }
+        if self.allocations.is_empty() {
+            return;
+        }
+        out.push_str(
+            "\n## Allocations per request\n\nHeap allocations (and reallocations) per \
+             request on the memory store, counted by `bench-allocs` (an instrumented global \
+             allocator, `stats_alloc`) while the app answers 1,000 requests per endpoint in \
+             process: router, session layer and handler, without the HTTP server. Bare axum \
+             is the router alone; the difference is the session library's.\n\n\
+             | endpoint | bare axum | tether | tower-sessions |\n|---|---|---|---|\n",
+        );
+        let get = |lib: &str, endpoint: &str| {
+            self.allocations
+                .get(lib)
+                .and_then(|m| m.get(endpoint))
+                .map_or("–".into(), |v| format!("{v:.1}"))
+        };
+        for (endpoint, _, _) in ENDPOINTS {
+            let _ = writeln!(
+                out,
+                "| {endpoint} | {} | {} | {} |",
+                get("bare", endpoint),
+                get("tether", endpoint),
+                get("tower-sessions", endpoint)
+            );
+        }
+    }
+}
