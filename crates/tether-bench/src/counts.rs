@@ -2,11 +2,9 @@
 //! lost increments, the raw Redis floor.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use tether_testkit::services::program;
+use tether_testkit::services::{RedisMonitor, program};
 
 use crate::{Server, curl, output};
 
@@ -64,64 +62,6 @@ fn postgres_program(name: &str) -> String {
         .map_or_else(|_| name.to_owned(), |dir| format!("{dir}/{name}"))
 }
 
-pub(crate) fn redis_cli() -> String {
-    program("TETHER_REDIS_CLI", "redis-cli")
-}
-
-/// The commands Redis clients send, as `MONITOR` lists them. Commands a Lua script
-/// runs inside Redis are listed with the source `lua` and not counted, so the count is
-/// round trips: the same measure for a library that sends GET and SET as for one that
-/// sends HGETALL and EVALSHA.
-pub(crate) struct RedisMonitor {
-    pub(crate) child: Child,
-    pub(crate) path: PathBuf,
-}
-
-impl RedisMonitor {
-    pub(crate) fn start(url: &str) -> Option<Self> {
-        let port = url.rsplit(':').next()?;
-        let path =
-            std::env::temp_dir().join(format!("tether-bench-monitor-{}.txt", std::process::id()));
-        let file = std::fs::File::create(&path).ok()?;
-        let child = Command::new(redis_cli())
-            .args(["-p", port, "monitor"])
-            .stdout(file)
-            .spawn()
-            .ok()?;
-        let monitor = Self { child, path };
-        // MONITOR answers OK once it is attached.
-        let start = Instant::now();
-        while !std::fs::read_to_string(&monitor.path).is_ok_and(|t| t.starts_with("OK")) {
-            if start.elapsed() > Duration::from_secs(5) {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(monitor)
-    }
-
-    /// Client commands seen so far (redis-cli flushes every line it prints).
-    pub(crate) fn count(mut self) -> Option<u64> {
-        std::thread::sleep(Duration::from_millis(300));
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let text = std::fs::read_to_string(&self.path).ok()?;
-        Some(
-            text.lines()
-                .filter(|l| l.contains("] \"") && !l.contains(" lua]"))
-                .count() as u64,
-        )
-    }
-}
-
-impl Drop for RedisMonitor {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
 /// Store round trips per request of `path`, over 100 requests: Redis commands sent
 /// by clients ([`RedisMonitor`]), or SQL statements executed (calibrated against the
 /// counting itself).
@@ -135,7 +75,7 @@ pub(crate) fn calls_per_request(
     post: bool,
 ) -> Option<f64> {
     let monitor = if store == "redis" {
-        Some(RedisMonitor::start(url)?)
+        Some(RedisMonitor::start(url).ok()?)
     } else {
         None
     };
@@ -164,7 +104,7 @@ pub(crate) fn calls_per_request(
         return None;
     }
     let calls = match monitor {
-        Some(monitor) => monitor.count()?,
+        Some(monitor) => monitor.commands("").ok()?.len() as u64,
         None => store_calls(store, url)? - b - overhead,
     };
     Some(calls as f64 / 100.0)

@@ -410,6 +410,17 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// [`Saved::Gone`] without writing when the record does not exist.
     async fn save(&self, id: &Id, changes: &Changes) -> Result<Saved>;
 
+    /// [`SessionStore::save`] for a request that read the session first: `base` is
+    /// the record its load returned. The result must be the same as `save`'s (the
+    /// changes merged onto the newest stored record, never a record brought back);
+    /// `base` only lets a store write cheaply when nothing changed the record since,
+    /// as a conditional write of `base` with `changes` applied, falling back to the
+    /// merge when the version moved. The default is `save`.
+    async fn save_from(&self, id: &Id, base: &Record, changes: &Changes) -> Result<Saved> {
+        let _ = base;
+        self.save(id, changes).await
+    }
+
     /// Refreshes the idle deadline; `false` when the record does not exist.
     async fn touch(&self, id: &Id, touch: &Touch) -> Result<bool>;
 

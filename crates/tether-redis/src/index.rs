@@ -32,6 +32,33 @@ impl RedisStore {
         .await
     }
 
+    /// After a save moved the session from `old` user to `new` (either may be none or
+    /// the same): the index entries, in another slot, and the per-user cap. A plain
+    /// save (no binding change, no cap) costs nothing here.
+    pub(crate) async fn reindex(
+        &self,
+        id: &Id,
+        old: Option<&str>,
+        new: Option<&str>,
+        (created, absolute): (i64, Option<i64>),
+        cap: Option<u32>,
+    ) -> Result<()> {
+        if let Some(old) = old
+            && new != Some(old)
+        {
+            self.unindex(id, old).await?;
+        }
+        if let Some(new) = new {
+            if old != Some(new) {
+                self.index(id, new, created, absolute).await?;
+            }
+            if let Some(cap) = cap {
+                self.enforce_cap(new, id, cap).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Ends the user's oldest sessions beyond `cap`, keeping `keep`.
     pub(crate) async fn enforce_cap(&self, user: &str, keep: &Id, cap: u32) -> Result<()> {
         let sessions = self

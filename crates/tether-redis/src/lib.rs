@@ -65,7 +65,7 @@ use tether_core::{
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
-use crate::codec::{decode_packed, encode, parse_saved};
+use crate::codec::{decode, decode_legacy, encode, parse_saved};
 use crate::conn::{Backend, Conn};
 
 /// Sessions in Redis, standalone or Cluster.
@@ -253,8 +253,43 @@ impl RedisStore {
         self
     }
 
-    fn session_key(&self, id: &Id) -> String {
+    /// The session's packed key, and its hash of the first layout (read and moved
+    /// to the packed key by the first write; nothing writes it any more).
+    fn session_keys(&self, id: &Id) -> [String; 2] {
+        [self.packed_key(id), self.legacy_key(id)]
+    }
+
+    fn packed_key(&self, id: &Id) -> String {
+        format!("{}p:{{{id}}}", self.prefix)
+    }
+
+    fn legacy_key(&self, id: &Id) -> String {
         format!("{}s:{{{id}}}", self.prefix)
+    }
+
+    /// Reads a session: one `GET` of its packed key, and only when that has nothing,
+    /// a look at the first layout's hash.
+    async fn read(&self, id: &Id, what: &str) -> Result<Option<Record>> {
+        let packed = self.packed_key(id);
+        let reply: Value = self
+            .with_conn(what, async |c| {
+                redis::cmd("GET").arg(&packed).query_async(c).await
+            })
+            .await?;
+        let record = match &reply {
+            Value::BulkString(bytes) => Some(decode(bytes)?),
+            Value::Nil => {
+                let legacy = self.legacy_key(id);
+                let reply: Value = self
+                    .with_conn(what, async |c| {
+                        scripts::LOAD_LEGACY.key(&legacy).invoke_async(c).await
+                    })
+                    .await?;
+                decode_legacy(&reply)?
+            }
+            _ => return Err(Error::Corrupt("Redis session: not a string".into())),
+        };
+        Ok(record.filter(|r| !r.is_expired(OffsetDateTime::now_utc())))
     }
 
     fn lock_key(&self, id: &Id) -> String {
@@ -303,13 +338,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
-        let key = self.session_key(id);
-        let reply: Value = self
-            .with_conn("loading a session", async |c| {
-                scripts::LOAD.key(&key).invoke_async(c).await
-            })
-            .await?;
-        Ok(decode_packed(&reply)?.filter(|r| !r.is_expired(OffsetDateTime::now_utc())))
+        self.read(id, "loading a session").await
     }
 
     async fn create_capped(&self, id: &Id, record: &Record, cap: Option<u32>) -> Result<Created> {
@@ -321,21 +350,25 @@ impl SessionStore for RedisStore {
     }
 
     async fn create(&self, id: &Id, record: &Record) -> Result<Created> {
-        let key = self.session_key(id);
-        let fields = encode(record)?;
+        // One plain `SET … NX`: the key exists exactly while a session lives there
+        // (every write sets its TTL to the session's expiry). A new id is random, so
+        // it is not checked against the first layout's keys.
+        let key = self.packed_key(id);
+        let packed = encode(record)?;
         let expires = unix_ms::to_ms(record.expires_at());
-        let created: i64 = self
+        let created: Option<String> = self
             .with_conn("creating a session", async |c| {
-                scripts::CREATE
-                    .key(&key)
-                    .arg(unix_ms::now_ms())
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&packed)
+                    .arg("PXAT")
                     .arg(expires)
-                    .arg(&fields)
-                    .invoke_async(c)
+                    .arg("NX")
+                    .query_async(c)
                     .await
             })
             .await?;
-        if created == 0 {
+        if created.is_none() {
             return Ok(Created::IdTaken);
         }
         if let Some(user) = &record.user {
@@ -347,7 +380,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn save(&self, id: &Id, changes: &Changes) -> Result<Saved> {
-        let key = self.session_key(id);
+        let keys = self.session_keys(id);
         let (user_op, user) = match &changes.user {
             None => ("0", ""),
             Some(Some(user)) => ("1", user.as_str()),
@@ -355,7 +388,7 @@ impl SessionStore for RedisStore {
         };
         let mut updates: Vec<Vec<u8>> = Vec::with_capacity(changes.updates.len() * 2);
         for (k, v) in &changes.updates {
-            updates.push(format!("d:{k}").into_bytes());
+            updates.push(k.as_bytes().to_vec());
             updates.push(match v {
                 Some(v) => serde_json::to_vec(v).map_err(|e| Error::Corrupt(e.to_string()))?,
                 None => Vec::new(),
@@ -364,7 +397,7 @@ impl SessionStore for RedisStore {
         let saved = self
             .with_conn("saving a session", async |c| {
                 let value: Value = scripts::SAVE
-                    .key(&key)
+                    .key(&keys)
                     .arg(unix_ms::now_ms())
                     .arg(unix_ms::to_ms(changes.idle_deadline))
                     .arg(if changes.clear { "1" } else { "0" })
@@ -379,20 +412,14 @@ impl SessionStore for RedisStore {
         let Some(saved) = saved else {
             return Ok(Saved::Gone);
         };
-        // Binding changes touch the user's index, in another slot; plain saves don't.
-        if let Some(old) = &saved.old_user
-            && saved.new_user.as_ref() != Some(old)
-        {
-            self.unindex(id, old).await?;
-        }
-        if let Some(new) = &saved.new_user {
-            if saved.old_user.as_ref() != Some(new) {
-                self.index(id, new, saved.created, saved.absolute).await?;
-            }
-            if let Some(cap) = changes.user_cap {
-                self.enforce_cap(new, id, cap).await?;
-            }
-        }
+        self.reindex(
+            id,
+            saved.old_user.as_deref(),
+            saved.new_user.as_deref(),
+            (saved.created, saved.absolute),
+            changes.user_cap,
+        )
+        .await?;
         Ok(Saved::Version {
             version: saved.version,
             expires_at: unix_ms::from_ms(saved.expires_at),
@@ -401,12 +428,53 @@ impl SessionStore for RedisStore {
         })
     }
 
+    async fn save_from(&self, id: &Id, base: &Record, changes: &Changes) -> Result<Saved> {
+        // The common case: nothing wrote the session since this request read it, so
+        // the client applies the changes and writes the whole record if the version
+        // is still the one read (one short script, nothing unpacked at Redis). Else
+        // the merge, which also tells a moved version from a gone session.
+        if base.is_expired(OffsetDateTime::now_utc()) {
+            return self.save(id, changes).await;
+        }
+        let mut record = base.clone();
+        record.apply(changes);
+        let packed = encode(&record)?;
+        let key = self.packed_key(id);
+        let written: i64 = self
+            .with_conn("saving a session", async |c| {
+                scripts::SAVE_IF_VERSION
+                    .key(&key)
+                    .arg(codec::version_prefix(base.version))
+                    .arg(&packed)
+                    .arg(unix_ms::to_ms(record.expires_at()))
+                    .invoke_async(c)
+                    .await
+            })
+            .await?;
+        if written != 1 {
+            return self.save(id, changes).await;
+        }
+        let times = (
+            unix_ms::to_ms(record.created),
+            record.absolute_deadline.map(unix_ms::to_ms),
+        );
+        self.reindex(
+            id,
+            base.user.as_deref(),
+            record.user.as_deref(),
+            times,
+            changes.user_cap,
+        )
+        .await?;
+        Ok(Saved::of(&record))
+    }
+
     async fn touch(&self, id: &Id, touch: &Touch) -> Result<bool> {
-        let key = self.session_key(id);
+        let keys = self.session_keys(id);
         let touched: i64 = self
             .with_conn("refreshing a session", async |c| {
                 scripts::TOUCH
-                    .key(&key)
+                    .key(&keys)
                     .arg(unix_ms::now_ms())
                     .arg(unix_ms::to_ms(touch.last_seen))
                     .arg(unix_ms::to_ms(touch.idle_deadline))
@@ -418,10 +486,10 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete(&self, id: &Id) -> Result<bool> {
-        let key = self.session_key(id);
+        let keys = self.session_keys(id);
         let (deleted, user): (i64, Option<String>) = self
             .with_conn("deleting a session", async |c| {
-                scripts::DELETE.key(&key).invoke_async(c).await
+                scripts::DELETE.key(&keys).invoke_async(c).await
             })
             .await?;
         // The user's index lives in another slot: a second call, only for a bound
@@ -437,16 +505,9 @@ impl SessionStore for RedisStore {
         // steps, ordered so that a failure at any point leaves the old session whole:
         // read the old record, create the new one, then delete the old one only if no
         // save moved it meanwhile (else start again from the newer record).
-        let old_key = self.session_key(old);
+        let old_keys = self.session_keys(old);
         for _ in 0..3 {
-            let reply: Value = self
-                .with_conn("rotating a session id", async |c| {
-                    scripts::LOAD.key(&old_key).invoke_async(c).await
-                })
-                .await?;
-            let Some(mut record) =
-                decode_packed(&reply)?.filter(|r| !r.is_expired(OffsetDateTime::now_utc()))
-            else {
+            let Some(mut record) = self.read(old, "rotating a session id").await? else {
                 return Ok(Saved::Gone);
             };
             let read_version = record.version.to_string();
@@ -458,7 +519,7 @@ impl SessionStore for RedisStore {
             let taken: i64 = self
                 .with_conn("rotating a session id", async |c| {
                     scripts::TAKE_IF_VERSION
-                        .key(&old_key)
+                        .key(&old_keys)
                         .arg(&read_version)
                         .invoke_async(c)
                         .await

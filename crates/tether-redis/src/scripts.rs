@@ -1,76 +1,62 @@
 //! The server-side scripts. Each touches the keys of one session only (one hash
-//! slot), so they run unchanged on Redis Cluster.
+//! slot: both its keys carry the id as their hash tag), so they run unchanged on
+//! Redis Cluster.
 
 use redis::Script;
 use std::sync::LazyLock;
 
-/// Merges one request's changes atomically. Returns `false` when the session is gone
-/// (never recreates it), else `{version, old_user_flag, old_user, new_user_flag, new_user,
-/// created, absolute_deadline (0: none), the new idle deadline (the session's expiry),
-/// the session's own lifetime (0: none)}`. A session with a lifetime of its own (`l`)
-/// is refreshed by it, not by the idle deadline given.
+/// Lua every session script starts with: reading a session under either layout, the
+/// liveness check, and writing it back packed.
 ///
-/// KEYS[1] session hash. ARGV: now_ms, idle_deadline_ms, clear (0/1), user_op
-/// (0 keep, 1 set, 2 unset), user, then field/value pairs, an empty value removing
-/// the field (an empty string is never valid JSON, so it cannot be a value).
-pub(crate) static SAVE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
--- Three calls in the common case (HMGET, HSET, PEXPIREAT): each redis.call costs the
--- server a command dispatch, and a save is on every writing request.
-local key = KEYS[1]
-local now = tonumber(ARGV[1])
-local meta = redis.call('HMGET', key, 'v', 'i', 'a', 'u', 's', 'c', 'l')
-if not meta[1] then return false end
-local idle, abs = tonumber(meta[2]), tonumber(meta[3])
-if now >= idle or (abs and now >= abs) then return false end
--- Large argument lists go in batches: Lua's unpack has a stack limit.
-local function batched(cmd, list)
-  for i = 1, #list, 1000 do
-    redis.call(cmd, key, unpack(list, i, math.min(i + 999, #list)))
+/// A session is one string at `KEYS[1]`: its version in 16 decimal digits, then a
+/// MessagePack map `{c, s, i, a?, u?, l?, d}` (created, last seen, idle and absolute
+/// deadlines in ms since the epoch; user; its own lifetime, `Lifetime::to_ms`; data
+/// keys to their JSON text).
+/// `KEYS[2]` is where the first layout kept it, as a hash (`v`, `c`, `s`, `i`, `a`,
+/// `u`, `l`, `d:KEY`); a session found only there is read from it and moved to the
+/// packed key by the first script that writes it.
+const PRELUDE: &str = r"
+local function read()
+  local raw = redis.call('GET', KEYS[1])
+  if raw then
+    local r = cmsgpack.unpack(string.sub(raw, 17))
+    r.v = tonumber(string.sub(raw, 1, 16))
+    return r, false
   end
-end
-local dels, sets = {}, {}
-if ARGV[3] == '1' then
-  for _, f in ipairs(redis.call('HKEYS', key)) do
-    if string.sub(f, 1, 2) == 'd:' then dels[#dels + 1] = f end
+  local hash = redis.call('HGETALL', KEYS[2])
+  if #hash == 0 then return nil, false end
+  local r = {d = {}}
+  for i = 1, #hash, 2 do
+    local f, v = hash[i], hash[i + 1]
+    if string.sub(f, 1, 2) == 'd:' then r.d[string.sub(f, 3)] = v
+    elseif f == 'u' then r.u = v
+    else r[f] = tonumber(v) end
   end
+  return r, true
 end
-for i = 6, #ARGV, 2 do
-  if ARGV[i + 1] == '' then dels[#dels + 1] = ARGV[i]
-  else sets[#sets + 1] = ARGV[i]; sets[#sets + 1] = ARGV[i + 1] end
+local function live(r, now)
+  return r ~= nil and now < r.i and not (r.a and now >= r.a)
 end
-local old_user, new_user = meta[4], meta[4]
-if ARGV[4] == '1' then
-  new_user = ARGV[5]
-  sets[#sets + 1] = 'u'; sets[#sets + 1] = new_user
-elseif ARGV[4] == '2' then
-  new_user = false
-  dels[#dels + 1] = 'u'
+local function write(r, legacy, deadline)
+  local v = r.v
+  r.v = nil
+  local packed = string.format('%016d', v) .. cmsgpack.pack(r)
+  r.v = v
+  redis.call('SET', KEYS[1], packed, 'PXAT', string.format('%d', deadline))
+  if legacy then redis.call('DEL', KEYS[2]) end
 end
-if now > tonumber(meta[5]) then sets[#sets + 1] = 's'; sets[#sets + 1] = ARGV[1] end
-local deadline = tonumber(ARGV[2])
-local life = tonumber(meta[7])
-if life then deadline = now + math.abs(life) end
-if abs and abs < deadline then deadline = abs end
-local version = tonumber(meta[1]) + 1
-sets[#sets + 1] = 'i'; sets[#sets + 1] = string.format('%d', deadline)
-sets[#sets + 1] = 'v'; sets[#sets + 1] = string.format('%d', version)
--- Deletions first: a cleared field that this request sets again must end up set.
-batched('HDEL', dels)
-batched('HSET', sets)
-redis.call('PEXPIREAT', key, deadline)
-return {version, old_user and 1 or 0, old_user or '', new_user and 1 or 0, new_user or '', tonumber(meta[6]), abs or 0, deadline, life or 0}
-",
-    )
-});
+";
 
-/// Reads a whole session hash as one MessagePack array of its field/value pairs
-/// (`false` when there is none): one bulk string for the client to parse instead of
-/// a reply element per field, which is where a load's client-side time went.
+fn script(body: &str) -> Script {
+    Script::new(&format!("{PRELUDE}{body}"))
+}
+
+/// Reads a session kept in the first layout (a hash) as one MessagePack array of its
+/// field/value pairs (`false` when there is none). Loads use it only when the packed
+/// key has nothing.
 ///
-/// KEYS[1] session hash.
-pub(crate) static LOAD: LazyLock<Script> = LazyLock::new(|| {
+/// KEYS[1] the session's hash (first layout).
+pub(crate) static LOAD_LEGACY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local pairs = redis.call('HGETALL', KEYS[1])
@@ -80,25 +66,53 @@ return cmsgpack.pack(pairs)
     )
 });
 
-/// Creates a session unless a live one has the id. Returns 1 when created.
+/// Merges one request's changes atomically. Returns `false` when the session is gone
+/// (never recreates it), else `{version, old_user_flag, old_user, new_user_flag, new_user,
+/// created, absolute_deadline (0: none), the new idle deadline (the session's expiry),
+/// the session's own lifetime (0: none)}`. A session with a lifetime of its own (`l`)
+/// is refreshed by it, not by the idle deadline given.
 ///
-/// KEYS[1] session hash. ARGV: now_ms, expires_at_ms, then field/value pairs.
-pub(crate) static CREATE: LazyLock<Script> = LazyLock::new(|| {
+/// KEYS: the packed key, the first layout's hash. ARGV: now_ms, idle_deadline_ms,
+/// clear (0/1), user_op (0 keep, 1 set, 2 unset), user, then key/JSON pairs, an empty
+/// JSON removing the key (an empty string is never valid JSON, so it cannot be a
+/// value).
+pub(crate) static SAVE: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r"
+local now = tonumber(ARGV[1])
+local r, legacy = read()
+if not live(r, now) then return false end
+if ARGV[3] == '1' then r.d = {} end
+for i = 6, #ARGV, 2 do
+  if ARGV[i + 1] == '' then r.d[ARGV[i]] = nil else r.d[ARGV[i]] = ARGV[i + 1] end
+end
+local old_user = r.u
+if ARGV[4] == '1' then r.u = ARGV[5] elseif ARGV[4] == '2' then r.u = nil end
+if now > r.s then r.s = now end
+local deadline = tonumber(ARGV[2])
+if r.l then deadline = now + math.abs(r.l) end
+if r.a and r.a < deadline then deadline = r.a end
+r.i = deadline
+r.v = r.v + 1
+write(r, legacy, deadline)
+return {r.v, old_user and 1 or 0, old_user or '', r.u and 1 or 0, r.u or '', r.c, r.a or 0, deadline, r.l or 0}
+",
+    )
+});
+
+/// Writes a session a request read, with its changes applied by the client, if its
+/// version is still the one read: the common case of a save, with no unpacking.
+/// Returns 1 when written, 0 when the version moved or the session is gone (the
+/// caller then merges with `SAVE`, which tells the two apart).
+///
+/// KEYS[1] the packed key. ARGV: the version read (16 digits), the new packed
+/// record, its expiry (ms).
+pub(crate) static SAVE_IF_VERSION: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local key = KEYS[1]
-local now = tonumber(ARGV[1])
-local meta = redis.call('HMGET', key, 'i', 'a')
-if meta[1] then
-  local abs = tonumber(meta[2])
-  if now < tonumber(meta[1]) and not (abs and now >= abs) then return 0 end
-  redis.call('DEL', key)
-end
--- In batches: Lua's unpack has a stack limit (a session may hold thousands of keys).
-for i = 3, #ARGV, 1000 do
-  redis.call('HSET', key, unpack(ARGV, i, math.min(i + 999, #ARGV)))
-end
-redis.call('PEXPIREAT', key, tonumber(ARGV[2]))
+local raw = redis.call('GET', KEYS[1])
+if not raw or string.sub(raw, 1, 16) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
 return 1
 ",
     )
@@ -107,23 +121,20 @@ return 1
 /// Refreshes the idle deadline of a live session (by its own lifetime if it has one).
 /// Returns 1 when refreshed.
 ///
-/// KEYS[1] session hash. ARGV: now_ms, last_seen_ms, idle_deadline_ms.
+/// KEYS: the packed key, the first layout's hash. ARGV: now_ms, last_seen_ms,
+/// idle_deadline_ms.
 pub(crate) static TOUCH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    script(
         r"
-local key = KEYS[1]
-local now = tonumber(ARGV[1])
-local meta = redis.call('HMGET', key, 'i', 'a', 's', 'l')
-if not meta[1] then return 0 end
-local abs = tonumber(meta[2])
-if now >= tonumber(meta[1]) or (abs and now >= abs) then return 0 end
+local r, legacy = read()
+if not live(r, tonumber(ARGV[1])) then return 0 end
+local seen = tonumber(ARGV[2])
 local deadline = tonumber(ARGV[3])
-local life = tonumber(meta[4])
-if life then deadline = tonumber(ARGV[2]) + math.abs(life) end
-if abs and abs < deadline then deadline = abs end
-if tonumber(ARGV[2]) > tonumber(meta[3]) then redis.call('HSET', key, 's', ARGV[2]) end
-redis.call('HSET', key, 'i', string.format('%d', deadline))
-redis.call('PEXPIREAT', key, deadline)
+if r.l then deadline = seen + math.abs(r.l) end
+if r.a and r.a < deadline then deadline = r.a end
+if seen > r.s then r.s = seen end
+r.i = deadline
+write(r, legacy, deadline)
 return 1
 ",
     )
@@ -132,13 +143,13 @@ return 1
 /// Deletes a session, returning `{deleted, user}` (`user` false when unbound), so the
 /// caller can remove it from its user's index.
 ///
-/// KEYS[1] session hash.
+/// KEYS: the packed key, the first layout's hash.
 pub(crate) static DELETE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    script(
         r"
-local user = redis.call('HGET', KEYS[1], 'u')
-local deleted = redis.call('DEL', KEYS[1])
-return {deleted, user}
+local r = read()
+local deleted = redis.call('DEL', KEYS[1], KEYS[2])
+return {deleted, r and r.u or false}
 ",
     )
 });
@@ -147,14 +158,14 @@ return {deleted, user}
 /// id rotation, after the new record exists. Returns 1 when deleted, 0 when the
 /// version moved (a concurrent save), -1 when the session is gone.
 ///
-/// KEYS[1] session hash. ARGV[1] the version read.
+/// KEYS: the packed key, the first layout's hash. ARGV[1] the version read.
 pub(crate) static TAKE_IF_VERSION: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    script(
         r"
-local v = redis.call('HGET', KEYS[1], 'v')
-if not v then return -1 end
-if v ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
+local r = read()
+if not r then return -1 end
+if r.v ~= tonumber(ARGV[1]) then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2])
 return 1
 ",
     )

@@ -1,9 +1,10 @@
-//! Through the layer against real Redis: one Redis command per read request and one
-//! per write request, counted by Redis itself.
+//! Through the layer against real Redis: one Redis command per read request (`GET`)
+//! and one per write request (`EVALSHA`), counted by Redis itself.
 
 use tether::SessionLayer;
 use tether_redis::RedisStore;
-use tether_testkit::http::calls_per_request;
+use tether_testkit::http::send;
+use tether_testkit::services::RedisMonitor;
 
 fn redis_url() -> String {
     std::env::var("TETHER_TEST_REDIS_URL").expect(
@@ -11,58 +12,36 @@ fn redis_url() -> String {
     )
 }
 
-/// Calls of every command clients sent, by name, from `INFO commandstats`. Commands
-/// run inside scripts are counted there too, so only the names tether sends from the
-/// client side are summed (a load is an `EVALSHA` whose script runs `HGETALL`, so
-/// `HGETALL` is not among them).
-async fn client_commands(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(conn)
-        .await
-        .unwrap();
-    info.lines()
-        .filter_map(|line| line.strip_prefix("cmdstat_"))
-        .filter_map(|line| line.split_once(':'))
-        .filter(|(name, _)| {
-            [
-                "evalsha",
-                "eval",
-                "del",
-                "zadd",
-                "zrem",
-                "zrange",
-                "set",
-                "ping",
-                "unwatch",
-                "script|load",
-            ]
-            .contains(name)
-        })
-        .map(|(_, stats)| {
-            stats
-                .split(',')
-                .find_map(|kv| kv.strip_prefix("calls="))
-                .and_then(|n| n.parse::<u64>().ok())
-                .unwrap_or(0)
-        })
-        .sum()
-}
-
-/// Commands per read and per write request through `store`, counted by Redis.
+/// Commands per read and per write request through `store`, as Redis's `MONITOR`
+/// lists the commands clients send (a script's own commands are not round trips and
+/// are not counted).
 async fn commands_per_request(url: &str, store: RedisStore, rounds: u64) -> (u64, u64) {
     let app = tether_testkit::app::routes().layer(SessionLayer::new(store));
-    let client = redis::Client::open(url).unwrap();
-    let stats = client.get_multiplexed_async_connection().await.unwrap();
-    calls_per_request(&app, rounds, || {
-        let mut conn = stats.clone();
-        Box::pin(async move { client_commands(&mut conn).await })
-    })
-    .await
+    let cookie = send(&app, "POST", "/write", None).await.cookie();
+    // Warm up the connection and load the scripts.
+    for _ in 0..3 {
+        send(&app, "GET", "/read", Some(&cookie)).await;
+        send(&app, "POST", "/write", Some(&cookie)).await;
+    }
+    let count = async |method: &str, path: &str| {
+        let monitor = RedisMonitor::start(url).unwrap();
+        for _ in 0..rounds {
+            let status = send(&app, method, path, Some(&cookie)).await.status;
+            assert!(status.is_success(), "{method} {path}: {status}");
+        }
+        let commands = tokio::task::spawn_blocking(move || monitor.commands(""))
+            .await
+            .unwrap()
+            .unwrap();
+        commands.len() as u64
+    };
+    let reads = count("GET", "/read").await;
+    let writes = count("POST", "/write").await;
+    (reads, writes)
 }
 
-/// One test, so nothing else of this binary runs commands while Redis counts (its
-/// statistics are server-wide).
+/// One test, so nothing else of this binary sends commands while the monitor counts
+/// (it sees every client).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_redis_command_per_read_and_per_write_request_and_what_a_pool_adds() {
     let url = redis_url();

@@ -48,6 +48,9 @@ enum Defect {
     IgnoresCapOnCreate,
     IgnoresOwnLifetime,
     MisreportsCookieKind,
+    /// `save_from` writes the record it was given with the changes applied, whatever
+    /// happened to the stored one since.
+    BlindSaveFrom,
 }
 
 #[derive(Debug)]
@@ -231,6 +234,18 @@ impl SessionStore for Reference {
         }
         records.insert(*id, record);
         Ok(Created::Yes)
+    }
+
+    async fn save_from(&self, id: &Id, base: &Record, changes: &Changes) -> Result<Saved> {
+        if self.is(Defect::BlindSaveFrom) {
+            self.check_up()?;
+            let mut record = base.clone();
+            self.apply(&mut record, changes);
+            let saved = self.saved(&record, changes);
+            self.records.lock().unwrap().insert(*id, record);
+            return Ok(saved);
+        }
+        self.save(id, changes).await
     }
 
     async fn save(&self, id: &Id, changes: &Changes) -> Result<Saved> {
@@ -485,6 +500,10 @@ async fn every_defect_is_caught_by_its_case() {
         (
             MisreportsCookieKind,
             "own_browser_session_lifetime_reported_and_shorter",
+        ),
+        (
+            BlindSaveFrom,
+            "save_from_a_stale_read_merges_and_never_resurrects",
         ),
     ];
     let mut missed = Vec::new();

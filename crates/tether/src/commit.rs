@@ -222,8 +222,16 @@ impl Session {
                 )));
             }
         } else if changed {
-            let saved =
-                observe::call(store.name(), Op::Save, store.save(&id, &state.changes)).await?;
+            // What the request read lets a store write conditionally (`save_from`).
+            let saved = match state.loaded.record() {
+                Some(base) => {
+                    let save = store.save_from(&id, base, &state.changes);
+                    observe::call(store.name(), Op::Save, save).await?
+                }
+                None => {
+                    observe::call(store.name(), Op::Save, store.save(&id, &state.changes)).await?
+                }
+            };
             if let Saved::Version {
                 expires_at,
                 browser_session,

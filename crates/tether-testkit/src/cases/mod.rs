@@ -73,6 +73,7 @@ pub static CASES: &[Case] = &[
     case!(version_moves_forward, 4),
     case!(concurrent_saves_of_different_keys_all_persist, 4),
     case!(concurrent_saves_of_one_key_leave_one_written_value, 4),
+    case!(save_from_a_stale_read_merges_and_never_resurrects, 4),
     case!(lock_serialises_concurrent_increments, 4),
     case!(lock_wait_times_out_with_clear_error, 4),
     case!(lock_released_only_by_its_owner, 4),

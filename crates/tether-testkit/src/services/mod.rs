@@ -8,6 +8,7 @@
 //! `/usr/lib/postgresql/VERSION/bin`, the newest).
 
 mod mariadb;
+mod monitor;
 mod postgres;
 mod redis;
 mod tls;
@@ -18,6 +19,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 pub use mariadb::MariaDb;
+pub use monitor::RedisMonitor;
 pub use postgres::Postgres;
 pub use redis::RedisServer;
 pub use tls::TestCa;
