@@ -41,6 +41,14 @@ macro_rules! merge {
 // Every statement is a literal: values only ever travel as bind parameters.
 pub(crate) const SAVE_SQL: &str = concat!("UPDATE tether_sessions SET ", merge!());
 pub(crate) const CYCLE_SQL: &str = concat!("UPDATE tether_sessions SET id = ?, ", merge!());
+/// The conditional write of a save after a read (`Writes::replace`): binds the data
+/// (wrapped), the new version, last seen, the idle deadline, the user's hash, its name,
+/// the id, the version read, now, now.
+pub(crate) const REPLACE_SQL: &str = concat!(
+    "UPDATE tether_sessions SET data = ?, version = ?, last_seen_ms = ?, ",
+    "idle_deadline_ms = ?, user_hash = ?, user_name = ? WHERE id = ? AND version = ? AND ",
+    live!()
+);
 pub(crate) const LOAD_SQL: &str = concat!(
     "SELECT CAST(data AS CHAR) AS data, CAST(version AS SIGNED) AS version, created_ms, last_seen_ms, ",
     "idle_deadline_ms, absolute_deadline_ms, lifetime_ms, user_name FROM tether_sessions WHERE id = ? AND ",

@@ -12,7 +12,7 @@ use tether_sql::{database_error, rows};
 use crate::codec::reported;
 use crate::sql::{
     CLEANUP_LOCKS_SQL, CLEANUP_SESSIONS_SQL, CLEAR_EXPIRED_ID_SQL, CLEAR_EXPIRED_LOCK_SQL,
-    CREATE_SQL, CYCLE_SQL, DELETE_SQL, DELETE_USER_SQL, LIST_SQL, LOAD_SQL, SAVE_SQL,
+    CREATE_SQL, CYCLE_SQL, DELETE_SQL, DELETE_USER_SQL, LIST_SQL, LOAD_SQL, REPLACE_SQL, SAVE_SQL,
     TAKE_LOCK_SQL, TOUCH_SQL, UNLOCK_SQL,
 };
 use crate::{MySqlStore, live};
@@ -40,6 +40,27 @@ impl Writes for MySqlStore {
             })
             .await
             .map(drop)
+    }
+
+    async fn replace(&self, id: &Id, read_version: u64, record: &Record) -> Result<bool> {
+        let data = wrap(&record.data);
+        let hash = record.user.as_deref().map(user_hash);
+        let result = self
+            .runner
+            .run("saving a session", async || {
+                let query = sqlx::query(REPLACE_SQL)
+                    .bind(&data)
+                    .bind(record.version)
+                    .bind(unix_ms::to_ms(record.last_seen))
+                    .bind(unix_ms::to_ms(record.idle_deadline))
+                    .bind(&hash)
+                    .bind(&record.user)
+                    .bind(id.as_bytes().as_slice())
+                    .bind(read_version);
+                live(query).execute(&self.pool).await
+            })
+            .await?;
+        Ok(result.rows_affected() == 1)
     }
 
     /// `SET id = ?` only when rotating.

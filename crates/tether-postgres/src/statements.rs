@@ -9,7 +9,7 @@ use tether_sql::flow::Writes;
 use tether_sql::rows;
 
 use crate::PostgresStore;
-use crate::sql::{CREATE_SQL, CYCLE_SQL, SAVE_SQL};
+use crate::sql::{CREATE_SQL, CYCLE_SQL, REPLACE_SQL, SAVE_SQL};
 
 #[async_trait]
 impl Writes for PostgresStore {
@@ -36,6 +36,32 @@ impl Writes for PostgresStore {
             })
             .await
             .map(drop)
+    }
+
+    async fn replace(&self, id: &Id, read_version: u64, record: &Record) -> Result<bool> {
+        let data = postgres_data(&record.data)?;
+        let hash = record.user.as_deref().map(user_hash);
+        let name = record.user.as_deref().map(escape);
+        let version = rows::signed_version(record)?;
+        let read_version = i64::try_from(read_version).unwrap_or(i64::MAX);
+        let result = self
+            .runner
+            .run("saving a session", async || {
+                sqlx::query(REPLACE_SQL)
+                    .bind(&data)
+                    .bind(version)
+                    .bind(unix_ms::to_ms(record.last_seen))
+                    .bind(unix_ms::to_ms(record.idle_deadline))
+                    .bind(&hash)
+                    .bind(name.as_deref())
+                    .bind(id.as_bytes().as_slice())
+                    .bind(read_version)
+                    .bind(unix_ms::now_ms())
+                    .execute(&self.pool)
+                    .await
+            })
+            .await?;
+        Ok(result.rows_affected() == 1)
     }
 
     /// `SET id = $11` only when rotating.

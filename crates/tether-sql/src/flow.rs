@@ -54,6 +54,10 @@ pub trait Writes: Statements {
     /// that applies `changes` only to a live row and reports the new version and
     /// expiry, or [`Saved::Gone`].
     async fn merge(&self, id: &Id, new_id: Option<&Id>, changes: &Changes) -> Result<Saved>;
+    /// The conditional write of [`save_from`]: one plain `UPDATE` setting the row to
+    /// `record` (data, version, last seen, idle deadline, user) where the row is live
+    /// and its version is still `read_version`; `true` when it wrote.
+    async fn replace(&self, id: &Id, read_version: u64, record: &Record) -> Result<bool>;
 }
 
 /// `create`, with the per-user cap when `cap` is set: insert, never
@@ -90,6 +94,26 @@ pub async fn create(
 pub async fn save(store: &impl Writes, id: &Id, changes: &Changes) -> Result<Saved> {
     let saved = store.merge(id, None, changes).await?;
     after_bind(store, id, changes, saved).await
+}
+
+/// `save_from`: when the request read the session (`base`), the record it read with
+/// the changes applied, written only if its version is still the one read: a plain
+/// `UPDATE` with no merge for the engine to run. When the version moved (a concurrent
+/// save) or the session is gone, the merge decides, as [`save`] does.
+pub async fn save_from(
+    store: &impl Writes,
+    id: &Id,
+    base: &Record,
+    changes: &Changes,
+) -> Result<Saved> {
+    let mut record = base.clone();
+    record.apply(changes);
+    if base.is_expired(time::OffsetDateTime::now_utc())
+        || !store.replace(id, base.version, &record).await?
+    {
+        return save(store, id, changes).await;
+    }
+    after_bind(store, id, changes, Saved::of(&record)).await
 }
 
 /// `cycle_id`: the merge that also sets the new id (a taken id is

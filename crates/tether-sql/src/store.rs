@@ -48,6 +48,15 @@ macro_rules! session_store {
                 $crate::flow::save(self, id, changes).await
             }
 
+            async fn save_from(
+                &self,
+                id: &::tether_core::Id,
+                base: &::tether_core::Record,
+                changes: &::tether_core::Changes,
+            ) -> ::tether_core::Result<::tether_core::Saved> {
+                $crate::flow::save_from(self, id, base, changes).await
+            }
+
             async fn touch(
                 &self,
                 id: &::tether_core::Id,

@@ -41,6 +41,14 @@ macro_rules! merge {
 pub(crate) const SAVE_SQL: &str = concat!("UPDATE tether_sessions SET ", merge!());
 /// The merge, and `?10` the new id.
 pub(crate) const CYCLE_SQL: &str = concat!("UPDATE tether_sessions SET id = ?10, ", merge!());
+/// The conditional write of a save after a read (`Writes::replace`): binds `?1` the
+/// data (wrapped), `?2` the new version, `?3` last seen, `?4` the idle deadline, `?5`
+/// the user's hash, `?6` its name, `?7` the id, `?8` the version read, `?9` now.
+pub(crate) const REPLACE_SQL: &str = concat!(
+    "UPDATE tether_sessions SET data = ?1, version = ?2, last_seen_ms = ?3, ",
+    "idle_deadline_ms = ?4, user_hash = ?5, user_name = ?6 WHERE id = ?7 AND version = ?8 AND ",
+    live!(9)
+);
 pub(crate) const LOAD_SQL: &str = concat!(
     "SELECT data, version, created_ms, last_seen_ms, idle_deadline_ms, ",
     "absolute_deadline_ms, lifetime_ms, user_name FROM tether_sessions WHERE id = ?1 AND ",

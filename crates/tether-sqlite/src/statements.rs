@@ -8,7 +8,7 @@ use tether_sql::flow::Writes;
 use tether_sql::rows;
 
 use crate::SqliteStore;
-use crate::sql::{CREATE_SQL, CYCLE_SQL, SAVE_SQL};
+use crate::sql::{CREATE_SQL, CYCLE_SQL, REPLACE_SQL, SAVE_SQL};
 
 #[async_trait]
 impl Writes for SqliteStore {
@@ -34,6 +34,31 @@ impl Writes for SqliteStore {
             })
             .await
             .map(drop)
+    }
+
+    async fn replace(&self, id: &Id, read_version: u64, record: &Record) -> Result<bool> {
+        let data = wrap(&record.data);
+        let hash = record.user.as_deref().map(user_hash);
+        let version = rows::signed_version(record)?;
+        let read_version = i64::try_from(read_version).unwrap_or(i64::MAX);
+        let result = self
+            .runner
+            .run("saving a session", async || {
+                sqlx::query(REPLACE_SQL)
+                    .bind(&data)
+                    .bind(version)
+                    .bind(unix_ms::to_ms(record.last_seen))
+                    .bind(unix_ms::to_ms(record.idle_deadline))
+                    .bind(&hash)
+                    .bind(&record.user)
+                    .bind(id.as_bytes().as_slice())
+                    .bind(read_version)
+                    .bind(unix_ms::now_ms())
+                    .execute(&self.conn)
+                    .await
+            })
+            .await?;
+        Ok(result.rows_affected() == 1)
     }
 
     /// `SET id = ?10` only when rotating.
