@@ -50,6 +50,8 @@
 //!   revoke every cookie of a user issued before a given time (after a password change,
 //!   say), which needs that one piece of state per user.
 
+mod opened;
+
 use std::path::Path;
 
 use base64::Engine as _;
@@ -59,6 +61,11 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
 use tether_core::{ClientStore, Error, NotBefore, Record, Result, unix_ms};
 use time::OffsetDateTime;
+
+use crate::opened::{Opened, OpenedCache};
+
+/// Cookie values remembered with what they opened to, by default.
+pub const DEFAULT_OPEN_CACHE: usize = 4096;
 
 const FORMAT: u8 = 2;
 const NONCE_LEN: usize = 24;
@@ -197,6 +204,7 @@ pub struct CookieStore {
     compress: bool,
     max_len: usize,
     not_before: NotBefore,
+    opened: OpenedCache,
 }
 
 impl std::fmt::Debug for CookieStore {
@@ -207,6 +215,7 @@ impl std::fmt::Debug for CookieStore {
             .field("compress", &self.compress)
             .field("max_len", &self.max_len)
             .field("revocation", &self.not_before.is_set())
+            .field("opened", &self.opened)
             .finish()
     }
 }
@@ -273,6 +282,7 @@ impl CookieStore {
             compress: false,
             max_len: 4000,
             not_before: NotBefore::default(),
+            opened: OpenedCache::new(DEFAULT_OPEN_CACHE),
         }
     }
 
@@ -329,6 +339,23 @@ impl CookieStore {
         self
     }
 
+    /// How many cookie values to remember with the record each opened to (default
+    /// [`DEFAULT_OPEN_CACHE`]; 0 remembers none). A browser sends the same value on
+    /// every request until its session changes, and a remembered value is not
+    /// decrypted and parsed again; expiry and revocation are still checked on every
+    /// request, and only values that opened (or were sealed here) are remembered. Each
+    /// entry holds the value (at most [`CookieStore::with_max_len`]) and its record.
+    ///
+    /// ```
+    /// # let keys = tether_cookie::KeyRing::parse(&tether_cookie::KeyRing::generate_key().unwrap()).unwrap();
+    /// let store = tether_cookie::CookieStore::new(keys).with_open_cache(10_000);
+    /// ```
+    #[must_use]
+    pub fn with_open_cache(mut self, values: usize) -> Self {
+        self.opened = OpenedCache::new(values);
+        self
+    }
+
     /// Revocation: cookies of a user issued before the instant `not_before(user)`
     /// returns are refused. The function is called on every load of a bound session,
     /// so it should read an in-memory copy, not a database.
@@ -345,6 +372,29 @@ impl CookieStore {
     ) -> Self {
         self.not_before = NotBefore::new(not_before);
         self
+    }
+
+    /// Decrypts and parses `value`: the record and when it was sealed, `None` when it
+    /// is not authentic. Expiry and revocation are [`CookieStore::admits`]'s.
+    fn open_uncached(&self, value: &str, cookie: &str) -> Option<(Record, OffsetDateTime)> {
+        let plaintext = self.decrypt(value, cookie)?;
+        let (&flag, body) = plaintext.split_first()?;
+        let json = match flag {
+            RAW => body.to_vec(),
+            DEFLATED => {
+                miniz_oxide::inflate::decompress_to_vec_with_limit(body, MAX_PAYLOAD).ok()?
+            }
+            _ => return None,
+        };
+        let sealed: Sealed = serde_json::from_slice(&json).ok()?;
+        let issued = unix_ms::from_ms(sealed.t);
+        Some((sealed.record(), issued))
+    }
+
+    /// Whether an authentic record is still a session at `now`: not expired, not
+    /// revoked.
+    fn admits(&self, record: &Record, issued: OffsetDateTime, now: OffsetDateTime) -> bool {
+        !record.is_expired(now) && !self.not_before.revokes(record.user.as_deref(), issued)
     }
 
     fn decrypt(&self, value: &str, cookie: &str) -> Option<Vec<u8>> {
@@ -379,25 +429,23 @@ impl ClientStore for CookieStore {
     }
 
     fn open(&self, value: &str, cookie: &str, now: OffsetDateTime) -> Option<Record> {
-        let plaintext = self.decrypt(value, cookie)?;
-        let (&flag, body) = plaintext.split_first()?;
-        let json = match flag {
-            RAW => body.to_vec(),
-            DEFLATED => {
-                miniz_oxide::inflate::decompress_to_vec_with_limit(body, MAX_PAYLOAD).ok()?
-            }
-            _ => return None,
-        };
-        let sealed: Sealed = serde_json::from_slice(&json).ok()?;
-        let issued = unix_ms::from_ms(sealed.t);
-        let record = sealed.record();
-        if record.is_expired(now) {
-            return None;
+        if let Some(opened) = self.opened.get(value, cookie) {
+            return self
+                .admits(&opened.record, opened.issued, now)
+                .then(|| opened.record.clone());
         }
-        if self.not_before.revokes(record.user.as_deref(), issued) {
-            return None;
-        }
-        Some(record)
+        let (record, issued) = self.open_uncached(value, cookie)?;
+        let admitted = self.admits(&record, issued, now).then(|| record.clone());
+        let cookie = cookie.into();
+        self.opened.put(
+            value,
+            Opened {
+                cookie,
+                record,
+                issued,
+            },
+        );
+        admitted
     }
 
     fn seal(&self, record: &Record, cookie: &str, now: OffsetDateTime) -> Result<String> {
@@ -445,6 +493,18 @@ impl ClientStore for CookieStore {
                 limit: self.max_len,
             });
         }
+        // The browser sends it back next: remember what it holds, as opening it would.
+        let issued = unix_ms::from_ms(sealed.t);
+        let cookie = cookie.into();
+        let record = sealed.record();
+        self.opened.put(
+            &value,
+            Opened {
+                cookie,
+                record,
+                issued,
+            },
+        );
         Ok(value)
     }
 

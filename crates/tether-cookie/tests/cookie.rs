@@ -400,3 +400,58 @@ async fn a_logout_after_reading_the_session_clears_the_cookie() {
     let removal = reply.set_cookie.expect("the logout clears the cookie");
     assert!(removal.contains("Max-Age=0"), "{removal}");
 }
+
+/// A value opened once is remembered (`with_open_cache`), but a remembered value is
+/// still held to expiry and revocation on every open, and opens only under the cookie
+/// name it was sealed for.
+#[test]
+fn a_remembered_value_is_checked_again_on_every_open() {
+    use std::sync::{Arc, Mutex};
+    let now = OffsetDateTime::now_utc();
+    let cutoff: Arc<Mutex<Option<OffsetDateTime>>> = Arc::default();
+    let revoked = cutoff.clone();
+    for capacity in [tether_cookie::DEFAULT_OPEN_CACHE, 0] {
+        *cutoff.lock().unwrap() = None;
+        let store = CookieStore::new(ring())
+            .with_open_cache(capacity)
+            .with_not_before({
+                let revoked = revoked.clone();
+                move |user| {
+                    (user == "alice.smith")
+                        .then(|| *revoked.lock().unwrap())
+                        .flatten()
+                }
+            });
+        let short = {
+            let mut r = typical_record();
+            r.idle_deadline = r.last_seen + time::Duration::seconds(60);
+            r
+        };
+        let value = store.seal(&short, "tether", now).unwrap();
+        assert!(store.open(&value, "tether", now).is_some(), "{capacity}");
+        assert!(store.open(&value, "tether", now).is_some(), "{capacity}");
+        assert_eq!(
+            store.open(&value, "other", now),
+            None,
+            "opened under another cookie name (cache {capacity})"
+        );
+        // The user's sessions are revoked after the value was opened.
+        *cutoff.lock().unwrap() = Some(now + time::Duration::seconds(1));
+        assert_eq!(
+            store.open(&value, "tether", now + time::Duration::seconds(2)),
+            None,
+            "a remembered value outlived a revocation (cache {capacity})"
+        );
+        *cutoff.lock().unwrap() = None;
+        assert_eq!(
+            store.open(&value, "tether", now + time::Duration::seconds(61)),
+            None,
+            "a remembered value outlived its expiry (cache {capacity})"
+        );
+        // A value the store never produced is not made valid by the cache.
+        let mut forged = value.clone();
+        forged.pop();
+        forged.push(if value.ends_with('A') { 'B' } else { 'A' });
+        assert_eq!(store.open(&forged, "tether", now), None);
+    }
+}
