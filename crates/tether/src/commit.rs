@@ -172,9 +172,10 @@ impl Session {
         let mut record = Record::new(now, &config.expiry);
         state.changes.idle_deadline = record.idle_deadline;
         record.apply(&state.changes);
-        // A login that starts a session applies the per-user cap in the same call.
+        // A login that starts a session applies the per-user cap in the same call, under
+        // the id `cycle_id` already drew (server-made, never one the client sent).
         let id = self
-            .create(store, &record, state.changes.user_cap, None)
+            .create(store, &record, state.changes.user_cap, state.new_id)
             .await?;
         self.emit(SessionEvent::Created { id });
         self.emit_bound(Some(id), &state.changes);

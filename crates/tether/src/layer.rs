@@ -422,7 +422,9 @@ where
                     return Ok(response);
                 }
                 let server_error = response.status().is_server_error();
-                match session.finish(server_error).await {
+                // Boxed apart: the write's state machine is large, and the future
+                // every request builds (touched or not) should not carry it inline.
+                match Box::pin(session.finish(server_error)).await {
                     Ok(action) => {
                         transport::vary(&shared.config, &mut response);
                         transport::write(&shared.config, action, &mut response);
