@@ -16,20 +16,26 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `tether:s:{ID}` | hash | `v` version, `c` created, `s` last seen, `i` idle deadline, `a` absolute deadline (ms since the epoch), `u` user, `l` its own lifetime (`Lifetime::to_ms`), `d:KEY` the JSON of each data key |
+//! | `tether:p:{ID}` | string | the session packed: its version in 16 decimal digits, then a MessagePack map `c` created, `s` last seen, `i` idle deadline, `a` absolute deadline (ms since the epoch), `u` user, `l` its own lifetime (`Lifetime::to_ms`), `d` each data key's JSON |
+//! | `tether:s:{ID}` | hash | the first layout (`v`, `c`, `s`, `i`, `a`, `u`, `l`, `d:KEY`): read when the packed key has nothing, and moved to it by the session's first write; nothing writes it any more |
 //! | `tether:l:{ID}` | string | the lock-mode lock: the owner's token, with a millisecond TTL |
 //! | `tether:u:{HEX}` | sorted set | the user's session ids scored by creation time (`HEX` is the user name in hex) |
 //!
-//! The braces are Redis Cluster hash tags: a session's hash and its lock live in one
-//! slot, so every script touches one slot. The hash expires by Redis TTL at the
-//! earlier of its idle and absolute deadlines, and both are checked again on load.
+//! The braces are Redis Cluster hash tags: a session's keys and its lock live in one
+//! slot, so every script touches one slot. The session expires by Redis TTL at the
+//! earlier of its idle and absolute deadlines (so its key exists exactly while it
+//! lives), and both are checked again on load. Needs Redis 6.2 or later (`SET … PXAT`).
 //!
 //! # Round trips
 //!
-//! A load is one `EVALSHA` of a script that returns the hash as one MessagePack string
-//! (one reply to parse, not one per field). A save is one `EVALSHA` of a script that checks the session
-//! is live, merges only the changed fields, bumps the version and sets the TTL, so a
-//! save never recreates a deleted session and concurrent saves of different keys both
+//! A load is one `GET`: one string for the client to parse (a second call only when
+//! the packed key has nothing, to look for a first-layout hash). A new session is one
+//! `SET … NX PXAT`. A save after a read is one `EVALSHA` of a short script that writes
+//! the record the client merged only if the stored version is still the one read
+//! ([`SessionStore::save_from`]); when another save moved it (or for a save with no
+//! read before it), one `EVALSHA` of the merge script, which checks the session is
+//! live, merges only the changed keys, bumps the version and sets the TTL. So a save
+//! never recreates a deleted session and concurrent saves of different keys both
 //! persist. A refresh is one `EVALSHA`, sent only past the layer's refresh threshold.
 //! Binding a session to a different user (login, logout) costs one more call to the
 //! user's index, which lives in another slot.
