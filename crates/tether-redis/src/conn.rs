@@ -24,6 +24,16 @@ pub(crate) enum Backend {
     ClusterPool(deadpool_redis::cluster::Pool),
 }
 
+impl Backend {
+    /// Whether every key lives on one server, so a pipeline may mix Cluster slots.
+    pub(crate) fn is_single_node(&self) -> bool {
+        matches!(
+            self,
+            Self::Single { .. } | Self::Sentinel(_) | Self::Pool(_)
+        )
+    }
+}
+
 pub(crate) enum Conn {
     Single(ConnectionManager),
     Master(redis::aio::MultiplexedConnection),

@@ -32,6 +32,67 @@ impl RedisStore {
         .await
     }
 
+    /// [`RedisStore::index`] as one `EVALSHA` command, for a pipeline (which does not
+    /// load a script Redis lacks: see [`RedisStore::create_and_index`]).
+    pub(crate) fn index_cmd(
+        &self,
+        id: &Id,
+        user: &str,
+        created: i64,
+        absolute: Option<i64>,
+    ) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(scripts::INDEX.get_hash())
+            .arg(1)
+            .arg(self.user_key(user))
+            .arg(created)
+            .arg(id.to_string())
+            .arg(absolute.unwrap_or(0))
+            .arg(tether_core::unix_ms::now_ms());
+        cmd
+    }
+
+    /// A new session's `SET … NX` and its index entry in one round trip (one Redis,
+    /// not a Cluster: the two keys are in different slots). The `SET`'s answer, and
+    /// whether the index was written (`false` when Redis did not have the script
+    /// loaded yet: the caller indexes again, loading it).
+    pub(crate) async fn create_and_index(
+        &self,
+        set: redis::Cmd,
+        index: redis::Cmd,
+    ) -> Result<(Option<String>, bool)> {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors().add_command(set).add_command(index);
+        let replies: Vec<redis::RedisResult<redis::Value>> = self
+            .with_conn("creating a session", async |c| pipe.query_async(c).await)
+            .await?;
+        let mut replies = replies.into_iter();
+        let unavailable = |e: redis::RedisError| {
+            tether_core::Error::unavailable("creating a session at Redis", e)
+        };
+        let set = match replies.next() {
+            Some(Ok(redis::Value::Nil)) => None,
+            Some(Ok(_)) => Some("OK".to_owned()),
+            Some(Err(e)) => return Err(unavailable(e)),
+            None => {
+                return Err(unavailable(redis::RedisError::from(std::io::Error::other(
+                    "no reply to SET",
+                ))));
+            }
+        };
+        let indexed = match replies.next() {
+            Some(Ok(_)) => true,
+            Some(Err(e))
+                if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+            {
+                false
+            }
+            Some(Err(e)) => return Err(unavailable(e)),
+            None => false,
+        };
+        Ok((set, indexed))
+    }
+
     /// After a save moved the session from `old` user to `new` (either may be none or
     /// the same): the index entries, in another slot, and the per-user cap. A plain
     /// save (no binding change, no cap) costs nothing here.

@@ -362,25 +362,41 @@ impl SessionStore for RedisStore {
         let key = self.packed_key(id);
         let packed = encode(record)?;
         let expires = unix_ms::to_ms(record.expires_at());
-        let created: Option<String> = self
-            .with_conn("creating a session", async |c| {
-                redis::cmd("SET")
-                    .arg(&key)
-                    .arg(&packed)
-                    .arg("PXAT")
-                    .arg(expires)
-                    .arg("NX")
-                    .query_async(c)
-                    .await
-            })
-            .await?;
-        if created.is_none() {
-            return Ok(Created::IdTaken);
-        }
-        if let Some(user) = &record.user {
-            let absolute = record.absolute_deadline.map(unix_ms::to_ms);
-            self.index(id, user, unix_ms::to_ms(record.created), absolute)
-                .await?;
+        let mut set = redis::cmd("SET");
+        set.arg(&key)
+            .arg(&packed)
+            .arg("PXAT")
+            .arg(expires)
+            .arg("NX");
+        let created = unix_ms::to_ms(record.created);
+        let absolute = record.absolute_deadline.map(unix_ms::to_ms);
+        match &record.user {
+            // A login on one Redis: the session and its user's index in one round
+            // trip (on a Cluster they are in different slots: two calls).
+            Some(user) if self.backend.is_single_node() => {
+                let index = self.index_cmd(id, user, created, absolute);
+                let (set, indexed) = self.create_and_index(set, index).await?;
+                if set.is_none() {
+                    // The id was taken after all (never, with random ids): the entry
+                    // just added names another session, which the index drops when
+                    // it meets it (its user differs).
+                    return Ok(Created::IdTaken);
+                }
+                if !indexed {
+                    self.index(id, user, created, absolute).await?;
+                }
+            }
+            user => {
+                let set: Option<String> = self
+                    .with_conn("creating a session", async |c| set.query_async(c).await)
+                    .await?;
+                if set.is_none() {
+                    return Ok(Created::IdTaken);
+                }
+                if let Some(user) = user {
+                    self.index(id, user, created, absolute).await?;
+                }
+            }
         }
         Ok(Created::Yes)
     }

@@ -152,3 +152,33 @@ async fn a_session_of_the_first_layout_can_be_refreshed_rotated_and_deleted() {
         Saved::Gone
     ));
 }
+
+/// A new bound session and its user's index go out in one pipeline; when Redis has
+/// not loaded the index script (a restart, `SCRIPT FLUSH`), the session is still
+/// indexed.
+#[tokio::test]
+async fn a_session_created_after_a_script_flush_is_still_indexed() {
+    let url = redis_url();
+    let store = RedisStore::connect(&url)
+        .unwrap()
+        .with_prefix("layout-flush:");
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let user = format!("flush-{}", Id::generate().unwrap());
+    let now = OffsetDateTime::now_utc();
+    for _ in 0..2 {
+        redis::cmd("SCRIPT")
+            .arg("FLUSH")
+            .query_async::<()>(&mut conn)
+            .await
+            .unwrap();
+        let mut record = tether_core::Record::new(now, &tether_core::Expiry::default());
+        record.user = Some(user.clone());
+        let id = Id::generate().unwrap();
+        assert_eq!(
+            store.create(&id, &record).await.unwrap(),
+            tether_core::Created::Yes
+        );
+    }
+    assert_eq!(store.user_sessions(&user).await.unwrap().len(), 2);
+}

@@ -194,21 +194,30 @@ impl State {
             self.unindex(old, &id);
         }
         let anonymous_key = (unix_ms::to_ms(record.created), id);
-        if record.user.is_some() {
-            self.anonymous.remove(&anonymous_key);
-        } else {
-            self.anonymous.insert(anonymous_key);
-        }
-        let user = record.user.clone();
         let due = due_ms(&record);
-        if self.records.insert(id, record).is_none() {
+        // The user's name is copied only for a user new to the index, or for the cap.
+        if let Some(user) = record.user.as_deref() {
+            if let Some(ids) = self.users.get_mut(user) {
+                ids.insert(id);
+            } else {
+                let mut ids = HashSet::default();
+                ids.insert(id);
+                self.users.insert(user.to_owned(), ids);
+            }
+        }
+        let capped = cap.and_then(|cap| record.user.clone().map(|user| (user, cap)));
+        let bound = record.user.is_some();
+        let old = self.records.insert(id, record);
+        if !bound {
+            self.anonymous.insert(anonymous_key);
+        } else if old.as_ref().is_some_and(|o| o.user.is_none()) {
+            self.anonymous.remove(&anonymous_key);
+        }
+        if old.is_none() {
             self.due.push(Reverse((due, id)));
         }
-        if let Some(user) = user {
-            self.users.entry(user.clone()).or_default().insert(id);
-            if let Some(cap) = cap {
-                self.enforce_cap(&user, &id, cap);
-            }
+        if let Some((user, cap)) = capped {
+            self.enforce_cap(&user, &id, cap);
         }
         self.expire_due(now);
         // Entries of records removed before they fell due (deleted, evicted) stay until
