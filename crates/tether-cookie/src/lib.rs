@@ -306,6 +306,7 @@ impl CookieStore {
     #[must_use]
     pub fn with_context(mut self, context: impl Into<String>) -> Self {
         self.context = context.into();
+        self.opened = self.opened.fresh();
         self
     }
 
@@ -336,6 +337,7 @@ impl CookieStore {
     #[must_use]
     pub fn with_max_len(mut self, max_len: usize) -> Self {
         self.max_len = max_len;
+        self.opened = self.opened.fresh();
         self
     }
 

@@ -21,7 +21,10 @@ pub(crate) struct Opened {
 }
 
 /// Values that were authenticated (opened, or sealed here) and what they hold; at
-/// most `capacity` of them, the least recently used dropped first.
+/// most `capacity` of them, the least recently used dropped first. Clones of a store
+/// share it; a builder call that changes what opens (the context, the length limit)
+/// gives the store a cache of its own ([`OpenedCache::fresh`]), so a value one
+/// configuration opened is never taken as opened by another.
 #[derive(Clone)]
 pub(crate) struct OpenedCache(Option<Arc<Cache<Box<str>, Arc<Opened>>>>);
 
@@ -37,6 +40,16 @@ impl OpenedCache {
     /// A cache of `capacity` values; none at all for 0.
     pub(crate) fn new(capacity: usize) -> Self {
         Self((capacity > 0).then(|| Arc::new(Cache::new(capacity))))
+    }
+
+    /// An empty cache of the same capacity, shared with no other store.
+    #[must_use]
+    pub(crate) fn fresh(&self) -> Self {
+        Self::new(
+            self.0
+                .as_ref()
+                .map_or(0, |c| usize::try_from(c.capacity()).unwrap_or(usize::MAX)),
+        )
     }
 
     /// What `value`, sealed for `cookie`, opened to, if it is here.

@@ -455,3 +455,19 @@ fn a_remembered_value_is_checked_again_on_every_open() {
         assert_eq!(store.open(&forged, "tether", now), None);
     }
 }
+
+/// Stores cloned from one and given different contexts share no remembered values: a
+/// value one context sealed never opens under the other from memory.
+#[test]
+fn clones_with_another_context_do_not_share_opened_values() {
+    let now = OffsetDateTime::now_utc();
+    let base = CookieStore::new(ring());
+    let shop = base.clone().with_context("shop");
+    let admin = base.clone().with_context("admin");
+    let value = shop.seal(&typical_record(), "tether", now).unwrap();
+    assert!(shop.open(&value, "tether", now).is_some());
+    assert_eq!(admin.open(&value, "tether", now), None);
+    assert_eq!(base.open(&value, "tether", now), None);
+    let short = base.clone().with_max_len(value.len() - 1);
+    assert_eq!(short.open(&value, "tether", now), None);
+}

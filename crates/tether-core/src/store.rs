@@ -421,14 +421,17 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
         self.save(id, changes).await
     }
 
-    /// Refreshes the idle deadline; `false` when the record does not exist.
+    /// Refreshes the idle deadline; `false` when the record does not exist. A store
+    /// whose `save_from` compares versions must move the version here too, so a save
+    /// that read before the refresh does not write the older deadline back.
     async fn touch(&self, id: &Id, touch: &Touch) -> Result<bool>;
 
     /// Deletes the record; `false` when it did not exist.
     async fn delete(&self, id: &Id) -> Result<bool>;
 
     /// Atomically moves the record from `old` to `new`, merging `changes`; the old id
-    /// stops working. [`Saved::Gone`] when `old` does not exist.
+    /// stops working. [`Saved::Gone`] when `old` does not exist, and then nothing is
+    /// left under `new` (the layer may start a new session under it).
     async fn cycle_id(&self, old: &Id, new: &Id, changes: &Changes) -> Result<Saved>;
 
     /// The live sessions bound to `user`, oldest first.

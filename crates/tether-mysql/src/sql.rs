@@ -65,7 +65,7 @@ pub(crate) const CLEAR_EXPIRED_ID_SQL: &str = concat!(
     ")"
 );
 pub(crate) const TOUCH_SQL: &str = concat!(
-    "UPDATE tether_sessions SET last_seen_ms = GREATEST(last_seen_ms, ?), ",
+    "UPDATE tether_sessions SET version = version + 1, last_seen_ms = GREATEST(last_seen_ms, ?), ",
     "idle_deadline_ms = LEAST(COALESCE(? + ABS(lifetime_ms), ?), ",
     "COALESCE(absolute_deadline_ms, ? + ABS(lifetime_ms), ?)) WHERE id = ? AND ",
     live!()

@@ -180,7 +180,8 @@ pub(crate) fn decode_legacy(reply: &Value) -> Result<Option<Record>> {
         rest = tail;
         Ok(item)
     };
-    let mut pairs = Vec::with_capacity(usize::try_from(len / 2).unwrap_or(0));
+    // Sized by what the reply holds, not by what its header claims.
+    let mut pairs = Vec::with_capacity(packed.len().min(usize::try_from(len / 2).unwrap_or(0)));
     for _ in 0..len / 2 {
         let field = next()?;
         pairs.push((field, next()?));

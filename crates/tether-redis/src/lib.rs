@@ -30,7 +30,8 @@
 //!
 //! A load is one `GET`: one string for the client to parse (a second call only when
 //! the packed key has nothing, to look for a first-layout hash). A new session is one
-//! `SET … NX PXAT`. A save after a read is one `EVALSHA` of a short script that writes
+//! `SET … NX PXAT`, sent with its user's index entry in one pipeline on a single Redis
+//! (two calls on a Cluster, where they are in different slots). A save after a read is one `EVALSHA` of a short script that writes
 //! the record the client merged only if the stored version is still the one read
 //! ([`SessionStore::save_from`]); when another save moved it (or for a save with no
 //! read before it), one `EVALSHA` of the merge script, which checks the session is

@@ -134,6 +134,9 @@ if r.l then deadline = seen + math.abs(r.l) end
 if r.a and r.a < deadline then deadline = r.a end
 if seen > r.s then r.s = seen end
 r.i = deadline
+-- A refresh moves the version too, so a save that read before it does not write its
+-- older deadline back (SAVE_IF_VERSION compares the version only).
+r.v = r.v + 1
 write(r, legacy, deadline)
 return 1
 ",

@@ -70,7 +70,7 @@ pub(crate) const CLEAR_EXPIRED_ID_SQL: &str = concat!(
     ")"
 );
 pub(crate) const TOUCH_SQL: &str = concat!(
-    "UPDATE tether_sessions SET last_seen_ms = MAX(last_seen_ms, ?1), ",
+    "UPDATE tether_sessions SET version = version + 1, last_seen_ms = MAX(last_seen_ms, ?1), ",
     "idle_deadline_ms = MIN(COALESCE(?1 + ABS(lifetime_ms), ?2), ",
     "COALESCE(absolute_deadline_ms, ?1 + ABS(lifetime_ms), ?2)) WHERE id = ?3 AND ",
     live!(4)

@@ -46,15 +46,16 @@ impl Default for MemoryStore {
     }
 }
 
-/// Maps keyed by ids and user names hash with foldhash, randomly seeded per map like
-/// std's SipHash (so keys an attacker picks cannot be made to collide) but several
-/// times cheaper; every request hashes an id at least once.
+/// Maps keyed by ids hash with foldhash (randomly seeded, several times cheaper than
+/// std's SipHash; every request hashes an id at least once). Ids are made by the
+/// server, so an attacker cannot choose keys that go in; a presented id is only looked
+/// up. User names can be chosen by users, so the user index keeps SipHash.
 type Hasher = foldhash::fast::RandomState;
 
 #[derive(Debug, Default)]
 struct State {
     records: HashMap<Id, Record, Hasher>,
-    users: HashMap<String, HashSet<Id, Hasher>, Hasher>,
+    users: HashMap<String, HashSet<Id, Hasher>>,
     /// Anonymous sessions by creation (ms), the oldest first to make room.
     anonymous: BTreeSet<(i64, Id)>,
     locks: HashMap<Id, (LockToken, Instant), Hasher>,
