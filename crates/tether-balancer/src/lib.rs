@@ -58,7 +58,6 @@ mod admin;
 mod forwarded;
 mod proxy;
 mod ring;
-pub mod server;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -70,6 +69,9 @@ use axum::http::{Uri, header};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+
+/// The bounded HTTP/1 server the balancer (and tether's other binaries) listen with.
+pub use tether_server as server;
 
 pub use crate::admin::{AdminToken, MIN_TOKEN_LEN};
 pub use crate::forwarded::{TrustedProxies, X_FORWARDED_FOR};
@@ -399,20 +401,15 @@ impl Balancer {
     }
 
     /// Serves the admin API on its own `listener` (keep it on loopback or a private
-    /// network) until the process ends.
+    /// network) until the process ends, within the proxy listener's limits.
     pub async fn serve_admin(
         self,
         listener: tokio::net::TcpListener,
         token: AdminToken,
     ) -> std::io::Result<()> {
         let app = self.admin_router(token);
-        server::serve(
-            listener,
-            app,
-            server::Limits::default(),
-            std::future::pending(),
-        )
-        .await
+        let limits = self.inner.config.limits;
+        server::serve(listener, app, limits, std::future::pending()).await
     }
 
     fn choose(&self, pool: &Pool, client: IpAddr, headers: &http::HeaderMap) -> Option<Route> {

@@ -74,6 +74,13 @@ struct Args {
         default_value_t = 10_000
     )]
     header_timeout_ms: u64,
+    /// How long a client may take to send a request's body, in milliseconds.
+    #[arg(
+        long,
+        env = "TETHER_BALANCER_BODY_TIMEOUT_MS",
+        default_value_t = 15_000
+    )]
+    body_timeout_ms: u64,
     /// The most client connections open at once (the longest-idle is closed to make room).
     #[arg(long, env = "TETHER_BALANCER_MAX_CONNECTIONS", default_value_t = 512)]
     max_connections: usize,
@@ -116,6 +123,7 @@ async fn main() {
         .response_timeout(Duration::from_millis(args.response_timeout_ms))
         .limits(Limits {
             header_read_timeout: Duration::from_millis(args.header_timeout_ms),
+            body_read_timeout: Duration::from_millis(args.body_timeout_ms),
             max_connections: args.max_connections,
         })
         .log_requests(!args.quiet);

@@ -269,6 +269,7 @@ async fn bounded(header_read_timeout: Duration, max_connections: usize) -> (Stri
     let lb = start(Config::new(vec![backend().await]).limits(Limits {
         header_read_timeout,
         max_connections,
+        ..Limits::default()
     }))
     .await;
     let addr = lb.trim_start_matches("http://").to_owned();

@@ -95,13 +95,18 @@ fn run(args: &RunArgs) {
     };
     let mysql_url = url_for("mysql", "TETHER_TEST_MYSQL_URL");
     let postgres_url = url_for("postgres", "TETHER_TEST_POSTGRES_URL");
-    let file_dir = std::env::temp_dir().join(format!("tether-bench-{}", std::process::id()));
+    // The run's stores: a random name, 0700, created exclusively.
+    let work_dir = tempfile::Builder::new()
+        .prefix("tether-bench-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir()
+        .unwrap_or_else(|e| fail(&e.to_string()));
+    let file_dir = work_dir.path().to_owned();
     let file_url = file_dir.join("sessions").display().to_string();
     // A database file per library (`{lib}` is filled in by `Server::start`), so
     // neither inherits the other's write-ahead log to checkpoint.
     let sqlite_url = format!("sqlite://{}", file_dir.join("{lib}.db").display());
-    std::fs::create_dir_all(&file_dir).unwrap_or_else(|e| fail(&e.to_string()));
-    let script_path = std::env::temp_dir().join(format!("tether-bench-{}.lua", std::process::id()));
+    let script_path = file_dir.join("load.lua");
     // The bare server ignores cookies; it gets the same number of distinct ones.
     let fake_cookies: Vec<String> = (0..SESSIONS).map(|i| format!("bare={i:022}")).collect();
     let stores: Vec<(&str, Option<&str>, Vec<&str>)> = vec![
@@ -232,8 +237,7 @@ fn run(args: &RunArgs) {
     } else {
         BTreeMap::new()
     };
-    let _ = std::fs::remove_dir_all(&file_dir);
-    let _ = std::fs::remove_file(&script_path);
+    drop(work_dir);
     let report = Report {
         args,
         samples,

@@ -91,14 +91,10 @@ pub enum KeyError {
         /// Its position, from 1.
         index: usize,
     },
-    /// The key file could not be read.
-    #[error("reading keys from {path}: {source}")]
-    Io {
-        /// The file.
-        path: String,
-        /// The error.
-        source: std::io::Error,
-    },
+    /// The key file could not be read, or others can read it (a key file must be
+    /// `0600`, owned by the process's user).
+    #[error("key file {0}")]
+    File(#[from] tether_core::private_file::PrivateFileError),
     /// The environment variable is not set.
     #[error("environment variable {0} is not set")]
     MissingEnv(String),
@@ -162,12 +158,13 @@ impl KeyRing {
     }
 
     /// Keys from a file, in [`KeyRing::parse`]'s format.
+    ///
+    /// The file must be open to no one but its owner, this process's user (`chmod 600`):
+    /// whoever reads a key can forge sessions. Anything else is refused with an error
+    /// naming the file and the fix.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, KeyError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = tether_core::private_file::read_to_string(path)?;
         Self::parse(&text)
     }
 

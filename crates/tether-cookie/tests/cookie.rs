@@ -226,13 +226,31 @@ fn key_rings_reject_bad_keys() {
     assert!(KeyRing::parse(&"A".repeat(44)).is_err());
     assert!(KeyRing::from_file("/nonexistent/keys").is_err());
     let dir = std::env::temp_dir().join(format!("tether-keys-{}", std::process::id()));
-    std::fs::write(
+    let _ = std::fs::remove_file(&dir);
+    tether_core::private_file::create(
         &dir,
-        format!("# keys\n{}\n", KeyRing::generate_key().unwrap()),
+        format!("# keys\n{}\n", KeyRing::generate_key().unwrap()).as_bytes(),
     )
     .unwrap();
     assert_eq!(KeyRing::from_file(&dir).unwrap().len(), 1);
     std::fs::remove_file(&dir).unwrap();
+}
+
+/// A key file other users can read is a key they can forge sessions with: refused,
+/// with the fix in the message.
+#[test]
+fn key_files_others_can_read_are_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = std::env::temp_dir().join(format!("tether-open-keys-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    std::fs::write(&path, format!("{}\n", KeyRing::generate_key().unwrap())).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let error = KeyRing::from_file(&path).unwrap_err().to_string();
+    assert!(error.contains("chmod 600"), "{error}");
+    assert!(error.contains(&path.display().to_string()), "{error}");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(KeyRing::from_file(&path).unwrap().len(), 1);
+    std::fs::remove_file(&path).unwrap();
 }
 
 // ---- through the layer -------------------------------------------------------------

@@ -1,9 +1,11 @@
 //! The session contract shared by every tether store.
 //!
-//! This crate has no I/O: it defines what a session is ([`Id`], [`Record`],
+//! This crate talks to no store or network: it defines what a session is ([`Id`], [`Record`],
 //! [`Changes`]), what a store must do ([`SessionStore`]), how it fails ([`Error`]),
 //! and the pieces stores share (the capacity policy [`SessionLimits`], the lock pacing
-//! [`LockWait`], the handle of a background task [`Background`]).
+//! [`LockWait`], the handle of a background task [`Background`]), and the one piece of
+//! file handling every store with secrets shares ([`private_file`]: key files and
+//! session databases that only their owner can read, created exclusively).
 //! Stores depend on it alone (plus their client library); the `tether` crate puts them
 //! behind a Tower layer.
 
@@ -11,6 +13,7 @@ mod background;
 mod error;
 mod id;
 mod lifetime;
+pub mod private_file;
 mod record;
 mod revocation;
 mod store;

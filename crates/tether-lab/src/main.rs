@@ -207,12 +207,16 @@ async fn lab(args: RunArgs) -> Result<Report, Error> {
     let programs = Programs::in_dir(&bin_dir)?.behind(args.proxy)?;
     let settings = settings(&args);
     let (approaches, unrouted) = chosen(&args);
-    let work = std::env::temp_dir().join(format!("tether-lab-{}", std::process::id()));
-    std::fs::create_dir_all(&work)?;
+    // The run's stores and keys: a random name, 0700, created exclusively.
+    let work_dir = tempfile::Builder::new()
+        .prefix("tether-lab-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir()?;
+    let work = work_dir.path().to_owned();
     let mut skipped = Vec::new();
     let services = start_services(&approaches, &work, &mut skipped).await;
     if args.require_all && !skipped.is_empty() {
-        let _ = std::fs::remove_dir_all(&work);
+        drop(work_dir);
         let why: Vec<String> = skipped
             .iter()
             .map(|(a, why)| format!("{}: {why}", a.name()))
@@ -260,7 +264,7 @@ async fn lab(args: RunArgs) -> Result<Report, Error> {
     }
     bar.finish_and_clear();
     drop(services);
-    let _ = std::fs::remove_dir_all(&work);
+    drop(work_dir);
 
     let profile = bin_dir
         .file_name()

@@ -146,7 +146,8 @@ fn key_file(dir: &std::path::Path, approach: Approach) -> Result<PathBuf, Error>
     }
     .map_err(|e| Error::Setup(format!("no {} key: {e}", approach.store())))?;
     let path = dir.join(format!("{}.keys", approach.store()));
-    std::fs::write(&path, format!("{key}\n"))?;
+    tether_core::private_file::create(&path, format!("{key}\n").as_bytes())
+        .map_err(|e| Error::Setup(e.to_string()))?;
     Ok(path)
 }
 

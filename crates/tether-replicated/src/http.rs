@@ -13,7 +13,6 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use axum::body::Bytes;
 use axum::extract::{Query, State as AxumState};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -21,8 +20,8 @@ use axum::routing::{get, post};
 use tether_core::{Id, unix_ms};
 
 use crate::wire::{
-    BATCH_BYTES, Batch, Hello, MAX_BODY, MAX_SKEW_MS, NONCE, NOT_READY, Page, SIGNATURE, TIME,
-    TIMESTAMP,
+    self, BATCH_BYTES, BODY_DEADLINE, Batch, DIGEST, Hello, MAX_BODY, MAX_SKEW_MS, NONCE,
+    NOT_READY, Page, SIGNATURE, TIME, TIMESTAMP, TO, batch_binding,
 };
 use crate::{Inner, LAG_SAMPLES, lock};
 
@@ -128,18 +127,54 @@ async fn hello(AxumState(inner): AxumState<Arc<Inner>>, headers: HeaderMap) -> R
     signed_json(&inner, b"hello-reply", &nonce, &answer)
 }
 
+/// A batch is authenticated from its headers (time, nonce, receiver, the body's
+/// digest, and their signature) before a byte of its body is read; the body is then
+/// read within [`BODY_DEADLINE`] and [`MAX_BODY`], and must match the digest. So an
+/// unsigned or forged request costs no more than its headers, and a slow one no
+/// longer than the deadline.
 async fn receive_events(
     AxumState(inner): AxumState<Arc<Inner>>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> Response {
-    let Some(signature) = headers.get(SIGNATURE).and_then(|v| v.to_str().ok()) else {
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let (Some(to), Some(digest)) = (text(TO), text(DIGEST)) else {
         return refuse(StatusCode::UNAUTHORIZED, "unsigned replication message");
     };
-    if !inner.secret.verify(&[b"events", &body], signature) {
+    if let Err(refusal) = check_signed(&inner, headers, "events", &batch_binding(to, digest)) {
+        return *refusal;
+    }
+    if to != inner.node.to_string() {
+        return refuse(
+            StatusCode::MISDIRECTED_REQUEST,
+            "this batch is addressed to another node (or to this one before a restart)",
+        );
+    }
+    let body = match tokio::time::timeout(BODY_DEADLINE, axum::body::to_bytes(body, MAX_BODY)).await
+    {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => {
+            return refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the batch is too large, or its body could not be read",
+            );
+        }
+        Err(_) => {
+            return refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                "the batch's body did not arrive in time",
+            );
+        }
+    };
+    if wire::digest(&body) != digest {
         return refuse(
             StatusCode::UNAUTHORIZED,
-            "replication message signature does not verify",
+            "the batch's body does not match its signed digest",
         );
     }
     let Ok(batch) = serde_json::from_slice::<Batch>(&body) else {

@@ -29,7 +29,7 @@ use tokio::sync::Notify;
 
 use crate::request::{Refusal, signed_get};
 use crate::state::{Event, Slot};
-use crate::wire::{BATCH_BYTES, Batch, Hello, MAX_SKEW_MS, SIGNATURE};
+use crate::wire::{BATCH_BYTES, Batch, DIGEST, Hello, MAX_SKEW_MS, TO, batch_binding, digest};
 use crate::{Inner, lock};
 
 /// One peer, as the sender sees it.
@@ -307,12 +307,23 @@ async fn send(store: &Inner, peer: &Peer, to: u64, seq: u64, outgoing: &Outgoing
         Ok(body) => body,
         Err(e) => return Answer::Failed(format!("encoding a batch: {e}")),
     };
-    let signature = store.secret.sign(&[b"events", &body]);
+    // The headers authenticate the batch (its receiver, its body's digest) before the
+    // receiver reads the body.
+    let to = to.to_string();
+    let digest = digest(&body);
+    let signed = store
+        .secret
+        .request_headers("events", &batch_binding(&to, &digest));
     let size = body.len() as u64;
-    let sent = store
+    let mut request = store
         .client
         .post(format!("{}/events", peer.url))
-        .header(SIGNATURE, signature)
+        .header(TO, to)
+        .header(DIGEST, digest);
+    for (name, value) in signed {
+        request = request.header(name, value);
+    }
+    let sent = request
         .header("content-type", "application/json")
         .body(body)
         .send()

@@ -15,6 +15,13 @@ pub(crate) const TIMESTAMP: &str = "x-tether-timestamp";
 pub(crate) const NONCE: &str = "x-tether-nonce";
 /// The header of a refusal carrying the refusing node's clock (ms), to name skew.
 pub(crate) const TIME: &str = "x-tether-time";
+/// The header of a batch naming the node it is for (its id, from its signed hello).
+pub(crate) const TO: &str = "x-tether-to";
+/// The header of a batch carrying the hex SHA-256 of its body: the signature covers
+/// it, so a batch is authenticated from its headers before its body is read.
+pub(crate) const DIGEST: &str = "x-tether-digest";
+/// How long a batch's body may take to arrive once its signed headers are checked.
+pub(crate) const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 /// The header marking a `503` from a node that is still catching up itself.
 pub(crate) const NOT_READY: &str = "x-tether-not-ready";
 /// How far a signed request's time may be from ours.
@@ -105,6 +112,18 @@ impl Secret {
         let signature = self.sign(&[what.as_bytes(), ts.as_bytes(), nonce.as_bytes(), extra]);
         [(TIMESTAMP, ts), (NONCE, nonce), (SIGNATURE, signature)]
     }
+}
+
+/// What a batch's header signature covers besides its time and nonce: the receiver's
+/// id and the body's digest.
+pub(crate) fn batch_binding(to: &str, digest: &str) -> Vec<u8> {
+    format!("{to}:{digest}").into_bytes()
+}
+
+/// The hex SHA-256 of a batch's body.
+pub(crate) fn digest(body: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(Sha256::digest(body))
 }
 
 /// Signs a `GET` of a node's `/stats` with the shared secret: the headers to send.

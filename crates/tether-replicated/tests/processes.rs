@@ -305,6 +305,14 @@ fn three_processes() {
     refuses_forged_messages(&http, &a, &b);
 }
 
+/// How a hand-made batch is signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signing {
+    None,
+    Wrong,
+    Good,
+}
+
 /// A node's id, from a hello signed by hand.
 fn node_id(http: &reqwest::blocking::Client, node: &Node) -> u64 {
     let ts = (time::OffsetDateTime::now_utc().unix_timestamp() * 1000).to_string();
@@ -327,37 +335,63 @@ fn node_id(http: &reqwest::blocking::Client, node: &Node) -> u64 {
 /// Unsigned, wrongly signed, misdirected, replayed and stale messages are refused,
 /// and so are unsigned snapshot and stats requests.
 fn refuses_forged_messages(http: &reqwest::blocking::Client, a: &Node, b: &Node) {
-    let post = |node: &Node, body: &[u8], signature: Option<&str>| {
+    // A batch's headers: its receiver, its body's digest, a time and a nonce, and
+    // their signature; `signed_for` is the body the headers describe.
+    let post = |node: &Node, to: u64, body: &[u8], signing: Signing, signed_for: &[u8]| {
         let mut req = http
             .post(node.url("/_tether/events"))
             .header("content-type", "application/json")
             .body(body.to_vec());
-        if let Some(s) = signature {
-            req = req.header("x-tether-signature", s);
+        if signing != Signing::None {
+            use sha2::Digest as _;
+            let ts = (time::OffsetDateTime::now_utc().unix_timestamp() * 1000).to_string();
+            let nonce = "00112233445566778899aabbccddeeff";
+            let digest = hex::encode(sha2::Sha256::digest(signed_for));
+            let binding = format!("{to}:{digest}");
+            let signature = match signing {
+                Signing::Good => sign(&[
+                    b"events",
+                    ts.as_bytes(),
+                    nonce.as_bytes(),
+                    binding.as_bytes(),
+                ]),
+                _ => sign(&[b"events", b"something else"]),
+            };
+            req = req
+                .header("x-tether-to", to.to_string())
+                .header("x-tether-digest", digest)
+                .header("x-tether-timestamp", ts)
+                .header("x-tether-nonce", nonce)
+                .header("x-tether-signature", signature);
         }
         req.send().unwrap().status()
     };
     let to_a = node_id(http, a);
     let body = format!(r#"{{"origin":4242,"to":{to_a},"seq":1,"events":[]}}"#).into_bytes();
-    assert_eq!(post(a, &body, None), 401, "unsigned");
+    assert_eq!(post(a, to_a, &body, Signing::None, &body), 401, "unsigned");
     assert_eq!(
-        post(a, &body, Some(&sign(&[b"events", b"something else"]))),
+        post(a, to_a, &body, Signing::Wrong, &body),
         401,
         "wrongly signed"
     );
-    let good = sign(&[b"events", &body]);
+    let other = format!(r#"{{"origin":4242,"to":{to_a},"seq":9,"events":[]}}"#).into_bytes();
     assert_eq!(
-        post(a, &body, Some(&good)),
+        post(a, to_a, &other, Signing::Good, &body),
+        401,
+        "a body other than the one its headers sign"
+    );
+    assert_eq!(
+        post(a, to_a, &body, Signing::Good, &body),
         200,
         "a properly signed message"
     );
     assert_eq!(
-        post(a, &body, Some(&good)),
+        post(a, to_a, &body, Signing::Good, &body),
         409,
         "the same message replayed"
     );
     assert_eq!(
-        post(b, &body, Some(&good)),
+        post(b, to_a, &body, Signing::Good, &body),
         421,
         "the same message replayed to another peer"
     );
@@ -370,7 +404,7 @@ fn refuses_forged_messages(http: &reqwest::blocking::Client, a: &Node, b: &Node)
     )
     .into_bytes();
     assert_eq!(
-        post(a, &stale, Some(&sign(&[b"events", &stale]))),
+        post(a, to_a, &stale, Signing::Good, &stale),
         410,
         "a stale event"
     );

@@ -50,6 +50,7 @@
 //!   a free or expired lock.
 //! - Every value reaches the database as a bind parameter; no SQL is built from input.
 
+mod file;
 mod maintenance;
 mod sql;
 mod statements;
@@ -85,20 +86,28 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(1);
 impl SqliteStore {
     /// A store on the database file of `url`: `sqlite://PATH`, `sqlite:PATH` or
     /// `sqlite:///ABSOLUTE/PATH`, as sqlx reads them (query options such as
-    /// `?mode=rwc` too). The file is created when missing; WAL mode and a busy timeout
-    /// are set on every connection. An in-memory URL is refused: see
-    /// [`SqliteStore::in_memory`].
+    /// `?mode=rwc` too). WAL mode and a busy timeout are set on every connection. An
+    /// in-memory URL is refused: see [`SqliteStore::in_memory`].
     ///
-    /// Connections are made on demand: this fails only on a malformed URL; a file
-    /// that cannot be opened is a 503 on the first request. Call
-    /// [`SqliteStore::migrate`] once at start-up.
+    /// The file holds every session: it is created `0600` when missing (its `-wal`
+    /// and `-shm` files take its mode; when its directory does not exist yet, SQLite
+    /// creates the files on first use and they are made `0600` then), and a file (or
+    /// `-wal`, `-shm`) that another user owns or that group or others can reach is
+    /// refused with a configuration error naming the `chmod` that fixes it.
+    ///
+    /// Connections are made on demand: a file that cannot be opened later is a 503
+    /// on the first request. Call [`SqliteStore::migrate`] once at start-up.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// use tether_sqlite::SqliteStore;
-    /// assert!(SqliteStore::connect("sqlite://sessions.db").is_ok());
+    /// let dir = std::env::temp_dir().join(format!("tether-doc-sqlite-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let url = format!("sqlite://{}", dir.join("sessions.db").display());
+    /// assert!(SqliteStore::connect(&url).is_ok());
     /// assert!(SqliteStore::connect("postgres://nope").is_err());
     /// assert!(SqliteStore::connect("sqlite::memory:").is_err()); // see `in_memory`
+    /// # std::fs::remove_dir_all(&dir).unwrap();
     /// # }
     /// ```
     pub fn connect(url: &str) -> Result<Self> {
@@ -127,7 +136,15 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
             .pragma("wal_autocheckpoint", "4000");
+        let db = options.get_filename().to_owned();
+        let deferred = file::prepare(&db)? == file::Prepared::Deferred;
         let conn = SqlitePoolOptions::new()
+            .after_connect(move |_, _| {
+                if deferred {
+                    file::restrict(&db);
+                }
+                Box::pin(async { Ok(()) })
+            })
             .max_connections(1)
             .acquire_timeout(DEFAULT_TIMEOUT)
             .test_before_acquire(false)

@@ -17,7 +17,14 @@ impl SqliteStore {
     /// While a new file is first switched to WAL mode, a process that opens it at the
     /// same moment can be refused at once ("database is locked", without waiting):
     /// such a refusal is retried for up to ten seconds.
+    ///
+    /// A database file (or its `-wal`, `-shm`) that another user owns or can reach is
+    /// refused here too, for a store made [`from_pool`](SqliteStore::from_pool).
     pub async fn migrate(&self) -> Result<()> {
+        let db = self.conn.connect_options().get_filename().to_owned();
+        if !db.as_os_str().is_empty() && db.as_os_str() != ":memory:" {
+            crate::file::check(&db)?;
+        }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             match self.migrate_once().await {

@@ -59,8 +59,9 @@ fn write_key_file(dir: &Path, store: StoreKind) -> PathBuf {
         _ => tether::cookie::KeyRing::generate_key().map_err(|e| e.to_string()),
     }
     .unwrap_or_else(|e| fail(&e));
-    std::fs::write(&path, format!("{key}\n"))
-        .unwrap_or_else(|e| fail(&format!("writing {}: {e}", path.display())));
+    // 0600, and never through a name someone else prepared.
+    tether::core::private_file::create(&path, format!("{key}\n").as_bytes())
+        .unwrap_or_else(|e| fail(&format!("writing the key file: {e}")));
     path
 }
 
@@ -98,9 +99,14 @@ pub(crate) async fn run(args: DemoArgs) {
     if args.instances == 0 {
         fail("--instances must be at least 1");
     }
-    let dir = std::env::temp_dir().join(format!("tether-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)
-        .unwrap_or_else(|e| fail(&format!("creating {}: {e}", dir.display())));
+    // The run's keys and sessions: a directory of a random name, created 0700 and
+    // exclusively, so another local user can neither read it nor prepare it.
+    let run_dir = tempfile::Builder::new()
+        .prefix("tether-demo-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir()
+        .unwrap_or_else(|e| fail(&format!("creating the demo's directory: {e}")));
+    let dir = run_dir.path().to_owned();
     let ports: Vec<u16> = (0..args.instances).map(|_| free_port()).collect();
     let urls: Vec<String> = ports
         .iter()
@@ -178,6 +184,6 @@ pub(crate) async fn run(args: DemoArgs) {
     for child in &mut children {
         let _ = child.kill().await;
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(run_dir);
     println!("tether demo: stopped");
 }

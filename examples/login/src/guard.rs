@@ -55,23 +55,33 @@ fn is_same_origin(headers: &HeaderMap) -> bool {
         .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
 }
 
-/// Failed password attempts allowed per user name before a pause: 5, then one more
-/// every 12 s.
-const PER_USER: (u32, Duration) = (5, Duration::from_secs(12));
-/// Failed attempts allowed per client address: 20, then one more every 3 s.
+/// Failed password attempts allowed for one user name from one client address before
+/// a pause: 5, then one more every 12 s.
+const PER_USER_AT_ADDRESS: (u32, Duration) = (5, Duration::from_secs(12));
+/// Failed attempts allowed per client address, whatever the names: 20, then one more
+/// every 3 s.
 const PER_ADDRESS: (u32, Duration) = (20, Duration::from_secs(3));
+/// Failed attempts allowed for one user name from all addresses together: far above
+/// what one address can reach (one every 12 s), so only a guessing campaign from many
+/// addresses at once pauses a name for everyone.
+const PER_USER: (u32, Duration) = (200, Duration::from_secs(1));
 /// Entries kept before expired ones are cleared.
 const KEEP: usize = 10_000;
 
-/// Limits password guessing per user name and per client address. Only failures
-/// count, so real users logging in are never slowed; once a name or an address has
-/// used up its failures, every attempt for it answers `429` (with `Retry-After`)
-/// without the password being checked, so a correct guess cannot be told apart.
+/// Limits password guessing. Only failures count, so real users logging in are never
+/// slowed. Failures are counted per (user name, client address), per address, and per
+/// name from everywhere: a guesser is paused after a few tries at one name, and
+/// sooner or later at any names, while the name's owner, from another address, still
+/// logs in (a name is paused for everyone only past [`PER_USER`], which no single
+/// address can reach). Once a key has used up its failures, every attempt it covers
+/// answers `429` (with `Retry-After`) without the password being checked, so a
+/// correct guess cannot be told apart.
 ///
 /// Its memory is bounded: user names are kept as 64-bit keyed hashes (a name of a
 /// megabyte costs eight bytes), names that are not valid user names count against the
 /// address only, and entries that have recovered are dropped every 1,000 failures.
 pub(crate) struct LoginLimiter {
+    by_user_at: DefaultKeyedRateLimiter<u64>,
     by_user: DefaultKeyedRateLimiter<u64>,
     by_address: DefaultKeyedRateLimiter<IpAddr>,
     blocked: Mutex<HashMap<Blocked, Instant>>,
@@ -82,6 +92,9 @@ pub(crate) struct LoginLimiter {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Blocked {
+    /// A user name tried from one address.
+    UserAt(u64),
+    /// A user name, from everywhere.
     User(u64),
     Address(IpAddr),
 }
@@ -96,6 +109,7 @@ impl LoginLimiter {
     /// A limiter that believes `X-Forwarded-For` from `trusted` proxies.
     pub(crate) fn new(trusted: TrustedProxies) -> Self {
         Self {
+            by_user_at: RateLimiter::keyed(quota(PER_USER_AT_ADDRESS)),
             by_user: RateLimiter::keyed(quota(PER_USER)),
             by_address: RateLimiter::keyed(quota(PER_ADDRESS)),
             blocked: Mutex::new(HashMap::new()),
@@ -109,6 +123,11 @@ impl LoginLimiter {
     /// be chosen to collide.
     fn user_key(&self, user: &str) -> u64 {
         std::hash::BuildHasher::hash_one(&self.names, user)
+    }
+
+    /// The key of a user name tried from one address.
+    fn user_at_key(&self, user: &str, address: Option<IpAddr>) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.names, (user, address))
     }
 
     fn blocked(&self) -> std::sync::MutexGuard<'_, HashMap<Blocked, Instant>> {
@@ -127,6 +146,7 @@ impl LoginLimiter {
         let now = Instant::now();
         let blocked = self.blocked();
         let keys = [
+            Some(Blocked::UserAt(self.user_at_key(user, address))),
             Some(Blocked::User(self.user_key(user))),
             address.map(Blocked::Address),
         ];
@@ -147,9 +167,15 @@ impl LoginLimiter {
         let now = Instant::now();
         let clock = DefaultClock::default();
         let mut pause = Vec::new();
-        let key = self.user_key(user);
-        if valid_name && let Err(not_until) = self.by_user.check_key(&key) {
-            pause.push((Blocked::User(key), not_until.wait_time_from(clock.now())));
+        if valid_name {
+            let at = self.user_at_key(user, address);
+            if let Err(not_until) = self.by_user_at.check_key(&at) {
+                pause.push((Blocked::UserAt(at), not_until.wait_time_from(clock.now())));
+            }
+            let key = self.user_key(user);
+            if let Err(not_until) = self.by_user.check_key(&key) {
+                pause.push((Blocked::User(key), not_until.wait_time_from(clock.now())));
+            }
         }
         if let Some(address) = address
             && let Err(not_until) = self.by_address.check_key(&address)
@@ -165,6 +191,7 @@ impl LoginLimiter {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if failures % 1000 == 999 || blocked.len() > KEEP {
             blocked.retain(|_, until| *until > now);
+            self.by_user_at.retain_recent();
             self.by_user.retain_recent();
             self.by_address.retain_recent();
         }
@@ -243,22 +270,44 @@ mod tests {
     }
 
     #[test]
-    fn failures_pause_the_name_and_the_address() {
+    fn failures_pause_the_guesser_and_not_the_owner() {
         let limiter = LoginLimiter::new(TrustedProxies::none());
-        let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        for _ in 0..PER_USER.0 {
-            assert!(limiter.check("ada", Some(ip)).is_ok());
-            limiter.failed("ada", true, Some(ip));
+        let guesser: IpAddr = "192.0.2.1".parse().unwrap();
+        let owner: IpAddr = "198.51.100.7".parse().unwrap();
+        for _ in 0..PER_USER_AT_ADDRESS.0 {
+            assert!(limiter.check("ada", Some(guesser)).is_ok());
+            limiter.failed("ada", true, Some(guesser));
         }
-        limiter.failed("ada", true, Some(ip));
-        assert!(limiter.check("ada", Some(ip)).is_err());
+        limiter.failed("ada", true, Some(guesser));
+        assert!(limiter.check("ada", Some(guesser)).is_err());
         assert!(
-            limiter.check("ada", None).is_err(),
-            "the name is paused anywhere"
+            limiter.check("ada", Some(owner)).is_ok(),
+            "the name's owner, elsewhere, still logs in"
         );
         assert!(
-            limiter.check("bob", Some(ip)).is_ok(),
+            limiter.check("bob", Some(guesser)).is_ok(),
             "the address has more"
+        );
+        for i in 0..PER_ADDRESS.0 {
+            limiter.failed(&format!("user{i}"), true, Some(guesser));
+        }
+        assert!(
+            limiter.check("carol", Some(guesser)).is_err(),
+            "an address guessing at many names is paused"
+        );
+    }
+
+    #[test]
+    fn a_campaign_from_many_addresses_pauses_the_name() {
+        let limiter = LoginLimiter::new(TrustedProxies::none());
+        for i in 0..=PER_USER.0 {
+            let address = IpAddr::from([10, 0, 0, u8::try_from(i).unwrap()]);
+            limiter.failed("ada", true, Some(address));
+        }
+        assert!(
+            limiter
+                .check("ada", Some("192.0.2.9".parse().unwrap()))
+                .is_err()
         );
     }
 }

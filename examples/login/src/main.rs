@@ -119,14 +119,25 @@ pub(crate) struct ServeArgs {
     /// requests), in milliseconds.
     #[arg(long, env = "TETHER_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
     header_timeout_ms: u64,
+    /// How long a client may take to send a request's body, in milliseconds.
+    #[arg(long, env = "TETHER_BODY_TIMEOUT_MS", default_value_t = 15_000)]
+    body_timeout_ms: u64,
     /// The most connections open at once (the longest-idle is closed to make room).
     #[arg(long, env = "TETHER_MAX_CONNECTIONS", default_value_t = 512)]
     max_connections: usize,
+    /// The most sessions one user may hold: a login beyond it ends that user's oldest
+    /// session, so one account can never fill `--max-sessions` (0: no cap).
+    #[arg(long, env = "TETHER_MAX_SESSIONS_PER_USER", default_value_t = 10)]
+    max_sessions_per_user: u32,
     /// Serve `GET /metrics` (Prometheus) on this address, such as 127.0.0.1:9101; off
-    /// by default, and never on the app's listener.
+    /// by default, and never on the app's listener. It has the app listener's header
+    /// and body deadlines and a cap of its own (8 connections: scrapers are few).
     #[arg(long, env = "TETHER_METRICS_LISTEN")]
     metrics_listen: Option<String>,
 }
+
+/// The largest request body the app reads (a form, a JSON value).
+const MAX_REQUEST_BODY: usize = 1 << 20;
 
 fn fail(message: &str) -> ! {
     eprintln!("login: {message}");
@@ -309,9 +320,22 @@ async fn replicated(args: &ServeArgs, built: &mut Built) {
     built.layer = SessionLayer::new(store);
 }
 
+/// The bounds of every listener an instance opens (the app's, the replication
+/// routes on it, the metrics'), from the flags.
+fn listener_limits(args: &ServeArgs) -> tether_server::Limits {
+    tether_server::Limits {
+        header_read_timeout: Duration::from_millis(args.header_timeout_ms),
+        body_read_timeout: Duration::from_millis(args.body_timeout_ms),
+        max_connections: args.max_connections,
+    }
+}
+
 async fn serve(args: ServeArgs) {
+    let limits = listener_limits(&args);
     if let Some(addr) = &args.metrics_listen {
-        metrics::serve(addr).await.unwrap_or_else(|e| fail(&e));
+        metrics::serve(addr, limits)
+            .await
+            .unwrap_or_else(|e| fail(&e));
     }
     let built = build_store(&args).await;
     // Bound only once the store is ready: until then a connection is refused at once
@@ -326,6 +350,9 @@ async fn serve(args: ServeArgs) {
     }
     if args.lock {
         layer = layer.with_lock(tether::LockOptions::default());
+    }
+    if args.max_sessions_per_user > 0 {
+        layer = layer.with_max_sessions_per_user(args.max_sessions_per_user);
     }
     let trusted = tether_balancer::TrustedProxies::parse(&args.trusted_proxies)
         .unwrap_or_else(|e| fail(&e.to_string()));
@@ -357,9 +384,7 @@ async fn serve(args: ServeArgs) {
                 ]))
                 .layer(TraceLayer::new_for_http())
                 .layer(CatchPanicLayer::new())
-                .layer(RequestBodyLimitLayer::new(
-                    tether_balancer::MAX_REQUEST_BODY,
-                ))
+                .layer(RequestBodyLimitLayer::new(MAX_REQUEST_BODY))
                 .layer(TimeoutLayer::with_status_code(
                     axum::http::StatusCode::SERVICE_UNAVAILABLE,
                     Duration::from_secs(30),
@@ -385,11 +410,7 @@ async fn serve(args: ServeArgs) {
             _ = term.recv() => {}
         }
     };
-    let limits = tether_balancer::server::Limits {
-        header_read_timeout: Duration::from_millis(args.header_timeout_ms),
-        max_connections: args.max_connections,
-    };
-    if let Err(e) = tether_balancer::server::serve(listener, router, limits, shutdown).await {
+    if let Err(e) = tether_server::serve(listener, router, limits, shutdown).await {
         fail(&format!("server error: {e}"));
     }
 }

@@ -8,12 +8,17 @@ use axum::http::header::CONTENT_TYPE;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusBuilder;
 
+/// The most connections the metrics listener keeps open: a few scrapers, never
+/// enough to take the descriptors the app needs.
+const MAX_CONNECTIONS: usize = 8;
+
 /// Installs the Prometheus recorder for the `metrics` facade (tether's store calls,
-/// sessions, locks, replication) and serves `GET /metrics` on `addr`.
+/// sessions, locks, replication) and serves `GET /metrics` on `addr`, within the app
+/// listener's deadlines (`limits`) and a cap of its own.
 ///
 /// # Errors
 /// When the recorder cannot be installed or the address cannot be bound.
-pub(crate) async fn serve(addr: &str) -> Result<(), String> {
+pub(crate) async fn serve(addr: &str, limits: tether_server::Limits) -> Result<(), String> {
     let handle = PrometheusBuilder::new()
         .install_recorder()
         .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
@@ -35,8 +40,12 @@ pub(crate) async fn serve(addr: &str) -> Result<(), String> {
             async move { ([(CONTENT_TYPE, "text/plain; version=0.0.4")], body) }
         }),
     );
+    let limits = tether_server::Limits {
+        max_connections: MAX_CONNECTIONS.min(limits.max_connections),
+        ..limits
+    };
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        if let Err(e) = tether_server::serve(listener, app, limits, std::future::pending()).await {
             eprintln!("login: the metrics listener failed: {e}");
         }
     });

@@ -7,72 +7,11 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Instance, Proc, Store, free_port, start_balancer, start_instances, wait_until};
+use common::{
+    Instance, Proc, Store, client, free_port, log_in, replicated, start_balancer, start_instances,
+    status, wait_until,
+};
 use serde_json::json;
-
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
-
-/// `login serve` on the replicated store with `secret` and `peers`, plus `extra`.
-fn replicated(port: u16, secret: &str, peers: &[u16], extra: &[&str]) -> Proc {
-    let peers: Vec<String> = peers
-        .iter()
-        .map(|p| format!("http://127.0.0.1:{p}"))
-        .collect();
-    let child = Command::new(env!("CARGO_BIN_EXE_login"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--name",
-            &format!("n{port}"),
-        ])
-        .args([
-            "--store",
-            "replicated",
-            "--insecure-cookie",
-            "--peers",
-            &peers.join(","),
-        ])
-        .args(extra)
-        .env("TETHER_REPLICATION_SECRET", secret)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Proc(child)
-}
-
-/// Logs `name` in at `base`: the user's client (with its cookie jar) and the session
-/// cookie as a `Cookie` header value.
-fn log_in(base: &str, name: &str) -> (reqwest::blocking::Client, String) {
-    let user = reqwest::blocking::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let login = user
-        .post(format!("{base}/api/login"))
-        .json(&json!({"username": name, "password": "demo"}))
-        .send()
-        .unwrap();
-    assert_eq!(login.status(), 200, "the login of {name}");
-    let cookie = login.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    (user, cookie)
-}
-
-fn status(http: &reqwest::blocking::Client, url: &str) -> Option<u16> {
-    http.get(url).send().ok().map(|r| r.status().as_u16())
-}
 
 #[test]
 fn the_replicated_store_never_runs_with_a_known_secret() {

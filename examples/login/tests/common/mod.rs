@@ -97,7 +97,7 @@ impl Store {
         let dir = temp_dir("cookie");
         let key = tether::cookie::KeyRing::generate_key().unwrap();
         let path = dir.join("keys");
-        std::fs::write(&path, format!("{key}\n")).unwrap();
+        tether::core::private_file::create(&path, format!("{key}\n").as_bytes()).unwrap();
         Self::Cookie(path)
     }
 
@@ -105,7 +105,7 @@ impl Store {
         let dir = temp_dir("jwt");
         let key = tether::jwt::JwtKeys::generate_ed25519("e2e").unwrap();
         let path = dir.join("keys");
-        std::fs::write(&path, format!("{key}\n")).unwrap();
+        tether::core::private_file::create(&path, format!("{key}\n").as_bytes()).unwrap();
         Self::Jwt(path)
     }
 
@@ -354,4 +354,67 @@ impl User {
             .send()
             .unwrap()
     }
+}
+
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// `login serve` on the replicated store with `secret` and `peers`, plus `extra`.
+pub fn replicated(port: u16, secret: &str, peers: &[u16], extra: &[&str]) -> Proc {
+    let peers: Vec<String> = peers
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+    let child = Command::new(env!("CARGO_BIN_EXE_login"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--name",
+            &format!("n{port}"),
+        ])
+        .args(["--store", "replicated", "--insecure-cookie"])
+        .args(if peers.is_empty() {
+            Vec::new()
+        } else {
+            vec!["--peers".to_owned(), peers.join(",")]
+        })
+        .args(extra)
+        .env("TETHER_REPLICATION_SECRET", secret)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Proc(child)
+}
+
+/// Logs `name` in at `base`: the user's client (with its cookie jar) and the session
+/// cookie as a `Cookie` header value.
+pub fn log_in(base: &str, name: &str) -> (reqwest::blocking::Client, String) {
+    let user = reqwest::blocking::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let login = user
+        .post(format!("{base}/api/login"))
+        .json(&json!({"username": name, "password": "demo"}))
+        .send()
+        .unwrap();
+    assert_eq!(login.status(), 200, "the login of {name}");
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    (user, cookie)
+}
+
+pub fn status(http: &reqwest::blocking::Client, url: &str) -> Option<u16> {
+    http.get(url).send().ok().map(|r| r.status().as_u16())
 }

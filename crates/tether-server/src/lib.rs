@@ -1,10 +1,13 @@
 //! Serving HTTP/1 with bounds a slow or hostile client cannot get around: a time limit
-//! for request headers (also the idle limit of a kept-alive connection) and a cap on
-//! open connections. The balancer and the demo app serve through it.
+//! for request headers (also the idle limit of a kept-alive connection), a deadline
+//! for a request's body, and a cap on open connections. Every listener tether's
+//! binaries open serves through it: the demo app's, its metrics', the balancer's and
+//! the balancer's admin API.
 //!
 //! | bound | default | nginx's equivalent |
 //! |---|---|---|
 //! | [`Limits::header_read_timeout`] | 10 s | `client_header_timeout` (60 s) and `keepalive_timeout` (75 s) |
+//! | [`Limits::body_read_timeout`] | 15 s | `client_body_timeout` (60 s, between reads) |
 //! | [`Limits::max_connections`] | 512 | `worker_connections` (512) |
 //!
 //! At the cap, a new connection makes room by closing the connection that has been
@@ -17,24 +20,23 @@
 //!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
-//! use tether_balancer::server::{Limits, serve};
+//! use tether_server::{Limits, serve};
 //! let app = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! serve(listener, app, Limits::default(), std::future::pending()).await
 //! # }
 //! ```
 
-use std::collections::BTreeMap;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+mod body;
+mod connections;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::ConnectInfo;
-use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
@@ -42,169 +44,32 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tower_service::Service as _;
 
+pub use crate::body::BodyTimeout;
+use crate::body::{Counted, Deadline};
+use crate::connections::{Activity, Busy, Open, Registry};
+
 /// The bounds of a server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// How long a client may take to send a request's headers, and how long a
     /// kept-alive connection may sit idle between requests.
     pub header_read_timeout: Duration,
+    /// How long a request's body may take to arrive in full, counted from its
+    /// headers; past it, the handler reading the body gets a [`BodyTimeout`] error
+    /// (axum answers `400`) and the connection closes.
+    pub body_read_timeout: Duration,
     /// The most connections open at once.
     pub max_connections: usize,
 }
 
 impl Default for Limits {
-    /// 10 s for headers; 512 connections.
+    /// 10 s for headers; 15 s for a body; 512 connections.
     fn default() -> Self {
         Self {
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(15),
             max_connections: 512,
         }
-    }
-}
-
-/// One open connection: how many requests it is serving (until each response's body
-/// is sent), since when it has been idle, and how to close it.
-struct Open {
-    activity: Arc<Activity>,
-    close: Arc<Notify>,
-}
-
-/// What a connection is doing, shared by its requests.
-struct Activity {
-    busy: AtomicUsize,
-    /// Milliseconds after the server's start at which it last went idle.
-    idle_since: AtomicU64,
-    /// Milliseconds after the server's start at which it last went busy.
-    busy_since: AtomicU64,
-    start: Instant,
-}
-
-impl Activity {
-    fn new(start: Instant) -> Self {
-        let activity = Self {
-            busy: AtomicUsize::new(0),
-            idle_since: AtomicU64::new(0),
-            busy_since: AtomicU64::new(0),
-            start,
-        };
-        activity.mark_idle();
-        activity
-    }
-
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    fn mark_idle(&self) {
-        self.idle_since.store(self.now_ms(), Ordering::SeqCst);
-    }
-}
-
-/// How long a connection may stay busy (a request body trickled in, a response its
-/// client never reads) before it may be closed to make room when every other
-/// connection is busy too: nginx's `client_body_timeout` and `send_timeout` (60 s).
-const STALLED_MS: u64 = 60_000;
-
-impl Activity {
-    fn stalled(&self, now_ms: u64) -> Option<u64> {
-        let since = self.busy_since.load(Ordering::SeqCst);
-        (self.busy.load(Ordering::SeqCst) > 0 && now_ms.saturating_sub(since) > STALLED_MS)
-            .then_some(since)
-    }
-}
-
-/// The open connections, oldest first (ids grow with each accept).
-#[derive(Default)]
-struct Registry {
-    open: Mutex<BTreeMap<u64, Open>>,
-}
-
-impl Registry {
-    fn open(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Open>> {
-        self.open
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Makes room for one more connection, closing the one idle the longest: `false`
-    /// when every connection is busy.
-    fn make_room(&self, max: usize) -> bool {
-        let mut open = self.open();
-        if open.len() < max {
-            return true;
-        }
-        let idle = open
-            .iter()
-            .filter(|(_, c)| c.activity.busy.load(Ordering::SeqCst) == 0)
-            .min_by_key(|(_, c)| c.activity.idle_since.load(Ordering::SeqCst))
-            .map(|(id, _)| *id)
-            .or_else(|| {
-                // Every connection is busy: one stalled for over a minute goes.
-                open.iter()
-                    .filter_map(|(id, c)| {
-                        let now = c.activity.now_ms();
-                        c.activity.stalled(now).map(|since| (since, *id))
-                    })
-                    .min()
-                    .map(|(_, id)| id)
-            });
-        match idle.and_then(|id| open.remove(&id)) {
-            Some(evicted) => {
-                evicted.close.notify_one();
-                true
-            }
-            None => false,
-        }
-    }
-}
-
-/// Counts a request in progress on its connection while alive: from the request's
-/// arrival until its response's body has been sent (or dropped).
-struct Busy(Arc<Activity>);
-
-impl Busy {
-    fn new(activity: &Arc<Activity>) -> Self {
-        if activity.busy.fetch_add(1, Ordering::SeqCst) == 0 {
-            activity
-                .busy_since
-                .store(activity.now_ms(), Ordering::SeqCst);
-        }
-        Self(activity.clone())
-    }
-}
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        if self.0.busy.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.mark_idle();
-        }
-    }
-}
-
-/// A response body that keeps its connection busy until it is sent or dropped, so a
-/// download in progress is never taken for an idle connection.
-struct Counted {
-    body: Body,
-    _busy: Busy,
-}
-
-impl http_body::Body for Counted {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }
 
@@ -256,7 +121,7 @@ pub async fn serve(
         let watched = activity.clone();
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let busy = Busy::new(&activity);
-            let mut req = req.map(Body::new);
+            let mut req = req.map(|body| Body::new(Deadline::new(body, limits.body_read_timeout)));
             req.extensions_mut()
                 .insert(ConnectInfo::<std::net::SocketAddr>(peer));
             let mut app = app.clone();
