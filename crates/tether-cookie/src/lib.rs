@@ -140,20 +140,8 @@ impl KeyRing {
     /// # Ok::<(), tether_cookie::KeyError>(())
     /// ```
     pub fn parse(text: &str) -> Result<Self, KeyError> {
-        let keys = text
-            .lines()
-            .filter(|line| !line.trim_start().starts_with('#'))
-            .flat_map(|line| line.split([',', ' ', '\t']))
-            .filter(|word| !word.is_empty())
-            .enumerate()
-            .map(|(i, word)| {
-                let mut key = [0u8; 32];
-                match URL_SAFE_NO_PAD.decode_slice(word.trim().as_bytes(), &mut key) {
-                    Ok(32) if word.trim().len() == 43 => Ok(key),
-                    _ => Err(KeyError::Invalid { index: i + 1 }),
-                }
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let keys =
+            tether_core::keys::parse_keys(text).map_err(|index| KeyError::Invalid { index })?;
         Self::new(&keys)
     }
 

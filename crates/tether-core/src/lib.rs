@@ -9,16 +9,18 @@
 //! Stores depend on it alone (plus their client library); the `tether` crate puts them
 //! behind a Tower layer.
 
+mod at_rest;
 mod background;
 mod error;
 mod id;
+pub mod keys;
 mod lifetime;
 pub mod private_file;
 mod record;
 mod revocation;
 mod store;
-mod sweep;
 
+pub use at_rest::HashedIds;
 pub use background::Background;
 pub use error::{BoxError, Error, Result};
 pub use id::{ID_BYTES, ID_LEN, Id, IdText, InvalidId, fill_random};
@@ -29,7 +31,6 @@ pub use store::{
     Capabilities, ClientStore, Created, LockOptions, LockToken, LockWait, Saved, SessionLimits,
     SessionStore, sessions_beyond_cap,
 };
-pub use sweep::Sweep;
 
 pub use async_trait::async_trait;
 

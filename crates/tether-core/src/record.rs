@@ -251,11 +251,7 @@ impl Record {
 
     /// The summary listed for a user's sessions.
     pub fn info(&self, id: crate::Id) -> SessionInfo {
-        SessionInfo {
-            id,
-            created: self.created,
-            last_seen: self.last_seen,
-        }
+        SessionInfo::new(id, self.created, self.last_seen)
     }
 }
 
@@ -340,8 +336,11 @@ pub struct Touch {
 
 /// One session of a user, as listed by [`crate::SessionStore::user_sessions`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SessionInfo {
-    /// The session's id.
+    /// The key the session is stored under: for a store outside the process, a hash
+    /// of its id ([`crate::Id::at_rest`]), which tells sessions apart and opens
+    /// nothing. Use [`SessionInfo::current`] to find the session of the request.
     pub id: crate::Id,
     /// When it was created.
     #[serde(with = "time::serde::rfc3339")]
@@ -349,6 +348,29 @@ pub struct SessionInfo {
     /// When it was last saved or refreshed.
     #[serde(with = "time::serde::rfc3339")]
     pub last_seen: OffsetDateTime,
+    /// Whether this is the session of the request that listed it (set by the
+    /// `tether` layer's `Session::user_sessions`; `false` from a store directly).
+    #[serde(default)]
+    pub current: bool,
+}
+
+impl SessionInfo {
+    /// A listed session (not the current one).
+    ///
+    /// ```
+    /// let now = time::OffsetDateTime::now_utc();
+    /// let info = tether_core::SessionInfo::new(tether_core::Id::generate()?, now, now);
+    /// assert!(!info.current);
+    /// # Ok::<(), tether_core::Error>(())
+    /// ```
+    pub fn new(id: crate::Id, created: OffsetDateTime, last_seen: OffsetDateTime) -> Self {
+        Self {
+            id,
+            created,
+            last_seen,
+            current: false,
+        }
+    }
 }
 
 /// Serde helpers that store instants as integer milliseconds since the Unix epoch,

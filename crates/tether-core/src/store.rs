@@ -14,8 +14,11 @@ use crate::{Changes, Error, Id, Record, Result, SessionInfo, Touch};
 /// use tether_core::Capabilities;
 /// assert!(Capabilities::ALL.user_index && Capabilities::ALL.locking);
 /// assert_eq!(Capabilities::ALL.size_limit, None);
+/// let memory_like = Capabilities::ALL.in_process();
+/// assert!(memory_like.in_process && !Capabilities::ALL.in_process);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Capabilities {
     /// Lists and deletes a user's sessions, caps them per user.
     pub user_index: bool,
@@ -24,6 +27,11 @@ pub struct Capabilities {
     /// The largest record the store can hold, if it has a limit (the cookie store's
     /// 4 KB): a larger one is refused with [`Error::TooLarge`], never truncated.
     pub size_limit: Option<usize>,
+    /// Keeps sessions in this process's memory only: nothing it holds can be read
+    /// from outside the process, so the layer gives it the presented ids as they are.
+    /// Every other store is given keys at rest ([`Id::at_rest`], through
+    /// [`HashedIds`](crate::HashedIds)).
+    pub in_process: bool,
 }
 
 impl Saved {
@@ -48,6 +56,7 @@ impl Capabilities {
         user_index: true,
         locking: true,
         size_limit: None,
+        in_process: false,
     };
 
     /// Nothing beyond the core operations, and the given size limit.
@@ -56,7 +65,50 @@ impl Capabilities {
             user_index: false,
             locking: false,
             size_limit,
+            in_process: false,
         }
+    }
+
+    /// With or without the user index.
+    #[must_use]
+    pub const fn with_user_index(mut self, user_index: bool) -> Self {
+        self.user_index = user_index;
+        self
+    }
+
+    /// With or without locks.
+    #[must_use]
+    pub const fn with_locking(mut self, locking: bool) -> Self {
+        self.locking = locking;
+        self
+    }
+
+    /// With a size limit.
+    #[must_use]
+    pub const fn with_size_limit(mut self, size_limit: Option<usize>) -> Self {
+        self.size_limit = size_limit;
+        self
+    }
+
+    /// Marked as keeping sessions in this process only ([`Capabilities::in_process`]).
+    #[must_use]
+    pub const fn in_process(mut self) -> Self {
+        self.in_process = true;
+        self
+    }
+
+    /// The key a store with these capabilities keeps the session `id` under when the
+    /// layer gives it ids: `id` itself in process, else [`Id::at_rest`].
+    ///
+    /// ```
+    /// use tether_core::{Capabilities, Id};
+    /// let id = Id::generate()?;
+    /// assert_eq!(Capabilities::ALL.key(&id), id.at_rest());
+    /// assert_eq!(Capabilities::ALL.in_process().key(&id), id);
+    /// # Ok::<(), tether_core::Error>(())
+    /// ```
+    pub fn key(&self, id: &Id) -> Id {
+        if self.in_process { *id } else { id.at_rest() }
     }
 }
 
@@ -456,6 +508,17 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     async fn unlock(&self, id: &Id, token: &LockToken) -> Result<()> {
         let _ = (id, token);
         Err(self.unsupported("session locks"))
+    }
+
+    /// Deletes every expired record now; returns how many. For stores whose expired
+    /// records stay until something deletes them (the SQL stores, the file store, the
+    /// memory store), which override it; the default does nothing, for stores that
+    /// expire records by themselves (Redis' TTLs). Adapters use it where another
+    /// session API asks for an expired-record deletion (tower-sessions'
+    /// `ExpiredDeletion`); apps usually run the store's own background task instead
+    /// (`spawn_cleanup`, `spawn_sweeper`).
+    async fn sweep_once(&self) -> Result<u64> {
+        Ok(0)
     }
 
     /// The error for an operation this store cannot support.

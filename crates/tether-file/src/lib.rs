@@ -339,6 +339,12 @@ impl SessionStore for FileStore {
         "file"
     }
 
+    /// One [`FileStore::sweep`]; the count is the expired records it removed.
+    async fn sweep_once(&self) -> Result<u64> {
+        let report = self.sweep().await?;
+        Ok(u64::try_from(report.expired).unwrap_or(u64::MAX))
+    }
+
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
         let key = Key::of(id);
         // Lock-free: a rename makes a new record visible whole.

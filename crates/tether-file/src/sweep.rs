@@ -195,12 +195,3 @@ impl Inner {
         removed
     }
 }
-
-#[tether_core::async_trait]
-impl tether_core::Sweep for FileStore {
-    /// One [`FileStore::sweep`]; the count is the expired records it removed.
-    async fn sweep_once(&self) -> Result<u64> {
-        let report = self.sweep().await?;
-        Ok(u64::try_from(report.expired).unwrap_or(u64::MAX))
-    }
-}

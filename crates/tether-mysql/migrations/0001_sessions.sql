@@ -12,6 +12,10 @@ CREATE TABLE IF NOT EXISTS tether_sessions (
     absolute_deadline_ms BIGINT NULL,
     user_hash BINARY(32) NULL,
     user_name LONGTEXT NULL,
+    -- The session's own lifetime (`Session::set_expiry`): its idle timeout in
+    -- milliseconds, negative when its cookie is a browser-session one; NULL for the
+    -- layer's lifetime. Saves and refreshes extend such a session by it.
+    lifetime_ms BIGINT NULL,
     PRIMARY KEY (id),
     KEY tether_sessions_expiry (idle_deadline_ms),
     KEY tether_sessions_user (user_hash, created_ms)

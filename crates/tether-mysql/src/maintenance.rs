@@ -10,6 +10,9 @@ impl MySqlStore {
     /// Creates or upgrades the tables (embedded, versioned migrations). Idempotent,
     /// and safe when several instances run it at once: sqlx serialises migrations with
     /// a database lock.
+    ///
+    /// Its history is kept in a table of its own (`_tether_migrations`), so an app
+    /// that runs its own `sqlx::migrate!` on the same database is not disturbed.
     pub async fn migrate(&self) -> Result<()> {
         let context = || format!("migrating session tables at {}", self.runner.target());
         let mut conn = self
@@ -32,9 +35,9 @@ impl MySqlStore {
         // On the connection that holds the lock: an app's pool of one connection must
         // not wait for a second. (`run_direct` is `run` on a connection, whose future
         // the compiler can prove `Send`.)
-        let result = sqlx::migrate!("./migrations")
-            .run_direct(None, &mut *conn, false)
-            .await;
+        let mut migrator = sqlx::migrate!("./migrations");
+        migrator.dangerous_set_table_name(tether_sql::MIGRATIONS_TABLE);
+        let result = migrator.run_direct(None, &mut *conn, false).await;
         let released = sqlx::query(MIGRATION_UNLOCK_SQL).execute(&mut *conn).await;
         result.map_err(|e| Error::unavailable(context(), e))?;
         released.map_err(|e| Error::unavailable(context(), e))?;

@@ -9,15 +9,17 @@ impl PostgresStore {
     /// Creates or upgrades the tables (embedded, versioned migrations). Idempotent,
     /// and safe when several instances run it at once: sqlx's migrator holds a
     /// Postgres advisory lock (`pg_advisory_lock`) while it checks and applies them.
+    ///
+    /// Its history is kept in a table of its own (`_tether_migrations`), so an app
+    /// that runs its own `sqlx::migrate!` on the same database is not disturbed.
     pub async fn migrate(&self) -> Result<()> {
-        sqlx::migrate!("./migrations")
-            .run(&self.pool)
-            .await
-            .map_err(|e| {
-                Error::unavailable(
-                    format!("migrating session tables at {}", self.runner.target()),
-                    e,
-                )
-            })
+        let mut migrator = sqlx::migrate!("./migrations");
+        migrator.dangerous_set_table_name(tether_sql::MIGRATIONS_TABLE);
+        migrator.run(&self.pool).await.map_err(|e| {
+            Error::unavailable(
+                format!("migrating session tables at {}", self.runner.target()),
+                e,
+            )
+        })
     }
 }

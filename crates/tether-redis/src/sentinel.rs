@@ -93,12 +93,58 @@ impl RedisStore {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Config`] for a URL that does not parse, an empty list, or TLS to the
-    /// sentinels with a plain-text master (session data would travel in clear).
+    /// [`Error::Config`] for a URL that does not parse, an empty list, TLS to the
+    /// sentinels with a plain-text master (session data would travel in clear), a
+    /// list that mixes TLS and plain-text sentinels, or a TLS master behind plain-text
+    /// sentinels: the master's address would arrive unauthenticated, and a man in the
+    /// middle could name a host of his own (see
+    /// [`RedisStore::connect_sentinel_with_plaintext_sentinels`] to accept that).
     pub fn connect_sentinel_with<I, S>(
         sentinels: I,
         master_name: &str,
         master: Option<&str>,
+    ) -> Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::sentinel(sentinels, master_name, master, false)
+    }
+
+    /// Like [`RedisStore::connect_sentinel_with`] for a TLS master behind sentinels
+    /// that speak plain text: whoever can change the sentinels' answers on the way
+    /// can send the store to a host of their own (which must still pass the master's
+    /// TLS check). Only for sentinels on a network you trust, while they cannot speak
+    /// TLS.
+    ///
+    /// ```
+    /// let store = tether_redis::RedisStore::connect_sentinel_with_plaintext_sentinels(
+    ///     ["redis://10.0.0.1:26379"],
+    ///     "sessions",
+    ///     Some("rediss://:s3cret@master/0"),
+    /// )?;
+    /// # Ok::<(), tether_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`RedisStore::connect_sentinel_with`], a plain-text sentinel list aside.
+    pub fn connect_sentinel_with_plaintext_sentinels<I, S>(
+        sentinels: I,
+        master_name: &str,
+        master: Option<&str>,
+    ) -> Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::sentinel(sentinels, master_name, master, true)
+    }
+
+    fn sentinel<I, S>(
+        sentinels: I,
+        master_name: &str,
+        master: Option<&str>,
+        plaintext_sentinels_allowed: bool,
     ) -> Result<Self>
     where
         I: IntoIterator<Item = S>,
@@ -116,7 +162,17 @@ impl RedisStore {
             return Err(Error::config("Redis Sentinel: no sentinel given"));
         }
         let tls_sentinels = urls.iter().any(|u| u.starts_with("rediss://"));
+        if tls_sentinels && !urls.iter().all(|u| u.starts_with("rediss://")) {
+            return Err(Error::config(format!(
+                "Redis Sentinel {target}: the sentinel list mixes rediss:// and redis://;                  a plain-text sentinel could name any host as the master: give every                  sentinel as rediss://"
+            )));
+        }
         let tls_master = master.map_or(tls_sentinels, |m| m.starts_with("rediss://"));
+        if tls_master && !tls_sentinels && !plaintext_sentinels_allowed {
+            return Err(Error::config(format!(
+                "Redis Sentinel {target}: the master speaks TLS but the sentinels do not;                  its address would arrive unauthenticated, so a man in the middle could                  name a host of his own: give the sentinels as rediss://, or accept it                  by name with connect_sentinel_with_plaintext_sentinels"
+            )));
+        }
         if tls_sentinels && !tls_master {
             return Err(Error::config(format!(
                 "Redis Sentinel {target}: the sentinels speak TLS but the master URL does not \
@@ -148,5 +204,49 @@ impl RedisStore {
             master: std::sync::Mutex::new(None),
         }));
         Ok(Self::new(backend, target))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(result: Result<RedisStore>) -> String {
+        match result {
+            Err(Error::Config(why)) => why,
+            other => panic!("not a configuration error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_tls_master_needs_tls_sentinels_unless_accepted_by_name() {
+        let tls = ["rediss://10.0.0.1:26379", "rediss://10.0.0.2:26379"];
+        let plain = ["redis://10.0.0.1:26379", "redis://10.0.0.2:26379"];
+        let mixed = ["rediss://10.0.0.1:26379", "redis://10.0.0.2:26379"];
+        let master = Some("rediss://:pw@master/0");
+
+        assert!(RedisStore::connect_sentinel_with(tls, "m", master).is_ok());
+        assert!(RedisStore::connect_sentinel(tls, "m").is_ok());
+        assert!(
+            RedisStore::connect_sentinel(plain, "m").is_ok(),
+            "all plain"
+        );
+
+        let why = refusal(RedisStore::connect_sentinel_with(plain, "m", master));
+        assert!(why.contains("unauthenticated"), "{why}");
+        let why = refusal(RedisStore::connect_sentinel(mixed, "m"));
+        assert!(why.contains("mixes"), "{why}");
+        let why = refusal(RedisStore::connect_sentinel_with(mixed, "m", master));
+        assert!(why.contains("mixes"), "{why}");
+        assert!(!why.contains("pw"), "a password in an error: {why}");
+
+        assert!(
+            RedisStore::connect_sentinel_with_plaintext_sentinels(plain, "m", master).is_ok(),
+            "the opt-out by name"
+        );
+        assert!(
+            RedisStore::connect_sentinel_with_plaintext_sentinels(mixed, "m", master).is_err(),
+            "a mixed list stays refused"
+        );
     }
 }

@@ -65,6 +65,9 @@ impl ReplicatedStoreBuilder {
 
     /// The most sessions this instance holds (default 100,000). Sessions bound to a
     /// user may use all of it; anonymous ones only [`Self::max_anonymous_sessions`].
+    /// Bound the sessions of one user too (the layer's
+    /// `SessionLayer::with_max_sessions_per_user`), so that one account logging in
+    /// again and again cannot fill it.
     #[must_use]
     pub fn max_sessions(mut self, max: usize) -> Self {
         self.max_sessions = max.max(1);

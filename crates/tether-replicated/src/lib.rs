@@ -352,11 +352,7 @@ impl SessionStore for ReplicatedStore {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            user_index: true,
-            locking: false,
-            size_limit: None,
-        }
+        Capabilities::ALL.with_locking(false)
     }
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {

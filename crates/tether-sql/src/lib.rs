@@ -25,3 +25,8 @@ mod runner;
 mod store;
 
 pub use runner::{Runner, database_error, is_unique_violation};
+
+/// The table tether's SQL stores record their migrations in: their own, never sqlx's
+/// default `_sqlx_migrations`, so an app that runs its own `sqlx::migrate!` on the
+/// same database finds only its own versions there (and tether only its own here).
+pub const MIGRATIONS_TABLE: &str = "_tether_migrations";

@@ -83,11 +83,11 @@ where
         let bytes: [u8; tether_core::ID_BYTES] = bytes
             .try_into()
             .map_err(|_| Error::Corrupt("tether_sessions.id is not 16 bytes".into()))?;
-        sessions.push(SessionInfo {
-            id: Id::from_bytes(bytes),
-            created: unix_ms::from_ms(get(row, "created_ms")?),
-            last_seen: unix_ms::from_ms(get(row, "last_seen_ms")?),
-        });
+        sessions.push(SessionInfo::new(
+            Id::from_bytes(bytes),
+            unix_ms::from_ms(get(row, "created_ms")?),
+            unix_ms::from_ms(get(row, "last_seen_ms")?),
+        ));
     }
     Ok(sessions)
 }

@@ -104,10 +104,7 @@ macro_rules! session_store {
             ) -> ::tether_core::Result<()> {
                 $crate::flow::Statements::unlock(self, id, token).await
             }
-        }
 
-        #[::tether_core::async_trait]
-        impl ::tether_core::Sweep for $store {
             async fn sweep_once(&self) -> ::tether_core::Result<u64> {
                 $crate::flow::cleanup(self).await
             }

@@ -11,7 +11,11 @@ CREATE TABLE IF NOT EXISTS tether_sessions (
     idle_deadline_ms INTEGER NOT NULL,
     absolute_deadline_ms INTEGER NULL,
     user_hash BLOB NULL,
-    user_name TEXT NULL
+    user_name TEXT NULL,
+    -- The session's own lifetime (`Session::set_expiry`): its idle timeout in
+    -- milliseconds, negative when its cookie is a browser-session one; NULL for the
+    -- layer's lifetime. Saves and refreshes extend such a session by it.
+    lifetime_ms INTEGER NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tether_sessions_expiry ON tether_sessions (idle_deadline_ms);
 CREATE INDEX IF NOT EXISTS tether_sessions_user ON tether_sessions (user_hash, created_ms);

@@ -18,6 +18,9 @@ impl SqliteStore {
     /// same moment can be refused at once ("database is locked", without waiting):
     /// such a refusal is retried for up to ten seconds.
     ///
+    /// Its history is kept in a table of its own (`_tether_migrations`), so an app
+    /// that runs its own `sqlx::migrate!` on the same database is not disturbed.
+    ///
     /// A database file (or its `-wal`, `-shm`) that another user owns or can reach is
     /// refused here too, for a store made [`from_pool`](SqliteStore::from_pool).
     pub async fn migrate(&self) -> Result<()> {
@@ -50,7 +53,9 @@ impl SqliteStore {
         // sqlx's SQLite migrator takes no lock of its own; inside this transaction its
         // own transactions become savepoints. (`run_direct` is `run` on a connection;
         // `run` on a transaction makes a future the compiler cannot prove `Send`.)
-        sqlx::migrate!("./migrations")
+        let mut migrator = sqlx::migrate!("./migrations");
+        migrator.dangerous_set_table_name(tether_sql::MIGRATIONS_TABLE);
+        migrator
             .run_direct(None, &mut *tx, false)
             .await
             .map_err(|e| Error::unavailable(context(), e))?;

@@ -55,6 +55,7 @@
 //! [`Suite::with_unavailable`] and it checks that failures surface as errors.
 
 pub mod app;
+pub mod at_rest;
 mod cases;
 pub mod harness;
 pub mod http;
@@ -164,7 +165,8 @@ impl Suite {
 
     /// Runs every case and panics listing the failures; then drives the store
     /// through the layer for what only the layer shows (a session's own lifetime:
-    /// [`lifetime::check_server_store`]).
+    /// [`lifetime::check_server_store`], and an absolute lifetime that no `set_expiry`
+    /// restarts: [`lifetime::check_absolute_from_creation`], about 6 s of real waits).
     ///
     /// # Panics
     /// When the store breaks the contract.
@@ -196,5 +198,34 @@ impl Suite {
             failures.join("\n")
         );
         lifetime::check_server_store(self.store.clone()).await;
+        lifetime::check_absolute_from_creation(tether::SessionLayer::from_arc(self.store.clone()))
+            .await;
+    }
+}
+
+/// An app's migrations and a store's on one database: `app` and `store` each run
+/// their migrations; both must succeed in either order, and again (as every start of
+/// the app runs both).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// tether_testkit::check_migrations_coexist(async || Ok(()), async || Ok(())).await;
+/// # }
+/// ```
+///
+/// # Panics
+/// When a run fails.
+pub async fn check_migrations_coexist<A, S>(mut app: A, mut store: S)
+where
+    A: AsyncFnMut() -> Result<(), String>,
+    S: AsyncFnMut() -> Result<(), String>,
+{
+    for round in 1..=2 {
+        app()
+            .await
+            .unwrap_or_else(|e| panic!("the app's migrations, round {round}: {e}"));
+        store()
+            .await
+            .unwrap_or_else(|e| panic!("the store's migrations, round {round}: {e}"));
     }
 }

@@ -50,6 +50,15 @@ pub fn id_of(cookie: &str) -> Id {
     Id::parse(cookie.split_once('=').expect("name=value").1).expect("an id")
 }
 
+/// The key `store` keeps the session of a `name=value` cookie pair under, as the
+/// layer gives it (the id itself in process, else its hash at rest).
+///
+/// # Panics
+/// When the value is not an id.
+pub fn key_of(store: &dyn SessionStore, cookie: &str) -> Id {
+    store.capabilities().key(&id_of(cookie))
+}
+
 /// The routes, without a layer.
 pub fn routes() -> Router {
     Router::new()
@@ -116,10 +125,18 @@ pub async fn check_server_store(store: Arc<dyn SessionStore>) {
     let cookie = reply.cookie();
     assert_ne!(cookie, anonymous, "the session was issued under a new id");
     assert!(
-        store.load(&id_of(&anonymous)).await.unwrap().is_none(),
+        store
+            .load(&key_of(&*store, &anonymous))
+            .await
+            .unwrap()
+            .is_none(),
         "the pre-login id still works"
     );
-    let record = store.load(&id_of(&cookie)).await.unwrap().unwrap();
+    let record = store
+        .load(&key_of(&*store, &cookie))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(record.lifetime, Some(remember().lifetime()));
     assert_eq!(record.user.as_deref(), Some("alice"));
     assert_eq!(
@@ -137,7 +154,11 @@ pub async fn check_server_store(store: Arc<dyn SessionStore>) {
     if wrote.set_cookie.is_some() {
         assert!(wrote.max_age().is_some_and(|a| a > 29 * DAY), "{wrote:?}");
     }
-    let record = store.load(&id_of(&cookie)).await.unwrap().unwrap();
+    let record = store
+        .load(&key_of(&*store, &cookie))
+        .await
+        .unwrap()
+        .unwrap();
     let left = record.expires_at() - now();
     assert!(left > time::Duration::days(29), "{left} left after a write");
 
@@ -147,7 +168,11 @@ pub async fn check_server_store(store: Arc<dyn SessionStore>) {
 
     // It survives a rotation.
     let rotated = send(&app, "POST", "/rotate", Some(&cookie)).await.cookie();
-    let record = store.load(&id_of(&rotated)).await.unwrap().unwrap();
+    let record = store
+        .load(&key_of(&*store, &rotated))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(record.lifetime, Some(remember().lifetime()));
 
     // A shared computer: a browser-session cookie, on a write that did not read the
@@ -161,7 +186,11 @@ pub async fn check_server_store(store: Arc<dyn SessionStore>) {
         "a write-only request refreshes the cookie"
     );
     assert_eq!(wrote.max_age(), None, "{wrote:?}");
-    let record = store.load(&id_of(&cookie)).await.unwrap().unwrap();
+    let record = store
+        .load(&key_of(&*store, &cookie))
+        .await
+        .unwrap()
+        .unwrap();
     let left = record.expires_at() - now();
     assert!(left <= time::Duration::minutes(10), "{left} left");
     assert_eq!(
@@ -179,11 +208,14 @@ pub async fn check_server_store(store: Arc<dyn SessionStore>) {
 }
 
 /// Through `layer` over a client-side store (the session sealed in the cookie): the
-/// lifetime is sealed with the session and rules the cookie on every write.
+/// lifetime is sealed with the session and rules the cookie on every write, and its
+/// absolute part counts from the session's creation
+/// ([`check_absolute_from_creation`]).
 ///
 /// # Panics
 /// When the store or the layer breaks any of it.
 pub async fn check_client_store(layer: SessionLayer) {
+    check_absolute_from_creation(layer.clone()).await;
     let app = routes().layer(layer.with_expiry(layer_expiry()));
     let reply = send(&app, "POST", "/login/remember", None).await;
     assert!(reply.max_age().is_some_and(|a| a > 29 * DAY), "{reply:?}");
@@ -200,5 +232,94 @@ pub async fn check_client_store(layer: SessionLayer) {
     assert_eq!(
         send(&app, "GET", "/me", Some(&wrote.cookie())).await.body,
         "alice idle=600 browser=true"
+    );
+}
+
+/// The absolute lifetime counts from the session's creation, whatever `set_expiry`
+/// does after: with the layer's absolute lifetime at 3 s, a session given an hour of
+/// idle time (`Expiry::new(1h)`) or a shared computer's lifetime at 2 s is gone at
+/// 4 s; one whose "remember me" (5 s absolute) is switched on, off and on again over
+/// its first seconds is gone 5 s after its login, not 5 s after the last switch.
+/// Real waits: about 6 seconds.
+///
+/// # Panics
+/// When a lifetime was restarted or dropped.
+pub async fn check_absolute_from_creation(layer: SessionLayer) {
+    async fn login(session: Session) -> Result<&'static str, SessionError> {
+        session.cycle_id().await?;
+        session.set_user("alice").await?;
+        Ok("welcome")
+    }
+    async fn set(session: Session, Path(kind): Path<String>) -> Result<&'static str, SessionError> {
+        let hour = Duration::from_secs(3600);
+        let expiry = match kind.as_str() {
+            "hour" => Expiry::new(hour),
+            "shared" => Expiry::new(Duration::from_secs(900)).browser_session(),
+            "remember" => Expiry::new(hour).with_absolute(Duration::from_secs(5)),
+            _ => Expiry::new(hour).with_absolute(Duration::from_secs(3)),
+        };
+        session.set_expiry(expiry).await?;
+        Ok("set")
+    }
+    async fn me(session: Session) -> Result<String, SessionError> {
+        Ok(session.user().await?.unwrap_or_else(|| "nobody".into()))
+    }
+    let app = Router::new()
+        .route("/login", post(login))
+        .route("/set/{kind}", post(set))
+        .route("/me", get(me))
+        .layer(layer.with_expiry(
+            Expiry::new(Duration::from_secs(3600)).with_absolute(Duration::from_secs(3)),
+        ));
+    let start = tokio::time::Instant::now();
+    let at = |seconds: f64| tokio::time::sleep_until(start + Duration::from_secs_f64(seconds));
+    let mut hour = send(&app, "POST", "/login", None).await.cookie();
+    let mut shared = send(&app, "POST", "/login", None).await.cookie();
+    let mut toggled = send(&app, "POST", "/login", None).await.cookie();
+    // Whatever a reply sets replaces the cookie, as a browser does.
+    let follow = async |cookie: &mut String, path: &str| {
+        let reply = send(&app, "POST", path, Some(cookie)).await;
+        assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+        if reply.set_cookie.is_some() {
+            *cookie = reply.cookie();
+        }
+    };
+    for (when, path) in [
+        (0.5, "/set/remember"),
+        (1.0, "/set/plain"),
+        (1.5, "/set/remember"),
+        (2.0, "/set/plain"),
+        (2.5, "/set/remember"),
+    ] {
+        at(when).await;
+        follow(&mut toggled, path).await;
+    }
+    at(2.0).await;
+    follow(&mut hour, "/set/hour").await;
+    follow(&mut shared, "/set/shared").await;
+    for cookie in [&hour, &shared, &toggled] {
+        assert_eq!(send(&app, "GET", "/me", Some(cookie)).await.body, "alice");
+    }
+    at(4.0).await;
+    assert_eq!(
+        send(&app, "GET", "/me", Some(&hour)).await.body,
+        "nobody",
+        "Expiry::new(1h) at 2 s restarted or dropped the 3 s absolute lifetime"
+    );
+    assert_eq!(
+        send(&app, "GET", "/me", Some(&shared)).await.body,
+        "nobody",
+        "a shared computer's lifetime at 2 s restarted or dropped the 3 s absolute lifetime"
+    );
+    assert_eq!(
+        send(&app, "GET", "/me", Some(&toggled)).await.body,
+        "alice",
+        "\"remember me\" (5 s from creation) ended early"
+    );
+    at(5.5).await;
+    assert_eq!(
+        send(&app, "GET", "/me", Some(&toggled)).await.body,
+        "nobody",
+        "switching \"remember me\" again restarted the absolute lifetime"
     );
 }

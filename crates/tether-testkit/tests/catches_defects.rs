@@ -199,11 +199,9 @@ impl SessionStore for Reference {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            user_index: !self.is(Defect::FakesMissingUserIndex),
-            locking: !self.is(Defect::FakesMissingLocks),
-            size_limit: None,
-        }
+        Capabilities::ALL
+            .with_user_index(!self.is(Defect::FakesMissingUserIndex))
+            .with_locking(!self.is(Defect::FakesMissingLocks))
     }
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {

@@ -100,12 +100,19 @@ impl<S: SessionStore + ?Sized> TowerSessions<S> {
         &self.store
     }
 
+    /// The key the session with tower-sessions' `id` is kept under: a hash of the id
+    /// ([`Id::at_rest`]), as the tether layer does, unless the store keeps sessions in
+    /// this process.
+    fn key(&self, id: &Id) -> Id {
+        self.store.capabilities().key(id)
+    }
+
     /// The record's data and expiry, or `None` when unknown or expired.
     pub(crate) async fn load_parts(
         &self,
         id: i128,
     ) -> Result<Option<(HashMap<String, Value>, OffsetDateTime)>> {
-        let record = self.store.load(&to_tether(id)).await?;
+        let record = self.store.load(&self.key(&to_tether(id))).await?;
         Ok(record.map(|r| {
             let expires = r.expires_at();
             (from_map(r.data), expires)
@@ -135,7 +142,7 @@ impl<S: SessionStore + ?Sized> TowerSessions<S> {
         for _ in 0..CREATE_ATTEMPTS {
             match self
                 .store
-                .create_capped(&candidate, &record, self.cap)
+                .create_capped(&self.key(&candidate), &record, self.cap)
                 .await?
             {
                 Created::Yes => {
@@ -159,7 +166,7 @@ impl<S: SessionStore + ?Sized> TowerSessions<S> {
         expires: OffsetDateTime,
     ) -> Result<Created> {
         let record = self.record(data, expires);
-        self.store.create(&to_tether(id), &record).await
+        self.store.create(&self.key(&to_tether(id)), &record).await
     }
 
     /// Replaces the record's data and expiry; a record deleted meanwhile stays deleted.
@@ -174,7 +181,7 @@ impl<S: SessionStore + ?Sized> TowerSessions<S> {
         changes.clear = true;
         changes.user = Some(self.user.of(&data));
         changes.updates = data.into_iter().map(|(k, v)| (k, Some(v))).collect();
-        if self.store.save(&to_tether(id), &changes).await? == Saved::Gone {
+        if self.store.save(&self.key(&to_tether(id)), &changes).await? == Saved::Gone {
             tracing::debug!(
                 store = self.store.name(),
                 "a save of a session that ended meanwhile was dropped"
@@ -185,6 +192,6 @@ impl<S: SessionStore + ?Sized> TowerSessions<S> {
 
     /// Deletes the record, if it exists.
     pub(crate) async fn delete_id(&self, id: i128) -> Result<()> {
-        self.store.delete(&to_tether(id)).await.map(drop)
+        self.store.delete(&self.key(&to_tether(id))).await.map(drop)
     }
 }

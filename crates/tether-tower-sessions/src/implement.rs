@@ -1,8 +1,7 @@
 //! The trait implementations, written once for each tower-sessions version.
 
-/// Implements `$tsc::session_store::SessionStore` (and `ExpiredDeletion` for stores
-/// that [`tether_core::Sweep`]) for [`crate::TowerSessions`], where `$tsc` is one
-/// version of tower-sessions-core.
+/// Implements `$tsc::session_store::SessionStore` and `ExpiredDeletion` for
+/// [`crate::TowerSessions`], where `$tsc` is one version of tower-sessions-core.
 macro_rules! implement {
     ($tsc:ident) => {
         use $tsc::session::{Id, Record};
@@ -90,10 +89,23 @@ macro_rules! implement {
             Ok(report)
         }
 
+        /// Deletes expired sessions with the store's own sweep
+        /// ([`tether_core::SessionStore::sweep_once`]; nothing for stores that expire
+        /// sessions by themselves, such as Redis). A failure is logged and answered
+        /// `Ok`: `continuously_delete_expired` stops at its first error, and an app that
+        /// awaits its task (as axum-login's examples do) would stop with it over one
+        /// blip of the database; tether's stores never serve an expired session anyway.
         #[async_trait::async_trait]
-        impl<S: tether_core::Sweep + ?Sized> ExpiredDeletion for TowerSessions<S> {
+        impl<S: tether_core::SessionStore + ?Sized> ExpiredDeletion for TowerSessions<S> {
             async fn delete_expired(&self) -> session_store::Result<()> {
-                self.store().sweep_once().await.map(drop).map_err(backend)
+                if let Err(error) = self.store().sweep_once().await {
+                    tracing::warn!(
+                        store = self.store().name(),
+                        %error,
+                        "deleting expired sessions failed; trying again at the next period"
+                    );
+                }
+                Ok(())
             }
         }
     };

@@ -29,9 +29,19 @@
 //!   `user_id`) is bound as the tether user, so a store's `user_sessions`,
 //!   `delete_user_sessions` ("log out everywhere") and the per-user cap
 //!   ([`TowerSessions::with_user_cap`]) work for axum-login apps.
-//! - **Expired-record deletion.** `ExpiredDeletion` for the stores that keep expired
-//!   records until swept ([`tether_core::Sweep`]: the SQL stores, the file store, the
-//!   memory store).
+//! - **Expired-record deletion.** `ExpiredDeletion` for every store, with
+//!   tower-sessions-core's `deletion-task` feature on, so an app that called
+//!   `continuously_delete_expired` on a sqlx store builds unchanged. It runs the
+//!   store's own sweep ([`tether_core::SessionStore::sweep_once`]: the SQL stores, the
+//!   file store, the memory store; nothing for Redis, which expires by TTL) and never
+//!   ends the task over a failed sweep (it logs it and tries again next period).
+//!
+//! # Several instances
+//!
+//! Every instance must accept every other's cookie: when the app signs or encrypts
+//! the session cookie (`SessionManagerLayer::with_signed` / `with_private`), the key
+//! comes from configuration shared by all instances, never `Key::generate()` at
+//! start-up (each instance would reject the others' cookies, whatever the store).
 //!
 //! What only tether's own layer gives: per-key merges of concurrent requests
 //! (tower-sessions saves the whole record, so the last writer wins), lock mode, the

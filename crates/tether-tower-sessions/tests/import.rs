@@ -57,7 +57,8 @@ async fn imported_sessions_keep_their_ids_data_users_and_expiry() {
 
     // The record under the same id text, its deadline kept, its user bound.
     let id = tether::Id::parse(&ids[0].to_string()).unwrap();
-    let record = tether.store().load(&id).await.unwrap().expect("imported");
+    let key = tether.store().capabilities().key(&id);
+    let record = tether.store().load(&key).await.unwrap().expect("imported");
     assert_eq!(record.data["n"], json!(0));
     assert_eq!(
         record.idle_deadline.unix_timestamp(),

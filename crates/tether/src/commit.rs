@@ -42,6 +42,14 @@ impl Session {
         if let Err(e) = &outcome {
             tracing::error!(store = self.inner.shared.backend.name(), error = %e, "session not saved");
         }
+        state.after = match (&self.inner.shared.backend, &outcome) {
+            (Backend::Server(_), Ok(CookieAction::Set { value, .. })) => {
+                self.inner.shared.config.read_id(value)
+            }
+            (Backend::Server(_), Ok(CookieAction::Keep)) => state.id.filter(|_| !state.delete),
+            _ => None,
+        };
+        self.close();
         outcome
     }
 
@@ -89,7 +97,7 @@ impl Session {
         let base_found = base.is_some();
         let fresh = !base_found || reissue.is_some();
         let mut record = match (reissue, base) {
-            (Some(expiry), base) => reissued(now, &expiry, base.as_ref()),
+            (Some(expiry), base) => reissued(now, &expiry, &config.expiry, base.as_ref()),
             (None, Some(base)) => base,
             (None, None) => Record::new(now, &config.expiry),
         };
@@ -179,7 +187,11 @@ impl Session {
             .await?;
         self.emit(SessionEvent::Created { id });
         self.emit_bound(Some(id), &state.changes);
-        Ok(self.set_cookie(id.to_string(), record.expires_at(), None))
+        Ok(self.set_cookie(
+            self.inner.shared.config.write_id(&id),
+            record.expires_at(),
+            None,
+        ))
     }
 
     /// The write for a session the request came with, under `id`: rotate, save the
@@ -217,7 +229,7 @@ impl Session {
                 });
                 self.emit_bound(Some(new_id), &state.changes);
                 return Ok(Some(self.set_cookie(
-                    new_id.to_string(),
+                    self.inner.shared.config.write_id(&new_id),
                     expires_at,
                     browser_session,
                 )));
@@ -242,7 +254,11 @@ impl Session {
                 self.emit_bound(Some(id), &state.changes);
                 let due = state.loaded.record().is_none_or(|r| self.refresh_due(r));
                 return Ok(Some(if due {
-                    self.set_cookie(id.to_string(), expires_at, browser_session)
+                    self.set_cookie(
+                        self.inner.shared.config.write_id(&id),
+                        expires_at,
+                        browser_session,
+                    )
                 } else {
                     CookieAction::Keep
                 }));
@@ -259,7 +275,7 @@ impl Session {
                     observe::call(store.name(), Op::Touch, store.touch(&id, &touch)).await?;
                 if touched {
                     return Ok(Some(self.set_cookie(
-                        id.to_string(),
+                        self.inner.shared.config.write_id(&id),
                         touch.idle_deadline,
                         browser_session(record),
                     )));

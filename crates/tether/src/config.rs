@@ -14,9 +14,11 @@ pub type ErrorHandler = Arc<dyn Fn(&Error) -> http::Response<String> + Send + Sy
 #[allow(clippy::struct_excessive_bools)]
 #[derive(Clone)]
 pub(crate) struct Config {
-    /// The name as configured, without a prefix.
+    /// The name as configured.
     pub(crate) cookie_name: String,
-    /// Prefix the name with `__Host-` when the cookie qualifies (default on).
+    /// Whether the app chose the name: then it is sent exactly as written.
+    pub(crate) name_chosen: bool,
+    /// Prefix the default name with `__Host-` when the cookie qualifies (default on).
     pub(crate) host_prefix: bool,
     /// The name sent: see [`Config::refresh_name`].
     name: String,
@@ -33,12 +35,15 @@ pub(crate) struct Config {
     pub(crate) events: Option<crate::events::EventHook>,
     pub(crate) rotation_grace: std::time::Duration,
     pub(crate) transport: crate::Transport,
+    /// Sign ids in the cookie ([`crate::SessionLayer::with_signed_ids`]).
+    pub(crate) id_keys: Option<crate::IdKeys>,
 }
 
 impl Default for Config {
     fn default() -> Self {
         let mut config = Self {
             cookie_name: DEFAULT_COOKIE_NAME.to_owned(),
+            name_chosen: false,
             host_prefix: true,
             name: String::new(),
             path: "/".to_owned(),
@@ -54,6 +59,7 @@ impl Default for Config {
             events: None,
             rotation_grace: crate::grace::DEFAULT_ROTATION_GRACE,
             transport: crate::Transport::Cookie,
+            id_keys: None,
         };
         config.refresh_name();
         config
@@ -61,16 +67,38 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The id a presented token carries: the token itself when it is an id, or with
+    /// signed ids, an id whose signature verifies. Anything else is no id.
+    pub(crate) fn read_id(&self, token: &str) -> Option<tether_core::Id> {
+        match &self.id_keys {
+            Some(keys) => keys.verify(token),
+            None => tether_core::Id::parse(token),
+        }
+    }
+
+    /// The token a client is given for `id`.
+    pub(crate) fn write_id(&self, id: &tether_core::Id) -> String {
+        match &self.id_keys {
+            Some(keys) => keys.sign(id),
+            None => id.to_string(),
+        }
+    }
+
     /// The cookie's name as sent and read.
     pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
-    /// Recomputes the name after a change: `__Host-NAME` whenever the cookie is
-    /// `Secure`, has `Path=/` and no `Domain` (what browsers require of the prefix, so
-    /// a sibling subdomain or a plain-http page cannot plant it); `__Secure-NAME` when
-    /// it is `Secure` but scoped otherwise; the plain name without `Secure`.
+    /// Recomputes the name after a change. A name the app chose is sent as written.
+    /// The default name is sent as `__Host-tether` whenever the cookie is `Secure`, has
+    /// `Path=/` and no `Domain` (what browsers require of the prefix, so a sibling
+    /// subdomain or a plain-http page cannot plant it), `__Secure-tether` when it is
+    /// `Secure` but scoped otherwise, and plain without `Secure`.
     pub(crate) fn refresh_name(&mut self) {
+        if self.name_chosen {
+            self.name.clone_from(&self.cookie_name);
+            return;
+        }
         let base = self
             .cookie_name
             .trim_start_matches("__Host-")
@@ -82,6 +110,30 @@ impl Config {
         } else {
             format!("__Secure-{base}")
         };
+    }
+}
+
+impl Config {
+    /// What the configuration cannot hold: a `__Host-` name on a cookie that is not
+    /// `Secure` with `Path=/` and no `Domain`, or a `__Secure-` name on one that is not
+    /// `Secure` (browsers drop such cookies: every request would arrive without its
+    /// session).
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        let name = &self.name;
+        let has = |prefix: &str| {
+            name.len() >= prefix.len() && name[..prefix.len()].eq_ignore_ascii_case(prefix)
+        };
+        if has("__Host-") && !(self.secure && self.path == "/" && self.domain.is_none()) {
+            return Err(Error::config(format!(
+                "the cookie name {name:?} has the __Host- prefix, which browsers accept only on a Secure cookie with Path=/ and no Domain; drop the prefix or the attribute that breaks it"
+            )));
+        }
+        if has("__Secure-") && !self.secure {
+            return Err(Error::config(format!(
+                "the cookie name {name:?} has the __Secure- prefix, which browsers accept only on a Secure cookie; drop the prefix or keep the cookie Secure"
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -100,6 +152,7 @@ impl fmt::Debug for Config {
             .field("max_sessions_per_user", &self.max_sessions_per_user)
             .field("rotation_grace", &self.rotation_grace)
             .field("transport", &self.transport)
+            .field("id_keys", &self.id_keys)
             .finish_non_exhaustive()
     }
 }

@@ -17,6 +17,7 @@ use tether_core::Error;
 /// assert_eq!(err.into_response().status(), 503);
 /// ```
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SessionError {
     /// The store failed (or refused, see [`Error::Unsupported`]). When the failure
     /// leaves the session unknown, the layer answers the request with its error
@@ -39,6 +40,20 @@ pub enum SessionError {
         /// serde's error.
         source: serde_json::Error,
     },
+    /// The call came through a [`Session`](crate::Session) whose response is already
+    /// out (a clone kept by a spawned task or a WebSocket loop): nothing it changed
+    /// could be saved, so nothing is pretended.
+    #[error(
+        "this session's response was already sent, so nothing can be saved through this handle; for work after the response (a WebSocket loop, a spawned task), take Session::detach() in the handler"
+    )]
+    AfterResponse,
+    /// A [`DetachedSession`](crate::DetachedSession) wrote to a session that no longer
+    /// exists (it ended: logout, expiry, or it moved to a new id), or that never did
+    /// at the store (a client-side store, or no session was made).
+    #[error(
+        "the session ended, or was never stored server-side, before this write after the response"
+    )]
+    Ended,
 }
 
 impl IntoResponse for SessionError {
@@ -48,6 +63,14 @@ impl IntoResponse for SessionError {
             Self::Store(e) => {
                 let (parts, body) = crate::config::default_error_response(e).into_parts();
                 Response::from_parts(parts, body.into())
+            }
+            Self::AfterResponse | Self::Ended => {
+                tracing::error!(error = %self, "session used after its response");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "500 Internal Server Error: the session was used after its response.\n",
+                )
+                    .into_response()
             }
             Self::Serialize { .. } | Self::Deserialize { .. } => {
                 tracing::error!(error = %self, "session value error");

@@ -7,8 +7,14 @@ use crate::session::Session;
 
 impl Session {
     /// Gives this session its own lifetime, in place of the layer's: its idle timeout,
-    /// its absolute lifetime (counted from now) and whether its cookie outlives the
-    /// browser. Every store keeps it with the session and refreshes the session by it,
+    /// its absolute lifetime and whether its cookie outlives the browser.
+    ///
+    /// The absolute lifetime always counts from the session's creation (its login),
+    /// never from this call: an `Expiry` with an absolute lifetime of its own
+    /// ([`Expiry::with_absolute`], "remember me") may lengthen or shorten the session's,
+    /// one without keeps the layer's. So whoever holds an id can never keep it alive
+    /// past its creation plus the longest absolute lifetime the app grants, however
+    /// often the lifetime is changed. Every store keeps it with the session and refreshes the session by it,
     /// whichever request (and instance) writes; it survives [`Session::cycle_id`].
     ///
     /// A session's deadlines are fixed where it is stored, so after the handler the
@@ -41,8 +47,8 @@ impl Session {
     }
 
     /// The session's lifetime: the one [`Session::set_expiry`] gave it (in this request
-    /// or an earlier one), else the layer's. A lifetime of its own reports its absolute
-    /// lifetime as counted from when it was set.
+    /// or an earlier one), else the layer's. Its absolute lifetime is counted from the
+    /// session's creation.
     ///
     /// ```
     /// # async fn handler(session: tether::Session) -> Result<(), tether::SessionError> {

@@ -52,7 +52,18 @@ impl SessionLayer {
     /// let store = Arc::new(tether::MemoryStore::new());
     /// let layer = tether::SessionLayer::from_arc(store.clone());
     /// ```
+    ///
+    /// Ids at rest are not credentials: unless the store keeps sessions in this process
+    /// ([`Capabilities::in_process`](tether_core::Capabilities::in_process), the
+    /// memory store), the layer gives it a hash of each id ([`Id::at_rest`](crate::Id::at_rest)),
+    /// never the id the browser presents. Other code that reaches the same store by id
+    /// goes through [`HashedIds`](tether_core::HashedIds) too.
     pub fn from_arc(store: Arc<dyn SessionStore>) -> Self {
+        let store: Arc<dyn SessionStore> = if store.capabilities().in_process {
+            store
+        } else {
+            Arc::new(tether_core::HashedIds::new(store))
+        };
         Self::with_backend(Backend::Server(store))
     }
 
@@ -88,19 +99,46 @@ impl SessionLayer {
         self
     }
 
-    /// The cookie's name (default [`DEFAULT_COOKIE_NAME`](crate::DEFAULT_COOKIE_NAME)),
-    /// sent with the `__Host-` prefix while the cookie is `Secure` with `Path=/` and
-    /// no `Domain` (`__Secure-` when it is `Secure` but scoped otherwise).
+    /// The cookie's name, sent exactly as written (a proxy that hashes
+    /// `$cookie_NAME`, or an app moving from another session layer, keeps matching).
+    ///
+    /// The default name is [`DEFAULT_COOKIE_NAME`](crate::DEFAULT_COOKIE_NAME), sent as
+    /// `__Host-tether` while the cookie is `Secure` with `Path=/` and no `Domain`
+    /// (`__Secure-tether` when it is `Secure` but scoped otherwise). A name you give
+    /// with a `__Host-` or `__Secure-` prefix must hold with the cookie's attributes:
+    /// else the layer is refused when it is built ([`SessionLayer::check`]).
     ///
     /// ```
-    /// let layer = tether::SessionLayer::new(tether::MemoryStore::new()).with_cookie_name("sid");
-    /// assert_eq!(layer.cookie_name(), "__Host-sid");
-    /// assert_eq!(layer.with_insecure_cookie().cookie_name(), "sid");
+    /// let layer = tether::SessionLayer::new(tether::MemoryStore::new());
+    /// assert_eq!(layer.cookie_name(), "__Host-tether");
+    /// let layer = layer.with_cookie_name("my.sid");
+    /// assert_eq!(layer.cookie_name(), "my.sid");
+    /// let layer = layer.with_cookie_name("__Host-sid");
+    /// assert!(layer.check().is_ok());
+    /// assert!(layer.with_insecure_cookie().check().is_err(), "__Host- needs Secure");
     /// ```
     #[must_use]
     pub fn with_cookie_name(self, name: impl Into<String>) -> Self {
         let name = name.into();
-        self.config(|c| c.cookie_name = name)
+        self.config(|c| {
+            c.cookie_name = name;
+            c.name_chosen = true;
+        })
+    }
+
+    /// Checks that the configuration can hold: a cookie name with a `__Host-` or
+    /// `__Secure-` prefix must have the attributes browsers require of it. Applying
+    /// a layer that fails this check panics with the same message, when the app is
+    /// built (never on a request); call it first to handle the error yourself.
+    ///
+    /// ```
+    /// let layer = tether::SessionLayer::new(tether::MemoryStore::new())
+    ///     .with_cookie_name("__Secure-sid")
+    ///     .with_path("/app");
+    /// assert!(layer.check().is_ok());
+    /// ```
+    pub fn check(&self) -> Result<(), tether_core::Error> {
+        self.shared.config.check()
     }
 
     /// Sends the cookie over plain HTTP too, under its plain name (no prefix). Only for
@@ -122,11 +160,32 @@ impl SessionLayer {
         })
     }
 
-    /// Sends the name as configured, without the `__Host-`/`__Secure-` prefix (for a
-    /// client that looks for a fixed name).
+    /// Sends the default name without the `__Host-`/`__Secure-` prefix (for a client
+    /// that looks for a fixed name). A name given with
+    /// [`SessionLayer::with_cookie_name`] is always sent as written.
     #[must_use]
     pub fn without_name_prefix(self) -> Self {
         self.config(|c| c.host_prefix = false)
+    }
+
+    /// Signs session ids: the cookie (or header) carries the id and an HMAC-SHA256 of
+    /// it under the first of `keys`, and a token whose signature no key verifies is
+    /// no id, dropped before any store I/O. Forged, guessed or random ids then never
+    /// reach the store (ids are already 128 random bits; this stops a flood of them
+    /// from costing store reads). Rotate by putting a new key first; keep the old one
+    /// until the longest session has ended. Turning it on (or off) ends the sessions
+    /// of browsers holding the other form. Server-side stores only: a client-side
+    /// store's cookie is authenticated already.
+    ///
+    /// ```
+    /// use tether::{IdKeys, MemoryStore, SessionLayer};
+    /// let keys = IdKeys::parse(&IdKeys::generate_key()?)?; // IdKeys::from_file in production
+    /// let layer = SessionLayer::new(MemoryStore::new()).with_signed_ids(keys);
+    /// # Ok::<(), tether::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_signed_ids(self, keys: crate::IdKeys) -> Self {
+        self.config(|c| c.id_keys = Some(keys))
     }
 
     /// The cookie's `Path` (default `/`).
@@ -280,7 +339,7 @@ impl SessionLayer {
         match &self.shared.backend {
             Backend::Server(_) => transport::presented(&self.shared.config, headers)
                 .into_iter()
-                .find_map(Id::parse),
+                .find_map(|token| self.shared.config.read_id(token)),
             Backend::Client(_) => None,
         }
     }
@@ -308,6 +367,11 @@ impl<S> Layer<S> for SessionLayer {
     type Service = SessionService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        if let Err(error) = self.check() {
+            // A configuration browsers would silently break: refused when the app is
+            // built, before it serves anyone.
+            panic!("tether: {error}");
+        }
         SessionService {
             inner,
             shared: self.shared.clone(),
@@ -370,8 +434,10 @@ fn presented(shared: &Shared, headers: &http::HeaderMap) -> Presented {
     }
     match &shared.backend {
         Backend::Server(_) => {
-            let ids: smallvec::SmallVec<[Id; 2]> =
-                values.into_iter().filter_map(Id::parse).collect();
+            let ids: smallvec::SmallVec<[Id; 2]> = values
+                .into_iter()
+                .filter_map(|token| shared.config.read_id(token))
+                .collect();
             if ids.is_empty() {
                 Presented::None
             } else {
@@ -417,14 +483,19 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         ResponseFuture {
             inner: Box::pin(async move {
+                // However the request ends (a response, an error, the client gone), a
+                // handle kept past it can change nothing silently.
+                let closing = Closing(session.clone());
                 let mut response = inner.call(req).await?;
-                if !session.was_touched() {
+                if session.close_untouched() {
                     return Ok(response);
                 }
                 let server_error = response.status().is_server_error();
                 // Boxed apart: the write's state machine is large, and the future
                 // every request builds (touched or not) should not carry it inline.
-                match Box::pin(session.finish(server_error)).await {
+                let written = Box::pin(session.finish(server_error)).await;
+                drop(closing);
+                match written {
                     Ok(action) => {
                         transport::vary(&shared.config, &mut response);
                         transport::write(&shared.config, action, &mut response);
@@ -440,5 +511,15 @@ where
                 }
             }),
         }
+    }
+}
+
+/// Closes the session when the request's future ends or is dropped (see
+/// `Session::close`).
+struct Closing(Session);
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }

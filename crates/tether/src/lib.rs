@@ -33,6 +33,7 @@ mod commit;
 mod config;
 #[path = "cookie.rs"]
 mod cookie_io;
+mod detached;
 mod error;
 mod events;
 mod expiry;
@@ -43,6 +44,7 @@ mod memory;
 mod observe;
 mod reissue;
 mod session;
+mod signed;
 mod transport;
 
 pub use ::cookie::SameSite;
@@ -50,15 +52,17 @@ pub use config::{
     DEFAULT_COOKIE_NAME, DEFAULT_REFRESH_SHARE, ErrorHandler, default_error_response,
 };
 pub use cookie_io::cookie_values;
+pub use detached::DetachedSession;
 pub use error::SessionError;
 pub use events::{EventHook, SessionEvent};
 pub use grace::DEFAULT_ROTATION_GRACE;
 pub use layer::{ResponseFuture, SessionLayer, SessionService};
 pub use memory::MemoryStore;
 pub use session::{MissingSessionLayer, Session};
+pub use signed::IdKeys;
 pub use tether_core::{
     Capabilities, Changes, ClientStore, Created, Error, Expiry, Id, Lifetime, LockOptions,
-    LockToken, Record, Saved, SessionInfo, SessionStore, Sweep, Touch,
+    LockToken, Record, Saved, SessionInfo, SessionStore, Touch,
 };
 pub use transport::Transport;
 

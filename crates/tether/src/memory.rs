@@ -6,8 +6,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use tether_core::{
-    Changes, Created, Error, Id, LockOptions, LockToken, Record, Result, Saved, SessionInfo,
-    SessionLimits, SessionStore, Touch, async_trait, unix_ms,
+    Capabilities, Changes, Created, Error, Id, LockOptions, LockToken, Record, Result, Saved,
+    SessionInfo, SessionLimits, SessionStore, Touch, async_trait, unix_ms,
 };
 use time::OffsetDateTime;
 use tokio::sync::Notify;
@@ -22,11 +22,16 @@ use tokio::sync::Notify;
 /// Bounded by default: at most 100,000 sessions, anonymous ones (no user bound) at
 /// most half, the oldest anonymous ending to make room ([`SessionLimits`]), so a
 /// flood of cookie-less requests can neither exhaust memory nor lock out logins.
+/// Logged-in sessions are bounded by the layer's per-user cap
+/// ([`SessionLayer::with_max_sessions_per_user`](crate::SessionLayer::with_max_sessions_per_user)):
+/// set it, so that one account logging in again and again ends its own oldest
+/// sessions instead of filling the store.
 ///
 /// ```
 /// use tether::{MemoryStore, SessionLayer};
 ///
-/// let layer = SessionLayer::new(MemoryStore::new().with_max_sessions(10_000));
+/// let layer = SessionLayer::new(MemoryStore::new().with_max_sessions(10_000))
+///     .with_max_sessions_per_user(10);
 /// let app: axum::Router = axum::Router::new().layer(layer);
 /// ```
 #[derive(Debug)]
@@ -287,16 +292,18 @@ impl State {
 }
 
 #[async_trait]
-impl tether_core::Sweep for MemoryStore {
-    async fn sweep_once(&self) -> Result<u64> {
-        Ok(u64::try_from(self.sweep_expired()).unwrap_or(u64::MAX))
-    }
-}
-
-#[async_trait]
 impl SessionStore for MemoryStore {
     fn name(&self) -> &'static str {
         "memory"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        // Nothing leaves the process: ids need no hashing here.
+        Capabilities::ALL.in_process()
+    }
+
+    async fn sweep_once(&self) -> Result<u64> {
+        Ok(u64::try_from(self.sweep_expired()).unwrap_or(u64::MAX))
     }
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {

@@ -32,7 +32,7 @@ impl Session {
     ) -> Result<CookieAction, Error> {
         let now = self.inner.now;
         let base = state.loaded.record();
-        let mut record = reissued(now, expiry, base);
+        let mut record = reissued(now, expiry, &self.inner.shared.config.expiry, base);
         let old = state.id.filter(|_| base.is_some());
         state.changes.idle_deadline = expiry.lifetime().idle_deadline(now);
         record.apply(&state.changes);
@@ -60,7 +60,7 @@ impl Session {
         }
         self.emit_bound(Some(id), &state.changes);
         Ok(self.set_cookie(
-            id.to_string(),
+            self.inner.shared.config.write_id(&id),
             record.expires_at(),
             Some(expiry.browser_session),
         ))
@@ -68,13 +68,27 @@ impl Session {
 }
 
 /// The record a session issued again at `now` with `expiry` starts as: `base`'s data,
-/// user and version (when there is a session), with the new lifetime from now.
-pub(crate) fn reissued(now: OffsetDateTime, expiry: &Expiry, base: Option<&Record>) -> Record {
+/// user, version and creation (when there is a session), with the new idle timeout
+/// from now. The absolute lifetime still counts from the session's creation: its own
+/// (`expiry.absolute`, "remember me") when it has one, else the layer's (`layer`), so
+/// no `set_expiry` call ever restarts it.
+pub(crate) fn reissued(
+    now: OffsetDateTime,
+    expiry: &Expiry,
+    layer: &Expiry,
+    base: Option<&Record>,
+) -> Record {
     let mut record = Record::with_lifetime(now, expiry);
     if let Some(base) = base {
         record.data.clone_from(&base.data);
         record.user.clone_from(&base.user);
         record.version = base.version;
+        record.created = base.created;
     }
+    record.absolute_deadline = expiry.absolute.or(layer.absolute).map(|absolute| {
+        let absolute = time::Duration::try_from(absolute).unwrap_or(time::Duration::MAX);
+        record.created.saturating_add(absolute)
+    });
+    record.idle_deadline = expiry.idle_deadline(now, record.absolute_deadline);
     record
 }

@@ -1,7 +1,7 @@
 //! The `Session` handle a handler works with.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use axum_core::extract::FromRequestParts;
 use http::StatusCode;
@@ -74,9 +74,17 @@ pub struct Session {
 pub(crate) struct Inner {
     pub(crate) shared: Arc<Shared>,
     pub(crate) now: OffsetDateTime,
-    touched: AtomicBool,
+    /// [`UNTOUCHED`], [`TOUCHED`] or [`RESPONDED`].
+    phase: AtomicU8,
     pub(crate) state: Mutex<State>,
 }
+
+/// The handler has not used the session (yet).
+const UNTOUCHED: u8 = 0;
+/// The handler used the session: the layer writes it after the handler.
+const TOUCHED: u8 = 1;
+/// The response is out (or was abandoned): the handle can change nothing any more.
+const RESPONDED: u8 = 2;
 
 #[derive(Debug)]
 pub(crate) struct State {
@@ -99,6 +107,9 @@ pub(crate) struct State {
     /// This request left a rotation-grace marker for its own id (before rotating it),
     /// so finding one says nothing about another request.
     pub(crate) own_marker: bool,
+    /// Once the response is out: the id the session lives under at the store from
+    /// then on (`None`: no server-side session), for [`crate::DetachedSession`].
+    pub(crate) after: Option<Id>,
 }
 
 impl Session {
@@ -116,7 +127,7 @@ impl Session {
             inner: Arc::new(Inner {
                 shared,
                 now,
-                touched: AtomicBool::new(false),
+                phase: AtomicU8::new(UNTOUCHED),
                 state: Mutex::new(State {
                     presented,
                     id,
@@ -128,6 +139,7 @@ impl Session {
                     error: None,
                     expiry: None,
                     own_marker: false,
+                    after: None,
                 }),
             }),
         }
@@ -189,7 +201,9 @@ impl Session {
         Ok(())
     }
 
-    /// The live sessions of the user this session is bound to, oldest first.
+    /// The live sessions of the user this session is bound to, oldest first; this
+    /// request's session is marked [`current`](SessionInfo::current). Their ids are the
+    /// store's keys at rest (hashes for stores outside the process), never cookies.
     ///
     /// A store that keeps no user index (the cookie store) answers
     /// [`Error::Unsupported`]; a handler may handle it, and the layer then leaves the
@@ -206,7 +220,15 @@ impl Session {
             .server("listing a user's sessions")
         {
             Ok(store) => {
-                observe::call(store.name(), Op::ListUser, store.user_sessions(&user)).await
+                let listed =
+                    observe::call(store.name(), Op::ListUser, store.user_sessions(&user)).await;
+                let current = state.id.map(|id| store.capabilities().key(&id));
+                listed.map(|mut sessions| {
+                    for info in &mut sessions {
+                        info.current = Some(info.id) == current;
+                    }
+                    sessions
+                })
             }
             Err(e) => Err(e),
         };
@@ -248,10 +270,13 @@ impl Session {
     /// brought several session cookies and no call has found the live one yet, or
     /// while another session call of this request is running.
     ///
+    /// The id is the credential: never log it or store it elsewhere. Its key at rest
+    /// ([`Id::at_rest`]) names the session in logs without opening it.
+    ///
     /// ```
     /// # async fn handler(session: tether::Session) {
     /// if let Some(id) = session.id() {
-    ///     tracing::info!(session = %id, "request");
+    ///     tracing::info!(session = %id.at_rest(), "request");
     /// }
     /// # }
     /// ```
@@ -268,8 +293,20 @@ impl Session {
     /// Locks the state, marking the session as used and, in lock mode, taking the
     /// session's lock.
     pub(crate) async fn begin(&self) -> Result<MutexGuard<'_, State>, SessionError> {
-        self.inner.touched.store(true, Ordering::Relaxed);
+        if self.inner.phase.compare_exchange(
+            UNTOUCHED,
+            TOUCHED,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) == Err(RESPONDED)
+        {
+            return Err(SessionError::AfterResponse);
+        }
         let mut state = self.inner.state.lock().await;
+        if self.responded() {
+            // The layer wrote the session while this call waited for it.
+            return Err(SessionError::AfterResponse);
+        }
         if let Some(error) = &state.error {
             return Err(SessionError::Store(error.clone()));
         }
@@ -397,9 +434,37 @@ impl Session {
         SessionError::Store(error)
     }
 
-    /// Whether the handler used the session at all.
-    pub(crate) fn was_touched(&self) -> bool {
-        self.inner.touched.load(Ordering::Relaxed)
+    /// Closes a session the handler never used; `false` when it was used (the layer
+    /// must write it, and [`Session::close`] after).
+    pub(crate) fn close_untouched(&self) -> bool {
+        self.inner
+            .phase
+            .compare_exchange(UNTOUCHED, RESPONDED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Marks the session as used, so the layer settles it after the handler (for a
+    /// handle detached from a request that uses it only after the response).
+    pub(crate) fn mark_used(&self) {
+        let _ = self.inner.phase.compare_exchange(
+            UNTOUCHED,
+            TOUCHED,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+    }
+
+    /// Marks the response as out: every later call through this handle (or a clone
+    /// kept by a task) fails with [`SessionError::AfterResponse`] instead of changing
+    /// what nothing would save. Called with the state locked after the write, or when
+    /// the request is abandoned.
+    pub(crate) fn close(&self) {
+        self.inner.phase.store(RESPONDED, Ordering::Release);
+    }
+
+    /// Whether the response is out.
+    pub(crate) fn responded(&self) -> bool {
+        self.inner.phase.load(Ordering::Acquire) == RESPONDED
     }
 }
 
@@ -427,5 +492,34 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
             .get::<Self>()
             .cloned()
             .ok_or(MissingSessionLayer)
+    }
+}
+
+/// `Option<Session>`: the session where the route has a [`SessionLayer`](crate::SessionLayer),
+/// `None` where it has none, for handlers and middleware shared by routes with and
+/// without sessions (a health check, a shared router).
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use tether::Session;
+///
+/// async fn greet(session: Option<Session>) -> String {
+///     match session {
+///         Some(session) => session.user().await.ok().flatten().unwrap_or_else(|| "guest".into()),
+///         None => "no sessions here".into(),
+///     }
+/// }
+/// let app: Router = Router::new()
+///     .route("/healthz", get(greet))
+///     .merge(Router::new().route("/", get(greet)).layer(tether::SessionLayer::new(tether::MemoryStore::new())));
+/// ```
+impl<S: Send + Sync> axum_core::extract::OptionalFromRequestParts<S> for Session {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<Self>().cloned())
     }
 }

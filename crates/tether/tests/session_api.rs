@@ -102,7 +102,7 @@ async fn two_layers_keep_two_independent_sessions() {
         .route("/login/{user}", post(sign_in))
         .layer(
             SessionLayer::from_arc(admin.clone())
-                .with_cookie_name("admin")
+                .with_cookie_name("__Secure-admin")
                 .with_path("/admin")
                 .with_expiry(Expiry::new(Duration::from_secs(900))),
         );
@@ -277,4 +277,27 @@ async fn lifecycle_events_reach_the_hook_in_order() {
     // A request that does not touch the session reports nothing.
     send(&app, "GET", "/plain", None).await;
     assert!(take().is_empty());
+}
+
+/// `Option<Session>`: `None` on a route without the layer, the session on one with it.
+#[tokio::test]
+async fn an_optional_session_is_none_without_the_layer() {
+    async fn maybe(session: Option<Session>) -> Result<String, SessionError> {
+        Ok(match session {
+            Some(session) => {
+                session.insert("seen", true).await?;
+                "with".to_owned()
+            }
+            None => "without".to_owned(),
+        })
+    }
+    let app = Router::new().route("/bare", get(maybe)).merge(
+        Router::new()
+            .route("/sessions", get(maybe))
+            .layer(SessionLayer::new(MemoryStore::new())),
+    );
+    assert_eq!(send(&app, "GET", "/bare", None).await.body, "without");
+    let with = send(&app, "GET", "/sessions", None).await;
+    assert_eq!(with.body, "with");
+    assert!(with.set_cookie.is_some());
 }

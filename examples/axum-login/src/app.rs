@@ -1,4 +1,5 @@
-//! The routes: log in, who am I, my sessions, log out, log out everywhere.
+//! The routes: log in, who am I (with flash messages), a protected page, my sessions,
+//! log out, log out everywhere.
 
 use std::sync::Arc;
 
@@ -7,8 +8,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
+use axum_login::tower_sessions::cookie::Key;
 use axum_login::tower_sessions::{Expiry, SessionManagerLayer};
-use axum_login::{AuthManagerLayerBuilder, AuthSession};
+use axum_login::{AuthManagerLayerBuilder, AuthSession, login_required};
+use axum_messages::{Messages, MessagesManagerLayer};
 use serde_json::json;
 use tether::SessionStore;
 use tether_tower_sessions::TowerSessions;
@@ -27,20 +30,33 @@ struct App {
 type Auth = AuthSession<Users>;
 
 /// The app over `store`: axum-login's layer on tower-sessions' layer on the adapter.
-pub(crate) fn router(instance: &str, store: Arc<dyn SessionStore>, secure: bool) -> Router {
+/// `key` signs the session cookie: every instance must be given the same one (from
+/// configuration), or each would refuse the others' cookies whatever the store.
+pub(crate) fn router(
+    instance: &str,
+    store: Arc<dyn SessionStore>,
+    secure: bool,
+    key: Key,
+) -> Router {
     let sessions = TowerSessions::from_arc(store).with_user_cap(10);
     let session_layer = SessionManagerLayer::new(sessions.clone())
         .with_name("session")
         .with_secure(secure)
+        .with_signed(key)
         .with_expiry(Expiry::OnInactivity(time::Duration::hours(8)));
     let auth_layer = AuthManagerLayerBuilder::new(Users::default(), session_layer).build();
+    let protected = Router::new()
+        .route("/protected", get(protected))
+        .route_layer(login_required!(Users));
     Router::new()
+        .merge(protected)
         .route("/healthz", get(|| async { "ok" }))
         .route("/login", post(login))
         .route("/me", get(me))
         .route("/sessions", get(my_sessions))
         .route("/logout", post(logout))
         .route("/logout-everywhere", post(logout_everywhere))
+        .layer(MessagesManagerLayer)
         .layer(auth_layer)
         .with_state(App {
             instance: instance.into(),
@@ -58,7 +74,12 @@ fn failed(app: &App, what: &str, e: impl std::fmt::Display) -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
 }
 
-async fn login(State(app): State<App>, mut auth: Auth, Form(creds): Form<Credentials>) -> Response {
+async fn login(
+    State(app): State<App>,
+    mut auth: Auth,
+    messages: Messages,
+    Form(creds): Form<Credentials>,
+) -> Response {
     let user = match auth.authenticate(creds).await {
         Ok(Some(user)) => user,
         Ok(None) => return unauthorized(&app),
@@ -67,16 +88,26 @@ async fn login(State(app): State<App>, mut auth: Auth, Form(creds): Form<Credent
     if let Err(e) = auth.login(&user).await {
         return failed(&app, "logging in", e);
     }
+    // A flash message: shown once, by whichever instance answers next.
+    messages.success(format!("Welcome, {}", user.name()));
     Json(json!({"user": user.name(), "instance": &*app.instance})).into_response()
 }
 
-async fn me(State(app): State<App>, auth: Auth) -> Response {
+async fn me(State(app): State<App>, auth: Auth, messages: Messages) -> Response {
     match &auth.user {
         Some(user) => {
-            Json(json!({"user": user.name(), "instance": &*app.instance})).into_response()
+            let messages: Vec<String> = messages.into_iter().map(|m| m.message).collect();
+            Json(json!({"user": user.name(), "instance": &*app.instance, "messages": messages}))
+                .into_response()
         }
         None => unauthorized(&app),
     }
+}
+
+/// Behind `login_required!`: axum-login answers 401 without a logged-in user.
+async fn protected(State(app): State<App>, auth: Auth) -> Response {
+    let name = auth.user.as_ref().map(|u| u.name().to_owned());
+    Json(json!({"protected": true, "user": name, "instance": &*app.instance})).into_response()
 }
 
 async fn my_sessions(State(app): State<App>, auth: Auth) -> Response {

@@ -2,7 +2,11 @@
 //! balancer (round robin) on one shared tether store: a login made through one
 //! instance holds on every instance, a second login by the same user is listed, and
 //! "log out everywhere" ends every session of that user on every instance, other
-//! users' untouched. Run on the file store and on Redis.
+//! users' untouched. The instances share the cookie-signing key (from a file, as in
+//! production); an instance with a key of its own recognises nobody. A flash message
+//! (axum-messages) set at login is shown once, by whichever instance answers next,
+//! and `login_required!` guards a route on every instance. Run on the file store and
+//! on Redis.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -31,20 +35,43 @@ async fn wait_healthy(url: &str) {
     panic!("{url} did not become healthy within 30 s");
 }
 
-/// Three instances `a`, `b`, `c` on `store_args`, and the balancer's URL.
-async fn cluster(store_args: &[&str]) -> (Vec<Proc>, String) {
+/// A fresh cookie-signing key in a private file: 64 random bytes, base64.
+fn key_file(tag: &str) -> std::path::PathBuf {
+    use base64::Engine as _;
+    let path = std::env::temp_dir().join(format!(
+        "tether-axum-login-{tag}-{}-{}.key",
+        std::process::id(),
+        free_port()
+    ));
+    let mut key = [0u8; 64];
+    tether::core::fill_random(&mut key).unwrap();
+    let text = base64::engine::general_purpose::STANDARD.encode(key);
+    tether::core::private_file::create(&path, text.as_bytes()).unwrap();
+    path
+}
+
+/// One instance named `name` with `key`, on `store_args`: its process and URL.
+fn instance(name: &str, key: &std::path::Path, store_args: &[&str]) -> (Proc, String) {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_axum-login-demo"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--instance", name])
+        .arg("--session-key-file")
+        .arg(key)
+        .args(store_args)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    (Proc(child), format!("http://127.0.0.1:{port}"))
+}
+
+/// Three instances `a`, `b`, `c` on `store_args` sharing `key`, and the balancer's URL.
+async fn cluster(store_args: &[&str], key: &std::path::Path) -> (Vec<Proc>, String) {
     let mut procs = Vec::new();
     let mut urls = Vec::new();
     for name in ["a", "b", "c"] {
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_axum-login-demo"))
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--instance", name])
-            .args(store_args)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        procs.push(Proc(child));
-        urls.push(format!("http://127.0.0.1:{port}"));
+        let (proc, url) = instance(name, key, store_args);
+        procs.push(proc);
+        urls.push(url);
     }
     for url in &urls {
         wait_healthy(url).await;
@@ -92,40 +119,80 @@ async fn call(front: &str, method: &str, path: &str, cookie: &str) -> (StatusCod
     (status, body)
 }
 
-/// `GET /me` six times (twice around the three instances): the user each time, and
-/// the instances that answered.
-async fn me_everywhere(front: &str, cookie: &str) -> (Vec<Option<String>>, Vec<String>) {
-    let mut users = Vec::new();
-    let mut instances = Vec::new();
+/// What six `GET /me` (twice around the three instances) saw: the user each time,
+/// the instances that answered, and the flash messages shown.
+struct Seen {
+    users: Vec<Option<String>>,
+    instances: Vec<String>,
+    messages: Vec<String>,
+}
+
+async fn me_everywhere(front: &str, cookie: &str) -> Seen {
+    let mut seen = Seen {
+        users: Vec::new(),
+        instances: Vec::new(),
+        messages: Vec::new(),
+    };
     for _ in 0..6 {
         let (status, body) = call(front, "GET", "/me", cookie).await;
         let user = (status == StatusCode::OK).then(|| body["user"].as_str().unwrap().to_owned());
-        users.push(user);
-        instances.push(body["instance"].as_str().unwrap_or_default().to_owned());
+        seen.users.push(user);
+        seen.instances
+            .push(body["instance"].as_str().unwrap_or_default().to_owned());
+        if let Some(list) = body["messages"].as_array() {
+            seen.messages
+                .extend(list.iter().map(|m| m.as_str().unwrap().to_owned()));
+        }
     }
-    instances.sort();
-    instances.dedup();
-    (users, instances)
+    seen.instances.sort();
+    seen.instances.dedup();
+    seen
 }
 
 async fn logins_hold_everywhere_and_logout_everywhere_ends_them(store_args: &[&str]) {
-    let (_procs, front) = cluster(store_args).await;
+    let key = key_file("shared");
+    let (_procs, front) = cluster(store_args, &key).await;
 
     assert_eq!(
         login(&front, "alice", "wrong").await,
         Err(StatusCode::UNAUTHORIZED)
     );
+    let (status, _) = call(&front, "GET", "/protected", "").await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "login_required! let a stranger in"
+    );
     let laptop = login(&front, "alice", "wonderland").await.unwrap();
-    let (users, instances) = me_everywhere(&front, &laptop).await;
+    let seen = me_everywhere(&front, &laptop).await;
     assert!(
-        users.iter().all(|u| u.as_deref() == Some("alice")),
-        "{users:?}"
+        seen.users.iter().all(|u| u.as_deref() == Some("alice")),
+        "{:?}",
+        seen.users
     );
     assert_eq!(
-        instances,
+        seen.instances,
         ["a", "b", "c"],
         "round robin reached every instance"
     );
+    assert_eq!(
+        seen.messages,
+        ["Welcome, alice"],
+        "the login's flash message, shown once by whichever instance answered next"
+    );
+    for _ in 0..3 {
+        let (status, body) = call(&front, "GET", "/protected", &laptop).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["user"], "alice");
+    }
+
+    // An instance with a signing key of its own (Key::generate() at start-up) sees
+    // the same store and still recognises nobody: the key must be shared.
+    let own_key = key_file("own");
+    let (_stranger, stranger) = instance("d", &own_key, store_args);
+    wait_healthy(&stranger).await;
+    let (status, _) = call(&stranger, "GET", "/me", &laptop).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     let phone = login(&front, "alice", "wonderland").await.unwrap();
     let bob = login(&front, "bob", "builder").await.unwrap();
@@ -137,22 +204,29 @@ async fn logins_hold_everywhere_and_logout_everywhere_ends_them(store_args: &[&s
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["ended"], 2, "{body}");
     for cookie in [&laptop, &phone] {
-        let (users, _) = me_everywhere(&front, cookie).await;
+        let seen = me_everywhere(&front, cookie).await;
         assert!(
-            users.iter().all(Option::is_none),
-            "a session lived on: {users:?}"
+            seen.users.iter().all(Option::is_none),
+            "a session lived on: {:?}",
+            seen.users
         );
+        let (status, _) = call(&front, "GET", "/protected", cookie).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
-    let (users, _) = me_everywhere(&front, &bob).await;
+    let seen = me_everywhere(&front, &bob).await;
     assert!(
-        users.iter().all(|u| u.as_deref() == Some("bob")),
-        "{users:?}"
+        seen.users.iter().all(|u| u.as_deref() == Some("bob")),
+        "{:?}",
+        seen.users
     );
 
     let (status, _) = call(&front, "POST", "/logout", &bob).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (users, _) = me_everywhere(&front, &bob).await;
-    assert!(users.iter().all(Option::is_none), "{users:?}");
+    let seen = me_everywhere(&front, &bob).await;
+    assert!(seen.users.iter().all(Option::is_none), "{:?}", seen.users);
+    for key in [key, own_key] {
+        std::fs::remove_file(key).unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -160,7 +160,6 @@ async fn api_logout_everywhere(session: Session) -> Result<Response, SessionErro
 }
 
 async fn sessions_json(session: &Session) -> Result<Value, SessionError> {
-    let current = session.id();
     let list = session.user_sessions().await?;
     let rfc = |t: time::OffsetDateTime| {
         t.format(&time::format_description::well_known::Rfc3339)
@@ -168,7 +167,7 @@ async fn sessions_json(session: &Session) -> Result<Value, SessionError> {
     };
     Ok(Value::Array(
         list.into_iter()
-            .map(|s| json!({ "created": rfc(s.created), "last_seen": rfc(s.last_seen), "current": Some(s.id) == current }))
+            .map(|s| json!({ "created": rfc(s.created), "last_seen": rfc(s.last_seen), "current": s.current }))
             .collect(),
     ))
 }

@@ -39,7 +39,7 @@ fn answer(stream: &mut TcpStream, wait: Duration) -> (String, bool) {
 fn the_demo_keeps_its_signing_key_private() {
     let tmp = common::temp_dir("demo-tmp");
     let port = free_port();
-    let _demo = Proc(
+    let mut demo = Proc(
         Command::new(env!("CARGO_BIN_EXE_login"))
             .args(["--store", "jwt", "--instances", "1"])
             .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -68,6 +68,17 @@ fn the_demo_keeps_its_signing_key_private() {
     );
     let key = dir.join("jwt-keys");
     assert_eq!(mode(&key), 0o600, "{}", key.display());
+
+    // Stopped as an operator stops it: its instances and its directory go with it.
+    let status = Command::new("kill")
+        .args(["-TERM", &demo.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_until("the demo to stop", Duration::from_secs(30), || {
+        demo.0.try_wait().unwrap().is_some()
+    });
+    assert!(!dir.exists(), "the demo left {} behind", dir.display());
 }
 
 /// `login serve` refuses a key file other users can read, naming the fix.

@@ -1,0 +1,35 @@
+//! Ids at rest are not credentials: after a login through the layer, a dump of the
+//! database (what a backup holds) contains no id the browser was given.
+
+use std::process::Command;
+
+use tether::SessionLayer;
+use tether_postgres::PostgresStore;
+use tether_testkit::at_rest::{assert_absent, presented_ids};
+
+fn postgres_url() -> String {
+    std::env::var("TETHER_TEST_POSTGRES_URL").expect(
+        "TETHER_TEST_POSTGRES_URL is not set: run the tests through scripts/test, which starts postgres",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dump_of_the_database_never_holds_a_presented_id() {
+    let url = postgres_url();
+    let store = PostgresStore::connect(&url).unwrap();
+    store.migrate().await.unwrap();
+    let ids = presented_ids(SessionLayer::new(store)).await;
+    let bin = std::env::var("TETHER_POSTGRES_BIN").expect(
+        "TETHER_POSTGRES_BIN is not set: run the tests through scripts/test, which finds pg_dump",
+    );
+    let dump = Command::new(std::path::Path::new(&bin).join("pg_dump"))
+        .args(["--data-only", "--dbname", &url])
+        .output()
+        .unwrap();
+    assert!(dump.status.success(), "pg_dump: {dump:?}");
+    assert!(
+        String::from_utf8_lossy(&dump.stdout).contains("tether_sessions"),
+        "the dump has no session table"
+    );
+    assert_absent("a dump of the PostgreSQL database", &dump.stdout, &ids);
+}

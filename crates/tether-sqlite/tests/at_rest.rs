@@ -1,0 +1,25 @@
+//! Ids at rest are not credentials: after a login through the layer, neither the
+//! database file nor its write-ahead log contains an id the browser was given.
+
+use tether::SessionLayer;
+use tether_sqlite::SqliteStore;
+use tether_testkit::at_rest::{assert_absent, presented_ids, read_tree};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_and_its_log_never_hold_a_presented_id() {
+    let dir = std::env::temp_dir().join(format!("tether-sqlite-at-rest-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = SqliteStore::connect(&format!("sqlite://{}", dir.join("s.db").display())).unwrap();
+    store.migrate().await.unwrap();
+    let ids = presented_ids(SessionLayer::new(store.clone())).await;
+    // Read while the connection is open: the log still holds the recent writes.
+    let written = read_tree(&dir);
+    assert!(
+        dir.join("s.db-wal").exists(),
+        "no write-ahead log to look in"
+    );
+    assert_absent("the SQLite database and its WAL", &written, &ids);
+    drop(store);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
