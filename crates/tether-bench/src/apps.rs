@@ -18,6 +18,8 @@ pub enum Lib {
     Bare,
     /// tether's `SessionLayer`.
     Tether,
+    /// tether's `SessionLayer` with session values sealed at rest (`with_sealed_data`).
+    TetherSealed,
     /// tower-sessions' `SessionManagerLayer`.
     TowerSessions,
 }
@@ -212,6 +214,14 @@ async fn tether_app(args: &Args) -> Router {
     } else {
         layer
     };
+    let layer = if args.lib == Lib::TetherSealed {
+        let key = tether::DataKeys::generate_key().unwrap_or_else(|e| fail(&e.to_string()));
+        layer.with_sealed_data(
+            tether::DataKeys::parse(&key).unwrap_or_else(|e| fail(&e.to_string())),
+        )
+    } else {
+        layer
+    };
     routes(with_tether::read, with_tether::write, with_tether::login)
         .route("/incr", post(with_tether::write))
         .layer(layer)
@@ -324,7 +334,7 @@ pub fn run<F: Future<Output = ()>>(main: impl FnOnce(Args) -> F) {
 pub async fn app(args: &Args) -> Router {
     match args.lib {
         Lib::Bare => bare_app(),
-        Lib::Tether => tether_app(args).await,
+        Lib::Tether | Lib::TetherSealed => tether_app(args).await,
         Lib::TowerSessions => tower_sessions_app(args).await,
     }
 }

@@ -110,11 +110,15 @@ fn run(args: &RunArgs) {
     // The bare server ignores cookies; it gets the same number of distinct ones.
     let fake_cookies: Vec<String> = (0..SESSIONS).map(|i| format!("bare={i:022}")).collect();
     let stores: Vec<(&str, Option<&str>, Vec<&str>)> = vec![
-        ("memory", None, vec!["tether", "tower-sessions"]),
+        (
+            "memory",
+            None,
+            vec!["tether", "tether-sealed", "tower-sessions"],
+        ),
         (
             "redis",
             Some(redis_url.as_str()),
-            vec!["tether", "tower-sessions"],
+            vec!["tether", "tether-sealed", "tower-sessions"],
         ),
         (
             "mysql",

@@ -141,6 +141,7 @@ impl Report<'_> {
         );
         out.push_str(&self.headline());
         self.targets_section(&mut out);
+        self.sealed_section(&mut out);
         for store in self.stores() {
             self.store_section(&mut out, &store);
         }
@@ -164,6 +165,41 @@ impl Report<'_> {
         out
     }
 
+    /// What sealing session values at rest (`with_sealed_data`) costs, per store and
+    /// endpoint, in the same run.
+    fn sealed_section(&self, out: &mut String) {
+        let mut rows = String::new();
+        for store in self.stores() {
+            for (endpoint, _, _) in ENDPOINTS {
+                if let (Some(plain), Some(sealed)) = (
+                    self.get(&store, "tether", endpoint),
+                    self.get(&store, "tether-sealed", endpoint),
+                ) {
+                    let _ = writeln!(
+                        rows,
+                        "| {store} | {endpoint} | {:.0} | {:.0} | {:.2}× |",
+                        plain.rps,
+                        sealed.rps,
+                        sealed.rps / plain.rps
+                    );
+                }
+            }
+        }
+        if !rows.is_empty() {
+            out.push_str(
+                "
+## Sealed data at rest
+
+The same server with session values sealed                  (`with_sealed_data`, XChaCha20-Poly1305 per value): what it costs per read                  and write.
+
+| store | endpoint | tether req/s | sealed req/s | sealed ÷ plain |
+|---|---|---|---|---|
+",
+            );
+            out.push_str(&rows);
+        }
+    }
+
     /// One store's table, its bare-axum figure, and what only that store has.
     fn store_section(&self, out: &mut String, store: &str) {
         let bare = self.bare(store);
@@ -176,7 +212,7 @@ impl Report<'_> {
         }
         out.push_str("| endpoint | library | req/s | × bare | p50 ms | p99 ms | failed | store round trips / request |\n|---|---|---|---|---|---|---|---|\n");
         for (endpoint, _, _) in ENDPOINTS {
-            for lib in ["tether", "tower-sessions"] {
+            for lib in ["tether", "tether-sealed", "tower-sessions"] {
                 let Some(s) = self.get(store, lib, endpoint) else {
                     continue;
                 };

@@ -15,3 +15,13 @@ async fn the_directory_never_holds_a_presented_id() {
     assert_absent("the file store's directory", &written, &ids);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_session_values_are_ciphertext_in_the_directory() {
+    let dir = std::env::temp_dir().join(format!("tether-file-sealed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = std::sync::Arc::new(FileStore::open(&dir).unwrap());
+    let watched = dir.clone();
+    tether_testkit::at_rest::check_sealed_data(store, async || read_tree(&watched)).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -19,6 +19,11 @@ async fn a_dump_of_the_database_never_holds_a_presented_id() {
     let store = MySqlStore::connect(&url).unwrap();
     store.migrate().await.unwrap();
     let ids = presented_ids(SessionLayer::new(store)).await;
+    assert_absent("a dump of the MariaDB database", &dump(&url), &ids);
+}
+
+/// What a backup holds: `mariadb-dump` of the database's rows.
+fn dump(url: &str) -> Vec<u8> {
     // mysql://USER:PASSWORD@HOST:PORT/DATABASE, as the test run writes it.
     let rest = url.strip_prefix("mysql://").unwrap();
     let (credentials, rest) = rest.split_once('@').unwrap();
@@ -38,5 +43,14 @@ async fn a_dump_of_the_database_never_holds_a_presented_id() {
         String::from_utf8_lossy(&dump.stdout).contains("tether_sessions"),
         "the dump has no session table"
     );
-    assert_absent("a dump of the MariaDB database", &dump.stdout, &ids);
+    dump.stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_session_values_are_ciphertext_in_a_dump() {
+    let url = mysql_url();
+    let store = MySqlStore::connect(&url).unwrap();
+    store.migrate().await.unwrap();
+    tether_testkit::at_rest::check_sealed_data(std::sync::Arc::new(store), async || dump(&url))
+        .await;
 }

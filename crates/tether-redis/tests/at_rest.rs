@@ -53,3 +53,20 @@ async fn redis_never_holds_a_presented_id() {
     }
     assert_absent("Redis's keys and values", &written, &ids);
 }
+
+/// Every command Redis received while the check ran (values included) is its dump.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_session_values_are_ciphertext_in_redis() {
+    let url = redis_url();
+    let store = RedisStore::connect(&url).unwrap().with_prefix("sealed:");
+    let monitor = std::sync::Mutex::new(Some(RedisMonitor::start(&url).unwrap()));
+    tether_testkit::at_rest::check_sealed_data(std::sync::Arc::new(store), async || {
+        let monitor = monitor.lock().unwrap().take().expect("one dump");
+        let commands = tokio::task::spawn_blocking(move || monitor.commands(""))
+            .await
+            .unwrap()
+            .unwrap();
+        commands.join("\n").into_bytes()
+    })
+    .await;
+}

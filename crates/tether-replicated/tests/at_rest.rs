@@ -97,3 +97,18 @@ async fn neither_instance_nor_its_peer_holds_a_presented_id() {
         &ids,
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_session_values_are_ciphertext_in_a_snapshot() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/_tether", listener.local_addr().unwrap());
+    let store = ReplicatedStore::builder(SECRET).start().unwrap();
+    let app = axum::Router::new().nest("/_tether", store.router());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    store.catch_up().await;
+    let http = reqwest::Client::new();
+    tether_testkit::at_rest::check_sealed_data(std::sync::Arc::new(store), async || {
+        snapshot(&http, &url).await
+    })
+    .await;
+}

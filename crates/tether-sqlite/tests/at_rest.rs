@@ -23,3 +23,18 @@ async fn the_database_and_its_log_never_hold_a_presented_id() {
     drop(store);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_session_values_are_ciphertext_in_the_database_and_its_log() {
+    let dir = std::env::temp_dir().join(format!("tether-sqlite-sealed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = SqliteStore::connect(&format!("sqlite://{}", dir.join("s.db").display())).unwrap();
+    store.migrate().await.unwrap();
+    let watched = dir.clone();
+    tether_testkit::at_rest::check_sealed_data(std::sync::Arc::new(store), async || {
+        read_tree(&watched)
+    })
+    .await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -90,3 +90,86 @@ pub fn read_tree(dir: &std::path::Path) -> Vec<u8> {
     }
     out
 }
+
+/// Session data sealed at rest ([`SessionLayer::with_sealed_data`]), on `store`:
+/// a value written through a sealing layer is nowhere in what the store holds
+/// (`dump`), while one written without sealing is (so the check can fail); a
+/// rotated key ring still opens it; a ring without its key, or a layer without keys,
+/// answers an error and never a fresh session.
+///
+/// # Panics
+/// When any of it does not hold.
+pub async fn check_sealed_data<D>(store: std::sync::Arc<dyn tether::SessionStore>, mut dump: D)
+where
+    D: AsyncFnMut() -> Vec<u8>,
+{
+    use axum::routing::post;
+    use tether::{DataKeys, Session, SessionError};
+
+    async fn put(session: Session, body: String) -> Result<&'static str, SessionError> {
+        session.insert("secret", body).await?;
+        Ok("kept")
+    }
+    async fn read(session: Session) -> Result<String, SessionError> {
+        Ok(session.get::<String>("secret").await?.unwrap_or_default())
+    }
+    let app = |layer: SessionLayer| {
+        axum::Router::new()
+            .route("/secret", post(put).get(read))
+            .layer(layer.with_insecure_cookie())
+    };
+    let (old, new) = (
+        DataKeys::generate_key().unwrap(),
+        DataKeys::generate_key().unwrap(),
+    );
+    let keys = |text: &str| DataKeys::parse(text).unwrap();
+    let sealing = |text: &str| SessionLayer::from_arc(store.clone()).with_sealed_data(keys(text));
+    let marker = |tag: &str| format!("{tag}-{}", Id::generate().unwrap());
+
+    let secret = marker("sealed-secret");
+    let sealed = app(sealing(&old));
+    let cookie = crate::http::send_body(&sealed, "POST", "/secret", None, &secret)
+        .await
+        .cookie();
+    let plain_secret = marker("plain-secret");
+    let plain = app(SessionLayer::from_arc(store.clone()));
+    crate::http::send_body(&plain, "POST", "/secret", None, &plain_secret).await;
+    let written = dump().await;
+    let contains = |needle: &str| {
+        written
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+    };
+    assert!(
+        contains(&plain_secret),
+        "an unsealed value is not in what the store holds: the dump shows nothing"
+    );
+    assert!(
+        !contains(&secret),
+        "a sealed value is readable at the store"
+    );
+
+    let rotated = app(sealing(&format!("{new}\n{old}")));
+    let reply = send(&rotated, "GET", "/secret", Some(&cookie)).await;
+    assert_eq!(reply.body, secret, "a rotated key ring lost the session");
+
+    for (what, layer) in [
+        ("a ring without the sealing key", sealing(&new)),
+        (
+            "a layer without data keys",
+            SessionLayer::from_arc(store.clone()),
+        ),
+    ] {
+        let reply = send(&app(layer), "GET", "/secret", Some(&cookie)).await;
+        assert!(
+            reply.status.is_server_error(),
+            "{what}: {} {}",
+            reply.status,
+            reply.body
+        );
+        assert!(
+            reply.set_cookie.is_none(),
+            "{what}: a fresh session replaced the sealed one"
+        );
+    }
+}

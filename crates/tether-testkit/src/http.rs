@@ -61,9 +61,31 @@ pub async fn send_with(app: &Router, method: &str, path: &str, headers: &[(&str,
     for (name, value) in headers {
         req = req.header(*name, *value);
     }
+    exchange(app, req.body(Body::empty()).expect("request")).await
+}
+
+/// Sends one request with a text body and an optional `Cookie` header through `app`.
+///
+/// # Panics
+/// When the request cannot be built or the body cannot be read.
+pub async fn send_body(
+    app: &Router,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    body: &str,
+) -> Reply {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(cookie) = cookie {
+        req = req.header("cookie", cookie);
+    }
+    exchange(app, req.body(Body::from(body.to_owned())).expect("request")).await
+}
+
+async fn exchange(app: &Router, req: Request<Body>) -> Reply {
     let response = app
         .clone()
-        .oneshot(req.body(Body::empty()).expect("request"))
+        .oneshot(req)
         .await
         .unwrap_or_else(|never| match never {});
     // The headers are read before the body is awaited: the future stays `Send`.

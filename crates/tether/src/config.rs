@@ -37,6 +37,8 @@ pub(crate) struct Config {
     pub(crate) transport: crate::Transport,
     /// Sign ids in the cookie ([`crate::SessionLayer::with_signed_ids`]).
     pub(crate) id_keys: Option<crate::IdKeys>,
+    /// Session values are sealed at rest ([`crate::SessionLayer::with_sealed_data`]).
+    pub(crate) sealed_data: bool,
 }
 
 impl Default for Config {
@@ -60,6 +62,7 @@ impl Default for Config {
             rotation_grace: crate::grace::DEFAULT_ROTATION_GRACE,
             transport: crate::Transport::Cookie,
             id_keys: None,
+            sealed_data: false,
         };
         config.refresh_name();
         config

@@ -35,7 +35,7 @@ use crate::transport;
 /// ```
 #[derive(Debug, Clone)]
 pub struct SessionLayer {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl SessionLayer {
@@ -186,6 +186,31 @@ impl SessionLayer {
     #[must_use]
     pub fn with_signed_ids(self, keys: crate::IdKeys) -> Self {
         self.config(|c| c.id_keys = Some(keys))
+    }
+
+    /// Seals every session value at rest with `keys` (XChaCha20-Poly1305, the first
+    /// key seals, all open): a server-side store then holds ciphertexts, per key, so
+    /// saves still send only the keys a request changed and merge them at the store.
+    /// What stays visible there: key names, the user index, deadlines, versions and
+    /// value sizes. A value that opens with none of the keys is an error response
+    /// (never a fresh session), and so is sealed data read by a layer without keys.
+    /// Client-side stores seal the whole session already: there it changes nothing.
+    ///
+    /// ```
+    /// use tether::{DataKeys, MemoryStore, SessionLayer};
+    /// let keys = DataKeys::parse(&DataKeys::generate_key()?)?; // DataKeys::from_file in production
+    /// let layer = SessionLayer::new(MemoryStore::new()).with_sealed_data(keys);
+    /// # Ok::<(), tether::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_sealed_data(mut self, keys: crate::DataKeys) -> Self {
+        let shared = Arc::make_mut(&mut self.shared);
+        if let Backend::Server(store) = &shared.backend {
+            let sealed = crate::sealed::SealedData::new(store.clone(), keys);
+            shared.backend = Backend::Server(Arc::new(sealed));
+            shared.config.sealed_data = true;
+        }
+        self
     }
 
     /// The cookie's `Path` (default `/`).

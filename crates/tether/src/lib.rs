@@ -26,6 +26,7 @@
 //!     .route("/me", get(me))
 //!     .layer(SessionLayer::new(MemoryStore::new()));
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod access;
 mod backend;
@@ -43,8 +44,12 @@ mod lock;
 mod memory;
 mod observe;
 mod reissue;
+mod sealed;
 mod session;
 mod signed;
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub mod testing;
 mod transport;
 
 pub use ::cookie::SameSite;
@@ -58,6 +63,7 @@ pub use events::{EventHook, SessionEvent};
 pub use grace::DEFAULT_ROTATION_GRACE;
 pub use layer::{ResponseFuture, SessionLayer, SessionService};
 pub use memory::MemoryStore;
+pub use sealed::DataKeys;
 pub use session::{MissingSessionLayer, Session};
 pub use signed::IdKeys;
 pub use tether_core::{

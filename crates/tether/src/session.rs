@@ -362,6 +362,7 @@ impl Session {
                 for id in ids {
                     match observe::call(store.name(), Op::Load, store.load(&id)).await {
                         Ok(Some(record)) => {
+                            self.unsealed(&record).map_err(|e| self.fail(state, e))?;
                             state.id = Some(id);
                             state.loaded = Loaded::Found(record);
                             break;
@@ -411,12 +412,28 @@ impl Session {
                 return Ok(None);
             };
             match observe::call(store.name(), Op::Load, store.load(&id)).await {
-                Ok(Some(record)) => state.loaded = Loaded::Found(record),
+                Ok(Some(record)) => {
+                    self.unsealed(&record).map_err(|e| self.fail(state, e))?;
+                    state.loaded = Loaded::Found(record);
+                }
                 Ok(None) => state.loaded = Loaded::Missing,
                 Err(e) => return Err(self.fail(state, e)),
             }
         }
         Ok(state.loaded.record())
+    }
+
+    /// Refuses sealed session data read by a layer that has no data keys: the app
+    /// forgot them, and handing the ciphertexts to handlers as values would be wrong.
+    fn unsealed(&self, record: &Record) -> Result<(), Error> {
+        if !self.inner.shared.config.sealed_data
+            && record.data.values().any(crate::sealed::is_sealed)
+        {
+            return Err(Error::Corrupt(
+                "the session's data is sealed at rest and this layer has no data keys: give it the keys that sealed it (SessionLayer::with_sealed_data)".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Records a store error. The layer's rule: an error that leaves this request's
