@@ -213,8 +213,14 @@ async fn lab(args: RunArgs) -> Result<Report, Error> {
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .tempdir()?;
     let work = work_dir.path().to_owned();
+    // The database servers' data directories: outside the private one, since a
+    // server may run as its own user (PostgreSQL's initdb as `postgres`), which must
+    // reach its directory; each server restricts its own files.
+    let servers_dir = tempfile::Builder::new()
+        .prefix("tether-lab-servers-")
+        .tempdir()?;
     let mut skipped = Vec::new();
-    let services = start_services(&approaches, &work, &mut skipped).await;
+    let services = start_services(&approaches, servers_dir.path(), &mut skipped).await;
     if args.require_all && !skipped.is_empty() {
         drop(work_dir);
         let why: Vec<String> = skipped
