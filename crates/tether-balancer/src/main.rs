@@ -97,8 +97,9 @@ fn fail(message: &str) -> ! {
 fn admin_token(args: &Args) -> AdminToken {
     let token = match (&args.admin_token, &args.admin_token_file) {
         (Some(token), _) => token.clone(),
-        (None, Some(path)) => std::fs::read_to_string(path)
-            .unwrap_or_else(|e| fail(&format!("reading {}: {e}", path.display()))),
+        // A secret: refused when other users can read it, like every key file.
+        (None, Some(path)) => tether_core::private_file::read_to_string(path)
+            .unwrap_or_else(|e| fail(&format!("the admin token file {e}"))),
         (None, None) => fail(
             "--admin-listen needs --admin-token or --admin-token-file (the admin API is never open)",
         ),

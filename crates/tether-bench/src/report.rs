@@ -190,7 +190,9 @@ impl Report<'_> {
                 "
 ## Sealed data at rest
 
-The same server with session values sealed                  (`with_sealed_data`, XChaCha20-Poly1305 per value): what it costs per read                  and write.
+The same server with session values sealed \
+                 (`with_sealed_data`, XChaCha20-Poly1305 per value): what it costs per read \
+                 and write.
 
 | store | endpoint | tether req/s | sealed req/s | sealed ÷ plain |
 |---|---|---|---|---|

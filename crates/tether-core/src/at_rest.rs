@@ -92,7 +92,11 @@ impl<S: SessionStore + ?Sized> SessionStore for HashedIds<S> {
     }
 
     fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
+        // Seen through it, the store is keyed by hashes (never wrapped again), even
+        // over an in-process store.
+        let mut capabilities = self.inner.capabilities().keys_at_rest();
+        capabilities.in_process = false;
+        capabilities
     }
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {

@@ -37,7 +37,7 @@ pub enum PrivateFileError {
         /// Its permission bits.
         mode: u32,
     },
-    /// The file belongs to another user, who could change or read it at will.
+    /// The file belongs to another user (not root), who could change or read it at will.
     #[error(
         "{path} belongs to another user (uid {owner}); it holds secrets or session data: give this process a file of its own (`chown`)"
     )]
@@ -58,8 +58,9 @@ impl PrivateFileError {
     }
 }
 
-/// Checks that only this process's user can reach the file at `path` (symlinks are
-/// followed: a mounted secret is often one). A missing file is an I/O error
+/// Checks that no one but the file's owner can reach the file at `path`, and that the
+/// owner is this process's user or root (a secret mounted by the system). Symlinks are
+/// followed: a mounted secret is often one. A missing file is an I/O error
 /// ([`std::io::ErrorKind::NotFound`]).
 ///
 /// ```
@@ -78,6 +79,10 @@ impl PrivateFileError {
 /// ```
 pub fn check(path: &Path) -> Result<(), PrivateFileError> {
     let meta = std::fs::metadata(path).map_err(|e| PrivateFileError::io(path, e))?;
+    check_metadata(path, &meta)
+}
+
+fn check_metadata(path: &Path, meta: &std::fs::Metadata) -> Result<(), PrivateFileError> {
     #[cfg(unix)]
     {
         let mode = meta.mode() & 0o7777;
@@ -88,7 +93,7 @@ pub fn check(path: &Path) -> Result<(), PrivateFileError> {
             });
         }
         let me = rustix::process::geteuid().as_raw();
-        if meta.uid() != me {
+        if meta.uid() != me && meta.uid() != 0 {
             return Err(PrivateFileError::Owner {
                 path: path.to_owned(),
                 owner: meta.uid(),
@@ -96,11 +101,12 @@ pub fn check(path: &Path) -> Result<(), PrivateFileError> {
         }
     }
     #[cfg(not(unix))]
-    let _ = meta;
+    let _ = (path, meta);
     Ok(())
 }
 
-/// Reads a private file as text, after [`check`].
+/// Reads a private file as text, checked as [`check`] says on the file it opened (no
+/// window between the check and the read).
 ///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -113,8 +119,14 @@ pub fn check(path: &Path) -> Result<(), PrivateFileError> {
 /// # Ok(()) }
 /// ```
 pub fn read_to_string(path: &Path) -> Result<String, PrivateFileError> {
-    check(path)?;
-    std::fs::read_to_string(path).map_err(|e| PrivateFileError::io(path, e))
+    use std::io::Read as _;
+    let mut file = File::open(path).map_err(|e| PrivateFileError::io(path, e))?;
+    let meta = file.metadata().map_err(|e| PrivateFileError::io(path, e))?;
+    check_metadata(path, &meta)?;
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .map_err(|e| PrivateFileError::io(path, e))?;
+    Ok(text)
 }
 
 /// Creates a new file at `path` with mode `0600` and writes `contents`. Fails when

@@ -338,9 +338,10 @@ pub struct Touch {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct SessionInfo {
-    /// The key the session is stored under: for a store outside the process, a hash
-    /// of its id ([`crate::Id::at_rest`]), which tells sessions apart and opens
-    /// nothing. Use [`SessionInfo::current`] to find the session of the request.
+    /// The session's key at rest: a hash of its id ([`crate::Id::at_rest`]; as a
+    /// store outside the process keeps it, and as the `tether` layer lists every
+    /// store's), which tells sessions apart and opens nothing. Use
+    /// [`SessionInfo::current`] to find the session of the request.
     pub id: crate::Id,
     /// When it was created.
     #[serde(with = "time::serde::rfc3339")]

@@ -19,6 +19,8 @@ use crate::{Changes, Error, Id, Record, Result, SessionInfo, Touch};
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
+// Independent yes/no facts about a store, each set by its own builder method.
+#[allow(clippy::struct_excessive_bools)]
 pub struct Capabilities {
     /// Lists and deletes a user's sessions, caps them per user.
     pub user_index: bool,
@@ -32,6 +34,9 @@ pub struct Capabilities {
     /// Every other store is given keys at rest ([`Id::at_rest`], through
     /// [`HashedIds`](crate::HashedIds)).
     pub in_process: bool,
+    /// Hashes the ids it is given itself ([`HashedIds`](crate::HashedIds)): the layer
+    /// gives it presented ids, and does not wrap it again.
+    pub keys_at_rest: bool,
 }
 
 impl Saved {
@@ -57,6 +62,7 @@ impl Capabilities {
         locking: true,
         size_limit: None,
         in_process: false,
+        keys_at_rest: false,
     };
 
     /// Nothing beyond the core operations, and the given size limit.
@@ -66,6 +72,7 @@ impl Capabilities {
             locking: false,
             size_limit,
             in_process: false,
+            keys_at_rest: false,
         }
     }
 
@@ -97,8 +104,9 @@ impl Capabilities {
         self
     }
 
-    /// The key a store with these capabilities keeps the session `id` under when the
-    /// layer gives it ids: `id` itself in process, else [`Id::at_rest`].
+    /// The id to give a store with these capabilities for the session `id`: `id`
+    /// itself when the store keeps sessions in process or hashes ids itself, else
+    /// [`Id::at_rest`].
     ///
     /// ```
     /// use tether_core::{Capabilities, Id};
@@ -108,7 +116,18 @@ impl Capabilities {
     /// # Ok::<(), tether_core::Error>(())
     /// ```
     pub fn key(&self, id: &Id) -> Id {
-        if self.in_process { *id } else { id.at_rest() }
+        if self.in_process || self.keys_at_rest {
+            *id
+        } else {
+            id.at_rest()
+        }
+    }
+
+    /// Marked as hashing the ids it is given ([`Capabilities::keys_at_rest`]).
+    #[must_use]
+    pub const fn keys_at_rest(mut self) -> Self {
+        self.keys_at_rest = true;
+        self
     }
 }
 

@@ -215,9 +215,11 @@ async fn lab(args: RunArgs) -> Result<Report, Error> {
     let work = work_dir.path().to_owned();
     // The database servers' data directories: outside the private one, since a
     // server may run as its own user (PostgreSQL's initdb as `postgres`), which must
-    // reach its directory; each server restricts its own files.
+    // reach its directory (0711: entered, never listed); each server restricts its
+    // own files.
     let servers_dir = tempfile::Builder::new()
         .prefix("tether-lab-servers-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o711))
         .tempdir()?;
     let mut skipped = Vec::new();
     let services = start_services(&approaches, servers_dir.path(), &mut skipped).await;

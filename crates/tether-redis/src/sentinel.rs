@@ -161,16 +161,25 @@ impl RedisStore {
         if urls.is_empty() {
             return Err(Error::config("Redis Sentinel: no sentinel given"));
         }
-        let tls_sentinels = urls.iter().any(|u| u.starts_with("rediss://"));
-        if tls_sentinels && !urls.iter().all(|u| u.starts_with("rediss://")) {
+        let is_tls = |u: &str| {
+            u.get(..9)
+                .is_some_and(|s| s.eq_ignore_ascii_case("rediss://"))
+        };
+        let tls_sentinels = urls.iter().any(|u| is_tls(u));
+        if tls_sentinels && !urls.iter().all(|u| is_tls(u)) {
             return Err(Error::config(format!(
-                "Redis Sentinel {target}: the sentinel list mixes rediss:// and redis://;                  a plain-text sentinel could name any host as the master: give every                  sentinel as rediss://"
+                "Redis Sentinel {target}: the sentinel list mixes rediss:// and redis://; \
+                 a plain-text sentinel could name any host as the master: give every \
+                 sentinel as rediss://"
             )));
         }
-        let tls_master = master.map_or(tls_sentinels, |m| m.starts_with("rediss://"));
+        let tls_master = master.map_or(tls_sentinels, is_tls);
         if tls_master && !tls_sentinels && !plaintext_sentinels_allowed {
             return Err(Error::config(format!(
-                "Redis Sentinel {target}: the master speaks TLS but the sentinels do not;                  its address would arrive unauthenticated, so a man in the middle could                  name a host of his own: give the sentinels as rediss://, or accept it                  by name with connect_sentinel_with_plaintext_sentinels"
+                "Redis Sentinel {target}: the master speaks TLS but the sentinels do not; \
+                 its address would arrive unauthenticated, so a man in the middle could \
+                 name a host of his own: give the sentinels as rediss://, or accept it \
+                 by name with connect_sentinel_with_plaintext_sentinels"
             )));
         }
         if tls_sentinels && !tls_master {

@@ -21,7 +21,7 @@ use tether_core::{Id, unix_ms};
 
 use crate::wire::{
     self, BATCH_BYTES, BODY_DEADLINE, Batch, DIGEST, Hello, MAX_BODY, MAX_SKEW_MS, NONCE,
-    NOT_READY, Page, SIGNATURE, TIME, TIMESTAMP, TO, batch_binding,
+    NOT_READY, ORIGIN, Page, SEQ, SIGNATURE, TIME, TIMESTAMP, TO, batch_binding,
 };
 use crate::{Inner, LAG_SAMPLES, lock};
 
@@ -127,59 +127,126 @@ async fn hello(AxumState(inner): AxumState<Arc<Inner>>, headers: HeaderMap) -> R
     signed_json(&inner, b"hello-reply", &nonce, &answer)
 }
 
-/// A batch is authenticated from its headers (time, nonce, receiver, the body's
-/// digest, and their signature) before a byte of its body is read; the body is then
-/// read within [`BODY_DEADLINE`] and [`MAX_BODY`], and must match the digest. So an
-/// unsigned or forged request costs no more than its headers, and a slow one no
+/// A batch is authenticated from its headers (time, nonce, receiver, sender,
+/// sequence, the body's digest, and their signature) before a byte of its body is
+/// read, and a replayed sequence is refused there too; the body is then read within
+/// [`BODY_DEADLINE`] and [`MAX_BODY`], and must match the digest. So an unsigned,
+/// forged or replayed request costs no more than its headers, and a slow one no
 /// longer than the deadline.
 async fn receive_events(
     AxumState(inner): AxumState<Arc<Inner>>,
     request: axum::extract::Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let headers = &parts.headers;
+    let batch = match authenticate(&inner, &parts.headers) {
+        Ok(signed) => read_batch(body, signed).await,
+        Err(refusal) => Err(refusal),
+    };
+    match batch {
+        Ok(batch) => apply(&inner, batch),
+        Err(refusal) => *refusal,
+    }
+}
+
+/// What a batch's signed headers promise of its body.
+struct Signed {
+    origin: u64,
+    seq: u64,
+    digest: String,
+}
+
+/// The signed headers of a batch for this node, not a replay; or the refusal.
+fn authenticate(inner: &Inner, headers: &HeaderMap) -> Result<Signed, Box<Response>> {
     let text = |name| {
         headers
             .get(name)
             .and_then(|v: &HeaderValue| v.to_str().ok())
     };
-    let (Some(to), Some(digest)) = (text(TO), text(DIGEST)) else {
-        return refuse(StatusCode::UNAUTHORIZED, "unsigned replication message");
+    let refusal = |status, why| Box::new(refuse(status, why));
+    let (Some(to), Some(origin), Some(seq), Some(digest)) =
+        (text(TO), text(ORIGIN), text(SEQ), text(DIGEST))
+    else {
+        return Err(refusal(
+            StatusCode::UNAUTHORIZED,
+            "unsigned replication message",
+        ));
     };
-    if let Err(refusal) = check_signed(&inner, headers, "events", &batch_binding(to, digest)) {
-        return *refusal;
-    }
+    check_signed(
+        inner,
+        headers,
+        "events",
+        &batch_binding(to, origin, seq, digest),
+    )?;
     if to != inner.node.to_string() {
-        return refuse(
+        return Err(refusal(
             StatusCode::MISDIRECTED_REQUEST,
             "this batch is addressed to another node (or to this one before a restart)",
-        );
+        ));
     }
+    let (Ok(origin), Ok(seq)) = (origin.parse::<u64>(), seq.parse::<u64>()) else {
+        return Err(refusal(
+            StatusCode::BAD_REQUEST,
+            "malformed replication message",
+        ));
+    };
+    if lock(&inner.seen)
+        .iter()
+        .any(|(o, last)| *o == origin && *last >= seq)
+    {
+        return Err(refusal(
+            StatusCode::CONFLICT,
+            "replayed replication message",
+        ));
+    }
+    Ok(Signed {
+        origin,
+        seq,
+        digest: digest.to_owned(),
+    })
+}
+
+/// The body its signed headers promised, read within the deadline and the limit.
+async fn read_batch(body: axum::body::Body, signed: Signed) -> Result<Batch, Box<Response>> {
+    let refusal = |status, why| Box::new(refuse(status, why));
     let body = match tokio::time::timeout(BODY_DEADLINE, axum::body::to_bytes(body, MAX_BODY)).await
     {
         Ok(Ok(body)) => body,
         Ok(Err(_)) => {
-            return refuse(
+            return Err(refusal(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "the batch is too large, or its body could not be read",
-            );
+            ));
         }
         Err(_) => {
-            return refuse(
+            return Err(refusal(
                 StatusCode::REQUEST_TIMEOUT,
                 "the batch's body did not arrive in time",
-            );
+            ));
         }
     };
-    if wire::digest(&body) != digest {
-        return refuse(
+    if wire::digest(&body) != signed.digest {
+        return Err(refusal(
             StatusCode::UNAUTHORIZED,
             "the batch's body does not match its signed digest",
-        );
+        ));
     }
     let Ok(batch) = serde_json::from_slice::<Batch>(&body) else {
-        return refuse(StatusCode::BAD_REQUEST, "malformed replication message");
+        return Err(refusal(
+            StatusCode::BAD_REQUEST,
+            "malformed replication message",
+        ));
     };
+    if batch.origin != signed.origin || batch.seq != signed.seq {
+        return Err(refusal(
+            StatusCode::BAD_REQUEST,
+            "the batch's sender or sequence differs from its signed headers",
+        ));
+    }
+    Ok(batch)
+}
+
+/// Applies an authenticated batch.
+fn apply(inner: &Inner, batch: Batch) -> Response {
     if batch.to != inner.node {
         // Meant for another node, or for this one before it restarted.
         return refuse(

@@ -29,7 +29,9 @@ use tokio::sync::Notify;
 
 use crate::request::{Refusal, signed_get};
 use crate::state::{Event, Slot};
-use crate::wire::{BATCH_BYTES, Batch, DIGEST, Hello, MAX_SKEW_MS, TO, batch_binding, digest};
+use crate::wire::{
+    BATCH_BYTES, Batch, DIGEST, Hello, MAX_SKEW_MS, ORIGIN, SEQ, TO, batch_binding, digest,
+};
 use crate::{Inner, lock};
 
 /// One peer, as the sender sees it.
@@ -309,16 +311,18 @@ async fn send(store: &Inner, peer: &Peer, to: u64, seq: u64, outgoing: &Outgoing
     };
     // The headers authenticate the batch (its receiver, its body's digest) before the
     // receiver reads the body.
-    let to = to.to_string();
+    let (to, origin, seq) = (to.to_string(), store.node.to_string(), seq.to_string());
     let digest = digest(&body);
     let signed = store
         .secret
-        .request_headers("events", &batch_binding(&to, &digest));
+        .request_headers("events", &batch_binding(&to, &origin, &seq, &digest));
     let size = body.len() as u64;
     let mut request = store
         .client
         .post(format!("{}/events", peer.url))
         .header(TO, to)
+        .header(ORIGIN, origin)
+        .header(SEQ, seq)
         .header(DIGEST, digest);
     for (name, value) in signed {
         request = request.header(name, value);

@@ -20,6 +20,11 @@ pub(crate) const TO: &str = "x-tether-to";
 /// The header of a batch carrying the hex SHA-256 of its body: the signature covers
 /// it, so a batch is authenticated from its headers before its body is read.
 pub(crate) const DIGEST: &str = "x-tether-digest";
+/// The header of a batch naming its sender (`Batch::origin`), signed.
+pub(crate) const ORIGIN: &str = "x-tether-origin";
+/// The header of a batch carrying its sequence number (`Batch::seq`), signed: a replay
+/// of captured headers is refused before its body is read.
+pub(crate) const SEQ: &str = "x-tether-seq";
 /// How long a batch's body may take to arrive once its signed headers are checked.
 pub(crate) const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 /// The header marking a `503` from a node that is still catching up itself.
@@ -115,9 +120,9 @@ impl Secret {
 }
 
 /// What a batch's header signature covers besides its time and nonce: the receiver's
-/// id and the body's digest.
-pub(crate) fn batch_binding(to: &str, digest: &str) -> Vec<u8> {
-    format!("{to}:{digest}").into_bytes()
+/// id, the sender's, the batch's sequence number and the body's digest.
+pub(crate) fn batch_binding(to: &str, origin: &str, seq: &str, digest: &str) -> Vec<u8> {
+    format!("{to}:{origin}:{seq}:{digest}").into_bytes()
 }
 
 /// The hex SHA-256 of a batch's body.

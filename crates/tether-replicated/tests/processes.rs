@@ -347,7 +347,9 @@ fn refuses_forged_messages(http: &reqwest::blocking::Client, a: &Node, b: &Node)
             let ts = (time::OffsetDateTime::now_utc().unix_timestamp() * 1000).to_string();
             let nonce = "00112233445566778899aabbccddeeff";
             let digest = hex::encode(sha2::Sha256::digest(signed_for));
-            let binding = format!("{to}:{digest}");
+            let batch: Value = serde_json::from_slice(signed_for).unwrap();
+            let (origin, seq) = (batch["origin"].clone(), batch["seq"].clone());
+            let binding = format!("{to}:{origin}:{seq}:{digest}");
             let signature = match signing {
                 Signing::Good => sign(&[
                     b"events",
@@ -359,6 +361,8 @@ fn refuses_forged_messages(http: &reqwest::blocking::Client, a: &Node, b: &Node)
             };
             req = req
                 .header("x-tether-to", to.to_string())
+                .header("x-tether-origin", origin.to_string())
+                .header("x-tether-seq", seq.to_string())
                 .header("x-tether-digest", digest)
                 .header("x-tether-timestamp", ts)
                 .header("x-tether-nonce", nonce)

@@ -20,6 +20,11 @@ async fn the_database_and_its_log_never_hold_a_presented_id() {
         "no write-ahead log to look in"
     );
     assert_absent("the SQLite database and its WAL", &written, &ids);
+    let key = ids[1].at_rest();
+    assert!(
+        written.windows(16).any(|w| w == key.as_bytes()),
+        "the logged-in session's key at rest is not in what was read: the check saw nothing"
+    );
     drop(store);
     std::fs::remove_dir_all(&dir).unwrap();
 }

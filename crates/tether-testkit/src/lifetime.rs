@@ -239,7 +239,8 @@ pub async fn check_client_store(layer: SessionLayer) {
 /// does after: with the layer's absolute lifetime at 3 s, a session given an hour of
 /// idle time (`Expiry::new(1h)`) or a shared computer's lifetime at 2 s is gone at
 /// 4 s; one whose "remember me" (5 s absolute) is switched on, off and on again over
-/// its first seconds is gone 5 s after its login, not 5 s after the last switch.
+/// its first seconds is gone 5 s after its login, not 5 s after the last switch; one
+/// given a shorter one (2 s) is gone 2 s after its login.
 /// Real waits: about 6 seconds.
 ///
 /// # Panics
@@ -256,6 +257,7 @@ pub async fn check_absolute_from_creation(layer: SessionLayer) {
             "hour" => Expiry::new(hour),
             "shared" => Expiry::new(Duration::from_secs(900)).browser_session(),
             "remember" => Expiry::new(hour).with_absolute(Duration::from_secs(5)),
+            "short" => Expiry::new(hour).with_absolute(Duration::from_secs(2)),
             _ => Expiry::new(hour).with_absolute(Duration::from_secs(3)),
         };
         session.set_expiry(expiry).await?;
@@ -276,6 +278,7 @@ pub async fn check_absolute_from_creation(layer: SessionLayer) {
     let mut hour = send(&app, "POST", "/login", None).await.cookie();
     let mut shared = send(&app, "POST", "/login", None).await.cookie();
     let mut toggled = send(&app, "POST", "/login", None).await.cookie();
+    let mut shortened = send(&app, "POST", "/login", None).await.cookie();
     // Whatever a reply sets replaces the cookie, as a browser does.
     let follow = async |cookie: &mut String, path: &str| {
         let reply = send(&app, "POST", path, Some(cookie)).await;
@@ -284,22 +287,29 @@ pub async fn check_absolute_from_creation(layer: SessionLayer) {
             *cookie = reply.cookie();
         }
     };
-    for (when, path) in [
-        (0.5, "/set/remember"),
-        (1.0, "/set/plain"),
-        (1.5, "/set/remember"),
-        (2.0, "/set/plain"),
-        (2.5, "/set/remember"),
-    ] {
-        at(when).await;
-        follow(&mut toggled, path).await;
-    }
+    at(0.5).await;
+    follow(&mut toggled, "/set/remember").await;
+    follow(&mut shortened, "/set/remember").await;
+    at(1.0).await;
+    follow(&mut toggled, "/set/plain").await;
+    // The same idle time and cookie kind, a shorter absolute lifetime: 2 s from login.
+    follow(&mut shortened, "/set/short").await;
+    at(1.5).await;
+    follow(&mut toggled, "/set/remember").await;
     at(2.0).await;
+    follow(&mut toggled, "/set/plain").await;
     follow(&mut hour, "/set/hour").await;
     follow(&mut shared, "/set/shared").await;
     for cookie in [&hour, &shared, &toggled] {
         assert_eq!(send(&app, "GET", "/me", Some(cookie)).await.body, "alice");
     }
+    at(2.5).await;
+    follow(&mut toggled, "/set/remember").await;
+    assert_eq!(
+        send(&app, "GET", "/me", Some(&shortened)).await.body,
+        "nobody",
+        "a shorter absolute lifetime (2 s from creation) was not applied"
+    );
     at(4.0).await;
     assert_eq!(
         send(&app, "GET", "/me", Some(&hour)).await.body,

@@ -26,6 +26,63 @@ fn files(dir: &std::path::Path) -> usize {
     count
 }
 
+/// A store whose sweeps all fail (its database is down), counting them.
+#[derive(Debug, Default)]
+struct FailingSweeps {
+    inner: tether::MemoryStore,
+    sweeps: std::sync::atomic::AtomicUsize,
+}
+
+#[tether::core::async_trait]
+impl tether::SessionStore for FailingSweeps {
+    fn name(&self) -> &'static str {
+        "failing-sweeps"
+    }
+    async fn load(&self, id: &tether::Id) -> tether::core::Result<Option<tether::core::Record>> {
+        self.inner.load(id).await
+    }
+    async fn create(
+        &self,
+        id: &tether::Id,
+        record: &tether::core::Record,
+    ) -> tether::core::Result<tether::core::Created> {
+        self.inner.create(id, record).await
+    }
+    async fn save(
+        &self,
+        id: &tether::Id,
+        changes: &tether::core::Changes,
+    ) -> tether::core::Result<tether::core::Saved> {
+        self.inner.save(id, changes).await
+    }
+    async fn touch(
+        &self,
+        id: &tether::Id,
+        touch: &tether::core::Touch,
+    ) -> tether::core::Result<bool> {
+        self.inner.touch(id, touch).await
+    }
+    async fn delete(&self, id: &tether::Id) -> tether::core::Result<bool> {
+        self.inner.delete(id).await
+    }
+    async fn cycle_id(
+        &self,
+        old: &tether::Id,
+        new: &tether::Id,
+        changes: &tether::core::Changes,
+    ) -> tether::core::Result<tether::core::Saved> {
+        self.inner.cycle_id(old, new, changes).await
+    }
+    async fn sweep_once(&self) -> tether::core::Result<u64> {
+        self.sweeps
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Err(tether::Error::unavailable(
+            "sweeping",
+            std::io::Error::other("the database is down"),
+        ))
+    }
+}
+
 macro_rules! deletion_task {
     ($name:ident, $ts:ident) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,17 +124,21 @@ macro_rules! deletion_task {
             assert!(!task.is_finished());
             task.abort();
 
-            // A store that fails every sweep: the task goes on.
-            let down = TowerSessions::new(
-                tether::mysql::MySqlStore::connect("mysql://u:p@127.0.0.1:1/none").unwrap(),
+            // A store whose every sweep fails at once: the task goes on sweeping.
+            let down = std::sync::Arc::new(FailingSweeps::default());
+            let task = tokio::spawn(
+                TowerSessions::from_arc(down.clone())
+                    .continuously_delete_expired(Duration::from_millis(10)),
             );
-            let task = tokio::spawn(down.continuously_delete_expired(Duration::from_millis(20)));
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            assert!(
-                !task.is_finished(),
-                "the deletion task ended on a failed sweep: {:?}",
-                task.await
-            );
+            let counted = down.clone();
+            tokio::task::spawn_blocking(move || {
+                wait_until("three failed sweeps", Duration::from_secs(30), || {
+                    counted.sweeps.load(std::sync::atomic::Ordering::SeqCst) >= 3
+                });
+            })
+            .await
+            .unwrap();
+            assert!(!task.is_finished());
             task.abort();
             std::fs::remove_dir_all(&dir).unwrap();
         }

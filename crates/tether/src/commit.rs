@@ -79,7 +79,7 @@ impl Session {
                 Loaded::Pending | Loaded::Missing => None,
             }
         };
-        let reissue = reissue_due(state, base.as_ref());
+        let reissue = reissue_due(state, &config.expiry, base.as_ref());
         let changed = !state.changes.is_empty()
             || (state.new_id.is_some() && base.is_some())
             || reissue.is_some();
@@ -147,7 +147,7 @@ impl Session {
             action = CookieAction::Remove;
         }
 
-        if let Some(expiry) = reissue_due(state, state.loaded.record()) {
+        if let Some(expiry) = reissue_due(state, &config.expiry, state.loaded.record()) {
             if let (Some(id), None) = (state.id, state.loaded.record())
                 && self.rotated_recently(store, &id).await
             {

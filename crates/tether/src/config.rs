@@ -124,7 +124,9 @@ impl Config {
     pub(crate) fn check(&self) -> Result<(), Error> {
         let name = &self.name;
         let has = |prefix: &str| {
-            name.len() >= prefix.len() && name[..prefix.len()].eq_ignore_ascii_case(prefix)
+            name.as_bytes()
+                .get(..prefix.len())
+                .is_some_and(|start| start.eq_ignore_ascii_case(prefix.as_bytes()))
         };
         if has("__Host-") && !(self.secure && self.path == "/" && self.domain.is_none()) {
             return Err(Error::config(format!(

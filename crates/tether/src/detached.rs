@@ -69,14 +69,22 @@ impl DetachedSession {
     /// the store now.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionError> {
         if !self.session.responded() {
-            return self.session.get(key).await;
+            // The response may go out while this call waits: then, as after it.
+            match self.session.get(key).await {
+                Err(SessionError::AfterResponse) => {}
+                done => return done,
+            }
         }
         let Some((store, id)) = self.target().await else {
             return Ok(None);
         };
+        let store_error = |e| SessionError::Store(std::sync::Arc::new(e));
         let record = observe::call(store.name(), Op::Load, store.load(&id))
             .await
-            .map_err(|e| SessionError::Store(std::sync::Arc::new(e)))?;
+            .map_err(store_error)?;
+        if let Some(record) = &record {
+            self.session.unsealed(record).map_err(store_error)?;
+        }
         record
             .and_then(|r| r.data.get(key).cloned())
             .map(|v| {
@@ -91,13 +99,17 @@ impl DetachedSession {
     /// Stores `value` under `key`: in the request, as [`Session::insert`]; after it,
     /// saved at the store at once.
     pub async fn insert(&self, key: &str, value: impl Serialize) -> Result<(), SessionError> {
-        if !self.session.responded() {
-            return self.session.insert(key, value).await;
-        }
         let value = serde_json::to_value(value).map_err(|source| SessionError::Serialize {
             key: key.to_owned(),
             source,
         })?;
+        if !self.session.responded() {
+            // The response may go out while this call waits: then, as after it.
+            match self.session.insert_value(key, value.clone()).await {
+                Err(SessionError::AfterResponse) => {}
+                done => return done,
+            }
+        }
         self.write(key, Some(value)).await
     }
 
@@ -105,7 +117,11 @@ impl DetachedSession {
     /// store at once.
     pub async fn remove(&self, key: &str) -> Result<(), SessionError> {
         if !self.session.responded() {
-            return self.session.remove_value(key).await.map(drop);
+            // The response may go out while this call waits: then, as after it.
+            match self.session.remove_value(key).await {
+                Err(SessionError::AfterResponse) => {}
+                done => return done.map(drop),
+            }
         }
         self.write(key, None).await
     }

@@ -59,7 +59,8 @@ impl SessionLayer {
     /// never the id the browser presents. Other code that reaches the same store by id
     /// goes through [`HashedIds`](tether_core::HashedIds) too.
     pub fn from_arc(store: Arc<dyn SessionStore>) -> Self {
-        let store: Arc<dyn SessionStore> = if store.capabilities().in_process {
+        let capabilities = store.capabilities();
+        let store: Arc<dyn SessionStore> = if capabilities.in_process || capabilities.keys_at_rest {
             store
         } else {
             Arc::new(tether_core::HashedIds::new(store))
@@ -192,8 +193,10 @@ impl SessionLayer {
     /// key seals, all open): a server-side store then holds ciphertexts, per key, so
     /// saves still send only the keys a request changed and merge them at the store.
     /// What stays visible there: key names, the user index, deadlines, versions and
-    /// value sizes. A value that opens with none of the keys is an error response
-    /// (never a fresh session), and so is sealed data read by a layer without keys.
+    /// value sizes. A sealed value that opens with none of the keys is an error
+    /// response (never a fresh session), and so is sealed data read by a layer without
+    /// keys. Turning it on logs nobody out: values written before are read as they are
+    /// and sealed at each session's next write.
     /// Client-side stores seal the whole session already: there it changes nothing.
     ///
     /// ```
@@ -540,11 +543,23 @@ where
 }
 
 /// Closes the session when the request's future ends or is dropped (see
-/// `Session::close`).
+/// `Session::close`), and releases a lock-mode lock the request still holds: a clone
+/// kept by a task must not keep the session locked after its request.
 struct Closing(Session);
 
 impl Drop for Closing {
     fn drop(&mut self) {
         self.0.close();
+        // After a finished write the lock is already gone and this is one `try_lock`.
+        // Dropping the guard releases the lock (from a spawned task).
+        if let Ok(mut state) = self.0.inner.state.try_lock() {
+            drop(state.lock.take());
+        } else if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let session = self.0.clone();
+            runtime.spawn(async move {
+                let lock = session.inner.state.lock().await.lock.take();
+                drop(lock);
+            });
+        }
     }
 }

@@ -12,11 +12,28 @@ use crate::observe::{self, Op};
 use crate::session::{Session, State};
 
 /// The lifetime to issue the session again with: the one `set_expiry` gave it in this
-/// request, unless the session (`base`, as read) already has it.
-pub(crate) fn reissue_due(state: &State, base: Option<&Record>) -> Option<Expiry> {
+/// request, unless the session (`base`, as read) already has it: the same idle
+/// timeout and cookie kind, and the same absolute deadline counted from its creation
+/// (its own absolute lifetime, else the layer's).
+pub(crate) fn reissue_due(state: &State, layer: &Expiry, base: Option<&Record>) -> Option<Expiry> {
     let expiry = state.expiry?;
-    let unchanged = base.is_some_and(|r| r.lifetime == Some(expiry.lifetime()));
+    let unchanged = base.is_some_and(|r| {
+        r.lifetime == Some(expiry.lifetime())
+            && r.absolute_deadline == absolute_deadline(r.created, &expiry, layer)
+    });
     (!unchanged).then_some(expiry)
+}
+
+/// The absolute deadline of a session created at `created` and given `expiry`.
+fn absolute_deadline(
+    created: OffsetDateTime,
+    expiry: &Expiry,
+    layer: &Expiry,
+) -> Option<OffsetDateTime> {
+    expiry.absolute.or(layer.absolute).map(|absolute| {
+        let absolute = time::Duration::try_from(absolute).unwrap_or(time::Duration::MAX);
+        created.saturating_add(absolute)
+    })
 }
 
 impl Session {
@@ -85,10 +102,7 @@ pub(crate) fn reissued(
         record.version = base.version;
         record.created = base.created;
     }
-    record.absolute_deadline = expiry.absolute.or(layer.absolute).map(|absolute| {
-        let absolute = time::Duration::try_from(absolute).unwrap_or(time::Duration::MAX);
-        record.created.saturating_add(absolute)
-    });
+    record.absolute_deadline = absolute_deadline(record.created, expiry, layer);
     record.idle_deadline = expiry.idle_deadline(now, record.absolute_deadline);
     record
 }

@@ -7,6 +7,9 @@
 //! ciphertexts it cannot read. What stays visible at the store: the data's key
 //! names, the user a session is bound to (its index), the deadlines, the version and
 //! the size of each value.
+//!
+//! Turning sealing on needs no migration: values written before are read as they are
+//! and sealed at each session's next write.
 
 use std::fmt;
 use std::sync::Arc;
@@ -184,9 +187,14 @@ impl DataKeys {
         Ok(sealed)
     }
 
+    /// Opens every sealed value. A value that is not sealed was written before
+    /// sealing was turned on: it is read as it is and sealed at the session's next
+    /// write, so turning sealing on logs nobody out.
     fn open_record(&self, mut record: Record) -> Result<Record> {
         for (key, value) in &mut record.data {
-            *value = self.open(key, value)?;
+            if is_sealed(value) {
+                *value = self.open(key, value)?;
+            }
         }
         Ok(record)
     }
@@ -318,5 +326,14 @@ mod tests {
         let error = keys(&b).open("cart", &sealed).unwrap_err().to_string();
         assert!(error.contains("does not hold"), "{error}");
         assert!(old.open("cart", &json!("plain")).is_err());
+
+        // Data written before sealing was turned on is read as it is.
+        let now = time::OffsetDateTime::now_utc();
+        let mut record = Record::new(now, &tether_core::Expiry::default());
+        record.data.insert("theme".into(), json!("dark"));
+        record.data.insert("cart".into(), sealed);
+        let opened = old.open_record(record).unwrap();
+        assert_eq!(opened.data["theme"], json!("dark"));
+        assert_eq!(opened.data["cart"], json!(["book"]));
     }
 }

@@ -202,8 +202,8 @@ impl Session {
     }
 
     /// The live sessions of the user this session is bound to, oldest first; this
-    /// request's session is marked [`current`](SessionInfo::current). Their ids are the
-    /// store's keys at rest (hashes for stores outside the process), never cookies.
+    /// request's session is marked [`current`](SessionInfo::current). Their ids are
+    /// keys at rest ([`Id::at_rest`], for every store), never cookies.
     ///
     /// A store that keeps no user index (the cookie store) answers
     /// [`Error::Unsupported`]; a handler may handle it, and the layer then leaves the
@@ -222,9 +222,15 @@ impl Session {
             Ok(store) => {
                 let listed =
                     observe::call(store.name(), Op::ListUser, store.user_sessions(&user)).await;
-                let current = state.id.map(|id| store.capabilities().key(&id));
+                // Listed by their keys at rest, whatever the store: a list of live
+                // ids would hand out every session's cookie.
+                let in_process = store.capabilities().in_process;
+                let current = state.id.map(|id| id.at_rest());
                 listed.map(|mut sessions| {
                     for info in &mut sessions {
+                        if in_process {
+                            info.id = info.id.at_rest();
+                        }
                         info.current = Some(info.id) == current;
                     }
                     sessions
@@ -425,7 +431,7 @@ impl Session {
 
     /// Refuses sealed session data read by a layer that has no data keys: the app
     /// forgot them, and handing the ciphertexts to handlers as values would be wrong.
-    fn unsealed(&self, record: &Record) -> Result<(), Error> {
+    pub(crate) fn unsealed(&self, record: &Record) -> Result<(), Error> {
         if !self.inner.shared.config.sealed_data
             && record.data.values().any(crate::sealed::is_sealed)
         {

@@ -149,3 +149,52 @@ async fn a_detached_handle_saves_after_the_response() {
         );
     }
 }
+
+/// A request abandoned while a task keeps a clone of its session (the client went
+/// away mid-handler) leaves no lock behind: the session's next request goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_request_leaves_no_lock_behind_a_kept_clone() {
+    use tower::ServiceExt as _;
+    let layer = SessionLayer::new(MemoryStore::new()).with_lock(LockOptions {
+        wait: Duration::from_secs(1),
+        ..LockOptions::default()
+    });
+    let app = Router::new()
+        .route(
+            "/hang",
+            post(|session: Session| async move {
+                session.insert("n", 1).await?;
+                let kept = session.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    drop(kept);
+                });
+                std::future::pending::<()>().await;
+                Ok::<_, SessionError>("never")
+            }),
+        )
+        .route(
+            "/late",
+            get(|session: Session| async move {
+                Ok::<_, SessionError>(format!("{:?}", session.get::<u64>("late").await?))
+            }),
+        )
+        .route(
+            "/start",
+            post(|session: Session| async move {
+                session.insert("late", 0).await?;
+                Ok::<_, SessionError>("ok")
+            }),
+        )
+        .layer(layer);
+    let cookie = send(&app, "POST", "/start", None).await.cookie();
+    let request = axum::http::Request::post("/hang")
+        .header("cookie", &cookie)
+        .body(axum::body::Body::empty())
+        .unwrap();
+    // The client gives up: the response future is dropped mid-handler.
+    let abandoned = tokio::time::timeout(Duration::from_millis(300), app.clone().oneshot(request));
+    assert!(abandoned.await.is_err());
+    let next = send(&app, "GET", "/late", Some(&cookie)).await;
+    assert_eq!(next.status, 200, "the abandoned request's lock held: {}", next.body);
+}

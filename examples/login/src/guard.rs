@@ -143,6 +143,7 @@ impl LoginLimiter {
 
     /// `Err(retry after)` while `user` or `address` is paused.
     pub(crate) fn check(&self, user: &str, address: Option<IpAddr>) -> Result<(), Duration> {
+        let address = address.map(network);
         let now = Instant::now();
         let blocked = self.blocked();
         let keys = [
@@ -164,6 +165,7 @@ impl LoginLimiter {
     /// allowance. A name that could not be a user (`valid_name` false) counts against
     /// the address only.
     pub(crate) fn failed(&self, user: &str, valid_name: bool, address: Option<IpAddr>) {
+        let address = address.map(network);
         let now = Instant::now();
         let clock = DefaultClock::default();
         let mut pause = Vec::new();
@@ -197,6 +199,19 @@ impl LoginLimiter {
         }
         for (key, wait) in pause {
             blocked.insert(key, now + wait.max(Duration::from_secs(1)));
+        }
+    }
+}
+
+/// The network an address counts for: itself for IPv4, its /64 for IPv6 (one host
+/// commonly holds a whole /64, and could otherwise take a fresh address per guess).
+fn network(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => {
+            let mut segments = v6.segments();
+            segments[4..].fill(0);
+            IpAddr::from(segments)
         }
     }
 }
@@ -295,6 +310,19 @@ mod tests {
             limiter.check("carol", Some(guesser)).is_err(),
             "an address guessing at many names is paused"
         );
+    }
+
+    #[test]
+    fn an_ipv6_host_counts_as_its_64() {
+        let limiter = LoginLimiter::new(TrustedProxies::none());
+        for i in 0..=PER_USER_AT_ADDRESS.0 {
+            let address: IpAddr = format!("2001:db8:1:2::{i:x}").parse().unwrap();
+            limiter.failed("ada", true, Some(address));
+        }
+        let same_64: IpAddr = "2001:db8:1:2::ffff".parse().unwrap();
+        assert!(limiter.check("ada", Some(same_64)).is_err());
+        let other_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert!(limiter.check("ada", Some(other_64)).is_ok());
     }
 
     #[test]
