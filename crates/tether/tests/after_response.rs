@@ -196,5 +196,9 @@ async fn an_abandoned_request_leaves_no_lock_behind_a_kept_clone() {
     let abandoned = tokio::time::timeout(Duration::from_millis(300), app.clone().oneshot(request));
     assert!(abandoned.await.is_err());
     let next = send(&app, "GET", "/late", Some(&cookie)).await;
-    assert_eq!(next.status, 200, "the abandoned request's lock held: {}", next.body);
+    assert_eq!(
+        next.status, 200,
+        "the abandoned request's lock held: {}",
+        next.body
+    );
 }
