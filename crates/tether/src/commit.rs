@@ -6,7 +6,7 @@ use tether_core::{ClientStore, Created, Error, Expiry, Id, Record, Saved, Sessio
 use time::OffsetDateTime;
 
 use crate::backend::Backend;
-use crate::cookie_io::CookieAction;
+use crate::cookie_header::CookieAction;
 use crate::error::SessionError;
 use crate::events::SessionEvent;
 use crate::observe::{self, Op};

@@ -32,12 +32,12 @@ mod access;
 mod backend;
 mod commit;
 mod config;
-#[path = "cookie.rs"]
-mod cookie_io;
+mod cookie_header;
 mod detached;
 mod error;
 mod events;
 mod expiry;
+mod future;
 mod grace;
 mod layer;
 mod lock;
@@ -45,6 +45,7 @@ mod memory;
 mod observe;
 mod reissue;
 mod sealed;
+mod service;
 mod session;
 mod signed;
 #[cfg(feature = "test-util")]
@@ -56,14 +57,16 @@ pub use ::cookie::SameSite;
 pub use config::{
     DEFAULT_COOKIE_NAME, DEFAULT_REFRESH_SHARE, ErrorHandler, default_error_response,
 };
-pub use cookie_io::cookie_values;
+pub use cookie_header::cookie_values;
 pub use detached::DetachedSession;
 pub use error::SessionError;
 pub use events::{EventHook, SessionEvent};
+pub use future::ResponseFuture;
 pub use grace::DEFAULT_ROTATION_GRACE;
-pub use layer::{ResponseFuture, SessionLayer, SessionService};
+pub use layer::SessionLayer;
 pub use memory::MemoryStore;
 pub use sealed::DataKeys;
+pub use service::SessionService;
 pub use session::{MissingSessionLayer, Session};
 pub use signed::IdKeys;
 pub use tether_core::{

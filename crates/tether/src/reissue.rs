@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tether_core::{Changes, Error, Expiry, Record, SessionStore};
 use time::OffsetDateTime;
 
-use crate::cookie_io::CookieAction;
+use crate::cookie_header::CookieAction;
 use crate::events::SessionEvent;
 use crate::observe::{self, Op};
 use crate::session::{Session, State};

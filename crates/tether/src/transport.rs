@@ -6,7 +6,7 @@ use http::{HeaderMap, HeaderValue, Response};
 use smallvec::SmallVec;
 
 use crate::config::Config;
-use crate::cookie_io::{self as cookie, CookieAction, MAX_CANDIDATES};
+use crate::cookie_header::{self as cookie, CookieAction, MAX_CANDIDATES};
 
 /// Where the layer reads the session's token and writes a new one.
 ///
