@@ -243,7 +243,9 @@ fn key_files_others_can_read_are_refused() {
     use std::os::unix::fs::PermissionsExt as _;
     let path = std::env::temp_dir().join(format!("tether-open-keys-{}", std::process::id()));
     let _ = std::fs::remove_file(&path);
-    std::fs::write(&path, format!("{}\n", KeyRing::generate_key().unwrap())).unwrap();
+    // Made private, then opened to others on purpose: the mistake under test.
+    let text = format!("{}\n", KeyRing::generate_key().unwrap());
+    tether_core::private_file::create(&path, text.as_bytes()).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let error = KeyRing::from_file(&path).unwrap_err().to_string();
     assert!(error.contains("chmod 600"), "{error}");

@@ -11,10 +11,12 @@
 
 mod at_rest;
 mod background;
+mod capabilities;
 mod error;
 mod id;
 pub mod keys;
 mod lifetime;
+mod limits;
 pub mod private_file;
 mod record;
 mod revocation;
@@ -22,15 +24,14 @@ mod store;
 
 pub use at_rest::HashedIds;
 pub use background::Background;
+pub use capabilities::Capabilities;
 pub use error::{BoxError, Error, Result};
 pub use id::{ID_BYTES, ID_LEN, Id, IdText, InvalidId, fill_random};
 pub use lifetime::Lifetime;
+pub use limits::{SessionLimits, sessions_beyond_cap};
 pub use record::{Changes, Expiry, Record, SessionInfo, Touch, unix_ms};
 pub use revocation::NotBefore;
-pub use store::{
-    Capabilities, ClientStore, Created, LockOptions, LockToken, LockWait, Saved, SessionLimits,
-    SessionStore, sessions_beyond_cap,
-};
+pub use store::{ClientStore, Created, LockOptions, LockToken, LockWait, Saved, SessionStore};
 
 pub use async_trait::async_trait;
 

@@ -67,7 +67,8 @@ impl PrivateFileError {
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::os::unix::fs::PermissionsExt as _;
 /// let dir = std::env::temp_dir().join(format!("tether-doc-private-{}", std::process::id()));
-/// std::fs::create_dir_all(&dir)?;
+/// # use std::os::unix::fs::DirBuilderExt as _;
+/// std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?; // private
 /// let path = dir.join("keys");
 /// tether_core::private_file::create(&path, b"secret\n")?;
 /// tether_core::private_file::check(&path)?;
@@ -111,7 +112,8 @@ fn check_metadata(path: &Path, meta: &std::fs::Metadata) -> Result<(), PrivateFi
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let dir = std::env::temp_dir().join(format!("tether-doc-read-{}", std::process::id()));
-/// std::fs::create_dir_all(&dir)?;
+/// # use std::os::unix::fs::DirBuilderExt as _;
+/// std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?; // private
 /// let path = dir.join("keys");
 /// tether_core::private_file::create(&path, b"k1\n")?;
 /// assert_eq!(tether_core::private_file::read_to_string(&path)?, "k1\n");
@@ -136,7 +138,8 @@ pub fn read_to_string(path: &Path) -> Result<String, PrivateFileError> {
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let dir = std::env::temp_dir().join(format!("tether-doc-create-{}", std::process::id()));
-/// std::fs::create_dir_all(&dir)?;
+/// # use std::os::unix::fs::DirBuilderExt as _;
+/// std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?; // private
 /// let path = dir.join("keys");
 /// tether_core::private_file::create(&path, b"k1\n")?;
 /// assert!(tether_core::private_file::create(&path, b"k2\n").is_err(), "never overwritten");
@@ -174,7 +177,9 @@ mod tests {
             std::process::id(),
             crate::Id::generate().unwrap()
         ));
-        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+            .create(&dir)
+            .unwrap();
         dir
     }
 

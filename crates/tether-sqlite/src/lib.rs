@@ -102,7 +102,8 @@ impl SqliteStore {
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// use tether_sqlite::SqliteStore;
     /// let dir = std::env::temp_dir().join(format!("tether-doc-sqlite-{}", std::process::id()));
-    /// std::fs::create_dir_all(&dir).unwrap();
+    /// # use std::os::unix::fs::DirBuilderExt as _;
+    /// std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).unwrap(); // private
     /// let url = format!("sqlite://{}", dir.join("sessions.db").display());
     /// assert!(SqliteStore::connect(&url).is_ok());
     /// assert!(SqliteStore::connect("postgres://nope").is_err());

@@ -7,9 +7,7 @@ use tether_testkit::at_rest::{assert_absent, presented_ids, read_tree};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_database_and_its_log_never_hold_a_presented_id() {
-    let dir = std::env::temp_dir().join(format!("tether-sqlite-at-rest-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tether_testkit::harness::private_dir("sqlite-at-rest");
     let store = SqliteStore::connect(&format!("sqlite://{}", dir.join("s.db").display())).unwrap();
     store.migrate().await.unwrap();
     let ids = presented_ids(SessionLayer::new(store.clone())).await;
@@ -31,9 +29,7 @@ async fn the_database_and_its_log_never_hold_a_presented_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sealed_session_values_are_ciphertext_in_the_database_and_its_log() {
-    let dir = std::env::temp_dir().join(format!("tether-sqlite-sealed-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tether_testkit::harness::private_dir("sqlite-sealed");
     let store = SqliteStore::connect(&format!("sqlite://{}", dir.join("s.db").display())).unwrap();
     store.migrate().await.unwrap();
     let watched = dir.clone();

@@ -14,9 +14,7 @@ fn mode(path: &std::path::Path) -> u32 {
 async fn the_database_and_its_log_are_private_and_open_ones_are_refused() {
     // The umask most systems run with: before, it left all three files 0644.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
-    let dir = std::env::temp_dir().join(format!("tether-sqlite-files-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tether_testkit::harness::private_dir("sqlite-files");
     let db = dir.join("sessions.db");
     let url = format!("sqlite://{}", db.display());
 

@@ -5,9 +5,7 @@ use tether_sqlite::SqliteStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tether_and_the_app_migrate_one_database_in_either_order() {
-    let dir = std::env::temp_dir().join(format!("tether-sqlite-migrations-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tether_testkit::harness::private_dir("sqlite-migrations");
     for (tag, app_first) in [("app_first", true), ("tether_first", false)] {
         let url = format!("sqlite://{}", dir.join(format!("{tag}.db")).display());
         // tether's connect makes the file (0600); the app shares it through its pool.

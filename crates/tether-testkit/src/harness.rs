@@ -77,3 +77,46 @@ where
         panic!("migrating again failed: {e:?}");
     }
 }
+
+/// A new directory of its own for a test's session data: `tether-TAG-PID-RANDOM` under
+/// the temporary directory, created `0700` and exclusively (never one that existed).
+///
+/// # Panics
+/// When it cannot be created.
+pub fn private_dir(tag: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::DirBuilderExt as _;
+    let dir = std::env::temp_dir().join(format!(
+        "tether-{tag}-{}-{}",
+        std::process::id(),
+        tether_core::Id::generate().expect("randomness")
+    ));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    dir
+}
+
+/// What a server sent on `stream` until it closed the connection, reading for at
+/// most `wait` between bytes: the text, and whether it closed (an end of stream or a
+/// reset, not a read that timed out).
+///
+/// # Panics
+/// When the read timeout cannot be set.
+pub fn read_until_closed(
+    stream: &mut std::net::TcpStream,
+    wait: std::time::Duration,
+) -> (String, bool) {
+    use std::io::Read as _;
+    stream.set_read_timeout(Some(wait)).expect("a read timeout");
+    let mut text = Vec::new();
+    let mut buf = [0u8; 1024];
+    let closed = loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break true,
+            Err(e) => break e.kind() == std::io::ErrorKind::ConnectionReset,
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+        }
+    };
+    (String::from_utf8_lossy(&text).into_owned(), closed)
+}

@@ -12,25 +12,24 @@ use std::time::Duration;
 
 use common::{Proc, client, free_port, log_in, replicated, status, wait_healthy, wait_until};
 use serde_json::json;
+use tether_testkit::harness::read_until_closed;
+
+/// `login serve` on `port` named `a`, with `store_args` (`--store …` and its options).
+fn serve(port: u16, store_args: &[&std::ffi::OsStr]) -> Proc {
+    Proc(
+        Command::new(env!("CARGO_BIN_EXE_login"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--name", "a", "--insecure-cookie"])
+            .args(store_args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
-
-/// Reads what the server sends until it closes, for at most `wait` between bytes:
-/// the text, and whether it closed.
-fn answer(stream: &mut TcpStream, wait: Duration) -> (String, bool) {
-    stream.set_read_timeout(Some(wait)).unwrap();
-    let mut text = Vec::new();
-    let mut buf = [0u8; 1024];
-    let closed = loop {
-        match stream.read(&mut buf) {
-            Ok(0) => break true,
-            Err(e) => break e.kind() == std::io::ErrorKind::ConnectionReset,
-            Ok(n) => text.extend_from_slice(&buf[..n]),
-        }
-    };
-    (String::from_utf8_lossy(&text).into_owned(), closed)
 }
 
 /// `login` (the demo) on the JWT store keeps its signing key where no other local
@@ -86,11 +85,9 @@ fn the_demo_keeps_its_signing_key_private() {
 fn an_instance_refuses_a_key_file_others_can_read() {
     let dir = common::temp_dir("open-key");
     let key = dir.join("keys");
-    std::fs::write(
-        &key,
-        format!("{}\n", tether::cookie::KeyRing::generate_key().unwrap()),
-    )
-    .unwrap();
+    // Made private, then opened to others on purpose: the mistake under test.
+    let text = format!("{}\n", tether::cookie::KeyRing::generate_key().unwrap());
+    tether::core::private_file::create(&key, text.as_bytes()).unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let mut instance = Proc(
         Command::new(env!("CARGO_BIN_EXE_login"))
@@ -148,7 +145,7 @@ fn the_metrics_listener_is_bounded_like_the_app() {
     let mut slow = TcpStream::connect(&metrics).unwrap();
     slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
         .unwrap();
-    let (_, closed) = answer(&mut slow, Duration::from_secs(10));
+    let (_, closed) = read_until_closed(&mut slow, Duration::from_secs(10));
     assert!(
         closed,
         "half-sent headers to the metrics listener were held open"
@@ -177,15 +174,9 @@ fn the_metrics_listener_is_bounded_like_the_app() {
 #[test]
 fn one_account_cannot_fill_a_bounded_store() {
     let port = free_port();
-    let _memory = Proc(
-        Command::new(env!("CARGO_BIN_EXE_login"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--name", "m", "--store", "memory", "--insecure-cookie"])
-            .args(["--max-sessions", "200"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let _memory = serve(
+        port,
+        &["--store", "memory", "--max-sessions", "200"].map(std::ffi::OsStr::new),
     );
     let secret = "capacity test replication secret";
     let replicated_port = free_port();
@@ -224,7 +215,7 @@ fn an_unsigned_replication_body_is_refused_before_it_is_read() {
               Content-Length: 8000000\r\n\r\n{\"origin\":",
         )
         .unwrap();
-    let (text, _) = answer(&mut attacker, Duration::from_secs(10));
+    let (text, _) = read_until_closed(&mut attacker, Duration::from_secs(10));
     assert!(text.starts_with("HTTP/1.1 401"), "{text:?}");
 }
 
@@ -234,17 +225,12 @@ fn an_unsigned_replication_body_is_refused_before_it_is_read() {
 fn guessing_at_a_name_does_not_lock_its_owner_out() {
     let port = free_port();
     let dir = common::temp_dir("limiter");
-    let _instance = Proc(
-        Command::new(env!("CARGO_BIN_EXE_login"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--name", "a", "--store", "file", "--insecure-cookie"])
-            .arg("--store-url")
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let store = [
+        std::ffi::OsStr::new("--store"),
+        "file".as_ref(),
+        "--store-url".as_ref(),
+    ];
+    let _instance = serve(port, &[&store[..], &[dir.as_os_str()]].concat());
     let base = format!("http://127.0.0.1:{port}");
     wait_healthy("instance", &base);
     // The demo believes X-Forwarded-For from this machine (its balancer's).
