@@ -85,7 +85,7 @@ impl Session {
             || reissue.is_some();
         let due = base.as_ref().is_some_and(|r| self.refresh_due(r));
         if state.delete {
-            self.emit(SessionEvent::LoggedOut { id: state.id });
+            self.emit(&SessionEvent::LoggedOut { id: state.id });
         }
         if !changed && !due {
             return Ok(if state.delete {
@@ -113,9 +113,9 @@ impl Session {
         // A store that seals no id (the cookie store) came with none: a save of an
         // opened session is neither a creation nor a rotation.
         match (base_found, state.id.filter(|_| !state.delete)) {
-            (false, _) => self.emit(SessionEvent::Created { id }),
+            (false, _) => self.emit(&SessionEvent::Created { id }),
             (true, Some(from)) if from != id => {
-                self.emit(SessionEvent::Rotated { from, to: id });
+                self.emit(&SessionEvent::Rotated { from, to: id });
             }
             (true, _) => {}
         }
@@ -142,7 +142,7 @@ impl Session {
                 return Ok(CookieAction::Keep);
             }
             if deleted {
-                self.emit(SessionEvent::LoggedOut { id: Some(id) });
+                self.emit(&SessionEvent::LoggedOut { id: Some(id) });
             }
             action = CookieAction::Remove;
         }
@@ -185,7 +185,7 @@ impl Session {
         let id = self
             .create(store, &record, state.changes.user_cap, state.new_id)
             .await?;
-        self.emit(SessionEvent::Created { id });
+        self.emit(&SessionEvent::Created { id });
         self.emit_bound(Some(id), &state.changes);
         Ok(self.set_cookie(
             self.inner.shared.config.write_id(&id),
@@ -223,7 +223,7 @@ impl Session {
                 ..
             } = saved
             {
-                self.emit(SessionEvent::Rotated {
+                self.emit(&SessionEvent::Rotated {
                     from: id,
                     to: new_id,
                 });

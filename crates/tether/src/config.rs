@@ -4,10 +4,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use ::cookie::SameSite;
+use http::HeaderName;
+use http::header;
 use tether_core::{Error, Expiry, LockOptions};
 
-/// Turns a store error into the response the client sees.
-pub type ErrorHandler = Arc<dyn Fn(&Error) -> http::Response<String> + Send + Sync>;
+use crate::error::{ErrorHandler, default_error_response};
 
 /// Everything the [`SessionLayer`](crate::SessionLayer) can be told.
 // Each flag is an independent cookie attribute, as the builder sets them.
@@ -34,7 +35,7 @@ pub(crate) struct Config {
     pub(crate) error_handler: ErrorHandler,
     pub(crate) events: Option<crate::events::EventHook>,
     pub(crate) rotation_grace: std::time::Duration,
-    pub(crate) transport: crate::Transport,
+    pub(crate) transport: Transport,
     /// Sign ids in the cookie ([`crate::SessionLayer::with_signed_ids`]).
     pub(crate) id_keys: Option<crate::IdKeys>,
     /// Session values are sealed at rest ([`crate::SessionLayer::with_sealed_data`]).
@@ -60,7 +61,7 @@ impl Default for Config {
             error_handler: Arc::new(default_error_response),
             events: None,
             rotation_grace: crate::grace::DEFAULT_ROTATION_GRACE,
-            transport: crate::Transport::Cookie,
+            transport: Transport::Cookie,
             id_keys: None,
             sealed_data: false,
         };
@@ -171,55 +172,71 @@ pub const DEFAULT_COOKIE_NAME: &str = "tether";
 /// idle one is logged out between 75 % and 100 % of it.
 pub const DEFAULT_REFRESH_SHARE: f64 = 0.75;
 
-/// The default answer to a store error: 503 (or 500 for errors retrying cannot fix;
-/// 413 for a session grown past the store's size limit) with a plain-text body that
-/// says what happened without leaking internals.
-///
-/// ```
-/// let err = tether_core::Error::Unavailable { context: "redis down".into(), source: None };
-/// let response = tether::default_error_response(&err);
-/// assert_eq!(response.status(), 503);
-/// assert!(response.body().contains("try again"));
-/// ```
-pub fn default_error_response(error: &Error) -> http::Response<String> {
-    let (status, body) = match error {
-        Error::TooLarge { .. } => (
-            http::StatusCode::PAYLOAD_TOO_LARGE,
-            "413 Content Too Large: the session would exceed the store's size limit.\n",
-        ),
-        Error::LockTimeout(_) => (
-            http::StatusCode::SERVICE_UNAVAILABLE,
-            "503 Service Unavailable: this session is busy with another request; try again shortly.\n",
-        ),
-        e if e.is_transient() => (
-            http::StatusCode::SERVICE_UNAVAILABLE,
-            "503 Service Unavailable: the session store is unavailable; try again shortly.\n",
-        ),
-        _ => (
-            http::StatusCode::INTERNAL_SERVER_ERROR,
-            "500 Internal Server Error: the session could not be saved.\n",
-        ),
-    };
-    let mut response = http::Response::new(body.to_owned());
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    if status == http::StatusCode::SERVICE_UNAVAILABLE {
-        headers.insert(
-            http::header::RETRY_AFTER,
-            http::HeaderValue::from_static("1"),
-        );
-    }
-    response
-}
-
 pub(crate) fn clamp_share(share: f64) -> f64 {
     if share.is_nan() {
         DEFAULT_REFRESH_SHARE
     } else {
         share.clamp(0.0, 1.0)
+    }
+}
+
+/// Where the layer reads the session's token and writes a new one.
+///
+/// With a header the layer sets no cookie: it answers a new or renewed token in the
+/// response header (the same header, or `x-session-token` for bearer tokens), and an
+/// empty value there when the session ended. The client keeps the token and sends it
+/// back; browsers never attach it on their own, so such requests cannot be forged
+/// cross-site. Stores, locks, rotation and every guarantee are the same.
+///
+/// ```
+/// use tether::{MemoryStore, SessionLayer, Transport};
+/// let api = SessionLayer::new(MemoryStore::new()).with_transport(Transport::bearer());
+/// let mobile = SessionLayer::new(MemoryStore::new())
+///     .with_transport(Transport::header(http::HeaderName::from_static("x-session")));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Transport {
+    /// The session cookie (see the layer's cookie settings).
+    #[default]
+    Cookie,
+    /// `name: TOKEN` on requests, and on responses that give a new token.
+    Header(HeaderName),
+    /// `Authorization: Bearer TOKEN` on requests; new tokens in the response header
+    /// `response`.
+    Bearer {
+        /// The response header that carries a new token.
+        response: HeaderName,
+    },
+}
+
+impl Transport {
+    /// The token in the header `name`, both ways.
+    pub fn header(name: HeaderName) -> Self {
+        Self::Header(name)
+    }
+
+    /// `Authorization: Bearer` on requests, new tokens in `x-session-token`.
+    pub fn bearer() -> Self {
+        Self::Bearer {
+            response: HeaderName::from_static("x-session-token"),
+        }
+    }
+
+    /// The header a response carries the token in (`None` for the cookie).
+    pub(crate) fn response_header(&self) -> Option<&HeaderName> {
+        match self {
+            Self::Cookie => None,
+            Self::Header(name) | Self::Bearer { response: name } => Some(name),
+        }
+    }
+
+    /// The header a cache must vary on: the one the token comes in.
+    pub(crate) fn request_header(&self) -> HeaderName {
+        match self {
+            Self::Cookie => header::COOKIE,
+            Self::Header(name) => name.clone(),
+            Self::Bearer { .. } => header::AUTHORIZATION,
+        }
     }
 }

@@ -6,6 +6,9 @@ use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
 use tether_core::Error;
 
+/// Turns a store error into the response the client sees.
+pub type ErrorHandler = Arc<dyn Fn(&Error) -> http::Response<String> + Send + Sync>;
+
 /// Why a session operation failed.
 ///
 /// ```
@@ -61,7 +64,7 @@ impl IntoResponse for SessionError {
     fn into_response(self) -> Response {
         match &self {
             Self::Store(e) => {
-                let (parts, body) = crate::config::default_error_response(e).into_parts();
+                let (parts, body) = default_error_response(e).into_parts();
                 Response::from_parts(parts, body.into())
             }
             Self::AfterResponse | Self::Ended => {
@@ -82,4 +85,49 @@ impl IntoResponse for SessionError {
             }
         }
     }
+}
+
+/// The default answer to a store error: 503 (or 500 for errors retrying cannot fix;
+/// 413 for a session grown past the store's size limit) with a plain-text body that
+/// says what happened without leaking internals.
+///
+/// ```
+/// let err = tether_core::Error::Unavailable { context: "redis down".into(), source: None };
+/// let response = tether::default_error_response(&err);
+/// assert_eq!(response.status(), 503);
+/// assert!(response.body().contains("try again"));
+/// ```
+pub fn default_error_response(error: &Error) -> http::Response<String> {
+    let (status, body) = match error {
+        Error::TooLarge { .. } => (
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+            "413 Content Too Large: the session would exceed the store's size limit.\n",
+        ),
+        Error::LockTimeout(_) => (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "503 Service Unavailable: this session is busy with another request; try again shortly.\n",
+        ),
+        e if e.is_transient() => (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "503 Service Unavailable: the session store is unavailable; try again shortly.\n",
+        ),
+        _ => (
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            "500 Internal Server Error: the session could not be saved.\n",
+        ),
+    };
+    let mut response = http::Response::new(body.to_owned());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if status == http::StatusCode::SERVICE_UNAVAILABLE {
+        headers.insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static("1"),
+        );
+    }
+    response
 }

@@ -5,8 +5,6 @@ use std::sync::Arc;
 
 use tether_core::Id;
 
-use crate::session::Session;
-
 /// Something that happened to a session, reported after the store did it.
 ///
 /// Ids are bearer credentials and user names are personal data: the callback gets
@@ -72,35 +70,18 @@ impl SessionEvent {
 /// The callback [`SessionLayer::with_events`](crate::SessionLayer::with_events) takes.
 pub type EventHook = Arc<dyn Fn(&SessionEvent) + Send + Sync>;
 
-impl Session {
-    /// Reports `event` to the layer's callback, if any, and as a `tracing` event
-    /// (target `tether::events`; fields `event`, `store`, and `ended` where it
-    /// applies).
-    /// After a write of `changes` that went on under `id`: the login, if it bound a
-    /// user.
-    pub(crate) fn emit_bound(&self, id: Option<Id>, changes: &tether_core::Changes) {
-        if let Some(Some(user)) = &changes.user {
-            self.emit(SessionEvent::UserBound {
-                id,
-                user: user.clone(),
-            });
-        }
+/// Reports `event` to `hook`, if any, and as a `tracing` event (target
+/// `tether::events`; fields `event`, `store`, and `ended` where it applies).
+pub(crate) fn emit(hook: Option<&EventHook>, store: &str, event: &SessionEvent) {
+    crate::observe::session_event(event.name());
+    // Neither ids (bearer credentials) nor user names (often e-mail addresses) go
+    // to the logs; the hook gets them.
+    if let SessionEvent::LoggedOutEverywhere { ended, .. } = event {
+        tracing::info!(target: "tether::events", event = event.name(), store, ended);
+    } else {
+        tracing::info!(target: "tether::events", event = event.name(), store);
     }
-
-    // The event is built for this call and handed over whole.
-    #[allow(clippy::needless_pass_by_value)]
-    pub(crate) fn emit(&self, event: SessionEvent) {
-        let store = self.inner.shared.backend.name();
-        crate::observe::session_event(event.name());
-        // Neither ids (bearer credentials) nor user names (often e-mail addresses) go
-        // to the logs; the hook gets them.
-        if let SessionEvent::LoggedOutEverywhere { ended, .. } = &event {
-            tracing::info!(target: "tether::events", event = event.name(), store, ended);
-        } else {
-            tracing::info!(target: "tether::events", event = event.name(), store);
-        }
-        if let Some(hook) = &self.inner.shared.config.events {
-            hook(&event);
-        }
+    if let Some(hook) = hook {
+        hook(event);
     }
 }

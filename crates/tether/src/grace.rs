@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 use tether_core::{Created, Expiry, Id, Record, SessionStore};
+use time::OffsetDateTime;
 
 use crate::observe::{self, Op};
-use crate::session::Session;
 
 /// The default rotation grace.
 pub const DEFAULT_ROTATION_GRACE: Duration = Duration::from_secs(5);
@@ -31,44 +31,47 @@ fn marker(old: &Id) -> Id {
     Id::from_bytes(bytes)
 }
 
-impl Session {
-    fn grace(&self) -> Option<Duration> {
-        Some(self.inner.shared.config.rotation_grace).filter(|g| !g.is_zero())
+/// After a session left `old`: the marker, for `grace` (nothing when it is zero). A
+/// failure is logged and the login goes on (only the grace is lost).
+pub(crate) async fn mark_rotated(
+    store: &Arc<dyn SessionStore>,
+    now: OffsetDateTime,
+    grace: Duration,
+    old: &Id,
+) {
+    if grace.is_zero() {
+        return;
     }
-
-    /// After the session left `old`: the marker, for the grace period. A failure is
-    /// logged and the login goes on (only the grace is lost).
-    pub(crate) async fn mark_rotated(&self, store: &Arc<dyn SessionStore>, old: &Id) {
-        let Some(grace) = self.grace() else {
-            return;
-        };
-        let record = Record::new(self.inner.now, &Expiry::new(grace));
-        let created = observe::call(
-            store.name(),
-            Op::Create,
-            store.create(&marker(old), &record),
-        )
-        .await;
-        match created {
-            Ok(Created::Yes | Created::IdTaken) => {}
-            Err(error) => {
-                tracing::warn!(store = store.name(), %error, "the rotation grace marker was not stored");
-            }
+    let record = Record::new(now, &Expiry::new(grace));
+    let created = observe::call(
+        store.name(),
+        Op::Create,
+        store.create(&marker(old), &record),
+    )
+    .await;
+    match created {
+        Ok(Created::Yes | Created::IdTaken) => {}
+        Err(error) => {
+            tracing::warn!(store = store.name(), %error, "the rotation grace marker was not stored");
         }
     }
+}
 
-    /// Whether `id` left for a new one within the grace period. A store failure
-    /// answers `false`: the request then goes on as without grace.
-    pub(crate) async fn rotated_recently(&self, store: &Arc<dyn SessionStore>, id: &Id) -> bool {
-        if self.grace().is_none() {
-            return false;
-        }
-        match observe::call(store.name(), Op::Load, store.load(&marker(id))).await {
-            Ok(found) => found.is_some(),
-            Err(error) => {
-                tracing::warn!(store = store.name(), %error, "the rotation grace marker could not be read");
-                false
-            }
+/// Whether `id` left for a new one within `grace`. A store failure answers `false`:
+/// the request then goes on as without grace.
+pub(crate) async fn rotated_recently(
+    store: &Arc<dyn SessionStore>,
+    grace: Duration,
+    id: &Id,
+) -> bool {
+    if grace.is_zero() {
+        return false;
+    }
+    match observe::call(store.name(), Op::Load, store.load(&marker(id))).await {
+        Ok(found) => found.is_some(),
+        Err(error) => {
+            tracing::warn!(store = store.name(), %error, "the rotation grace marker could not be read");
+            false
         }
     }
 }

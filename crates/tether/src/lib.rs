@@ -52,14 +52,13 @@ mod signed;
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testing;
 mod transport;
+mod user;
 
 pub use ::cookie::SameSite;
-pub use config::{
-    DEFAULT_COOKIE_NAME, DEFAULT_REFRESH_SHARE, ErrorHandler, default_error_response,
-};
+pub use config::{DEFAULT_COOKIE_NAME, DEFAULT_REFRESH_SHARE, Transport};
 pub use cookie_header::cookie_values;
 pub use detached::DetachedSession;
-pub use error::SessionError;
+pub use error::{ErrorHandler, SessionError, default_error_response};
 pub use events::{EventHook, SessionEvent};
 pub use future::ResponseFuture;
 pub use grace::DEFAULT_ROTATION_GRACE;
@@ -73,7 +72,6 @@ pub use tether_core::{
     Capabilities, Changes, ClientStore, Created, Error, Expiry, Id, Lifetime, LockOptions,
     LockToken, Record, Saved, SessionInfo, SessionStore, Touch,
 };
-pub use transport::Transport;
 
 /// The store contract, for implementing a store of your own.
 pub use tether_core as core;

@@ -72,8 +72,8 @@ impl Session {
             }
         }
         match old {
-            Some(from) => self.emit(SessionEvent::Rotated { from, to: id }),
-            None => self.emit(SessionEvent::Created { id }),
+            Some(from) => self.emit(&SessionEvent::Rotated { from, to: id }),
+            None => self.emit(&SessionEvent::Created { id }),
         }
         self.emit_bound(Some(id), &state.changes);
         Ok(self.set_cookie(

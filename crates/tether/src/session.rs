@@ -6,12 +6,14 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use axum_core::extract::FromRequestParts;
 use http::StatusCode;
 use http::request::Parts;
-use tether_core::{Changes, ClientStore, Error, Expiry, Id, Record, SessionInfo};
+use tether_core::{Changes, ClientStore, Error, Expiry, Id, Record, SessionStore};
 use time::OffsetDateTime;
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::backend::{Backend, Shared};
 use crate::error::SessionError;
+use crate::events::{self, SessionEvent};
+use crate::grace;
 use crate::lock::LockGuard;
 use crate::observe::{self, Op};
 
@@ -163,113 +165,6 @@ impl Session {
         Ok(())
     }
 
-    /// Binds the session to a user, for [`Session::user_sessions`] and
-    /// [`Session::logout_everywhere`].
-    pub async fn set_user(&self, user: impl Into<String>) -> Result<(), SessionError> {
-        let mut state = self.begin().await?;
-        state.changes.user = Some(Some(user.into()));
-        state.changes.user_cap = self.inner.shared.config.max_sessions_per_user;
-        Ok(())
-    }
-
-    /// The user the session is bound to.
-    pub async fn user(&self) -> Result<Option<String>, SessionError> {
-        let mut state = self.begin().await?;
-        if let Some(user) = &state.changes.user {
-            return Ok(user.clone());
-        }
-        Ok(self.load(&mut state).await?.and_then(|r| r.user.clone()))
-    }
-
-    /// Ends the session: it is deleted at the store after the handler and the cookie
-    /// is cleared. Anything inserted afterwards starts a new session.
-    pub async fn logout(&self) -> Result<(), SessionError> {
-        let mut state = self.begin().await?;
-        // A cookie came with the request if it named a session, is still to be read, or
-        // was read already (a client-side value opened by an earlier `get`).
-        let had_cookie = state.id.is_some()
-            || !matches!(state.presented, Presented::None)
-            || matches!(state.loaded, Loaded::Found(_));
-        self.resolve(&mut state).await?;
-        state.delete = had_cookie;
-        state.loaded = Loaded::Missing;
-        state.new_id = None;
-        state.expiry = None;
-        let now = self.inner.now;
-        let idle = state.changes.idle_deadline;
-        state.changes = Changes::new(now, idle);
-        Ok(())
-    }
-
-    /// The live sessions of the user this session is bound to, oldest first; this
-    /// request's session is marked [`current`](SessionInfo::current). Their ids are
-    /// keys at rest ([`Id::at_rest`], for every store), never cookies.
-    ///
-    /// A store that keeps no user index (the cookie store) answers
-    /// [`Error::Unsupported`]; a handler may handle it, and the layer then leaves the
-    /// response alone.
-    pub async fn user_sessions(&self) -> Result<Vec<SessionInfo>, SessionError> {
-        let Some(user) = self.user().await? else {
-            return Ok(Vec::new());
-        };
-        let mut state = self.begin().await?;
-        let listed = match self
-            .inner
-            .shared
-            .backend
-            .server("listing a user's sessions")
-        {
-            Ok(store) => {
-                let listed =
-                    observe::call(store.name(), Op::ListUser, store.user_sessions(&user)).await;
-                // Listed by their keys at rest, whatever the store: a list of live
-                // ids would hand out every session's cookie.
-                let in_process = store.capabilities().in_process;
-                let current = state.id.map(|id| id.at_rest());
-                listed.map(|mut sessions| {
-                    for info in &mut sessions {
-                        if in_process {
-                            info.id = info.id.at_rest();
-                        }
-                        info.current = Some(info.id) == current;
-                    }
-                    sessions
-                })
-            }
-            Err(e) => Err(e),
-        };
-        listed.map_err(|e| self.fail(&mut state, e))
-    }
-
-    /// Ends every session of the user this session is bound to, this one included
-    /// ("log out everywhere"); returns how many ended.
-    pub async fn logout_everywhere(&self) -> Result<u64, SessionError> {
-        let Some(user) = self.user().await? else {
-            return Ok(0);
-        };
-        let ended = {
-            let mut state = self.begin().await?;
-            let ended = match self.inner.shared.backend.server("ending a user's sessions") {
-                Ok(store) => {
-                    observe::call(
-                        store.name(),
-                        Op::DeleteUser,
-                        store.delete_user_sessions(&user),
-                    )
-                    .await
-                }
-                Err(e) => Err(e),
-            };
-            ended.map_err(|e| self.fail(&mut state, e))?
-        };
-        self.emit(crate::SessionEvent::LoggedOutEverywhere {
-            user: user.clone(),
-            ended,
-        });
-        self.logout().await?;
-        Ok(ended)
-    }
-
     /// The session's id, without waiting: the new one if [`Session::cycle_id`] was
     /// called, `None` if the request brought no well-formed id and none was created
     /// yet. It is also `None` while it is not known without the store: when the request
@@ -294,6 +189,34 @@ impl Session {
             self.open_sealed(&mut state);
         }
         state.new_id.or(state.id.filter(|_| !state.delete))
+    }
+
+    /// Reports `event` to the layer's callback and as a `tracing` event.
+    pub(crate) fn emit(&self, event: &SessionEvent) {
+        let shared = &self.inner.shared;
+        events::emit(shared.config.events.as_ref(), shared.backend.name(), event);
+    }
+
+    /// After a write of `changes` that went on under `id`: the login, if it bound a
+    /// user.
+    pub(crate) fn emit_bound(&self, id: Option<Id>, changes: &Changes) {
+        if let Some(Some(user)) = &changes.user {
+            self.emit(&SessionEvent::UserBound {
+                id,
+                user: user.clone(),
+            });
+        }
+    }
+
+    /// After the session left `old`: the rotation grace marker.
+    pub(crate) async fn mark_rotated(&self, store: &Arc<dyn SessionStore>, old: &Id) {
+        let grace = self.inner.shared.config.rotation_grace;
+        grace::mark_rotated(store, self.inner.now, grace, old).await;
+    }
+
+    /// Whether `id` left for a new one within the rotation grace.
+    pub(crate) async fn rotated_recently(&self, store: &Arc<dyn SessionStore>, id: &Id) -> bool {
+        grace::rotated_recently(store, self.inner.shared.config.rotation_grace, id).await
     }
 
     /// Locks the state, marking the session as used and, in lock mode, taking the

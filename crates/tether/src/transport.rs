@@ -5,69 +5,8 @@ use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Response};
 use smallvec::SmallVec;
 
-use crate::config::Config;
+use crate::config::{Config, Transport};
 use crate::cookie_header::{self as cookie, CookieAction, MAX_CANDIDATES};
-
-/// Where the layer reads the session's token and writes a new one.
-///
-/// With a header the layer sets no cookie: it answers a new or renewed token in the
-/// response header (the same header, or `x-session-token` for bearer tokens), and an
-/// empty value there when the session ended. The client keeps the token and sends it
-/// back; browsers never attach it on their own, so such requests cannot be forged
-/// cross-site. Stores, locks, rotation and every guarantee are the same.
-///
-/// ```
-/// use tether::{MemoryStore, SessionLayer, Transport};
-/// let api = SessionLayer::new(MemoryStore::new()).with_transport(Transport::bearer());
-/// let mobile = SessionLayer::new(MemoryStore::new())
-///     .with_transport(Transport::header(http::HeaderName::from_static("x-session")));
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Transport {
-    /// The session cookie (see the layer's cookie settings).
-    #[default]
-    Cookie,
-    /// `name: TOKEN` on requests, and on responses that give a new token.
-    Header(HeaderName),
-    /// `Authorization: Bearer TOKEN` on requests; new tokens in the response header
-    /// `response`.
-    Bearer {
-        /// The response header that carries a new token.
-        response: HeaderName,
-    },
-}
-
-impl Transport {
-    /// The token in the header `name`, both ways.
-    pub fn header(name: HeaderName) -> Self {
-        Self::Header(name)
-    }
-
-    /// `Authorization: Bearer` on requests, new tokens in `x-session-token`.
-    pub fn bearer() -> Self {
-        Self::Bearer {
-            response: HeaderName::from_static("x-session-token"),
-        }
-    }
-
-    /// The header a response carries the token in (`None` for the cookie).
-    fn response_header(&self) -> Option<&HeaderName> {
-        match self {
-            Self::Cookie => None,
-            Self::Header(name) | Self::Bearer { response: name } => Some(name),
-        }
-    }
-
-    /// The header a cache must vary on: the one the token comes in.
-    fn request_header(&self) -> HeaderName {
-        match self {
-            Self::Cookie => header::COOKIE,
-            Self::Header(name) => name.clone(),
-            Self::Bearer { .. } => header::AUTHORIZATION,
-        }
-    }
-}
 
 /// The tokens a request presents, in order; nearly always one, so kept inline.
 pub(crate) type Tokens<'h> = SmallVec<[&'h str; 2]>;
