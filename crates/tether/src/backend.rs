@@ -12,6 +12,8 @@ use crate::config::Config;
 pub(crate) struct Shared {
     pub(crate) backend: Backend,
     pub(crate) config: Config,
+    /// Background tasks the store needs (its cleanup), stopped with the last clone.
+    pub(crate) tasks: Option<Arc<tether_core::Background>>,
 }
 
 /// Where sessions live.

@@ -84,8 +84,15 @@ impl SessionLayer {
             shared: Arc::new(Shared {
                 backend,
                 config: Config::default(),
+                tasks: None,
             }),
         }
+    }
+
+    /// Keeps `task` (the store's cleanup) running while this layer or a clone lives.
+    pub(crate) fn keeping(mut self, task: tether_core::Background) -> Self {
+        Arc::make_mut(&mut self.shared).tasks = Some(Arc::new(task));
+        self
     }
 
     fn config(mut self, f: impl FnOnce(&mut Config)) -> Self {

@@ -43,11 +43,17 @@ mod layer;
 mod lock;
 mod memory;
 mod observe;
+mod open;
+#[cfg(feature = "redis")]
+mod open_redis;
 mod reissue;
 mod sealed;
 mod service;
 mod session;
 mod signed;
+mod store_config;
+mod store_kind;
+mod store_url;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testing;
@@ -64,10 +70,13 @@ pub use future::ResponseFuture;
 pub use grace::DEFAULT_ROTATION_GRACE;
 pub use layer::SessionLayer;
 pub use memory::MemoryStore;
+pub use open::{CLEANUP_EVERY, OpenedStore};
 pub use sealed::DataKeys;
 pub use service::SessionService;
 pub use session::{MissingSessionLayer, Session};
 pub use signed::IdKeys;
+pub use store_config::{StoreConfig, StoreConfigError};
+pub use store_kind::{StoreKind, UnknownStoreKind};
 pub use tether_core::{
     Capabilities, Changes, ClientStore, Created, Error, Expiry, Id, Lifetime, LockOptions,
     LockToken, Record, Saved, SessionInfo, SessionStore, Touch,

@@ -1,0 +1,167 @@
+//! Every store tether ships opens from its URL and keeps a session through the layer;
+//! a store whose feature is off is refused by name. Needs the services `scripts/test`
+//! starts (`scripts/services.sh`): Redis, MariaDB and PostgreSQL, their URLs in
+//! `TETHER_TEST_REDIS_URL`, `TETHER_TEST_MYSQL_URL`, `TETHER_TEST_POSTGRES_URL`.
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::post;
+use http::{Request, header};
+use tether::{Session, SessionError, SessionLayer, StoreConfig, StoreConfigError, StoreKind};
+use tower::ServiceExt as _;
+
+async fn visit(session: Session) -> Result<String, SessionError> {
+    let visits: u64 = session.get("visits").await?.unwrap_or(0) + 1;
+    session.insert("visits", visits).await?;
+    Ok(visits.to_string())
+}
+
+fn service(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run the tests through scripts/test, or start the services with scripts/services.sh")
+    })
+}
+
+/// Two visits with the cookie the first left: the second sees the first's write.
+async fn keeps_a_session(layer: SessionLayer) {
+    let app = Router::new()
+        .route("/visit", post(visit))
+        .layer(layer.with_insecure_cookie());
+    let first = app
+        .clone()
+        .oneshot(Request::post("/visit").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    let cookie = first.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let second = app
+        .oneshot(
+            Request::post("/visit")
+                .header(header::COOKIE, cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let body = axum::body::to_bytes(second.into_body(), 1024).await.unwrap();
+    assert_eq!(&body[..], b"2");
+}
+
+/// The configuration a test opens for `kind`, from its URL.
+fn config_for(kind: StoreKind, dir: &std::path::Path) -> StoreConfig {
+    let parse = |url: &str| StoreConfig::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+    match kind {
+        StoreKind::Memory => parse("memory:"),
+        StoreKind::File => parse(&format!("file://{}", dir.join("sessions").display())),
+        StoreKind::Redis => parse(&service("TETHER_TEST_REDIS_URL")),
+        StoreKind::MySql => parse(&service("TETHER_TEST_MYSQL_URL")),
+        StoreKind::Postgres => parse(&service("TETHER_TEST_POSTGRES_URL")),
+        StoreKind::Sqlite => parse(&format!("sqlite://{}", dir.join("sessions.db").display())),
+        StoreKind::Cookie => {
+            let path = dir.join("cookie.keys");
+            write_key_file(&path, &cookie_key());
+            parse(&format!("cookie:?key_file={}", path.display()))
+        }
+        StoreKind::Jwt => {
+            let path = dir.join("jwt.keys");
+            write_key_file(&path, &jwt_key());
+            parse(&format!("jwt:?key_file={}", path.display()))
+        }
+        StoreKind::Replicated => parse("replicated:").with_replication_secret("a secret of twenty-four b"),
+        other => panic!("no test URL for the {other} store: add one here"),
+    }
+}
+
+fn write_key_file(path: &std::path::Path, text: &str) {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+#[cfg(feature = "cookie")]
+fn cookie_key() -> String {
+    tether::cookie::KeyRing::generate_key().unwrap()
+}
+#[cfg(not(feature = "cookie"))]
+fn cookie_key() -> String {
+    String::new()
+}
+#[cfg(feature = "jwt")]
+fn jwt_key() -> String {
+    tether::jwt::JwtKeys::generate_ed25519("test").unwrap()
+}
+#[cfg(not(feature = "jwt"))]
+fn jwt_key() -> String {
+    String::new()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_store_opens_from_its_url_and_keeps_a_session() {
+    let dir = tether_testkit::harness::private_dir("store-config");
+    for &kind in StoreKind::ALL {
+        if !kind.is_enabled() {
+            continue; // Refused by name: see the test below.
+        }
+        let config = config_for(kind, &dir);
+        assert_eq!(config.kind(), kind);
+        let opened = config
+            .open()
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        assert_eq!(opened.kind(), kind);
+        assert_eq!(opened.server_store().is_none(), kind.is_client_side());
+        keeps_a_session(opened.layer()).await;
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_store_not_compiled_in_is_refused_by_its_feature() {
+    for &kind in StoreKind::ALL {
+        let Some(feature) = kind.feature().filter(|_| !kind.is_enabled()) else {
+            continue;
+        };
+        let url = format!("{}://x", kind.name());
+        match StoreConfig::parse(&url) {
+            Err(StoreConfigError::FeatureDisabled { feature: named, .. }) => {
+                assert_eq!(named, feature);
+            }
+            other => panic!("{url}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn settings_a_store_cannot_take_are_configuration_errors() {
+    let err = StoreConfig::parse("memory:")
+        .unwrap()
+        .with_ca_pem(b"-----BEGIN CERTIFICATE-----".to_vec())
+        .open()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, tether::Error::Config(_)), "{err}");
+    if StoreKind::Cookie.is_enabled() {
+        let err = StoreConfig::parse("cookie:").unwrap().open().await.unwrap_err();
+        assert!(err.to_string().contains("key_file"), "{err}");
+    }
+    if StoreKind::File.is_enabled() {
+        let err = StoreConfig::file("/tmp")
+            .with_max_sessions(10)
+            .open()
+            .await
+            .unwrap_err();
+        assert!(matches!(err, tether::Error::Config(_)), "{err}");
+    }
+}
