@@ -55,7 +55,6 @@
 //! Error answers (`502`, `503`, `504`) name no backend.
 
 mod admin;
-mod forwarded;
 mod proxy;
 mod ring;
 
@@ -74,9 +73,9 @@ use hyper_util::rt::TokioExecutor;
 pub use tether_server as server;
 
 pub use crate::admin::{AdminToken, MIN_TOKEN_LEN};
-pub use crate::forwarded::{TrustedProxies, X_FORWARDED_FOR};
 pub use crate::proxy::strip_hop_by_hop;
 pub use crate::ring::{Ring, Strategy, hash, ip_index, modulo_index};
+pub use tether_server::{TrustedProxies, TrustedProxyError, X_FORWARDED_FOR};
 
 /// The routing cookie the balancer sets for `cookie-hash` and `modulo-hash`.
 pub const ROUTE_COOKIE: &str = "tether_route";
@@ -90,9 +89,6 @@ pub const MAX_REQUEST_BODY: usize = 1 << 20;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// A trusted proxy that is neither a network nor an address.
-    #[error("trusted proxy {0:?} is not an address or a network (10.0.0.0/8, 127.0.0.1, ::1)")]
-    TrustedProxy(String),
     /// An admin token that is too short to be a secret.
     #[error(
         "the admin token must be at least {MIN_TOKEN_LEN} characters (generate one with: head -c 24 /dev/urandom | base64)"

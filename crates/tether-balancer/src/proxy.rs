@@ -10,8 +10,8 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::forwarded::X_FORWARDED_FOR;
 use crate::{Backend, Balancer, ROUTE_COOKIE, Route};
+use tether_server::X_FORWARDED_FOR;
 
 /// Removes the hop-by-hop fields of RFC 9110 §7.6.1: the ones `Connection` names, and
 /// `Connection`, `Keep-Alive`, `Proxy-Connection`, `Proxy-Authenticate`,

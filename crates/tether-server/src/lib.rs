@@ -2,7 +2,8 @@
 //! for request headers (also the idle limit of a kept-alive connection), a deadline
 //! for a request's body, and a cap on open connections. Every listener tether's
 //! binaries open serves through it: the demo app's, its metrics', the balancer's and
-//! the balancer's admin API.
+//! the balancer's admin API. [`TrustedProxies`] says whose `X-Forwarded-For` a
+//! server believes.
 //!
 //! | bound | default | nginx's equivalent |
 //! |---|---|---|
@@ -29,6 +30,7 @@
 
 mod body;
 mod connections;
+mod forwarded;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -47,6 +49,7 @@ use tower_service::Service as _;
 pub use crate::body::BodyTimeout;
 use crate::body::{Counted, Deadline};
 use crate::connections::{Activity, Busy, Open, Registry};
+pub use crate::forwarded::{TrustedProxies, TrustedProxyError, X_FORWARDED_FOR};
 
 /// The bounds of a server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -49,7 +49,9 @@ async fn keeps_a_session(layer: SessionLayer) {
         )
         .await
         .unwrap();
-    let body = axum::body::to_bytes(second.into_body(), 1024).await.unwrap();
+    let body = axum::body::to_bytes(second.into_body(), 1024)
+        .await
+        .unwrap();
     assert_eq!(&body[..], b"2");
 }
 
@@ -73,7 +75,9 @@ fn config_for(kind: StoreKind, dir: &std::path::Path) -> StoreConfig {
             write_key_file(&path, &jwt_key());
             parse(&format!("jwt:?key_file={}", path.display()))
         }
-        StoreKind::Replicated => parse("replicated:").with_replication_secret("a secret of twenty-four b"),
+        StoreKind::Replicated => {
+            parse("replicated:").with_replication_secret("a secret of twenty-four b")
+        }
         other => panic!("no test URL for the {other} store: add one here"),
     }
 }
@@ -153,7 +157,11 @@ async fn settings_a_store_cannot_take_are_configuration_errors() {
         .unwrap_err();
     assert!(matches!(err, tether::Error::Config(_)), "{err}");
     if StoreKind::Cookie.is_enabled() {
-        let err = StoreConfig::parse("cookie:").unwrap().open().await.unwrap_err();
+        let err = StoreConfig::parse("cookie:")
+            .unwrap()
+            .open()
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("key_file"), "{err}");
     }
     if StoreKind::File.is_enabled() {

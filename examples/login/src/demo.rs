@@ -14,9 +14,9 @@ use crate::{StoreKind, fail};
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct DemoArgs {
     /// Where sessions live (memory only works behind a sticky strategy).
-    #[arg(long, env = "TETHER_STORE", value_enum, default_value = "file")]
+    #[arg(long, env = "TETHER_STORE", value_parser = crate::store_kind(), default_value = "file")]
     store: StoreKind,
-    /// redis://…, mysql://…, postgres://… or sqlite://PATH for those stores.
+    /// The store's URL (see `login serve --help`) for the stores that live on a server.
     #[arg(long, env = "TETHER_STORE_URL")]
     store_url: Option<String>,
     /// How many instances.
@@ -84,14 +84,14 @@ fn store_args(
             let file = format!("sqlite://{}", dir.join("sessions.db").display());
             vec!["--store-url".into(), url(Some(file)).into()]
         }
-        StoreKind::Redis | StoreKind::Mysql | StoreKind::Postgres => {
-            vec!["--store-url".into(), url(None).into()]
-        }
         StoreKind::Cookie | StoreKind::Jwt => {
-            vec!["--key-file".into(), key_file.expect("written").into()]
+            let key_file = key_file.unwrap_or_else(|| fail("the key file was not written"));
+            vec!["--key-file".into(), key_file.into()]
         }
         StoreKind::Replicated => vec!["--peers".into(), urls.join(",").into()],
         StoreKind::Memory => Vec::new(),
+        // Redis, MySQL, PostgreSQL: a server the demo does not start.
+        _ => vec!["--store-url".into(), url(None).into()],
     }
 }
 

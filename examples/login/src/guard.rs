@@ -13,7 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use tether_balancer::TrustedProxies;
+use tether_server::TrustedProxies;
 
 /// Refuses a cross-site request that would change state (login CSRF: a page on
 /// another origin posting the victim's browser into the attacker's account).

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
-use tether::SessionLayer;
+use clap::{Parser, Subcommand};
+use tether::{SessionLayer, StoreConfig, StoreKind};
 
 /// Log in once, stay logged in whichever instance answers.
 #[derive(Debug, Parser)]
@@ -29,43 +29,11 @@ enum Command {
     Serve(ServeArgs),
 }
 
-/// Where sessions live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum StoreKind {
-    /// In this process (only behind a sticky strategy).
-    Memory,
-    /// A shared directory (the default).
-    File,
-    /// Redis, or Redis Cluster with several URLs.
-    Redis,
-    /// MySQL or MariaDB.
-    Mysql,
-    /// PostgreSQL.
-    Postgres,
-    /// A SQLite database file (the processes of one machine share it).
-    Sqlite,
-    /// Encrypted in the client's cookie.
-    Cookie,
-    /// A signed JWT in the client's cookie (others verify it with the public key).
-    Jwt,
-    /// Replicated between the instances.
-    Replicated,
-}
-
-impl StoreKind {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Memory => "memory",
-            Self::File => "file",
-            Self::Redis => "redis",
-            Self::Mysql => "mysql",
-            Self::Postgres => "postgres",
-            Self::Sqlite => "sqlite",
-            Self::Cookie => "cookie",
-            Self::Jwt => "jwt",
-            Self::Replicated => "replicated",
-        }
-    }
+/// `--store`: one of the stores tether ships ([`StoreKind::ALL`]).
+fn store_kind() -> impl clap::builder::TypedValueParser<Value = StoreKind> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(StoreKind::ALL.iter().map(|kind| kind.name()))
+        .try_map(|name| name.parse::<StoreKind>())
 }
 
 /// One instance of the demo app.
@@ -78,10 +46,12 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "TETHER_NAME")]
     name: String,
     /// memory, file, redis, mysql, postgres, sqlite, cookie, jwt or replicated.
-    #[arg(long, env = "TETHER_STORE", value_enum, default_value = "file")]
+    #[arg(long, env = "TETHER_STORE", value_parser = store_kind(), default_value = "file")]
     store: StoreKind,
-    /// redis://… (several, comma-separated, for Redis Cluster), mysql://…,
-    /// postgres://…, sqlite://PATH (created when missing), or a directory for `file`.
+    /// The store's URL: redis://… (several, comma-separated, for Redis Cluster),
+    /// redis+sentinel://HOST:26379/MASTER, mysql://…, postgres://…, sqlite://PATH
+    /// (created when missing), or for `file` a directory (or file:///DIR). See
+    /// `tether::StoreConfig`.
     #[arg(long, env = "TETHER_STORE_URL")]
     store_url: Option<String>,
     /// The CA certificate (PEM) a `rediss://` store's server certificate is checked
@@ -159,124 +129,60 @@ struct Built {
     layer: SessionLayer,
     ready: Box<dyn Fn() -> bool + Send + Sync>,
     extra: Option<axum::Router>,
-    keep: Vec<tether::core::Background>,
     /// A replicated store whose first catch-up failed: retried once serving.
     catching_up: Option<tether::replicated::ReplicatedStore>,
 }
 
-/// An SQL store: connected, its tables migrated (safe when the instances start
-/// together), its cleanup kept running.
-macro_rules! sql_store {
-    ($built:ident, $store:ty, $url:expr) => {{
-        let store = <$store>::connect(&$url).unwrap_or_else(|e| fail(&e.to_string()));
-        store
-            .migrate()
-            .await
-            .unwrap_or_else(|e| fail(&e.to_string()));
-        $built
-            .keep
-            .push(store.spawn_cleanup(Duration::from_secs(60)));
-        $built.layer = SessionLayer::new(store);
-    }};
+/// The store the flags name, as tether's one store-from-configuration path reads it.
+fn store_config(args: &ServeArgs) -> StoreConfig {
+    let kind = args.store;
+    let config = match (&args.store_url, kind) {
+        // A plain directory, as `--store file` has always taken.
+        (Some(dir), StoreKind::File) if !dir.starts_with("file:") => StoreConfig::file(dir),
+        (Some(url), _) => {
+            StoreConfig::parse(url).unwrap_or_else(|e| fail(&format!("--store-url: {e}")))
+        }
+        (None, StoreKind::File) => StoreConfig::file(default_file_dir()),
+        (None, _) => StoreConfig::without_url(kind)
+            .unwrap_or_else(|| fail(&format!("--store {kind} needs --store-url"))),
+    };
+    if config.kind() != kind {
+        fail(&format!(
+            "--store-url names the {} store, --store says {kind}",
+            config.kind()
+        ));
+    }
+    let mut config = match (kind, &args.key_file) {
+        (StoreKind::Cookie | StoreKind::Jwt, Some(path)) => config.with_key_file(path),
+        (StoreKind::Cookie, None) => config.with_keys(
+            std::env::var("TETHER_COOKIE_KEYS")
+                .unwrap_or_else(|_| fail("--store cookie needs --key-file or TETHER_COOKIE_KEYS")),
+        ),
+        (StoreKind::Jwt, None) => config.with_keys(
+            std::env::var("TETHER_JWT_KEYS")
+                .unwrap_or_else(|_| fail("--store jwt needs --key-file or TETHER_JWT_KEYS")),
+        ),
+        _ => config,
+    };
+    if let Some(path) = &args.store_ca {
+        let pem = std::fs::read(path)
+            .unwrap_or_else(|e| fail(&format!("cannot read the CA file {}: {e}", path.display())));
+        config = config.with_ca_pem(pem);
+    }
+    if let Some(max) = args.max_sessions {
+        if !matches!(kind, StoreKind::Replicated | StoreKind::Memory) {
+            fail("--max-sessions applies to the memory and replicated stores");
+        }
+        config = config.with_max_sessions(max);
+    }
+    if kind == StoreKind::Replicated {
+        config = replication(args, config);
+    }
+    config
 }
 
-async fn build_store(args: &ServeArgs) -> Built {
-    let server = |store: Arc<dyn tether::SessionStore>| SessionLayer::from_arc(store);
-    let url = || {
-        args.store_url
-            .clone()
-            .unwrap_or_else(|| fail(&format!("--store {} needs --store-url", args.store.name())))
-    };
-    let mut built = Built {
-        layer: SessionLayer::new(tether::MemoryStore::new()),
-        ready: Box::new(|| true),
-        extra: None,
-        keep: Vec::new(),
-        catching_up: None,
-    };
-    if args.max_sessions.is_some()
-        && !matches!(args.store, StoreKind::Replicated | StoreKind::Memory)
-    {
-        fail("--max-sessions applies to the memory and replicated stores");
-    }
-    match args.store {
-        StoreKind::Memory => {
-            if let Some(max) = args.max_sessions {
-                built.layer = SessionLayer::new(tether::MemoryStore::new().with_max_sessions(max));
-            }
-        }
-        StoreKind::File => {
-            let dir = args
-                .store_url
-                .clone()
-                .map_or_else(default_file_dir, PathBuf::from);
-            let store = tether::file::FileStore::open(&dir)
-                .unwrap_or_else(|e| fail(&format!("file store at {}: {e}", dir.display())));
-            built
-                .keep
-                .push(store.spawn_sweeper(Duration::from_secs(60)));
-            built.layer = server(Arc::new(store));
-        }
-        StoreKind::Redis => {
-            use tether::redis::{RedisStore, RedisTls};
-            let url = url();
-            let urls: Vec<&str> = url.split(',').collect();
-            let tls = args.store_ca.as_ref().map(|path| {
-                let pem = std::fs::read(path).unwrap_or_else(|e| {
-                    fail(&format!("cannot read the CA file {}: {e}", path.display()))
-                });
-                RedisTls::with_root_ca(pem)
-            });
-            let store = match (tls, urls.len() > 1) {
-                (None, true) => RedisStore::connect_cluster(urls),
-                (None, false) => RedisStore::connect(&url),
-                (Some(tls), true) => RedisStore::connect_cluster_tls(urls, &tls),
-                (Some(tls), false) => RedisStore::connect_tls(&url, &tls),
-            }
-            .unwrap_or_else(|e| fail(&e.to_string()));
-            built.layer = server(Arc::new(store));
-        }
-        StoreKind::Mysql => sql_store!(built, tether::mysql::MySqlStore, url()),
-        StoreKind::Postgres => sql_store!(built, tether::postgres::PostgresStore, url()),
-        StoreKind::Sqlite => sql_store!(built, tether::sqlite::SqliteStore, url()),
-        StoreKind::Cookie => {
-            use tether::cookie::{CookieStore, KeyRing};
-            let keys = match &args.key_file {
-                Some(path) => KeyRing::from_file(path),
-                None => KeyRing::from_env("TETHER_COOKIE_KEYS"),
-            }
-            .unwrap_or_else(|e| {
-                fail(&format!(
-                    "--store cookie needs --key-file or TETHER_COOKIE_KEYS: {e}"
-                ))
-            });
-            built.layer = SessionLayer::client_side(CookieStore::new(keys));
-        }
-        StoreKind::Jwt => {
-            use tether::jwt::{JwtKeys, JwtStore};
-            let keys = match (&args.key_file, std::env::var("TETHER_JWT_KEYS")) {
-                (Some(path), _) => JwtKeys::from_file(path),
-                (None, Ok(text)) => JwtKeys::parse(&text),
-                (None, Err(_)) => fail("--store jwt needs --key-file or TETHER_JWT_KEYS"),
-            }
-            .unwrap_or_else(|e| fail(&format!("--store jwt: {e}")));
-            let store = JwtStore::new(keys);
-            // Verifiers (a gateway, another service) fetch the public keys here.
-            let jwks = axum::Json(store.keys().jwks());
-            built.extra = Some(axum::Router::new().route(
-                "/.well-known/jwks.json",
-                axum::routing::get(move || std::future::ready(jwks.clone())),
-            ));
-            built.layer = SessionLayer::client_side(store);
-        }
-        StoreKind::Replicated => replicated(args, &mut built).await,
-    }
-    built
-}
-
-/// The replicated store: a secret of its own, its peers, and a catch-up before
-/// serving.
-async fn replicated(args: &ServeArgs, built: &mut Built) {
+/// The replicated store's secret and peers.
+fn replication(args: &ServeArgs, config: StoreConfig) -> StoreConfig {
     // Never a known secret: whoever holds it can forge logins and read every
     // session id. `login` (the demo) makes a random one for its children.
     let secret = std::env::var("TETHER_REPLICATION_SECRET").unwrap_or_default();
@@ -287,7 +193,7 @@ async fn replicated(args: &ServeArgs, built: &mut Built) {
         ));
     }
     let me = format!("http://{}", args.listen);
-    let peers: Vec<String> = args
+    let peers = args
         .peers
         .iter()
         .map(|p| {
@@ -296,28 +202,46 @@ async fn replicated(args: &ServeArgs, built: &mut Built) {
                 .to_owned()
         })
         .filter(|p| *p != me)
-        .map(|p| format!("{p}/_tether"))
-        .collect();
-    let mut builder = tether::replicated::ReplicatedStore::builder(secret).peers(peers);
-    if let Some(max) = args.max_sessions {
-        builder = builder.max_sessions(max);
+        .map(|p| format!("{p}/_tether"));
+    config.with_replication_secret(secret).with_peers(peers)
+}
+
+async fn build_store(args: &ServeArgs) -> Built {
+    let opened = store_config(args)
+        .open()
+        .await
+        .unwrap_or_else(|e| fail(&format!("--store {}: {e}", args.store)));
+    let mut built = Built {
+        layer: opened.layer(),
+        ready: Box::new(|| true),
+        extra: None,
+        catching_up: None,
+    };
+    if let Some(store) = opened.jwt() {
+        // Verifiers (a gateway, another service) fetch the public keys here.
+        let jwks = axum::Json(store.keys().jwks());
+        built.extra = Some(axum::Router::new().route(
+            "/.well-known/jwks.json",
+            axum::routing::get(move || std::future::ready(jwks.clone())),
+        ));
     }
-    let store = builder.start().unwrap_or_else(|e| fail(&e.to_string()));
-    // Catch up before listening (see `serve`), so no request meets a
-    // half-filled instance: a restart can be quicker than the balancer's
-    // health check. A peer that answered with an error keeps the instance not
-    // ready (503s, /healthz too) while it tries again in the background.
-    if let tether::replicated::CatchUp::Failed(reasons) = store.catch_up().await {
-        eprintln!(
-            "login: not ready: could not catch up with the peers ({}); retrying",
-            reasons.join("; ")
-        );
-        built.catching_up = Some(store.clone());
+    if let Some(store) = opened.replicated() {
+        // Catch up before listening (see `serve`), so no request meets a
+        // half-filled instance: a restart can be quicker than the balancer's
+        // health check. A peer that answered with an error keeps the instance not
+        // ready (503s, /healthz too) while it tries again in the background.
+        if let tether::replicated::CatchUp::Failed(reasons) = store.catch_up().await {
+            eprintln!(
+                "login: not ready: could not catch up with the peers ({}); retrying",
+                reasons.join("; ")
+            );
+            built.catching_up = Some(store.clone());
+        }
+        let ready = store.clone();
+        built.ready = Box::new(move || ready.is_ready());
+        built.extra = Some(axum::Router::new().nest("/_tether", store.router()));
     }
-    let ready = store.clone();
-    built.ready = Box::new(move || ready.is_ready());
-    built.extra = Some(axum::Router::new().nest("/_tether", store.router()));
-    built.layer = SessionLayer::new(store);
+    built
 }
 
 /// The bounds of every listener an instance opens (the app's, the replication
@@ -354,7 +278,7 @@ async fn serve(args: ServeArgs) {
     if args.max_sessions_per_user > 0 {
         layer = layer.with_max_sessions_per_user(args.max_sessions_per_user);
     }
-    let trusted = tether_balancer::TrustedProxies::parse(&args.trusted_proxies)
+    let trusted = tether_server::TrustedProxies::parse(&args.trusted_proxies)
         .unwrap_or_else(|e| fail(&e.to_string()));
     let instance = Arc::new(app::Instance {
         name: args.name.clone(),
@@ -395,7 +319,6 @@ async fn serve(args: ServeArgs) {
         Some(extra) => site.merge(extra),
         None => site,
     };
-    let _keep = built.keep;
     if let Some(store) = built.catching_up {
         tokio::spawn(async move {
             store.catch_up_until_ready().await;

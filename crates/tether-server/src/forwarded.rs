@@ -1,7 +1,7 @@
 //! Who the client is: `X-Forwarded-For` trusted only from configured proxies.
 //!
-//! The balancer takes the client's address from the TCP connection. When that
-//! connection comes from a trusted proxy (another balancer, a load generator on this
+//! A server takes the client's address from the TCP connection. When that
+//! connection comes from a trusted proxy (a balancer, a load generator on this
 //! machine), the proxy's `X-Forwarded-For` is believed, read from the right: the
 //! client is the rightmost address that is not itself a trusted proxy. A client cannot
 //! choose its own address by sending the header, because whatever it wrote stands to
@@ -16,15 +16,20 @@ use ipnet::IpNet;
 /// The name of the header.
 pub const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
+/// A trusted proxy that is neither a network nor an address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("trusted proxy {0:?} is not an address or a network (10.0.0.0/8, 127.0.0.1, ::1)")]
+pub struct TrustedProxyError(pub String);
+
 /// The addresses whose `X-Forwarded-For` is believed.
 ///
 /// ```
-/// use tether_balancer::TrustedProxies;
+/// use tether_server::TrustedProxies;
 /// let trusted = TrustedProxies::parse(["10.0.0.0/8", "127.0.0.1"])?;
 /// assert!(trusted.contains("10.1.2.3".parse().unwrap()));
 /// assert!(!trusted.contains("192.0.2.1".parse().unwrap()));
 /// assert!(TrustedProxies::none().is_empty());
-/// # Ok::<(), tether_balancer::ConfigError>(())
+/// # Ok::<(), tether_server::TrustedProxyError>(())
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrustedProxies(Vec<IpNet>);
@@ -45,7 +50,10 @@ impl TrustedProxies {
     }
 
     /// Networks (`10.0.0.0/8`) or single addresses (`10.0.0.7`).
-    pub fn parse<I, S>(entries: I) -> Result<Self, crate::ConfigError>
+    ///
+    /// # Errors
+    /// [`TrustedProxyError`] naming the first entry that is neither.
+    pub fn parse<I, S>(entries: I) -> Result<Self, TrustedProxyError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
@@ -57,7 +65,7 @@ impl TrustedProxies {
                 entry
                     .parse::<IpNet>()
                     .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| crate::ConfigError::TrustedProxy(entry.to_owned()))
+                    .map_err(|_| TrustedProxyError(entry.to_owned()))
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Self)
@@ -66,10 +74,10 @@ impl TrustedProxies {
     /// These and `other`'s networks.
     ///
     /// ```
-    /// use tether_balancer::TrustedProxies;
+    /// use tether_server::TrustedProxies;
     /// let both = TrustedProxies::parse(["10.0.0.0/8"])?.and(TrustedProxies::loopback());
     /// assert!(both.contains("127.0.0.1".parse().unwrap()) && both.contains("10.0.0.1".parse().unwrap()));
-    /// # Ok::<(), tether_balancer::ConfigError>(())
+    /// # Ok::<(), tether_server::TrustedProxyError>(())
     /// ```
     #[must_use]
     pub fn and(mut self, other: Self) -> Self {
@@ -92,7 +100,7 @@ impl TrustedProxies {
     /// untrusted address of its `X-Forwarded-For` (the leftmost when all are trusted).
     ///
     /// ```
-    /// use tether_balancer::TrustedProxies;
+    /// use tether_server::TrustedProxies;
     /// let mut headers = http::HeaderMap::new();
     /// headers.insert("x-forwarded-for", "6.6.6.6, 203.0.113.9".parse().unwrap());
     /// let proxy = "127.0.0.1".parse().unwrap();
