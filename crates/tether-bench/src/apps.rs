@@ -10,6 +10,7 @@
 use axum::Router;
 use axum::routing::{get, post};
 use clap::{Parser, ValueEnum};
+use tether::StoreKind;
 
 /// The session library in front of the endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -24,27 +25,28 @@ pub enum Lib {
     TowerSessions,
 }
 
-/// Where the sessions live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// Where the sessions live: a store tether ships, or tether's Redis store on an app's
+/// deadpool-redis pool (`redis-pool`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Store {
-    /// In the process.
-    Memory,
-    /// Redis, one multiplexed connection.
-    Redis,
+    /// One of [`StoreKind::ALL`], opened through `tether::StoreConfig`.
+    Kind(StoreKind),
     /// tether's Redis store on an app's deadpool-redis pool.
     RedisPool,
-    /// MariaDB/MySQL.
-    Mysql,
-    /// PostgreSQL.
-    Postgres,
-    /// SQLite.
-    Sqlite,
-    /// tether's file store.
-    File,
-    /// tether's sealed-cookie store.
-    Cookie,
-    /// tether's JWT store.
-    Jwt,
+}
+
+impl std::str::FromStr for Store {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "redis-pool" => Ok(Self::RedisPool),
+            _ => s
+                .parse()
+                .map(Self::Kind)
+                .map_err(|e| format!("{e}, or redis-pool")),
+        }
+    }
 }
 
 /// One benchmark app, and where to serve it.
@@ -53,8 +55,8 @@ pub struct Args {
     /// The library.
     #[arg(long, value_enum)]
     pub lib: Lib,
-    /// The store.
-    #[arg(long, value_enum, default_value = "memory")]
+    /// The store: a store tether ships (memory, redis, mysql, …) or redis-pool.
+    #[arg(long, default_value = "memory")]
     pub store: Store,
     /// Where to serve (bench-server).
     #[arg(long)]
@@ -153,59 +155,44 @@ where
         .route("/login", post(login))
 }
 
-/// tether's layer on an SQL store, its tables migrated.
-macro_rules! sql_layer {
-    ($store:ty, $args:ident) => {{
-        let store = <$store>::connect(&$args.url.clone().unwrap_or_default())
-            .unwrap_or_else(|e| fail(&e.to_string()));
-        store
-            .migrate()
-            .await
-            .unwrap_or_else(|e| fail(&e.to_string()));
-        SessionLayer::new(store)
-    }};
+/// The layer on `kind`, opened as an app opens it from configuration.
+async fn tether_store(kind: StoreKind, url: Option<&str>) -> tether::SessionLayer {
+    use tether::StoreConfig;
+    let parsed = |url: Option<&str>| {
+        StoreConfig::parse(url.unwrap_or_else(|| fail(&format!("--store {kind} needs --url"))))
+            .unwrap_or_else(|e| fail(&e.to_string()))
+    };
+    let config = match kind {
+        // The login row makes a new session per request (about 400,000 in 3 s): above
+        // the memory store's default bound (100,000, beyond which it refuses logins with
+        // 503), and tower-sessions' memory store has none, so the bench lifts it.
+        StoreKind::Memory => parsed(Some("memory:")).with_max_sessions(10_000_000),
+        StoreKind::File => StoreConfig::file(url.unwrap_or_else(|| fail("--url DIR"))),
+        StoreKind::Cookie => parsed(Some("cookie:")).with_keys(
+            tether::cookie::KeyRing::generate_key().unwrap_or_else(|e| fail(&e.to_string())),
+        ),
+        StoreKind::Jwt => parsed(Some("jwt:")).with_keys(
+            tether::jwt::JwtKeys::generate_ed25519("bench")
+                .unwrap_or_else(|e| fail(&e.to_string())),
+        ),
+        _ => parsed(url),
+    };
+    config
+        .open()
+        .await
+        .unwrap_or_else(|e| fail(&format!("{kind}: {e}")))
+        .layer()
 }
 
 async fn tether_app(args: &Args) -> Router {
     use tether::SessionLayer;
     let layer = match args.store {
-        // The login row makes a new session per request (about 400,000 in 3 s): above
-        // the memory store's default bound (100,000, beyond which it refuses logins with
-        // 503), and tower-sessions' memory store has none, so the bench lifts it.
-        Store::Memory => {
-            SessionLayer::new(tether::MemoryStore::new().with_max_sessions(10_000_000))
-        }
-        Store::File => {
-            let dir = args.url.clone().unwrap_or_else(|| fail("--url DIR"));
-            SessionLayer::new(
-                tether::file::FileStore::open(&dir).unwrap_or_else(|e| fail(&e.to_string())),
-            )
-        }
-        Store::Redis => SessionLayer::new(
-            tether::redis::RedisStore::connect(&args.url.clone().unwrap_or_default())
-                .unwrap_or_else(|e| fail(&e.to_string())),
-        ),
+        Store::Kind(kind) => tether_store(kind, args.url.as_deref()).await,
         Store::RedisPool => {
             let pool = deadpool_redis::Config::from_url(args.url.clone().unwrap_or_default())
                 .create_pool(Some(deadpool_redis::Runtime::Tokio1))
                 .unwrap_or_else(|e| fail(&e.to_string()));
             SessionLayer::new(tether::redis::RedisStore::from_pool(pool))
-        }
-        Store::Mysql => sql_layer!(tether::mysql::MySqlStore, args),
-        Store::Postgres => sql_layer!(tether::postgres::PostgresStore, args),
-        Store::Sqlite => sql_layer!(tether::sqlite::SqliteStore, args),
-        Store::Cookie => {
-            let key =
-                tether::cookie::KeyRing::generate_key().unwrap_or_else(|e| fail(&e.to_string()));
-            let keys =
-                tether::cookie::KeyRing::parse(&key).unwrap_or_else(|e| fail(&e.to_string()));
-            SessionLayer::client_side(tether::cookie::CookieStore::new(keys))
-        }
-        Store::Jwt => {
-            let line = tether::jwt::JwtKeys::generate_ed25519("bench")
-                .unwrap_or_else(|e| fail(&e.to_string()));
-            let keys = tether::jwt::JwtKeys::parse(&line).unwrap_or_else(|e| fail(&e.to_string()));
-            SessionLayer::client_side(tether::jwt::JwtStore::new(keys))
         }
     }
     .with_insecure_cookie();
@@ -230,7 +217,7 @@ async fn tether_app(args: &Args) -> Router {
 async fn tower_sessions_app(args: &Args) -> Router {
     let url = || args.url.clone().unwrap_or_else(|| fail("--url"));
     match args.store {
-        Store::Memory => {
+        Store::Kind(StoreKind::Memory) => {
             let layer =
                 tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default())
                     .with_secure(false);
@@ -238,7 +225,7 @@ async fn tower_sessions_app(args: &Args) -> Router {
                 .route("/incr", post(ts15::write))
                 .layer(layer)
         }
-        Store::Redis => {
+        Store::Kind(StoreKind::Redis) => {
             use tower_sessions_redis_store::fred::prelude::*;
             let config = Config::from_url(&url()).unwrap_or_else(|e| fail(&e.to_string()));
             let pool =
@@ -252,19 +239,19 @@ async fn tower_sessions_app(args: &Args) -> Router {
                 .route("/incr", post(ts14::write))
                 .layer(layer)
         }
-        Store::Mysql => {
+        Store::Kind(StoreKind::MySql) => {
             let pool = tower_sessions_sqlx_store::sqlx::MySqlPool::connect(&url())
                 .await
                 .unwrap_or_else(|e| fail(&e.to_string()));
             ts_sql_app(tower_sessions_sqlx_store::MySqlStore::new(pool)).await
         }
-        Store::Postgres => {
+        Store::Kind(StoreKind::Postgres) => {
             let pool = tower_sessions_sqlx_store::sqlx::PgPool::connect(&url())
                 .await
                 .unwrap_or_else(|e| fail(&e.to_string()));
             ts_sql_app(tower_sessions_sqlx_store::PostgresStore::new(pool)).await
         }
-        Store::Sqlite => {
+        Store::Kind(StoreKind::Sqlite) => {
             use std::str::FromStr as _;
             use tower_sessions_sqlx_store::sqlx::sqlite;
             // The same file settings as tether's store: WAL and a busy timeout.
@@ -279,9 +266,10 @@ async fn tower_sessions_app(args: &Args) -> Router {
                 .unwrap_or_else(|e| fail(&e.to_string()));
             ts_sql_app(tower_sessions_sqlx_store::SqliteStore::new(pool)).await
         }
-        Store::File | Store::Cookie | Store::Jwt | Store::RedisPool => {
-            fail("tower-sessions has no file, cookie, JWT or deadpool-redis store")
-        }
+        Store::Kind(kind) => fail(&format!(
+            "the bench has no tower-sessions app on the {kind} store"
+        )),
+        Store::RedisPool => fail("tower-sessions has no deadpool-redis store"),
     }
 }
 

@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use clap::Parser;
+use tether::StoreKind;
 
 /// The benchmark driver.
 #[derive(Debug, Parser)]
@@ -109,40 +110,33 @@ fn run(args: &RunArgs) {
     let script_path = file_dir.join("load.lua");
     // The bare server ignores cookies; it gets the same number of distinct ones.
     let fake_cookies: Vec<String> = (0..SESSIONS).map(|i| format!("bare={i:022}")).collect();
-    let stores: Vec<(&str, Option<&str>, Vec<&str>)> = vec![
-        (
-            "memory",
-            None,
-            vec!["tether", "tether-sealed", "tower-sessions"],
-        ),
-        (
-            "redis",
-            Some(redis_url.as_str()),
-            vec!["tether", "tether-sealed", "tower-sessions"],
-        ),
-        (
-            "mysql",
-            Some(mysql_url.as_str()),
-            vec!["tether", "tower-sessions"],
-        ),
-        (
-            "postgres",
-            Some(postgres_url.as_str()),
-            vec!["tether", "tower-sessions"],
-        ),
-        (
-            "sqlite",
-            Some(sqlite_url.as_str()),
-            vec!["tether", "tower-sessions"],
-        ),
-        ("redis-pool", Some(redis_url.as_str()), vec!["tether"]),
-        ("file", Some(file_url.as_str()), vec!["tether"]),
-        ("cookie", None, vec!["tether"]),
-        ("jwt", None, vec!["tether"]),
-    ]
-    .into_iter()
-    .filter(|(s, _, _)| wanted(s))
-    .collect();
+    // Every store tether ships (the replicated one is measured between instances, by
+    // the lab), then tether's Redis store on a deadpool-redis pool.
+    let both = vec!["tether", "tower-sessions"];
+    let mut stores: Vec<(&str, Option<&str>, Vec<&str>)> = StoreKind::ALL
+        .iter()
+        .filter_map(|&kind| {
+            let (url, libs) = match kind {
+                StoreKind::Memory => (None, vec!["tether", "tether-sealed", "tower-sessions"]),
+                StoreKind::Redis => (
+                    Some(redis_url.as_str()),
+                    vec!["tether", "tether-sealed", "tower-sessions"],
+                ),
+                StoreKind::MySql => (Some(mysql_url.as_str()), both.clone()),
+                StoreKind::Postgres => (Some(postgres_url.as_str()), both.clone()),
+                StoreKind::Sqlite => (Some(sqlite_url.as_str()), both.clone()),
+                StoreKind::File => (Some(file_url.as_str()), vec!["tether"]),
+                StoreKind::Cookie | StoreKind::Jwt => (None, vec!["tether"]),
+                StoreKind::Replicated => return None,
+                other => fail(&format!(
+                    "the bench has no settings for the {other} store: add them here"
+                )),
+            };
+            Some((kind.name(), url, libs))
+        })
+        .collect();
+    stores.push(("redis-pool", Some(redis_url.as_str()), vec!["tether"]));
+    stores.retain(|(s, _, _)| wanted(s));
 
     let mut samples: BTreeMap<Key, Vec<Sample>> = BTreeMap::new();
     let mut bare: BTreeMap<String, Vec<f64>> = BTreeMap::new();
