@@ -2,6 +2,7 @@
 //! scenarios they go through.
 
 use serde::Serialize;
+use tether::StoreKind;
 
 /// One way to keep a session across instances.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
@@ -62,18 +63,20 @@ impl Approach {
         }
     }
 
-    /// `login serve --store`.
-    pub(crate) fn store(self) -> &'static str {
+    /// The store (`login serve --store`).
+    pub(crate) fn store(self) -> StoreKind {
         match self {
-            Self::Replicated => "replicated",
-            Self::Cookie => "cookie",
-            Self::Jwt => "jwt",
-            Self::MemoryIpHash | Self::MemoryCookieHash | Self::MemoryModuloHash => "memory",
-            Self::File => "file",
-            Self::Redis => "redis",
-            Self::Mysql => "mysql",
-            Self::Postgres => "postgres",
-            Self::Sqlite => "sqlite",
+            Self::Replicated => StoreKind::Replicated,
+            Self::Cookie => StoreKind::Cookie,
+            Self::Jwt => StoreKind::Jwt,
+            Self::MemoryIpHash | Self::MemoryCookieHash | Self::MemoryModuloHash => {
+                StoreKind::Memory
+            }
+            Self::File => StoreKind::File,
+            Self::Redis => StoreKind::Redis,
+            Self::Mysql => StoreKind::MySql,
+            Self::Postgres => StoreKind::Postgres,
+            Self::Sqlite => StoreKind::Sqlite,
         }
     }
 
@@ -94,7 +97,7 @@ impl Approach {
 
     /// Whether sessions live in one instance's memory only.
     pub(crate) fn instance_local(self) -> bool {
-        self.store() == "memory"
+        self.store() == StoreKind::Memory
     }
 
     /// Whether the sessions live in a server the lab can restart.
@@ -190,5 +193,20 @@ impl Scenario {
     /// Whether the scenario means anything for `approach`.
     pub(crate) fn applies_to(self, approach: Approach) -> bool {
         self != Self::StoreRestart || approach.has_store_server()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_store_tether_ships_has_an_approach() {
+        for kind in StoreKind::ALL {
+            assert!(
+                Approach::ALL.iter().any(|a| a.store() == *kind),
+                "the lab has no approach for the {kind} store: add one to Approach"
+            );
+        }
     }
 }

@@ -253,7 +253,7 @@ impl Cluster {
             .arg("--name")
             .arg(&instance.name)
             .arg("--store")
-            .arg(self.approach.store())
+            .arg(self.approach.store().name())
             .arg("--insecure-cookie")
             .arg("--key-file")
             .arg(&self.store.key_file)

@@ -4,8 +4,9 @@
 //! stores: [`MemoryStore`] here, and behind cargo features a shared directory
 //! (`file`, on by default: [`file::FileStore`]), Redis (`redis`), MySQL/MariaDB
 //! (`mysql`), PostgreSQL (`postgres`), SQLite (`sqlite`), an encrypted cookie
-//! (`cookie`) and peer-to-peer replication (`replicated`). A handler takes a [`Session`] and
-//! cannot tell which store it runs on.
+//! (`cookie`), a signed JWT in the cookie (`jwt`) and peer-to-peer replication
+//! (`replicated`). A handler takes a [`Session`] and cannot tell which store it runs
+//! on; [`StoreConfig`] opens any of them from a URL, such as an environment variable.
 //!
 //! ```
 //! use axum::{Router, routing::{get, post}};
