@@ -17,6 +17,7 @@ mod id;
 pub mod keys;
 mod lifetime;
 mod limits;
+mod lock_wait;
 pub mod private_file;
 mod record;
 mod revocation;
@@ -29,9 +30,10 @@ pub use error::{BoxError, Error, Result};
 pub use id::{ID_BYTES, ID_LEN, Id, IdText, InvalidId, fill_random};
 pub use lifetime::Lifetime;
 pub use limits::{SessionLimits, sessions_beyond_cap};
+pub use lock_wait::LockWait;
 pub use record::{Changes, Expiry, Record, SessionInfo, Touch, unix_ms};
 pub use revocation::NotBefore;
-pub use store::{ClientStore, Created, LockOptions, LockToken, LockWait, Saved, SessionStore};
+pub use store::{ClientStore, Created, LockOptions, LockToken, Saved, SessionStore};
 
 pub use async_trait::async_trait;
 

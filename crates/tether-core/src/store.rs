@@ -71,50 +71,6 @@ impl Default for LockOptions {
     }
 }
 
-/// Paces a store that polls for a lock: pauses from 1 ms doubling to 20 ms, until
-/// the wait (a session lock's [`LockOptions::wait`]) runs out.
-///
-/// ```
-/// use std::time::Duration;
-/// use tether_core::LockWait;
-///
-/// let mut wait = LockWait::new(Duration::ZERO);
-/// assert!(wait.next_pause().is_err(), "no waiting allowed");
-/// let mut wait = LockWait::new(Duration::from_secs(1));
-/// assert_eq!(wait.next_pause()?, Duration::from_millis(1));
-/// assert_eq!(wait.next_pause()?, Duration::from_millis(2));
-/// # Ok::<(), tether_core::Error>(())
-/// ```
-#[derive(Debug)]
-pub struct LockWait {
-    wait: Duration,
-    give_up: std::time::Instant,
-    pause: Duration,
-}
-
-impl LockWait {
-    /// Starts a wait of at most `wait`, now.
-    pub fn new(wait: Duration) -> Self {
-        Self {
-            wait,
-            give_up: std::time::Instant::now() + wait,
-            pause: Duration::from_millis(1),
-        }
-    }
-
-    /// How long to pause before the next attempt, or [`Error::LockTimeout`] once the
-    /// wait is over.
-    pub fn next_pause(&mut self) -> Result<Duration> {
-        let now = std::time::Instant::now();
-        if now >= self.give_up {
-            return Err(Error::LockTimeout(self.wait));
-        }
-        let pause = self.pause.min(self.give_up - now);
-        self.pause = (self.pause * 2).min(Duration::from_millis(20));
-        Ok(pause)
-    }
-}
-
 /// Proof of holding a session lock: only its owner can release it.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct LockToken(pub String);

@@ -263,38 +263,29 @@ impl FileStore {
         T: Send + 'static,
         F: FnOnce(&Inner) -> FsResult<T> + Send + 'static,
     {
-        let mut op = op;
-        let mut wait = LockWait::new(self.inner.write_lock_wait);
-        loop {
+        let limit = self.inner.write_lock_wait;
+        let outcome = LockWait::with_state(limit, op, |op| {
             let keys = keys.clone();
-            let outcome = self
-                .run(what, move |inner| {
-                    let Some(locks) = inner.try_write_locks(&keys)? else {
-                        // Busy: the operation comes back for the next attempt.
-                        return Ok(Err(op));
-                    };
-                    let result = op(inner);
-                    for lock in &locks {
-                        Inner::release(lock);
-                    }
-                    result.map(Ok)
-                })
-                .await?;
-            match outcome {
-                Ok(value) => return Ok(value),
-                Err(back) => op = back,
-            }
-            let pause = wait.next_pause().map_err(|_| {
-                Error::unavailable(
-                    format!(
-                        "{what}: the session's write lock stayed busy for {:?}",
-                        self.inner.write_lock_wait
-                    ),
-                    io::Error::from(io::ErrorKind::TimedOut),
-                )
-            })?;
-            tokio::time::sleep(pause).await;
-        }
+            self.run(what, move |inner| {
+                let Some(locks) = inner.try_write_locks(&keys)? else {
+                    // Busy: the operation comes back for the next attempt.
+                    return Ok(Err(op));
+                };
+                let result = op(inner);
+                for lock in &locks {
+                    Inner::release(lock);
+                }
+                result.map(Ok)
+            })
+        })
+        .await;
+        outcome.map_err(|e| match e {
+            Error::LockTimeout(_) => Error::unavailable(
+                format!("{what}: the session's write lock stayed busy for {limit:?}"),
+                io::Error::from(io::ErrorKind::TimedOut),
+            ),
+            other => other,
+        })
     }
 
     /// Writes a new record unless one lives under the id.
@@ -482,21 +473,23 @@ impl SessionStore for FileStore {
 
     async fn lock(&self, id: &Id, options: &LockOptions) -> Result<LockToken> {
         let path = self.inner.layout.lock(&Key::of(id), LockKind::Request);
-        let mut wait = LockWait::new(options.wait);
-        loop {
+        // Waiting happens here, not on a blocking thread: a waiter holds no permit the
+        // lock's holder might need.
+        LockWait::until(options.wait, || {
             let (path, ttl) = (path.clone(), options.ttl);
-            let attempt = self
-                .run("taking a session lock", move |inner| {
-                    fs::try_lock(&inner.layout, &path, ttl)
+            async move {
+                let attempt = self
+                    .run("taking a session lock", move |inner| {
+                        fs::try_lock(&inner.layout, &path, ttl)
+                    })
+                    .await?;
+                Ok(match attempt {
+                    Attempt::Held(lock) => Some(LockToken(lock.token)),
+                    Attempt::Busy => None,
                 })
-                .await?;
-            if let Attempt::Held(lock) = attempt {
-                return Ok(LockToken(lock.token));
             }
-            // Waiting happens here, not on a blocking thread: a waiter holds no permit
-            // the lock's holder might need.
-            tokio::time::sleep(wait.next_pause()?).await;
-        }
+        })
+        .await
     }
 
     async fn unlock(&self, id: &Id, token: &LockToken) -> Result<()> {

@@ -44,6 +44,7 @@ mod codec;
 mod maintenance;
 mod sql;
 mod statements;
+mod store;
 
 use std::time::Duration;
 
@@ -146,5 +147,3 @@ pub(crate) fn live(query: Query<'_>) -> Query<'_> {
     let now = unix_ms::now_ms();
     query.bind(now).bind(now)
 }
-
-tether_sql::session_store!(MySqlStore, "mysql");

@@ -1,5 +1,4 @@
-//! The tables' embedded migrations. (The cleanup of expired rows is
-//! `tether_sql::session_store!`'s.)
+//! The tables' embedded migrations. (The cleanup of expired rows is in `store.rs`.)
 
 use tether_core::{Error, Result};
 

@@ -36,6 +36,7 @@
 mod maintenance;
 mod sql;
 mod statements;
+mod store;
 
 use std::time::Duration;
 
@@ -143,5 +144,3 @@ impl PostgresStore {
         self
     }
 }
-
-tether_sql::session_store!(PostgresStore, "postgres");

@@ -271,8 +271,7 @@ impl SessionStore for RedisStore {
         let ttl_ms = u64::try_from(options.ttl.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
-        let mut wait = LockWait::new(options.wait);
-        loop {
+        LockWait::until(options.wait, || async {
             let acquired: Option<String> = self
                 .with_conn("taking a session lock", async |c| {
                     redis::cmd("SET")
@@ -285,11 +284,9 @@ impl SessionStore for RedisStore {
                         .await
                 })
                 .await?;
-            if acquired.is_some() {
-                return Ok(token);
-            }
-            tokio::time::sleep(wait.next_pause()?).await;
-        }
+            Ok(acquired.map(|_| token.clone()))
+        })
+        .await
     }
 
     async fn unlock(&self, id: &Id, token: &LockToken) -> Result<()> {

@@ -159,17 +159,14 @@ async fn hold_to_cap(store: &impl Statements, user: &str, keep: &Id, cap: u32) -
 pub async fn lock(store: &impl Statements, id: &Id, options: &LockOptions) -> Result<LockToken> {
     let token = LockToken::generate()?;
     let ttl_ms = i64::try_from(options.ttl.as_millis()).unwrap_or(i64::MAX);
-    let mut wait = LockWait::new(options.wait);
-    loop {
+    LockWait::until(options.wait, || async {
         let now = unix_ms::now_ms();
-        if store
+        let held = store
             .take_lock(id, &token, now.saturating_add(ttl_ms), now)
-            .await?
-        {
-            return Ok(token);
-        }
-        tokio::time::sleep(wait.next_pause()?).await;
-    }
+            .await?;
+        Ok(held.then(|| token.clone()))
+    })
+    .await
 }
 
 /// Expired rows deleted per statement of a cleanup.

@@ -22,7 +22,6 @@ pub mod flow;
 mod numbered;
 pub mod rows;
 mod runner;
-mod store;
 
 pub use runner::{Runner, database_error, is_unique_violation};
 

@@ -54,6 +54,7 @@ mod file;
 mod maintenance;
 mod sql;
 mod statements;
+mod store;
 
 use std::str::FromStr as _;
 use std::time::Duration;
@@ -216,5 +217,3 @@ impl SqliteStore {
         self
     }
 }
-
-tether_sql::session_store!(SqliteStore, "sqlite");
