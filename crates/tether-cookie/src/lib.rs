@@ -50,19 +50,20 @@
 //!   revoke every cookie of a user issued before a given time (after a password change,
 //!   say), which needs that one piece of state per user.
 
+mod keys;
 mod opened;
-
-use std::path::Path;
+mod store;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload as AeadPayload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use chacha20poly1305::XNonce;
+use chacha20poly1305::aead::{Aead, Payload as AeadPayload};
 use serde::{Deserialize, Serialize};
-use tether_core::{ClientStore, Error, NotBefore, Record, Result, unix_ms};
+use tether_core::{NotBefore, Record, unix_ms};
 use time::OffsetDateTime;
 
-use crate::opened::{Opened, OpenedCache};
+pub use crate::keys::{KeyError, KeyRing};
+use crate::opened::OpenedCache;
 
 /// Cookie values remembered with what they opened to, by default.
 pub const DEFAULT_OPEN_CACHE: usize = 4096;
@@ -76,109 +77,6 @@ const DEFLATED: u8 = 1;
 /// Decompressed payloads larger than this are refused (a deflate bomb in a forged
 /// cookie cannot get here without the key, but the bound costs nothing).
 const MAX_PAYLOAD: usize = 64 * 1024;
-
-/// Why a key ring could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum KeyError {
-    /// No key at all.
-    #[error(
-        "the key ring is empty: give at least one key (generate one with KeyRing::generate_key)"
-    )]
-    Empty,
-    /// A key that is not 32 bytes of unpadded URL-safe base64.
-    #[error("key {index} is not 43 characters of URL-safe base64 encoding 32 bytes")]
-    Invalid {
-        /// Its position, from 1.
-        index: usize,
-    },
-    /// The key file could not be read, or others can read it (a key file must be
-    /// `0600`, owned by the process's user).
-    #[error("key file {0}")]
-    File(#[from] tether_core::private_file::PrivateFileError),
-    /// The environment variable is not set.
-    #[error("environment variable {0} is not set")]
-    MissingEnv(String),
-    /// The OS could not provide randomness for a new key.
-    #[error("the operating system could not provide randomness: {0}")]
-    Randomness(String),
-}
-
-/// Keys for the cookie store: the first encrypts, all decrypt.
-#[derive(Clone)]
-pub struct KeyRing {
-    ciphers: Vec<XChaCha20Poly1305>,
-}
-
-impl std::fmt::Debug for KeyRing {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "KeyRing({} keys)", self.ciphers.len())
-    }
-}
-
-impl KeyRing {
-    /// A ring of raw 32-byte keys, the first one encrypting.
-    pub fn new(keys: &[[u8; 32]]) -> Result<Self, KeyError> {
-        if keys.is_empty() {
-            return Err(KeyError::Empty);
-        }
-        Ok(Self {
-            ciphers: keys
-                .iter()
-                .map(|k| XChaCha20Poly1305::new(k.into()))
-                .collect(),
-        })
-    }
-
-    /// Keys as text: unpadded URL-safe base64, separated by whitespace or commas;
-    /// lines starting with `#` are comments.
-    ///
-    /// ```
-    /// let text = format!("# newest first\n{}\n{}\n", tether_cookie::KeyRing::generate_key()?, tether_cookie::KeyRing::generate_key()?);
-    /// let ring = tether_cookie::KeyRing::parse(&text)?;
-    /// assert_eq!(ring.len(), 2);
-    /// assert!(tether_cookie::KeyRing::parse("not-a-key").is_err());
-    /// # Ok::<(), tether_cookie::KeyError>(())
-    /// ```
-    pub fn parse(text: &str) -> Result<Self, KeyError> {
-        let keys =
-            tether_core::keys::parse_keys(text).map_err(|index| KeyError::Invalid { index })?;
-        Self::new(&keys)
-    }
-
-    /// Keys from a file, in [`KeyRing::parse`]'s format.
-    ///
-    /// The file must be open to no one but its owner, this process's user (`chmod 600`):
-    /// whoever reads a key can forge sessions. Anything else is refused with an error
-    /// naming the file and the fix.
-    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, KeyError> {
-        let path = path.as_ref();
-        let text = tether_core::private_file::read_to_string(path)?;
-        Self::parse(&text)
-    }
-
-    /// Keys from an environment variable, in [`KeyRing::parse`]'s format.
-    pub fn from_env(var: &str) -> Result<Self, KeyError> {
-        let text = std::env::var(var).map_err(|_| KeyError::MissingEnv(var.to_owned()))?;
-        Self::parse(&text)
-    }
-
-    /// A new random key, as text for a key file or variable.
-    pub fn generate_key() -> Result<String, KeyError> {
-        let mut key = [0u8; 32];
-        getrandom::fill(&mut key).map_err(|e| KeyError::Randomness(e.to_string()))?;
-        Ok(URL_SAFE_NO_PAD.encode(key))
-    }
-
-    /// How many keys the ring holds.
-    pub fn len(&self) -> usize {
-        self.ciphers.len()
-    }
-
-    /// Whether the ring is empty (never, once built).
-    pub fn is_empty(&self) -> bool {
-        self.ciphers.is_empty()
-    }
-}
 
 /// Sessions sealed into the cookie; use with
 /// [`SessionLayer::client_side`](https://docs.rs/tether).
@@ -407,95 +305,5 @@ impl CookieStore {
                 )
                 .ok()
         })
-    }
-}
-
-impl ClientStore for CookieStore {
-    fn name(&self) -> &'static str {
-        "cookie"
-    }
-
-    fn open(&self, value: &str, cookie: &str, now: OffsetDateTime) -> Option<Record> {
-        if let Some(opened) = self.opened.get(value, cookie) {
-            return self
-                .admits(&opened.record, opened.issued, now)
-                .then(|| opened.record.clone());
-        }
-        let (record, issued) = self.open_uncached(value, cookie)?;
-        let admitted = self.admits(&record, issued, now).then(|| record.clone());
-        let cookie = cookie.into();
-        self.opened.put(
-            value,
-            Opened {
-                cookie,
-                record,
-                issued,
-            },
-        );
-        admitted
-    }
-
-    fn seal(&self, record: &Record, cookie: &str, now: OffsetDateTime) -> Result<String> {
-        let sealed = Sealed::new(record, now);
-        let json = serde_json::to_vec(&sealed).map_err(|e| Error::Corrupt(e.to_string()))?;
-        let mut plaintext = Vec::with_capacity(json.len() + 1);
-        let deflated = self
-            .compress
-            .then(|| miniz_oxide::deflate::compress_to_vec(&json, 6))
-            .filter(|d| d.len() < json.len());
-        if let Some(d) = deflated {
-            plaintext.push(DEFLATED);
-            plaintext.extend_from_slice(&d);
-        } else {
-            plaintext.push(RAW);
-            plaintext.extend_from_slice(&json);
-        }
-        // Bound before encrypting: base64 of 1 + 24 + len + 16 bytes.
-        let size = (1 + NONCE_LEN + plaintext.len() + TAG_LEN).div_ceil(3) * 4;
-        if size > self.max_len + 3 {
-            return Err(Error::TooLarge {
-                size,
-                limit: self.max_len,
-            });
-        }
-        let mut nonce = [0u8; NONCE_LEN];
-        tether_core::fill_random(&mut nonce)?;
-        let ciphertext = self.keys.ciphers[0]
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                AeadPayload {
-                    msg: &plaintext,
-                    aad: &self.aad(cookie),
-                },
-            )
-            .map_err(|_| Error::Corrupt("encryption failed".into()))?;
-        let mut bytes = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
-        bytes.push(FORMAT);
-        bytes.extend_from_slice(&nonce);
-        bytes.extend_from_slice(&ciphertext);
-        let value = URL_SAFE_NO_PAD.encode(bytes);
-        if value.len() > self.max_len {
-            return Err(Error::TooLarge {
-                size: value.len(),
-                limit: self.max_len,
-            });
-        }
-        // The browser sends it back next: remember what it holds, as opening it would.
-        let issued = unix_ms::from_ms(sealed.t);
-        let cookie = cookie.into();
-        let record = sealed.record();
-        self.opened.put(
-            &value,
-            Opened {
-                cookie,
-                record,
-                issued,
-            },
-        );
-        Ok(value)
-    }
-
-    fn size_limit(&self) -> usize {
-        self.max_len
     }
 }

@@ -5,7 +5,7 @@ use crate::Id;
 /// What a store can do beyond the core operations every store supports.
 ///
 /// A store that lacks a capability refuses the matching operations with
-/// [`Error::Unsupported`]; it never pretends.
+/// [`Error::Unsupported`](crate::Error::Unsupported); it never pretends.
 ///
 /// ```
 /// use tether_core::Capabilities;
@@ -24,7 +24,7 @@ pub struct Capabilities {
     /// Per-session locks for strict read-modify-write.
     pub locking: bool,
     /// The largest record the store can hold, if it has a limit (the cookie store's
-    /// 4 KB): a larger one is refused with [`Error::TooLarge`], never truncated.
+    /// 4 KB): a larger one is refused with [`Error::TooLarge`](crate::Error::TooLarge), never truncated.
     pub size_limit: Option<usize>,
     /// Keeps sessions in this process's memory only: nothing it holds can be read
     /// from outside the process, so the layer gives it the presented ids as they are.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::{Error, Result};
 
 /// Paces a store that polls for a lock: pauses from 1 ms doubling to 20 ms, until
-/// the wait (a session lock's [`LockOptions::wait`]) runs out.
+/// the wait (a session lock's [`LockOptions::wait`](crate::LockOptions::wait)) runs out.
 ///
 /// ```
 /// use std::time::Duration;

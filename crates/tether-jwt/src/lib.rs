@@ -51,9 +51,10 @@
 
 mod claims;
 mod keys;
+mod store;
 
-use jsonwebtoken::{Header, Validation};
-use tether_core::{ClientStore, Error, Id, NotBefore, Record, Result};
+use jsonwebtoken::Validation;
+use tether_core::NotBefore;
 use time::OffsetDateTime;
 
 use crate::claims::Claims;
@@ -133,7 +134,7 @@ impl JwtStore {
     }
 
     /// The longest token (default 4000 bytes: browsers allow 4096 for a cookie's name
-    /// and value). A session that would not fit is [`Error::TooLarge`], which the
+    /// and value). A session that would not fit is [`Error::TooLarge`](tether_core::Error::TooLarge), which the
     /// layer answers with 413; a token is never truncated.
     #[must_use]
     pub fn with_max_len(mut self, max_len: usize) -> Self {
@@ -173,89 +174,5 @@ impl JwtStore {
         jsonwebtoken::decode::<Claims>(token, &key.verifying, &validation)
             .ok()
             .map(|data| data.claims)
-    }
-}
-
-impl ClientStore for JwtStore {
-    fn name(&self) -> &'static str {
-        "jwt"
-    }
-
-    fn open(&self, value: &str, cookie: &str, now: OffsetDateTime) -> Option<Record> {
-        self.open_with_id(value, cookie, now)
-            .map(|(_, record)| record)
-    }
-
-    fn open_with_id(
-        &self,
-        value: &str,
-        cookie: &str,
-        now: OffsetDateTime,
-    ) -> Option<(Option<Id>, Record)> {
-        let claims = self.verify(value)?;
-        let seconds = now.unix_timestamp();
-        // `exp` is the deadline rounded down to the second (a verifier may end the
-        // session up to a second early, never late); tether itself goes by the
-        // millisecond deadlines in `ses`, checked below. `nbf` is the issuing
-        // instance's clock: another instance a little behind still accepts the token.
-        let valid = claims.nbf <= seconds.saturating_add(NBF_LEEWAY_SECONDS)
-            && seconds <= claims.exp
-            && claims.ses.ck == cookie
-            && claims.iss == self.issuer
-            && claims.aud == self.audience;
-        if !valid {
-            return None;
-        }
-        let issued = tether_core::unix_ms::from_ms(claims.ses.at);
-        let (id, record) = claims.into_session()?;
-        if record.is_expired(now) {
-            return None;
-        }
-        if self.not_before.revokes(record.user.as_deref(), issued) {
-            return None;
-        }
-        Some((Some(id), record))
-    }
-
-    fn seal(&self, record: &Record, cookie: &str, now: OffsetDateTime) -> Result<String> {
-        self.seal_with_id(&Id::generate()?, record, cookie, now)
-    }
-
-    fn seal_with_id(
-        &self,
-        id: &Id,
-        record: &Record,
-        cookie: &str,
-        now: OffsetDateTime,
-    ) -> Result<String> {
-        let key = self.keys.signer();
-        let signing = key
-            .signing
-            .as_ref()
-            .ok_or_else(|| Error::Config(format!("key {:?} cannot sign", key.kid)))?;
-        let claims = Claims::new(
-            id,
-            &Id::generate()?,
-            record,
-            cookie,
-            now,
-            self.issuer.as_deref(),
-            self.audience.as_deref(),
-        );
-        let mut header = Header::new(key.algorithm);
-        header.kid = Some(key.kid.clone());
-        let token = jsonwebtoken::encode(&header, &claims, signing)
-            .map_err(|e| Error::Corrupt(format!("signing a session token: {e}")))?;
-        if token.len() > self.max_len {
-            return Err(Error::TooLarge {
-                size: token.len(),
-                limit: self.max_len,
-            });
-        }
-        Ok(token)
-    }
-
-    fn size_limit(&self) -> usize {
-        self.max_len
     }
 }

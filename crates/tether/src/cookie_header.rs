@@ -13,7 +13,7 @@ use crate::config::Config;
 pub(crate) const MAX_CANDIDATES: usize = 4;
 
 /// The values of the cookies named `name`, in the order the browser sent them, at most
-/// [`MAX_CANDIDATES`]. Headers are read as bytes: a cookie that is not UTF-8 (another
+/// four. Headers are read as bytes: a cookie that is not UTF-8 (another
 /// app's `theme=café` in Latin-1, say) is skipped, never the whole header. Values are
 /// used verbatim (ids and sealed values are URL-safe, never percent-encoded); quotes
 /// around a value are removed.

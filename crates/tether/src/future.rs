@@ -4,7 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-/// The response future of [`SessionService`]: the handler's response, with the
+/// The response future of [`SessionService`](crate::SessionService): the handler's response, with the
 /// session written and its cookie set.
 pub struct ResponseFuture<R, E> {
     inner: Pin<Box<dyn Future<Output = Result<R, E>> + Send>>,

@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::service::SessionService;
 use crate::transport;
 
-/// Adds a [`Session`] to every request and saves what the handler changed.
+/// Adds a [`Session`](crate::Session) to every request and saves what the handler changed.
 ///
 /// Secure by default: the cookie is `HttpOnly`, `SameSite=Lax`, `Path=/`, `Secure`,
 /// with no `Domain`, and named with the `__Host-` prefix (`__Host-tether`); responses

@@ -13,7 +13,7 @@ use crate::future::ResponseFuture;
 use crate::session::{Presented, Session};
 use crate::transport;
 
-/// The service [`SessionLayer`] wraps around the app. It reads its one cookie from
+/// The service [`SessionLayer`](crate::SessionLayer) wraps around the app. It reads its one cookie from
 /// the `Cookie` header and writes its `Set-Cookie` itself: no cookie jar per request.
 #[derive(Debug, Clone)]
 pub struct SessionService<S> {

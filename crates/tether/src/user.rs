@@ -49,10 +49,10 @@ impl Session {
 
     /// The live sessions of the user this session is bound to, oldest first; this
     /// request's session is marked [`current`](SessionInfo::current). Their ids are
-    /// keys at rest ([`Id::at_rest`], for every store), never cookies.
+    /// keys at rest ([`Id::at_rest`](crate::Id::at_rest), for every store), never cookies.
     ///
     /// A store that keeps no user index (the cookie store) answers
-    /// [`Error::Unsupported`]; a handler may handle it, and the layer then leaves the
+    /// [`Error::Unsupported`](crate::Error::Unsupported); a handler may handle it, and the layer then leaves the
     /// response alone.
     pub async fn user_sessions(&self) -> Result<Vec<SessionInfo>, SessionError> {
         let Some(user) = self.user().await? else {
