@@ -9,6 +9,9 @@ use tether_tools::chart::Bars;
 
 use crate::{ENDPOINTS, Increments, Key, RunArgs, Sample, median};
 
+/// Mean heap allocations per request, by library then endpoint.
+pub(crate) type Allocations = BTreeMap<String, BTreeMap<String, f64>>;
+
 pub(crate) struct Report<'a> {
     pub(crate) args: &'a RunArgs,
     pub(crate) samples: BTreeMap<Key, Vec<Sample>>,
@@ -18,7 +21,7 @@ pub(crate) struct Report<'a> {
     pub(crate) cookie_bytes: BTreeMap<String, f64>,
     pub(crate) floor: BTreeMap<String, f64>,
     pub(crate) increments: Vec<(&'static str, &'static str, bool, Increments)>,
-    pub(crate) allocations: crate::targets::Allocations,
+    pub(crate) allocations: Allocations,
     pub(crate) seconds: f64,
 }
 

@@ -5,11 +5,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::process::Command;
 
-use crate::report::Report;
+use crate::report::{Allocations, Report};
 use crate::{ENDPOINTS, fail, output};
-
-/// Mean heap allocations per request, by library then endpoint.
-pub(crate) type Allocations = BTreeMap<String, BTreeMap<String, f64>>;
 
 /// Runs `bench-allocs` (beside this program) for bare axum, tether and
 /// tower-sessions on their memory stores.

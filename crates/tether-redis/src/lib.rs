@@ -72,7 +72,8 @@ use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
 use crate::codec::{decode, decode_legacy};
-use crate::conn::{Backend, Conn};
+pub(crate) use crate::conn::Backend;
+use crate::conn::Conn;
 
 /// Sessions in Redis, standalone or Cluster.
 ///

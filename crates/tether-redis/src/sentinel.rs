@@ -8,8 +8,7 @@ use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServer
 use redis::{AsyncConnectionConfig, IntoConnectionInfo as _, RedisResult, TlsMode};
 use tether_core::{Error, Result};
 
-use crate::RedisStore;
-use crate::conn::Backend;
+use crate::{Backend, RedisStore};
 
 /// The sentinels, and the connection to the master they named last.
 pub(crate) struct Sentinels {
@@ -208,11 +207,11 @@ impl RedisStore {
         let client =
             SentinelClient::build(refs, master_name, Some(node), SentinelServerType::Master)
                 .map_err(|e| Error::config(format!("Redis Sentinel {target}: {e}")))?;
-        let backend = Backend::Sentinel(Box::new(Sentinels {
+        let sentinels = Sentinels {
             client: tokio::sync::Mutex::new(client),
             master: std::sync::Mutex::new(None),
-        }));
-        Ok(Self::new(backend, target))
+        };
+        Ok(Self::new(Backend::Sentinel(Box::new(sentinels)), target))
     }
 }
 

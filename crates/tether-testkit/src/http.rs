@@ -27,8 +27,7 @@ impl Reply {
     /// # Panics
     /// When the response set no cookie.
     pub fn cookie(&self) -> String {
-        let set = self.set_cookie.as_deref().expect("a Set-Cookie header");
-        set.split(';').next().unwrap_or_default().to_owned()
+        cookie_of(&self.headers)
     }
 
     /// The cookie's `Max-Age` in seconds; `None` for a browser-session cookie.
@@ -41,6 +40,18 @@ impl Reply {
             .find_map(|a| a.trim().strip_prefix("Max-Age="))
             .map(|v| v.parse().expect("Max-Age is a number"))
     }
+}
+
+/// The `name=value` part of the first `Set-Cookie` in `headers` (a reqwest response's
+/// too), ready for a `Cookie` header.
+///
+/// # Panics
+/// When there is no `Set-Cookie` header, or it is not text.
+pub fn cookie_of(headers: &axum::http::HeaderMap) -> String {
+    let set = headers[header::SET_COOKIE]
+        .to_str()
+        .expect("a Set-Cookie header in text");
+    set.split(';').next().unwrap_or_default().to_owned()
 }
 
 /// Sends one request with an optional `Cookie` header through `app`.

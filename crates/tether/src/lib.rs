@@ -76,8 +76,9 @@ pub use sealed::DataKeys;
 pub use service::SessionService;
 pub use session::{MissingSessionLayer, Session};
 pub use signed::IdKeys;
-pub use store_config::{StoreConfig, StoreConfigError};
+pub use store_config::StoreConfig;
 pub use store_kind::{StoreKind, UnknownStoreKind};
+pub use store_url::StoreConfigError;
 pub use tether_core::{
     Capabilities, Changes, ClientStore, Created, Error, Expiry, Id, Lifetime, LockOptions,
     LockToken, Record, Saved, SessionInfo, SessionStore, Touch,

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use tether_core::{Background, Error, SessionStore};
 
+use crate::store_config::StoreConfig;
 #[cfg(any(feature = "cookie", feature = "jwt"))]
-use crate::store_config::Keys;
-use crate::store_config::{StoreConfig, Target};
+use crate::store_url::Keys;
+use crate::store_url::Target;
 use crate::{MemoryStore, SessionLayer, StoreKind};
 
 /// How often an opened store's expired sessions are cleaned up (the stores that need

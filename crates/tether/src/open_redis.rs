@@ -4,7 +4,7 @@
 use tether_core::Error;
 use tether_redis::{RedisStore, RedisTls};
 
-use crate::store_config::Target;
+use crate::store_url::Target;
 
 /// The Redis store for `target` (a Redis target), checked against `ca_pem` when given.
 pub(crate) fn open(target: Target, ca_pem: Option<Vec<u8>>) -> Result<RedisStore, Error> {

@@ -6,7 +6,78 @@ use std::net::Ipv6Addr;
 use std::path::PathBuf;
 
 use crate::StoreKind;
-use crate::store_config::{Keys, StoreConfigError, Target};
+
+/// What the URL names.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    Memory,
+    File(PathBuf),
+    Redis(String),
+    RedisCluster(Vec<String>),
+    RedisSentinel {
+        sentinels: Vec<String>,
+        master_name: String,
+        master: Option<String>,
+    },
+    MySql(String),
+    Postgres(String),
+    Sqlite(String),
+    Cookie,
+    Jwt,
+    Replicated,
+}
+
+/// Key material for the cookie and JWT stores.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum Keys {
+    Text(String),
+    File(PathBuf),
+}
+
+/// Why a store URL was refused. It names the part at fault, never a password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreConfigError {
+    /// The text has no `scheme:` at its start.
+    #[error(
+        "a store URL starts with its scheme: memory:, file:///DIR, redis://…, redis+sentinel://…, mysql://…, postgres://…, sqlite://PATH, cookie:, jwt: or replicated:"
+    )]
+    NoScheme,
+    /// The scheme is none tether knows.
+    #[error(
+        "unknown store URL scheme `{scheme}` (known: memory, file, redis, rediss, redis+sentinel, rediss+sentinel, mysql, mariadb, postgres, postgresql, sqlite, cookie, jwt, replicated)"
+    )]
+    UnknownScheme {
+        /// The scheme as written.
+        scheme: String,
+    },
+    /// The scheme's store is not compiled in.
+    #[error("`{scheme}:` is the {kind} store: enable tether's `{feature}` cargo feature")]
+    FeatureDisabled {
+        /// The scheme as written.
+        scheme: String,
+        /// The store it names.
+        kind: StoreKind,
+        /// The feature to enable.
+        feature: &'static str,
+    },
+    /// A part of the URL cannot be right.
+    #[error("the store URL's {part} is invalid: {reason}")]
+    Invalid {
+        /// Which part: `host`, `port`, `path`, `master name`, `query`, ….
+        part: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The environment variable [`StoreConfig::from_env`] reads is not set.
+    #[error(
+        "the environment variable {var} is not set: give it a store URL, such as redis://127.0.0.1:6379"
+    )]
+    MissingEnv {
+        /// Its name.
+        var: String,
+    },
+}
 
 /// A URL's scheme (lower-cased) and what follows the colon.
 fn split_scheme(url: &str) -> Result<(String, &str), StoreConfigError> {

@@ -386,13 +386,7 @@ async fn lock_mode_makes_concurrent_increments_exact() {
     let base = serve(app(layer)).await;
     let client = reqwest::Client::new();
     let first = client.post(format!("{base}/incr")).send().await.unwrap();
-    let cookie = first.headers()[header::SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = tether_testkit::http::cookie_of(first.headers());
     hammer(&base, &cookie, 100).await;
     let last = client
         .post(format!("{base}/incr"))

@@ -4,11 +4,9 @@
 //! `TETHER_TEST_REDIS_URL`, `TETHER_TEST_MYSQL_URL`, `TETHER_TEST_POSTGRES_URL`.
 
 use axum::Router;
-use axum::body::Body;
 use axum::routing::post;
-use http::{Request, header};
 use tether::{Session, SessionError, SessionLayer, StoreConfig, StoreConfigError, StoreKind};
-use tower::ServiceExt as _;
+use tether_testkit::http::send;
 
 async fn visit(session: Session) -> Result<String, SessionError> {
     let visits: u64 = session.get("visits").await?.unwrap_or(0) + 1;
@@ -27,32 +25,10 @@ async fn keeps_a_session(layer: SessionLayer) {
     let app = Router::new()
         .route("/visit", post(visit))
         .layer(layer.with_insecure_cookie());
-    let first = app
-        .clone()
-        .oneshot(Request::post("/visit").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(first.status(), 200);
-    let cookie = first.headers()[header::SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let second = app
-        .oneshot(
-            Request::post("/visit")
-                .header(header::COOKIE, cookie)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let body = axum::body::to_bytes(second.into_body(), 1024)
-        .await
-        .unwrap();
-    assert_eq!(&body[..], b"2");
+    let first = send(&app, "POST", "/visit", None).await;
+    assert_eq!((first.status.as_u16(), first.body.as_str()), (200, "1"));
+    let second = send(&app, "POST", "/visit", Some(&first.cookie())).await;
+    assert_eq!(second.body, "2");
 }
 
 /// The configuration a test opens for `kind`, from its URL.

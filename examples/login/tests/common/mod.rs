@@ -405,13 +405,7 @@ pub fn log_in(base: &str, name: &str) -> (reqwest::blocking::Client, String) {
         .send()
         .unwrap();
     assert_eq!(login.status(), 200, "the login of {name}");
-    let cookie = login.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = tether_testkit::http::cookie_of(login.headers());
     (user, cookie)
 }
 
