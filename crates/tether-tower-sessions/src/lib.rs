@@ -57,6 +57,8 @@
 //!
 //! Both are on by default; the trait is implemented once for each.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 #[macro_use]
 mod implement;
 
@@ -65,8 +67,10 @@ mod convert;
 mod import;
 mod user;
 #[cfg(feature = "v0_14")]
+#[cfg_attr(docsrs, doc(cfg(feature = "v0_14")))]
 pub mod v0_14;
 #[cfg(feature = "v0_15")]
+#[cfg_attr(docsrs, doc(cfg(feature = "v0_15")))]
 pub mod v0_15;
 
 pub use adapter::TowerSessions;

@@ -7,6 +7,7 @@
 //! (`cookie`), a signed JWT in the cookie (`jwt`) and peer-to-peer replication
 //! (`replicated`). A handler takes a [`Session`] and cannot tell which store it runs
 //! on; [`StoreConfig`] opens any of them from a URL, such as an environment variable.
+//! The [`tour`] walks through the Session API and the layer's settings.
 //!
 //! ```
 //! use axum::{Router, routing::{get, post}};
@@ -95,6 +96,7 @@ pub use tether_core as core;
 /// # Ok::<(), tether::Error>(())
 /// ```
 #[cfg(feature = "file")]
+#[cfg_attr(docsrs, doc(cfg(feature = "file")))]
 pub use tether_file as file;
 
 /// The Redis store (feature `redis`).
@@ -105,6 +107,7 @@ pub use tether_file as file;
 /// # Ok::<(), tether::Error>(())
 /// ```
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use tether_redis as redis;
 
 /// The MySQL / MariaDB store (feature `mysql`).
@@ -117,6 +120,7 @@ pub use tether_redis as redis;
 /// # Ok(()) }
 /// ```
 #[cfg(feature = "mysql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub use tether_mysql as mysql;
 
 /// The PostgreSQL store (feature `postgres`).
@@ -129,6 +133,7 @@ pub use tether_mysql as mysql;
 /// # Ok(()) }
 /// ```
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use tether_postgres as postgres;
 
 /// The SQLite store (feature `sqlite`): one database file that the processes of one
@@ -142,6 +147,7 @@ pub use tether_postgres as postgres;
 /// # Ok(()) }
 /// ```
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use tether_sqlite as sqlite;
 
 /// The client-side store (feature `cookie`): the whole session, encrypted, in the cookie.
@@ -153,6 +159,7 @@ pub use tether_sqlite as sqlite;
 /// # Ok::<(), tether::cookie::KeyError>(())
 /// ```
 #[cfg(feature = "cookie")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cookie")))]
 pub use tether_cookie as cookie;
 
 /// The JWT store (feature `jwt`): the session as a signed token other services can
@@ -165,13 +172,40 @@ pub use tether_cookie as cookie;
 /// # Ok::<(), tether::jwt::KeyError>(())
 /// ```
 #[cfg(feature = "jwt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
 pub use tether_jwt as jwt;
 
 /// The replicated store (feature `replicated`): every instance keeps every session and
 /// pushes changes to its peers.
 #[cfg(feature = "replicated")]
+#[cfg_attr(docsrs, doc(cfg(feature = "replicated")))]
 pub use tether_replicated as replicated;
+
+pub mod tour {
+    #![doc = include_str!("../docs/tour.md")]
+}
 
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 struct ReadmeDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct RegistryReadmeDoctests;
+
+/// The guides in `docs/guide`: each example there compiles.
+#[cfg(doctest)]
+mod guides {
+    #[doc = include_str!("../../../docs/guide/choosing.md")]
+    struct Choosing;
+    #[doc = include_str!("../../../docs/guide/stores.md")]
+    struct Stores;
+    #[doc = include_str!("../../../docs/guide/production.md")]
+    struct Production;
+    #[doc = include_str!("../../../docs/guide/security.md")]
+    struct Security;
+    #[doc = include_str!("../../../docs/guide/tower-sessions.md")]
+    struct TowerSessions;
+    #[doc = include_str!("../../../docs/guide/writing-a-store.md")]
+    struct WritingAStore;
+}

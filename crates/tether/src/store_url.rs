@@ -69,7 +69,7 @@ pub enum StoreConfigError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The environment variable [`StoreConfig::from_env`] reads is not set.
+    /// The environment variable [`StoreConfig::from_env`](crate::StoreConfig::from_env) reads is not set.
     #[error(
         "the environment variable {var} is not set: give it a store URL, such as redis://127.0.0.1:6379"
     )]

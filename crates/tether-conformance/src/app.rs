@@ -13,7 +13,7 @@
 //! | `POST /logout-everywhere` | ends every session of the user, answers how many |
 //!
 //! ```
-//! let app = tether_testkit::app::routes()
+//! let app = tether_conformance::app::routes()
 //!     .layer(tether::SessionLayer::new(tether::MemoryStore::new()));
 //! ```
 

@@ -10,8 +10,8 @@
 //! | `POST /rotate` | rotates the id |
 //!
 //! ```
-//! let app = tether_testkit::lifetime::routes()
-//!     .layer(tether::SessionLayer::new(tether::MemoryStore::new()).with_expiry(tether_testkit::lifetime::layer_expiry()));
+//! let app = tether_conformance::lifetime::routes()
+//!     .layer(tether::SessionLayer::new(tether::MemoryStore::new()).with_expiry(tether_conformance::lifetime::layer_expiry()));
 //! ```
 
 use std::sync::Arc;

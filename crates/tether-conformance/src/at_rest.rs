@@ -3,7 +3,7 @@
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
-//! use tether_testkit::at_rest;
+//! use tether_conformance::at_rest;
 //! let ids = at_rest::presented_ids(tether::SessionLayer::new(tether::MemoryStore::new())).await;
 //! assert_eq!(ids.len(), 2, "an anonymous session, then the login's new id");
 //! at_rest::assert_absent("nothing", b"", &ids);

@@ -10,7 +10,7 @@ use tether_core::{
     Capabilities, Changes, Created, Error, Expiry, Id, LockOptions, LockToken, LockWait, Record,
     Result, Saved, SessionInfo, SessionStore, Touch, async_trait, sessions_beyond_cap,
 };
-use tether_testkit::{CASES, Outcome, Suite};
+use tether_conformance::{CASES, Outcome, Suite};
 use time::OffsetDateTime;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,7 +19,7 @@ const COOKIE: &str = "tether";
 ///
 /// ```
 /// # fn with(store: impl tether_core::ClientStore) {
-/// let suite = tether_testkit::Suite::new(tether_testkit::ClientJar::new(store));
+/// let suite = tether_conformance::Suite::new(tether_conformance::ClientJar::new(store));
 /// # }
 /// ```
 #[derive(Debug)]
@@ -120,7 +120,7 @@ impl SessionStore for ClientJar {
 /// a CSRF token, a small cart, a preference and a counter, created at `now`.
 ///
 /// ```
-/// let record = tether_testkit::typical_record(time::OffsetDateTime::now_utc());
+/// let record = tether_conformance::typical_record(time::OffsetDateTime::now_utc());
 /// assert_eq!(record.user.as_deref(), Some("alice.smith"));
 /// ```
 pub fn typical_record(now: OffsetDateTime) -> Record {
