@@ -251,7 +251,7 @@ async fn a_backend_that_never_answers_is_a_504_without_its_url() {
     let dead = silent().await;
     let lb = start(
         Config::new(vec![dead.clone()])
-            .health_interval(Duration::from_secs(3600))
+            .health_interval(Duration::from_hours(1))
             .response_timeout(Duration::from_millis(300)),
     )
     .await;
@@ -315,7 +315,7 @@ async fn half_sent_headers_are_cut_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_cannot_lock_out_a_real_request() {
-    let (lb, addr) = bounded(Duration::from_secs(60), 8).await;
+    let (lb, addr) = bounded(Duration::from_mins(1), 8).await;
     let _idle = half_sent(&addr, 40, b"GET /head").await;
     // Every idle socket is still open (the header timeout is a minute away), and a
     // real request gets through: the longest-idle connection made room.
@@ -331,7 +331,7 @@ async fn idle_connections_cannot_lock_out_a_real_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_response_still_being_sent_is_not_taken_for_an_idle_connection() {
-    let (_, addr) = bounded(Duration::from_secs(60), 2).await;
+    let (_, addr) = bounded(Duration::from_mins(1), 2).await;
     let mut download = tokio::net::TcpStream::connect(&addr).await.unwrap();
     download
         .write_all(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")

@@ -199,7 +199,7 @@ async fn the_pool_can_be_replaced_live() {
 /// A balancer on `first` whose one health check runs at start, so that backends added
 /// later stay up until a request to them fails.
 async fn without_health_checks(first: &str) -> String {
-    start(Config::new(vec![first.to_owned()]).health_interval(Duration::from_secs(3600))).await
+    start(Config::new(vec![first.to_owned()]).health_interval(Duration::from_hours(1))).await
 }
 
 async fn set_pool(client: &reqwest::Client, lb: &str, urls: &[&str]) {

@@ -29,7 +29,7 @@ pub const DAY: u64 = 86_400;
 
 /// The layer's lifetime in these tests: an hour idle, two absolute.
 pub fn layer_expiry() -> Expiry {
-    Expiry::new(Duration::from_secs(3600)).with_absolute(Duration::from_secs(7200))
+    Expiry::new(Duration::from_hours(1)).with_absolute(Duration::from_hours(2))
 }
 
 /// "Remember me": 30 days idle and absolute.
@@ -39,7 +39,7 @@ pub fn remember() -> Expiry {
 
 /// A shared computer: ten minutes idle, a browser-session cookie.
 pub fn shared_computer() -> Expiry {
-    Expiry::new(Duration::from_secs(600)).browser_session()
+    Expiry::new(Duration::from_mins(10)).browser_session()
 }
 
 /// The id in a `name=value` cookie pair.
@@ -252,10 +252,10 @@ pub async fn check_absolute_from_creation(layer: SessionLayer) {
         Ok("welcome")
     }
     async fn set(session: Session, Path(kind): Path<String>) -> Result<&'static str, SessionError> {
-        let hour = Duration::from_secs(3600);
+        let hour = Duration::from_hours(1);
         let expiry = match kind.as_str() {
             "hour" => Expiry::new(hour),
-            "shared" => Expiry::new(Duration::from_secs(900)).browser_session(),
+            "shared" => Expiry::new(Duration::from_mins(15)).browser_session(),
             "remember" => Expiry::new(hour).with_absolute(Duration::from_secs(5)),
             "short" => Expiry::new(hour).with_absolute(Duration::from_secs(2)),
             _ => Expiry::new(hour).with_absolute(Duration::from_secs(3)),
@@ -271,7 +271,7 @@ pub async fn check_absolute_from_creation(layer: SessionLayer) {
         .route("/set/{kind}", post(set))
         .route("/me", get(me))
         .layer(layer.with_expiry(
-            Expiry::new(Duration::from_secs(3600)).with_absolute(Duration::from_secs(3)),
+            Expiry::new(Duration::from_hours(1)).with_absolute(Duration::from_secs(3)),
         ));
     let start = tokio::time::Instant::now();
     let at = |seconds: f64| tokio::time::sleep_until(start + Duration::from_secs_f64(seconds));

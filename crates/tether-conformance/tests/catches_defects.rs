@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
+use tether_conformance::{CASES, Outcome, Suite};
 use tether_core::{
     Capabilities, Changes, Created, Error, Expiry, Id, LockOptions, LockToken, LockWait, Record,
     Result, Saved, SessionInfo, SessionStore, Touch, async_trait, sessions_beyond_cap,
 };
-use tether_conformance::{CASES, Outcome, Suite};
 use time::OffsetDateTime;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -145,7 +145,7 @@ fn wrong_key_expired_and_oversized_cookies_are_refused() {
         "a cookie sealed with another key"
     );
 
-    let short = Record::new(now, &Expiry::new(Duration::from_secs(60)));
+    let short = Record::new(now, &Expiry::new(Duration::from_mins(1)));
     let value = store.seal(&short, "tether", now).unwrap();
     assert!(store.open(&value, "tether", now).is_some());
     let later = now + time::Duration::seconds(61);
@@ -157,7 +157,7 @@ fn wrong_key_expired_and_oversized_cookies_are_refused() {
 
     let absolute = Record::new(
         now,
-        &Expiry::new(Duration::from_secs(3600)).with_absolute(Duration::from_secs(10)),
+        &Expiry::new(Duration::from_hours(1)).with_absolute(Duration::from_secs(10)),
     );
     let value = store.seal(&absolute, "tether", now).unwrap();
     assert_eq!(

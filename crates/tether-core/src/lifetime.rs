@@ -36,7 +36,7 @@ pub struct Lifetime {
 impl Lifetime {
     /// The longest idle timeout kept: 100 years. Stores add it to the current time in
     /// 64-bit milliseconds (and Redis in a Lua double), which must not overflow.
-    pub const MAX_IDLE: Duration = Duration::from_secs(100 * 365 * 86_400);
+    pub const MAX_IDLE: Duration = Duration::from_hours(100 * 365 * 24);
 
     /// The stored form: the idle timeout in milliseconds (at least 1, at most
     /// [`Lifetime::MAX_IDLE`]), negative for a browser-session cookie. `0` is never

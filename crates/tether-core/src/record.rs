@@ -79,7 +79,7 @@ impl Expiry {
 impl Default for Expiry {
     /// 24 hours idle, 7 days absolute.
     fn default() -> Self {
-        Self::new(Duration::from_secs(24 * 3600)).with_absolute(Duration::from_secs(7 * 24 * 3600))
+        Self::new(Duration::from_hours(24)).with_absolute(Duration::from_hours(168))
     }
 }
 
@@ -476,7 +476,7 @@ mod tests {
     #[test]
     fn idle_deadline_never_passes_absolute() {
         let t = now();
-        let expiry = Expiry::new(Duration::from_secs(3600)).with_absolute(Duration::from_secs(60));
+        let expiry = Expiry::new(Duration::from_hours(1)).with_absolute(Duration::from_mins(1));
         let mut record = Record::new(t, &expiry);
         assert_eq!(record.idle_deadline, record.absolute_deadline.unwrap());
         let changes = Changes::new(t, t + time::Duration::hours(5));

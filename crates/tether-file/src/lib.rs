@@ -30,8 +30,7 @@
 //! first 128 bits of a SHA-256 of the id, which cannot be turned back into one, so a
 //! directory listing or a path in an error message shows no usable session. Records
 //! hold no id; a user's markers hold their sessions' ids, readable only by the store's
-//! user. Format 1 (names from the id in hex, under `sessions/` and `users/`) is not
-//! read: its sessions end once, and its directories can be deleted.
+//! user.
 //!
 //! # What it relies on, and what it avoids
 //!

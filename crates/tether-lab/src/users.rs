@@ -230,7 +230,7 @@ impl User {
                 break;
             }
             action += 1;
-            if action % 5 == 0 {
+            if action.is_multiple_of(5) {
                 self.send(reqwest::Method::POST, "/api/counter", None).await;
                 continue;
             }

@@ -17,14 +17,14 @@ fn mysql_url() -> String {
 
 /// One session's worth of locked increments: `count` of them race for the lock.
 async fn increments(store: MySqlStore, count: u64) -> Vec<String> {
-    let expiry = Expiry::new(Duration::from_secs(600));
+    let expiry = Expiry::new(Duration::from_mins(10));
     let mut record = Record::new(OffsetDateTime::now_utc(), &expiry);
     record.data.insert("n".into(), json!(0));
     let id = Id::generate().unwrap();
     store.create(&id, &record).await.unwrap();
     let options = LockOptions {
-        wait: Duration::from_secs(120),
-        ttl: Duration::from_secs(60),
+        wait: Duration::from_mins(2),
+        ttl: Duration::from_mins(1),
     };
     let tasks: Vec<_> = (0..count)
         .map(|_| {

@@ -1,6 +1,5 @@
 //! A session's encodings: the packed MessagePack map it is kept as (written here,
-//! read here and by the scripts' `cmsgpack`), the first layout's hash (read only),
-//! and what the save script answers.
+//! read here and by the scripts' `cmsgpack`), and what the save script answers.
 
 use std::time::Duration;
 
@@ -158,86 +157,8 @@ fn int_of(rest: &mut &[u8]) -> Result<i64> {
     rmp::decode::read_int(rest).map_err(|_| corrupt("a number was expected"))
 }
 
-/// A record from `LOAD_LEGACY`'s reply (the first layout's hash as a MessagePack array
-/// of its field/value pairs), read in place; `None` for no hash.
-pub(crate) fn decode_legacy(reply: &Value) -> Result<Option<Record>> {
-    let packed = match reply {
-        Value::Nil => return Ok(None),
-        Value::BulkString(bytes) => bytes.as_slice(),
-        _ => return Err(corrupt("the load script's reply is not a string")),
-    };
-    let mut rest = packed;
-    let len = rmp::decode::read_array_len(&mut rest)
-        .map_err(|_| corrupt("the packed hash is not an array"))?;
-    let mut next = || -> Result<&[u8]> {
-        let n = rmp::decode::read_str_len(&mut rest)
-            .map_err(|_| corrupt("a packed field is not a string"))?;
-        let n = usize::try_from(n).map_err(|_| corrupt("a packed field is too long"))?;
-        if rest.len() < n {
-            return Err(corrupt("the packed hash is truncated"));
-        }
-        let (item, tail) = rest.split_at(n);
-        rest = tail;
-        Ok(item)
-    };
-    // Sized by what the reply holds, not by what its header claims.
-    let mut pairs = Vec::with_capacity(packed.len().min(usize::try_from(len / 2).unwrap_or(0)));
-    for _ in 0..len / 2 {
-        let field = next()?;
-        pairs.push((field, next()?));
-    }
-    decode_pairs(pairs)
-}
-
 fn corrupt(what: &str) -> Error {
     Error::Corrupt(format!("Redis session: {what}"))
-}
-
-/// A record from a hash's field/value pairs; `None` for an empty (missing) hash.
-fn decode_pairs(pairs: Vec<(&[u8], &[u8])>) -> Result<Option<Record>> {
-    if pairs.is_empty() {
-        return Ok(None);
-    }
-    let int = |v: &[u8]| -> Result<i64> {
-        std::str::from_utf8(v)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| corrupt("a number field is not a number"))
-    };
-    let (mut version, mut created, mut seen, mut idle) = (None, None, None, None);
-    let mut record = Record::new(
-        OffsetDateTime::UNIX_EPOCH,
-        &tether_core::Expiry::new(Duration::ZERO),
-    );
-    for (field, value) in pairs {
-        match field {
-            b"v" => version = Some(int(value)?),
-            b"c" => created = Some(int(value)?),
-            b"s" => seen = Some(int(value)?),
-            b"i" => idle = Some(int(value)?),
-            b"a" => record.absolute_deadline = Some(unix_ms::from_ms(int(value)?)),
-            b"l" => record.lifetime = tether_core::Lifetime::from_ms(int(value)?),
-            b"u" => {
-                let user = std::str::from_utf8(value).map_err(|_| corrupt("user is not UTF-8"))?;
-                record.user = Some(user.to_owned());
-            }
-            f if f.starts_with(b"d:") => {
-                let key = std::str::from_utf8(&f[2..]).map_err(|_| corrupt("key is not UTF-8"))?;
-                let value = serde_json::from_slice(value).map_err(|e| corrupt(&e.to_string()))?;
-                record.data.insert(key.to_owned(), value);
-            }
-            _ => {}
-        }
-    }
-    let (Some(version), Some(created), Some(seen), Some(idle)) = (version, created, seen, idle)
-    else {
-        return Err(corrupt("missing version or times"));
-    };
-    record.version = u64::try_from(version).map_err(|_| corrupt("negative version"))?;
-    record.created = unix_ms::from_ms(created);
-    record.last_seen = unix_ms::from_ms(seen);
-    record.idle_deadline = unix_ms::from_ms(idle);
-    Ok(Some(record))
 }
 
 /// What the save script answers.

@@ -17,7 +17,6 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `tether:p:{ID}` | string | the session packed: its version in 16 decimal digits, then a MessagePack map `c` created, `s` last seen, `i` idle deadline, `a` absolute deadline (ms since the epoch), `u` user, `l` its own lifetime (`Lifetime::to_ms`), `d` each data key's JSON |
-//! | `tether:s:{ID}` | hash | the first layout (`v`, `c`, `s`, `i`, `a`, `u`, `l`, `d:KEY`): read when the packed key has nothing, and moved to it by the session's first write; nothing writes it any more |
 //! | `tether:l:{ID}` | string | the lock-mode lock: the owner's token, with a millisecond TTL |
 //! | `tether:u:{HEX}` | sorted set | the user's session ids scored by creation time (`HEX` is the user name in hex) |
 //!
@@ -28,8 +27,8 @@
 //!
 //! # Round trips
 //!
-//! A load is one `GET`: one string for the client to parse (a second call only when
-//! the packed key has nothing, to look for a first-layout hash). A new session is one
+//! A load is one `GET`: one string for the client to parse, whether or not the
+//! session exists. A new session is one
 //! `SET … NX PXAT`, sent with its user's index entry in one pipeline on a single Redis
 //! (two calls on a Cluster, where they are in different slots). A save after a read
 //! ([`SessionStore::save_from`](tether_core::SessionStore::save_from)) is one `EVALSHA`
@@ -71,7 +70,7 @@ use tether_core::{Error, Id, Record, Result};
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
-use crate::codec::{decode, decode_legacy};
+use crate::codec::decode;
 pub(crate) use crate::conn::Backend;
 use crate::conn::Conn;
 
@@ -260,22 +259,11 @@ impl RedisStore {
         self
     }
 
-    /// The session's packed key, and its hash of the first layout (read and moved
-    /// to the packed key by the first write; nothing writes it any more).
-    fn session_keys(&self, id: &Id) -> [String; 2] {
-        [self.packed_key(id), self.legacy_key(id)]
-    }
-
     fn packed_key(&self, id: &Id) -> String {
         format!("{}p:{{{id}}}", self.prefix)
     }
 
-    fn legacy_key(&self, id: &Id) -> String {
-        format!("{}s:{{{id}}}", self.prefix)
-    }
-
-    /// Reads a session: one `GET` of its packed key, and only when that has nothing,
-    /// a look at the first layout's hash.
+    /// Reads a session: one `GET` of its packed key.
     async fn read(&self, id: &Id, what: &str) -> Result<Option<Record>> {
         let packed = self.packed_key(id);
         let reply: Value = self
@@ -285,15 +273,7 @@ impl RedisStore {
             .await?;
         let record = match &reply {
             Value::BulkString(bytes) => Some(decode(bytes)?),
-            Value::Nil => {
-                let legacy = self.legacy_key(id);
-                let reply: Value = self
-                    .with_conn(what, async |c| {
-                        scripts::LOAD_LEGACY.key(&legacy).invoke_async(c).await
-                    })
-                    .await?;
-                decode_legacy(&reply)?
-            }
+            Value::Nil => None,
             _ => return Err(Error::Corrupt("Redis session: not a string".into())),
         };
         Ok(record.filter(|r| !r.is_expired(OffsetDateTime::now_utc())))

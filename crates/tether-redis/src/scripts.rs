@@ -5,45 +5,30 @@
 use redis::Script;
 use std::sync::LazyLock;
 
-/// Lua every session script starts with: reading a session under either layout, the
-/// liveness check, and writing it back packed.
+/// Lua every session script starts with: reading a session, the liveness check, and
+/// writing it back.
 ///
 /// A session is one string at `KEYS[1]`: its version in 16 decimal digits, then a
 /// MessagePack map `{c, s, i, a?, u?, l?, d}` (created, last seen, idle and absolute
 /// deadlines in ms since the epoch; user; its own lifetime, `Lifetime::to_ms`; data
 /// keys to their JSON text).
-/// `KEYS[2]` is where the first layout kept it, as a hash (`v`, `c`, `s`, `i`, `a`,
-/// `u`, `l`, `d:KEY`); a session found only there is read from it and moved to the
-/// packed key by the first script that writes it.
 const PRELUDE: &str = r"
 local function read()
   local raw = redis.call('GET', KEYS[1])
-  if raw then
-    local r = cmsgpack.unpack(string.sub(raw, 17))
-    r.v = tonumber(string.sub(raw, 1, 16))
-    return r, false
-  end
-  local hash = redis.call('HGETALL', KEYS[2])
-  if #hash == 0 then return nil, false end
-  local r = {d = {}}
-  for i = 1, #hash, 2 do
-    local f, v = hash[i], hash[i + 1]
-    if string.sub(f, 1, 2) == 'd:' then r.d[string.sub(f, 3)] = v
-    elseif f == 'u' then r.u = v
-    else r[f] = tonumber(v) end
-  end
-  return r, true
+  if not raw then return nil end
+  local r = cmsgpack.unpack(string.sub(raw, 17))
+  r.v = tonumber(string.sub(raw, 1, 16))
+  return r
 end
 local function live(r, now)
   return r ~= nil and now < r.i and not (r.a and now >= r.a)
 end
-local function write(r, legacy, deadline)
+local function write(r, deadline)
   local v = r.v
   r.v = nil
   local packed = string.format('%016d', v) .. cmsgpack.pack(r)
   r.v = v
   redis.call('SET', KEYS[1], packed, 'PXAT', string.format('%d', deadline))
-  if legacy then redis.call('DEL', KEYS[2]) end
 end
 ";
 
@@ -51,28 +36,13 @@ fn script(body: &str) -> Script {
     Script::new(&format!("{PRELUDE}{body}"))
 }
 
-/// Reads a session kept in the first layout (a hash) as one MessagePack array of its
-/// field/value pairs (`false` when there is none). Loads use it only when the packed
-/// key has nothing.
-///
-/// KEYS[1] the session's hash (first layout).
-pub(crate) static LOAD_LEGACY: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local pairs = redis.call('HGETALL', KEYS[1])
-if #pairs == 0 then return false end
-return cmsgpack.pack(pairs)
-",
-    )
-});
-
 /// Merges one request's changes atomically. Returns `false` when the session is gone
 /// (never recreates it), else `{version, old_user_flag, old_user, new_user_flag, new_user,
 /// created, absolute_deadline (0: none), the new idle deadline (the session's expiry),
 /// the session's own lifetime (0: none)}`. A session with a lifetime of its own (`l`)
 /// is refreshed by it, not by the idle deadline given.
 ///
-/// KEYS: the packed key, the first layout's hash. ARGV: now_ms, idle_deadline_ms,
+/// KEYS[1] the packed key. ARGV: now_ms, idle_deadline_ms,
 /// clear (0/1), user_op (0 keep, 1 set, 2 unset), user, then key/JSON pairs, an empty
 /// JSON removing the key (an empty string is never valid JSON, so it cannot be a
 /// value).
@@ -80,7 +50,7 @@ pub(crate) static SAVE: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
 local now = tonumber(ARGV[1])
-local r, legacy = read()
+local r = read()
 if not live(r, now) then return false end
 if ARGV[3] == '1' then r.d = {} end
 for i = 6, #ARGV, 2 do
@@ -94,7 +64,7 @@ if r.l then deadline = now + math.abs(r.l) end
 if r.a and r.a < deadline then deadline = r.a end
 r.i = deadline
 r.v = r.v + 1
-write(r, legacy, deadline)
+write(r, deadline)
 return {r.v, old_user and 1 or 0, old_user or '', r.u and 1 or 0, r.u or '', r.c, r.a or 0, deadline, r.l or 0}
 ",
     )
@@ -121,12 +91,12 @@ return 1
 /// Refreshes the idle deadline of a live session (by its own lifetime if it has one).
 /// Returns 1 when refreshed.
 ///
-/// KEYS: the packed key, the first layout's hash. ARGV: now_ms, last_seen_ms,
+/// KEYS[1] the packed key. ARGV: now_ms, last_seen_ms,
 /// idle_deadline_ms.
 pub(crate) static TOUCH: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
-local r, legacy = read()
+local r = read()
 if not live(r, tonumber(ARGV[1])) then return 0 end
 local seen = tonumber(ARGV[2])
 local deadline = tonumber(ARGV[3])
@@ -137,7 +107,7 @@ r.i = deadline
 -- A refresh moves the version too, so a save that read before it does not write its
 -- older deadline back (SAVE_IF_VERSION compares the version only).
 r.v = r.v + 1
-write(r, legacy, deadline)
+write(r, deadline)
 return 1
 ",
     )
@@ -146,12 +116,12 @@ return 1
 /// Deletes a session, returning `{deleted, user}` (`user` false when unbound), so the
 /// caller can remove it from its user's index.
 ///
-/// KEYS: the packed key, the first layout's hash.
+/// KEYS[1] the packed key.
 pub(crate) static DELETE: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
 local r = read()
-local deleted = redis.call('DEL', KEYS[1], KEYS[2])
+local deleted = redis.call('DEL', KEYS[1])
 return {deleted, r and r.u or false}
 ",
     )
@@ -161,14 +131,14 @@ return {deleted, r and r.u or false}
 /// id rotation, after the new record exists. Returns 1 when deleted, 0 when the
 /// version moved (a concurrent save), -1 when the session is gone.
 ///
-/// KEYS: the packed key, the first layout's hash. ARGV[1] the version read.
+/// KEYS[1] the packed key. ARGV[1] the version read.
 pub(crate) static TAKE_IF_VERSION: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
 local r = read()
 if not r then return -1 end
 if r.v ~= tonumber(ARGV[1]) then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('DEL', KEYS[1])
 return 1
 ",
     )

@@ -32,7 +32,6 @@ impl SessionStore for RedisStore {
     async fn create(&self, id: &Id, record: &Record) -> Result<Created> {
         // One plain `SET … NX`: the key exists exactly while a session lives there
         // (every write sets its TTL to the session's expiry). A new id is random, so
-        // it is not checked against the first layout's keys.
         let key = self.packed_key(id);
         let packed = encode(record)?;
         let expires = unix_ms::to_ms(record.expires_at());
@@ -76,7 +75,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn save(&self, id: &Id, changes: &Changes) -> Result<Saved> {
-        let keys = self.session_keys(id);
+        let keys = self.packed_key(id);
         let (user_op, user) = match &changes.user {
             None => ("0", ""),
             Some(Some(user)) => ("1", user.as_str()),
@@ -166,7 +165,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn touch(&self, id: &Id, touch: &Touch) -> Result<bool> {
-        let keys = self.session_keys(id);
+        let keys = self.packed_key(id);
         let touched: i64 = self
             .with_conn("refreshing a session", async |c| {
                 scripts::TOUCH
@@ -182,7 +181,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete(&self, id: &Id) -> Result<bool> {
-        let keys = self.session_keys(id);
+        let keys = self.packed_key(id);
         let (deleted, user): (i64, Option<String>) = self
             .with_conn("deleting a session", async |c| {
                 scripts::DELETE.key(&keys).invoke_async(c).await
@@ -201,7 +200,7 @@ impl SessionStore for RedisStore {
         // steps, ordered so that a failure at any point leaves the old session whole:
         // read the old record, create the new one, then delete the old one only if no
         // save moved it meanwhile (else start again from the newer record).
-        let old_keys = self.session_keys(old);
+        let old_keys = self.packed_key(old);
         for _ in 0..3 {
             let Some(mut record) = self.read(old, "rotating a session id").await? else {
                 return Ok(Saved::Gone);

@@ -1,5 +1,6 @@
 //! Through the layer against real Redis: one Redis command per read request (`GET`)
-//! and one per write request (`EVALSHA`), counted by Redis itself.
+//! and one per write request (`EVALSHA`), and one for a cookie that names no session,
+//! counted by Redis itself.
 
 use tether::SessionLayer;
 use tether_redis::RedisStore;
@@ -40,6 +41,25 @@ async fn commands_per_request(url: &str, store: RedisStore, rounds: u64) -> (u64
     (reads, writes)
 }
 
+/// Commands for `rounds` read requests whose cookie names no session (well-formed,
+/// never issued).
+async fn commands_for_unknown_ids(url: &str, store: RedisStore, rounds: u64) -> u64 {
+    let app = tether_testkit::app::routes().layer(SessionLayer::new(store));
+    let cookie = send(&app, "POST", "/write", None).await.cookie();
+    let name = cookie.split('=').next().unwrap().to_owned();
+    let monitor = RedisMonitor::start(url).unwrap();
+    for _ in 0..rounds {
+        let unknown = format!("{name}={}", tether::Id::generate().unwrap());
+        let status = send(&app, "GET", "/read", Some(&unknown)).await.status;
+        assert!(status.is_success(), "GET /read: {status}");
+    }
+    let commands = tokio::task::spawn_blocking(move || monitor.commands(""))
+        .await
+        .unwrap()
+        .unwrap();
+    commands.len() as u64
+}
+
 /// One test, so nothing else of this binary sends commands while the monitor counts
 /// (it sees every client).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,6 +71,14 @@ async fn one_redis_command_per_read_and_per_write_request_and_what_a_pool_adds()
     eprintln!("redis commands: {reads} for {rounds} reads, {writes} for {rounds} writes");
     assert_eq!(reads, rounds, "commands for {rounds} read requests");
     assert_eq!(writes, rounds, "commands for {rounds} write requests");
+
+    // A cookie that names no session costs its one `GET`, no second look anywhere.
+    let store = RedisStore::connect(&url).unwrap().with_prefix("commands:");
+    let unknown = commands_for_unknown_ids(&url, store, rounds).await;
+    assert_eq!(
+        unknown, rounds,
+        "commands for {rounds} reads with an unknown id"
+    );
 
     // On the app's deadpool-redis pool, each store call also costs deadpool's check of
     // the connection it hands out again (`UNWATCH` and `PING`, pipelined: one more

@@ -42,7 +42,7 @@ impl ReplicatedStoreBuilder {
             max_session_bytes: 256 * 1024,
             max_tombstones: None,
             queue_capacity: 10_000,
-            tombstone_ttl: Duration::from_secs(600),
+            tombstone_ttl: Duration::from_mins(10),
             sweep_every: Duration::from_secs(30),
             timeout: Duration::from_secs(2),
             settle: Duration::from_secs(1),

@@ -81,7 +81,7 @@ async fn several_stores_on_one_file_never_see_database_is_locked() {
         .collect();
     stores[0].migrate().await.unwrap();
     let now = time::OffsetDateTime::now_utc();
-    let expiry = Expiry::new(Duration::from_secs(600));
+    let expiry = Expiry::new(Duration::from_mins(10));
     let id = Id::generate().unwrap();
     stores[0]
         .create(&id, &Record::new(now, &expiry))

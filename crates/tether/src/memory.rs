@@ -233,7 +233,7 @@ impl State {
             self.due.retain(|Reverse((_, id))| records.contains_key(id));
         }
         self.writes += 1;
-        if self.writes % LOCK_SWEEP_EVERY == 0 {
+        if self.writes.is_multiple_of(LOCK_SWEEP_EVERY) {
             let instant = Instant::now();
             self.locks.retain(|_, (_, until)| *until > instant);
         }

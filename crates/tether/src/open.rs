@@ -14,7 +14,7 @@ use crate::{MemoryStore, SessionLayer, StoreKind};
 
 /// How often an opened store's expired sessions are cleaned up (the stores that need
 /// it: memory, file, SQL).
-pub const CLEANUP_EVERY: Duration = Duration::from_secs(60);
+pub const CLEANUP_EVERY: Duration = Duration::from_mins(1);
 
 /// A store opened from configuration, and the layer over it.
 ///

@@ -41,7 +41,7 @@ fn app(layer: SessionLayer) -> Router {
 fn locked() -> SessionLayer {
     SessionLayer::new(MemoryStore::new()).with_lock(LockOptions {
         wait: Duration::from_millis(500),
-        ttl: Duration::from_secs(60),
+        ttl: Duration::from_mins(1),
     })
 }
 

@@ -28,7 +28,7 @@ async fn half_done(session: Session) -> Result<String, SessionError> {
 async fn behind_catch_panic_a_panic_is_a_500_that_saved_nothing_and_freed_the_lock() {
     let layer = SessionLayer::new(MemoryStore::new()).with_lock(LockOptions {
         wait: Duration::from_secs(2),
-        ttl: Duration::from_secs(60),
+        ttl: Duration::from_mins(1),
     });
     let app = tether_testkit::app::routes()
         .route("/panic", post(write_then_panic))

@@ -104,7 +104,7 @@ async fn two_layers_keep_two_independent_sessions() {
             SessionLayer::from_arc(admin.clone())
                 .with_cookie_name("__Secure-admin")
                 .with_path("/admin")
-                .with_expiry(Expiry::new(Duration::from_secs(900))),
+                .with_expiry(Expiry::new(Duration::from_mins(15))),
         );
     let app = Router::new()
         .route("/me", get(who))
@@ -156,7 +156,7 @@ fn the_lifetime_a_layer_and_a_session_use_are_one_type() {
     assert_eq!(
         expiry.lifetime(),
         Lifetime {
-            idle: Duration::from_secs(600),
+            idle: Duration::from_mins(10),
             browser_session: true
         }
     );

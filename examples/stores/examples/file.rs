@@ -24,7 +24,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .ok_or("give the session directory: cargo run --example file -- DIR")?;
     let store = FileStore::open(dir)?; // 0700, checked now, not on the first request
-    let _sweeper = store.spawn_sweeper(Duration::from_secs(60)); // stops when dropped
+    let _sweeper = store.spawn_sweeper(Duration::from_mins(1)); // stops when dropped
     let layer = SessionLayer::new(store).with_insecure_cookie();
     let app = Router::new().route("/visit", post(visit)).layer(layer);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;

@@ -25,7 +25,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let store = SqliteStore::connect(&url)?;
     store.migrate().await?; // idempotent, safe from several processes at once
-    let _cleanup = store.spawn_cleanup(Duration::from_secs(60)); // stops when dropped
+    let _cleanup = store.spawn_cleanup(Duration::from_mins(1)); // stops when dropped
     let layer = SessionLayer::new(store).with_insecure_cookie();
     let app = Router::new().route("/visit", post(visit)).layer(layer);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;

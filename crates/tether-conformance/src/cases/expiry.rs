@@ -28,7 +28,7 @@ pub(super) async fn idle_expiry_enforced_on_load(store: DynStore, _: Option<DynS
 }
 
 pub(super) async fn absolute_expiry_enforced_on_load(store: DynStore, _: Option<DynStore>) -> Res {
-    let expiry = Expiry::new(Duration::from_secs(3600)).with_absolute(Duration::from_millis(600));
+    let expiry = Expiry::new(Duration::from_hours(1)).with_absolute(Duration::from_millis(600));
     let record = Record::new(now(), &expiry);
     let id = create(&store, &record).await?;
     // Activity keeps extending the idle deadline; the absolute one still ends it.
@@ -58,7 +58,7 @@ pub(super) async fn absolute_expiry_enforced_on_load(store: DynStore, _: Option<
 /// reports the record's expiry, capped by its absolute deadline (the layer's cookie
 /// `Max-Age` comes from it).
 pub(super) async fn writes_report_the_real_expiry(store: DynStore, _: Option<DynStore>) -> Res {
-    let expiry = Expiry::new(Duration::from_secs(3600)).with_absolute(Duration::from_secs(600));
+    let expiry = Expiry::new(Duration::from_hours(1)).with_absolute(Duration::from_mins(10));
     let record = Record::new(now(), &expiry);
     let absolute = record.absolute_deadline.expect("absolute");
     let reported = |saved: Saved, what: &str| -> Result<(), String> {

@@ -6,7 +6,7 @@ use super::*;
 
 /// A week idle, a month absolute: longer than any request's idle deadline below.
 fn remembered() -> Expiry {
-    Expiry::new(Duration::from_secs(7 * 86_400)).with_absolute(Duration::from_secs(30 * 86_400))
+    Expiry::new(Duration::from_hours(168)).with_absolute(Duration::from_hours(720))
 }
 
 /// Within a minute of `want`: the store computes the deadline from the request's
@@ -121,7 +121,7 @@ pub(super) async fn own_browser_session_lifetime_reported_and_shorter(
     _: Option<DynStore>,
 ) -> Res {
     // Ten minutes idle, browser-session cookie: shorter than the hour a request brings.
-    let expiry = Expiry::new(Duration::from_secs(600)).browser_session();
+    let expiry = Expiry::new(Duration::from_mins(10)).browser_session();
     let id = create(&store, &Record::with_lifetime(now(), &expiry)).await?;
     let mut c = changes();
     c.set("k", json!("v"));

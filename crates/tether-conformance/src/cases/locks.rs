@@ -11,7 +11,7 @@ pub(super) async fn lock_serialises_concurrent_increments(
     }
     let id = create(&store, &record_with(&[("n", json!(0))], None)).await?;
     let options = LockOptions {
-        wait: Duration::from_secs(60),
+        wait: Duration::from_mins(1),
         ttl: Duration::from_secs(30),
     };
     let tasks: Vec<_> = (0..100)

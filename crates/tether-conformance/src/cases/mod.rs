@@ -120,7 +120,7 @@ fn fresh_user(tag: &str) -> String {
 }
 
 fn long_expiry() -> Expiry {
-    Expiry::new(Duration::from_secs(3600)).with_absolute(Duration::from_secs(7200))
+    Expiry::new(Duration::from_hours(1)).with_absolute(Duration::from_hours(2))
 }
 
 fn record_with(data: &[(&str, Value)], user: Option<&str>) -> Record {

@@ -112,7 +112,7 @@ impl MariaDb {
         self.process = Process::spawn(&mut command, "mariadbd", &log)?;
         let (sock, port) = (self.dir.join("sock"), self.port);
         self.process
-            .wait_up("mariadbd", Duration::from_secs(60), &log, || {
+            .wait_up("mariadbd", Duration::from_mins(1), &log, || {
                 std::os::unix::net::UnixStream::connect(&sock).is_ok()
                     && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
             })

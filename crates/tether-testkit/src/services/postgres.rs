@@ -168,7 +168,7 @@ impl Postgres {
         self.process = Process::spawn(&mut server, "postgres", &log)?;
         let (socket, port) = (self.dir.join(format!(".s.PGSQL.{}", self.port)), self.port);
         self.process
-            .wait_up("postgres", Duration::from_secs(60), &log, || {
+            .wait_up("postgres", Duration::from_mins(1), &log, || {
                 socket.exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
             })
     }
