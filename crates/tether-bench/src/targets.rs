@@ -1,4 +1,4 @@
-//! The speed targets (issue 20) checked against what the run measured, and the
+//! The speed targets checked against what the run measured, and the
 //! allocations per request `bench-allocs` counted.
 
 use std::collections::BTreeMap;
@@ -115,7 +115,7 @@ impl Report<'_> {
         let met = targets.iter().filter(|t| t.met == Some(true)).count();
         let _ = writeln!(
             out,
-            "\n## Targets\n\nThe speed targets of issue 20, from this run: {met} of {} met. \
+            "\n## Targets\n\nThe speed targets, from this run: {met} of {} met. \
              Where one is missed, [docs/bench/profile.md](docs/bench/profile.md) says where \
              the time goes (perf profiles of the same binaries) and what closing the gap \
              would take.\n\n| target | goal | measured | met |\n|---|---|---|---|",

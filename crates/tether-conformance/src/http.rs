@@ -8,6 +8,7 @@ use tower::ServiceExt as _;
 
 /// What a test needs from a response.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Reply {
     /// The status.
     pub status: StatusCode,

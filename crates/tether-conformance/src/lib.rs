@@ -96,6 +96,7 @@ impl fmt::Debug for Case {
 
 /// How a case ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Outcome {
     /// The store kept this part of the contract.
     Pass,

@@ -8,6 +8,7 @@ use tether_core::Result;
 
 /// Why a key ring could not be built.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum KeyError {
     /// No key at all.
     #[error(

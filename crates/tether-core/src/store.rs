@@ -196,6 +196,16 @@ pub trait ClientStore: Send + Sync + fmt::Debug + 'static {
 ///     }
 /// }
 /// ```
+///
+/// # How this trait evolves
+///
+/// New operations arrive as methods with a default body, so a store written against
+/// an earlier 0.x keeps compiling: the default either composes the required methods
+/// (as [`SessionStore::save_from`] falls back to [`SessionStore::save`]) or refuses
+/// with [`Error::Unsupported`] (as the user index does), which the layer reports and
+/// the conformance suite expects of a store whose [`Capabilities`](crate::Capabilities)
+/// leave it out. The required methods change only with a minor version of 0.x (a
+/// major one from 1.0), named in the changelog.
 #[async_trait::async_trait]
 pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// A short name for logs and errors (`"redis"`, `"memory"`).

@@ -11,6 +11,7 @@ use crate::{FileStore, Inner};
 
 /// What one sweep removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SweepReport {
     /// Expired session records.
     pub expired: usize,

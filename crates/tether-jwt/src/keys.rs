@@ -18,6 +18,7 @@ pub const MIN_HS256_SECRET: usize = 32;
 
 /// Why a key ring could not be built.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum KeyError {
     /// No key at all.
     #[error(

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 /// Replication figures.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Stats {
     /// This process's node id.
     pub node: u64,
@@ -31,6 +32,7 @@ pub struct Stats {
 
 /// One peer's outgoing queue.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct PeerStats {
     /// The peer's URL.
     pub url: String,
