@@ -8,7 +8,7 @@ use chacha20poly1305::aead::{Aead, Payload as AeadPayload};
 use tether_core::{ClientStore, Error, Record, Result, unix_ms};
 use time::OffsetDateTime;
 
-use crate::opened::Opened;
+use crate::opened::{Opened, cached};
 use crate::{CookieStore, DEFLATED, FORMAT, NONCE_LEN, RAW, Sealed, TAG_LEN};
 
 impl ClientStore for CookieStore {
@@ -17,7 +17,7 @@ impl ClientStore for CookieStore {
     }
 
     fn open(&self, value: &str, cookie: &str, now: OffsetDateTime) -> Option<Record> {
-        if let Some(opened) = self.opened.get(value, cookie) {
+        if let Some(opened) = cached(&self.opened, value, cookie) {
             return self
                 .admits(&opened.record, opened.issued, now)
                 .then(|| opened.record.clone());

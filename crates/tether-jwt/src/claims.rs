@@ -92,16 +92,16 @@ impl Claims {
     }
 
     /// The session id and record the claims carry.
-    pub(crate) fn into_session(self) -> Option<(Id, Record)> {
+    pub(crate) fn session(&self) -> Option<(Id, Record)> {
         let id = Id::parse(&self.sid)?;
         let record = Record {
-            data: self.ses.d,
+            data: self.ses.d.clone(),
             version: self.ses.v,
             created: unix_ms::from_ms(self.ses.c),
             last_seen: unix_ms::from_ms(self.ses.s),
             idle_deadline: unix_ms::from_ms(self.ses.i),
             absolute_deadline: self.ses.a.map(unix_ms::from_ms),
-            user: self.sub,
+            user: self.sub.clone(),
             lifetime: self.ses.l.and_then(tether_core::Lifetime::from_ms),
         };
         Some((id, record))

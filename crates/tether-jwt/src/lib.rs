@@ -54,11 +54,16 @@ mod keys;
 mod store;
 
 use jsonwebtoken::Validation;
-use tether_core::NotBefore;
+use std::sync::Arc;
+
+use tether_core::{NotBefore, OpenedCache};
 use time::OffsetDateTime;
 
 use crate::claims::Claims;
 pub use crate::keys::{JwtKeys, KeyError, MIN_HS256_SECRET};
+
+/// Tokens remembered with their verified claims, by default.
+pub const DEFAULT_VERIFIED_CACHE: usize = 4096;
 
 /// How far ahead of this instance's clock a token's `nbf` may be: instances' clocks
 /// differ a little, and a token refreshed by one must open on the next.
@@ -73,6 +78,8 @@ pub struct JwtStore {
     audience: Option<String>,
     max_len: usize,
     not_before: NotBefore,
+    /// Tokens whose signature verified (or that were signed here), with their claims.
+    verified: OpenedCache<Claims>,
 }
 
 impl std::fmt::Debug for JwtStore {
@@ -83,6 +90,7 @@ impl std::fmt::Debug for JwtStore {
             .field("audience", &self.audience)
             .field("max_len", &self.max_len)
             .field("revocation", &self.not_before.is_set())
+            .field("verified", &self.verified)
             .finish()
     }
 }
@@ -96,6 +104,7 @@ impl JwtStore {
             audience: None,
             max_len: 4000,
             not_before: NotBefore::default(),
+            verified: OpenedCache::new(DEFAULT_VERIFIED_CACHE),
         }
     }
 
@@ -154,10 +163,30 @@ impl JwtStore {
         self
     }
 
+    /// How many tokens to remember with their verified claims (default
+    /// [`DEFAULT_VERIFIED_CACHE`]; 0 remembers none). A browser sends the same token
+    /// on every request until its session changes, and a remembered token's signature
+    /// is not verified again; its times, issuer, audience, cookie and revocation are
+    /// still checked on every request, and only tokens that verified (or were signed
+    /// here) are remembered.
+    ///
+    /// ```
+    /// # let keys = tether_jwt::JwtKeys::parse(&tether_jwt::JwtKeys::generate_ed25519("k1").unwrap()).unwrap();
+    /// let store = tether_jwt::JwtStore::new(keys).with_verified_cache(10_000);
+    /// ```
+    #[must_use]
+    pub fn with_verified_cache(mut self, tokens: usize) -> Self {
+        self.verified = OpenedCache::new(tokens);
+        self
+    }
+
     /// The verified claims of `token`, or `None`.
-    fn verify(&self, token: &str) -> Option<Claims> {
+    fn verify(&self, token: &str) -> Option<Arc<Claims>> {
         if token.len() > self.max_len {
             return None;
+        }
+        if let Some(claims) = self.verified.get(token) {
+            return Some(claims);
         }
         let header = jsonwebtoken::decode_header(token).ok()?;
         let key = self.keys.by_kid(header.kid.as_deref()?)?;
@@ -171,8 +200,9 @@ impl JwtStore {
         validation.validate_nbf = false;
         validation.validate_aud = false;
         validation.required_spec_claims.clear();
-        jsonwebtoken::decode::<Claims>(token, &key.verifying, &validation)
-            .ok()
-            .map(|data| data.claims)
+        let claims = jsonwebtoken::decode::<Claims>(token, &key.verifying, &validation)
+            .ok()?
+            .claims;
+        Some(self.verified.put(token, claims))
     }
 }

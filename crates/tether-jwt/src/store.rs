@@ -38,7 +38,7 @@ impl ClientStore for JwtStore {
             return None;
         }
         let issued = tether_core::unix_ms::from_ms(claims.ses.at);
-        let (id, record) = claims.into_session()?;
+        let (id, record) = claims.session()?;
         if record.is_expired(now) {
             return None;
         }
@@ -77,6 +77,10 @@ impl ClientStore for JwtStore {
         header.kid = Some(key.kid.clone());
         let token = jsonwebtoken::encode(&header, &claims, signing)
             .map_err(|e| Error::Corrupt(format!("signing a session token: {e}")))?;
+        // The next request brings this token back: it is known good.
+        if token.len() <= self.max_len {
+            drop(self.verified.put(&token, claims));
+        }
         if token.len() > self.max_len {
             return Err(Error::TooLarge {
                 size: token.len(),

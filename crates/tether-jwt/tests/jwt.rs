@@ -213,6 +213,39 @@ fn expired_early_misdirected_and_oversized_tokens_are_refused() {
 }
 
 #[test]
+fn a_remembered_token_skips_only_its_signature_check() {
+    // Signed here, so remembered: every later open is a hit.
+    let store = JwtStore::new(keys("k1"));
+    let record = Record::new(now(), &Expiry::new(std::time::Duration::from_secs(10)));
+    let mut bound = record.clone();
+    bound.user = Some("alice.smith".into());
+    let token = store.seal(&bound, "tether", now()).unwrap();
+    assert!(store.open(&token, "tether", now()).is_some());
+    assert_eq!(
+        store.open(&token, "admin-cookie", now()),
+        None,
+        "the cookie name"
+    );
+    let later = now() + time::Duration::seconds(11);
+    assert_eq!(store.open(&token, "tether", later), None, "expiry");
+    // A clone shares the memory; its revocation still applies to a remembered token.
+    let cutoff = now() + time::Duration::seconds(1);
+    let revoking = store
+        .clone()
+        .with_not_before(move |user| (user == "alice.smith").then_some(cutoff));
+    assert_eq!(revoking.open(&token, "tether", now()), None, "revocation");
+    // A tampered token is a different value: verified, and refused.
+    let mut forged = token.clone();
+    forged.pop();
+    forged.push(if token.ends_with('A') { 'B' } else { 'A' });
+    assert_eq!(store.open(&forged, "tether", now()), None);
+    // Without the memory, the same answers.
+    let plain = JwtStore::new(store.keys().clone()).with_verified_cache(0);
+    assert!(plain.open(&token, "tether", now()).is_some());
+    assert_eq!(plain.open(&token, "tether", later), None);
+}
+
+#[test]
 fn rotation_signs_with_the_new_key_and_verifies_the_old_until_it_goes() {
     let old_line = JwtKeys::generate_ed25519("old").unwrap();
     let new_line = JwtKeys::generate_ed25519("new").unwrap();
