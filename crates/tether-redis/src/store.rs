@@ -75,7 +75,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn save(&self, id: &Id, changes: &Changes) -> Result<Saved> {
-        let keys = self.packed_key(id);
+        let key = self.packed_key(id);
         let (user_op, user) = match &changes.user {
             None => ("0", ""),
             Some(Some(user)) => ("1", user.as_str()),
@@ -92,7 +92,7 @@ impl SessionStore for RedisStore {
         let saved = self
             .with_conn("saving a session", async |c| {
                 let value: Value = scripts::SAVE
-                    .key(&keys)
+                    .key(&key)
                     .arg(unix_ms::now_ms())
                     .arg(unix_ms::to_ms(changes.idle_deadline))
                     .arg(if changes.clear { "1" } else { "0" })
@@ -165,11 +165,11 @@ impl SessionStore for RedisStore {
     }
 
     async fn touch(&self, id: &Id, touch: &Touch) -> Result<bool> {
-        let keys = self.packed_key(id);
+        let key = self.packed_key(id);
         let touched: i64 = self
             .with_conn("refreshing a session", async |c| {
                 scripts::TOUCH
-                    .key(&keys)
+                    .key(&key)
                     .arg(unix_ms::now_ms())
                     .arg(unix_ms::to_ms(touch.last_seen))
                     .arg(unix_ms::to_ms(touch.idle_deadline))
@@ -181,10 +181,10 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete(&self, id: &Id) -> Result<bool> {
-        let keys = self.packed_key(id);
+        let key = self.packed_key(id);
         let (deleted, user): (i64, Option<String>) = self
             .with_conn("deleting a session", async |c| {
-                scripts::DELETE.key(&keys).invoke_async(c).await
+                scripts::DELETE.key(&key).invoke_async(c).await
             })
             .await?;
         // The user's index lives in another slot: a second call, only for a bound
@@ -200,7 +200,7 @@ impl SessionStore for RedisStore {
         // steps, ordered so that a failure at any point leaves the old session whole:
         // read the old record, create the new one, then delete the old one only if no
         // save moved it meanwhile (else start again from the newer record).
-        let old_keys = self.packed_key(old);
+        let old_key = self.packed_key(old);
         for _ in 0..3 {
             let Some(mut record) = self.read(old, "rotating a session id").await? else {
                 return Ok(Saved::Gone);
@@ -214,7 +214,7 @@ impl SessionStore for RedisStore {
             let taken: i64 = self
                 .with_conn("rotating a session id", async |c| {
                     scripts::TAKE_IF_VERSION
-                        .key(&old_keys)
+                        .key(&old_key)
                         .arg(&read_version)
                         .invoke_async(c)
                         .await
