@@ -103,6 +103,10 @@ impl<S: SessionStore + ?Sized> SessionStore for HashedIds<S> {
         self.inner.load(&id.at_rest()).await
     }
 
+    async fn load_shared(&self, id: &Id) -> Result<Option<Arc<Record>>> {
+        self.inner.load_shared(&id.at_rest()).await
+    }
+
     async fn create(&self, id: &Id, record: &Record) -> Result<Created> {
         self.inner.create(&id.at_rest(), record).await
     }

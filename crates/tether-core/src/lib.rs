@@ -11,6 +11,7 @@
 
 mod at_rest;
 mod background;
+mod cached;
 mod capabilities;
 mod error;
 mod id;
@@ -18,6 +19,7 @@ pub mod keys;
 mod lifetime;
 mod limits;
 mod lock_wait;
+mod near_cache;
 mod opened;
 pub mod private_file;
 mod record;
@@ -26,12 +28,14 @@ mod store;
 
 pub use at_rest::HashedIds;
 pub use background::Background;
+pub use cached::CachedStore;
 pub use capabilities::Capabilities;
 pub use error::{BoxError, Error, Result};
 pub use id::{ID_BYTES, ID_LEN, Id, IdText, InvalidId, fill_random};
 pub use lifetime::Lifetime;
 pub use limits::{SessionLimits, sessions_beyond_cap};
 pub use lock_wait::LockWait;
+pub use near_cache::{Feed, Lookup, NearCache, NearCacheConfig, NearCacheStats, Ticket};
 pub use opened::OpenedCache;
 pub use record::{Changes, Expiry, Record, SessionInfo, Touch, unix_ms};
 pub use revocation::NotBefore;

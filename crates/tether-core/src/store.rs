@@ -219,6 +219,12 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// The record under `id`, or `None` when it is unknown or expired.
     async fn load(&self, id: &Id) -> Result<Option<Record>>;
 
+    /// [`SessionStore::load`] shared: a store that keeps opened records (a near
+    /// cache) hands out the one it holds instead of a copy. The default wraps `load`.
+    async fn load_shared(&self, id: &Id) -> Result<Option<std::sync::Arc<Record>>> {
+        Ok(self.load(id).await?.map(std::sync::Arc::new))
+    }
+
     /// Stores a new record under `id`, unless one exists: never overwrites.
     async fn create(&self, id: &Id, record: &Record) -> Result<Created>;
 

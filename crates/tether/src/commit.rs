@@ -75,7 +75,7 @@ impl Session {
             None
         } else {
             match std::mem::replace(&mut state.loaded, Loaded::Missing) {
-                Loaded::Found(record) => Some(record),
+                Loaded::Found(record) => Some(Arc::unwrap_or_clone(record)),
                 Loaded::Pending | Loaded::Missing => None,
             }
         };

@@ -35,8 +35,8 @@ pub(crate) enum Loaded {
     Pending,
     /// No live session: none was presented, or the store has none under the id.
     Missing,
-    /// The live record.
-    Found(Record),
+    /// The live record (shared with a store's near cache, never written to).
+    Found(Arc<Record>),
 }
 
 impl Loaded {
@@ -289,7 +289,7 @@ impl Session {
                     .clone();
                 state.loaded = Loaded::Missing;
                 for id in ids {
-                    match observe::call(store.name(), Op::Load, store.load(&id)).await {
+                    match observe::call(store.name(), Op::Load, store.load_shared(&id)).await {
                         Ok(Some(record)) => {
                             self.unsealed(&record).map_err(|e| self.fail(state, e))?;
                             state.id = Some(id);
@@ -326,7 +326,7 @@ impl Session {
             .iter()
             .find_map(|value| store.open_with_id(value, name, self.inner.now))
             .map_or((None, Loaded::Missing), |(id, record)| {
-                (id, Loaded::Found(record))
+                (id, Loaded::Found(Arc::new(record)))
             })
     }
 
@@ -340,7 +340,7 @@ impl Session {
                 state.loaded = Loaded::Missing;
                 return Ok(None);
             };
-            match observe::call(store.name(), Op::Load, store.load(&id)).await {
+            match observe::call(store.name(), Op::Load, store.load_shared(&id)).await {
                 Ok(Some(record)) => {
                     self.unsealed(&record).map_err(|e| self.fail(state, e))?;
                     state.loaded = Loaded::Found(record);

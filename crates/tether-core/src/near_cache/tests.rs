@@ -1,0 +1,172 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::*;
+use crate::Expiry;
+
+fn record() -> Arc<Record> {
+    Arc::new(Record::new(OffsetDateTime::now_utc(), &Expiry::default()))
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn fill(cache: &NearCache, id: &Id, record: &Arc<Record>) {
+    let Lookup::Miss(ticket) = cache.get(id, now()) else {
+        panic!("expected a miss");
+    };
+    cache.put(id, record, ticket);
+}
+
+#[test]
+fn nothing_is_served_until_the_feed_is_live_nor_after_it_is_lost_or_dropped() {
+    let (cache, mut feed) = NearCache::new(&NearCacheConfig::default());
+    let id = Id::generate().unwrap();
+    assert!(matches!(cache.get(&id, now()), Lookup::Bypass));
+    feed.live();
+    fill(&cache, &id, &record());
+    assert!(matches!(cache.get(&id, now()), Lookup::Hit(_)));
+    feed.lost();
+    assert!(matches!(cache.get(&id, now()), Lookup::Bypass));
+    feed.live();
+    // Back live, the cache starts empty: nothing from before the loss is served.
+    assert!(matches!(cache.get(&id, now()), Lookup::Miss(_)));
+    fill(&cache, &id, &record());
+    drop(feed);
+    assert!(matches!(cache.get(&id, now()), Lookup::Bypass));
+    assert!(!cache.stats().live);
+}
+
+#[test]
+fn an_answer_older_than_an_invalidation_flush_or_loss_is_not_kept() {
+    let (cache, mut feed) = NearCache::new(&NearCacheConfig::default());
+    feed.live();
+    let id = Id::generate().unwrap();
+    for disturb in [
+        &(|c: &NearCache, f: &mut Feed, id: &Id| {
+            let _ = c;
+            f.invalidate(id);
+        }) as &dyn Fn(&NearCache, &mut Feed, &Id),
+        &|c, _, _| c.flush(),
+        &|_, f, _| {
+            f.lost();
+            f.live();
+        },
+    ] {
+        let Lookup::Miss(ticket) = cache.get(&id, now()) else {
+            panic!("expected a miss");
+        };
+        disturb(&cache, &mut feed, &id);
+        cache.put(&id, &record(), ticket);
+        assert!(matches!(cache.get(&id, now()), Lookup::Miss(_)));
+    }
+    // An invalidation of another id leaves the answer alone (unless they share a
+    // stripe, which the counter allows: find one that does not).
+    let other = (0..100)
+        .map(|_| Id::generate().unwrap())
+        .find(|o| !std::ptr::eq(cache.stripe(o), cache.stripe(&id)))
+        .unwrap();
+    let Lookup::Miss(ticket) = cache.get(&id, now()) else {
+        panic!("expected a miss");
+    };
+    feed.invalidate(&other);
+    cache.put(&id, &record(), ticket);
+    assert!(matches!(cache.get(&id, now()), Lookup::Hit(_)));
+}
+
+#[test]
+fn a_record_past_its_idle_or_absolute_deadline_is_never_served() {
+    let (cache, mut feed) = NearCache::new(&NearCacheConfig::default());
+    feed.live();
+    let soon = now() + time::Duration::milliseconds(30);
+    for past in [
+        |r: &mut Record, at| r.idle_deadline = at,
+        |r: &mut Record, at| r.absolute_deadline = Some(at),
+    ] {
+        let id = Id::generate().unwrap();
+        let mut r = Record::new(now(), &Expiry::default());
+        past(&mut r, soon);
+        fill(&cache, &id, &Arc::new(r));
+        assert!(matches!(cache.get(&id, now()), Lookup::Hit(_)));
+        assert!(matches!(
+            cache.get(&id, soon + time::Duration::milliseconds(1)),
+            Lookup::Miss(_)
+        ));
+        // Dropped: served by the store again, even at an earlier time.
+        assert!(matches!(cache.get(&id, now()), Lookup::Miss(_)));
+    }
+}
+
+#[test]
+fn the_cache_holds_at_most_its_entries_and_its_bytes() {
+    let (cache, mut feed) = NearCache::new(
+        &NearCacheConfig::default()
+            .with_max_entries(50)
+            .with_max_bytes(1 << 30),
+    );
+    feed.live();
+    for _ in 0..1000 {
+        fill(&cache, &Id::generate().unwrap(), &record());
+    }
+    assert!(cache.stats().entries <= 50, "{:?}", cache.stats());
+    let (cache, mut feed) = NearCache::new(
+        &NearCacheConfig::default()
+            .with_max_entries(1_000_000)
+            .with_max_bytes(100_000),
+    );
+    feed.live();
+    let mut big = Record::new(now(), &Expiry::default());
+    big.data.insert("blob".into(), "x".repeat(10_000).into());
+    let big = Arc::new(big);
+    for _ in 0..100 {
+        fill(&cache, &Id::generate().unwrap(), &big);
+    }
+    assert!(cache.stats().entries <= 10, "{:?}", cache.stats());
+    assert!(cache.stats().entries >= 1, "{:?}", cache.stats());
+}
+
+/// Readers fill the cache from a "server" while a writer changes it and invalidates:
+/// once the writer stops, the cache holds the server's last value or nothing, never
+/// an older one, however the threads interleaved.
+#[test]
+fn racing_readers_never_leave_an_older_value_behind_an_invalidation() {
+    for _ in 0..20 {
+        let (cache, mut feed) = NearCache::new(&NearCacheConfig::default());
+        feed.live();
+        let feed = Arc::new(feed);
+        let id = Id::generate().unwrap();
+        let server = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let readers: Vec<_> = (0..3)
+            .map(|_| {
+                let (cache, server, stop) = (cache.clone(), server.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(SeqCst) {
+                        if let Lookup::Miss(ticket) = cache.get(&id, now()) {
+                            let mut r = Record::new(now(), &Expiry::default());
+                            r.version = server.load(SeqCst);
+                            std::thread::yield_now();
+                            cache.put(&id, &Arc::new(r), ticket);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for version in 1..=2000 {
+            server.store(version, SeqCst);
+            feed.invalidate(&id);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        stop.store(true, SeqCst);
+        for reader in readers {
+            reader.join().unwrap();
+        }
+        if let Lookup::Hit(r) = cache.get(&id, now()) {
+            assert_eq!(r.version, 2000, "a stale value outlived its invalidation");
+        }
+    }
+}
