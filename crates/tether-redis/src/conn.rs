@@ -15,6 +15,9 @@ pub(crate) enum Backend {
     Cluster {
         client: Box<ClusterClient>,
         conn: OnceCell<ClusterConnection>,
+        /// How to reach one node: a seed's URL (its host and port replaced) and the
+        /// TLS settings, for the near cache's tracking connection to each master.
+        node: Box<NodeTemplate>,
     },
     /// The master Sentinel names, found again after a failover.
     Sentinel(Box<crate::sentinel::Sentinels>),
@@ -32,6 +35,12 @@ impl Backend {
             Self::Single { .. } | Self::Sentinel(_) | Self::Pool(_)
         )
     }
+}
+
+/// A Cluster node's connection settings, from the URLs and TLS the store was given.
+pub(crate) struct NodeTemplate {
+    pub(crate) url: String,
+    pub(crate) tls: Option<crate::RedisTls>,
 }
 
 pub(crate) enum Conn {

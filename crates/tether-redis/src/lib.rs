@@ -58,6 +58,7 @@ mod scripts;
 mod sentinel;
 mod store;
 mod tls;
+mod tracking;
 
 pub use tls::RedisTls;
 
@@ -136,6 +137,7 @@ impl RedisStore {
     pub(crate) fn cluster(
         builder: redis::cluster::ClusterClientBuilder,
         urls: &[String],
+        tls: Option<RedisTls>,
     ) -> Result<Self> {
         let target = urls
             .iter()
@@ -150,6 +152,10 @@ impl RedisStore {
         let backend = Backend::Cluster {
             client: Box::new(client),
             conn: OnceCell::new(),
+            node: Box::new(conn::NodeTemplate {
+                url: urls.first().cloned().unwrap_or_default(),
+                tls,
+            }),
         };
         Ok(Self::new(backend, target))
     }
@@ -164,7 +170,7 @@ impl RedisStore {
         if urls.iter().any(|u| u.starts_with("rediss://")) {
             tls::crypto_provider();
         }
-        Self::cluster(ClusterClient::builder(urls.clone()), &urls)
+        Self::cluster(ClusterClient::builder(urls.clone()), &urls, None)
     }
 
     /// A store on the app's own deadpool-redis pool, for apps that already hold one.
@@ -216,7 +222,7 @@ impl RedisStore {
                     .await?;
                 Ok(Conn::Single(manager.clone()))
             }
-            Backend::Cluster { client, conn } => {
+            Backend::Cluster { client, conn, .. } => {
                 let cluster = conn
                     .get_or_try_init(|| client.get_async_connection())
                     .await?;

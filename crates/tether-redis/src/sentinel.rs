@@ -36,6 +36,12 @@ impl Sentinels {
         Ok(conn)
     }
 
+    /// A client for the master the sentinels name now (the near cache's tracking
+    /// connection is made from it).
+    pub(crate) async fn master_client(&self) -> RedisResult<redis::Client> {
+        self.client.lock().await.async_get_client().await
+    }
+
     /// After a failed call: the master may have changed; ask the sentinels next time.
     pub(crate) fn forget(&self) {
         *self.lock_master() = None;

@@ -84,7 +84,7 @@ impl RedisTls {
         Ok(())
     }
 
-    fn certificates(&self) -> TlsCertificates {
+    pub(crate) fn certificates(&self) -> TlsCertificates {
         TlsCertificates {
             client_tls: self
                 .client
@@ -158,6 +158,7 @@ impl RedisStore {
         Self::cluster(
             ClusterClient::builder(urls.clone()).certs(tls.certificates()),
             &urls,
+            Some(tls.clone()),
         )
     }
 }
