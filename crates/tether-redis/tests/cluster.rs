@@ -1,7 +1,9 @@
 //! Against a real Redis Cluster of 3 masters with a replica each, on loopback: the
 //! conformance suite passes, and after a master is killed and its replica takes over,
 //! sessions written before are readable and new logins work. The same cluster over
-//! TLS (`rediss://`, a CA made at run time) passes the suite too.
+//! TLS (`rediss://`, a CA made at run time) passes the suite too. The same with a
+//! near cache: tracking on every master, writes in every slot range reach the cache,
+//! and after the failover the cache is flushed and tracks the new master.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -185,6 +187,50 @@ fn wait_for_replication(cluster: &Cluster) {
     }
 }
 
+/// A cached store on the cluster, once tracking is on at every master.
+async fn cached(store: RedisStore) -> tether_core::CachedStore<RedisStore> {
+    let cached = store
+        .with_near_cache(tether_core::NearCacheConfig::default())
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cached.cache().is_live() {
+        assert!(Instant::now() < deadline, "tracking never came on");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cached
+}
+
+/// Writes `n` into each session through `writer`, then waits (at most 10 s) until
+/// `cached` reads it for every one.
+async fn every_write_reaches(
+    writer: &RedisStore,
+    cached: &tether_core::CachedStore<RedisStore>,
+    ids: &[Id],
+    n: u64,
+) {
+    for id in ids {
+        let _ = cached.load(id).await.unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let mut changes = Changes::new(now, now + time::Duration::hours(1));
+        changes.updates.insert("n".into(), Some(n.into()));
+        assert!(matches!(
+            writer.save(id, &changes).await.unwrap(),
+            Saved::Version { .. }
+        ));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for id in ids {
+        loop {
+            let record = cached.load(id).await.unwrap().unwrap();
+            if record.data.get("n") == Some(&serde_json::json!(n)) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "a write never reached the cache");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
 fn new_record(user: &str) -> Record {
     let mut record = Record::new(time::OffsetDateTime::now_utc(), &Expiry::default());
     record.user = Some(user.to_owned());
@@ -202,6 +248,10 @@ async fn redis_cluster_passes_the_suite_and_survives_a_master_failover() {
         .with_unavailable(RedisStore::connect_cluster(["redis://127.0.0.1:1"]).unwrap())
         .run()
         .await;
+    let near = cached(RedisStore::connect_cluster(urls(&cluster)).unwrap()).await;
+    tether_testkit::Suite::new(cached(RedisStore::connect_cluster(urls(&cluster)).unwrap()).await)
+        .run()
+        .await;
 
     // Sessions spread over every slot range.
     let mut ids = Vec::new();
@@ -213,7 +263,9 @@ async fn redis_cluster_passes_the_suite_and_survives_a_master_failover() {
             .unwrap();
         ids.push(id);
     }
+    every_write_reaches(&store, &near, &ids, 1).await;
     wait_for_replication(&cluster);
+    let flushes = near.cache().stats().flushes;
 
     // Kill a master outright and wait for its replica to be promoted.
     let victim = cluster
@@ -261,6 +313,19 @@ async fn redis_cluster_passes_the_suite_and_survives_a_master_failover() {
     }
     assert_eq!(missing, 0, "sessions unreadable after the failover");
 
+    // The cache lost a master: flushed, then tracking the promoted replica.
+    assert!(
+        near.cache().stats().flushes > flushes,
+        "{:?}",
+        near.cache().stats()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !near.cache().is_live() {
+        assert!(Instant::now() < deadline, "tracking never came back on");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    every_write_reaches(&store, &near, &ids, 2).await;
+
     // New logins work: create, bind, rotate.
     for i in 0..20 {
         let id = Id::generate().unwrap();
@@ -291,5 +356,11 @@ async fn redis_cluster_over_tls_passes_the_suite() {
     let ca = cluster.ca.as_ref().expect("a TLS cluster");
     let tls = RedisTls::with_root_ca(std::fs::read(ca.ca_cert()).unwrap());
     let store = RedisStore::connect_cluster_tls(urls(&cluster), &tls).unwrap();
-    tether_testkit::Suite::new(store).run().await;
+    tether_testkit::Suite::new(store.clone()).run().await;
+    let near = cached(RedisStore::connect_cluster_tls(urls(&cluster), &tls).unwrap()).await;
+    let ids: Vec<Id> = (0..20).map(|_| Id::generate().unwrap()).collect();
+    for id in &ids {
+        store.create(id, &new_record("tls")).await.unwrap();
+    }
+    every_write_reaches(&store, &near, &ids, 1).await;
 }
