@@ -65,6 +65,7 @@ mod cases;
 pub mod http;
 mod jar;
 pub mod lifetime;
+pub mod near_cache;
 
 use std::fmt;
 use std::sync::Arc;

@@ -54,6 +54,18 @@ pub struct CachedStore<S> {
     _feed_task: Option<Background>,
 }
 
+impl<S> CachedStore<S> {
+    /// The store underneath.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// The cache, for its [`stats`](NearCache::stats).
+    pub fn cache(&self) -> &Arc<NearCache> {
+        &self.cache
+    }
+}
+
 impl<S: SessionStore> CachedStore<S> {
     /// `inner` behind `cache`; `feed_task`, the task that drives the cache's feed,
     /// runs as long as this store lives.
@@ -63,16 +75,6 @@ impl<S: SessionStore> CachedStore<S> {
             cache,
             _feed_task: feed_task,
         }
-    }
-
-    /// The store underneath.
-    pub fn inner(&self) -> &S {
-        &self.inner
-    }
-
-    /// The cache, for its [`stats`](NearCache::stats).
-    pub fn cache(&self) -> &Arc<NearCache> {
-        &self.cache
     }
 
     async fn read(&self, id: &Id) -> Result<Option<Arc<Record>>> {

@@ -34,6 +34,7 @@
 //! - Every value reaches the database as a bind parameter; no SQL is built from input.
 
 mod maintenance;
+mod near_cache;
 mod sql;
 mod statements;
 mod store;

@@ -44,6 +44,11 @@ impl Runner {
         self
     }
 
+    /// The time limit of each statement.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// "`engine` at `url`", for error messages.
     pub fn target(&self) -> String {
         format!("{} {}", self.engine, self.target)
