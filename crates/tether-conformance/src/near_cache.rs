@@ -74,8 +74,16 @@ pub async fn reads(store: &(impl SessionStore + ?Sized), id: &Id, want: Option<u
 /// # Panics
 /// When it is not after 20 s.
 pub async fn until_live<S>(cached: &CachedStore<S>) {
+    until_live_cache(cached.cache()).await;
+}
+
+/// [`until_live`] for a cache in hand.
+///
+/// # Panics
+/// When it is not live after 20 s.
+pub async fn until_live_cache(cache: &tether_core::NearCache) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !cached.cache().is_live() {
+    while !cache.is_live() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the near cache's channel never came up"

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tether_core::{Background, Error, SessionStore};
+use tether_core::{Background, Error, NearCache, SessionStore};
 
 use crate::store_config::StoreConfig;
 #[cfg(any(feature = "cookie", feature = "jwt"))]
@@ -33,6 +33,7 @@ pub struct OpenedStore {
     kind: StoreKind,
     layer: SessionLayer,
     server: Option<Arc<dyn SessionStore>>,
+    near_cache: Option<Arc<NearCache>>,
     #[cfg(feature = "jwt")]
     jwt: Option<tether_jwt::JwtStore>,
     #[cfg(feature = "replicated")]
@@ -58,6 +59,13 @@ impl OpenedStore {
         self.server.clone()
     }
 
+    /// The near cache, when the configuration asked for one: its
+    /// [`stats`](NearCache::stats) say how many reads it answered and whether its
+    /// channel is live.
+    pub fn near_cache(&self) -> Option<&Arc<NearCache>> {
+        self.near_cache.as_ref()
+    }
+
     /// The JWT store, for its public keys (`keys().jwks()`) that verifiers fetch.
     #[cfg(feature = "jwt")]
     #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
@@ -78,11 +86,25 @@ impl OpenedStore {
             kind,
             layer,
             server,
+            near_cache: None,
             #[cfg(feature = "jwt")]
             jwt: None,
             #[cfg(feature = "replicated")]
             replicated: None,
         }
+    }
+
+    /// A server-side store behind its near cache.
+    #[cfg(any(feature = "redis", feature = "postgres"))]
+    fn cached<S: SessionStore>(
+        kind: StoreKind,
+        store: tether_core::CachedStore<S>,
+        cleanup: bool,
+    ) -> Self {
+        let cache = store.cache().clone();
+        let mut opened = Self::server(kind, Arc::new(store), cleanup);
+        opened.near_cache = Some(cache);
+        opened
     }
 
     /// A server-side store, its cleanup kept by the layer when it needs one.
@@ -126,6 +148,11 @@ impl StoreConfig {
                 "a CA certificate applies to a rediss:// store (standalone or Cluster)",
             ));
         }
+        if self.near_cache.is_some() && !kind.has_near_cache() {
+            return Err(Error::config(format!(
+                "a near cache needs a store whose server announces changes (Redis, PostgreSQL); the {kind} store has no such channel"
+            )));
+        }
         match self.target {
             Target::Memory => {
                 let store = match self.max_sessions {
@@ -142,7 +169,14 @@ impl StoreConfig {
             #[cfg(feature = "redis")]
             Target::Redis(_) | Target::RedisCluster(_) | Target::RedisSentinel { .. } => {
                 let store = crate::open_redis::open(self.target, self.ca_pem)?;
-                Ok(OpenedStore::server(kind, Arc::new(store), false))
+                match self.near_cache {
+                    Some(config) => Ok(OpenedStore::cached(
+                        kind,
+                        store.with_near_cache(config)?,
+                        false,
+                    )),
+                    None => Ok(OpenedStore::server(kind, Arc::new(store), false)),
+                }
             }
             #[cfg(feature = "mysql")]
             Target::MySql(url) => {
@@ -158,7 +192,14 @@ impl StoreConfig {
                 if self.migrate {
                     store.migrate().await?;
                 }
-                Ok(OpenedStore::server(kind, Arc::new(store), true))
+                match self.near_cache {
+                    Some(config) => Ok(OpenedStore::cached(
+                        kind,
+                        store.with_near_cache(config)?,
+                        true,
+                    )),
+                    None => Ok(OpenedStore::server(kind, Arc::new(store), true)),
+                }
             }
             #[cfg(feature = "sqlite")]
             Target::Sqlite(url) => {

@@ -25,6 +25,10 @@ use crate::store_url::{Keys, Target};
 /// | `jwt:` or `jwt:?key_file=PATH` | a signed JWT in the cookie (`jwt`) |
 /// | `replicated:` | replicated between instances (`replicated`) |
 ///
+/// A Redis or PostgreSQL URL may end in `?near_cache=on` (with the driver's own
+/// query settings, in any order): the store keeps a near cache of the sessions it
+/// read, as [`StoreConfig::with_near_cache`] does with its defaults.
+///
 /// A scheme whose feature is off, or a part of the URL that cannot be right, is a
 /// [`StoreConfigError`] that names the feature or the part; neither it nor this
 /// type's `Debug` ever shows a password.
@@ -61,6 +65,7 @@ pub struct StoreConfig {
     pub(crate) peers: Vec<String>,
     pub(crate) max_sessions: Option<usize>,
     pub(crate) migrate: bool,
+    pub(crate) near_cache: Option<tether_core::NearCacheConfig>,
 }
 
 impl StoreConfig {
@@ -73,6 +78,7 @@ impl StoreConfig {
             peers: Vec::new(),
             max_sessions: None,
             migrate: true,
+            near_cache: None,
         }
     }
 
@@ -82,7 +88,21 @@ impl StoreConfig {
     /// [`StoreConfigError`]: no or an unknown scheme, a scheme whose feature is off,
     /// or the part of the URL that is wrong.
     pub fn parse(url: &str) -> Result<Self, StoreConfigError> {
-        crate::store_url::parse(url.trim()).map(Self::new_with_keys)
+        let (url, near_cache) = crate::store_url::take_near_cache(url.trim())?;
+        let mut config = crate::store_url::parse(&url).map(Self::new_with_keys)?;
+        if near_cache {
+            if !config.kind().has_near_cache() {
+                return Err(StoreConfigError::Invalid {
+                    part: "query",
+                    reason: format!(
+                        "near_cache applies to the redis and postgres stores, whose servers announce changes; not to {}",
+                        config.kind()
+                    ),
+                });
+            }
+            config.near_cache = Some(tether_core::NearCacheConfig::default());
+        }
+        Ok(config)
     }
 
     fn new_with_keys((target, keys): (Target, Option<Keys>)) -> Self {
@@ -203,6 +223,28 @@ impl StoreConfig {
         self
     }
 
+    /// A near cache in front of the store: reads of a session this instance read
+    /// before are answered from memory until the server announces that any instance
+    /// changed it (Redis client tracking, PostgreSQL `NOTIFY`), and go to the server
+    /// whenever that channel is down. For the stores whose
+    /// [`StoreKind::has_near_cache`]; others refuse it at [`StoreConfig::open`].
+    ///
+    /// ```
+    /// # #[cfg(feature = "redis")] {
+    /// use tether::{NearCacheConfig, StoreConfig};
+    /// let config = StoreConfig::parse("redis://127.0.0.1:6379")?
+    ///     .with_near_cache(NearCacheConfig::default().with_max_entries(50_000));
+    /// assert_eq!(config, StoreConfig::parse("redis://127.0.0.1:6379?near_cache=on")?
+    ///     .with_near_cache(NearCacheConfig::default().with_max_entries(50_000)));
+    /// # }
+    /// # Ok::<(), tether::StoreConfigError>(())
+    /// ```
+    #[must_use]
+    pub fn with_near_cache(mut self, config: tether_core::NearCacheConfig) -> Self {
+        self.near_cache = Some(config);
+        self
+    }
+
     /// Skips creating or upgrading the SQL stores' tables at [`StoreConfig::open`]
     /// (for a deploy that migrates separately). On by default: the migrations are safe
     /// when several instances start together.
@@ -252,6 +294,7 @@ impl fmt::Debug for StoreConfig {
         out.field("kind", &self.kind())
             .field("keys", &self.keys.as_ref().map(|_| "…"))
             .field("max_sessions", &self.max_sessions)
+            .field("near_cache", &self.near_cache)
             .finish_non_exhaustive()
     }
 }

@@ -134,6 +134,31 @@ impl StoreKind {
             | Self::Replicated => false,
         }
     }
+
+    /// Whether the store can keep a near cache ([`StoreConfig::with_near_cache`]):
+    /// its server announces every change (Redis client tracking, PostgreSQL
+    /// `NOTIFY`). MySQL/MariaDB, SQLite and the file store have no such channel; the
+    /// memory and replicated stores read from memory already; the client-side stores
+    /// keep nothing on a server.
+    ///
+    /// ```
+    /// assert!(tether::StoreKind::Redis.has_near_cache());
+    /// assert!(!tether::StoreKind::MySql.has_near_cache());
+    /// ```
+    ///
+    /// [`StoreConfig::with_near_cache`]: crate::StoreConfig::with_near_cache
+    pub const fn has_near_cache(self) -> bool {
+        match self {
+            Self::Redis | Self::Postgres => true,
+            Self::Memory
+            | Self::File
+            | Self::MySql
+            | Self::Sqlite
+            | Self::Cookie
+            | Self::Jwt
+            | Self::Replicated => false,
+        }
+    }
 }
 
 impl fmt::Display for StoreKind {

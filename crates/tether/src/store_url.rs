@@ -158,6 +158,36 @@ pub(crate) fn parse(url: &str) -> Result<(Target, Option<Keys>), StoreConfigErro
     Ok((target, None))
 }
 
+/// Takes `near_cache=on|off` (also `true`/`false`, `1`/`0`) out of a URL's query,
+/// giving the URL without it (the rest of the query is the driver's) and whether
+/// it asked for a near cache.
+pub(crate) fn take_near_cache(url: &str) -> Result<(String, bool), StoreConfigError> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), false));
+    };
+    let mut near = false;
+    let mut kept = Vec::new();
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("near_cache", value)) => {
+                near = match value {
+                    "on" | "true" | "1" => true,
+                    "off" | "false" | "0" => false,
+                    _ => return Err(invalid("query", "near_cache takes on or off")),
+                };
+            }
+            _ if pair == "near_cache" => near = true,
+            _ => kept.push(pair),
+        }
+    }
+    let url = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    Ok((url, near))
+}
+
 /// `memory:` and `replicated:` take nothing (an empty `//` is allowed).
 fn nothing_after(scheme: &str, rest: &str) -> Result<(), StoreConfigError> {
     if rest.is_empty() || rest == "//" {

@@ -107,6 +107,60 @@ async fn every_store_opens_from_its_url_and_keeps_a_session() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// The stores with a near cache open with one from `?near_cache=on`, keep sessions,
+/// and answer repeated reads from it; the others refuse it as a configuration error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn near_cache_from_the_url() {
+    let dir = tether_testkit::harness::private_dir("store-config-near");
+    for &kind in StoreKind::ALL {
+        if !kind.is_enabled() {
+            continue;
+        }
+        let config = config_for(kind, &dir).with_near_cache(tether::NearCacheConfig::default());
+        if !kind.has_near_cache() {
+            let err = config.open().await.unwrap_err();
+            assert!(matches!(err, tether::Error::Config(_)), "{kind}: {err}");
+            continue;
+        }
+        let url = match kind {
+            StoreKind::Redis => service("TETHER_TEST_REDIS_URL"),
+            _ => service("TETHER_TEST_POSTGRES_URL"),
+        };
+        let opened = StoreConfig::parse(&format!("{url}?near_cache=on"))
+            .unwrap()
+            .open()
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let cache = opened.near_cache().expect("a near cache").clone();
+        tether_testkit::near_cache::until_live_cache(&cache).await;
+        keeps_a_session(opened.layer()).await;
+        let app = Router::new()
+            .route("/visit", post(visit))
+            .route(
+                "/read",
+                axum::routing::get(async |s: Session| -> Result<String, SessionError> {
+                    Ok(s.get::<u64>("visits").await?.unwrap_or(0).to_string())
+                }),
+            )
+            .layer(opened.layer().with_insecure_cookie());
+        let cookie = send(&app, "POST", "/visit", None).await.cookie();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while cache.stats().hits == 0 {
+            assert_eq!(send(&app, "GET", "/read", Some(&cookie)).await.body, "1");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{kind}: no read from the cache"
+            );
+        }
+    }
+    assert!(matches!(
+        StoreConfig::parse("mysql://h/db?near_cache=on"),
+        Err(StoreConfigError::Invalid { part: "query", .. }
+            | StoreConfigError::FeatureDisabled { .. })
+    ));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn a_store_not_compiled_in_is_refused_by_its_feature() {
     for &kind in StoreKind::ALL {

@@ -151,11 +151,51 @@ fn a_password_never_reaches_an_error_or_debug() {
     assert_eq!(redact("redis://host/0"), "redis://host/0");
 }
 
+#[test]
+fn near_cache_is_taken_out_of_the_query_and_the_rest_kept() {
+    let take = |url: &str| take_near_cache(url).unwrap();
+    assert_eq!(take("redis://h:6379"), ("redis://h:6379".into(), false));
+    assert_eq!(
+        take("redis://h:6379?near_cache=on"),
+        ("redis://h:6379".into(), true)
+    );
+    assert_eq!(take("redis://h?near_cache"), ("redis://h".into(), true));
+    assert_eq!(
+        take("postgres://u:p@h/db?sslmode=require&near_cache=true&application_name=x"),
+        (
+            "postgres://u:p@h/db?sslmode=require&application_name=x".into(),
+            true
+        )
+    );
+    assert_eq!(
+        take("redis://h?near_cache=off"),
+        ("redis://h".into(), false)
+    );
+    assert!(matches!(
+        take_near_cache("redis://h?near_cache=maybe"),
+        Err(StoreConfigError::Invalid { part: "query", .. })
+    ));
+}
+
 proptest! {
+    #[test]
+    fn any_query_keeps_every_pair_but_near_cache(
+        pairs in proptest::collection::vec("[a-z_]{1,12}=[a-z0-9]{0,8}", 0..6),
+    ) {
+        let url = format!("redis://h:6379?{}", pairs.join("&"));
+        if let Ok((rest, _)) = take_near_cache(&url) {
+            for pair in pairs.iter().filter(|p| !p.starts_with("near_cache=")) {
+                prop_assert!(rest.contains(pair.as_str()), "{rest} lost {pair}");
+            }
+            prop_assert!(!rest.contains("near_cache"));
+        }
+    }
+
     #[test]
     fn any_text_is_parsed_or_refused_without_panicking(text in "\\PC{0,80}") {
         let _ = parse(&text);
         let _ = redact(&text);
+        let _ = take_near_cache(&text);
     }
 
     #[test]
