@@ -64,6 +64,11 @@ impl Background {
         })
     }
 
+    /// Resolves when the task has ended (it returned, panicked or was stopped).
+    pub async fn stopped(&mut self) {
+        let _ = (&mut self.0).await;
+    }
+
     /// Whether the task is still running.
     pub fn is_running(&self) -> bool {
         !self.0.is_finished()

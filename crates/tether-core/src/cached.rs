@@ -35,7 +35,11 @@ use crate::{
 /// #   async fn delete(&self, id: &Id) -> tether_core::Result<bool> { Ok(self.0.lock().unwrap().remove(id).is_some()) }
 /// #   async fn cycle_id(&self, _: &Id, _: &Id, _: &tether_core::Changes) -> tether_core::Result<tether_core::Saved> { unimplemented!() }
 /// # }
-/// let (cache, mut feed) = NearCache::new(&NearCacheConfig::default());
+/// // Pushed reads, no echo wait: this example has no server to fence or echo.
+/// let config = NearCacheConfig::default()
+///     .with_freshness(tether_core::Freshness::Pushed)
+///     .with_echo_wait(std::time::Duration::ZERO);
+/// let (cache, mut feed) = NearCache::new(&config);
 /// let store = CachedStore::new(Tiny::default(), cache.clone(), None);
 /// feed.live(); // in a real store, the invalidation channel's task says so
 /// let id = Id::generate()?;
@@ -78,7 +82,7 @@ impl<S: SessionStore> CachedStore<S> {
     }
 
     async fn read(&self, id: &Id) -> Result<Option<Arc<Record>>> {
-        match self.cache.get(id, time::OffsetDateTime::now_utc()) {
+        match self.cache.read(id).await {
             Lookup::Hit(record) => Ok(Some(record)),
             Lookup::Miss(ticket) => {
                 let record = self.inner.load(id).await?.map(Arc::new);
@@ -91,15 +95,40 @@ impl<S: SessionStore> CachedStore<S> {
         }
     }
 
-    /// Runs a write, then drops `id`'s entry whatever the outcome (a write that timed
-    /// out may still have happened).
-    async fn write<T>(&self, ids: &[&Id], write: impl Future<Output = Result<T>>) -> Result<T> {
+    /// Runs a write of `ids`, then drops their entries whatever the outcome (a write
+    /// that timed out may still have happened). When it `changed` them, waits for the
+    /// server's invalidation of each to come back (at most the cache's
+    /// [`echo_wait`](NearCache::echo_wait)): by then every other instance has been
+    /// sent its copy.
+    async fn write<T>(
+        &self,
+        ids: &[&Id],
+        write: impl Future<Output = Result<T>>,
+        changed: impl Fn(&T) -> bool,
+    ) -> Result<T> {
+        let wait = self.cache.echo_wait();
+        let echoes: Vec<_> = if self.cache.is_live() && !wait.is_zero() {
+            ids.iter().map(|id| self.cache.expect_echo(id)).collect()
+        } else {
+            Vec::new()
+        };
         let result = write.await;
         for id in ids {
             self.cache.invalidate(id);
         }
+        if result.as_ref().is_ok_and(changed) {
+            for echo in echoes {
+                if !echo.within(wait).await {
+                    self.cache.echo_missed();
+                }
+            }
+        }
         result
     }
+}
+
+fn version(saved: &Saved) -> bool {
+    matches!(saved, Saved::Version { .. })
 }
 
 #[async_trait::async_trait]
@@ -121,47 +150,53 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
     }
 
     async fn create(&self, id: &Id, record: &Record) -> Result<Created> {
-        self.write(&[id], self.inner.create(id, record)).await
+        let created = |c: &Created| *c == Created::Yes;
+        self.write(&[id], self.inner.create(id, record), created)
+            .await
     }
 
     async fn create_capped(&self, id: &Id, record: &Record, cap: Option<u32>) -> Result<Created> {
-        let result = self.inner.create_capped(id, record, cap).await;
+        let created = |c: &Created| *c == Created::Yes;
+        let result = self
+            .write(&[id], self.inner.create_capped(id, record, cap), created)
+            .await;
         if cap.is_some() {
             // The cap ended other sessions of the user, not known here by id.
             self.cache.flush();
         }
-        self.cache.invalidate(id);
         result
     }
 
     async fn save(&self, id: &Id, changes: &Changes) -> Result<Saved> {
-        let result = self.inner.save(id, changes).await;
+        let result = self
+            .write(&[id], self.inner.save(id, changes), version)
+            .await;
         if changes.user_cap.is_some() {
             self.cache.flush();
         }
-        self.cache.invalidate(id);
         result
     }
 
     async fn save_from(&self, id: &Id, base: &Record, changes: &Changes) -> Result<Saved> {
-        let result = self.inner.save_from(id, base, changes).await;
+        let result = self
+            .write(&[id], self.inner.save_from(id, base, changes), version)
+            .await;
         if changes.user_cap.is_some() {
             self.cache.flush();
         }
-        self.cache.invalidate(id);
         result
     }
 
     async fn touch(&self, id: &Id, touch: &Touch) -> Result<bool> {
-        self.write(&[id], self.inner.touch(id, touch)).await
+        self.write(&[id], self.inner.touch(id, touch), |t| *t).await
     }
 
     async fn delete(&self, id: &Id) -> Result<bool> {
-        self.write(&[id], self.inner.delete(id)).await
+        self.write(&[id], self.inner.delete(id), |d| *d).await
     }
 
     async fn cycle_id(&self, old: &Id, new: &Id, changes: &Changes) -> Result<Saved> {
-        self.write(&[old, new], self.inner.cycle_id(old, new, changes))
+        self.write(&[old, new], self.inner.cycle_id(old, new, changes), version)
             .await
     }
 
@@ -177,8 +212,10 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
     }
 
     async fn lock(&self, id: &Id, options: &LockOptions) -> Result<LockToken> {
-        // The holder reads the store's newest record, never a cached copy.
-        self.write(&[id], self.inner.lock(id, options)).await
+        // The holder reads the store's newest record, never a cached copy (a lock
+        // changes no session: nothing to wait for).
+        self.write(&[id], self.inner.lock(id, options), |_| false)
+            .await
     }
 
     async fn unlock(&self, id: &Id, token: &LockToken) -> Result<()> {

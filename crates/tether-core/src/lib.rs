@@ -35,7 +35,10 @@ pub use id::{ID_BYTES, ID_LEN, Id, IdText, InvalidId, fill_random};
 pub use lifetime::Lifetime;
 pub use limits::{SessionLimits, sessions_beyond_cap};
 pub use lock_wait::LockWait;
-pub use near_cache::{Feed, Lookup, NearCache, NearCacheConfig, NearCacheStats, Ticket};
+pub use near_cache::{
+    Barrier, Echo, Feed, Freshness, Invalidator, Lookup, NearCache, NearCacheConfig,
+    NearCacheStats, Ticket,
+};
 pub use opened::OpenedCache;
 pub use record::{Changes, Expiry, Record, SessionInfo, Touch, unix_ms};
 pub use revocation::NotBefore;

@@ -26,6 +26,33 @@ use serde_json::Value;
 
 use crate::{Id, Record};
 
+mod echo;
+mod fence;
+
+pub use echo::Echo;
+pub use fence::Barrier;
+
+/// What a cached read promises about writes made on other instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Freshness {
+    /// A read sees every write that completed, on any instance, before the read
+    /// began, as an uncached store does: before a cached record is served, a fence
+    /// sent after the read began comes back through the invalidation channel (a
+    /// `PING` on Redis's tracking connection, a notification on PostgreSQL's). One
+    /// fence is in flight at a time and serves every read that arrived before it was
+    /// sent, so under load a round trip covers many reads, and it carries no session
+    /// data.
+    #[default]
+    Fenced,
+    /// A cached record is served at once, with no round trip: a write completed on
+    /// another instance is seen once its invalidation arrived (well under a
+    /// millisecond on one network). A read in between, on another instance, finds
+    /// the old record. Each write waits for its own invalidation to come back before
+    /// answering ([`NearCacheConfig::echo_wait`]), which keeps that window short.
+    Pushed,
+}
+
 /// How much a near cache may hold.
 ///
 /// ```
@@ -39,6 +66,14 @@ pub struct NearCacheConfig {
     pub max_entries: u64,
     /// The most bytes kept, as estimated from each record's data (default 64 MiB).
     pub max_bytes: u64,
+    /// How long a write through the cached store waits, after the store's reply, for
+    /// its own invalidation to come back from the server (default 250 ms; it comes
+    /// within a millisecond on one network). Once it came, every other instance has
+    /// been sent its copy, so the next request a browser sends, to any instance, does
+    /// not find the old record. Zero answers at once.
+    pub echo_wait: std::time::Duration,
+    /// What a read promises (default [`Freshness::Fenced`]).
+    pub freshness: Freshness,
 }
 
 impl Default for NearCacheConfig {
@@ -46,6 +81,8 @@ impl Default for NearCacheConfig {
         Self {
             max_entries: 100_000,
             max_bytes: 64 << 20,
+            echo_wait: std::time::Duration::from_millis(250),
+            freshness: Freshness::Fenced,
         }
     }
 }
@@ -55,6 +92,21 @@ impl NearCacheConfig {
     #[must_use]
     pub fn with_max_entries(mut self, max_entries: u64) -> Self {
         self.max_entries = max_entries.max(1);
+        self
+    }
+
+    /// What a read promises.
+    #[must_use]
+    pub fn with_freshness(mut self, freshness: Freshness) -> Self {
+        self.freshness = freshness;
+        self
+    }
+
+    /// Waits at most `echo_wait` for a write's own invalidation (zero: not at all;
+    /// only [`Freshness::Pushed`] waits).
+    #[must_use]
+    pub fn with_echo_wait(mut self, echo_wait: std::time::Duration) -> Self {
+        self.echo_wait = echo_wait;
         self
     }
 
@@ -82,6 +134,12 @@ pub struct NearCacheStats {
     pub flushes: u64,
     /// Sessions held now.
     pub entries: u64,
+    /// Writes whose own invalidation did not come back in time.
+    pub echo_timeouts: u64,
+    /// Reads that waited for a fence.
+    pub fenced: u64,
+    /// Fences sent (each served every read that waited for it).
+    pub fences: u64,
     /// Whether the channel is live (the cache is served).
     pub live: bool,
 }
@@ -120,6 +178,12 @@ pub struct NearCache {
     bypassed: AtomicU64,
     invalidations: AtomicU64,
     flushes: AtomicU64,
+    echoes: echo::Echoes,
+    echo_timeouts: AtomicU64,
+    echo_wait: std::time::Duration,
+    freshness: Freshness,
+    fences: Arc<fence::Fences>,
+    fenced: AtomicU64,
 }
 
 impl std::fmt::Debug for NearCache {
@@ -186,6 +250,12 @@ impl NearCache {
             bypassed: AtomicU64::new(0),
             invalidations: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
+            echoes: echo::Echoes::default(),
+            echo_timeouts: AtomicU64::new(0),
+            echo_wait: config.echo_wait,
+            freshness: config.freshness,
+            fences: Arc::new(fence::Fences::default()),
+            fenced: AtomicU64::new(0),
         });
         let feed = Feed {
             cache: cache.clone(),
@@ -204,7 +274,21 @@ impl NearCache {
         self.live.load(SeqCst)
     }
 
-    /// The record under `id` if it is here and live at `now`.
+    /// A read through the cache: [`NearCache::get`], after a fence when the cache is
+    /// [`Freshness::Fenced`] and holds `id` (a read that will miss needs none).
+    pub async fn read(&self, id: &Id) -> Lookup {
+        if self.freshness == Freshness::Fenced
+            && self.is_live()
+            && self.entries.contains_key(id)
+            && !self.pass_fence().await
+        {
+            self.bypassed.fetch_add(1, SeqCst);
+            return Lookup::Bypass;
+        }
+        self.get(id, time::OffsetDateTime::now_utc())
+    }
+
+    /// The record under `id` if it is here and live at `now` (no fence).
     pub fn get(&self, id: &Id, now: time::OffsetDateTime) -> Lookup {
         if !self.is_live() {
             self.bypassed.fetch_add(1, SeqCst);
@@ -272,6 +356,42 @@ impl NearCache {
         self.flushes.fetch_add(1, SeqCst);
     }
 
+    /// Starts waiting for the server's invalidation of `id` (see [`Echo`]): call it
+    /// before sending a write, await the echo after the write's reply.
+    pub fn expect_echo(self: &Arc<Self>, id: &Id) -> Echo {
+        echo::Echoes::expect(self, id)
+    }
+
+    /// How long a write waits for its echo: zero unless reads are
+    /// [`Freshness::Pushed`] (a fenced read needs no such wait).
+    pub fn echo_wait(&self) -> std::time::Duration {
+        match self.freshness {
+            Freshness::Pushed => self.echo_wait,
+            Freshness::Fenced => std::time::Duration::ZERO,
+        }
+    }
+
+    /// What a read promises.
+    pub fn freshness(&self) -> Freshness {
+        self.freshness
+    }
+
+    /// For a [`Freshness::Fenced`] cache, waits for a fence sent after this call;
+    /// `false` when the channel cannot give one (the read goes to the store). At once
+    /// `true` for a pushed cache.
+    pub async fn pass_fence(&self) -> bool {
+        if self.freshness == Freshness::Pushed {
+            return true;
+        }
+        self.fenced.fetch_add(1, SeqCst);
+        self.fences.pass().await
+    }
+
+    /// A write's echo did not come in time.
+    pub fn echo_missed(&self) {
+        self.echo_timeouts.fetch_add(1, SeqCst);
+    }
+
     /// What the cache did so far.
     pub fn stats(&self) -> NearCacheStats {
         NearCacheStats {
@@ -282,6 +402,9 @@ impl NearCache {
             flushes: self.flushes.load(SeqCst),
             entries: self.entries.len() as u64,
             live: self.is_live(),
+            echo_timeouts: self.echo_timeouts.load(SeqCst),
+            fenced: self.fenced.load(SeqCst),
+            fences: self.fences.sent(),
         }
     }
 }
@@ -305,11 +428,19 @@ impl Feed {
         }
     }
 
+    /// The channel's fence, for [`Freshness::Fenced`] reads: give it when the
+    /// channel is up (a fenced cache serves nothing without one); a loss drops it.
+    pub fn set_barrier(&self, barrier: Arc<dyn Barrier>) {
+        self.cache.fences.set(Some(barrier));
+    }
+
     /// The channel is down (or was never up): stop serving, forget everything.
     pub fn lost(&mut self) {
+        self.cache.fences.set(None);
         self.live = false;
         self.cache.live.store(false, SeqCst);
         self.cache.flush();
+        self.cache.echoes.all();
     }
 
     /// Whether this feed last said live.
@@ -319,17 +450,43 @@ impl Feed {
 
     /// The server says `id` changed.
     pub fn invalidate(&self, id: &Id) {
-        self.cache.invalidate(id);
+        self.invalidator().invalidate(id);
     }
 
     /// The server says everything may have changed (a `FLUSHALL`, a failover).
     pub fn flush(&self) {
-        self.cache.flush();
+        self.invalidator().flush();
+    }
+
+    /// A handle that applies invalidations where they are read (in the connection's
+    /// own task, with no hop through a channel): the sooner applied, the shorter the
+    /// window in which another instance's change is not seen here.
+    pub fn invalidator(&self) -> Invalidator {
+        Invalidator(self.cache.clone())
     }
 
     /// The cache this feed drives.
     pub fn cache(&self) -> &Arc<NearCache> {
         &self.cache
+    }
+}
+
+/// Applies the server's invalidations to a [`NearCache`]; clones share it. Only the
+/// [`Feed`] says whether the channel is live.
+#[derive(Debug, Clone)]
+pub struct Invalidator(Arc<NearCache>);
+
+impl Invalidator {
+    /// The server says `id` changed.
+    pub fn invalidate(&self, id: &Id) {
+        self.0.invalidate(id);
+        self.0.echoes.came(id);
+    }
+
+    /// The server says everything may have changed.
+    pub fn flush(&self) {
+        self.0.flush();
+        self.0.echoes.all();
     }
 }
 

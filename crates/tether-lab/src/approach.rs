@@ -24,16 +24,26 @@ pub(crate) enum Approach {
     File,
     /// Central store: Redis (round-robin).
     Redis,
+    /// Central store: Redis, each instance with a near cache kept fresh by client
+    /// tracking (round-robin).
+    RedisNearCache,
+    /// As `RedisNearCache`, its reads served at once (`near_cache=pushed`).
+    RedisNearCachePushed,
     /// Central store: MySQL / MariaDB (round-robin).
     Mysql,
     /// Central store: PostgreSQL (round-robin).
     Postgres,
+    /// Central store: PostgreSQL, each instance with a near cache kept fresh by
+    /// `LISTEN`/`NOTIFY` (round-robin).
+    PostgresNearCache,
+    /// As `PostgresNearCache`, its reads served at once (`near_cache=pushed`).
+    PostgresNearCachePushed,
     /// Central store: one SQLite file the instances on this machine share (round-robin).
     Sqlite,
 }
 
 impl Approach {
-    pub(crate) const ALL: [Self; 11] = [
+    pub(crate) const ALL: [Self; 15] = [
         Self::Replicated,
         Self::Cookie,
         Self::Jwt,
@@ -42,8 +52,12 @@ impl Approach {
         Self::MemoryModuloHash,
         Self::File,
         Self::Redis,
+        Self::RedisNearCache,
+        Self::RedisNearCachePushed,
         Self::Mysql,
         Self::Postgres,
+        Self::PostgresNearCache,
+        Self::PostgresNearCachePushed,
         Self::Sqlite,
     ];
 
@@ -57,8 +71,12 @@ impl Approach {
             Self::MemoryModuloHash => "memory + modulo-hash",
             Self::File => "file",
             Self::Redis => "redis",
+            Self::RedisNearCache => "redis + near cache",
+            Self::RedisNearCachePushed => "redis + pushed near cache",
             Self::Mysql => "mysql",
             Self::Postgres => "postgres",
+            Self::PostgresNearCache => "postgres + near cache",
+            Self::PostgresNearCachePushed => "postgres + pushed near cache",
             Self::Sqlite => "sqlite",
         }
     }
@@ -73,9 +91,11 @@ impl Approach {
                 StoreKind::Memory
             }
             Self::File => StoreKind::File,
-            Self::Redis => StoreKind::Redis,
+            Self::Redis | Self::RedisNearCache | Self::RedisNearCachePushed => StoreKind::Redis,
             Self::Mysql => StoreKind::MySql,
-            Self::Postgres => StoreKind::Postgres,
+            Self::Postgres | Self::PostgresNearCache | Self::PostgresNearCachePushed => {
+                StoreKind::Postgres
+            }
             Self::Sqlite => StoreKind::Sqlite,
         }
     }
@@ -102,7 +122,42 @@ impl Approach {
 
     /// Whether the sessions live in a server the lab can restart.
     pub(crate) fn has_store_server(self) -> bool {
-        matches!(self, Self::Redis | Self::Mysql | Self::Postgres)
+        self.server_approach().is_some()
+    }
+
+    /// The approach whose store server this one uses (a near-cache variant shares
+    /// its store's).
+    pub(crate) fn server_approach(self) -> Option<Self> {
+        match self {
+            Self::Redis | Self::RedisNearCache | Self::RedisNearCachePushed => Some(Self::Redis),
+            Self::Mysql => Some(Self::Mysql),
+            Self::Postgres | Self::PostgresNearCache | Self::PostgresNearCachePushed => {
+                Some(Self::Postgres)
+            }
+            _ => None,
+        }
+    }
+
+    /// The near cache each instance keeps: `near_cache=…` on the store URL.
+    pub(crate) fn near_cache_setting(self) -> Option<&'static str> {
+        match self {
+            Self::RedisNearCache | Self::PostgresNearCache => Some("on"),
+            Self::RedisNearCachePushed | Self::PostgresNearCachePushed => Some("pushed"),
+            _ => None,
+        }
+    }
+
+    /// Whether each instance keeps a near cache.
+    pub(crate) fn near_cache(self) -> bool {
+        self.near_cache_setting().is_some()
+    }
+
+    /// The store URL the instances are given, from the server's.
+    pub(crate) fn store_url(self, server_url: String) -> String {
+        match self.near_cache_setting() {
+            Some(setting) => format!("{server_url}?near_cache={setting}"),
+            None => server_url,
+        }
     }
 }
 
@@ -180,6 +235,12 @@ impl Scenario {
     /// whose outcome there depends on more than where the sessions live (a restarted
     /// instance must catch up before it answers).
     pub(crate) fn in_quick(self, approach: Approach) -> bool {
+        if approach.near_cache() {
+            // Where a near cache differs from its store: a restart of the server,
+            // which drops the invalidation channel (`tether-lab consistency` measures
+            // the rest); the fenced one, which is the default.
+            return self == Self::StoreRestart && approach.near_cache_setting() == Some("on");
+        }
         match self {
             Self::Kill | Self::ScaleOut => true,
             Self::Steady | Self::LargeSession => {

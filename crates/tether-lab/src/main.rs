@@ -3,6 +3,7 @@
 
 mod approach;
 mod cluster;
+mod consistency;
 mod proxy;
 mod report;
 mod run;
@@ -51,6 +52,36 @@ struct Cli {
 enum Command {
     /// Run the approaches through the scenarios and write the report.
     Run(RunArgs),
+    /// Measure what another instance answers right after a write or a logout
+    /// (stale reads and accepts, and how long until it agrees) and write
+    /// `consistency.md`.
+    Consistency(ConsistencyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ConsistencyArgs {
+    /// Users per approach (default 1,000; 200 with --quick).
+    #[arg(long)]
+    users: Option<usize>,
+    /// Users at a time.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Only these approaches (repeatable; default: every one whose instances share
+    /// sessions round-robin).
+    #[arg(long = "approach", value_enum)]
+    approaches: Vec<Approach>,
+    /// Fewer users.
+    #[arg(long)]
+    quick: bool,
+    /// Fail, instead of skipping an approach, when its store server cannot start.
+    #[arg(long)]
+    require_all: bool,
+    /// Where `consistency.md` and `consistency.json` go.
+    #[arg(long, default_value = "lab-report")]
+    out: PathBuf,
+    /// Where the `login` and `tether-balancer` programs are (default: beside this one).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -142,7 +173,10 @@ async fn start_services(
         }),
     ];
     for (approach, program, start) in starts {
-        if !approaches.contains(&approach) {
+        if !approaches
+            .iter()
+            .any(|a| a.server_approach() == Some(approach))
+        {
             continue;
         }
         let dir = work.join(program);
@@ -195,32 +229,116 @@ fn chosen(args: &RunArgs) -> (Vec<Approach>, Vec<(Approach, String)>) {
     (routed, unrouted)
 }
 
-async fn lab(args: RunArgs) -> Result<Report, Error> {
-    let started = Instant::now();
-    let bin_dir = match &args.bin_dir {
+/// The directory of `login` and `tether-balancer`: the one given, or this program's.
+fn bin_dir(given: Option<&PathBuf>) -> Result<PathBuf, Error> {
+    Ok(match given {
         Some(dir) => dir.clone(),
         None => std::env::current_exe()?
             .parent()
             .map(std::path::Path::to_path_buf)
             .unwrap_or_default(),
-    };
-    let programs = Programs::in_dir(&bin_dir)?.behind(args.proxy)?;
-    let settings = settings(&args);
-    let (approaches, unrouted) = chosen(&args);
+    })
+}
+
+/// A private work directory (0700) and one the database servers can enter (0711).
+fn work_dirs() -> Result<(tempfile::TempDir, tempfile::TempDir), Error> {
     // The run's stores and keys: a random name, 0700, created exclusively.
-    let work_dir = tempfile::Builder::new()
+    let work = tempfile::Builder::new()
         .prefix("tether-lab-")
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .tempdir()?;
-    let work = work_dir.path().to_owned();
     // The database servers' data directories: outside the private one, since a
     // server may run as its own user (PostgreSQL's initdb as `postgres`), which must
     // reach its directory (0711: entered, never listed); each server restricts its
     // own files.
-    let servers_dir = tempfile::Builder::new()
+    let servers = tempfile::Builder::new()
         .prefix("tether-lab-servers-")
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o711))
         .tempdir()?;
+    Ok((work, servers))
+}
+
+fn command_line() -> String {
+    std::iter::once("tether-lab".to_owned())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+async fn consistency(args: ConsistencyArgs) -> Result<bool, Error> {
+    let programs = Programs::in_dir(&bin_dir(args.bin_dir.as_ref())?)?;
+    let approaches = if args.approaches.is_empty() {
+        consistency::approaches()
+    } else {
+        args.approaches.clone()
+    };
+    let users = args.users.unwrap_or(if args.quick { 200 } else { 1000 });
+    let (work_dir, servers_dir) = work_dirs()?;
+    let mut skipped = Vec::new();
+    let services = start_services(&approaches, servers_dir.path(), &mut skipped).await;
+    if args.require_all && !skipped.is_empty() {
+        return Err(Error::Setup(format!(
+            "--require-all, and a store server cannot start: {skipped:?}"
+        )));
+    }
+    let mut results = Vec::new();
+    for approach in approaches {
+        if skipped
+            .iter()
+            .any(|(s, _)| *s == approach || Some(*s) == approach.server_approach())
+        {
+            eprintln!("tether-lab: skipping {}", approach.name());
+            continue;
+        }
+        let r = consistency::measure(
+            &programs,
+            &services,
+            approach,
+            users,
+            args.concurrency.max(1),
+            work_dir.path(),
+        )
+        .await?;
+        eprintln!(
+            "tether-lab: {:<22} stale after update {:>4}  after logout {:>4}  logout → i2 p50 {:.2} ms p99 {:.2} ms  failed {}",
+            r.approach.name(),
+            r.stale_after_update,
+            r.stale_after_logout,
+            r.logout_p50_ms,
+            r.logout_p99_ms,
+            r.failed
+        );
+        results.push(r);
+    }
+    drop(services);
+    let checks = consistency::checks(&results);
+    consistency::write(
+        &args.out,
+        &tether_tools::machine::describe_machine(),
+        &command_line(),
+        &results,
+        &checks,
+    )?;
+    for c in &checks {
+        println!(
+            "check {} ... {} ({})",
+            c.what,
+            if c.passed { "ok" } else { "FAILED" },
+            c.measured
+        );
+    }
+    println!("report: {}", args.out.join("consistency.md").display());
+    Ok(checks.iter().all(|c| c.passed))
+}
+
+async fn lab(args: RunArgs) -> Result<Report, Error> {
+    let started = Instant::now();
+    let bin_dir = bin_dir(args.bin_dir.as_ref())?;
+    let programs = Programs::in_dir(&bin_dir)?.behind(args.proxy)?;
+    let settings = settings(&args);
+    let (approaches, unrouted) = chosen(&args);
+    let (work_dir, servers_dir) = work_dirs()?;
+    let work = work_dir.path().to_owned();
     let mut skipped = Vec::new();
     let services = start_services(&approaches, servers_dir.path(), &mut skipped).await;
     if args.require_all && !skipped.is_empty() {
@@ -238,7 +356,11 @@ async fn lab(args: RunArgs) -> Result<Report, Error> {
 
     let plan: Vec<(Approach, Scenario)> = approaches
         .iter()
-        .filter(|a| !skipped.iter().any(|(s, _)| s == *a))
+        .filter(|a| {
+            !skipped
+                .iter()
+                .any(|(s, _)| s == *a || Some(*s) == a.server_approach())
+        })
         .flat_map(|a| Scenario::ALL.iter().map(move |s| (*a, *s)))
         .filter(|(a, s)| s.applies_to(*a))
         .filter(|(a, s)| !args.quick || s.in_quick(*a))
@@ -279,10 +401,7 @@ async fn lab(args: RunArgs) -> Result<Report, Error> {
         .map_or("?".into(), |n| n.to_string_lossy().into_owned());
     let mut report = Report {
         machine: tether_tools::machine::describe_machine(),
-        command: std::iter::once("tether-lab".to_owned())
-            .chain(std::env::args().skip(1))
-            .collect::<Vec<_>>()
-            .join(" "),
+        command: command_line(),
         binaries: format!(
             "`login` and `tether-balancer` from `{}` ({profile} build)",
             relative(&bin_dir)
@@ -302,7 +421,20 @@ async fn lab(args: RunArgs) -> Result<Report, Error> {
 
 #[tokio::main]
 async fn main() {
-    let Command::Run(args) = Cli::parse().command;
+    let args = match Cli::parse().command {
+        Command::Run(args) => args,
+        Command::Consistency(args) => match consistency(args).await {
+            Ok(true) => return,
+            Ok(false) => {
+                eprintln!("tether-lab: a consistency check failed (see the report)");
+                std::process::exit(1);
+            }
+            Err(e) => {
+                eprintln!("tether-lab: {e}");
+                std::process::exit(2);
+            }
+        },
+    };
     let (json, out) = (args.json, args.out.clone());
     match lab(args).await {
         Ok(report) => {

@@ -57,10 +57,11 @@ pub(crate) struct Services {
 
 impl Services {
     /// The server `approach` keeps its sessions in.
-    fn server(&self, approach: Approach) -> Result<SharedServer, Error> {
+    pub(crate) fn server(&self, approach: Approach) -> Result<SharedServer, Error> {
+        let wanted = approach.server_approach();
         self.servers
             .iter()
-            .find(|(a, _)| *a == approach)
+            .find(|(a, _)| Some(*a) == wanted)
             .map(|(_, server)| server.clone())
             .ok_or_else(|| Error::Setup(format!("no store server for {}", approach.name())))
     }
@@ -139,7 +140,7 @@ fn ratio(a: u64, b: u64) -> f64 {
 }
 
 /// A fresh key file for the client-side store of `approach` (cookie or JWT), in `dir`.
-fn key_file(dir: &std::path::Path, approach: Approach) -> Result<PathBuf, Error> {
+pub(crate) fn key_file(dir: &std::path::Path, approach: Approach) -> Result<PathBuf, Error> {
     let key = match approach {
         Approach::Jwt => tether_jwt::JwtKeys::generate_ed25519("lab").map_err(|e| e.to_string()),
         _ => tether_cookie::KeyRing::generate_key().map_err(|e| e.to_string()),
@@ -183,7 +184,7 @@ pub(crate) async fn run(
     let url = match approach {
         Approach::File => Some(dir.join("sessions").display().to_string()),
         Approach::Sqlite => Some(format!("sqlite://{}", dir.join("sessions.db").display())),
-        a if a.has_store_server() => Some(services.server(a)?.lock().await.url()),
+        a if a.has_store_server() => Some(a.store_url(services.server(a)?.lock().await.url())),
         _ => None,
     };
     let store = StoreSetup {

@@ -8,11 +8,17 @@
 //! trigger (a database migrated without tether's migrations). A lost channel flushes
 //! the cache and sends reads to the database until listening is on again.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
-use tether_core::{CachedStore, Error, Feed, Id, NearCache, NearCacheConfig, Result};
-use tokio::sync::mpsc;
+use tether_core::{
+    Barrier, CachedStore, Error, Feed, Id, Invalidator, NearCache, NearCacheConfig, Result,
+};
+use tokio::sync::watch;
 
 use crate::PostgresStore;
 
@@ -119,61 +125,84 @@ async fn listened(store: &PostgresStore, feed: &mut Feed) -> Error {
         Err(_) => return Error::timed_out("starting to listen", timeout),
     };
     // The listener is read by a task of its own, so nothing ever cancels a read half
-    // way; the task ends (closing the channel) when the connection is lost.
-    let (tx, mut notifications) = mpsc::unbounded_channel();
-    let _reader = tether_core::Background::spawn(read(listener, tx));
+    // way; it applies invalidations as it reads them (no hop through a channel),
+    // records the fences that came back, and ends when the connection is lost.
+    let (seen_tx, seen) = watch::channel(0_u64);
+    let mut reader = tether_core::Background::spawn(read(listener, feed.invalidator(), seen_tx));
+    let fence = Arc::new(SelfNotify {
+        pool: store.pool.clone(),
+        channel: ping_channel,
+        next: AtomicU64::new(0),
+        seen,
+        timeout,
+    });
+    feed.set_barrier(fence.clone());
     feed.live();
     let mut check = tokio::time::interval(CHECK_EVERY);
     check.tick().await;
-    let mut sent: u64 = 0;
-    let mut awaited: Option<(u64, tokio::time::Instant)> = None;
     loop {
         tokio::select! {
-            note = notifications.recv() => match note {
-                None => return Error::config("the listening connection closed"),
-                Some((channel, payload)) if channel == CHANNEL => changed(feed, &payload),
-                Some((_, payload)) => {
-                    if awaited.is_some_and(|(n, _)| payload == n.to_string()) {
-                        awaited = None;
-                    }
-                }
-            },
+            () = reader.stopped() => return Error::config("the listening connection closed"),
             _ = check.tick() => {
-                if let Some((_, since)) = awaited {
-                    if since.elapsed() > timeout {
-                        return Error::timed_out("a notification to itself", timeout);
-                    }
-                    continue;
-                }
-                sent += 1;
-                let ping = sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(&ping_channel)
-                    .bind(sent.to_string())
-                    .execute(&store.pool);
-                match tokio::time::timeout(timeout, ping).await {
-                    Ok(Ok(_)) => awaited = Some((sent, tokio::time::Instant::now())),
-                    Ok(Err(e)) => return unavailable("sending a notification to itself", e),
-                    Err(_) => return Error::timed_out("sending a notification to itself", timeout),
+                if !fence.fence().await {
+                    return Error::timed_out("a notification to itself", timeout);
                 }
             }
         }
     }
 }
 
-/// Forwards every notification until the connection is lost.
-async fn read(mut listener: PgListener, tx: mpsc::UnboundedSender<(String, String)>) {
+/// A notification to itself, on a channel of its own: PostgreSQL delivers
+/// notifications in commit order, and the reader applies them as it reads them, so
+/// once it came back every change committed before it is in the cache.
+struct SelfNotify {
+    pool: sqlx::PgPool,
+    channel: String,
+    next: AtomicU64,
+    /// The highest fence the listener has read back.
+    seen: watch::Receiver<u64>,
+    timeout: Duration,
+}
+
+impl Barrier for SelfNotify {
+    fn fence(&self) -> Pin<Box<dyn Future<Output = bool> + Send + 'static>> {
+        let n = self.next.fetch_add(1, Ordering::SeqCst) + 1;
+        let (pool, channel, mut seen, timeout) = (
+            self.pool.clone(),
+            self.channel.clone(),
+            self.seen.clone(),
+            self.timeout,
+        );
+        Box::pin(async move {
+            let round = async {
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(&channel)
+                    .bind(n.to_string())
+                    .execute(&pool)
+                    .await
+                    .ok()?;
+                seen.wait_for(|&back| back >= n).await.ok()?;
+                Some(())
+            };
+            matches!(tokio::time::timeout(timeout, round).await, Ok(Some(())))
+        })
+    }
+}
+
+/// Applies every change notification and records the fences that came back, until
+/// the connection is lost.
+async fn read(mut listener: PgListener, invalidator: Invalidator, seen: watch::Sender<u64>) {
     while let Ok(Some(note)) = listener.try_recv().await {
-        if tx
-            .send((note.channel().to_owned(), note.payload().to_owned()))
-            .is_err()
-        {
-            return;
+        if note.channel() == CHANNEL {
+            changed(&invalidator, note.payload());
+        } else if let Ok(n) = note.payload().parse::<u64>() {
+            seen.send_modify(|back| *back = (*back).max(n));
         }
     }
 }
 
 /// A notification from the trigger: a session's id, or `*` for everything.
-fn changed(feed: &Feed, payload: &str) {
+fn changed(feed: &Invalidator, payload: &str) {
     match Id::parse(payload) {
         Some(id) => feed.invalidate(&id),
         None => feed.flush(),
@@ -189,10 +218,10 @@ mod tests {
         let (cache, mut feed) = NearCache::new(&NearCacheConfig::default());
         feed.live();
         let id = Id::generate().unwrap();
-        changed(&feed, id.encode().as_str());
+        changed(&feed.invalidator(), id.encode().as_str());
         assert_eq!(cache.stats().invalidations, 1);
         assert_eq!(cache.stats().flushes, 1);
-        changed(&feed, "*");
+        changed(&feed.invalidator(), "*");
         assert_eq!(cache.stats().flushes, 2);
     }
 }

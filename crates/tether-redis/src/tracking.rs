@@ -8,10 +8,16 @@
 //! within the store's timeout, or a change of masters (a failover, a resharding that
 //! adds a master) flushes it and sends reads to Redis until tracking is on again.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
+use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind, Value};
-use tether_core::{CachedStore, Error, Feed, Id, NearCache, NearCacheConfig, Result};
+use tether_core::{
+    Barrier, CachedStore, Error, Feed, Id, Invalidator, NearCache, NearCacheConfig, Result,
+};
 use tokio::sync::mpsc;
 
 use crate::{Backend, RedisStore};
@@ -163,12 +169,25 @@ async fn tracked(store: &RedisStore, feed: &mut Feed) -> Error {
         Ok(masters) => masters,
         Err(e) => return e,
     };
-    let (tx, mut pushes) = mpsc::unbounded_channel::<PushInfo>();
+    let prefix = format!("{}p:", store.prefix);
+    // Invalidations are applied in the connection's own task as they are read (no
+    // hop through a channel); a closed connection is reported here.
+    let (closed_tx, mut closed) = mpsc::unbounded_channel::<()>();
+    let invalidator = feed.invalidator();
+    let keys = prefix.clone();
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(store.timeout))
         .set_response_timeout(Some(store.timeout))
-        .set_push_sender(tx);
-    let prefix = format!("{}p:", store.prefix);
+        .set_push_sender(move |push: PushInfo| -> Result<(), ()> {
+            match push.kind {
+                PushKind::Invalidate => invalidate(&invalidator, &keys, push.data),
+                PushKind::Disconnection => {
+                    let _ = closed_tx.send(());
+                }
+                _ => {}
+            }
+            Ok(())
+        });
     let mut conns = Vec::with_capacity(masters.len());
     for master in &masters {
         let on = async {
@@ -191,28 +210,20 @@ async fn tracked(store: &RedisStore, feed: &mut Feed) -> Error {
         }
     }
     drop(config);
+    let pings = Arc::new(Pings {
+        conns,
+        timeout: store.timeout,
+    });
+    feed.set_barrier(pings.clone());
     feed.live();
     let mut check = tokio::time::interval(CHECK_EVERY);
     check.tick().await;
     loop {
         tokio::select! {
-            push = pushes.recv() => match push {
-                None => return Error::config("every tracking connection closed"),
-                Some(push) if push.kind == PushKind::Disconnection => {
-                    return Error::config("a tracking connection closed");
-                }
-                Some(push) if push.kind == PushKind::Invalidate => invalidate(feed, &prefix, push.data),
-                Some(_) => {}
-            },
+            _ = closed.recv() => return Error::config("a tracking connection closed"),
             _ = check.tick() => {
-                let ping_cmd = redis::cmd("PING");
-                for conn in &mut conns {
-                    let ping = ping_cmd.query_async::<()>(conn);
-                    match tokio::time::timeout(store.timeout, ping).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => return Error::unavailable("pinging a tracking connection", e),
-                        Err(_) => return Error::timed_out("pinging a tracking connection", store.timeout),
-                    }
+                if !pings.fence().await {
+                    return Error::timed_out("pinging the tracking connections", store.timeout);
                 }
                 if !matches!(&*store.backend, Backend::Single { .. }) {
                     match store.masters().await {
@@ -226,6 +237,38 @@ async fn tracked(store: &RedisStore, feed: &mut Feed) -> Error {
     }
 }
 
+/// A `PING` on every tracking connection: Redis answers it after every invalidation
+/// it sent that connection before, and those are applied as they are read, so once
+/// each answered, every write completed before the fence is in the cache.
+struct Pings {
+    conns: Vec<MultiplexedConnection>,
+    timeout: Duration,
+}
+
+impl Barrier for Pings {
+    fn fence(&self) -> Pin<Box<dyn Future<Output = bool> + Send + 'static>> {
+        let (conns, timeout) = (self.conns.clone(), self.timeout);
+        Box::pin(async move {
+            let mut pings = tokio::task::JoinSet::new();
+            for mut conn in conns {
+                pings.spawn(async move {
+                    let ping = redis::cmd("PING").query_async::<()>(&mut conn).await;
+                    ping.is_ok()
+                });
+            }
+            let all = async {
+                while let Some(answered) = pings.join_next().await {
+                    if !matches!(answered, Ok(true)) {
+                        return false;
+                    }
+                }
+                true
+            };
+            tokio::time::timeout(timeout, all).await.unwrap_or(false)
+        })
+    }
+}
+
 fn same_masters(a: &[redis::Client], b: &[redis::Client]) -> bool {
     a.len() == b.len()
         && a.iter()
@@ -234,7 +277,7 @@ fn same_masters(a: &[redis::Client], b: &[redis::Client]) -> bool {
 }
 
 /// An `invalidate` push: the keys written, or nil for a flush of everything.
-fn invalidate(feed: &Feed, prefix: &str, data: Vec<Value>) {
+fn invalidate(feed: &Invalidator, prefix: &str, data: Vec<Value>) {
     let mut keys = Vec::new();
     for value in data {
         match value {

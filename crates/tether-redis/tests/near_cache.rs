@@ -92,3 +92,34 @@ async fn a_cached_read_sends_nothing_to_redis() {
     assert_eq!(commands, Vec::<String>::new(), "cached reads reached Redis");
     assert!(a.cache().stats().hits >= 200, "{:?}", a.cache().stats());
 }
+
+/// A write answers once its own invalidation came back, so another instance asked
+/// right after it answered finds the new state (checked 500 times each).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn another_instance_asked_right_after_a_write_answered_is_never_stale() {
+    let a = cached("near-after:").await;
+    let b = cached("near-after:").await;
+    let (mut stale_updates, mut stale_deletes) = (0, 0);
+    for _ in 0..500 {
+        let id = Id::generate().unwrap();
+        b.create(&id, &record(1)).await.unwrap();
+        while a.load(&id).await.unwrap().is_none() {}
+        // Twice: the second read is a hit once the creation's echo has passed.
+        assert_eq!(n_of(&a, &id).await.unwrap(), Some(1));
+        b.save(&id, &tether_testkit::near_cache::set(2))
+            .await
+            .unwrap();
+        if n_of(&a, &id).await.unwrap() != Some(2) {
+            stale_updates += 1;
+        }
+        b.delete(&id).await.unwrap();
+        if n_of(&a, &id).await.unwrap().is_some() {
+            stale_deletes += 1;
+        }
+    }
+    assert_eq!(
+        (stale_updates, stale_deletes),
+        (0, 0),
+        "stale reads right after a write answered"
+    );
+}

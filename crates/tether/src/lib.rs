@@ -81,9 +81,9 @@ pub use store_config::StoreConfig;
 pub use store_kind::{StoreKind, UnknownStoreKind};
 pub use store_url::StoreConfigError;
 pub use tether_core::{
-    CachedStore, Capabilities, Changes, ClientStore, Created, Error, Expiry, Id, Lifetime,
-    LockOptions, LockToken, NearCache, NearCacheConfig, NearCacheStats, Record, Saved, SessionInfo,
-    SessionStore, Touch,
+    CachedStore, Capabilities, Changes, ClientStore, Created, Error, Expiry, Freshness, Id,
+    Lifetime, LockOptions, LockToken, NearCache, NearCacheConfig, NearCacheStats, Record, Saved,
+    SessionInfo, SessionStore, Touch,
 };
 
 /// The store contract, for implementing a store of your own.

@@ -27,7 +27,8 @@ use crate::store_url::{Keys, Target};
 ///
 /// A Redis or PostgreSQL URL may end in `?near_cache=on` (with the driver's own
 /// query settings, in any order): the store keeps a near cache of the sessions it
-/// read, as [`StoreConfig::with_near_cache`] does with its defaults.
+/// read, as [`StoreConfig::with_near_cache`] does with its defaults;
+/// `near_cache=pushed` makes its reads [`Freshness::Pushed`](crate::Freshness).
 ///
 /// A scheme whose feature is off, or a part of the URL that cannot be right, is a
 /// [`StoreConfigError`] that names the feature or the part; neither it nor this
@@ -90,7 +91,7 @@ impl StoreConfig {
     pub fn parse(url: &str) -> Result<Self, StoreConfigError> {
         let (url, near_cache) = crate::store_url::take_near_cache(url.trim())?;
         let mut config = crate::store_url::parse(&url).map(Self::new_with_keys)?;
-        if near_cache {
+        if let Some(freshness) = near_cache {
             if !config.kind().has_near_cache() {
                 return Err(StoreConfigError::Invalid {
                     part: "query",
@@ -100,7 +101,8 @@ impl StoreConfig {
                     ),
                 });
             }
-            config.near_cache = Some(tether_core::NearCacheConfig::default());
+            config.near_cache =
+                Some(tether_core::NearCacheConfig::default().with_freshness(freshness));
         }
         Ok(config)
     }

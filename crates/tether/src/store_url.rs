@@ -158,25 +158,34 @@ pub(crate) fn parse(url: &str) -> Result<(Target, Option<Keys>), StoreConfigErro
     Ok((target, None))
 }
 
-/// Takes `near_cache=on|off` (also `true`/`false`, `1`/`0`) out of a URL's query,
-/// giving the URL without it (the rest of the query is the driver's) and whether
-/// it asked for a near cache.
-pub(crate) fn take_near_cache(url: &str) -> Result<(String, bool), StoreConfigError> {
+/// Takes `near_cache=on|fenced|pushed|off` (`on`, `true` and `1` are `fenced`;
+/// `false` and `0` are `off`) out of a URL's query, giving the URL without it (the
+/// rest of the query is the driver's) and the near cache it asked for.
+pub(crate) fn take_near_cache(
+    url: &str,
+) -> Result<(String, Option<tether_core::Freshness>), StoreConfigError> {
+    use tether_core::Freshness;
     let Some((base, query)) = url.split_once('?') else {
-        return Ok((url.to_owned(), false));
+        return Ok((url.to_owned(), None));
     };
-    let mut near = false;
+    let mut near = None;
     let mut kept = Vec::new();
     for pair in query.split('&') {
         match pair.split_once('=') {
             Some(("near_cache", value)) => {
                 near = match value {
-                    "on" | "true" | "1" => true,
-                    "off" | "false" | "0" => false,
-                    _ => return Err(invalid("query", "near_cache takes on or off")),
+                    "on" | "true" | "1" | "fenced" => Some(Freshness::Fenced),
+                    "pushed" => Some(Freshness::Pushed),
+                    "off" | "false" | "0" => None,
+                    _ => {
+                        return Err(invalid(
+                            "query",
+                            "near_cache takes on (fenced), pushed or off",
+                        ));
+                    }
                 };
             }
-            _ if pair == "near_cache" => near = true,
+            _ if pair == "near_cache" => near = Some(Freshness::Fenced),
             _ => kept.push(pair),
         }
     }

@@ -170,3 +170,28 @@ fn racing_readers_never_leave_an_older_value_behind_an_invalidation() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_write_waits_for_its_echo_which_a_flush_or_a_loss_also_ends() {
+    let (cache, mut feed) = NearCache::new(&NearCacheConfig::default());
+    feed.live();
+    let id = Id::generate().unwrap();
+    let long = Duration::from_secs(10);
+    let echo = cache.expect_echo(&id);
+    let other = cache.expect_echo(&Id::generate().unwrap());
+    feed.invalidate(&id);
+    assert!(echo.within(long).await, "the echo came");
+    assert!(
+        !other.within(Duration::from_millis(20)).await,
+        "no echo for another id"
+    );
+    let echo = cache.expect_echo(&id);
+    feed.flush();
+    assert!(echo.within(long).await);
+    let echo = cache.expect_echo(&id);
+    feed.lost();
+    assert!(echo.within(long).await);
+    // Given-up waits are not kept.
+    drop(cache.expect_echo(&id));
+    assert!(cache.echoes.lock().is_empty());
+}

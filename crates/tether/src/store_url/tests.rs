@@ -153,24 +153,29 @@ fn a_password_never_reaches_an_error_or_debug() {
 
 #[test]
 fn near_cache_is_taken_out_of_the_query_and_the_rest_kept() {
+    use tether_core::Freshness::{Fenced, Pushed};
     let take = |url: &str| take_near_cache(url).unwrap();
-    assert_eq!(take("redis://h:6379"), ("redis://h:6379".into(), false));
+    assert_eq!(take("redis://h:6379"), ("redis://h:6379".into(), None));
     assert_eq!(
         take("redis://h:6379?near_cache=on"),
-        ("redis://h:6379".into(), true)
+        ("redis://h:6379".into(), Some(Fenced))
     );
-    assert_eq!(take("redis://h?near_cache"), ("redis://h".into(), true));
+    assert_eq!(
+        take("redis://h?near_cache"),
+        ("redis://h".into(), Some(Fenced))
+    );
+    assert_eq!(
+        take("redis://h?near_cache=pushed"),
+        ("redis://h".into(), Some(Pushed))
+    );
     assert_eq!(
         take("postgres://u:p@h/db?sslmode=require&near_cache=true&application_name=x"),
         (
             "postgres://u:p@h/db?sslmode=require&application_name=x".into(),
-            true
+            Some(Fenced)
         )
     );
-    assert_eq!(
-        take("redis://h?near_cache=off"),
-        ("redis://h".into(), false)
-    );
+    assert_eq!(take("redis://h?near_cache=off"), ("redis://h".into(), None));
     assert!(matches!(
         take_near_cache("redis://h?near_cache=maybe"),
         Err(StoreConfigError::Invalid { part: "query", .. })
