@@ -263,3 +263,37 @@ pub async fn lost_channels_hide_no_write<S: SessionStore>(
     let stats = cached.cache().stats();
     assert!(stats.hits > 0 && stats.bypassed > 0, "{stats:?}");
 }
+
+/// `rounds` times: `writer` updates, then deletes, a session `cached` holds; each
+/// time, as soon as the write answered, `cached` is asked and must not answer with
+/// what was there before. What a fenced near cache promises (an uncached store
+/// trivially keeps it).
+///
+/// # Panics
+/// On a stale answer or a store error.
+pub async fn never_stale_after_a_write_answered<S: SessionStore>(
+    cached: &CachedStore<S>,
+    writer: &dyn SessionStore,
+    rounds: usize,
+) {
+    until_live(cached).await;
+    let (mut stale_updates, mut stale_deletes) = (0, 0);
+    for _ in 0..rounds {
+        let id = Id::generate().expect("randomness");
+        writer.create(&id, &record(1)).await.expect("create");
+        assert_eq!(n_of(cached, &id).await.expect("load"), Some(1));
+        writer.save(&id, &set(2)).await.expect("save");
+        if n_of(cached, &id).await.expect("load") != Some(2) {
+            stale_updates += 1;
+        }
+        writer.delete(&id).await.expect("delete");
+        if n_of(cached, &id).await.expect("load").is_some() {
+            stale_deletes += 1;
+        }
+    }
+    assert_eq!(
+        (stale_updates, stale_deletes),
+        (0, 0),
+        "stale answers (after updates, after deletes) right after a write answered"
+    );
+}

@@ -12,8 +12,8 @@ use sqlx::Connection as _;
 use tether_core::{CachedStore, Id, NearCacheConfig, SessionStore};
 use tether_postgres::PostgresStore;
 use tether_testkit::near_cache::{
-    lost_channels_hide_no_write, n_of, other_writers_reach, own_writes_are_read_at_once, reads,
-    record, until_live,
+    lost_channels_hide_no_write, n_of, never_stale_after_a_write_answered, other_writers_reach,
+    own_writes_are_read_at_once, reads, record, until_live,
 };
 use tether_testkit::services::Postgres;
 
@@ -56,6 +56,7 @@ async fn a_cached_store_keeps_the_contract_and_every_writer_reaches_it() {
     other_writers_reach(&a, &b).await;
     other_writers_reach(&a, b.inner()).await;
     own_writes_are_read_at_once(&a, &b).await;
+    never_stale_after_a_write_answered(&a, &b, 300).await;
 
     // An operator's statement is a writer too.
     let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();

@@ -5,10 +5,11 @@
 
 use std::sync::Arc;
 
-use tether_core::{CachedStore, Id, NearCacheConfig, SessionStore};
+use tether_core::{CachedStore, Freshness, Id, NearCacheConfig, SessionStore};
 use tether_redis::RedisStore;
 use tether_testkit::near_cache::{
-    n_of, other_writers_reach, own_writes_are_read_at_once, reads, record, until_live,
+    n_of, never_stale_after_a_write_answered, other_writers_reach, own_writes_are_read_at_once,
+    reads, record, until_live,
 };
 use tether_testkit::services::RedisMonitor;
 
@@ -93,33 +94,24 @@ async fn a_cached_read_sends_nothing_to_redis() {
     assert!(a.cache().stats().hits >= 200, "{:?}", a.cache().stats());
 }
 
-/// A write answers once its own invalidation came back, so another instance asked
-/// right after it answered finds the new state (checked 500 times each).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn another_instance_asked_right_after_a_write_answered_is_never_stale() {
     let a = cached("near-after:").await;
     let b = cached("near-after:").await;
-    let (mut stale_updates, mut stale_deletes) = (0, 0);
-    for _ in 0..500 {
-        let id = Id::generate().unwrap();
-        b.create(&id, &record(1)).await.unwrap();
-        while a.load(&id).await.unwrap().is_none() {}
-        // Twice: the second read is a hit once the creation's echo has passed.
-        assert_eq!(n_of(&a, &id).await.unwrap(), Some(1));
-        b.save(&id, &tether_testkit::near_cache::set(2))
-            .await
-            .unwrap();
-        if n_of(&a, &id).await.unwrap() != Some(2) {
-            stale_updates += 1;
-        }
-        b.delete(&id).await.unwrap();
-        if n_of(&a, &id).await.unwrap().is_some() {
-            stale_deletes += 1;
-        }
-    }
-    assert_eq!(
-        (stale_updates, stale_deletes),
-        (0, 0),
-        "stale reads right after a write answered"
-    );
+    never_stale_after_a_write_answered(&a, &b, 500).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pushed_reads_take_no_fence() {
+    let store = RedisStore::connect(&redis_url())
+        .unwrap()
+        .with_prefix("near-pushed:")
+        .with_near_cache(NearCacheConfig::default().with_freshness(Freshness::Pushed))
+        .unwrap();
+    until_live(&store).await;
+    let writer = cached("near-pushed:").await;
+    other_writers_reach(&store, &writer).await;
+    own_writes_are_read_at_once(&store, &writer).await;
+    let stats = store.cache().stats();
+    assert!(stats.hits > 0 && stats.fences == 0, "{stats:?}");
 }

@@ -1,5 +1,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::future::Future;
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -194,4 +195,61 @@ async fn a_write_waits_for_its_echo_which_a_flush_or_a_loss_also_ends() {
     // Given-up waits are not kept.
     drop(cache.expect_echo(&id));
     assert!(cache.echoes.lock().is_empty());
+}
+
+/// A fence that takes `delay` and counts itself.
+struct Slow {
+    delay: Duration,
+    sent: Arc<AtomicU64>,
+}
+
+impl Barrier for Slow {
+    fn fence(&self) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send + 'static>> {
+        let (delay, sent) = (self.delay, self.sent.clone());
+        Box::pin(async move {
+            sent.fetch_add(1, SeqCst);
+            tokio::time::sleep(delay).await;
+            true
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_fence_serves_every_read_that_arrived_before_it_left() {
+    let (cache, mut feed) = NearCache::new(&NearCacheConfig::default());
+    feed.live();
+    assert!(!cache.pass_fence().await, "no barrier: no fence");
+    let sent = Arc::new(AtomicU64::new(0));
+    feed.set_barrier(Arc::new(Slow {
+        delay: Duration::from_millis(50),
+        sent: sent.clone(),
+    }));
+    let reads: Vec<_> = (0..200)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.pass_fence().await })
+        })
+        .collect();
+    for read in reads {
+        assert!(read.await.unwrap());
+    }
+    let fences = sent.load(SeqCst);
+    assert!((1..=4).contains(&fences), "{fences} fences for 200 reads");
+
+    // A read that arrives while a fence is in flight waits for the next one.
+    let first = {
+        let cache = cache.clone();
+        tokio::spawn(async move { cache.pass_fence().await })
+    };
+    while sent.load(SeqCst) == fences {
+        tokio::task::yield_now().await;
+    }
+    let before = sent.load(SeqCst);
+    assert!(cache.pass_fence().await);
+    assert!(sent.load(SeqCst) > before, "served by a fence sent before it arrived");
+    assert!(first.await.unwrap());
+
+    // A lost channel drops the barrier: reads go to the store.
+    feed.lost();
+    assert!(!cache.pass_fence().await);
 }
