@@ -25,26 +25,34 @@ pub enum Lib {
     TowerSessions,
 }
 
-/// Where the sessions live: a store tether ships, or tether's Redis store on an app's
-/// deadpool-redis pool (`redis-pool`).
+/// Where the sessions live: a store tether ships, tether's Redis store on an app's
+/// deadpool-redis pool (`redis-pool`), or a store with a near cache (`redis-cached`,
+/// `postgres-cached`: fenced reads; `redis-pushed`, `postgres-pushed`: pushed reads;
+/// tower-sessions' counterpart is its `CachingSessionStore` with moka in front).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Store {
     /// One of [`StoreKind::ALL`], opened through `tether::StoreConfig`.
     Kind(StoreKind),
     /// tether's Redis store on an app's deadpool-redis pool.
     RedisPool,
+    /// The store with a near cache.
+    Cached(StoreKind, tether::Freshness),
 }
 
 impl std::str::FromStr for Store {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        use tether::Freshness::{Fenced, Pushed};
         match s {
             "redis-pool" => Ok(Self::RedisPool),
-            _ => s
-                .parse()
-                .map(Self::Kind)
-                .map_err(|e| format!("{e}, or redis-pool")),
+            "redis-cached" => Ok(Self::Cached(StoreKind::Redis, Fenced)),
+            "redis-pushed" => Ok(Self::Cached(StoreKind::Redis, Pushed)),
+            "postgres-cached" => Ok(Self::Cached(StoreKind::Postgres, Fenced)),
+            "postgres-pushed" => Ok(Self::Cached(StoreKind::Postgres, Pushed)),
+            _ => s.parse().map(Self::Kind).map_err(|e| {
+                format!("{e}, or redis-pool, redis-cached, redis-pushed, postgres-cached, postgres-pushed")
+            }),
         }
     }
 }
@@ -188,6 +196,16 @@ async fn tether_app(args: &Args) -> Router {
     use tether::SessionLayer;
     let layer = match args.store {
         Store::Kind(kind) => tether_store(kind, args.url.as_deref()).await,
+        Store::Cached(kind, freshness) => {
+            let url = args.url.as_deref().unwrap_or_else(|| fail("--url"));
+            let opened = tether::StoreConfig::parse(url)
+                .unwrap_or_else(|e| fail(&e.to_string()))
+                .with_near_cache(tether::NearCacheConfig::default().with_freshness(freshness))
+                .open()
+                .await
+                .unwrap_or_else(|e| fail(&format!("{kind} with a near cache: {e}")));
+            opened.layer()
+        }
         Store::RedisPool => {
             let pool = deadpool_redis::Config::from_url(args.url.clone().unwrap_or_default())
                 .create_pool(Some(deadpool_redis::Runtime::Tokio1))
@@ -226,15 +244,8 @@ async fn tower_sessions_app(args: &Args) -> Router {
                 .layer(layer)
         }
         Store::Kind(StoreKind::Redis) => {
-            use tower_sessions_redis_store::fred::prelude::*;
-            let config = Config::from_url(&url()).unwrap_or_else(|e| fail(&e.to_string()));
-            let pool =
-                Pool::new(config, None, None, None, 1).unwrap_or_else(|e| fail(&e.to_string()));
-            pool.init().await.unwrap_or_else(|e| fail(&e.to_string()));
-            let layer = tower_sessions_014::SessionManagerLayer::new(
-                tower_sessions_redis_store::RedisStore::new(pool),
-            )
-            .with_secure(false);
+            let layer = tower_sessions_014::SessionManagerLayer::new(fred_store(&url()).await)
+                .with_secure(false);
             routes(ts14::read, ts14::write, ts14::login)
                 .route("/incr", post(ts14::write))
                 .layer(layer)
@@ -266,11 +277,51 @@ async fn tower_sessions_app(args: &Args) -> Router {
                 .unwrap_or_else(|e| fail(&e.to_string()));
             ts_sql_app(tower_sessions_sqlx_store::SqliteStore::new(pool)).await
         }
-        Store::Kind(kind) => fail(&format!(
+        Store::Cached(StoreKind::Redis, _) => ts_cached_app(fred_store(&url()).await),
+        Store::Cached(StoreKind::Postgres, _) => {
+            let pool = tower_sessions_sqlx_store::sqlx::PgPool::connect(&url())
+                .await
+                .unwrap_or_else(|e| fail(&e.to_string()));
+            let store = tower_sessions_sqlx_store::PostgresStore::new(pool);
+            store
+                .migrate()
+                .await
+                .unwrap_or_else(|e| fail(&e.to_string()));
+            ts_cached_app(store)
+        }
+        Store::Kind(kind) | Store::Cached(kind, _) => fail(&format!(
             "the bench has no tower-sessions app on the {kind} store"
         )),
         Store::RedisPool => fail("tower-sessions has no deadpool-redis store"),
     }
+}
+
+/// tower-sessions-redis-store on a fred pool of one connection.
+async fn fred_store(
+    url: &str,
+) -> tower_sessions_redis_store::RedisStore<tower_sessions_redis_store::fred::clients::Pool> {
+    use tower_sessions_redis_store::fred::prelude::*;
+    let config = Config::from_url(url).unwrap_or_else(|e| fail(&e.to_string()));
+    let pool = Pool::new(config, None, None, None, 1).unwrap_or_else(|e| fail(&e.to_string()));
+    pool.init().await.unwrap_or_else(|e| fail(&e.to_string()));
+    tower_sessions_redis_store::RedisStore::new(pool)
+}
+
+/// tower-sessions 0.14's `CachingSessionStore`: moka (tower-sessions-moka-store) in
+/// front of `store`, entries kept until evicted (100,000 at most), with no
+/// invalidation between instances.
+fn ts_cached_app<S>(store: S) -> Router
+where
+    S: tower_sessions_014::SessionStore + Clone,
+{
+    let cache = tower_sessions_moka_store::MokaStore::new(Some(100_000));
+    let layer = tower_sessions_014::SessionManagerLayer::new(
+        tower_sessions_014::CachingSessionStore::new(cache, store),
+    )
+    .with_secure(false);
+    routes(ts14::read, ts14::write, ts14::login)
+        .route("/incr", post(ts14::write))
+        .layer(layer)
 }
 
 /// tower-sessions 0.14 on one of tower-sessions-sqlx-store's stores, migrated.

@@ -13,7 +13,7 @@ use crate::{Server, curl, output};
 /// libraries; `Questions` would also count the `SET` of every connection the pool
 /// opens).
 pub(crate) fn store_calls(store: &str, url: &str) -> Option<u64> {
-    match store {
+    match store.split('-').next()? {
         "mysql" => {
             let rest = url.strip_prefix("mysql://")?;
             let (creds, host) = rest.split_once('@')?;
@@ -74,7 +74,7 @@ pub(crate) fn calls_per_request(
     cookie: Option<&str>,
     post: bool,
 ) -> Option<f64> {
-    let monitor = if store == "redis" {
+    let monitor = if store.starts_with("redis") {
         Some(RedisMonitor::start(url).ok()?)
     } else {
         None

@@ -32,7 +32,8 @@ struct RunArgs {
     /// Where BENCHMARKS.md goes; the chart goes to docs/bench/ beside it.
     #[arg(long, default_value = ".")]
     out: PathBuf,
-    /// Only these stores (memory, redis, redis-pool, mysql, postgres, sqlite, file,
+    /// Only these stores (memory, redis, redis-pool, redis-cached, redis-pushed,
+    /// postgres-cached, postgres-pushed, mysql, postgres, sqlite, file,
     /// cookie, jwt).
     #[arg(long = "store")]
     stores: Vec<String>,
@@ -79,6 +80,15 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 type Key = (String, String, String); // (store, lib, endpoint)
 
+/// The first of `names` the run measures (its server's URL is needed), else the first.
+fn first_wanted<'a>(names: &[&'a str], wanted: impl Fn(&str) -> bool) -> &'a str {
+    names
+        .iter()
+        .copied()
+        .find(|s| wanted(s))
+        .unwrap_or(names[0])
+}
+
 #[allow(clippy::too_many_lines)]
 fn run(args: &RunArgs) {
     let wanted = |store: &str| args.stores.is_empty() || args.stores.iter().any(|s| s == store);
@@ -89,13 +99,18 @@ fn run(args: &RunArgs) {
         }
         std::env::var(var).unwrap_or_else(|_| fail(&format!("{var} is not set: run scripts/bench")))
     };
-    let redis_url = if wanted("redis-pool") && !wanted("redis") {
-        url_for("redis-pool", "TETHER_TEST_REDIS_URL")
-    } else {
-        url_for("redis", "TETHER_TEST_REDIS_URL")
-    };
+    let redis_url = url_for(
+        first_wanted(
+            &["redis", "redis-pool", "redis-cached", "redis-pushed"],
+            wanted,
+        ),
+        "TETHER_TEST_REDIS_URL",
+    );
     let mysql_url = url_for("mysql", "TETHER_TEST_MYSQL_URL");
-    let postgres_url = url_for("postgres", "TETHER_TEST_POSTGRES_URL");
+    let postgres_url = url_for(
+        first_wanted(&["postgres", "postgres-cached", "postgres-pushed"], wanted),
+        "TETHER_TEST_POSTGRES_URL",
+    );
     // The run's stores: a random name, 0700, created exclusively.
     let work_dir = tempfile::Builder::new()
         .prefix("tether-bench-")
@@ -136,6 +151,16 @@ fn run(args: &RunArgs) {
         })
         .collect();
     stores.push(("redis-pool", Some(redis_url.as_str()), vec!["tether"]));
+    // The near cache: fenced (the default) beside tower-sessions' CachingSessionStore
+    // (moka in front of the same store), and pushed.
+    stores.push(("redis-cached", Some(redis_url.as_str()), both.clone()));
+    stores.push(("redis-pushed", Some(redis_url.as_str()), vec!["tether"]));
+    stores.push(("postgres-cached", Some(postgres_url.as_str()), both.clone()));
+    stores.push((
+        "postgres-pushed",
+        Some(postgres_url.as_str()),
+        vec!["tether"],
+    ));
     stores.retain(|(s, _, _)| wanted(s));
 
     let mut samples: BTreeMap<Key, Vec<Sample>> = BTreeMap::new();

@@ -26,6 +26,16 @@ pub(crate) fn allocations() -> Allocations {
         .collect()
 }
 
+/// A ratio target: `value` at least `goal`.
+fn ratio(what: String, goal: f64, value: Option<f64>) -> Target {
+    Target {
+        what,
+        goal: format!("≥ {goal:.2}×"),
+        measured: value.map_or("not run".into(), |v| format!("{v:.2}×")),
+        met: value.map(|v| v >= goal),
+    }
+}
+
 /// One target: what it asks, the figure measured, whether it holds.
 struct Target {
     what: String,
@@ -41,12 +51,6 @@ impl Report<'_> {
 
     fn targets(&self) -> Vec<Target> {
         let mut out = Vec::new();
-        let ratio = |what: String, goal: f64, value: Option<f64>| Target {
-            what,
-            goal: format!("≥ {goal:.2}×"),
-            measured: value.map_or("not run".into(), |v| format!("{v:.2}×")),
-            met: value.map(|v| v >= goal),
-        };
         for store in self.stores() {
             for (endpoint, _, _) in ENDPOINTS {
                 if let (Some(t), Some(p)) = (
@@ -87,6 +91,7 @@ impl Report<'_> {
                 value,
             ));
         }
+        self.read_targets(&mut out);
         let cookie = self
             .rps("cookie", "tether", "read")
             .zip(self.rps("memory", "tether", "read"))
@@ -107,6 +112,52 @@ impl Report<'_> {
             met: Some(!self.allocations.is_empty()),
         });
         out
+    }
+
+    /// Reads measured against each other: the near cache, the pool, the JWT store.
+    fn read_targets(&self, out: &mut Vec<Target>) {
+        let read = |store: &str, lib: &str| self.rps(store, lib, "read");
+        let over = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
+        for (what, goal, value) in [
+            (
+                "redis-cached read ÷ memory read (tether, fenced near cache)",
+                0.85,
+                over(read("redis-cached", "tether"), read("memory", "tether")),
+            ),
+            (
+                "redis-pushed read ÷ memory read (tether, pushed near cache)",
+                0.85,
+                over(read("redis-pushed", "tether"), read("memory", "tether")),
+            ),
+            (
+                "redis-cached read (tether) ÷ redis read (tower-sessions)",
+                1.5,
+                over(
+                    read("redis-cached", "tether"),
+                    read("redis", "tower-sessions"),
+                ),
+            ),
+            (
+                "postgres-cached read (tether) ÷ postgres read (tower-sessions)",
+                5.0,
+                over(
+                    read("postgres-cached", "tether"),
+                    read("postgres", "tower-sessions"),
+                ),
+            ),
+            (
+                "redis-pool read ÷ redis read (tether)",
+                0.8,
+                over(read("redis-pool", "tether"), read("redis", "tether")),
+            ),
+            (
+                "jwt read ÷ cookie read (tether)",
+                0.8,
+                over(read("jwt", "tether"), read("cookie", "tether")),
+            ),
+        ] {
+            out.push(ratio(what.to_owned(), goal, value));
+        }
     }
 
     /// The targets table and the allocations table.

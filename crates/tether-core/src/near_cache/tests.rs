@@ -1,6 +1,6 @@
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
-use std::future::Future;
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -246,7 +246,10 @@ async fn one_fence_serves_every_read_that_arrived_before_it_left() {
     }
     let before = sent.load(SeqCst);
     assert!(cache.pass_fence().await);
-    assert!(sent.load(SeqCst) > before, "served by a fence sent before it arrived");
+    assert!(
+        sent.load(SeqCst) > before,
+        "served by a fence sent before it arrived"
+    );
     assert!(first.await.unwrap());
 
     // A lost channel drops the barrier: reads go to the store.
