@@ -310,6 +310,7 @@ pub(crate) fn write(
     machine: &str,
     command: &str,
     results: &[Consistency],
+    delays: &[crate::delay::Delay],
     checks: &[Check],
 ) -> Result<(), Error> {
     std::fs::create_dir_all(dir)?;
@@ -317,6 +318,7 @@ pub(crate) fn write(
         "machine": machine,
         "command": command,
         "results": results,
+        "invalidation_delay": delays,
         "checks": checks,
     });
     std::fs::write(
@@ -354,6 +356,24 @@ pub(crate) fn write(
             r.logout_p99_ms,
             r.failed
         );
+    }
+    if !delays.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n## Invalidation delay\n\nIn process, without HTTP: two stores with a pushed \
+             near cache on the same server, each with its own connections and channel; one \
+             writes a session the other holds, and the other's cache is watched until the \
+             copy is gone (no echo wait). **Before the answer** counts the writes whose \
+             invalidation had reached the other store by the time the write answered.\n\n\
+             | server | writes | p50 µs | p99 µs | max µs | before the answer |\n|---|---:|---:|---:|---:|---:|"
+        );
+        for d in delays {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.0} | {:.0} | {:.0} | {} |",
+                d.store, d.writes, d.p50_us, d.p99_us, d.max_us, d.before_the_answer
+            );
+        }
     }
     let _ = writeln!(out, "\n## Checks\n");
     for c in checks {

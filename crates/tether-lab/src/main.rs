@@ -4,6 +4,7 @@
 mod approach;
 mod cluster;
 mod consistency;
+mod delay;
 mod proxy;
 mod report;
 mod run;
@@ -310,6 +311,21 @@ async fn consistency(args: ConsistencyArgs) -> Result<bool, Error> {
         );
         results.push(r);
     }
+    let mut delays = Vec::new();
+    for (server, name) in [(Approach::Redis, "redis"), (Approach::Postgres, "postgres")] {
+        let measured = results
+            .iter()
+            .any(|r| r.approach.near_cache() && r.approach.server_approach() == Some(server));
+        if let (true, Ok(shared)) = (measured, services.server(server)) {
+            let url = shared.lock().await.url();
+            let d = delay::measure(name, &url, users).await?;
+            eprintln!(
+                "tether-lab: {name} invalidation delay p50 {:.0} µs p99 {:.0} µs; in before the write answered: {} of {}",
+                d.p50_us, d.p99_us, d.before_the_answer, d.writes
+            );
+            delays.push(d);
+        }
+    }
     drop(services);
     let checks = consistency::checks(&results);
     consistency::write(
@@ -317,6 +333,7 @@ async fn consistency(args: ConsistencyArgs) -> Result<bool, Error> {
         &tether_tools::machine::describe_machine(),
         &command_line(),
         &results,
+        &delays,
         &checks,
     )?;
     for c in &checks {
