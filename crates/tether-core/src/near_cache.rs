@@ -285,6 +285,11 @@ impl NearCache {
             self.bypassed.fetch_add(1, SeqCst);
             return Lookup::Bypass;
         }
+        if self.freshness == Freshness::Pushed && self.entries.contains_key(id) {
+            // Let the runtime read what has arrived on the channel first: a task that
+            // yields resumes after the I/O driver was polled.
+            tokio::task::yield_now().await;
+        }
         self.get(id, time::OffsetDateTime::now_utc())
     }
 
