@@ -15,6 +15,11 @@
 //! - **Deadlines are checked on every hit.** A record past its idle or absolute
 //!   deadline is never served from here; it is dropped and read from the store (which
 //!   may know of a refresh made elsewhere).
+//! - **A fenced read waits for its fence.** With [`Freshness::Fenced`] (the default) a
+//!   cached record is served only after a fence sent after the read began came back
+//!   through the channel ([`Barrier`], shared by every read waiting), so every write
+//!   completed before the read began has been applied. With [`Freshness::Pushed`] it
+//!   is served at once, and writes wait for their own invalidation ([`Echo`]).
 
 use std::hash::BuildHasher as _;
 use std::sync::Arc;
@@ -26,123 +31,15 @@ use serde_json::Value;
 
 use crate::{Id, Record};
 
+mod config;
 mod echo;
+mod feed;
 mod fence;
 
+pub use config::{Freshness, NearCacheConfig, NearCacheStats};
 pub use echo::Echo;
+pub use feed::{Feed, Invalidator};
 pub use fence::Barrier;
-
-/// What a cached read promises about writes made on other instances.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Freshness {
-    /// A read sees every write that completed, on any instance, before the read
-    /// began, as an uncached store does: before a cached record is served, a fence
-    /// sent after the read began comes back through the invalidation channel (a
-    /// `PING` on Redis's tracking connection, a notification on PostgreSQL's). One
-    /// fence is in flight at a time and serves every read that arrived before it was
-    /// sent, so under load a round trip covers many reads, and it carries no session
-    /// data.
-    #[default]
-    Fenced,
-    /// A cached record is served at once, with no round trip: a write completed on
-    /// another instance is seen once its invalidation arrived (well under a
-    /// millisecond on one network). A read in between, on another instance, finds
-    /// the old record. Each write waits for its own invalidation to come back before
-    /// answering ([`NearCacheConfig::echo_wait`]), which keeps that window short.
-    Pushed,
-}
-
-/// How much a near cache may hold.
-///
-/// ```
-/// let config = tether_core::NearCacheConfig::default().with_max_entries(10_000).with_max_bytes(8 << 20);
-/// assert_eq!(config.max_entries, 10_000);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct NearCacheConfig {
-    /// The most sessions kept (default 100,000); the least recently used go first.
-    pub max_entries: u64,
-    /// The most bytes kept, as estimated from each record's data (default 64 MiB).
-    pub max_bytes: u64,
-    /// How long a write through the cached store waits, after the store's reply, for
-    /// its own invalidation to come back from the server (default 250 ms; it comes
-    /// within a millisecond on one network). Once it came, every other instance has
-    /// been sent its copy, so the next request a browser sends, to any instance, does
-    /// not find the old record. Zero answers at once.
-    pub echo_wait: std::time::Duration,
-    /// What a read promises (default [`Freshness::Fenced`]).
-    pub freshness: Freshness,
-}
-
-impl Default for NearCacheConfig {
-    fn default() -> Self {
-        Self {
-            max_entries: 100_000,
-            max_bytes: 64 << 20,
-            echo_wait: std::time::Duration::from_millis(250),
-            freshness: Freshness::Fenced,
-        }
-    }
-}
-
-impl NearCacheConfig {
-    /// At most `max_entries` sessions.
-    #[must_use]
-    pub fn with_max_entries(mut self, max_entries: u64) -> Self {
-        self.max_entries = max_entries.max(1);
-        self
-    }
-
-    /// What a read promises.
-    #[must_use]
-    pub fn with_freshness(mut self, freshness: Freshness) -> Self {
-        self.freshness = freshness;
-        self
-    }
-
-    /// Waits at most `echo_wait` for a write's own invalidation (zero: not at all;
-    /// only [`Freshness::Pushed`] waits).
-    #[must_use]
-    pub fn with_echo_wait(mut self, echo_wait: std::time::Duration) -> Self {
-        self.echo_wait = echo_wait;
-        self
-    }
-
-    /// At most `max_bytes` bytes of records.
-    #[must_use]
-    pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
-        self.max_bytes = max_bytes.max(1);
-        self
-    }
-}
-
-/// What a near cache did so far.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct NearCacheStats {
-    /// Reads answered from the cache.
-    pub hits: u64,
-    /// Reads that asked the store while the cache was live.
-    pub misses: u64,
-    /// Reads that asked the store because the channel was not live.
-    pub bypassed: u64,
-    /// Invalidations received or made by this instance's own writes.
-    pub invalidations: u64,
-    /// Times the whole cache was emptied (channel lost, a flush from the server).
-    pub flushes: u64,
-    /// Sessions held now.
-    pub entries: u64,
-    /// Writes whose own invalidation did not come back in time.
-    pub echo_timeouts: u64,
-    /// Reads that waited for a fence.
-    pub fenced: u64,
-    /// Fences sent (each served every read that waited for it).
-    pub fences: u64,
-    /// Whether the channel is live (the cache is served).
-    pub live: bool,
-}
 
 #[derive(Clone)]
 struct Entry {
@@ -411,93 +308,6 @@ impl NearCache {
             fenced: self.fenced.load(SeqCst),
             fences: self.fences.sent(),
         }
-    }
-}
-
-/// The side of a [`NearCache`] its store's invalidation channel drives. There is one
-/// per cache; dropping it leaves the cache bypassed for good.
-#[derive(Debug)]
-pub struct Feed {
-    cache: Arc<NearCache>,
-    live: bool,
-}
-
-impl Feed {
-    /// The channel is up and every change from now on will be reported: serve the
-    /// cache (empty: it was flushed when the channel was lost, or never filled).
-    pub fn live(&mut self) {
-        if !self.live {
-            self.cache.flush();
-            self.live = true;
-            self.cache.live.store(true, SeqCst);
-        }
-    }
-
-    /// The channel's fence, for [`Freshness::Fenced`] reads: give it when the
-    /// channel is up (a fenced cache serves nothing without one); a loss drops it.
-    pub fn set_barrier(&self, barrier: Arc<dyn Barrier>) {
-        self.cache.fences.set(Some(barrier));
-    }
-
-    /// The channel is down (or was never up): stop serving, forget everything.
-    pub fn lost(&mut self) {
-        self.cache.fences.set(None);
-        self.live = false;
-        self.cache.live.store(false, SeqCst);
-        self.cache.flush();
-        self.cache.echoes.all();
-    }
-
-    /// Whether this feed last said live.
-    pub fn is_live(&self) -> bool {
-        self.live
-    }
-
-    /// The server says `id` changed.
-    pub fn invalidate(&self, id: &Id) {
-        self.invalidator().invalidate(id);
-    }
-
-    /// The server says everything may have changed (a `FLUSHALL`, a failover).
-    pub fn flush(&self) {
-        self.invalidator().flush();
-    }
-
-    /// A handle that applies invalidations where they are read (in the connection's
-    /// own task, with no hop through a channel): the sooner applied, the shorter the
-    /// window in which another instance's change is not seen here.
-    pub fn invalidator(&self) -> Invalidator {
-        Invalidator(self.cache.clone())
-    }
-
-    /// The cache this feed drives.
-    pub fn cache(&self) -> &Arc<NearCache> {
-        &self.cache
-    }
-}
-
-/// Applies the server's invalidations to a [`NearCache`]; clones share it. Only the
-/// [`Feed`] says whether the channel is live.
-#[derive(Debug, Clone)]
-pub struct Invalidator(Arc<NearCache>);
-
-impl Invalidator {
-    /// The server says `id` changed.
-    pub fn invalidate(&self, id: &Id) {
-        self.0.invalidate(id);
-        self.0.echoes.came(id);
-    }
-
-    /// The server says everything may have changed.
-    pub fn flush(&self) {
-        self.0.flush();
-        self.0.echoes.all();
-    }
-}
-
-impl Drop for Feed {
-    fn drop(&mut self) {
-        self.lost();
     }
 }
 

@@ -32,6 +32,17 @@
 //!   "Log out everywhere": one `DELETE`. A lock: one `INSERT … ON CONFLICT` that takes
 //!   a free or expired lock.
 //! - Every value reaches the database as a bind parameter; no SQL is built from input.
+//!
+//! # Near cache
+//!
+//! Migration `0002_notify.sql` installs a trigger that announces every change of a
+//! session row (by any writer) with `pg_notify('tether_sessions', id)`.
+//! [`PostgresStore::with_near_cache`] keeps the sessions an instance read in its
+//! memory and drops a copy when its `LISTEN` connection hears of a change. Reads are
+//! fenced by default (a notification to itself, shared by every read waiting, before
+//! a copy is served) or pushed (no statement). The cache empties and steps aside
+//! whenever the listening connection closes or its notification to itself does not
+//! come back in time. The trigger costs every write a `pg_notify`, cached or not.
 
 mod maintenance;
 mod near_cache;

@@ -1,5 +1,6 @@
 //! The connection: one multiplexed connection to a standalone Redis or to a Cluster,
-//! or one taken from the app's deadpool-redis pool, behind one `ConnectionLike`.
+//! or one taken from the app's deadpool-redis pool and kept, behind one
+//! `ConnectionLike`.
 
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster::ClusterClient;
@@ -21,10 +22,52 @@ pub(crate) enum Backend {
     },
     /// The master Sentinel names, found again after a failover.
     Sentinel(Box<crate::sentinel::Sentinels>),
-    /// The app's deadpool-redis pool: a connection per operation, returned after it.
-    Pool(deadpool_redis::Pool),
-    /// The app's deadpool-redis Cluster pool.
-    ClusterPool(deadpool_redis::cluster::Pool),
+    /// The app's deadpool-redis pool, and the connection taken from it and kept.
+    Pool(
+        deadpool_redis::Pool,
+        Held<deadpool_redis::Connection, redis::aio::MultiplexedConnection>,
+    ),
+    /// The app's deadpool-redis Cluster pool, and the connection taken from it.
+    ClusterPool(
+        deadpool_redis::cluster::Pool,
+        Held<deadpool_redis::cluster::Connection, ClusterConnection>,
+    ),
+}
+
+/// One connection taken from the app's pool and kept (it holds one of the pool's
+/// slots), every operation multiplexed over a clone of it: taking a connection per
+/// operation would cost deadpool-redis's `UNWATCH`+`PING` check each time, and allow
+/// no more operations in flight than the pool has connections. A failed operation
+/// gives it back (the pool checks it and drops it if broken) and the next one takes
+/// another.
+pub(crate) struct Held<O, C>(std::sync::Mutex<Option<(O, C)>>);
+
+impl<O, C: Clone> Held<O, C> {
+    pub(crate) fn new() -> Self {
+        Self(std::sync::Mutex::new(None))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(O, C)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The kept connection, if any.
+    pub(crate) fn get(&self) -> Option<C> {
+        self.lock().as_ref().map(|(_, c)| c.clone())
+    }
+
+    /// Keeps `object` (taken from the pool) and the connection in it.
+    pub(crate) fn keep(&self, object: O, conn: C) {
+        *self.lock() = Some((object, conn));
+    }
+
+    /// Gives the kept connection back to the pool.
+    pub(crate) fn forget(&self) {
+        let given_back = self.lock().take();
+        drop(given_back);
+    }
 }
 
 impl Backend {
@@ -32,7 +75,7 @@ impl Backend {
     pub(crate) fn is_single_node(&self) -> bool {
         matches!(
             self,
-            Self::Single { .. } | Self::Sentinel(_) | Self::Pool(_)
+            Self::Single { .. } | Self::Sentinel(_) | Self::Pool(..)
         )
     }
 }
@@ -47,8 +90,6 @@ pub(crate) enum Conn {
     Single(ConnectionManager),
     Master(redis::aio::MultiplexedConnection),
     Cluster(ClusterConnection),
-    Pooled(deadpool_redis::Connection),
-    ClusterPooled(deadpool_redis::cluster::Connection),
 }
 
 impl ConnectionLike for Conn {
@@ -57,8 +98,6 @@ impl ConnectionLike for Conn {
             Self::Single(c) => c.req_packed_command(cmd),
             Self::Master(c) => c.req_packed_command(cmd),
             Self::Cluster(c) => c.req_packed_command(cmd),
-            Self::Pooled(c) => c.req_packed_command(cmd),
-            Self::ClusterPooled(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -72,8 +111,6 @@ impl ConnectionLike for Conn {
             Self::Single(c) => c.req_packed_commands(cmd, offset, count),
             Self::Master(c) => c.req_packed_commands(cmd, offset, count),
             Self::Cluster(c) => c.req_packed_commands(cmd, offset, count),
-            Self::Pooled(c) => c.req_packed_commands(cmd, offset, count),
-            Self::ClusterPooled(c) => c.req_packed_commands(cmd, offset, count),
         }
     }
 
@@ -82,8 +119,6 @@ impl ConnectionLike for Conn {
             Self::Single(c) => c.get_db(),
             Self::Master(c) => c.get_db(),
             Self::Cluster(c) => c.get_db(),
-            Self::Pooled(c) => c.get_db(),
-            Self::ClusterPooled(c) => c.get_db(),
         }
     }
 }

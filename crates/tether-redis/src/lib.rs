@@ -41,6 +41,17 @@
 //! threshold. Binding a session to a different user (login, logout) costs one more
 //! call to the user's index, which lives in another slot.
 //!
+//! # Near cache
+//!
+//! [`RedisStore::with_near_cache`] keeps the sessions an instance read in its memory.
+//! A RESP3 connection per master turns on client tracking in broadcast mode on the
+//! `{prefix}p:` keys, so Redis pushes the name of every session key any client
+//! changes (an expiry and an eviction included) and the copy is dropped. Reads are
+//! fenced by default (a `PING` on the tracking connections, shared by every read
+//! waiting, before a copy is served) or pushed (no round trip). The cache empties and
+//! steps aside whenever a tracking connection closes, misses a `PING`, or the masters
+//! change. The guide (`docs/guide/near-cache.md`) has the guarantees and the costs.
+//!
 //! # Redis Cluster and failover
 //!
 //! Redis replicates asynchronously: a write acknowledged by a master that dies before
@@ -175,10 +186,12 @@ impl RedisStore {
 
     /// A store on the app's own deadpool-redis pool, for apps that already hold one.
     ///
-    /// Each operation takes a connection from the pool and gives it back. deadpool-redis
-    /// checks a connection with a `PING` when it is taken again, so each store
-    /// operation may cost a second round trip; [`RedisStore::connect`]'s one
-    /// multiplexed connection sends none (see the README's round-trip figures).
+    /// The store takes one connection from the pool and keeps it (one of the pool's
+    /// slots), multiplexing every operation over it as [`RedisStore::connect`]'s
+    /// connection does. Taking a connection per operation would cost deadpool-redis's
+    /// `UNWATCH`+`PING` check each time and allow no more operations in flight than
+    /// the pool has connections. After a failed operation the store gives the
+    /// connection back (the pool checks it) and takes another.
     ///
     /// ```
     /// let pool = deadpool_redis::Config::from_url("redis://127.0.0.1:6379")
@@ -187,13 +200,16 @@ impl RedisStore {
     /// let store = tether_redis::RedisStore::from_pool(pool);
     /// ```
     pub fn from_pool(pool: deadpool_redis::Pool) -> Self {
-        Self::new(Backend::Pool(pool), "a deadpool-redis pool".to_owned())
+        Self::new(
+            Backend::Pool(pool, conn::Held::new()),
+            "a deadpool-redis pool".to_owned(),
+        )
     }
 
     /// A store on the app's own deadpool-redis Cluster pool.
     pub fn from_cluster_pool(pool: deadpool_redis::cluster::Pool) -> Self {
         Self::new(
-            Backend::ClusterPool(pool),
+            Backend::ClusterPool(pool, conn::Held::new()),
             "a deadpool-redis Cluster pool".to_owned(),
         )
     }
@@ -231,16 +247,24 @@ impl RedisStore {
             Backend::Sentinel(sentinels) => {
                 sentinels.connection(self.timeout).await.map(Conn::Master)
             }
-            Backend::Pool(pool) => pool
-                .get()
-                .await
-                .map(Conn::Pooled)
-                .map_err(|e| conn::pool_error(&e)),
-            Backend::ClusterPool(pool) => pool
-                .get()
-                .await
-                .map(Conn::ClusterPooled)
-                .map_err(|e| conn::pool_error(&e)),
+            Backend::Pool(pool, held) => {
+                if let Some(kept) = held.get() {
+                    return Ok(Conn::Master(kept));
+                }
+                let object = pool.get().await.map_err(|e| conn::pool_error(&e))?;
+                let kept = (*object).clone();
+                held.keep(object, kept.clone());
+                Ok(Conn::Master(kept))
+            }
+            Backend::ClusterPool(pool, held) => {
+                if let Some(kept) = held.get() {
+                    return Ok(Conn::Cluster(kept));
+                }
+                let object = pool.get().await.map_err(|e| conn::pool_error(&e))?;
+                let kept = (*object).clone();
+                held.keep(object, kept.clone());
+                Ok(Conn::Cluster(kept))
+            }
         }
     }
 
@@ -315,10 +339,13 @@ impl RedisStore {
                     self.timeout,
                 ))
             });
-        if result.is_err()
-            && let Backend::Sentinel(sentinels) = &*self.backend
-        {
-            sentinels.forget();
+        if result.is_err() {
+            match &*self.backend {
+                Backend::Sentinel(sentinels) => sentinels.forget(),
+                Backend::Pool(_, held) => held.forget(),
+                Backend::ClusterPool(_, held) => held.forget(),
+                Backend::Single { .. } | Backend::Cluster { .. } => {}
+            }
         }
         result
     }

@@ -50,7 +50,7 @@ impl RedisStore {
     /// [`Error::Config`] outside a Tokio runtime, or for a store on the app's
     /// deadpool-redis pool (whose connection settings the store does not know).
     pub fn with_near_cache(self, config: NearCacheConfig) -> Result<CachedStore<RedisStore>> {
-        if matches!(&*self.backend, Backend::Pool(_) | Backend::ClusterPool(_)) {
+        if matches!(&*self.backend, Backend::Pool(..) | Backend::ClusterPool(..)) {
             return Err(Error::config(
                 "a near cache needs the store to make its own tracking connection: open the store from a URL (RedisStore::connect…) rather than a deadpool-redis pool",
             ));
@@ -87,7 +87,7 @@ impl RedisStore {
                 }
                 masters
             }
-            Backend::Pool(_) | Backend::ClusterPool(_) => Vec::new(),
+            Backend::Pool(..) | Backend::ClusterPool(..) => Vec::new(),
         };
         clients.iter().map(resp3).collect()
     }
