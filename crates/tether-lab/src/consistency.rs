@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::Error;
 use crate::approach::Approach;
-use crate::cluster::{Cluster, Programs, StoreSetup};
+use crate::cluster::{Cluster, Programs};
 use crate::report::Check;
 use crate::run::Services;
 
@@ -203,16 +203,7 @@ pub(crate) async fn measure(
     let started = Instant::now();
     let dir = work.join(format!("consistency-{}", approach.store()));
     std::fs::create_dir_all(&dir)?;
-    let url = match approach {
-        Approach::File => Some(dir.join("sessions").display().to_string()),
-        Approach::Sqlite => Some(format!("sqlite://{}", dir.join("sessions.db").display())),
-        a if a.has_store_server() => Some(a.store_url(services.server(a)?.lock().await.url())),
-        _ => None,
-    };
-    let store = StoreSetup {
-        url,
-        key_file: crate::run::key_file(&dir, approach)?,
-    };
+    let store = crate::run::store_setup(services, approach, &dir).await?;
     let cluster = Cluster::start(programs.clone(), approach, store, 2).await?;
     let (i1, i2) = (cluster.instances[0].url(), cluster.instances[1].url());
     let http = reqwest::Client::builder()

@@ -44,8 +44,8 @@ fn percentile_us(sorted: &[Duration], p: usize) -> f64 {
         .map_or(0.0, |d| d.as_secs_f64() * 1e6)
 }
 
-/// Measures `writes` invalidations on the server at `url`.
-pub(crate) async fn measure(store: &str, url: &str, writes: usize) -> Result<Delay, Error> {
+/// Measures `rounds` invalidations on the server at `url`.
+pub(crate) async fn measure(store: &str, url: &str, rounds: usize) -> Result<Delay, Error> {
     let (a, b) = (open(url).await?, open(url).await?);
     let (Some(cache), Some(reader), Some(writer)) =
         (a.near_cache().cloned(), a.server_store(), b.server_store())
@@ -62,9 +62,9 @@ pub(crate) async fn measure(store: &str, url: &str, writes: usize) -> Result<Del
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let setup = |e: tether::Error| Error::Setup(format!("{store}: {e}"));
-    let mut delays = Vec::with_capacity(writes);
+    let mut delays = Vec::with_capacity(rounds);
     let mut before_the_answer = 0;
-    for _ in 0..writes {
+    for _ in 0..rounds {
         let id = Id::generate().map_err(setup)?;
         let now = time::OffsetDateTime::now_utc();
         writer
@@ -115,7 +115,7 @@ pub(crate) async fn measure(store: &str, url: &str, writes: usize) -> Result<Del
     delays.sort_unstable();
     Ok(Delay {
         store: store.to_owned(),
-        writes,
+        writes: rounds,
         before_the_answer,
         p50_us: percentile_us(&delays, 50),
         p99_us: percentile_us(&delays, 99),

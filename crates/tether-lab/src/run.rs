@@ -140,7 +140,7 @@ fn ratio(a: u64, b: u64) -> f64 {
 }
 
 /// A fresh key file for the client-side store of `approach` (cookie or JWT), in `dir`.
-pub(crate) fn key_file(dir: &std::path::Path, approach: Approach) -> Result<PathBuf, Error> {
+fn key_file(dir: &std::path::Path, approach: Approach) -> Result<PathBuf, Error> {
     let key = match approach {
         Approach::Jwt => tether_jwt::JwtKeys::generate_ed25519("lab").map_err(|e| e.to_string()),
         _ => tether_cookie::KeyRing::generate_key().map_err(|e| e.to_string()),
@@ -150,6 +150,24 @@ pub(crate) fn key_file(dir: &std::path::Path, approach: Approach) -> Result<Path
     tether_core::private_file::create(&path, format!("{key}\n").as_bytes())
         .map_err(|e| Error::Setup(e.to_string()))?;
     Ok(path)
+}
+
+/// How the instances of `approach` reach their store, its files in `dir`.
+pub(crate) async fn store_setup(
+    services: &Services,
+    approach: Approach,
+    dir: &std::path::Path,
+) -> Result<StoreSetup, Error> {
+    let url = match approach {
+        Approach::File => Some(dir.join("sessions").display().to_string()),
+        Approach::Sqlite => Some(format!("sqlite://{}", dir.join("sessions.db").display())),
+        a if a.has_store_server() => Some(a.store_url(services.server(a)?.lock().await.url())),
+        _ => None,
+    };
+    Ok(StoreSetup {
+        url,
+        key_file: key_file(dir, approach)?,
+    })
 }
 
 /// One simulated user's path through a run.
@@ -181,16 +199,7 @@ pub(crate) async fn run(
         fastrand::u64(..) % 1_000_000
     ));
     std::fs::create_dir_all(&dir)?;
-    let url = match approach {
-        Approach::File => Some(dir.join("sessions").display().to_string()),
-        Approach::Sqlite => Some(format!("sqlite://{}", dir.join("sessions.db").display())),
-        a if a.has_store_server() => Some(a.store_url(services.server(a)?.lock().await.url())),
-        _ => None,
-    };
-    let store = StoreSetup {
-        url,
-        key_file: key_file(&dir, approach)?,
-    };
+    let store = store_setup(services, approach, &dir).await?;
     let n = settings.instances;
     let mut cluster = Cluster::start(programs.clone(), approach, store, n).await?;
     if scenario == Scenario::ScaleOut {

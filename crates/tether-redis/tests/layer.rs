@@ -89,6 +89,12 @@ async fn one_redis_command_per_read_and_per_write_request_on_a_pool_too() {
     let store = RedisStore::from_pool(pool).with_prefix("pooled-commands:");
     let (reads, writes) = commands_per_request(&url, store, rounds).await;
     eprintln!("on a deadpool pool: {reads} for {rounds} reads, {writes} for {rounds} writes");
-    assert_eq!(reads, rounds, "commands for {rounds} read requests on a pool");
-    assert_eq!(writes, rounds, "commands for {rounds} write requests on a pool");
+    assert_eq!(
+        reads, rounds,
+        "commands for {rounds} read requests on a pool"
+    );
+    assert_eq!(
+        writes, rounds,
+        "commands for {rounds} write requests on a pool"
+    );
 }

@@ -4,51 +4,23 @@
 //! traffic runs. A write made while this instance was not tracking is never hidden by
 //! a cached copy.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tether_core::NearCacheConfig;
 use tether_redis::RedisStore;
-use tether_testkit::harness::{Proc, free_port, private_dir, wait_until};
+use tether_testkit::harness::private_dir;
 use tether_testkit::near_cache::lost_channels_hide_no_write;
-
-fn program(var: &str, name: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is not set: run the tests through scripts/test, which installs {name}")
-    })
-}
+use tether_testkit::services::{RedisServer, program};
 
 fn cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new(program("TETHER_REDIS_CLI", "redis-tools"))
+    let out = Command::new(program("TETHER_REDIS_CLI", "redis-cli"))
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(args)
         .output()
         .expect("run redis-cli");
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn redis(dir: &std::path::Path, port: u16) -> Proc {
-    let child = Command::new(program("TETHER_REDIS_SERVER", "redis-server"))
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-        .args([
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "always",
-        ])
-        .arg("--dir")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start redis-server");
-    wait_until("redis up", Duration::from_secs(10), || {
-        cli(port, &["PING"]).contains("PONG")
-    });
-    Proc(child)
 }
 
 /// The ids of the clients with tracking on.
@@ -73,9 +45,11 @@ fn tracking_clients(port: u16) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_tracking_connection_or_a_restart_flushes_and_bypasses_under_traffic() {
     let dir = private_dir("near-cache-faults");
-    let port = free_port();
-    let server = std::sync::Mutex::new(Some(redis(&dir, port)));
-    let url = format!("redis://127.0.0.1:{port}");
+    let server = std::sync::Mutex::new(RedisServer::start(&dir).expect("redis-server starts"));
+    let (url, port) = {
+        let server = server.lock().unwrap();
+        (server.url(), server.port())
+    };
     let cached = Arc::new(
         RedisStore::connect(&url)
             .unwrap()
@@ -95,10 +69,7 @@ async fn a_killed_tracking_connection_or_a_restart_flushes_and_bypasses_under_tr
     // Restarts: Redis goes down and comes back with the same data; the first write
     // after it may come before tracking is back.
     lost_channels_hide_no_write(cached.clone(), &writer, 2, async || {
-        let _ = cli(port, &["SHUTDOWN"]);
-        if let Some(mut old) = server.lock().unwrap().take() {
-            let _ = old.0.wait();
-        }
+        server.lock().unwrap().stop().expect("redis-server stops");
         let _ = tokio::time::timeout(Duration::from_secs(5), async {
             while cached.cache().is_live() {
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -109,7 +80,11 @@ async fn a_killed_tracking_connection_or_a_restart_flushes_and_bypasses_under_tr
             !cached.cache().is_live(),
             "Redis is down and the cache is served"
         );
-        *server.lock().unwrap() = Some(redis(&dir, port));
+        server
+            .lock()
+            .unwrap()
+            .start_again()
+            .expect("redis-server starts again");
     })
     .await;
     drop(server);

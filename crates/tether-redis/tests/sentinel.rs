@@ -5,6 +5,8 @@
 //! sentinel promotes the replica, then succeed again without a restart, and every
 //! session the replica had received survives. Acknowledged writes the replica had not
 //! received yet are Redis's asynchronous-replication window: counted and reported.
+//! A near cache on the master tracks it, is emptied by the failover and tracks the
+//! promoted replica.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -146,8 +148,17 @@ async fn the_master_found_through_sentinels_and_again_after_a_failover() {
     let refused = RedisStore::connect_sentinel(urls.clone(), "sessions").unwrap();
     assert!(refused.load(&Id::generate().unwrap()).await.is_err());
     let master_url = format!("redis://:{PASSWORD}@master/0");
-    let store = RedisStore::connect_sentinel_with(urls, "sessions", Some(&master_url)).unwrap();
+    let store =
+        RedisStore::connect_sentinel_with(urls.clone(), "sessions", Some(&master_url)).unwrap();
     tether_testkit::Suite::new(store.clone()).run().await;
+    // A near cache on the master the sentinels name (with its password): writes by
+    // another instance reach it.
+    let near = RedisStore::connect_sentinel_with(urls.clone(), "sessions", Some(&master_url))
+        .unwrap()
+        .with_near_cache(tether_core::NearCacheConfig::default())
+        .unwrap();
+    tether_testkit::near_cache::other_writers_reach(&near, &store).await;
+    let flushes = near.cache().stats().flushes;
 
     // Sessions the replica has received (WAIT for it) before anything fails.
     let mut safe = Vec::new();
@@ -214,6 +225,23 @@ async fn the_master_found_through_sentinels_and_again_after_a_failover() {
             "a session the replica had received was lost in the failover"
         );
     }
+    // The near cache lost its master: emptied, then tracking the promoted replica.
+    assert!(
+        near.cache().stats().flushes > flushes,
+        "{:?}",
+        near.cache().stats()
+    );
+    tether_testkit::near_cache::until_live(&near).await;
+    // Its data connection learns of the failover on its first call, as any does.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while near.load(&Id::generate().unwrap()).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the cached store never reached the new master"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tether_testkit::near_cache::other_writers_reach(&near, &store).await;
     let mut lost = 0;
     for id in &acknowledged {
         if store.load(id).await.unwrap().is_none() {

@@ -7,6 +7,9 @@
 //! (`cookie`), a signed JWT in the cookie (`jwt`) and peer-to-peer replication
 //! (`replicated`). A handler takes a [`Session`] and cannot tell which store it runs
 //! on; [`StoreConfig`] opens any of them from a URL, such as an environment variable.
+//! On Redis and PostgreSQL a near cache ([`StoreConfig::with_near_cache`], or
+//! `?near_cache=on` on the URL) keeps sessions in each instance's memory, dropped
+//! whenever the server announces that any instance changed them.
 //! The [`tour`] walks through the Session API and the layer's settings.
 //!
 //! ```
@@ -201,6 +204,8 @@ mod guides {
     struct Choosing;
     #[doc = include_str!("../../../docs/guide/stores.md")]
     struct Stores;
+    #[doc = include_str!("../../../docs/guide/near-cache.md")]
+    struct NearCache;
     #[doc = include_str!("../../../docs/guide/production.md")]
     struct Production;
     #[doc = include_str!("../../../docs/guide/security.md")]
