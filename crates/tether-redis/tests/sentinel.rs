@@ -138,6 +138,32 @@ impl Topology {
     }
 }
 
+/// After the failover: the near cache was emptied, tracks the promoted replica, and
+/// writes by another instance reach it again.
+async fn near_cache_follows_the_failover(
+    near: &tether_core::CachedStore<RedisStore>,
+    store: &RedisStore,
+    flushes: u64,
+) {
+    // The near cache lost its master: emptied, then tracking the promoted replica.
+    assert!(
+        near.cache().stats().flushes > flushes,
+        "{:?}",
+        near.cache().stats()
+    );
+    tether_testkit::near_cache::until_live(near).await;
+    // Its data connection learns of the failover on its first call, as any does.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while near.load(&Id::generate().unwrap()).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the cached store never reached the new master"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tether_testkit::near_cache::other_writers_reach(near, store).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_master_found_through_sentinels_and_again_after_a_failover() {
     let dir = std::env::temp_dir().join(format!("tether-redis-sentinel-{}", std::process::id()));
@@ -225,23 +251,7 @@ async fn the_master_found_through_sentinels_and_again_after_a_failover() {
             "a session the replica had received was lost in the failover"
         );
     }
-    // The near cache lost its master: emptied, then tracking the promoted replica.
-    assert!(
-        near.cache().stats().flushes > flushes,
-        "{:?}",
-        near.cache().stats()
-    );
-    tether_testkit::near_cache::until_live(&near).await;
-    // Its data connection learns of the failover on its first call, as any does.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while near.load(&Id::generate().unwrap()).await.is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the cached store never reached the new master"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tether_testkit::near_cache::other_writers_reach(&near, &store).await;
+    near_cache_follows_the_failover(&near, &store, flushes).await;
     let mut lost = 0;
     for id in &acknowledged {
         if store.load(id).await.unwrap().is_none() {
