@@ -25,7 +25,7 @@ impl Feed {
         }
     }
 
-    /// The channel's fence, for [`Freshness::Fenced`] reads: give it when the
+    /// The channel's fence, for [`Freshness::Fenced`](crate::Freshness::Fenced) reads: give it when the
     /// channel is up (a fenced cache serves nothing without one); a loss drops it.
     pub fn set_barrier(&self, barrier: Arc<dyn Barrier>) {
         self.cache.fences.set(Some(barrier));
