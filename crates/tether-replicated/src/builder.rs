@@ -8,7 +8,8 @@ use std::time::Duration;
 use tether_core::{Background, Error, Id, Result, SessionLimits};
 
 use crate::clock::Clock;
-use crate::peer::{Peer, send_loop};
+use crate::membership::{self, Membership, Settings};
+use crate::peer::Peers;
 use crate::state::State;
 use crate::wire::Secret;
 use crate::{Inner, ReplicatedStore, sweep_loop};
@@ -21,6 +22,9 @@ pub const MIN_SECRET_LEN: usize = 16;
 pub struct ReplicatedStoreBuilder {
     pub(crate) secret: Vec<u8>,
     pub(crate) peers: Vec<String>,
+    pub(crate) advertise: Option<String>,
+    pub(crate) refresh: Duration,
+    pub(crate) probe_period: Duration,
     pub(crate) max_sessions: usize,
     pub(crate) max_anonymous: Option<usize>,
     pub(crate) max_session_bytes: usize,
@@ -37,6 +41,9 @@ impl ReplicatedStoreBuilder {
         Self {
             secret: secret.to_vec(),
             peers: Vec::new(),
+            advertise: None,
+            refresh: Duration::from_secs(5),
+            probe_period: Duration::from_secs(1),
             max_sessions: 100_000,
             max_anonymous: None,
             max_session_bytes: 256 * 1024,
@@ -50,6 +57,13 @@ impl ReplicatedStoreBuilder {
     }
 
     /// The peers' replication URLs (where they mounted [`ReplicatedStore::router`]).
+    ///
+    /// With [`Self::advertise`], these are seeds: the instance announces itself to
+    /// them and learns every other member from them, so one live seed is enough and
+    /// members that join later need not be listed. A seed whose host is a DNS name
+    /// stands for every address the name resolves to, looked up again every
+    /// [`Self::membership_refresh`] (a Kubernetes headless service, say). Without
+    /// it, they are the fixed list of peers.
     #[must_use]
     pub fn peers<I, S>(mut self, peers: I) -> Self
     where
@@ -60,6 +74,47 @@ impl ReplicatedStoreBuilder {
             .into_iter()
             .map(|p| p.into().trim_end_matches('/').to_owned())
             .collect();
+        self
+    }
+
+    /// This instance's own replication URL, as the other instances reach it (where it
+    /// mounts [`ReplicatedStore::router`], such as `http://10.0.0.4:8080/_tether`).
+    /// It turns membership on: the instance joins through its seeds
+    /// ([`Self::peers`]), every member learns of it, and the instances it replicates
+    /// to are the members, learned and dropped at run time (see the crate's
+    /// "Membership" section).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tether_core::Error> {
+    /// let store = tether_replicated::ReplicatedStore::builder(b"a shared secret of 16+ bytes")
+    ///     .advertise("http://127.0.0.1:9004/_tether")
+    ///     .peers(["http://127.0.0.1:9001/_tether"]) // one seed is enough
+    ///     .start()?;
+    /// assert!(!store.is_ready(), "not before it caught up from a live member");
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn advertise(mut self, url: impl Into<String>) -> Self {
+        self.advertise = Some(url.into().trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// How often the seeds are resolved again and, when not members, announced to
+    /// (default 5 s): how soon a new cluster forms, and a partition heals, through
+    /// its seeds.
+    #[must_use]
+    pub fn membership_refresh(mut self, every: Duration) -> Self {
+        self.refresh = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How often a member is probed (default 1 s). A member that answers no probe,
+    /// direct or through others, is suspected, and declared down (its queue dropped)
+    /// five periods later: with the default, within about 7 s of stopping.
+    #[must_use]
+    pub fn probe_period(mut self, every: Duration) -> Self {
+        self.probe_period = every.max(Duration::from_millis(10));
         self
     }
 
@@ -155,16 +210,28 @@ impl ReplicatedStoreBuilder {
             .build()
             .map_err(|e| Error::unavailable("building the replication HTTP client", e))?;
         let node = u64::from_le_bytes(Id::generate()?.as_bytes()[..8].try_into().expect("8 bytes"));
+        let (membership, inbox) = match &self.advertise {
+            Some(me) => {
+                reqwest::Url::parse(me).map_err(|e| {
+                    Error::config(format!("the replication URL to advertise, {me:?}: {e}"))
+                })?;
+                let (membership, inbox) = Membership::new(Settings {
+                    me: me.clone(),
+                    seeds: self.peers.clone(),
+                    refresh: self.refresh,
+                    probe_period: self.probe_period,
+                });
+                (Some(membership), Some(inbox))
+            }
+            None => (None, None),
+        };
         let inner = Arc::new(Inner {
             node,
             clock: Clock::new(node),
             state: Mutex::new(State::default()),
             secret: Secret::new(&self.secret),
-            peers: self
-                .peers
-                .iter()
-                .map(|url| Peer::new(url.clone()))
-                .collect(),
+            peers: Peers::default(),
+            membership,
             limits: match self.max_anonymous {
                 Some(anonymous) => {
                     SessionLimits::new(self.max_sessions).with_max_anonymous(anonymous)
@@ -186,9 +253,20 @@ impl ReplicatedStoreBuilder {
         });
         // The tasks hold the store weakly and stop with it: its last clone dropped,
         // their handles (kept in it) abort them.
-        let mut tasks: Vec<Background> = (0..inner.peers.len())
-            .map(|index| Background::spawn(send_loop(Arc::downgrade(&inner), index)))
+        let peers: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|p| Some(*p) != self.advertise.as_ref())
+            .cloned()
             .collect();
+        inner.peers.set(&Arc::downgrade(&inner), &peers, false);
+        let mut tasks = Vec::new();
+        if let Some(inbox) = inbox {
+            tasks.push(Background::spawn(membership::run(
+                Arc::downgrade(&inner),
+                inbox,
+            )));
+        }
         tasks.push(Background::spawn(sweep_loop(
             Arc::downgrade(&inner),
             self.sweep_every,

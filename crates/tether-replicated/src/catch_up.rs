@@ -43,8 +43,8 @@ impl ReplicatedStore {
     pub async fn catch_up(&self) -> CatchUp {
         let inner = &self.inner;
         let mut errors = Vec::new();
-        for peer in &inner.peers {
-            match inner.pull(&peer.url).await {
+        for url in inner.catch_up_urls() {
+            match inner.pull(&url).await {
                 Ok(slots) => {
                     let mut state = lock(&inner.state);
                     for (id, slot) in slots {
@@ -53,13 +53,13 @@ impl ReplicatedStore {
                     drop(state);
                     inner.ready.store(true, Ordering::SeqCst);
                     *lock(&inner.catch_up_error) = None;
-                    tracing::info!(peer = %peer.url, "caught up from a peer's snapshot");
-                    return CatchUp::FromPeer(peer.url.clone());
+                    tracing::info!(peer = %url, "caught up from a peer's snapshot");
+                    return CatchUp::FromPeer(url);
                 }
                 Err(Pull::Down) => {}
                 Err(Pull::Error(why)) => {
-                    tracing::warn!(peer = %peer.url, error = %why, "could not catch up from a peer");
-                    errors.push(format!("{}: {why}", peer.url));
+                    tracing::warn!(peer = %url, error = %why, "could not catch up from a peer");
+                    errors.push(format!("{url}: {why}"));
                 }
             }
         }
@@ -89,6 +89,19 @@ impl ReplicatedStore {
 }
 
 impl Inner {
+    /// Whom to catch up from: the peers, then the seeds not among them.
+    fn catch_up_urls(&self) -> Vec<String> {
+        let mut urls = self.peers.urls();
+        if let Some(membership) = &self.membership {
+            for seed in membership.seeds() {
+                if !urls.contains(&seed) {
+                    urls.push(seed);
+                }
+            }
+        }
+        urls
+    }
+
     /// Every page of `url`'s state.
     async fn pull(&self, url: &str) -> Result<Vec<(Id, Slot)>, Pull> {
         let mut slots = Vec::new();

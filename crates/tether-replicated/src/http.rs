@@ -4,6 +4,7 @@
 //! - `POST /events`: a signed [`Batch`] addressed to this node's id.
 //! - `GET /snapshot?after=ID`: one page of the state, signed over the caller's nonce;
 //!   `503` with `x-tether-not-ready` while this node is catching up itself.
+//! - `POST /gossip`: a signed membership message (see the `membership` module).
 //! - `GET /stats`: replication figures (a signed request: see
 //!   [`crate::sign_stats_request`]).
 //!
@@ -35,18 +36,24 @@ pub(crate) fn router(inner: Arc<Inner>) -> axum::Router {
         .route("/events", post(receive_events))
         .route("/snapshot", get(serve_snapshot))
         .route("/stats", get(serve_stats))
+        .route(
+            "/gossip",
+            post(|AxumState(inner): AxumState<Arc<Inner>>, request| {
+                crate::membership::receive(inner, request)
+            }),
+        )
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(inner)
 }
 
-fn refuse(status: StatusCode, why: &'static str) -> Response {
+pub(crate) fn refuse(status: StatusCode, why: &'static str) -> Response {
     tracing::warn!(%status, why, "refused a replication request");
     (status, why).into_response()
 }
 
 /// Checks a signed request for `what` (with `extra` signed too); its nonce, or the
 /// refusal.
-fn check_signed(
+pub(crate) fn check_signed(
     inner: &Inner,
     headers: &HeaderMap,
     what: &str,

@@ -65,6 +65,7 @@ mod builder;
 mod catch_up;
 mod clock;
 mod http;
+mod membership;
 mod peer;
 mod request;
 mod state;
@@ -84,9 +85,9 @@ pub use crate::builder::{MIN_SECRET_LEN, ReplicatedStoreBuilder};
 pub use crate::catch_up::CatchUp;
 use crate::clock::Clock;
 pub use crate::clock::Stamp;
-use crate::peer::Peer;
+use crate::peer::{Peer, Peers};
 use crate::state::{Event, Meta, Op, State};
-pub use crate::stats::{PeerStats, Stats};
+pub use crate::stats::{MemberStats, PeerStats, Stats};
 use crate::wire::Secret;
 pub use crate::wire::sign_stats_request;
 
@@ -104,7 +105,9 @@ struct Inner {
     clock: Clock,
     state: Mutex<State>,
     secret: Secret,
-    peers: Vec<Peer>,
+    peers: Peers,
+    /// Seeds, gossip and the member list, when this node advertises its own URL.
+    membership: Option<membership::Membership>,
     limits: SessionLimits,
     max_session_bytes: usize,
     max_tombstones: usize,
@@ -171,7 +174,7 @@ impl ReplicatedStore {
                 op,
             };
             state.apply(&event);
-            for peer in &self.inner.peers {
+            self.inner.peers.for_each(|peer| {
                 let mut queue = lock(&peer.queue);
                 peer.queued_total.fetch_add(1, Ordering::SeqCst);
                 if queue.len() >= self.inner.queue_capacity {
@@ -183,17 +186,21 @@ impl ReplicatedStore {
                 peer.gauge_queue(queue.len());
                 drop(queue);
                 peer.wake.notify_one();
-            }
+            });
         }
         state.bound_tombstones(self.inner.max_tombstones);
     }
 
     /// Each peer's queued total now: what a settled write waits to see acknowledged.
-    fn marks(&self) -> Vec<u64> {
+    fn marks(&self) -> Vec<(Arc<Peer>, u64)> {
         self.inner
             .peers
-            .iter()
-            .map(|p| p.queued_total.load(Ordering::SeqCst))
+            .all()
+            .into_iter()
+            .map(|p| {
+                let mark = p.queued_total.load(Ordering::SeqCst);
+                (p, mark)
+            })
             .collect()
     }
 
@@ -201,9 +208,9 @@ impl ReplicatedStore {
     /// `marks`, or the settle timeout passes. Never fails: replication still catches
     /// up later; this only narrows the window in which another instance has not
     /// heard of a login or a logout yet.
-    async fn settle(&self, marks: Vec<u64>) {
+    async fn settle(&self, marks: Vec<(Arc<Peer>, u64)>) {
         let wait = async {
-            for (peer, mark) in self.inner.peers.iter().zip(marks) {
+            for (peer, mark) in marks {
                 loop {
                     let notified = peer.acked.notified();
                     tokio::pin!(notified);
@@ -304,8 +311,14 @@ impl Inner {
             lag_ms_p50: pct(50),
             lag_ms_p99: pct(99),
             lag_samples: lags.len(),
+            members: self
+                .membership
+                .as_ref()
+                .map(membership::Membership::members)
+                .unwrap_or_default(),
             peers: self
                 .peers
+                .all()
                 .iter()
                 .map(|p| PeerStats {
                     url: p.url.clone(),
@@ -316,6 +329,7 @@ impl Inner {
                     failures: p.failures.load(Ordering::Relaxed),
                     resyncs: p.resyncs.load(Ordering::Relaxed),
                     last_error: lock(&p.last_error).clone(),
+                    behind_ms: p.behind_ms(),
                 })
                 .collect(),
         }
@@ -324,6 +338,7 @@ impl Inner {
     /// The stamp (ms) before which every peer has every event of this node.
     fn peers_caught_up_ms(&self) -> i64 {
         self.peers
+            .all()
             .iter()
             .map(|p| p.caught_up_ms.load(Ordering::SeqCst))
             .min()

@@ -19,12 +19,12 @@
 //! event older than a tombstone can reach a peer and bring a session back.
 
 use std::collections::VecDeque;
-use std::sync::Weak;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use tether_core::{Id, unix_ms};
+use tether_core::{Background, Id, unix_ms};
 use tokio::sync::Notify;
 
 use crate::request::{Refusal, signed_get};
@@ -87,6 +87,18 @@ impl Peer {
         }
     }
 
+    /// How far behind this peer is: the age (ms) of the oldest event it has not
+    /// acknowledged; 0 when it has everything, `None` before it acknowledged anything.
+    pub(crate) fn behind_ms(&self) -> Option<i64> {
+        if self.acked_total.load(Ordering::SeqCst) >= self.queued_total.load(Ordering::SeqCst)
+            && !self.resync.load(Ordering::SeqCst)
+        {
+            return Some(0);
+        }
+        let since = self.caught_up_ms.load(Ordering::SeqCst);
+        (since > 0).then(|| (unix_ms::now_ms() - since).max(0))
+    }
+
     pub(crate) fn state(&self) -> &'static str {
         if self.refused.load(Ordering::SeqCst) {
             "refused"
@@ -111,6 +123,88 @@ impl Peer {
         self.refused.store(refused, Ordering::SeqCst);
         self.acked.notify_waiters();
     }
+}
+
+/// The peers this node sends to, each with its send loop; the list changes when
+/// members join and leave.
+#[derive(Debug, Default)]
+pub(crate) struct Peers {
+    list: RwLock<Vec<Linked>>,
+}
+
+#[derive(Debug)]
+struct Linked {
+    peer: Arc<Peer>,
+    /// Its send loop, aborted when the peer leaves the list.
+    _sender: Background,
+}
+
+impl Peers {
+    /// Every peer now.
+    pub(crate) fn all(&self) -> Vec<Arc<Peer>> {
+        read(&self.list).iter().map(|l| l.peer.clone()).collect()
+    }
+
+    /// Runs `f` on every peer, under the list's read lock (a publish queues its
+    /// events for exactly the peers listed at that moment).
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&Peer)) {
+        for linked in read(&self.list).iter() {
+            f(&linked.peer);
+        }
+    }
+
+    pub(crate) fn urls(&self) -> Vec<String> {
+        read(&self.list)
+            .iter()
+            .map(|l| l.peer.url.clone())
+            .collect()
+    }
+
+    /// Makes the list exactly `urls`: a peer not listed any more is dropped (its
+    /// queue freed, its send loop stopped, whoever waits on it released); a new one
+    /// starts with a full snapshot when `resync` (it may have missed what was written
+    /// before this node knew of it). Returns how many were added and removed.
+    pub(crate) fn set(&self, inner: &Weak<Inner>, urls: &[String], resync: bool) -> (usize, usize) {
+        let mut list = write(&self.list);
+        let before = list.len();
+        let mut removed = Vec::new();
+        list.retain(|l| {
+            let keep = urls.contains(&l.peer.url);
+            if !keep {
+                removed.push(l.peer.clone());
+            }
+            keep
+        });
+        let kept = list.len();
+        for url in urls {
+            if list.iter().any(|l| &l.peer.url == url) {
+                continue;
+            }
+            let peer = Arc::new(Peer::new(url.clone()));
+            peer.resync.store(resync, Ordering::SeqCst);
+            list.push(Linked {
+                _sender: Background::spawn(send_loop(inner.clone(), peer.clone())),
+                peer,
+            });
+        }
+        let added = list.len() - kept;
+        drop(list);
+        for peer in &removed {
+            lock(&peer.queue).clear();
+            peer.gauge_queue(0);
+            peer.failing.store(true, Ordering::SeqCst);
+            peer.acked.notify_waiters();
+        }
+        (added, before - kept)
+    }
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// What the loop is sending: events, or a page of a snapshot.
@@ -141,7 +235,7 @@ const MIN_BUDGET: usize = 16 * 1024;
 /// How long to wait after a refusal before trying again with a fresh hello.
 const REFUSED_PAUSE: Duration = Duration::from_secs(5);
 
-pub(crate) async fn send_loop(inner: Weak<Inner>, index: usize) {
+pub(crate) async fn send_loop(inner: Weak<Inner>, peer: Arc<Peer>) {
     let mut seq = 0u64;
     let mut to: Option<u64> = None;
     let mut pending: Option<Outgoing> = None;
@@ -153,7 +247,7 @@ pub(crate) async fn send_loop(inner: Weak<Inner>, index: usize) {
     let mut pause = Duration::from_millis(50);
     loop {
         let Some(store) = inner.upgrade() else { return };
-        let peer = &store.peers[index];
+        let peer = &*peer;
         if pending.is_none() {
             if pages.is_empty() && peer.resync.swap(false, Ordering::SeqCst) {
                 (pages, resync_end) = snapshot_pages(&store, peer, budget);

@@ -26,8 +26,26 @@ pub struct Stats {
     pub lag_ms_p99: Option<i64>,
     /// How many lag samples (the most recent 10,000 events).
     pub lag_samples: usize,
-    /// Outgoing queues.
+    /// The members this node knows of, when it takes part in membership (it was
+    /// given its own URL with [`crate::ReplicatedStoreBuilder::advertise`]); empty
+    /// otherwise.
+    pub members: Vec<MemberStats>,
+    /// Outgoing queues: one per member (or per configured peer, without membership).
     pub peers: Vec<PeerStats>,
+}
+
+/// One member, as this node's membership sees it.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct MemberStats {
+    /// Its replication URL.
+    pub url: String,
+    /// `alive`, `suspect` (missed its probes; removed if it does not answer in time)
+    /// or `down` (removed: no events are queued for it).
+    pub state: &'static str,
+    /// Which start of the process this is (its start time in ms, raised by one each
+    /// time it rejoins after being declared down).
+    pub incarnation: u64,
 }
 
 /// One peer's outgoing queue.
@@ -51,4 +69,7 @@ pub struct PeerStats {
     pub resyncs: u64,
     /// The last delivery error.
     pub last_error: Option<String>,
+    /// The replication lag toward this peer: the age in ms of the oldest change it has
+    /// not acknowledged (0 when it has everything; `None` before its first answer).
+    pub behind_ms: Option<i64>,
 }

@@ -5,21 +5,16 @@
 //!
 //! This binary runs the tests, and re-executes itself as the nodes.
 
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::Command;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::routing::{get, put};
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use tether_core::{Changes, Expiry, Id, Record, SessionStore};
-use tether_replicated::ReplicatedStore;
+use tether_core::Id;
 use tether_testkit::harness::{free_port, wait_until};
 
-const ROLE: &str = "TETHER_REPLICATED_TEST_NODE";
-const SECRET: &[u8] = b"three-process test secret";
+use common::{Node, ROLE, SECRET, client, data, has_keys, is_ready, node, sign, write_keys};
 
 fn main() {
     if let Ok(spec) = std::env::var(ROLE) {
@@ -31,177 +26,6 @@ fn main() {
         three_processes,
     )];
     tether_testkit::harness::run(&tests);
-}
-
-// ---- the node process ----------------------------------------------------------------
-
-/// `PORT;PEER,PEER`: serves the store's replication routes under /_tether and a small
-/// API for the test.
-fn node(spec: &str) {
-    let (port, peers) = spec.split_once(';').unwrap();
-    let peers: Vec<String> = peers
-        .split(',')
-        .filter(|p| !p.is_empty())
-        .map(str::to_owned)
-        .collect();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let store = ReplicatedStore::builder(SECRET)
-            .peers(peers)
-            .timeout(Duration::from_millis(500))
-            // Long enough that a settled write never times out on a slow machine: the
-            // checks below that a create or delete is everywhere once answered then
-            // test the acknowledgement, not the speed.
-            .settle_timeout(Duration::from_secs(30))
-            .start()
-            .unwrap();
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port.parse::<u16>().unwrap()))
-            .await
-            .unwrap();
-        let app = Router::new()
-            .route("/ready", get(ready))
-            .route("/s/{id}", get(read).post(create).delete(remove))
-            .route("/s/{id}/{key}", put(write))
-            .with_state(store.clone())
-            .nest("/_tether", store.router());
-        let serve = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        store.catch_up_until_ready().await;
-        serve.await.unwrap();
-    });
-}
-
-async fn ready(State(store): State<ReplicatedStore>) -> StatusCode {
-    if store.is_ready() {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    }
-}
-
-async fn create(State(store): State<ReplicatedStore>, Path(id): Path<String>) -> StatusCode {
-    let id = Id::parse(&id).unwrap();
-    let record = Record::new(time::OffsetDateTime::now_utc(), &Expiry::default());
-    store.create(&id, &record).await.unwrap();
-    StatusCode::CREATED
-}
-
-async fn write(
-    State(store): State<ReplicatedStore>,
-    Path((id, key)): Path<(String, String)>,
-    axum::Json(value): axum::Json<Value>,
-) -> StatusCode {
-    let id = Id::parse(&id).unwrap();
-    let now = time::OffsetDateTime::now_utc();
-    let mut changes = Changes::new(now, now + time::Duration::hours(1));
-    changes.set(key, value);
-    store.save(&id, &changes).await.unwrap();
-    StatusCode::NO_CONTENT
-}
-
-async fn remove(State(store): State<ReplicatedStore>, Path(id): Path<String>) -> StatusCode {
-    let id = Id::parse(&id).unwrap();
-    store.delete(&id).await.unwrap();
-    StatusCode::NO_CONTENT
-}
-
-async fn read(
-    State(store): State<ReplicatedStore>,
-    Path(id): Path<String>,
-) -> Result<axum::Json<Value>, StatusCode> {
-    let id = Id::parse(&id).ok_or(StatusCode::BAD_REQUEST)?;
-    match store.load(&id).await.unwrap() {
-        Some(record) => Ok(axum::Json(Value::Object(record.data))),
-        None => Err(StatusCode::NOT_FOUND),
-    }
-}
-
-// ---- the test --------------------------------------------------------------------------
-
-struct Node {
-    port: u16,
-    child: Child,
-}
-
-impl Node {
-    fn start(port: u16, peers: &[u16]) -> Self {
-        let peers: Vec<String> = peers
-            .iter()
-            .map(|p| format!("http://127.0.0.1:{p}/_tether"))
-            .collect();
-        let child = Command::new(std::env::current_exe().unwrap())
-            .env(ROLE, format!("{port};{}", peers.join(",")))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        Self { port, child }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .unwrap()
-}
-
-fn is_ready(http: &reqwest::blocking::Client, node: &Node) -> bool {
-    http.get(node.url("/ready"))
-        .send()
-        .is_ok_and(|r| r.status() == 200)
-}
-
-fn data(
-    http: &reqwest::blocking::Client,
-    node: &Node,
-    id: &Id,
-) -> Option<serde_json::Map<String, Value>> {
-    let r = http.get(node.url(&format!("/s/{id}"))).send().ok()?;
-    (r.status() == 200).then(|| r.json().unwrap())
-}
-
-fn write_keys(
-    http: &reqwest::blocking::Client,
-    node: &Node,
-    id: &Id,
-    range: std::ops::Range<usize>,
-) {
-    for i in range {
-        let r = http
-            .put(node.url(&format!("/s/{id}/k{i}")))
-            .json(&json!(i))
-            .send()
-            .unwrap();
-        assert_eq!(r.status(), 204);
-    }
-}
-
-fn has_keys(data: Option<&serde_json::Map<String, Value>>, n: usize) -> bool {
-    data.is_some_and(|d| (0..n).all(|i| d.get(&format!("k{i}")) == Some(&json!(i))))
-}
-
-fn sign(parts: &[&[u8]]) -> String {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET).unwrap();
-    for part in parts {
-        mac.update(&(part.len() as u64).to_be_bytes());
-        mac.update(part);
-    }
-    hex::encode(mac.finalize().into_bytes())
 }
 
 fn three_processes() {

@@ -1,0 +1,330 @@
+//! Membership: which instances replicate with this one, learned at run time.
+//!
+//! An instance that knows its own replication URL
+//! ([`crate::ReplicatedStoreBuilder::advertise`]) takes part in SWIM membership, run
+//! by [foca](https://docs.rs/foca): it announces itself to its seeds, learns every
+//! member from their answers and their gossip, probes one member per second, and
+//! declares a member that answers neither directly nor through others suspect, then
+//! down. Foca is only the protocol: its messages travel as signed `POST /gossip`
+//! requests over the same HTTP routes and the same shared secret as the replication
+//! itself (an unsigned or wrongly signed message is refused, a replayed one too), so
+//! membership needs no port of its own.
+//!
+//! The send queues follow the member list: a member that joins gets a queue and a
+//! full snapshot (it may have missed what was written before this node heard of it);
+//! one declared down loses its queue. With no live member known (the first instance,
+//! or every other one gone), the queues are the seeds'.
+//!
+//! Seeds are re-resolved every refresh: a seed whose host is a DNS name (a Kubernetes
+//! headless service) stands for every address the name has at that moment.
+
+mod seeds;
+mod timers;
+mod transport;
+
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use foca::{AccumulatingRuntime, Foca, OwnedNotification, PostcardCodec};
+use rand::SeedableRng as _;
+use serde::{Deserialize, Serialize};
+use tether_core::unix_ms;
+use tokio::sync::{Semaphore, mpsc};
+
+use self::transport::Nonces;
+pub(crate) use self::transport::receive;
+use crate::stats::MemberStats;
+use crate::{Inner, lock};
+
+/// Membership messages waiting for the protocol task; beyond it they are dropped
+/// (SWIM is built for lost messages: a probe is retried, gossip repeated).
+const INBOX: usize = 256;
+/// Messages being sent at once; beyond it a message is dropped, as above.
+const SENDS_IN_FLIGHT: usize = 64;
+/// The largest membership message (a feed of about 300 members).
+pub(crate) const MAX_MESSAGE: usize = 32 * 1024;
+/// How long a member declared down is remembered (announced to now and then, shown
+/// in the stats): the tombstone window, after which it could not catch up by events.
+const REMEMBER_DOWN: Duration = Duration::from_mins(10);
+
+/// One member: its replication URL and which start of its process this is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) struct Node {
+    pub(crate) url: String,
+    pub(crate) incarnation: u64,
+}
+
+impl foca::Identity for Node {
+    type Addr = String;
+
+    // Declared down while alive (a partition, a long pause): come back at once under
+    // a newer identity at the same URL.
+    fn renew(&self) -> Option<Self> {
+        Some(Self {
+            url: self.url.clone(),
+            incarnation: self.incarnation.wrapping_add(1),
+        })
+    }
+
+    fn addr(&self) -> String {
+        self.url.clone()
+    }
+
+    // A restarted process (a later start time) replaces the old one at its URL.
+    fn win_addr_conflict(&self, adversary: &Self) -> bool {
+        self.incarnation > adversary.incarnation
+    }
+}
+
+/// Settings of the membership protocol.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    /// This node's replication URL.
+    pub(crate) me: String,
+    /// The seeds as given (URLs, hosts maybe DNS names).
+    pub(crate) seeds: Vec<String>,
+    /// How often seeds are re-resolved and, when not members, announced to.
+    pub(crate) refresh: Duration,
+    /// How often a member is probed (SWIM's protocol period).
+    pub(crate) probe_period: Duration,
+}
+
+/// The membership side of a store.
+#[derive(Debug)]
+pub(crate) struct Membership {
+    pub(crate) settings: Settings,
+    inbox: mpsc::Sender<Bytes>,
+    /// The members as last seen by the protocol task, for the stats.
+    view: Mutex<Vec<MemberStats>>,
+    /// The seeds as last resolved.
+    resolved: Mutex<Vec<String>>,
+    /// Nonces of the membership messages accepted recently (a replay is refused).
+    nonces: Mutex<Nonces>,
+}
+
+impl Membership {
+    /// The membership and the receiving end of its inbox, for [`run`].
+    pub(crate) fn new(settings: Settings) -> (Self, mpsc::Receiver<Bytes>) {
+        let (inbox, rx) = mpsc::channel(INBOX);
+        let resolved = settings.seeds.clone();
+        let membership = Self {
+            settings,
+            inbox,
+            view: Mutex::new(Vec::new()),
+            resolved: Mutex::new(resolved),
+            nonces: Mutex::new(Nonces::default()),
+        };
+        (membership, rx)
+    }
+
+    pub(crate) fn members(&self) -> Vec<MemberStats> {
+        lock(&self.view).clone()
+    }
+
+    /// The seeds as last resolved, without this node.
+    pub(crate) fn seeds(&self) -> Vec<String> {
+        let me = &self.settings.me;
+        lock(&self.resolved)
+            .iter()
+            .filter(|s| *s != me)
+            .cloned()
+            .collect()
+    }
+}
+
+/// The protocol task: feeds foca the messages, timers and seed refreshes, and turns
+/// its sends, timers and notifications into HTTP requests, wake-ups and the peer list.
+pub(crate) async fn run(inner: Weak<Inner>, mut inbox: mpsc::Receiver<Bytes>) {
+    let Some(settings) = inner
+        .upgrade()
+        .and_then(|i| i.membership.as_ref().map(|m| m.settings.clone()))
+    else {
+        return;
+    };
+    let me = Node {
+        url: settings.me.clone(),
+        incarnation: u64::try_from(unix_ms::now_ms()).unwrap_or(1),
+    };
+    let mut seed = [0u8; 32];
+    // A broken random source only makes the choice of whom to probe predictable.
+    let _ = tether_core::fill_random(&mut seed);
+    let rng = rand::rngs::StdRng::from_seed(seed);
+    let mut foca = Foca::new(me, config(settings.probe_period), rng, PostcardCodec);
+    let mut runtime = AccumulatingRuntime::new();
+    let mut timers = timers::Timers::default();
+    let sends = Arc::new(Semaphore::new(SENDS_IN_FLIGHT));
+    let mut refresh = tokio::time::interval(settings.refresh);
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let mut changed = false;
+        tokio::select! {
+            data = inbox.recv() => {
+                let Some(data) = data else { return };
+                if let Err(e) = foca.handle_data(&data, &mut runtime) {
+                    tracing::debug!(error = %e, "a membership message was not applied");
+                }
+            }
+            () = timers.wait() => {
+                for timer in timers.due() {
+                    if let Err(e) = foca.handle_timer(timer, &mut runtime) {
+                        tracing::debug!(error = %e, "a membership timer failed");
+                    }
+                }
+            }
+            _ = refresh.tick() => {
+                announce_to_seeds(&inner, &mut foca, &mut runtime).await;
+                // Seeds may have changed: the peer list follows them while no
+                // member is known.
+                changed = true;
+            }
+        }
+        while let Some((to, data)) = runtime.to_send() {
+            transport::send(&inner, &sends, to.url, data);
+        }
+        while let Some((after, timer)) = runtime.to_schedule() {
+            timers.add(after, timer);
+        }
+        while let Some(notification) = runtime.to_notify() {
+            changed = true;
+            log(&notification);
+        }
+        if changed {
+            reconcile(&inner, &foca);
+        }
+    }
+}
+
+type Protocol = Foca<Node, PostcardCodec, rand::rngs::StdRng, foca::NoCustomBroadcast>;
+
+fn config(probe_period: Duration) -> foca::Config {
+    let mut config = foca::Config::new_lan(NonZeroU32::new(16).unwrap_or(NonZeroU32::MIN));
+    let scale = probe_period.as_secs_f64();
+    config.probe_period = probe_period;
+    config.probe_rtt = probe_period / 2;
+    config.suspect_to_down_after = Duration::from_secs_f64(5.0 * scale);
+    config.max_packet_size = NonZeroUsize::new(MAX_MESSAGE).unwrap_or(NonZeroUsize::MIN);
+    config.remove_down_after = Some(REMEMBER_DOWN);
+    // A member declared down during a partition hears from us again soon after the
+    // heal, and rejoins.
+    config.periodic_announce_to_down_members = Some(foca::PeriodicParams {
+        frequency: probe_period * 5,
+        num_members: NonZeroUsize::new(2).unwrap_or(NonZeroUsize::MIN),
+    });
+    config
+}
+
+/// Re-resolves the seeds; once this node is ready, announces it to every seed that
+/// is not a live member (a new cluster forming, a member gone and back, a partition
+/// healed).
+async fn announce_to_seeds(
+    inner: &Weak<Inner>,
+    foca: &mut Protocol,
+    runtime: &mut AccumulatingRuntime<Node>,
+) {
+    let Some((given, ready)) = inner.upgrade().and_then(|i| {
+        let ready = i.ready.load(std::sync::atomic::Ordering::SeqCst);
+        i.membership
+            .as_ref()
+            .map(|m| (m.settings.seeds.clone(), ready))
+    }) else {
+        return;
+    };
+    let resolved = seeds::resolve(&given).await;
+    let Some(store) = inner.upgrade() else { return };
+    let Some(membership) = store.membership.as_ref() else {
+        return;
+    };
+    *lock(&membership.resolved) = resolved;
+    if !ready {
+        return;
+    }
+    let members: Vec<String> = foca.iter_members().map(|m| m.id().url.clone()).collect();
+    for url in membership.seeds() {
+        if !members.contains(&url)
+            && let Err(e) = foca.announce(
+                Node {
+                    url,
+                    incarnation: 0,
+                },
+                &mut *runtime,
+            )
+        {
+            tracing::debug!(error = %e, "could not announce to a seed");
+        }
+    }
+}
+
+/// Makes the send queues follow the member list, and the stats show it.
+fn reconcile(inner: &Weak<Inner>, foca: &Protocol) {
+    let Some(store) = inner.upgrade() else { return };
+    let Some(membership) = store.membership.as_ref() else {
+        return;
+    };
+    let me = &membership.settings.me;
+    let view: Vec<MemberStats> = foca
+        .iter_membership_state()
+        .filter(|m| &m.id().url != me)
+        .map(|m| MemberStats {
+            url: m.id().url.clone(),
+            state: match m.state() {
+                foca::State::Alive => "alive",
+                foca::State::Suspect => "suspect",
+                foca::State::Down => "down",
+            },
+            incarnation: m.id().incarnation,
+        })
+        .collect();
+    let mut live: Vec<String> = view
+        .iter()
+        .filter(|m| m.state != "down")
+        .map(|m| m.url.clone())
+        .collect();
+    if live.is_empty() {
+        live = membership.seeds();
+    }
+    live.sort();
+    live.dedup();
+    gauge(&view);
+    *lock(&membership.view) = view;
+    let (added, removed) = store.peers.set(inner, &live, true);
+    if added + removed > 0 {
+        tracing::info!(
+            added,
+            removed,
+            peers = live.len(),
+            "the replication peers follow the members"
+        );
+    }
+}
+
+/// The `tether_replication_members` gauge, by state.
+fn gauge(view: &[MemberStats]) {
+    for state in ["alive", "suspect", "down"] {
+        let count = view.iter().filter(|m| m.state == state).count();
+        #[allow(clippy::cast_precision_loss)] // a member count is small
+        metrics::gauge!("tether_replication_members", "state" => state).set(count as f64);
+    }
+}
+
+fn log(notification: &OwnedNotification<Node>) {
+    match notification {
+        OwnedNotification::MemberUp(node) => {
+            tracing::info!(member = %node.url, "a member joined");
+        }
+        OwnedNotification::MemberDown(node) => {
+            tracing::warn!(member = %node.url, "a member is down; its queue is dropped");
+        }
+        OwnedNotification::Rename(old, new) => {
+            tracing::info!(member = %new.url, from = old.incarnation, to = new.incarnation, "a member restarted");
+        }
+        OwnedNotification::Rejoin(node) => {
+            tracing::warn!(
+                incarnation = node.incarnation,
+                "this node was declared down by the others; rejoined"
+            );
+        }
+        other => tracing::debug!(?other, "membership"),
+    }
+}

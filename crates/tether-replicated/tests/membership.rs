@@ -1,0 +1,345 @@
+//! Membership at run time, between separate processes on loopback: instances that
+//! know one seed learn every member, a new one joins a running cluster that was told
+//! nothing, a killed one is removed (its queue dropped), one back on a new address
+//! rejoins and catches up; a partitioned minority converges after the heal; forged
+//! membership messages are refused.
+//!
+//! This binary runs the tests, and re-executes itself as the nodes.
+
+mod common;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tether_core::Id;
+use tether_testkit::harness::{free_port, wait_until};
+
+use common::{
+    Node, ROLE, SECRET, WRONG_SECRET, client, data, has_keys, is_ready, node, write_keys,
+};
+
+fn main() {
+    if let Ok(spec) = std::env::var(ROLE) {
+        node(&spec);
+        return;
+    }
+    let tests: [(&str, fn()); 2] = [
+        (
+            "members_join_leave_and_rejoin_at_run_time",
+            join_leave_rejoin,
+        ),
+        (
+            "membership_messages_need_the_secret",
+            forged_membership_is_refused,
+        ),
+    ];
+    tether_testkit::harness::run(&tests);
+}
+
+/// How long membership may take to converge in these tests (probes every 200 ms).
+const CONVERGE: Duration = Duration::from_secs(30);
+
+type Http = reqwest::blocking::Client;
+
+fn url_of(port: u16) -> String {
+    format!("http://127.0.0.1:{port}/_tether")
+}
+
+fn stats(http: &Http, node: &Node) -> Value {
+    http.get(node.url("/stats"))
+        .send()
+        .and_then(reqwest::blocking::Response::json)
+        .unwrap_or(Value::Null)
+}
+
+/// The members `node` holds alive (or suspect: still replicated to).
+fn live_members(http: &Http, node: &Node) -> Vec<String> {
+    let stats = stats(http, node);
+    let mut live: Vec<String> = stats["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["state"] != "down")
+        .filter_map(|m| m["url"].as_str().map(str::to_owned))
+        .collect();
+    live.sort();
+    live
+}
+
+/// The peers `node` queues replication events for.
+fn peers(http: &Http, node: &Node) -> Vec<String> {
+    let stats = stats(http, node);
+    let mut peers: Vec<String> = stats["peers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["url"].as_str().map(str::to_owned))
+        .collect();
+    peers.sort();
+    peers
+}
+
+/// Waits until every node of `cluster` has exactly the others as live members and
+/// as replication peers.
+fn converged(http: &Http, cluster: &[&Node]) {
+    for node in cluster {
+        let mut others: Vec<String> = cluster
+            .iter()
+            .filter(|n| n.port != node.port)
+            .map(|n| url_of(n.port))
+            .collect();
+        others.sort();
+        wait_until(
+            &format!(":{} to know exactly {others:?}", node.port),
+            CONVERGE,
+            || live_members(http, node) == others && peers(http, node) == others,
+        );
+    }
+}
+
+fn ready(http: &Http, nodes: &[&Node]) {
+    for node in nodes {
+        wait_until("node ready", CONVERGE, || is_ready(http, node));
+    }
+}
+
+fn new_session(http: &Http, node: &Node) -> Id {
+    let id = Id::generate().unwrap();
+    let status = http
+        .post(node.url(&format!("/s/{id}")))
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(status, 201);
+    id
+}
+
+fn join_leave_rejoin() {
+    let http = client();
+    let a = Node::join(free_port(), &[]);
+    ready(&http, &[&a]);
+    // B and C are told only of A; A is told nothing.
+    let b = Node::join(free_port(), &[a.port]);
+    let c = Node::join(free_port(), &[a.port]);
+    ready(&http, &[&b, &c]);
+    converged(&http, &[&a, &b, &c]);
+    let id = new_session(&http, &a);
+    write_keys(&http, &a, &id, 0..10);
+
+    // D joins through B alone; A and C are told nothing, yet learn of it, and a value
+    // written on C after D joined is read on D.
+    let d = Node::join(free_port(), &[b.port]);
+    ready(&http, &[&d]);
+    assert!(
+        has_keys(data(&http, &d, &id).as_ref(), 10),
+        "D served before it had caught up"
+    );
+    converged(&http, &[&a, &b, &c, &d]);
+    write_keys(&http, &c, &id, 10..20);
+    wait_until("C's write on D", CONVERGE, || {
+        has_keys(data(&http, &d, &id).as_ref(), 20)
+    });
+
+    // B dies: the others declare it down and drop its queue.
+    let b_url = url_of(b.port);
+    drop(b);
+    converged(&http, &[&a, &c, &d]);
+    for node in [&a, &c, &d] {
+        let members = stats(&http, node)["members"].clone();
+        assert!(
+            members
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["url"] == b_url.as_str() && m["state"] == "down"),
+            ":{} shows the member that died as down: {members}",
+            node.port
+        );
+    }
+    write_keys(&http, &a, &id, 20..30);
+
+    // B comes back on a new address, knowing only D: it catches up, every member
+    // learns of it, and it receives what is written after.
+    let b2 = Node::join(free_port(), &[d.port]);
+    ready(&http, &[&b2]);
+    assert!(has_keys(data(&http, &b2, &id).as_ref(), 30));
+    converged(&http, &[&a, &b2, &c, &d]);
+    write_keys(&http, &a, &id, 30..40);
+    wait_until("A's write on the rejoined member", CONVERGE, || {
+        has_keys(data(&http, &b2, &id).as_ref(), 40)
+    });
+    let lags: Vec<String> = [&a, &c, &d]
+        .iter()
+        .map(|n| format!(":{} {}", n.port, stats(&http, n)["lag_ms_p99"]))
+        .collect();
+    eprintln!("replication lag p99 (ms) after the membership changes: {lags:?}");
+}
+
+/// How a hand-made membership message is signed: with `secret`, over `body` (not
+/// always the body sent), at `ms` (now when `None`), with `nonce`.
+#[derive(Clone, Copy)]
+struct Signing<'a> {
+    secret: &'a [u8],
+    body: &'a [u8],
+    ms: Option<i64>,
+    nonce: &'a str,
+}
+
+fn gossip(http: &Http, node: &Node, body: &[u8], signing: Option<Signing<'_>>) -> u16 {
+    use hmac::Mac as _;
+    use sha2::Digest as _;
+    let mut request = http.post(node.url("/_tether/gossip")).body(body.to_vec());
+    if let Some(Signing {
+        secret,
+        body: signed_body,
+        ms,
+        nonce,
+    }) = signing
+    {
+        let ms = ms.unwrap_or_else(|| {
+            i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+                .unwrap()
+        });
+        let ts = ms.to_string();
+        let digest = hex::encode(sha2::Sha256::digest(signed_body));
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+        for part in [
+            b"gossip".as_slice(),
+            ts.as_bytes(),
+            nonce.as_bytes(),
+            digest.as_bytes(),
+        ] {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        request = request
+            .header("x-tether-digest", digest)
+            .header("x-tether-timestamp", ts)
+            .header("x-tether-nonce", nonce)
+            .header(
+                "x-tether-signature",
+                hex::encode(mac.finalize().into_bytes()),
+            );
+    }
+    request.send().unwrap().status().as_u16()
+}
+
+fn forged_membership_is_refused() {
+    let http = client();
+    let pa = free_port();
+    // X uses another secret. Started while A is down, it is ready on its own and
+    // keeps announcing itself to A, its seed.
+    let x = Node::spawn(free_port(), &[pa], "mx");
+    ready(&http, &[&x]);
+    let a = Node::join(pa, &[]);
+    ready(&http, &[&a]);
+    // Y, with the right secret, starts after X and joins through A: once Y is a
+    // member, X has had as many tries, and is still not one.
+    let y = Node::join(free_port(), &[pa]);
+    ready(&http, &[&y]);
+    converged(&http, &[&a, &y]);
+    assert!(
+        !live_members(&http, &a).contains(&url_of(x.port)),
+        "a member joined with another secret"
+    );
+
+    hand_made_messages_are_checked(&http, &a);
+}
+
+fn hand_made_messages_are_checked(http: &Http, a: &Node) {
+    let body = b"any membership message";
+    let nonce = "00112233445566778899aabbccddeeff";
+    assert_eq!(gossip(http, a, body, None), 401, "unsigned");
+    assert_eq!(
+        gossip(
+            http,
+            a,
+            body,
+            Some(Signing {
+                secret: WRONG_SECRET,
+                body,
+                ms: None,
+                nonce
+            })
+        ),
+        401,
+        "signed with another secret"
+    );
+    assert_eq!(
+        gossip(
+            http,
+            a,
+            b"another body",
+            Some(Signing {
+                secret: SECRET,
+                body,
+                ms: None,
+                nonce
+            })
+        ),
+        401,
+        "a body other than the one signed"
+    );
+    let old = time::OffsetDateTime::now_utc().unix_timestamp() * 1000 - 120_000;
+    assert_eq!(
+        gossip(
+            http,
+            a,
+            body,
+            Some(Signing {
+                secret: SECRET,
+                body,
+                ms: Some(old),
+                nonce
+            })
+        ),
+        401,
+        "signed two minutes ago"
+    );
+    assert_eq!(
+        gossip(
+            http,
+            a,
+            body,
+            Some(Signing {
+                secret: SECRET,
+                body,
+                ms: None,
+                nonce
+            })
+        ),
+        204,
+        "properly signed (foca then ignores what it cannot decode)"
+    );
+    assert_eq!(
+        gossip(
+            http,
+            a,
+            body,
+            Some(Signing {
+                secret: SECRET,
+                body,
+                ms: None,
+                nonce
+            })
+        ),
+        409,
+        "the same message again"
+    );
+    let big = vec![b'x'; 64 * 1024];
+    assert_eq!(
+        gossip(
+            http,
+            a,
+            &big,
+            Some(Signing {
+                secret: SECRET,
+                body: &big,
+                ms: None,
+                nonce: "ffeeddccbbaa99887766554433221100"
+            })
+        ),
+        413,
+        "larger than any membership message"
+    );
+}
