@@ -106,9 +106,8 @@ pub(crate) struct Cluster {
     programs: Programs,
     approach: Approach,
     store: StoreSetup,
-    /// Every instance's URL the replicated store is told about: the running ones and
-    /// the spare that scale-out starts.
-    peer_urls: Vec<String>,
+    /// The first two instances' URLs: the replicated store's seeds.
+    seed_urls: Vec<String>,
     pub(crate) instances: Vec<Instance>,
     balancer: Option<Child>,
     /// nginx or HAProxy in the balancer's place.
@@ -144,8 +143,9 @@ impl Cluster {
             programs,
             approach,
             store,
-            peer_urls: ports
+            seed_urls: ports
                 .iter()
+                .take(2)
                 .map(|p| format!("http://127.0.0.1:{p}"))
                 .collect(),
             instances: ports
@@ -263,7 +263,10 @@ impl Cluster {
             command.arg("--store-url").arg(url);
         }
         if self.approach == Approach::Replicated {
-            command.arg("--peers").arg(self.peer_urls.join(","));
+            // One seed (the first instance; the second, for the first): every other
+            // member, and every instance started later, is learned at run time.
+            let seed = &self.seed_urls[usize::from(i == 0)];
+            command.arg("--peers").arg(seed);
         }
         let child = spawn(command, &format!("login serve ({})", instance.name))?;
         self.instances[i].child = Some(child);

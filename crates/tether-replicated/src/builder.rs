@@ -266,6 +266,10 @@ impl ReplicatedStoreBuilder {
                 Arc::downgrade(&inner),
                 inbox,
             )));
+            tasks.push(Background::spawn(membership::watch_join(
+                Arc::downgrade(&inner),
+                self.probe_period,
+            )));
         }
         tasks.push(Background::spawn(sweep_loop(
             Arc::downgrade(&inner),

@@ -51,6 +51,9 @@ impl ReplicatedStore {
                         state.merge(id, slot);
                     }
                     drop(state);
+                    if let Some(membership) = &inner.membership {
+                        membership.found_cluster.store(true, Ordering::SeqCst);
+                    }
                     inner.ready.store(true, Ordering::SeqCst);
                     *lock(&inner.catch_up_error) = None;
                     tracing::info!(peer = %url, "caught up from a peer's snapshot");

@@ -130,6 +130,11 @@ async fn hello(AxumState(inner): AxumState<Arc<Inner>>, headers: HeaderMap) -> R
     let answer = Hello {
         node: inner.node,
         ready: inner.ready.load(Ordering::SeqCst),
+        members: inner
+            .membership
+            .as_ref()
+            .map(crate::membership::Membership::live)
+            .unwrap_or_default(),
     };
     signed_json(&inner, b"hello-reply", &nonce, &answer)
 }

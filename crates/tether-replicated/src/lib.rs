@@ -304,6 +304,10 @@ impl Inner {
         Stats {
             node: self.node,
             ready: self.ready.load(Ordering::SeqCst),
+            joined: self
+                .membership
+                .as_ref()
+                .is_none_or(|m| m.joined.load(Ordering::SeqCst)),
             catch_up_error: lock(&self.catch_up_error).clone(),
             sessions,
             anonymous,

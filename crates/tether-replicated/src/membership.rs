@@ -18,11 +18,13 @@
 //! Seeds are re-resolved every refresh: a seed whose host is a DNS name (a Kubernetes
 //! headless service) stands for every address the name has at that moment.
 
+mod join;
 mod seeds;
 mod timers;
 mod transport;
 
 use std::num::{NonZeroU32, NonZeroUsize};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -33,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use tether_core::unix_ms;
 use tokio::sync::{Semaphore, mpsc};
 
+pub(crate) use self::join::watch as watch_join;
 use self::transport::Nonces;
 pub(crate) use self::transport::receive;
 use crate::stats::MemberStats;
@@ -102,6 +105,10 @@ pub(crate) struct Membership {
     resolved: Mutex<Vec<String>>,
     /// Nonces of the membership messages accepted recently (a replay is refused).
     nonces: Mutex<Nonces>,
+    /// Whether catching up found a live cluster (else this is its first instance).
+    pub(crate) found_cluster: AtomicBool,
+    /// Whether every member lists this one (see [`crate::ReplicatedStore::is_joined`]).
+    pub(crate) joined: AtomicBool,
 }
 
 impl Membership {
@@ -115,12 +122,23 @@ impl Membership {
             view: Mutex::new(Vec::new()),
             resolved: Mutex::new(resolved),
             nonces: Mutex::new(Nonces::default()),
+            found_cluster: AtomicBool::new(false),
+            joined: AtomicBool::new(false),
         };
         (membership, rx)
     }
 
     pub(crate) fn members(&self) -> Vec<MemberStats> {
         lock(&self.view).clone()
+    }
+
+    /// The members not declared down.
+    pub(crate) fn live(&self) -> Vec<String> {
+        lock(&self.view)
+            .iter()
+            .filter(|m| m.state != "down")
+            .map(|m| m.url.clone())
+            .collect()
     }
 
     /// The seeds as last resolved, without this node.
@@ -157,6 +175,10 @@ pub(crate) async fn run(inner: Weak<Inner>, mut inbox: mpsc::Receiver<Bytes>) {
     let sends = Arc::new(Semaphore::new(SENDS_IN_FLIGHT));
     let mut refresh = tokio::time::interval(settings.refresh);
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // While no member is known, the seeds are tried every probe period, so a new
+    // instance joins as soon as it is ready.
+    let mut alone = tokio::time::interval(settings.probe_period);
+    alone.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let mut changed = false;
         tokio::select! {
@@ -172,6 +194,10 @@ pub(crate) async fn run(inner: Weak<Inner>, mut inbox: mpsc::Receiver<Bytes>) {
                         tracing::debug!(error = %e, "a membership timer failed");
                     }
                 }
+            }
+            _ = alone.tick(), if foca.num_members() == 0 => {
+                announce_to_seeds(&inner, &mut foca, &mut runtime).await;
+                changed = true;
             }
             _ = refresh.tick() => {
                 announce_to_seeds(&inner, &mut foca, &mut runtime).await;

@@ -11,6 +11,9 @@ pub struct Stats {
     pub node: u64,
     /// Whether it caught up with a peer (or found none up).
     pub ready: bool,
+    /// Whether every member it knows of lists it (see
+    /// [`crate::ReplicatedStore::is_joined`]).
+    pub joined: bool,
     /// Why the last catch-up failed, while the instance is not ready.
     pub catch_up_error: Option<String>,
     /// Sessions held (expired ones not yet swept included).

@@ -60,6 +60,9 @@ pub(crate) struct Batch {
 pub(crate) struct Hello {
     pub(crate) node: u64,
     pub(crate) ready: bool,
+    /// The live members it knows of (empty without membership).
+    #[serde(default)]
+    pub(crate) members: Vec<String>,
 }
 
 /// One page of a node's state, as `GET /snapshot?after=ID` answers.

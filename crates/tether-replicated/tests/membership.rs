@@ -134,6 +134,17 @@ fn join_leave_rejoin() {
         has_keys(data(&http, &d, &id).as_ref(), 10),
         "D served before it had caught up"
     );
+    // Once D calls itself joined (what a balancer waits for), every member lists it
+    // and replicates to it.
+    wait_until("D joined", CONVERGE, || stats(&http, &d)["joined"] == true);
+    for node in [&a, &b, &c] {
+        assert!(
+            live_members(&http, node).contains(&url_of(d.port))
+                && peers(&http, node).contains(&url_of(d.port)),
+            "D said it joined before :{} knew of it",
+            node.port
+        );
+    }
     converged(&http, &[&a, &b, &c, &d]);
     write_keys(&http, &c, &id, 10..20);
     wait_until("C's write on D", CONVERGE, || {

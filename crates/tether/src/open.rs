@@ -214,9 +214,12 @@ impl StoreConfig {
             #[cfg(feature = "jwt")]
             Target::Jwt => jwt(keys(self.keys, kind)?),
             #[cfg(feature = "replicated")]
-            Target::Replicated => {
-                replicated(self.replication_secret, self.peers, self.max_sessions)
-            }
+            Target::Replicated => replicated(
+                self.replication_secret,
+                self.peers,
+                self.advertise,
+                self.max_sessions,
+            ),
             // A kind whose feature is off never parses; one built with
             // `StoreConfig::file` or `without_url` may still name it.
             #[allow(unreachable_patterns)]
@@ -267,6 +270,7 @@ fn jwt(keys: Keys) -> Result<OpenedStore, Error> {
 fn replicated(
     secret: Option<String>,
     peers: Vec<String>,
+    advertise: Option<String>,
     max_sessions: Option<usize>,
 ) -> Result<OpenedStore, Error> {
     let secret = secret.ok_or_else(|| {
@@ -275,6 +279,9 @@ fn replicated(
     let mut builder = tether_replicated::ReplicatedStore::builder(secret).peers(peers);
     if let Some(max) = max_sessions {
         builder = builder.max_sessions(max);
+    }
+    if let Some(url) = advertise {
+        builder = builder.advertise(url);
     }
     let store = builder.start()?;
     let mut opened = OpenedStore::server(StoreKind::Replicated, Arc::new(store.clone()), false);

@@ -64,6 +64,7 @@ pub struct StoreConfig {
     pub(crate) ca_pem: Option<Vec<u8>>,
     pub(crate) replication_secret: Option<String>,
     pub(crate) peers: Vec<String>,
+    pub(crate) advertise: Option<String>,
     pub(crate) max_sessions: Option<usize>,
     pub(crate) migrate: bool,
     pub(crate) near_cache: Option<tether_core::NearCacheConfig>,
@@ -77,6 +78,7 @@ impl StoreConfig {
             ca_pem: None,
             replication_secret: None,
             peers: Vec::new(),
+            advertise: None,
             max_sessions: None,
             migrate: true,
             near_cache: None,
@@ -207,6 +209,8 @@ impl StoreConfig {
     }
 
     /// The replicated store's peers: their replication URLs (`http://HOST:PORT/_tether`).
+    /// With [`StoreConfig::with_advertised_url`] they are seeds: one live one is
+    /// enough, and members that join later are learned at run time.
     #[must_use]
     pub fn with_peers<I, S>(mut self, peers: I) -> Self
     where
@@ -214,6 +218,26 @@ impl StoreConfig {
         S: Into<String>,
     {
         self.peers = peers.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The replicated store's own replication URL, as the other instances reach it
+    /// (`http://10.0.0.4:8080/_tether`): it turns membership on (see
+    /// `tether_replicated::ReplicatedStoreBuilder::advertise`).
+    ///
+    /// ```
+    /// use tether::{StoreConfig, StoreKind};
+    ///
+    /// let config = StoreConfig::without_url(StoreKind::Replicated)
+    ///     .expect("the replicated store needs no URL")
+    ///     .with_replication_secret("a shared secret of 16+ bytes")
+    ///     .with_advertised_url("http://127.0.0.1:9004/_tether")
+    ///     .with_peers(["http://127.0.0.1:9001/_tether"]);
+    /// assert_eq!(config.kind(), StoreKind::Replicated);
+    /// ```
+    #[must_use]
+    pub fn with_advertised_url(mut self, url: impl Into<String>) -> Self {
+        self.advertise = Some(url.into());
         self
     }
 

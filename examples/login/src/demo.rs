@@ -70,7 +70,7 @@ fn store_args(
     args: &DemoArgs,
     dir: &Path,
     key_file: Option<&Path>,
-    urls: &[String],
+    seed: &str,
 ) -> Vec<std::ffi::OsString> {
     let url = |fallback: Option<String>| {
         args.store_url
@@ -88,7 +88,8 @@ fn store_args(
             let key_file = key_file.unwrap_or_else(|| fail("the key file was not written"));
             vec!["--key-file".into(), key_file.into()]
         }
-        StoreKind::Replicated => vec!["--peers".into(), urls.join(",").into()],
+        // One seed: the others are learned at run time.
+        StoreKind::Replicated => vec!["--peers".into(), format!("{seed}/_tether").into()],
         StoreKind::Memory => Vec::new(),
         // Redis, MySQL, PostgreSQL: a server the demo does not start.
         _ => vec!["--store-url".into(), url(None).into()],
@@ -130,7 +131,10 @@ pub(crate) async fn run(args: DemoArgs) {
             .env("TETHER_REPLICATION_SECRET", &secret)
             .stdin(Stdio::null())
             .kill_on_drop(true);
-        cmd.args(store_args(&args, &dir, key_file.as_deref(), &urls));
+        // Each instance knows only the first (the first knows the second): membership
+        // tells them of each other.
+        let seed = &urls[usize::from(i == 0 && urls.len() > 1)];
+        cmd.args(store_args(&args, &dir, key_file.as_deref(), seed));
         children.push(
             cmd.spawn()
                 .unwrap_or_else(|e| fail(&format!("starting an instance: {e}"))),

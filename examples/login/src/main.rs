@@ -62,9 +62,18 @@ pub(crate) struct ServeArgs {
     /// JWT store's (`kid ed25519 SEED` per line, newest first).
     #[arg(long, env = "TETHER_KEY_FILE")]
     key_file: Option<PathBuf>,
-    /// The other instances' URLs (replicated store), comma-separated.
+    /// The other instances' URLs (replicated store), comma-separated: seeds. This
+    /// instance joins through any one of them that is up and learns every other
+    /// member at run time; a name stands for each address it resolves to (a
+    /// Kubernetes headless service), looked up again every few seconds.
     #[arg(long, env = "TETHER_PEERS", value_delimiter = ',')]
     peers: Vec<String>,
+    /// This instance's own replication URL, as the others reach it (replicated
+    /// store). Default: `http://LISTEN/_tether`, unless LISTEN is a wildcard address
+    /// such as 0.0.0.0, which the others cannot reach: then membership is off and
+    /// --peers is the fixed list of peers.
+    #[arg(long, env = "TETHER_ADVERTISE")]
+    advertise: Option<String>,
     /// Strict per-session locking.
     #[arg(long, env = "TETHER_LOCK")]
     lock: bool,
@@ -203,7 +212,29 @@ fn replication(args: &ServeArgs, config: StoreConfig) -> StoreConfig {
         })
         .filter(|p| *p != me)
         .map(|p| format!("{p}/_tether"));
-    config.with_replication_secret(secret).with_peers(peers)
+    let config = config.with_replication_secret(secret).with_peers(peers);
+    match advertised(args) {
+        Some(url) => config.with_advertised_url(url),
+        None => {
+            eprintln!(
+                "login: --listen {} is a wildcard address: membership is off (give --advertise URL to turn it on)",
+                args.listen
+            );
+            config
+        }
+    }
+}
+
+/// This instance's replication URL: `--advertise`, or one made of `--listen` when
+/// the others can reach that address.
+fn advertised(args: &ServeArgs) -> Option<String> {
+    if let Some(url) = &args.advertise {
+        return Some(url.clone());
+    }
+    match args.listen.parse::<std::net::SocketAddr>() {
+        Ok(addr) if addr.ip().is_unspecified() => None,
+        _ => Some(format!("http://{}/_tether", args.listen)),
+    }
 }
 
 async fn build_store(args: &ServeArgs) -> Built {
@@ -237,8 +268,10 @@ async fn build_store(args: &ServeArgs) -> Built {
             );
             built.catching_up = Some(store.clone());
         }
+        // Healthy once caught up and known to every member: a balancer routes here
+        // only when a login on any member is replicated here too.
         let ready = store.clone();
-        built.ready = Box::new(move || ready.is_ready());
+        built.ready = Box::new(move || ready.is_ready() && ready.is_joined());
         built.extra = Some(axum::Router::new().nest("/_tether", store.router()));
     }
     built

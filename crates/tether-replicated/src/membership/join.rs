@@ -1,0 +1,82 @@
+//! Joining: a new instance does not call itself joined (healthy, for a balancer)
+//! until every member it knows of lists it, so a login answered by any member is
+//! replicated to it, and a request routed to it after the login finds the session.
+
+use std::sync::Weak;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::request::signed_get;
+use crate::wire::Hello;
+use crate::{Inner, ReplicatedStore};
+
+/// How long a new instance waits for the members to know it before calling itself
+/// joined anyway (with a warning): a cluster where gossip does not get through is
+/// served as well as it can be, not refused for ever.
+const GIVE_UP: Duration = Duration::from_secs(30);
+
+impl ReplicatedStore {
+    /// Whether every member this instance knows of lists it as a member (always, for
+    /// a store without membership, and for the first instance of a cluster). Until
+    /// then a balancer should not route to it: a member that has not heard of it
+    /// yet would not send it the sessions it creates. `login` answers `/healthz` with
+    /// 503 until the store is both ready and joined.
+    pub fn is_joined(&self) -> bool {
+        self.inner
+            .membership
+            .as_ref()
+            .is_none_or(|m| m.joined.load(Ordering::SeqCst))
+    }
+}
+
+/// Asks the members, every `every`, whether they list this instance, until all do.
+pub(crate) async fn watch(inner: Weak<Inner>, every: Duration) {
+    let started = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(store) = inner.upgrade() else { return };
+        let Some(membership) = store.membership.as_ref() else {
+            return;
+        };
+        if !store.ready.load(Ordering::SeqCst) {
+            continue;
+        }
+        let joined = if membership.found_cluster.load(Ordering::SeqCst) {
+            let live = membership.live();
+            !live.is_empty() && all_list(&store, &live, &membership.settings.me).await
+        } else {
+            // The first instance (no seed was up when it caught up): no one to tell.
+            true
+        };
+        if joined {
+            tracing::info!("every member knows this instance: joined");
+        } else if started.elapsed() > GIVE_UP {
+            tracing::warn!(
+                "not every member lists this instance after {GIVE_UP:?}; calling it joined anyway"
+            );
+        } else {
+            continue;
+        }
+        membership.joined.store(true, Ordering::SeqCst);
+        return;
+    }
+}
+
+/// Whether every member in `urls` lists `me` among its live members.
+async fn all_list(store: &Inner, urls: &[String], me: &str) -> bool {
+    for url in urls {
+        let hello = signed_get::<Hello>(
+            store,
+            &format!("{url}/hello"),
+            "hello",
+            "",
+            &[],
+            b"hello-reply",
+        )
+        .await;
+        if !hello.is_ok_and(|h| h.members.iter().any(|m| m == me)) {
+            return false;
+        }
+    }
+    true
+}
