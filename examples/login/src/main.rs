@@ -213,15 +213,14 @@ fn replication(args: &ServeArgs, config: StoreConfig) -> StoreConfig {
         .filter(|p| *p != me)
         .map(|p| format!("{p}/_tether"));
     let config = config.with_replication_secret(secret).with_peers(peers);
-    match advertised(args) {
-        Some(url) => config.with_advertised_url(url),
-        None => {
-            eprintln!(
-                "login: --listen {} is a wildcard address: membership is off (give --advertise URL to turn it on)",
-                args.listen
-            );
-            config
-        }
+    if let Some(url) = advertised(args) {
+        config.with_advertised_url(url)
+    } else {
+        eprintln!(
+            "login: --listen {} is a wildcard address: membership is off (give --advertise URL to turn it on)",
+            args.listen
+        );
+        config
     }
 }
 
