@@ -12,7 +12,7 @@ use crate::approach::Approach;
 use crate::proxy::{Proxy, Running};
 
 /// The replication secret of the lab's instances.
-const REPLICATION_SECRET: &str = "tether lab replication secret";
+pub(crate) const REPLICATION_SECRET: &str = "tether lab replication secret";
 /// The token of the balancer's admin API.
 const ADMIN_TOKEN: &str = "tether lab balancer admin token";
 
@@ -106,8 +106,6 @@ pub(crate) struct Cluster {
     programs: Programs,
     approach: Approach,
     store: StoreSetup,
-    /// The first two instances' URLs: the replicated store's seeds.
-    seed_urls: Vec<String>,
     pub(crate) instances: Vec<Instance>,
     balancer: Option<Child>,
     /// nginx or HAProxy in the balancer's place.
@@ -143,11 +141,6 @@ impl Cluster {
             programs,
             approach,
             store,
-            seed_urls: ports
-                .iter()
-                .take(2)
-                .map(|p| format!("http://127.0.0.1:{p}"))
-                .collect(),
             instances: ports
                 .iter()
                 .enumerate()
@@ -263,14 +256,40 @@ impl Cluster {
             command.arg("--store-url").arg(url);
         }
         if self.approach == Approach::Replicated {
-            // One seed (the first instance; the second, for the first): every other
-            // member, and every instance started later, is learned at run time.
-            let seed = &self.seed_urls[usize::from(i == 0)];
+            // One seed (the first other instance running; the next one, when none
+            // is): every other member, and every instance started later, is learned
+            // at run time.
+            let seed = self
+                .instances
+                .iter()
+                .enumerate()
+                .find(|(j, other)| *j != i && other.child.is_some())
+                .map_or_else(
+                    || self.instances[(i + 1) % self.instances.len()].url(),
+                    |(_, other)| other.url(),
+                );
             command.arg("--peers").arg(seed);
         }
         let child = spawn(command, &format!("login serve ({})", instance.name))?;
         self.instances[i].child = Some(child);
         Ok(())
+    }
+
+    /// Whether instance `i` is started.
+    pub(crate) fn is_running(&self, i: usize) -> bool {
+        self.instances[i].child.is_some()
+    }
+
+    /// Starts one more instance, on a new port; returns its index.
+    pub(crate) fn add(&mut self) -> Result<usize, Error> {
+        let i = self.instances.len();
+        self.instances.push(Instance {
+            name: format!("i{}", i + 1),
+            port: tether_testkit::harness::free_port(),
+            child: None,
+        });
+        self.launch(i)?;
+        Ok(i)
     }
 
     /// Waits until instance `i` answers `/healthz` with 200 (for the replicated store,

@@ -64,7 +64,7 @@ struct Steps {
 }
 
 /// The `name=value` pairs of every `Set-Cookie`, as a `Cookie` header.
-fn cookies(response: &reqwest::Response) -> String {
+pub(crate) fn cookies(response: &reqwest::Response) -> String {
     response
         .headers()
         .get_all(reqwest::header::SET_COOKIE)
@@ -122,7 +122,7 @@ async fn user(http: &reqwest::Client, i1: &str, i2: &str, n: usize) -> Result<St
 
 /// What i2 is asked.
 #[derive(Clone, Copy)]
-enum Probe<'a> {
+pub(crate) enum Probe<'a> {
     /// Its data holds this value (as JSON).
     Value(&'a str),
     /// It refuses the cookie (`401`).
@@ -167,7 +167,7 @@ async fn agrees(
 
 /// Asks i2 until it agrees: whether the first answer did not, and how long until
 /// one did.
-async fn agree(
+pub(crate) async fn agree(
     http: &reqwest::Client,
     i2: &str,
     cookie: &str,

@@ -5,6 +5,7 @@ mod approach;
 mod cluster;
 mod consistency;
 mod delay;
+mod membership;
 mod proxy;
 mod report;
 mod run;
@@ -57,6 +58,25 @@ enum Command {
     /// (stale reads and accepts, and how long until it agrees) and write
     /// `consistency.md`.
     Consistency(ConsistencyArgs),
+    /// Grow, shrink and replace replicated instances at run time (each new one
+    /// knowing one seed) and write `membership.md`.
+    Membership(MembershipArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct MembershipArgs {
+    /// Users logged in before the changes (default 1,000; 200 with --quick).
+    #[arg(long)]
+    users: Option<usize>,
+    /// Fewer users.
+    #[arg(long)]
+    quick: bool,
+    /// Where `membership.md` and `membership.json` go.
+    #[arg(long, default_value = "lab-report")]
+    out: PathBuf,
+    /// Where the `login` and `tether-balancer` programs are (default: beside this one).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -266,6 +286,38 @@ fn command_line() -> String {
         .join(" ")
 }
 
+/// Prints each check and where the report is; whether every check passed.
+fn print_checks(checks: &[report::Check], report: &std::path::Path) -> bool {
+    for c in checks {
+        println!(
+            "check {} ... {} ({})",
+            c.what,
+            if c.passed { "ok" } else { "FAILED" },
+            c.measured
+        );
+    }
+    println!("report: {}", report.display());
+    checks.iter().all(|c| c.passed)
+}
+
+async fn membership(args: MembershipArgs) -> Result<bool, Error> {
+    let programs = Programs::in_dir(&bin_dir(args.bin_dir.as_ref())?)?;
+    let users = args.users.unwrap_or(if args.quick { 200 } else { 1000 });
+    let (work_dir, servers_dir) = work_dirs()?;
+    let mut skipped = Vec::new();
+    let services = start_services(&[Approach::Replicated], servers_dir.path(), &mut skipped).await;
+    let measured = membership::measure(&programs, &services, users, work_dir.path()).await?;
+    let checks = membership::checks(&measured);
+    membership::write(
+        &args.out,
+        &tether_tools::machine::describe_machine(),
+        &command_line(),
+        &measured,
+        &checks,
+    )?;
+    Ok(print_checks(&checks, &args.out.join("membership.md")))
+}
+
 async fn consistency(args: ConsistencyArgs) -> Result<bool, Error> {
     let programs = Programs::in_dir(&bin_dir(args.bin_dir.as_ref())?)?;
     let approaches = if args.approaches.is_empty() {
@@ -336,16 +388,7 @@ async fn consistency(args: ConsistencyArgs) -> Result<bool, Error> {
         &delays,
         &checks,
     )?;
-    for c in &checks {
-        println!(
-            "check {} ... {} ({})",
-            c.what,
-            if c.passed { "ok" } else { "FAILED" },
-            c.measured
-        );
-    }
-    println!("report: {}", args.out.join("consistency.md").display());
-    Ok(checks.iter().all(|c| c.passed))
+    Ok(print_checks(&checks, &args.out.join("consistency.md")))
 }
 
 async fn lab(args: RunArgs) -> Result<Report, Error> {
@@ -440,6 +483,17 @@ async fn lab(args: RunArgs) -> Result<Report, Error> {
 async fn main() {
     let args = match Cli::parse().command {
         Command::Run(args) => args,
+        Command::Membership(args) => match membership(args).await {
+            Ok(true) => return,
+            Ok(false) => {
+                eprintln!("tether-lab: a membership check failed (see the report)");
+                std::process::exit(1);
+            }
+            Err(e) => {
+                eprintln!("tether-lab: {e}");
+                std::process::exit(2);
+            }
+        },
         Command::Consistency(args) => match consistency(args).await {
             Ok(true) => return,
             Ok(false) => {

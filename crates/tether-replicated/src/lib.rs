@@ -33,14 +33,63 @@
 //!   Only "no peer is up" makes it the first instance; a peer that answers with an
 //!   error keeps it not ready, with the reason in the log and the stats.
 //!
+//! # Membership
+//!
+//! Give an instance its own replication URL ([`ReplicatedStoreBuilder::advertise`])
+//! and its peers become seeds: it joins through any one of them that is up, every
+//! member learns of it within a few probe periods, and the instances it replicates to
+//! are the members, learned and dropped at run time. So an autoscaler or a rolling
+//! deploy starts a new instance with one seed (or a DNS name that resolves to the
+//! current instances, such as a Kubernetes headless service), and the running ones
+//! need no restart.
+//!
+//! ```no_run
+//! # async fn serve() -> Result<(), tether_core::Error> {
+//! use tether_replicated::ReplicatedStore;
+//!
+//! let store = ReplicatedStore::builder(b"a shared secret of 16+ bytes")
+//!     .advertise("http://10.0.0.4:8080/_tether") // how the others reach this one
+//!     .peers(["http://sessions.default.svc.cluster.local:8080/_tether"]) // seeds
+//!     .start()?;
+//! store.catch_up_until_ready().await;
+//! // Serve `store.router()` under /_tether, then report healthy once
+//! // `store.is_ready() && store.is_joined()`.
+//! # Ok(()) }
+//! ```
+//!
+//! - The protocol is SWIM, run by [foca](https://docs.rs/foca): each member probes one
+//!   other per [`ReplicatedStoreBuilder::probe_period`] (1 s), asks others to probe a
+//!   member that does not answer, and declares it suspect, then down five periods
+//!   later (about 7 s after it stopped); its send queue is dropped then, so a dead
+//!   member holds neither memory nor tombstones. A restarted process (a later start
+//!   time) replaces the old one at its URL; one declared down while alive (a pause, a
+//!   partition) rejoins under a newer identity at once.
+//! - A member that joins gets a queue and a full snapshot from every member (it may
+//!   have missed what was written before they heard of it): a join costs the cluster
+//!   N-1 snapshots sent to the newcomer.
+//! - [`ReplicatedStore::is_joined`] says when every member the instance knows lists
+//!   it: route to it only then (the demo's `/healthz` does), or a login answered by a
+//!   member that has not heard of it yet would not be sent to it in time.
+//! - Seeds are resolved again every [`ReplicatedStoreBuilder::membership_refresh`]
+//!   (5 s), and announced to when they are not live members: a new cluster forms, and
+//!   a partition heals, through them. While no member is known, they are tried every
+//!   probe period. A partitioned minority keeps serving what it has; after the heal
+//!   the members find each other again, exchange snapshots, and converge by the
+//!   per-key rules above (tombstones win).
+//! - Membership messages travel as `POST /gossip` on the same routes, signed with
+//!   the same secret over their body's digest; unsigned, wrongly signed, stale or
+//!   replayed ones are refused, so an instance without the secret cannot join.
+//!
+//! Without [`ReplicatedStoreBuilder::advertise`], the peers are a fixed list.
+//!
 //! # Security
 //!
 //! Every route under [`ReplicatedStore::router`] needs the shared secret: batches
 //! and answers are signed with HMAC-SHA256. A batch names its sender's node id and
 //! its receiver's (both random per process start) and a growing sequence number, so a
 //! captured batch is refused when replayed, by another peer, or after a restart.
-//! Snapshot, hello and stats requests carry a signed timestamp and nonce, refused when
-//! more than 30 s off. Peers talk plain HTTP and a snapshot carries session ids: keep
+//! Snapshot, hello, stats and membership requests carry a signed timestamp and nonce,
+//! refused when more than 30 s off (a membership message's nonce is accepted once). Peers talk plain HTTP and a snapshot carries session ids: keep
 //! `/_tether` on a private network (never proxied to the internet) or behind TLS.
 //!
 //! # Costs and limits
@@ -159,8 +208,8 @@ impl ReplicatedStore {
         self.inner.stats()
     }
 
-    /// The routes peers call: `GET /hello`, `POST /events`, `GET /snapshot`, and
-    /// `GET /stats`, each needing the shared secret. Mount it under a path of the app
+    /// The routes peers call: `GET /hello`, `POST /events`, `GET /snapshot`,
+    /// `POST /gossip` (membership) and `GET /stats`, each needing the shared secret. Mount it under a path of the app
     /// (the peers' URLs point there) that no public proxy forwards.
     pub fn router(&self) -> axum::Router {
         http::router(self.inner.clone())
