@@ -1,7 +1,7 @@
 //! The store's settings and start-up.
 
 use std::collections::VecDeque;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -210,18 +210,18 @@ impl ReplicatedStoreBuilder {
             .build()
             .map_err(|e| Error::unavailable("building the replication HTTP client", e))?;
         let node = u64::from_le_bytes(Id::generate()?.as_bytes()[..8].try_into().expect("8 bytes"));
-        let (membership, inbox) = match &self.advertise {
+        let (membership, mailbox) = match &self.advertise {
             Some(me) => {
                 reqwest::Url::parse(me).map_err(|e| {
                     Error::config(format!("the replication URL to advertise, {me:?}: {e}"))
                 })?;
-                let (membership, inbox) = Membership::new(Settings {
+                let (membership, mailbox) = Membership::new(Settings {
                     me: me.clone(),
                     seeds: self.peers.clone(),
                     refresh: self.refresh,
                     probe_period: self.probe_period,
                 });
-                (Some(membership), Some(inbox))
+                (Some(membership), Some(mailbox))
             }
             None => (None, None),
         };
@@ -242,6 +242,7 @@ impl ReplicatedStoreBuilder {
             max_tombstones: self.max_tombstones.unwrap_or(self.max_sessions),
             queue_capacity: self.queue_capacity,
             tombstone_ms: i64::try_from(self.tombstone_ttl.as_millis()).unwrap_or(i64::MAX),
+            batches: AtomicU64::new(0),
             seen: Mutex::new(VecDeque::new()),
             ready: AtomicBool::new(self.peers.is_empty()),
             catch_up_error: Mutex::new(None),
@@ -261,10 +262,10 @@ impl ReplicatedStoreBuilder {
             .collect();
         inner.peers.set(&Arc::downgrade(&inner), &peers, false);
         let mut tasks = Vec::new();
-        if let Some(inbox) = inbox {
+        if let Some(mailbox) = mailbox {
             tasks.push(Background::spawn(membership::run(
                 Arc::downgrade(&inner),
-                inbox,
+                mailbox,
             )));
             tasks.push(Background::spawn(membership::watch_join(
                 Arc::downgrade(&inner),

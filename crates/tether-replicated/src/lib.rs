@@ -123,7 +123,7 @@ mod store;
 mod wire;
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -162,6 +162,8 @@ struct Inner {
     max_tombstones: usize,
     queue_capacity: usize,
     tombstone_ms: i64,
+    /// Batches numbered so far, over every peer's send loop.
+    batches: AtomicU64,
     /// The highest batch sequence applied, per sender (most recent senders last).
     seen: Mutex<VecDeque<(u64, u64)>>,
     ready: AtomicBool,

@@ -33,7 +33,7 @@ use foca::{AccumulatingRuntime, Foca, OwnedNotification, PostcardCodec};
 use rand::SeedableRng as _;
 use serde::{Deserialize, Serialize};
 use tether_core::unix_ms;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 pub(crate) use self::join::watch as watch_join;
 use self::transport::Nonces;
@@ -99,6 +99,8 @@ pub(crate) struct Settings {
 pub(crate) struct Membership {
     pub(crate) settings: Settings,
     inbox: mpsc::Sender<Bytes>,
+    /// Asks the protocol task to leave the cluster; answered once the goodbyes went.
+    pub(crate) leave: mpsc::Sender<oneshot::Sender<()>>,
     /// The members as last seen by the protocol task, for the stats.
     view: Mutex<Vec<MemberStats>>,
     /// The seeds as last resolved.
@@ -112,20 +114,28 @@ pub(crate) struct Membership {
 }
 
 impl Membership {
-    /// The membership and the receiving end of its inbox, for [`run`].
-    pub(crate) fn new(settings: Settings) -> (Self, mpsc::Receiver<Bytes>) {
+    /// The membership and the receiving ends of its channels, for [`run`].
+    pub(crate) fn new(settings: Settings) -> (Self, Mailbox) {
         let (inbox, rx) = mpsc::channel(INBOX);
+        let (leave, leave_rx) = mpsc::channel(1);
         let resolved = settings.seeds.clone();
         let membership = Self {
             settings,
             inbox,
+            leave,
             view: Mutex::new(Vec::new()),
             resolved: Mutex::new(resolved),
             nonces: Mutex::new(Nonces::default()),
             found_cluster: AtomicBool::new(false),
             joined: AtomicBool::new(false),
         };
-        (membership, rx)
+        (
+            membership,
+            Mailbox {
+                inbox: rx,
+                leave: leave_rx,
+            },
+        )
     }
 
     pub(crate) fn members(&self) -> Vec<MemberStats> {
@@ -152,9 +162,19 @@ impl Membership {
     }
 }
 
+/// What the protocol task receives.
+pub(crate) struct Mailbox {
+    inbox: mpsc::Receiver<Bytes>,
+    leave: mpsc::Receiver<oneshot::Sender<()>>,
+}
+
 /// The protocol task: feeds foca the messages, timers and seed refreshes, and turns
 /// its sends, timers and notifications into HTTP requests, wake-ups and the peer list.
-pub(crate) async fn run(inner: Weak<Inner>, mut inbox: mpsc::Receiver<Bytes>) {
+pub(crate) async fn run(inner: Weak<Inner>, mailbox: Mailbox) {
+    let Mailbox {
+        mut inbox,
+        leave: mut leaving,
+    } = mailbox;
     let Some(settings) = inner
         .upgrade()
         .and_then(|i| i.membership.as_ref().map(|m| m.settings.clone()))
@@ -187,6 +207,22 @@ pub(crate) async fn run(inner: Weak<Inner>, mut inbox: mpsc::Receiver<Bytes>) {
                 if let Err(e) = foca.handle_data(&data, &mut runtime) {
                     tracing::debug!(error = %e, "a membership message was not applied");
                 }
+            }
+            done = leaving.recv() => {
+                let Some(done) = done else { return };
+                if let Err(e) = foca.leave_cluster(&mut runtime) {
+                    tracing::debug!(error = %e, "could not say goodbye");
+                }
+                while let Some((to, data)) = runtime.to_send() {
+                    transport::send(&inner, &sends, to.url, data);
+                }
+                // The goodbyes are out once every send permit is back (each send is
+                // bounded by the client's timeout).
+                let all = u32::try_from(SENDS_IN_FLIGHT).unwrap_or(u32::MAX);
+                let _ = sends.acquire_many(all).await;
+                tracing::info!("left the cluster");
+                let _ = done.send(());
+                return;
             }
             () = timers.wait() => {
                 for timer in timers.due() {

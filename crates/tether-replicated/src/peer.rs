@@ -274,7 +274,10 @@ pub(crate) async fn send_loop(inner: Weak<Inner>, peer: Arc<Peer>) {
                 let _ = tokio::time::timeout(Duration::from_secs(1), peer.wake.notified()).await;
                 continue;
             };
-            seq += 1;
+            // From the store's one counter, not this loop's: a peer dropped and added
+            // again (a member back after a partition) gets a new loop, whose batches
+            // must still number above what the peer applied from the old one.
+            seq = store.batches.fetch_add(1, Ordering::SeqCst) + 1;
         }
         // The peer's node id, asked for only when there is something to send: a peer
         // that is still starting is not marked failing before anything waits on it.

@@ -15,7 +15,7 @@ use tether_core::Id;
 use tether_testkit::harness::{free_port, wait_until};
 
 use common::{
-    Node, ROLE, SECRET, WRONG_SECRET, client, data, has_keys, is_ready, node, write_keys,
+    Node, ROLE, SECRET, WRONG_SECRET, client, data, has_keys, is_ready, node, proxy, write_keys,
 };
 
 fn main() {
@@ -23,7 +23,12 @@ fn main() {
         node(&spec);
         return;
     }
-    let tests: [(&str, fn()); 2] = [
+    let tests: [(&str, fn()); 4] = [
+        (
+            "a_partitioned_minority_serves_and_converges_after_the_heal",
+            partition_and_heal,
+        ),
+        ("a_member_that_leaves_is_dropped_at_once", leave),
         (
             "members_join_leave_and_rejoin_at_run_time",
             join_leave_rejoin,
@@ -352,5 +357,127 @@ fn hand_made_messages_are_checked(http: &Http, a: &Node) {
         ),
         413,
         "larger than any membership message"
+    );
+}
+
+/// Whether `node` holds `member` as down (or has forgotten it).
+fn sees_down(http: &Http, node: &Node, member: &Node) -> bool {
+    !live_members(http, node).contains(&url_of(member.port))
+}
+
+fn partition_and_heal() {
+    let http = client();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let proxies: Vec<_> = (0..3).map(|_| proxy::start(&runtime)).collect();
+    let start = |i: usize, seeds: &[u16]| {
+        Node::spawn_with(
+            ports[i],
+            seeds,
+            "m",
+            &[("HTTP_PROXY", format!("http://127.0.0.1:{}", proxies[i].0))],
+        )
+    };
+    let a = start(0, &[]);
+    ready(&http, &[&a]);
+    let b = start(1, &[a.port]);
+    let c = start(2, &[a.port]);
+    ready(&http, &[&b, &c]);
+    converged(&http, &[&a, &b, &c]);
+    let id = new_session(&http, &a);
+    write_keys(&http, &a, &id, 0..10);
+    let doomed = new_session(&http, &a);
+    wait_until("every session everywhere", CONVERGE, || {
+        has_keys(data(&http, &c, &id).as_ref(), 10) && data(&http, &c, &doomed).is_some()
+    });
+
+    // C is cut off: nothing passes between it and A or B, either way.
+    let cut = std::time::Instant::now();
+    proxies[2].1.block(&[a.port, b.port]);
+    proxies[0].1.block(&[c.port]);
+    proxies[1].1.block(&[c.port]);
+    wait_until("each side declares the other down", CONVERGE, || {
+        sees_down(&http, &a, &c)
+            && sees_down(&http, &b, &c)
+            && sees_down(&http, &c, &a)
+            && sees_down(&http, &c, &b)
+    });
+    eprintln!("partition: detected on both sides in {:?}", cut.elapsed());
+    // Both sides keep serving what they have, and take writes.
+    write_keys(&http, &a, &id, 10..20);
+    assert!(
+        has_keys(data(&http, &c, &id).as_ref(), 10),
+        "the minority stopped serving the sessions it holds"
+    );
+    let on_c = http
+        .put(c.url(&format!("/s/{id}/minority")))
+        .json(&serde_json::json!("written on C"))
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(on_c, 204);
+    let deleted = http
+        .delete(c.url(&format!("/s/{doomed}")))
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(deleted, 204);
+    // Meanwhile the majority's write to the doomed session cannot revive it later.
+    assert!(data(&http, &a, &doomed).is_some(), "the cut leaked");
+
+    // The heal: every write of both sides everywhere, the delete (a tombstone) winning.
+    let healed = std::time::Instant::now();
+    for (_, gate) in &proxies {
+        gate.open();
+    }
+    converged(&http, &[&a, &b, &c]);
+    let converged_in = healed.elapsed();
+    for node in [&a, &b, &c] {
+        wait_until(
+            &format!("both sides' writes on :{}", node.port),
+            CONVERGE,
+            || {
+                let data = data(&http, node, &id);
+                has_keys(data.as_ref(), 20)
+                    && data.as_ref().and_then(|d| d.get("minority")).is_some()
+            },
+        );
+        wait_until(
+            &format!("the minority's delete on :{}", node.port),
+            CONVERGE,
+            || data(&http, node, &doomed).is_none(),
+        );
+    }
+    eprintln!(
+        "partition: members converged {converged_in:?} after the heal, data {:?}",
+        healed.elapsed()
+    );
+}
+
+fn leave() {
+    let http = client();
+    // Probes every 5 s: a member that stopped answering would be declared down
+    // about 30 s later, after the bound below.
+    let a = Node::spawn(free_port(), &[], "ms");
+    ready(&http, &[&a]);
+    let b = Node::spawn(free_port(), &[a.port], "ms");
+    let mut c = Node::spawn(free_port(), &[a.port], "ms");
+    ready(&http, &[&b, &c]);
+    converged(&http, &[&a, &b, &c]);
+    let asked = std::time::Instant::now();
+    std::process::Command::new("kill")
+        .args(["-TERM", &c.child.id().to_string()])
+        .status()
+        .unwrap();
+    c.child.wait().unwrap();
+    wait_until(
+        "the others drop the member that left",
+        Duration::from_secs(10),
+        || sees_down(&http, &a, &c) && sees_down(&http, &b, &c),
+    );
+    converged(&http, &[&a, &b]);
+    eprintln!(
+        "leave: dropped by the others {:?} after SIGTERM",
+        asked.elapsed()
     );
 }

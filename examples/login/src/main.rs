@@ -140,6 +140,8 @@ struct Built {
     extra: Option<axum::Router>,
     /// A replicated store whose first catch-up failed: retried once serving.
     catching_up: Option<tether::replicated::ReplicatedStore>,
+    /// The replicated store, to leave its cluster on a graceful shutdown.
+    replicated: Option<tether::replicated::ReplicatedStore>,
 }
 
 /// The store the flags name, as tether's one store-from-configuration path reads it.
@@ -246,6 +248,7 @@ async fn build_store(args: &ServeArgs) -> Built {
         ready: Box::new(|| true),
         extra: None,
         catching_up: None,
+        replicated: None,
     };
     if let Some(store) = opened.jwt() {
         // Verifiers (a gateway, another service) fetch the public keys here.
@@ -267,6 +270,7 @@ async fn build_store(args: &ServeArgs) -> Built {
             );
             built.catching_up = Some(store.clone());
         }
+        built.replicated = Some(store.clone());
         // Healthy once caught up and known to every member: a balancer routes here
         // only when a login on any member is replicated here too.
         let ready = store.clone();
@@ -351,6 +355,7 @@ async fn serve(args: ServeArgs) {
         Some(extra) => site.merge(extra),
         None => site,
     };
+    let replicated = built.replicated;
     if let Some(store) = built.catching_up {
         tokio::spawn(async move {
             store.catch_up_until_ready().await;
@@ -367,6 +372,11 @@ async fn serve(args: ServeArgs) {
     };
     if let Err(e) = tether_server::serve(listener, router, limits, shutdown).await {
         fail(&format!("server error: {e}"));
+    }
+    // Stopped on purpose (a deploy, a scale-in): the other members drop this one at
+    // once rather than after it stops answering their probes.
+    if let Some(store) = replicated {
+        store.leave().await;
     }
 }
 

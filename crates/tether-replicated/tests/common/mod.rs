@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 use tether_core::{Changes, Expiry, Id, Record, SessionStore};
 use tether_replicated::ReplicatedStore;
 
+pub(crate) mod proxy;
+
 pub(crate) const ROLE: &str = "TETHER_REPLICATED_TEST_NODE";
 pub(crate) const SECRET: &[u8] = b"three-process test secret";
 /// What a node started with [`Flags::wrong_secret`] signs with.
@@ -23,8 +25,9 @@ pub(crate) const WRONG_SECRET: &[u8] = b"not the cluster's secret!";
 
 /// `PORT;PEER,PEER;FLAGS`: serves the store's replication routes under /_tether and a
 /// small API for the test. FLAGS: `m` takes part in membership (advertising
-/// `http://127.0.0.1:PORT/_tether`, the peers being seeds), `x` signs with
-/// [`WRONG_SECRET`].
+/// `http://127.0.0.1:PORT/_tether`, the peers being seeds), `s` probes every 5 s
+/// instead of 200 ms, `x` signs with [`WRONG_SECRET`]. SIGTERM leaves the cluster,
+/// then exits.
 pub(crate) fn node(spec: &str) {
     let mut fields = spec.split(';');
     let port: u16 = fields.next().unwrap().parse().unwrap();
@@ -58,7 +61,11 @@ pub(crate) fn node(spec: &str) {
             builder = builder
                 .advertise(format!("http://127.0.0.1:{port}/_tether"))
                 .membership_refresh(Duration::from_millis(500))
-                .probe_period(Duration::from_millis(200));
+                .probe_period(if flags.contains('s') {
+                    Duration::from_secs(5)
+                } else {
+                    Duration::from_millis(200)
+                });
         }
         let store = builder.start().unwrap();
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
@@ -73,7 +80,12 @@ pub(crate) fn node(spec: &str) {
             .nest("/_tether", store.router());
         let serve = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         store.catch_up_until_ready().await;
-        serve.await.unwrap();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
+        tokio::select! {
+            served = serve => served.unwrap(),
+            _ = term.recv() => store.leave().await,
+        }
     });
 }
 
@@ -153,12 +165,23 @@ impl Node {
     }
 
     pub(crate) fn spawn(port: u16, peers: &[u16], flags: &str) -> Self {
+        Self::spawn_with(port, peers, flags, &[])
+    }
+
+    /// As [`Node::spawn`], with more environment variables (`HTTP_PROXY`, say).
+    pub(crate) fn spawn_with(
+        port: u16,
+        peers: &[u16],
+        flags: &str,
+        env: &[(&str, String)],
+    ) -> Self {
         let peers: Vec<String> = peers
             .iter()
             .map(|p| format!("http://127.0.0.1:{p}/_tether"))
             .collect();
         let child = Command::new(std::env::current_exe().unwrap())
             .env(ROLE, format!("{port};{};{flags}", peers.join(",")))
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
