@@ -113,6 +113,8 @@ pub(crate) struct Cluster {
     pub(crate) balancer_port: u16,
     admin_port: u16,
     http: reqwest::Client,
+    /// More environment variables for every instance.
+    env: Vec<(String, String)>,
 }
 
 fn spawn(mut command: Command, what: &str) -> Result<Child, Error> {
@@ -133,6 +135,17 @@ impl Cluster {
         approach: Approach,
         store: StoreSetup,
         n: usize,
+    ) -> Result<Self, Error> {
+        Self::start_with(programs, approach, store, n, Vec::new()).await
+    }
+
+    /// As [`Cluster::start`], every instance with these environment variables too.
+    pub(crate) async fn start_with(
+        programs: Programs,
+        approach: Approach,
+        store: StoreSetup,
+        n: usize,
+        env: Vec<(String, String)>,
     ) -> Result<Self, Error> {
         let ports: Vec<u16> = (0..=n)
             .map(|_| tether_testkit::harness::free_port())
@@ -155,6 +168,7 @@ impl Cluster {
             balancer_port: tether_testkit::harness::free_port(),
             admin_port: tether_testkit::harness::free_port(),
             http: reqwest::Client::new(),
+            env,
         };
         for i in 0..n {
             cluster.launch(i)?;
@@ -251,7 +265,8 @@ impl Cluster {
             .arg("--key-file")
             .arg(&self.store.key_file)
             .env("TETHER_REPLICATION_SECRET", REPLICATION_SECRET)
-            .env("RUST_LOG", "error");
+            .env("RUST_LOG", "error")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         if let Some(url) = &self.store.url {
             command.arg("--store-url").arg(url);
         }

@@ -68,7 +68,11 @@ struct MembershipArgs {
     /// Users logged in before the changes (default 1,000; 200 with --quick).
     #[arg(long)]
     users: Option<usize>,
-    /// Fewer users.
+    /// Sessions the instances hold for the memory figures (default 100,000; 10,000
+    /// with --quick).
+    #[arg(long)]
+    sessions: Option<usize>,
+    /// Fewer users and sessions.
     #[arg(long)]
     quick: bool,
     /// Where `membership.md` and `membership.json` go.
@@ -306,7 +310,11 @@ async fn membership(args: MembershipArgs) -> Result<bool, Error> {
     let (work_dir, servers_dir) = work_dirs()?;
     let mut skipped = Vec::new();
     let services = start_services(&[Approach::Replicated], servers_dir.path(), &mut skipped).await;
-    let measured = membership::measure(&programs, &services, users, work_dir.path()).await?;
+    let sessions = args
+        .sessions
+        .unwrap_or(if args.quick { 10_000 } else { 100_000 });
+    let measured =
+        membership::measure(&programs, &services, users, sessions, work_dir.path()).await?;
     let checks = membership::checks(&measured);
     membership::write(
         &args.out,

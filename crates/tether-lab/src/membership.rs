@@ -55,11 +55,22 @@ pub(crate) struct Traffic {
     pub(crate) lag_p99_ms: i64,
 }
 
+/// What the instances hold in memory with many sessions.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Memory {
+    pub(crate) instances: usize,
+    /// Sessions each instance holds.
+    pub(crate) sessions: usize,
+    /// Resident memory per instance (the `login` debug build), on average, MiB.
+    pub(crate) rss_mib: f64,
+}
+
 /// Everything one run measured.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Membership {
     pub(crate) steps: Vec<Step>,
     pub(crate) traffic: Vec<Traffic>,
+    pub(crate) memory: Vec<Memory>,
 }
 
 struct Lab {
@@ -302,6 +313,68 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// Anonymous sessions (a value set without a cookie), spread over the running
+    /// instances, until they hold `total` sessions each; then their memory.
+    async fn fill(&self, total: usize) -> Result<Memory, Error> {
+        let urls = self.urls(&self.running());
+        let held = |stats: Option<serde_json::Value>| {
+            stats.and_then(|s| s["sessions"].as_u64()).unwrap_or(0)
+        };
+        let now = usize::try_from(held(self.stats(&urls[0]).await)).unwrap_or(0);
+        let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(now));
+        let workers: Vec<_> = (0..32)
+            .map(|_| {
+                let (http, urls, next) = (self.http.clone(), urls.clone(), next.clone());
+                tokio::spawn(async move {
+                    loop {
+                        let n = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        if n >= total {
+                            return;
+                        }
+                        let _ = http
+                            .put(format!("{}/api/data/x", urls[n % urls.len()]))
+                            .header("content-type", "application/json")
+                            .body("1")
+                            .send()
+                            .await;
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            let _ = worker.await;
+        }
+        let since = Instant::now();
+        for url in &urls {
+            while held(self.stats(url).await) < total as u64 {
+                if since.elapsed() > CONVERGE_WITHIN {
+                    return Err(Error::Setup(format!(
+                        "{url} did not hold {total} sessions within {CONVERGE_WITHIN:?}"
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        let rss: Vec<u64> = self
+            .running()
+            .iter()
+            .filter_map(|&i| self.cluster.instances[i].rss_bytes())
+            .collect();
+        #[allow(clippy::cast_precision_loss)] // bytes, far below 2^52
+        let memory = Memory {
+            instances: urls.len(),
+            sessions: total,
+            rss_mib: rss.iter().sum::<u64>() as f64 / rss.len().max(1) as f64 / (1024.0 * 1024.0),
+        };
+        eprintln!(
+            "tether-lab: membership memory at {} instances: {} sessions, {:.0} MiB per instance",
+            memory.instances, memory.sessions, memory.rss_mib
+        );
+        Ok(memory)
+    }
+}
+
 /// Logs `count` users in, round-robin over `urls`: their cookies.
 async fn log_in(
     http: &reqwest::Client,
@@ -325,17 +398,25 @@ async fn log_in(
     Ok(users)
 }
 
-/// Runs the whole sequence with `users` users.
+/// Runs the whole sequence with `users` users, the instances holding `sessions`
+/// sessions in all.
 pub(crate) async fn measure(
     programs: &Programs,
     services: &Services,
     users: usize,
+    sessions: usize,
     work: &Path,
 ) -> Result<Membership, Error> {
     let dir = work.join("membership");
     std::fs::create_dir_all(&dir)?;
     let store = crate::run::store_setup(services, Approach::Replicated, &dir).await?;
-    let cluster = Cluster::start(programs.clone(), Approach::Replicated, store, 3).await?;
+    // Room for every session, the anonymous ones included (half of the cap).
+    let cap = (
+        "TETHER_MAX_SESSIONS".to_owned(),
+        (sessions * 5 / 2).to_string(),
+    );
+    let cluster =
+        Cluster::start_with(programs.clone(), Approach::Replicated, store, 3, vec![cap]).await?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -350,6 +431,7 @@ pub(crate) async fn measure(
     lab.users = log_in(&lab.http, &lab.urls(&first), users).await?;
     let mut steps = Vec::new();
     let mut traffic = vec![lab.traffic(5, 100).await?];
+    let mut memory = vec![lab.fill(sessions).await?];
 
     let since = Instant::now();
     let (four, join) = lab.add(1).await?;
@@ -364,6 +446,7 @@ pub(crate) async fn measure(
             .await?,
     );
     traffic.push(lab.traffic(5, 100).await?);
+    memory.push(lab.fill(sessions).await?);
 
     let since = Instant::now();
     for &i in &more[1..] {
@@ -404,7 +487,11 @@ pub(crate) async fn measure(
     steps.push(step);
     drop(lab);
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(Membership { steps, traffic })
+    Ok(Membership {
+        steps,
+        traffic,
+        memory,
+    })
 }
 
 /// Every step logged no one out.
@@ -490,6 +577,20 @@ pub(crate) fn write(
             out,
             "| {} | {:.0} | {:.0} | {} | {} |",
             t.instances, t.writes_per_s, t.sent_bytes_per_s, t.lag_p50_ms, t.lag_p99_ms
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n## Memory\n\nAnonymous sessions (a value set without a cookie) spread over the \
+         instances until each holds the number below (every instance holds every session); \
+         resident memory of the `login` debug build, per instance.\n\n\
+         | instances | sessions per instance | MiB per instance |\n|---:|---:|---:|"
+    );
+    for m in &m.memory {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.0} |",
+            m.instances, m.sessions, m.rss_mib
         );
     }
     let _ = writeln!(out, "\n## Checks\n");

@@ -122,19 +122,42 @@ fn signed_json(inner: &Inner, what: &[u8], nonce: &str, value: &impl serde::Seri
     response
 }
 
-async fn hello(AxumState(inner): AxumState<Arc<Inner>>, headers: HeaderMap) -> Response {
-    let nonce = match check_signed(&inner, &headers, "hello", b"") {
+/// Who says hello, when a joining instance does: its URL and node id.
+#[derive(serde::Deserialize)]
+struct HelloQuery {
+    from: Option<String>,
+    node: Option<u64>,
+}
+
+async fn hello(
+    AxumState(inner): AxumState<Arc<Inner>>,
+    headers: HeaderMap,
+    Query(query): Query<HelloQuery>,
+) -> Response {
+    let caller = query.from.zip(query.node);
+    let extra = caller
+        .as_ref()
+        .map(|(from, node)| wire::hello_binding(from, *node))
+        .unwrap_or_default();
+    let nonce = match check_signed(&inner, &headers, "hello", &extra) {
         Ok(nonce) => nonce,
         Err(refusal) => return *refusal,
     };
+    if let Some((from, node)) = &caller {
+        inner.peers.introduced(from, *node);
+    }
     let answer = Hello {
         node: inner.node,
         ready: inner.ready.load(Ordering::SeqCst),
-        members: inner
-            .membership
-            .as_ref()
-            .map(crate::membership::Membership::live)
-            .unwrap_or_default(),
+        // A member counts as listed once it has this node's whole state: a new
+        // instance calls itself joined only when every member lists it.
+        members: inner.membership.as_ref().map_or_else(Vec::new, |m| {
+            let synced = inner.peers.synced_urls();
+            m.live()
+                .into_iter()
+                .filter(|u| synced.contains(u))
+                .collect()
+        }),
     };
     signed_json(&inner, b"hello-reply", &nonce, &answer)
 }

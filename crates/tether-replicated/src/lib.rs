@@ -29,7 +29,9 @@
 //!   peer that was away longer gets a full resync, so a late message cannot bring a
 //!   session back.
 //! - A new or restarted instance pulls a full snapshot, page by page, from a live peer
-//!   ([`ReplicatedStore::catch_up`]) before [`ReplicatedStore::is_ready`] says yes.
+//!   ([`ReplicatedStore::catch_up`]) before [`ReplicatedStore::is_ready`] says yes;
+//!   every member that sent to its previous process then sends it a full snapshot
+//!   too (that one peer may not have had every change they sent).
 //!   Only "no peer is up" makes it the first instance; a peer that answers with an
 //!   error keeps it not ready, with the reason in the log and the stats.
 //!
@@ -63,7 +65,8 @@
 //!   later (about 7 s after it stopped); its send queue is dropped then, so a dead
 //!   member holds neither memory nor tombstones. A restarted process (a later start
 //!   time) replaces the old one at its URL; one declared down while alive (a pause, a
-//!   partition) rejoins under a newer identity at once.
+//!   partition) rejoins under a newer identity at once. An instance that stops on
+//!   purpose calls [`ReplicatedStore::leave`], and the others drop it at once.
 //! - A member that joins gets a queue and a full snapshot from every member (it may
 //!   have missed what was written before they heard of it): a join costs the cluster
 //!   N-1 snapshots sent to the newcomer.
@@ -73,9 +76,13 @@
 //! - Seeds are resolved again every [`ReplicatedStoreBuilder::membership_refresh`]
 //!   (5 s), and announced to when they are not live members: a new cluster forms, and
 //!   a partition heals, through them. While no member is known, they are tried every
-//!   probe period. A partitioned minority keeps serving what it has; after the heal
-//!   the members find each other again, exchange snapshots, and converge by the
-//!   per-key rules above (tombstones win).
+//!   probe period. A partition costs this: each side declares the other down (about
+//!   7 s with the default probes) and drops its queues; both keep serving what they
+//!   have and take writes, so a logout on one side is not honoured on the other until
+//!   the heal. After it, the members find each other again within about five probe
+//!   periods (each announces itself to the members it holds as down, and to its
+//!   seeds), send each other full snapshots, and converge by the per-key rules above
+//!   (tombstones win).
 //! - Membership messages travel as `POST /gossip` on the same routes, signed with
 //!   the same secret over their body's digest; unsigned, wrongly signed, stale or
 //!   replayed ones are refused, so an instance without the secret cannot join.
@@ -194,14 +201,28 @@ impl ReplicatedStore {
     /// Before catching up, "unknown" could be a session a peer has, and a user's
     /// sessions could be only some of them: answering from that would log users out or
     /// miss sessions. Unavailable (`503`, retried) is the truthful answer. Creating a
-    /// session needs no history, so it is not held back.
+    /// session needs no history, so it is not held back (but see
+    /// [`ReplicatedStore::ensure_joined`]).
     fn ensure_ready(&self, operation: &'static str) -> Result<()> {
-        if self.is_ready() {
+        if !self.is_ready() {
+            return Err(Error::unavailable(
+                operation,
+                std::io::Error::other("this instance is still catching up with its peers"),
+            ));
+        }
+        self.ensure_joined(operation)
+    }
+
+    /// Before every member knows this instance (and it knows them), a session it
+    /// creates or ends would not reach them all, and a logout on a member that has not
+    /// heard of it would not reach it: Unavailable, as before catching up.
+    fn ensure_joined(&self, operation: &'static str) -> Result<()> {
+        if self.is_joined() {
             return Ok(());
         }
         Err(Error::unavailable(
             operation,
-            std::io::Error::other("this instance is still catching up with its peers"),
+            std::io::Error::other("this instance is still joining: not every member knows it yet"),
         ))
     }
 

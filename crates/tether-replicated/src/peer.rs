@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | `2xx` | applied | next batch |
 //! | `409` | this batch was applied before (an earlier try got through) | next batch |
-//! | `421` | the peer restarted: another node id | hello again, resend |
+//! | `421` | the peer restarted: another node id | hello again, resend, then a full resync |
 //! | `410` | an event is older than the peer's tombstone window | full resync |
 //! | `413` | the peer takes less than we sent | halve the batch size, full resync |
 //! | `400`, `401`, `403` | refused (a wrong secret, say) | `refused` in the stats; pause, hello, full resync |
@@ -41,6 +41,13 @@ pub(crate) struct Peer {
     pub(crate) queue: std::sync::Mutex<VecDeque<Event>>,
     pub(crate) wake: Notify,
     pub(crate) resync: AtomicBool,
+    /// Whether the peer has this node's whole state: false from when it joined or
+    /// restarted until a full snapshot reached it.
+    pub(crate) synced: AtomicBool,
+    /// The node id of the process last greeted at this URL (0 before the first).
+    pub(crate) node: AtomicU64,
+    /// Cuts a retry's backoff short (the peer said it is back).
+    pub(crate) poke: Notify,
     /// Events ever queued for this peer (a resync's snapshot covers the dropped ones).
     pub(crate) queued_total: AtomicU64,
     /// Events ever acknowledged by this peer, as a count comparable to `queued_total`.
@@ -73,6 +80,9 @@ impl Peer {
             queue: std::sync::Mutex::new(VecDeque::new()),
             wake: Notify::new(),
             resync: AtomicBool::new(false),
+            synced: AtomicBool::new(true),
+            node: AtomicU64::new(0),
+            poke: Notify::new(),
             queued_total: AtomicU64::new(0),
             acked_total: AtomicU64::new(0),
             acked: Notify::new(),
@@ -99,6 +109,15 @@ impl Peer {
         (since > 0).then(|| (unix_ms::now_ms() - since).max(0))
     }
 
+    /// The `tether_replication_behind_seconds` gauge: [`Peer::behind_ms`] now.
+    fn gauge_behind(&self) {
+        if let Some(ms) = self.behind_ms() {
+            #[allow(clippy::cast_precision_loss)] // milliseconds: exact below 2^52
+            metrics::gauge!("tether_replication_behind_seconds", "peer" => self.url.clone())
+                .set(ms as f64 / 1000.0);
+        }
+    }
+
     pub(crate) fn state(&self) -> &'static str {
         if self.refused.load(Ordering::SeqCst) {
             "refused"
@@ -122,6 +141,7 @@ impl Peer {
         self.failing.store(true, Ordering::SeqCst);
         self.refused.store(refused, Ordering::SeqCst);
         self.acked.notify_waiters();
+        self.gauge_behind();
     }
 }
 
@@ -160,6 +180,31 @@ impl Peers {
             .collect()
     }
 
+    /// The instance at `url` says it is process `node` (a joining instance's
+    /// handshake). A peer that last greeted another process there restarted: it gets
+    /// a full snapshot, is not [`Peer::synced`] until then, and is tried again now
+    /// rather than after its backoff.
+    pub(crate) fn introduced(&self, url: &str, node: u64) {
+        for linked in read(&self.list).iter().filter(|l| l.peer.url == url) {
+            let peer = &linked.peer;
+            if peer.node.load(Ordering::SeqCst) != node {
+                peer.synced.store(false, Ordering::SeqCst);
+                peer.resync.store(true, Ordering::SeqCst);
+                peer.poke.notify_one();
+                peer.wake.notify_one();
+            }
+        }
+    }
+
+    /// The peers that have this node's whole state (see [`Peer::synced`]).
+    pub(crate) fn synced_urls(&self) -> Vec<String> {
+        read(&self.list)
+            .iter()
+            .filter(|l| l.peer.synced.load(Ordering::SeqCst))
+            .map(|l| l.peer.url.clone())
+            .collect()
+    }
+
     /// Makes the list exactly `urls`: a peer not listed any more is dropped (its
     /// queue freed, its send loop stopped, whoever waits on it released); a new one
     /// starts with a full snapshot when `resync` (it may have missed what was written
@@ -182,6 +227,7 @@ impl Peers {
             }
             let peer = Arc::new(Peer::new(url.clone()));
             peer.resync.store(resync, Ordering::SeqCst);
+            peer.synced.store(!resync, Ordering::SeqCst);
             list.push(Linked {
                 _sender: Background::spawn(send_loop(inner.clone(), peer.clone())),
                 peer,
@@ -238,6 +284,8 @@ const REFUSED_PAUSE: Duration = Duration::from_secs(5);
 pub(crate) async fn send_loop(inner: Weak<Inner>, peer: Arc<Peer>) {
     let mut seq = 0u64;
     let mut to: Option<u64> = None;
+    // The peer's node id as last greeted (another one means it restarted).
+    let mut known: Option<u64> = None;
     let mut pending: Option<Outgoing> = None;
     let mut pages = Pages::new();
     let mut resync_end = (0u64, 0i64);
@@ -282,7 +330,7 @@ pub(crate) async fn send_loop(inner: Weak<Inner>, peer: Arc<Peer>) {
         // The peer's node id, asked for only when there is something to send: a peer
         // that is still starting is not marked failing before anything waits on it.
         let Some(node) = to else {
-            to = greet(&store, peer, &mut pause).await;
+            to = greet_again(&store, peer, &mut pause, &mut known).await;
             continue;
         };
         let outgoing = pending.as_ref().expect("set above");
@@ -294,9 +342,14 @@ pub(crate) async fn send_loop(inner: Weak<Inner>, peer: Arc<Peer>) {
                 if let Some(ms) = outgoing.caught_up_ms {
                     peer.caught_up_ms.fetch_max(ms, Ordering::SeqCst);
                 }
+                if outgoing.snapshot.is_some() && outgoing.covers.is_some() {
+                    // The last page of a full snapshot.
+                    peer.synced.store(true, Ordering::SeqCst);
+                }
                 peer.failing.store(false, Ordering::SeqCst);
                 peer.refused.store(false, Ordering::SeqCst);
                 peer.acked.notify_waiters();
+                peer.gauge_behind();
                 pending = None;
                 pause = Duration::from_millis(50);
             }
@@ -324,7 +377,7 @@ pub(crate) async fn send_loop(inner: Weak<Inner>, peer: Arc<Peer>) {
             Answer::Failed(why) => {
                 peer.fail(why, false);
                 drop(store);
-                tokio::time::sleep(pause).await;
+                let _ = tokio::time::timeout(pause, peer.poke.notified()).await;
                 pause = (pause * 2).min(Duration::from_secs(2));
             }
         }
@@ -453,6 +506,27 @@ async fn send(store: &Inner, peer: &Peer, to: u64, seq: u64, outgoing: &Outgoing
     }
 }
 
+/// [`greet`], and a full resync when the node id is not the one greeted last: the
+/// peer restarted, and holds only what it caught up from one member, which may not
+/// have had every event this node sent the old process.
+async fn greet_again(
+    store: &Inner,
+    peer: &Peer,
+    pause: &mut Duration,
+    known: &mut Option<u64>,
+) -> Option<u64> {
+    let to = greet(store, peer, pause).await;
+    if let Some(now) = to {
+        if known.is_some_and(|before| before != now) {
+            peer.synced.store(false, Ordering::SeqCst);
+            peer.resync.store(true, Ordering::SeqCst);
+        }
+        peer.node.store(now, Ordering::SeqCst);
+        *known = Some(now);
+    }
+    to
+}
+
 /// The peer's node id; on failure, records why and waits before the next try.
 async fn greet(store: &Inner, peer: &Peer, pause: &mut Duration) -> Option<u64> {
     let wait = match hello(store, peer).await {
@@ -468,7 +542,7 @@ async fn greet(store: &Inner, peer: &Peer, pause: &mut Duration) -> Option<u64> 
         }
         Err(_) => *pause,
     };
-    tokio::time::sleep(wait).await;
+    let _ = tokio::time::timeout(wait, peer.poke.notified()).await;
     None
 }
 

@@ -36,6 +36,7 @@ impl SessionStore for ReplicatedStore {
             // The cap ends the user's other sessions: all of them must be known here.
             self.ensure_ready("creating a session with a per-user cap")?;
         }
+        self.ensure_joined("creating a session")?;
         self.check_size(record)?;
         let marks = {
             let mut state = lock(&self.inner.state);

@@ -60,7 +60,8 @@ pub(crate) struct Batch {
 pub(crate) struct Hello {
     pub(crate) node: u64,
     pub(crate) ready: bool,
-    /// The live members it knows of (empty without membership).
+    /// The live members it knows of and has sent its whole state to (empty without
+    /// membership).
     #[serde(default)]
     pub(crate) members: Vec<String>,
 }
@@ -129,6 +130,11 @@ pub(crate) fn batch_binding(to: &str, origin: &str, seq: &str, digest: &str) -> 
 }
 
 /// The hex SHA-256 of a batch's body.
+/// What a joining instance's hello signs: who it is.
+pub(crate) fn hello_binding(from: &str, node: u64) -> Vec<u8> {
+    format!("{from}\n{node}").into_bytes()
+}
+
 pub(crate) fn digest(body: &[u8]) -> String {
     use sha2::Digest as _;
     hex::encode(Sha256::digest(body))

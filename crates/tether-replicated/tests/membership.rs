@@ -142,6 +142,13 @@ fn join_leave_rejoin() {
     // Once D calls itself joined (what a balancer waits for), every member lists it
     // and replicates to it.
     wait_until("D joined", CONVERGE, || stats(&http, &d)["joined"] == true);
+    let mut others = vec![url_of(a.port), url_of(b.port), url_of(c.port)];
+    others.sort();
+    assert_eq!(
+        (live_members(&http, &d), peers(&http, &d)),
+        (others.clone(), others),
+        "D said it joined before it knew every member"
+    );
     for node in [&a, &b, &c] {
         assert!(
             live_members(&http, node).contains(&url_of(d.port))

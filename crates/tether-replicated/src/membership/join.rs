@@ -1,13 +1,14 @@
-//! Joining and leaving. Joining: a new instance does not call itself joined (healthy, for a balancer)
-//! until every member it knows of lists it, so a login answered by any member is
-//! replicated to it, and a request routed to it after the login finds the session.
+//! Joining and leaving. Joining: a new instance does not call itself joined (healthy,
+//! for a balancer) until every member it knows of lists it, and it knows every member
+//! they list: so a login answered by any member is replicated to it, and one answered
+//! by it is replicated to every member.
 
 use std::sync::Weak;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::request::signed_get;
-use crate::wire::Hello;
+use crate::wire::{Hello, hello_binding};
 use crate::{Inner, ReplicatedStore};
 
 /// How long a new instance waits for the members to know it before calling itself
@@ -16,10 +17,11 @@ use crate::{Inner, ReplicatedStore};
 const GIVE_UP: Duration = Duration::from_secs(30);
 
 impl ReplicatedStore {
-    /// Whether every member this instance knows of lists it as a member (always, for
-    /// a store without membership, and for the first instance of a cluster). Until
-    /// then a balancer should not route to it: a member that has not heard of it
-    /// yet would not send it the sessions it creates. `login` answers `/healthz` with
+    /// Whether every member this instance knows of lists it as a member, and it knows
+    /// every member they list (always, for a store without membership, and for the
+    /// first instance of a cluster). Until then a balancer should not route to it: a
+    /// member that has not heard of it yet would not send it the sessions it creates,
+    /// and it would not send its own to a member it has not heard of. `login` answers `/healthz` with
     /// 503 until the store is both ready and joined.
     pub fn is_joined(&self) -> bool {
         self.inner
@@ -88,19 +90,28 @@ pub(crate) async fn watch(inner: Weak<Inner>, every: Duration) {
     }
 }
 
-/// Whether every member in `urls` lists `me` among its live members.
+/// Whether every member in `urls` lists `me` among its live members, and none lists
+/// a member missing from `urls`: until this instance knows every member, a login
+/// answered here would not be replicated to all of them in time.
 async fn all_list(store: &Inner, urls: &[String], me: &str) -> bool {
     for url in urls {
+        // Saying who this is lets a member that knew an earlier process at this URL
+        // send this one its whole state before listing it.
+        let node = store.node.to_string();
+        let binding = String::from_utf8(hello_binding(me, store.node)).unwrap_or_default();
         let hello = signed_get::<Hello>(
             store,
             &format!("{url}/hello"),
             "hello",
-            "",
-            &[],
+            &binding,
+            &[("from", me), ("node", &node)],
             b"hello-reply",
         )
         .await;
-        if !hello.is_ok_and(|h| h.members.iter().any(|m| m == me)) {
+        let Ok(hello) = hello else { return false };
+        let knows_me = hello.members.iter().any(|m| m == me);
+        let known_to_me = hello.members.iter().all(|m| m == me || urls.contains(m));
+        if !(knows_me && known_to_me) {
             return false;
         }
     }

@@ -96,8 +96,9 @@ pub(crate) async fn stats(
     axum::Json(store.stats())
 }
 
+/// Ready for traffic: caught up and, with membership, known to every member.
 pub(crate) async fn ready(State(store): State<ReplicatedStore>) -> StatusCode {
-    if store.is_ready() {
+    if store.is_ready() && store.is_joined() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
