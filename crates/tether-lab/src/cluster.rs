@@ -310,14 +310,27 @@ impl Cluster {
     /// Waits until instance `i` answers `/healthz` with 200 (for the replicated store,
     /// once it has caught up).
     pub(crate) async fn wait_healthy(&self, i: usize) -> Result<(), Error> {
+        self.wait_healthy_within(i, Duration::from_secs(30)).await
+    }
+
+    /// As [`Cluster::wait_healthy`], for up to `within`.
+    pub(crate) async fn wait_healthy_within(
+        &self,
+        i: usize,
+        within: Duration,
+    ) -> Result<(), Error> {
         let url = format!("{}/healthz", self.instances[i].url());
-        wait(&format!("instance {}", self.instances[i].name), || async {
-            self.http
-                .get(&url)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-        })
+        wait_within(
+            &format!("instance {}", self.instances[i].name),
+            within,
+            || async {
+                self.http
+                    .get(&url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            },
+        )
         .await
     }
 
@@ -391,15 +404,26 @@ impl Cluster {
 }
 
 /// Polls `ok` every 50 ms for up to 30 s.
-async fn wait<F, Fut>(what: &str, mut ok: F) -> Result<(), Error>
+async fn wait<F, Fut>(what: &str, ok: F) -> Result<(), Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    wait_within(what, Duration::from_secs(30), ok).await
+}
+
+/// Polls `ok` every 50 ms for up to `within`.
+async fn wait_within<F, Fut>(what: &str, within: Duration, mut ok: F) -> Result<(), Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
     while !ok().await {
         if tokio::time::Instant::now() > deadline {
-            return Err(Error::Setup(format!("{what} did not come up within 30 s")));
+            return Err(Error::Setup(format!(
+                "{what} did not come up within {within:?}"
+            )));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

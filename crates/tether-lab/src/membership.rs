@@ -9,7 +9,9 @@
 //! was logged out (each asks an instance of the new set who it is), and how long a
 //! value written on an old instance took to be read on a new one. At 3 and 8
 //! instances, a steady write rate gives the replication lag and the bytes each
-//! instance sends per second.
+//! instance sends per second, and the instances are filled with anonymous sessions
+//! for their memory; the rolling restart then runs with those sessions held (each
+//! replacement takes a full snapshot from every member).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -23,6 +25,9 @@ use crate::cluster::{Cluster, Programs, REPLICATION_SECRET};
 use crate::consistency::{Probe, agree, cookies};
 use crate::report::Check;
 use crate::run::Services;
+
+/// How long an instance may take to join before the run fails.
+const JOIN_WITHIN: Duration = Duration::from_mins(3);
 
 /// How long membership may take to converge before the run fails.
 const CONVERGE_WITHIN: Duration = Duration::from_secs(30);
@@ -198,7 +203,8 @@ impl Lab {
             added.push(self.cluster.add()?);
         }
         for &i in &added {
-            self.cluster.wait_healthy(i).await?;
+            // A join with many sessions takes a full snapshot from every member.
+            self.cluster.wait_healthy_within(i, JOIN_WITHIN).await?;
         }
         Ok((added, started.elapsed().as_secs_f64() * 1000.0))
     }
@@ -431,7 +437,6 @@ pub(crate) async fn measure(
     lab.users = log_in(&lab.http, &lab.urls(&first), users).await?;
     let mut steps = Vec::new();
     let mut traffic = vec![lab.traffic(5, 100).await?];
-    let mut memory = vec![lab.fill(sessions).await?];
 
     let since = Instant::now();
     let (four, join) = lab.add(1).await?;
@@ -446,7 +451,7 @@ pub(crate) async fn measure(
             .await?,
     );
     traffic.push(lab.traffic(5, 100).await?);
-    memory.push(lab.fill(sessions).await?);
+    let mut memory = vec![lab.fill(sessions).await?];
 
     let since = Instant::now();
     for &i in &more[1..] {
@@ -465,6 +470,7 @@ pub(crate) async fn measure(
         lab.step("scale-in 5 → 3 (2 killed)", since, None, &[], &three)
             .await?,
     );
+    memory.insert(0, lab.fill(sessions).await?);
 
     let since = Instant::now();
     let started = Instant::now();
@@ -477,7 +483,7 @@ pub(crate) async fn measure(
     let join = started.elapsed().as_secs_f64() * 1000.0;
     let step = lab
         .step(
-            "rolling restart onto new ports",
+            "rolling restart onto new ports, sessions held",
             since,
             Some(join),
             &replacements[..1],
@@ -543,7 +549,9 @@ pub(crate) fn write(
          that stops answering is declared down about 7 s later). **Logged out** asks each \
          user, at one of the instances of the new set, who it is. **Propagation** sets a \
          value on an old instance and reads it on a new one (one HTTP round trip on \
-         loopback when it was there at once).\n"
+         loopback when it was there at once). The rolling restart runs once the instances \
+         hold the sessions of the memory figures below: each replacement takes a full \
+         snapshot from every member before it is healthy.\n"
     );
     let _ = writeln!(
         out,

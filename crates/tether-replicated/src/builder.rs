@@ -25,6 +25,7 @@ pub struct ReplicatedStoreBuilder {
     pub(crate) advertise: Option<String>,
     pub(crate) refresh: Duration,
     pub(crate) probe_period: Duration,
+    pub(crate) join_timeout: Duration,
     pub(crate) max_sessions: usize,
     pub(crate) max_anonymous: Option<usize>,
     pub(crate) max_session_bytes: usize,
@@ -44,6 +45,7 @@ impl ReplicatedStoreBuilder {
             advertise: None,
             refresh: Duration::from_secs(5),
             probe_period: Duration::from_secs(1),
+            join_timeout: Duration::from_mins(2),
             max_sessions: 100_000,
             max_anonymous: None,
             max_session_bytes: 256 * 1024,
@@ -115,6 +117,17 @@ impl ReplicatedStoreBuilder {
     #[must_use]
     pub fn probe_period(mut self, every: Duration) -> Self {
         self.probe_period = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How long a new instance waits to be joined (every member has sent it its whole
+    /// state and lists it, see [`ReplicatedStore::is_joined`]) before it calls itself
+    /// joined anyway, with a warning (default 2 min): a cluster where some member
+    /// cannot reach it is then served as well as it can be, not refused for ever. A
+    /// join takes a full snapshot from every member, so give many sessions time.
+    #[must_use]
+    pub fn join_timeout(mut self, wait: Duration) -> Self {
+        self.join_timeout = wait;
         self
     }
 
@@ -270,6 +283,7 @@ impl ReplicatedStoreBuilder {
             tasks.push(Background::spawn(membership::watch_join(
                 Arc::downgrade(&inner),
                 self.probe_period,
+                self.join_timeout,
             )));
         }
         tasks.push(Background::spawn(sweep_loop(

@@ -70,9 +70,13 @@
 //! - A member that joins gets a queue and a full snapshot from every member (it may
 //!   have missed what was written before they heard of it): a join costs the cluster
 //!   N-1 snapshots sent to the newcomer.
-//! - [`ReplicatedStore::is_joined`] says when every member the instance knows lists
-//!   it: route to it only then (the demo's `/healthz` does), or a login answered by a
-//!   member that has not heard of it yet would not be sent to it in time.
+//! - [`ReplicatedStore::is_joined`] says when every member has sent the new instance
+//!   its whole state and lists it, and the instance knows every member they list:
+//!   route to it only then (the demo's `/healthz` does). Until then its operations
+//!   answer [`tether_core::Error::Unavailable`] (a `503`), as before catching up: a
+//!   login answered by a member that has not heard of it would not reach it, nor one
+//!   it answered reach every member. A restarted process at the same URL says so in
+//!   its hellos, and the members that knew the old one resync it.
 //! - Seeds are resolved again every [`ReplicatedStoreBuilder::membership_refresh`]
 //!   (5 s), and announced to when they are not live members: a new cluster forms, and
 //!   a partition heals, through them. While no member is known, they are tried every
@@ -96,8 +100,9 @@
 //! its receiver's (both random per process start) and a growing sequence number, so a
 //! captured batch is refused when replayed, by another peer, or after a restart.
 //! Snapshot, hello, stats and membership requests carry a signed timestamp and nonce,
-//! refused when more than 30 s off (a membership message's nonce is accepted once). Peers talk plain HTTP and a snapshot carries session ids: keep
-//! `/_tether` on a private network (never proxied to the internet) or behind TLS.
+//! refused when more than 30 s off (a membership message's nonce is accepted once).
+//! Peers talk plain HTTP and a snapshot carries session ids: keep `/_tether` on a
+//! private network (never proxied to the internet) or behind TLS.
 //!
 //! # Costs and limits
 //!

@@ -11,11 +11,6 @@ use crate::request::signed_get;
 use crate::wire::{Hello, hello_binding};
 use crate::{Inner, ReplicatedStore};
 
-/// How long a new instance waits for the members to know it before calling itself
-/// joined anyway (with a warning): a cluster where gossip does not get through is
-/// served as well as it can be, not refused for ever.
-const GIVE_UP: Duration = Duration::from_secs(30);
-
 impl ReplicatedStore {
     /// Whether every member this instance knows of lists it as a member, and it knows
     /// every member they list (always, for a store without membership, and for the
@@ -58,7 +53,7 @@ impl ReplicatedStore {
 }
 
 /// Asks the members, every `every`, whether they list this instance, until all do.
-pub(crate) async fn watch(inner: Weak<Inner>, every: Duration) {
+pub(crate) async fn watch(inner: Weak<Inner>, every: Duration, give_up: Duration) {
     let started = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(every).await;
@@ -78,9 +73,9 @@ pub(crate) async fn watch(inner: Weak<Inner>, every: Duration) {
         };
         if joined {
             tracing::info!("every member knows this instance: joined");
-        } else if started.elapsed() > GIVE_UP {
+        } else if started.elapsed() > give_up {
             tracing::warn!(
-                "not every member lists this instance after {GIVE_UP:?}; calling it joined anyway"
+                "not every member lists this instance after {give_up:?}; calling it joined anyway"
             );
         } else {
             continue;
