@@ -117,11 +117,29 @@ pub(crate) struct Cluster {
     env: Vec<(String, String)>,
 }
 
-fn spawn(mut command: Command, what: &str) -> Result<Child, Error> {
+/// Starts `command`. Its output is dropped, unless `TETHER_LAB_LOGS` names a
+/// directory: then its standard error is appended to `NAME.log` there (`log`), at
+/// the level `TETHER_LAB_RUST_LOG` gives (default `info`).
+fn spawn(mut command: Command, what: &str, log: &str) -> Result<Child, Error> {
+    let stderr = match std::env::var_os("TETHER_LAB_LOGS") {
+        Some(dir) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(Path::new(&dir).join(format!("{log}.log")))
+                .map_err(|e| Error::Setup(format!("the log of {what}: {e}")))?;
+            command.env(
+                "RUST_LOG",
+                std::env::var("TETHER_LAB_RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
+            );
+            Stdio::from(file)
+        }
+        None => Stdio::null(),
+    };
     command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| Error::Setup(format!("cannot start {what}: {e}")))
@@ -220,7 +238,7 @@ impl Cluster {
             .arg("--admin-listen")
             .arg(format!("127.0.0.1:{}", cluster.admin_port))
             .env("TETHER_BALANCER_ADMIN_TOKEN", ADMIN_TOKEN);
-        cluster.balancer = Some(spawn(balancer, "tether-balancer")?);
+        cluster.balancer = Some(spawn(balancer, "tether-balancer", "balancer")?);
         let url = format!("{}/_balancer/backends", cluster.admin_url());
         wait(&format!("the balancer at {url}"), || async {
             cluster
@@ -285,7 +303,11 @@ impl Cluster {
                 );
             command.arg("--peers").arg(seed);
         }
-        let child = spawn(command, &format!("login serve ({})", instance.name))?;
+        let child = spawn(
+            command,
+            &format!("login serve ({})", instance.name),
+            &instance.name,
+        )?;
         self.instances[i].child = Some(child);
         Ok(())
     }

@@ -61,6 +61,8 @@ pub(crate) struct Tally {
     pub(crate) first_after: Option<String>,
     /// Whether the user had logged in before the event.
     pub(crate) ready_before_event: bool,
+    /// The instance of the last answer.
+    last: Option<String>,
 }
 
 impl Tally {
@@ -179,7 +181,8 @@ impl User {
                 }
                 _ => {}
             }
-            *self.tally.served.entry(instance).or_default() += 1;
+            *self.tally.served.entry(instance.clone()).or_default() += 1;
+            self.tally.last = Some(instance);
         }
         Answer::Status(status)
     }
@@ -237,6 +240,15 @@ impl User {
             if let Answer::Status(401) = self.send(reqwest::Method::GET, "/api/me", None).await {
                 // The instance that answered does not know this session any more.
                 self.tally.relogins += 1;
+                if std::env::var_os("TETHER_LAB_LOGS").is_some() {
+                    eprintln!(
+                        "tether-lab: user{} logged out by {} in phase {} with {}",
+                        self.index,
+                        self.tally.last.as_deref().unwrap_or("?"),
+                        self.phase.get(),
+                        self.cookie_header()
+                    );
+                }
                 self.log_in().await;
             }
         }
