@@ -14,7 +14,6 @@
 //! for their memory; the rolling restart then runs with those sessions held (each
 //! replacement takes a full snapshot from every member).
 
-use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -24,8 +23,10 @@ use crate::Error;
 use crate::approach::Approach;
 use crate::cluster::{Cluster, Programs, REPLICATION_SECRET};
 use crate::consistency::{Probe, agree, cookies};
-use crate::report::Check;
 use crate::run::Services;
+
+mod report;
+pub(crate) use report::{checks, write};
 
 /// How long an instance may take to join before the run fails.
 const JOIN_WITHIN: Duration = Duration::from_mins(3);
@@ -392,6 +393,64 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// Stops `stopped` (they leave), then kills `killed` (they are declared down).
+    async fn scale_in(&mut self, stopped: &[usize], killed: &[usize]) -> Result<[Step; 2], Error> {
+        let before = self.running().len();
+        let since = Instant::now();
+        for &i in stopped {
+            self.cluster.stop(i).await;
+        }
+        let left = self.running();
+        let what = format!(
+            "scale-in {before} → {} ({} stopped)",
+            left.len(),
+            stopped.len()
+        );
+        let stop = self
+            .step(&what, since, (None, LEFT_WITHIN), &[], &left)
+            .await?;
+        let since = Instant::now();
+        for &i in killed {
+            self.cluster.kill(i).await;
+        }
+        let alive = self.running();
+        let what = format!(
+            "scale-in {} → {} ({} killed)",
+            left.len(),
+            alive.len(),
+            killed.len()
+        );
+        let kill = self
+            .step(&what, since, (None, DOWN_WITHIN), &[], &alive)
+            .await?;
+        Ok([stop, kill])
+    }
+
+    /// Replaces each of `old` by a new instance on a new port, one at a time.
+    async fn rolling(&mut self, old: &[usize]) -> Result<Step, Error> {
+        let since = Instant::now();
+        let mut replacements = Vec::new();
+        for &i in old {
+            let (new, _) = self.add(1).await?;
+            replacements.extend(new);
+            self.cluster.stop(i).await;
+        }
+        let join = since.elapsed().as_secs_f64() * 1000.0;
+        self.step(
+            "rolling restart onto new ports, sessions held",
+            since,
+            (
+                Some(join),
+                JOINED_WITHIN * u32::try_from(old.len()).unwrap_or(u32::MAX),
+            ),
+            &replacements[..1],
+            &replacements[1..],
+        )
+        .await
+    }
+}
+
 /// Logs `count` users in, round-robin over `urls`: their cookies.
 async fn log_in(
     http: &reqwest::Client,
@@ -488,56 +547,11 @@ pub(crate) async fn measure(
     traffic.push(lab.traffic(5, 100).await?);
     let mut memory = vec![lab.fill(sessions).await?];
 
-    let since = Instant::now();
-    for &i in &more[2..] {
-        lab.cluster.stop(i).await;
-    }
-    let five = lab.running();
-    steps.push(
-        lab.step(
-            "scale-in 8 → 5 (3 stopped)",
-            since,
-            (None, LEFT_WITHIN),
-            &[],
-            &five,
-        )
-        .await?,
-    );
-    let since = Instant::now();
-    lab.cluster.kill(first[0]).await;
-    lab.cluster.kill(first[1]).await;
+    steps.extend(lab.scale_in(&more[2..], &first[..2]).await?);
     let three = lab.running();
-    steps.push(
-        lab.step(
-            "scale-in 5 → 3 (2 killed)",
-            since,
-            (None, DOWN_WITHIN),
-            &[],
-            &three,
-        )
-        .await?,
-    );
     memory.insert(0, lab.fill(sessions).await?);
 
-    let since = Instant::now();
-    let started = Instant::now();
-    let mut replacements = Vec::new();
-    for &old in &three {
-        let (new, _) = lab.add(1).await?;
-        replacements.extend(new);
-        lab.cluster.stop(old).await;
-    }
-    let join = started.elapsed().as_secs_f64() * 1000.0;
-    let step = lab
-        .step(
-            "rolling restart onto new ports, sessions held",
-            since,
-            (Some(join), JOINED_WITHIN * 3),
-            &replacements[..1],
-            &replacements[1..],
-        )
-        .await?;
-    steps.push(step);
+    steps.push(lab.rolling(&three).await?);
     drop(lab);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(Membership {
@@ -545,129 +559,4 @@ pub(crate) async fn measure(
         traffic,
         memory,
     })
-}
-
-/// Every step logged no one out, and the members converged within the documented
-/// time.
-pub(crate) fn checks(m: &Membership) -> Vec<Check> {
-    m.steps
-        .iter()
-        .flat_map(|s| {
-            [
-                Check {
-                    what: format!("replicated, {}: no one logs in again", s.what),
-                    passed: s.logged_out == 0,
-                    measured: format!("{} of {} logged out", s.logged_out, s.users),
-                },
-                Check {
-                    what: format!(
-                        "replicated, {}: the members converge within the documented {:.0} s",
-                        s.what,
-                        s.documented_ms / 1000.0
-                    ),
-                    passed: s.converge_ms <= s.documented_ms,
-                    measured: format!("converged in {:.0} ms", s.converge_ms),
-                },
-            ]
-        })
-        .collect()
-}
-
-/// `membership.md` and `membership.json` in `dir`.
-pub(crate) fn write(
-    dir: &Path,
-    machine: &str,
-    command: &str,
-    m: &Membership,
-    checks: &[Check],
-) -> Result<(), Error> {
-    std::fs::create_dir_all(dir)?;
-    let json = serde_json::json!({
-        "machine": machine, "command": command, "steps": m.steps,
-        "traffic": m.traffic, "checks": checks,
-    });
-    std::fs::write(
-        dir.join("membership.json"),
-        serde_json::to_vec_pretty(&json)?,
-    )?;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# Replicated members joining and leaving at run time\n"
-    );
-    let _ = writeln!(out, "Generated by `{command}` on {machine}.\n");
-    let _ = writeln!(
-        out,
-        "Three `login` instances on the replicated store, each given one seed. Users log \
-         in; then instances join (each knowing one seed, the running ones told nothing), \
-         stop, die and are replaced on new ports. **Joined** runs from the new instances' \
-         start to the last one healthy (caught up, and listed by every member); \
-         **converged** from the change to every member listing exactly the running \
-         instances, as members and as replication peers (probes every second; a member \
-         that stops answering is declared down about 7 s later). **Documented** is the \
-         bound the docs give: an instance that stops on purpose is dropped at once (2 s), \
-         one that dies within 10 s, a joining one is healthy within its join timeout \
-         (2 min each). **Logged out** asks each \
-         user, at one of the instances of the new set, who it is. **Propagation** sets a \
-         value on an old instance and reads it on a new one (one HTTP round trip on \
-         loopback when it was there at once). The rolling restart runs once the instances \
-         hold the sessions of the memory figures below: each replacement takes a full \
-         snapshot from every member before it is healthy.\n"
-    );
-    let _ = writeln!(
-        out,
-        "| step | instances | joined ms | converged ms | documented ms | logged out | propagation p50 / p99 ms |\n|---|---:|---:|---:|---:|---:|---:|"
-    );
-    let ms = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.1}"));
-    for s in &m.steps {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {:.0} | {:.0} | {} of {} | {} / {} |",
-            s.what,
-            s.instances,
-            ms(s.join_ms),
-            s.converge_ms,
-            s.documented_ms,
-            s.logged_out,
-            s.users,
-            ms(s.propagation_p50_ms),
-            ms(s.propagation_p99_ms)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "\n## A steady write rate\n\nOne value written per request, spread over the \
-         instances; **sent** is the replication batches' bytes (bodies, without HTTP \
-         headers) each instance sent per second, on average; the lag is the highest any \
-         instance reports (write's timestamp at its origin to its application).\n\n\
-         | instances | writes/s | sent B/s per instance | lag p50 ms | lag p99 ms |\n|---:|---:|---:|---:|---:|"
-    );
-    for t in &m.traffic {
-        let _ = writeln!(
-            out,
-            "| {} | {:.0} | {:.0} | {} | {} |",
-            t.instances, t.writes_per_s, t.sent_bytes_per_s, t.lag_p50_ms, t.lag_p99_ms
-        );
-    }
-    let _ = writeln!(
-        out,
-        "\n## Memory\n\nAnonymous sessions (a value set without a cookie) spread over the \
-         instances until each holds the number below (every instance holds every session); \
-         resident memory of the `login` debug build, per instance.\n\n\
-         | instances | sessions per instance | MiB per instance |\n|---:|---:|---:|"
-    );
-    for m in &m.memory {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {:.0} |",
-            m.instances, m.sessions, m.rss_mib
-        );
-    }
-    let _ = writeln!(out, "\n## Checks\n");
-    for c in checks {
-        let mark = if c.passed { "✅" } else { "❌" };
-        let _ = writeln!(out, "- {mark} {} ({})", c.what, c.measured);
-    }
-    std::fs::write(dir.join("membership.md"), out)?;
-    Ok(())
 }
