@@ -158,6 +158,12 @@ async fn hello(
                 .filter(|u| synced.contains(u))
                 .collect()
         }),
+        // And every member it knows of: a new instance must know them all too, even
+        // one that joined a moment ago, or a login it answers would miss that one.
+        live: inner
+            .membership
+            .as_ref()
+            .map_or_else(Vec::new, crate::membership::Membership::live),
     };
     signed_json(&inner, b"hello-reply", &nonce, &answer)
 }

@@ -71,7 +71,7 @@
 //!   have missed what was written before they heard of it): a join costs the cluster
 //!   N-1 snapshots sent to the newcomer.
 //! - [`ReplicatedStore::is_joined`] says when every member has sent the new instance
-//!   its whole state and lists it, and the instance knows every member they list:
+//!   its whole state and lists it, and the instance knows every member they know of:
 //!   route to it only then (the demo's `/healthz` does). Until then its operations
 //!   answer [`tether_core::Error::Unavailable`] (a `503`), as before catching up: a
 //!   login answered by a member that has not heard of it would not reach it, nor one

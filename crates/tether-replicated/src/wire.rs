@@ -64,6 +64,9 @@ pub(crate) struct Hello {
     /// membership).
     #[serde(default)]
     pub(crate) members: Vec<String>,
+    /// Every live member it knows of, whether or not it has its whole state yet.
+    #[serde(default)]
+    pub(crate) live: Vec<String>,
 }
 
 /// One page of a node's state, as `GET /snapshot?after=ID` answers.

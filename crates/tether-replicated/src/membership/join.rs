@@ -85,9 +85,10 @@ pub(crate) async fn watch(inner: Weak<Inner>, every: Duration, give_up: Duration
     }
 }
 
-/// Whether every member in `urls` lists `me` among its live members, and none lists
-/// a member missing from `urls`: until this instance knows every member, a login
-/// answered here would not be replicated to all of them in time.
+/// Whether every member in `urls` lists `me` among the live members it has sent its
+/// whole state to, and none knows of a live member missing from `urls`: until this
+/// instance knows every member, a login answered here would not be replicated to
+/// all of them in time.
 async fn all_list(store: &Inner, urls: &[String], me: &str) -> bool {
     for url in urls {
         // Saying who this is lets a member that knew an earlier process at this URL
@@ -105,7 +106,14 @@ async fn all_list(store: &Inner, urls: &[String], me: &str) -> bool {
         .await;
         let Ok(hello) = hello else { return false };
         let knows_me = hello.members.iter().any(|m| m == me);
-        let known_to_me = hello.members.iter().all(|m| m == me || urls.contains(m));
+        // Every member it knows, not only those it has sent its state to: two
+        // instances joining at once through one seed each see the seed list only
+        // themselves as synced, and would each be joined without knowing the other.
+        let known_to_me = hello
+            .members
+            .iter()
+            .chain(&hello.live)
+            .all(|m| m == me || urls.contains(m));
         if !(knows_me && known_to_me) {
             return false;
         }
