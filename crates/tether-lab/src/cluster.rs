@@ -195,6 +195,9 @@ impl Cluster {
             cluster.wait_healthy(i).await?;
         }
         if cluster.programs.proxy != Proxy::Tether {
+            // Chosen now, not before the instances' start: meanwhile their outgoing
+            // connections may have taken it as a local port.
+            cluster.balancer_port = tether_testkit::harness::free_port();
             let ports: Vec<u16> = cluster.instances[..n].iter().map(|i| i.port).collect();
             let dir = std::env::temp_dir().join(format!(
                 "tether-lab-proxy-{}-{}",
@@ -223,34 +226,58 @@ impl Cluster {
             .await?;
             return Ok(cluster);
         }
-        let backends: Vec<String> = cluster.instances[..n].iter().map(Instance::url).collect();
-        let mut balancer = Command::new(&cluster.programs.balancer);
-        balancer
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{}", cluster.balancer_port))
-            .arg("--strategy")
-            .arg(approach.strategy())
-            .arg("--backend")
-            .arg(backends.join(","))
-            .arg("--health-ms")
-            .arg(HEALTH_CHECK_EVERY.as_millis().to_string())
-            .args(["--trust-forwarded-for", "--quiet"])
-            .arg("--admin-listen")
-            .arg(format!("127.0.0.1:{}", cluster.admin_port))
-            .env("TETHER_BALANCER_ADMIN_TOKEN", ADMIN_TOKEN);
-        cluster.balancer = Some(spawn(balancer, "tether-balancer", "balancer")?);
-        let url = format!("{}/_balancer/backends", cluster.admin_url());
-        wait(&format!("the balancer at {url}"), || async {
-            cluster
-                .http
-                .get(&url)
-                .bearer_auth(ADMIN_TOKEN)
-                .send()
-                .await
-                .is_ok()
-        })
-        .await?;
+        cluster.start_balancer(n).await?;
         Ok(cluster)
+    }
+
+    /// Starts `tether-balancer` in front of the first `n` instances, on ports chosen
+    /// now; when it exits before its admin API answers (a port taken meanwhile by
+    /// some outgoing connection), again on other ports.
+    async fn start_balancer(&mut self, n: usize) -> Result<(), Error> {
+        let backends: Vec<String> = self.instances[..n].iter().map(Instance::url).collect();
+        for attempt in 1..=5 {
+            self.balancer_port = tether_testkit::harness::free_port();
+            self.admin_port = tether_testkit::harness::free_port();
+            let mut balancer = Command::new(&self.programs.balancer);
+            balancer
+                .arg("--listen")
+                .arg(format!("127.0.0.1:{}", self.balancer_port))
+                .arg("--strategy")
+                .arg(self.approach.strategy())
+                .arg("--backend")
+                .arg(backends.join(","))
+                .arg("--health-ms")
+                .arg(HEALTH_CHECK_EVERY.as_millis().to_string())
+                .args(["--trust-forwarded-for", "--quiet"])
+                .arg("--admin-listen")
+                .arg(format!("127.0.0.1:{}", self.admin_port))
+                .env("TETHER_BALANCER_ADMIN_TOKEN", ADMIN_TOKEN);
+            let mut child = spawn(balancer, "tether-balancer", "balancer")?;
+            let url = format!("{}/_balancer/backends", self.admin_url());
+            let http = self.http.clone();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                if http.get(&url).bearer_auth(ADMIN_TOKEN).send().await.is_ok() {
+                    self.balancer = Some(child);
+                    return Ok(());
+                }
+                if let Ok(Some(status)) = child.try_wait() {
+                    eprintln!(
+                        "tether-lab: the balancer exited ({status}) before answering, attempt {attempt}; trying other ports"
+                    );
+                    break;
+                }
+                if tokio::time::Instant::now() > deadline {
+                    return Err(Error::Setup(format!(
+                        "the balancer at {url} did not come up within 30s"
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Err(Error::Setup(
+            "the balancer exited before answering five times (see TETHER_LAB_LOGS)".into(),
+        ))
     }
 
     pub(crate) fn balancer_url(&self) -> String {

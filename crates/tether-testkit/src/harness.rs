@@ -33,9 +33,41 @@ impl Drop for Proc {
 
 /// A port free on 127.0.0.1 right now (for a server a test is about to start).
 ///
+/// Taken below the kernel's ephemeral range when there is room (10000 up to it), so
+/// no outgoing connection takes it as its local port between this choice and the
+/// server's bind: a port from the ephemeral range could be, while instances start
+/// and talk to each other.
+///
 /// # Panics
 /// When no port can be bound.
 pub fn free_port() -> u16 {
+    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    if ephemeral_from > 11_000 {
+        let span = u64::from(ephemeral_from - 10_000);
+        let mut seed = {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos()),
+            );
+            h.finish()
+        };
+        for _ in 0..200 {
+            // xorshift: a fresh candidate each try, spread over the range.
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let port = 10_000 + u16::try_from(seed % span).unwrap_or(0);
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free loopback port")
