@@ -116,7 +116,7 @@ impl ReplicatedStoreBuilder {
     /// five periods later: with the default, within about 7 s of stopping.
     #[must_use]
     pub fn probe_period(mut self, every: Duration) -> Self {
-        self.probe_period = every.max(Duration::from_millis(10));
+        self.probe_period = every.clamp(Duration::from_millis(10), Duration::from_mins(1));
         self
     }
 

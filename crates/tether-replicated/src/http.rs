@@ -164,6 +164,7 @@ async fn hello(
             .membership
             .as_ref()
             .map_or_else(Vec::new, crate::membership::Membership::live),
+        url: inner.membership.as_ref().map(|m| m.settings.me.clone()),
     };
     signed_json(&inner, b"hello-reply", &nonce, &answer)
 }

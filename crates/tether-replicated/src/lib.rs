@@ -78,15 +78,21 @@
 //!   it answered reach every member. A restarted process at the same URL says so in
 //!   its hellos, and the members that knew the old one resync it.
 //! - Seeds are resolved again every [`ReplicatedStoreBuilder::membership_refresh`]
-//!   (5 s), and announced to when they are not live members: a new cluster forms, and
-//!   a partition heals, through them. While no member is known, they are tried every
-//!   probe period. A partition costs this: each side declares the other down (about
-//!   7 s with the default probes) and drops its queues; both keep serving what they
-//!   have and take writes, so a logout on one side is not honoured on the other until
-//!   the heal. After it, the members find each other again within about five probe
-//!   periods (each announces itself to the members it holds as down, and to its
-//!   seeds), send each other full snapshots, and converge by the per-key rules above
-//!   (tombstones win).
+//!   (5 s), asked (in a signed hello) for the URL they advertise, and announced to by
+//!   that URL when they are not live members: a seed may be given by a DNS name or
+//!   another spelling of its address. A new cluster forms, and a partition heals,
+//!   through them. While no member is known, they are tried every probe period. An
+//!   instance that found no seed up when it caught up waits three probe periods (at
+//!   least 2 s) for a member to appear before it calls itself the first of its
+//!   cluster, so instances started together join one another rather than each stand
+//!   alone. A partition costs this: each side declares the other down (about 7 s
+//!   with the default probes) and drops its queues; both keep serving what they have
+//!   and take writes, so a logout on one side is not honoured on the other until the
+//!   heal. After it, the members find each other again through their seeds within a
+//!   refresh (and through the announcements SWIM sends two members it holds as down
+//!   every five probe periods), send each other full snapshots, and converge by the
+//!   per-key rules above (tombstones win). A member declared down is remembered
+//!   (shown in the stats, announced to) for 10 minutes.
 //! - Membership messages travel as `POST /gossip` on the same routes, signed with
 //!   the same secret over their body's digest; unsigned, wrongly signed, stale or
 //!   replayed ones are refused, so an instance without the secret cannot join.
@@ -256,7 +262,7 @@ impl ReplicatedStore {
                 peer.queued_total.fetch_add(1, Ordering::SeqCst);
                 if queue.len() >= self.inner.queue_capacity {
                     queue.clear();
-                    peer.resync.store(true, Ordering::SeqCst);
+                    peer.want_resync();
                 } else {
                     queue.push_back(event.clone());
                 }
@@ -268,12 +274,17 @@ impl ReplicatedStore {
         state.bound_tombstones(self.inner.max_tombstones);
     }
 
-    /// Each peer's queued total now: what a settled write waits to see acknowledged.
+    /// Each synced peer's queued total now: what a settled write waits to see
+    /// acknowledged. A peer still taking a full snapshot (a member joining, one back
+    /// from a restart) is not waited for: it acknowledges nothing before the
+    /// snapshot's last page, and it is not serving yet (not joined) or is behind
+    /// anyway.
     fn marks(&self) -> Vec<(Arc<Peer>, u64)> {
         self.inner
             .peers
             .all()
             .into_iter()
+            .filter(|p| p.is_synced())
             .map(|p| {
                 let mark = p.queued_total.load(Ordering::SeqCst);
                 (p, mark)

@@ -32,7 +32,7 @@ use bytes::Bytes;
 use foca::{AccumulatingRuntime, Foca, OwnedNotification, PostcardCodec};
 use rand::SeedableRng as _;
 use serde::{Deserialize, Serialize};
-use tether_core::unix_ms;
+use tether_core::{Background, unix_ms};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 pub(crate) use self::join::watch as watch_join;
@@ -49,7 +49,7 @@ const SENDS_IN_FLIGHT: usize = 64;
 /// The largest membership message (a feed of about 300 members).
 pub(crate) const MAX_MESSAGE: usize = 32 * 1024;
 /// How long a member declared down is remembered (announced to now and then, shown
-/// in the stats): the tombstone window, after which it could not catch up by events.
+/// in the stats); after that only its seeds bring it back.
 const REMEMBER_DOWN: Duration = Duration::from_mins(10);
 
 /// One member: its replication URL and which start of its process this is.
@@ -103,7 +103,7 @@ pub(crate) struct Membership {
     pub(crate) leave: mpsc::Sender<oneshot::Sender<()>>,
     /// The members as last seen by the protocol task, for the stats.
     view: Mutex<Vec<MemberStats>>,
-    /// The seeds as last resolved.
+    /// The seeds as last resolved, each by the URL it advertises once it answered.
     resolved: Mutex<Vec<String>>,
     /// Nonces of the membership messages accepted recently (a replay is refused).
     nonces: Mutex<Nonces>,
@@ -193,12 +193,10 @@ pub(crate) async fn run(inner: Weak<Inner>, mailbox: Mailbox) {
     let mut runtime = AccumulatingRuntime::new();
     let mut timers = timers::Timers::default();
     let sends = Arc::new(Semaphore::new(SENDS_IN_FLIGHT));
-    let mut refresh = tokio::time::interval(settings.refresh);
-    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // While no member is known, the seeds are tried every probe period, so a new
-    // instance joins as soon as it is ready.
-    let mut alone = tokio::time::interval(settings.probe_period);
-    alone.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Seeds resolve and answer in a task of their own, so a slow name or seed
+    // never holds up a probe, a message or a leave.
+    let (answered, mut seeds_up) = mpsc::channel(1);
+    let _seeds = Background::spawn(seeds::watch(inner.clone(), answered));
     loop {
         let mut changed = false;
         tokio::select! {
@@ -231,12 +229,9 @@ pub(crate) async fn run(inner: Weak<Inner>, mailbox: Mailbox) {
                     }
                 }
             }
-            _ = alone.tick(), if foca.num_members() == 0 => {
-                announce_to_seeds(&inner, &mut foca, &mut runtime).await;
-                changed = true;
-            }
-            _ = refresh.tick() => {
-                announce_to_seeds(&inner, &mut foca, &mut runtime).await;
+            up = seeds_up.recv() => {
+                let Some(up) = up else { return };
+                announce(&mut foca, &mut runtime, up);
                 // Seeds may have changed: the peer list follows them while no
                 // member is known.
                 changed = true;
@@ -277,33 +272,11 @@ fn config(probe_period: Duration) -> foca::Config {
     config
 }
 
-/// Re-resolves the seeds; once this node is ready, announces it to every seed that
-/// is not a live member (a new cluster forming, a member gone and back, a partition
-/// healed).
-async fn announce_to_seeds(
-    inner: &Weak<Inner>,
-    foca: &mut Protocol,
-    runtime: &mut AccumulatingRuntime<Node>,
-) {
-    let Some((given, ready)) = inner.upgrade().and_then(|i| {
-        let ready = i.ready.load(std::sync::atomic::Ordering::SeqCst);
-        i.membership
-            .as_ref()
-            .map(|m| (m.settings.seeds.clone(), ready))
-    }) else {
-        return;
-    };
-    let resolved = seeds::resolve(&given).await;
-    let Some(store) = inner.upgrade() else { return };
-    let Some(membership) = store.membership.as_ref() else {
-        return;
-    };
-    *lock(&membership.resolved) = resolved;
-    if !ready {
-        return;
-    }
+/// Announces this node to every seed (by the URL it advertises) that is not a
+/// member: a new cluster forming, a member gone and back, a partition healed.
+fn announce(foca: &mut Protocol, runtime: &mut AccumulatingRuntime<Node>, seeds: Vec<String>) {
     let members: Vec<String> = foca.iter_members().map(|m| m.id().url.clone()).collect();
-    for url in membership.seeds() {
+    for url in seeds {
         if !members.contains(&url)
             && let Err(e) = foca.announce(
                 Node {

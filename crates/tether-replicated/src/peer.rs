@@ -20,11 +20,11 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use tether_core::{Background, Id, unix_ms};
+use tether_core::{Id, unix_ms};
 use tokio::sync::Notify;
 
 use crate::request::{Refusal, signed_get};
@@ -34,16 +34,21 @@ use crate::wire::{
 };
 use crate::{Inner, lock};
 
+mod list;
+pub(crate) use list::Peers;
+
 /// One peer, as the sender sees it.
 #[derive(Debug)]
 pub(crate) struct Peer {
     pub(crate) url: String,
     pub(crate) queue: std::sync::Mutex<VecDeque<Event>>,
     pub(crate) wake: Notify,
+    /// A full snapshot is due (set through [`Peer::want_resync`]).
     pub(crate) resync: AtomicBool,
-    /// Whether the peer has this node's whole state: false from when it joined or
-    /// restarted until a full snapshot reached it.
-    pub(crate) synced: AtomicBool,
+    /// Whether the peer has this node's whole state (the low bit), and how many
+    /// resyncs were asked for (the rest): synced only by the last page of a snapshot
+    /// taken for the latest request, so a page of an older one cannot claim it.
+    sync: AtomicU64,
     /// The node id of the process last greeted at this URL (0 before the first).
     pub(crate) node: AtomicU64,
     /// Cuts a retry's backoff short (the peer said it is back).
@@ -74,13 +79,15 @@ impl Peer {
         metrics::gauge!("tether_replication_queue", "peer" => self.url.clone()).set(len as f64);
     }
 
-    pub(crate) fn new(url: String) -> Self {
+    /// A peer at `url`; one that may have missed what this node holds starts with a
+    /// full snapshot due (`resync`), and is not synced until it arrived.
+    pub(crate) fn new(url: String, resync: bool) -> Self {
         Self {
             url,
             queue: std::sync::Mutex::new(VecDeque::new()),
             wake: Notify::new(),
-            resync: AtomicBool::new(false),
-            synced: AtomicBool::new(true),
+            resync: AtomicBool::new(resync),
+            sync: AtomicU64::new(u64::from(!resync)),
             node: AtomicU64::new(0),
             poke: Notify::new(),
             queued_total: AtomicU64::new(0),
@@ -95,6 +102,39 @@ impl Peer {
             resyncs: AtomicU64::new(0),
             last_error: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Asks for a full snapshot: the peer is not synced until one taken from now on
+    /// has reached it.
+    pub(crate) fn want_resync(&self) {
+        // The generation first: a snapshot's last page checks it before saying synced.
+        let _ = self
+            .sync
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| {
+                Some(((s >> 1).wrapping_add(1)) << 1)
+            });
+        self.resync.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the peer has this node's whole state.
+    pub(crate) fn is_synced(&self) -> bool {
+        self.sync.load(Ordering::SeqCst) & 1 == 1
+    }
+
+    /// The resync requests so far (read when a snapshot is taken).
+    fn generation(&self) -> u64 {
+        self.sync.load(Ordering::SeqCst) >> 1
+    }
+
+    /// The last page of a snapshot taken at `generation` was applied: synced, unless
+    /// another resync was asked for since.
+    fn synced_at(&self, generation: u64) {
+        let _ = self.sync.compare_exchange(
+            generation << 1,
+            (generation << 1) | 1,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
     }
 
     /// How far behind this peer is: the age (ms) of the oldest event it has not
@@ -145,114 +185,6 @@ impl Peer {
     }
 }
 
-/// The peers this node sends to, each with its send loop; the list changes when
-/// members join and leave.
-#[derive(Debug, Default)]
-pub(crate) struct Peers {
-    list: RwLock<Vec<Linked>>,
-}
-
-#[derive(Debug)]
-struct Linked {
-    peer: Arc<Peer>,
-    /// Its send loop, aborted when the peer leaves the list.
-    _sender: Background,
-}
-
-impl Peers {
-    /// Every peer now.
-    pub(crate) fn all(&self) -> Vec<Arc<Peer>> {
-        read(&self.list).iter().map(|l| l.peer.clone()).collect()
-    }
-
-    /// Runs `f` on every peer, under the list's read lock (a publish queues its
-    /// events for exactly the peers listed at that moment).
-    pub(crate) fn for_each(&self, mut f: impl FnMut(&Peer)) {
-        for linked in read(&self.list).iter() {
-            f(&linked.peer);
-        }
-    }
-
-    pub(crate) fn urls(&self) -> Vec<String> {
-        read(&self.list)
-            .iter()
-            .map(|l| l.peer.url.clone())
-            .collect()
-    }
-
-    /// The instance at `url` says it is process `node` (a joining instance's
-    /// handshake). A peer that last greeted another process there restarted: it gets
-    /// a full snapshot, is not [`Peer::synced`] until then, and is tried again now
-    /// rather than after its backoff.
-    pub(crate) fn introduced(&self, url: &str, node: u64) {
-        for linked in read(&self.list).iter().filter(|l| l.peer.url == url) {
-            let peer = &linked.peer;
-            if peer.node.load(Ordering::SeqCst) != node {
-                peer.synced.store(false, Ordering::SeqCst);
-                peer.resync.store(true, Ordering::SeqCst);
-                peer.poke.notify_one();
-                peer.wake.notify_one();
-            }
-        }
-    }
-
-    /// The peers that have this node's whole state (see [`Peer::synced`]).
-    pub(crate) fn synced_urls(&self) -> Vec<String> {
-        read(&self.list)
-            .iter()
-            .filter(|l| l.peer.synced.load(Ordering::SeqCst))
-            .map(|l| l.peer.url.clone())
-            .collect()
-    }
-
-    /// Makes the list exactly `urls`: a peer not listed any more is dropped (its
-    /// queue freed, its send loop stopped, whoever waits on it released); a new one
-    /// starts with a full snapshot when `resync` (it may have missed what was written
-    /// before this node knew of it). Returns how many were added and removed.
-    pub(crate) fn set(&self, inner: &Weak<Inner>, urls: &[String], resync: bool) -> (usize, usize) {
-        let mut list = write(&self.list);
-        let before = list.len();
-        let mut removed = Vec::new();
-        list.retain(|l| {
-            let keep = urls.contains(&l.peer.url);
-            if !keep {
-                removed.push(l.peer.clone());
-            }
-            keep
-        });
-        let kept = list.len();
-        for url in urls {
-            if list.iter().any(|l| &l.peer.url == url) {
-                continue;
-            }
-            let peer = Arc::new(Peer::new(url.clone()));
-            peer.resync.store(resync, Ordering::SeqCst);
-            peer.synced.store(!resync, Ordering::SeqCst);
-            list.push(Linked {
-                _sender: Background::spawn(send_loop(inner.clone(), peer.clone())),
-                peer,
-            });
-        }
-        let added = list.len() - kept;
-        drop(list);
-        for peer in &removed {
-            lock(&peer.queue).clear();
-            peer.gauge_queue(0);
-            peer.failing.store(true, Ordering::SeqCst);
-            peer.acked.notify_waiters();
-        }
-        (added, before - kept)
-    }
-}
-
-fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 /// What the loop is sending: events, or a page of a snapshot.
 struct Outgoing {
     events: Vec<Event>,
@@ -288,6 +220,8 @@ pub(crate) async fn send_loop(inner: Weak<Inner>, peer: Arc<Peer>) {
     let mut known: Option<u64> = None;
     let mut pending: Option<Outgoing> = None;
     let mut pages = Pages::new();
+    // The resync request the snapshot being sent answers.
+    let mut snapshot_of = 0u64;
     let mut resync_end = (0u64, 0i64);
     // How many of this peer's queued events the batches built so far account for.
     let mut covered = 0u64;
@@ -298,6 +232,9 @@ pub(crate) async fn send_loop(inner: Weak<Inner>, peer: Arc<Peer>) {
         let peer = &*peer;
         if pending.is_none() {
             if pages.is_empty() && peer.resync.swap(false, Ordering::SeqCst) {
+                // Read after taking the request: a request made since will be
+                // taken again, and this snapshot is newer than it anyway.
+                snapshot_of = peer.generation();
                 (pages, resync_end) = snapshot_pages(&store, peer, budget);
                 covered = resync_end.0;
             }
@@ -330,7 +267,14 @@ pub(crate) async fn send_loop(inner: Weak<Inner>, peer: Arc<Peer>) {
         // The peer's node id, asked for only when there is something to send: a peer
         // that is still starting is not marked failing before anything waits on it.
         let Some(node) = to else {
-            to = greet_again(&store, peer, &mut pause, &mut known).await;
+            let restarted;
+            (to, restarted) = greet_again(&store, peer, &mut pause, &mut known).await;
+            if restarted {
+                // Start over with a snapshot taken now: what was in flight, pages of
+                // an older snapshot included, is dropped.
+                pending = None;
+                pages.clear();
+            }
             continue;
         };
         let outgoing = pending.as_ref().expect("set above");
@@ -344,7 +288,7 @@ pub(crate) async fn send_loop(inner: Weak<Inner>, peer: Arc<Peer>) {
                 }
                 if outgoing.snapshot.is_some() && outgoing.covers.is_some() {
                     // The last page of a full snapshot.
-                    peer.synced.store(true, Ordering::SeqCst);
+                    peer.synced_at(snapshot_of);
                 }
                 peer.failing.store(false, Ordering::SeqCst);
                 peer.refused.store(false, Ordering::SeqCst);
@@ -357,20 +301,20 @@ pub(crate) async fn send_loop(inner: Weak<Inner>, peer: Arc<Peer>) {
             Answer::TooOld => {
                 pending = None;
                 pages.clear();
-                peer.resync.store(true, Ordering::SeqCst);
+                peer.want_resync();
             }
             Answer::TooLarge => {
                 budget = (budget / 2).max(MIN_BUDGET);
                 pending = None;
                 pages.clear();
-                peer.resync.store(true, Ordering::SeqCst);
+                peer.want_resync();
             }
             Answer::Refused(why) => {
                 peer.fail(why, true);
                 pending = None;
                 pages.clear();
                 to = None;
-                peer.resync.store(true, Ordering::SeqCst);
+                peer.want_resync();
                 drop(store);
                 tokio::time::sleep(REFUSED_PAUSE).await;
             }
@@ -419,7 +363,8 @@ fn drain(store: &Inner, peer: &Peer, budget: usize, covered: &mut u64) -> Option
     let oldest_allowed = unix_ms::now_ms() - (store.tombstone_ms - margin);
     if queue.front().is_some_and(|e| e.stamp.ms < oldest_allowed) {
         queue.clear();
-        peer.resync.store(true, Ordering::SeqCst);
+        drop(queue);
+        peer.want_resync();
         peer.wake.notify_one();
         return None;
     }
@@ -506,25 +451,26 @@ async fn send(store: &Inner, peer: &Peer, to: u64, seq: u64, outgoing: &Outgoing
     }
 }
 
-/// [`greet`], and a full resync when the node id is not the one greeted last: the
-/// peer restarted, and holds only what it caught up from one member, which may not
-/// have had every event this node sent the old process.
+/// [`greet`]; and whether the node id is not the one greeted last: the peer
+/// restarted, and holds only what it caught up from one member, which may not have
+/// had every event this node sent the old process, so a full resync is asked for.
 async fn greet_again(
     store: &Inner,
     peer: &Peer,
     pause: &mut Duration,
     known: &mut Option<u64>,
-) -> Option<u64> {
+) -> (Option<u64>, bool) {
     let to = greet(store, peer, pause).await;
+    let mut restarted = false;
     if let Some(now) = to {
         if known.is_some_and(|before| before != now) {
-            peer.synced.store(false, Ordering::SeqCst);
-            peer.resync.store(true, Ordering::SeqCst);
+            peer.want_resync();
+            restarted = true;
         }
         peer.node.store(now, Ordering::SeqCst);
         *known = Some(now);
     }
-    to
+    (to, restarted)
 }
 
 /// The peer's node id; on failure, records why and waits before the next try.
@@ -554,5 +500,37 @@ async fn hello(store: &Inner, peer: &Peer) -> Result<u64, Answer> {
         Err(Refusal::Down) => Err(Answer::Failed("the peer is not up".into())),
         Err(Refusal::Client(why)) => Err(Answer::Refused(format!("hello: {why}"))),
         Err(Refusal::Failed(why)) => Err(Answer::Failed(format!("hello: {why}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_snapshot_taken_for_the_latest_resync_makes_a_peer_synced() {
+        let peer = Peer::new("http://127.0.0.1:1/_tether".into(), true);
+        assert!(!peer.is_synced(), "a joining peer has nothing yet");
+        // A snapshot is taken; before its last page lands, the peer restarts.
+        let taken = peer.generation();
+        peer.want_resync();
+        peer.synced_at(taken);
+        assert!(
+            !peer.is_synced(),
+            "an older snapshot's last page claimed it"
+        );
+        let taken = peer.generation();
+        peer.synced_at(taken);
+        assert!(peer.is_synced());
+        // A queue that overflowed (or a 410, a 413, a refusal) means it is missing
+        // events again.
+        peer.want_resync();
+        assert!(!peer.is_synced());
+        assert!(peer.resync.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn a_peer_given_at_start_is_synced() {
+        assert!(Peer::new("http://127.0.0.1:1/_tether".into(), false).is_synced());
     }
 }

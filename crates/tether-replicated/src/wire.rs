@@ -67,6 +67,10 @@ pub(crate) struct Hello {
     /// Every live member it knows of, whether or not it has its whole state yet.
     #[serde(default)]
     pub(crate) live: Vec<String>,
+    /// The URL it advertises (with membership): the one to announce to, whatever
+    /// name or address reached it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) url: Option<String>,
 }
 
 /// One page of a node's state, as `GET /snapshot?after=ID` answers.
@@ -132,12 +136,12 @@ pub(crate) fn batch_binding(to: &str, origin: &str, seq: &str, digest: &str) -> 
     format!("{to}:{origin}:{seq}:{digest}").into_bytes()
 }
 
-/// The hex SHA-256 of a batch's body.
 /// What a joining instance's hello signs: who it is.
 pub(crate) fn hello_binding(from: &str, node: u64) -> Vec<u8> {
     format!("{from}\n{node}").into_bytes()
 }
 
+/// The hex SHA-256 of a batch's body.
 pub(crate) fn digest(body: &[u8]) -> String {
     use sha2::Digest as _;
     hex::encode(Sha256::digest(body))

@@ -23,7 +23,15 @@ fn main() {
         node(&spec);
         return;
     }
-    let tests: [(&str, fn()); 4] = [
+    let tests: [(&str, fn()); 6] = [
+        (
+            "a_seed_reached_by_another_name_than_it_advertises_is_joined",
+            seed_by_name,
+        ),
+        (
+            "instances_started_together_join_one_another_not_each_alone",
+            started_together,
+        ),
         (
             "a_partitioned_minority_serves_and_converges_after_the_heal",
             partition_and_heal,
@@ -117,6 +125,97 @@ fn new_session(http: &Http, node: &Node) -> Id {
         .status();
     assert_eq!(status, 201);
     id
+}
+
+/// Every URL `node`'s stats list as a live member.
+fn knows(http: &Http, node: &Node, urls: &[String]) -> bool {
+    let stats = stats(http, node);
+    urls.iter().all(|url| {
+        stats["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| m["url"] == url.as_str() && m["state"] != "down")
+    })
+}
+
+/// A advertises `http://localhost:PORT/_tether` and B is given it as its seed: B's
+/// seeds resolve to addresses, yet it must announce itself to the URL A advertises
+/// (SWIM takes an announcement only when addressed to that).
+fn seed_by_name() {
+    let http = client();
+    let a = Node::spawn(free_port(), &[], "mn");
+    ready(&http, &[&a]);
+    let b = Node::spawn(free_port(), &[a.port], "mn");
+    ready(&http, &[&b]);
+    let (a_url, b_url) = (
+        format!("http://localhost:{}/_tether", a.port),
+        format!("http://localhost:{}/_tether", b.port),
+    );
+    wait_until("B joined", CONVERGE, || stats(&http, &b)["joined"] == true);
+    assert!(
+        knows(&http, &b, std::slice::from_ref(&a_url)),
+        "{}",
+        stats(&http, &b)
+    );
+    assert!(
+        knows(&http, &a, std::slice::from_ref(&b_url)),
+        "{}",
+        stats(&http, &a)
+    );
+}
+
+/// A, B and C start at the same moment (B and C know A only): each finds no one up
+/// when it catches up, and none may call itself joined before it knows the others,
+/// or a login on one would miss the others.
+fn started_together() {
+    let http = client();
+    let a_port = free_port();
+    let nodes = [
+        Node::join(a_port, &[]),
+        Node::join(free_port(), &[a_port]),
+        Node::join(free_port(), &[a_port]),
+    ];
+    let urls: Vec<String> = nodes.iter().map(|n| url_of(n.port)).collect();
+    // Each node's first answer that says joined, all polled together.
+    let mut first: Vec<Option<Value>> = vec![None; nodes.len()];
+    wait_until_some("all three joined", || {
+        for (node, first) in nodes.iter().zip(first.iter_mut()) {
+            if first.is_none() {
+                let stats = stats(&http, node);
+                if stats["joined"] == true {
+                    *first = Some(stats);
+                }
+            }
+        }
+        first.iter().all(Option::is_some).then_some(())
+    });
+    for (node, first) in nodes.iter().zip(&first) {
+        let first = first.as_ref().expect("polled above");
+        let listed = urls.iter().filter(|u| **u != url_of(node.port)).all(|url| {
+            first["members"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|m| m["url"] == url.as_str() && m["state"] != "down")
+        });
+        assert!(listed, ":{} joined alone: {first}", node.port);
+    }
+}
+
+/// Polls `f` every 20 ms until it gives a value (at most [`CONVERGE`]).
+fn wait_until_some<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + CONVERGE;
+    loop {
+        if let Some(value) = f() {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {CONVERGE:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn join_leave_rejoin() {

@@ -230,7 +230,10 @@ fn replication(args: &ServeArgs, config: StoreConfig) -> StoreConfig {
 /// the others can reach that address.
 fn advertised(args: &ServeArgs) -> Option<String> {
     if let Some(url) = &args.advertise {
-        return Some(url.clone());
+        // Spelled as the seeds are: `http://host:port` and `http://host:port/_tether/`
+        // both name the routes under `/_tether`.
+        let url = url.trim_end_matches('/').trim_end_matches("/_tether");
+        return Some(format!("{url}/_tether"));
     }
     match args.listen.parse::<std::net::SocketAddr>() {
         Ok(addr) if addr.ip().is_unspecified() => None,

@@ -13,11 +13,12 @@ use crate::{Inner, ReplicatedStore};
 
 impl ReplicatedStore {
     /// Whether every member this instance knows of lists it as a member, and it knows
-    /// every member they list (always, for a store without membership, and for the
-    /// first instance of a cluster). Until then a balancer should not route to it: a
+    /// every member they list (always, for a store without membership; for the first
+    /// instance of a cluster, once no member appeared within three probe periods, at
+    /// least 2 s, of its start). Until then a balancer should not route to it: a
     /// member that has not heard of it yet would not send it the sessions it creates,
-    /// and it would not send its own to a member it has not heard of. `login` answers `/healthz` with
-    /// 503 until the store is both ready and joined.
+    /// and it would not send its own to a member it has not heard of. `login` answers
+    /// `/healthz` with 503 until the store is both ready and joined.
     pub fn is_joined(&self) -> bool {
         self.inner
             .membership
@@ -52,9 +53,18 @@ impl ReplicatedStore {
     }
 }
 
+/// How long an instance that found no cluster when it caught up waits for a member to
+/// appear before it calls itself the first (three probe periods, at least 2 s):
+/// instances started together each find the others not up yet, and would otherwise
+/// each be joined, alone, before they know of one another.
+fn first_grace(probe_period: Duration) -> Duration {
+    (probe_period * 3).max(Duration::from_secs(2))
+}
+
 /// Asks the members, every `every`, whether they list this instance, until all do.
+/// The join timeout (`give_up`) runs from when the store is ready.
 pub(crate) async fn watch(inner: Weak<Inner>, every: Duration, give_up: Duration) {
-    let started = tokio::time::Instant::now();
+    let mut ready_at: Option<tokio::time::Instant> = None;
     loop {
         tokio::time::sleep(every).await;
         let Some(store) = inner.upgrade() else { return };
@@ -64,16 +74,22 @@ pub(crate) async fn watch(inner: Weak<Inner>, every: Duration, give_up: Duration
         if !store.ready.load(Ordering::SeqCst) {
             continue;
         }
-        let joined = if membership.found_cluster.load(Ordering::SeqCst) {
-            let live = membership.live();
+        let since_ready = ready_at
+            .get_or_insert_with(tokio::time::Instant::now)
+            .elapsed();
+        let live = membership.live();
+        let joined = if membership.found_cluster.load(Ordering::SeqCst) || !live.is_empty() {
             !live.is_empty() && all_list(&store, &live, &membership.settings.me).await
-        } else {
-            // The first instance (no seed was up when it caught up): no one to tell.
+        } else if since_ready >= first_grace(every) {
+            // The first instance (no seed was up when it caught up, and none has
+            // appeared since): no one to tell.
             true
+        } else {
+            continue;
         };
         if joined {
             tracing::info!("every member knows this instance: joined");
-        } else if started.elapsed() > give_up {
+        } else if since_ready > give_up {
             tracing::warn!(
                 "not every member lists this instance after {give_up:?}; calling it joined anyway"
             );

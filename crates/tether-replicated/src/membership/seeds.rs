@@ -1,10 +1,24 @@
 //! Seeds: the URLs an instance announces itself to, a DNS name standing for every
 //! address it has.
+//!
+//! A task of its own resolves them (every refresh, and every probe period while no
+//! member is known) and asks each, in a signed hello, for the URL it advertises:
+//! SWIM takes an announcement only when it is addressed to that exact URL, and a
+//! seed given as a name, or as `localhost` for `127.0.0.1`, is not spelled so. None
+//! of this blocks the protocol task: names resolve and seeds answer here, and only
+//! the advertised URLs of the seeds that answered reach it.
 
 use std::net::IpAddr;
+use std::sync::Weak;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use reqwest::Url;
+use tokio::sync::mpsc;
+
+use crate::request::signed_get;
+use crate::wire::Hello;
+use crate::{Inner, lock};
 
 /// How long one seed's name may take to resolve.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -36,6 +50,75 @@ pub(super) async fn resolve(given: &[String]) -> Vec<String> {
     seeds.sort();
     seeds.dedup();
     seeds
+}
+
+/// Resolves the seeds and asks them who they are, every refresh (every probe period
+/// while no member is known); once the store is ready, sends the protocol task the
+/// advertised URLs of the seeds that answered, to announce itself to.
+pub(super) async fn watch(inner: Weak<Inner>, answered: mpsc::Sender<Vec<String>>) {
+    let Some(settings) = inner
+        .upgrade()
+        .and_then(|i| i.membership.as_ref().map(|m| m.settings.clone()))
+    else {
+        return;
+    };
+    let mut last: Option<tokio::time::Instant> = None;
+    loop {
+        let Some(alone) = inner
+            .upgrade()
+            .and_then(|i| i.membership.as_ref().map(|m| m.live().is_empty()))
+        else {
+            return;
+        };
+        if alone || last.is_none_or(|at| at.elapsed() >= settings.refresh) {
+            last = Some(tokio::time::Instant::now());
+            let resolved = resolve(&settings.seeds).await;
+            let Some(store) = inner.upgrade() else { return };
+            let (known, up) = ask(&store, &resolved, &settings.me).await;
+            if let Some(membership) = &store.membership {
+                *lock(&membership.resolved) = known;
+            }
+            let ready = store.ready.load(Ordering::SeqCst);
+            drop(store);
+            if ready && !up.is_empty() && answered.send(up).await.is_err() {
+                return;
+            }
+        }
+        tokio::time::sleep(settings.probe_period.min(settings.refresh)).await;
+    }
+}
+
+/// Each seed's advertised URL (the seed as resolved when it did not answer, or has
+/// no membership), without `me`; and the advertised URLs of those that answered.
+async fn ask(store: &Inner, resolved: &[String], me: &str) -> (Vec<String>, Vec<String>) {
+    let mut known = Vec::new();
+    let mut up = Vec::new();
+    for seed in resolved.iter().filter(|s| *s != me) {
+        let hello = signed_get::<Hello>(
+            store,
+            &format!("{seed}/hello"),
+            "hello",
+            "",
+            &[],
+            b"hello-reply",
+        )
+        .await;
+        match hello {
+            Ok(hello) => {
+                let url = hello.url.unwrap_or_else(|| seed.clone());
+                if url != me {
+                    known.push(url.clone());
+                    up.push(url);
+                }
+            }
+            Err(_) => known.push(seed.clone()),
+        }
+    }
+    known.sort();
+    known.dedup();
+    up.sort();
+    up.dedup();
+    (known, up)
 }
 
 /// The URL, host name and port of a seed whose host is a DNS name.

@@ -96,8 +96,12 @@ pub(crate) async fn receive(inner: Arc<Inner>, request: axum::extract::Request) 
         );
     }
     // Only a wholly authenticated message spends its nonce.
-    if !lock(&membership.nonces).fresh(nonce) {
-        return refuse(StatusCode::CONFLICT, "replayed membership message");
+    let seen = lock(&membership.nonces).fresh(nonce);
+    match seen {
+        Seen::Fresh => {}
+        Seen::Replay => return refuse(StatusCode::CONFLICT, "replayed membership message"),
+        // SWIM copes with a lost message, as below.
+        Seen::Full => return refuse(StatusCode::SERVICE_UNAVAILABLE, "membership is busy"),
     }
     match membership.inbox.try_send(body) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
@@ -113,26 +117,41 @@ pub(crate) struct Nonces {
     seen: HashSet<String>,
 }
 
+/// What [`Nonces::fresh`] says of a nonce.
+#[derive(Debug, PartialEq, Eq)]
+enum Seen {
+    /// Not seen: remembered now.
+    Fresh,
+    /// Seen already: a replay.
+    Replay,
+    /// As many nonces as are kept, all still within the accepted time: the message is
+    /// refused rather than one forgotten (which would let its replay through).
+    Full,
+}
+
 impl Nonces {
-    /// Remembers `nonce`; false when it was seen already. Nonces older than the
-    /// signed timestamps accepted are forgotten.
-    fn fresh(&mut self, nonce: String) -> bool {
+    /// Remembers `nonce`. Nonces older than the signed timestamps accepted are
+    /// forgotten; younger ones never are.
+    fn fresh(&mut self, nonce: String) -> Seen {
         let now = unix_ms::now_ms();
         while self
             .order
             .front()
             .is_some_and(|(at, _)| now - at > 2 * MAX_SKEW_MS)
-            || self.order.len() >= MAX_NONCES
         {
             if let Some((_, old)) = self.order.pop_front() {
                 self.seen.remove(&old);
             }
         }
-        if !self.seen.insert(nonce.clone()) {
-            return false;
+        if self.seen.contains(&nonce) {
+            return Seen::Replay;
         }
+        if self.order.len() >= MAX_NONCES {
+            return Seen::Full;
+        }
+        self.seen.insert(nonce.clone());
         self.order.push_back((now, nonce));
-        true
+        Seen::Fresh
     }
 }
 
@@ -143,8 +162,19 @@ mod tests {
     #[test]
     fn a_nonce_is_accepted_once() {
         let mut nonces = Nonces::default();
-        assert!(nonces.fresh("a".into()));
-        assert!(nonces.fresh("b".into()));
-        assert!(!nonces.fresh("a".into()), "a replay");
+        assert_eq!(nonces.fresh("a".into()), Seen::Fresh);
+        assert_eq!(nonces.fresh("b".into()), Seen::Fresh);
+        assert_eq!(nonces.fresh("a".into()), Seen::Replay);
+    }
+
+    #[test]
+    fn a_full_cache_refuses_rather_than_forgets_a_recent_nonce() {
+        let mut nonces = Nonces::default();
+        for n in 0..MAX_NONCES {
+            assert_eq!(nonces.fresh(n.to_string()), Seen::Fresh);
+        }
+        assert_eq!(nonces.fresh("one more".into()), Seen::Full);
+        // The first is still remembered: its replay is still refused.
+        assert_eq!(nonces.fresh("0".into()), Seen::Replay);
     }
 }

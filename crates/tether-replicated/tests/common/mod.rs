@@ -25,7 +25,8 @@ pub(crate) const WRONG_SECRET: &[u8] = b"not the cluster's secret!";
 
 /// `PORT;PEER,PEER;FLAGS`: serves the store's replication routes under /_tether and a
 /// small API for the test. FLAGS: `m` takes part in membership (advertising
-/// `http://127.0.0.1:PORT/_tether`, the peers being seeds), `s` probes every 5 s
+/// `http://127.0.0.1:PORT/_tether`, the peers being seeds), `n` names this node and
+/// its seeds `localhost` rather than `127.0.0.1`, `s` probes every 5 s
 /// instead of 200 ms, `x` signs with [`WRONG_SECRET`]. SIGTERM leaves the cluster,
 /// then exits.
 pub(crate) fn node(spec: &str) {
@@ -39,6 +40,15 @@ pub(crate) fn node(spec: &str) {
         .map(str::to_owned)
         .collect();
     let flags = fields.next().unwrap_or_default();
+    let host = if flags.contains('n') {
+        "localhost"
+    } else {
+        "127.0.0.1"
+    };
+    let peers: Vec<String> = peers
+        .into_iter()
+        .map(|p| p.replace("127.0.0.1", host))
+        .collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -59,7 +69,7 @@ pub(crate) fn node(spec: &str) {
             .settle_timeout(Duration::from_secs(30));
         if flags.contains('m') {
             builder = builder
-                .advertise(format!("http://127.0.0.1:{port}/_tether"))
+                .advertise(format!("http://{host}:{port}/_tether"))
                 .membership_refresh(Duration::from_millis(500))
                 .probe_period(if flags.contains('s') {
                     Duration::from_secs(5)
