@@ -37,7 +37,7 @@ pub use limits::{SessionLimits, sessions_beyond_cap};
 pub use lock_wait::LockWait;
 pub use near_cache::{
     Barrier, Echo, Feed, Freshness, Invalidator, Lookup, NearCache, NearCacheConfig,
-    NearCacheStats, Ticket,
+    NearCacheStats, Quiet, Ticket,
 };
 pub use opened::OpenedCache;
 pub use record::{Changes, Expiry, Record, SessionInfo, Touch, unix_ms};

@@ -35,11 +35,13 @@ mod config;
 mod echo;
 mod feed;
 mod fence;
+mod quiet;
 
 pub use config::{Freshness, NearCacheConfig, NearCacheStats};
 pub use echo::Echo;
 pub use feed::{Feed, Invalidator};
 pub use fence::Barrier;
+pub use quiet::Quiet;
 
 #[derive(Clone)]
 struct Entry {
@@ -81,6 +83,8 @@ pub struct NearCache {
     freshness: Freshness,
     fences: Arc<fence::Fences>,
     fenced: AtomicU64,
+    /// The channel's check that nothing is unread (pushed reads), while it is up.
+    quiet: std::sync::RwLock<Option<Arc<dyn Quiet>>>,
 }
 
 impl std::fmt::Debug for NearCache {
@@ -153,6 +157,7 @@ impl NearCache {
             freshness: config.freshness,
             fences: Arc::new(fence::Fences::default()),
             fenced: AtomicU64::new(0),
+            quiet: std::sync::RwLock::new(None),
         });
         let feed = Feed {
             cache: cache.clone(),
@@ -182,10 +187,27 @@ impl NearCache {
             self.bypassed.fetch_add(1, SeqCst);
             return Lookup::Bypass;
         }
-        if self.freshness == Freshness::Pushed && self.entries.contains_key(id) {
-            // Let the runtime read what has arrived on the channel first: a task that
-            // yields resumes after the I/O driver was polled.
-            tokio::task::yield_now().await;
+        if self.freshness == Freshness::Pushed && self.is_live() && self.entries.contains_key(id) {
+            let quiet = self
+                .quiet
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            match quiet {
+                // Something is unread: a fence makes sure it was applied.
+                Some(quiet) if !quiet.quiet() => {
+                    self.fenced.fetch_add(1, SeqCst);
+                    if !self.fences.pass().await {
+                        self.bypassed.fetch_add(1, SeqCst);
+                        return Lookup::Bypass;
+                    }
+                }
+                Some(_) => {}
+                // No way to tell: let the runtime read what has arrived on the
+                // channel first (a task that yields resumes after the I/O driver
+                // was polled).
+                None => tokio::task::yield_now().await,
+            }
         }
         self.get(id, time::OffsetDateTime::now_utc())
     }

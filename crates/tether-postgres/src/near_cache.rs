@@ -2,28 +2,35 @@
 //! its own. The migrations' trigger announces every change of a session row there
 //! (by any writer), with the row's id.
 //!
-//! The listening connection is checked every second by a notification this instance
-//! sends itself on a channel of its own: one that does not come back within the
-//! store's timeout counts as a lost channel, as does a closed connection or a missing
-//! trigger (a database migrated without tether's migrations). A lost channel flushes
-//! the cache and sends reads to the database until listening is on again.
+//! A fence is a query on the listening connection itself: PostgreSQL signals every
+//! listener before the writing transaction's commit answers, and a backend sends the
+//! notifications it was signalled before it says it is ready for the next query. So
+//! once a query answered on the listening connection, every change committed before
+//! it was sent has been read and applied. The connection is checked every second the
+//! same way: a fence that does not come back within the store's timeout counts as a
+//! lost channel, as does a closed connection or a missing trigger (a database migrated
+//! without tether's migrations). A lost channel flushes the cache and sends reads to
+//! the database until listening is on again.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgListener, PgNotification};
 use tether_core::{
     Barrier, CachedStore, Error, Feed, Id, Invalidator, NearCache, NearCacheConfig, Result,
 };
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::PostgresStore;
 
 /// The channel the trigger announces changes on.
 const CHANNEL: &str = "tether_sessions";
+
+/// The fence's query (named, so an operator sees in `pg_stat_activity` what the
+/// listening connection last ran).
+const FENCE: &str = "SELECT 'tether near cache fence'";
 
 /// How often the listening connection is checked.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -91,19 +98,12 @@ async fn listened(store: &PostgresStore, feed: &mut Feed) -> Error {
     let unavailable = |what: &str, e: sqlx::Error| {
         Error::unavailable(format!("{what} at {}", store.runner.target()), e)
     };
-    let ping_channel = match Id::generate() {
-        Ok(id) => format!(
-            "tether_ping_{}",
-            id.encode().as_str().to_lowercase().replace('-', "_")
-        ),
-        Err(e) => return e,
-    };
     let setup = async {
         let mut listener = PgListener::connect_with(&store.pool)
             .await
             .map_err(|e| unavailable("opening the listening connection", e))?;
         listener
-            .listen_all([CHANNEL, ping_channel.as_str()])
+            .listen(CHANNEL)
             .await
             .map_err(|e| unavailable("LISTEN", e))?;
         let trigger: Option<i32> = sqlx::query_scalar(
@@ -124,18 +124,12 @@ async fn listened(store: &PostgresStore, feed: &mut Feed) -> Error {
         Ok(Err(e)) => return e,
         Err(_) => return Error::timed_out("starting to listen", timeout),
     };
-    // The listener is read by a task of its own, so nothing ever cancels a read half
-    // way; it applies invalidations as it reads them (no hop through a channel),
-    // records the fences that came back, and ends when the connection is lost.
-    let (seen_tx, seen) = watch::channel(0_u64);
-    let mut reader = tether_core::Background::spawn(read(listener, feed.invalidator(), seen_tx));
-    let fence = Arc::new(SelfNotify {
-        pool: store.pool.clone(),
-        channel: ping_channel,
-        next: AtomicU64::new(0),
-        seen,
-        timeout,
-    });
+    // The listener is read by a task of its own: it applies invalidations as it reads
+    // them (no hop through a channel), runs the fences, and ends when the connection
+    // is lost.
+    let (fences, asked) = mpsc::unbounded_channel();
+    let mut reader = tether_core::Background::spawn(read(listener, feed.invalidator(), asked));
+    let fence = Arc::new(OnListener { fences, timeout });
     feed.set_barrier(fence.clone());
     feed.live();
     let mut check = tokio::time::interval(CHECK_EVERY);
@@ -145,59 +139,71 @@ async fn listened(store: &PostgresStore, feed: &mut Feed) -> Error {
             () = reader.stopped() => return Error::config("the listening connection closed"),
             _ = check.tick() => {
                 if !fence.fence().await {
-                    return Error::timed_out("a notification to itself", timeout);
+                    return Error::timed_out("a fence on the listening connection", timeout);
                 }
             }
         }
     }
 }
 
-/// A notification to itself, on a channel of its own: PostgreSQL delivers
-/// notifications in commit order, and the reader applies them as it reads them, so
-/// once it came back every change committed before it is in the cache.
-struct SelfNotify {
-    pool: sqlx::PgPool,
-    channel: String,
-    next: AtomicU64,
-    /// The highest fence the listener has read back.
-    seen: watch::Receiver<u64>,
+/// A fence: asks the reader to run a query on the listening connection (see the
+/// module docs), and waits for it.
+struct OnListener {
+    fences: mpsc::UnboundedSender<oneshot::Sender<bool>>,
     timeout: Duration,
 }
 
-impl Barrier for SelfNotify {
+impl Barrier for OnListener {
     fn fence(&self) -> Pin<Box<dyn Future<Output = bool> + Send + 'static>> {
-        let n = self.next.fetch_add(1, Ordering::SeqCst) + 1;
-        let (pool, channel, mut seen, timeout) = (
-            self.pool.clone(),
-            self.channel.clone(),
-            self.seen.clone(),
-            self.timeout,
-        );
+        let (done, came) = oneshot::channel();
+        let asked = self.fences.send(done).is_ok();
+        let timeout = self.timeout;
         Box::pin(async move {
-            let round = async {
-                sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(&channel)
-                    .bind(n.to_string())
-                    .execute(&pool)
-                    .await
-                    .ok()?;
-                seen.wait_for(|&back| back >= n).await.ok()?;
-                Some(())
-            };
-            matches!(tokio::time::timeout(timeout, round).await, Ok(Some(())))
+            asked && matches!(tokio::time::timeout(timeout, came).await, Ok(Ok(true)))
         })
     }
 }
 
-/// Applies every change notification and records the fences that came back, until
-/// the connection is lost.
-async fn read(mut listener: PgListener, invalidator: Invalidator, seen: watch::Sender<u64>) {
-    while let Ok(Some(note)) = listener.try_recv().await {
-        if note.channel() == CHANNEL {
-            changed(&invalidator, note.payload());
-        } else if let Ok(n) = note.payload().parse::<u64>() {
-            seen.send_modify(|back| *back = (*back).max(n));
+/// Applies every change notification, and runs the fences asked for (one query for
+/// all those waiting), until the connection is lost.
+async fn read(
+    mut listener: PgListener,
+    invalidator: Invalidator,
+    mut asked: mpsc::UnboundedReceiver<oneshot::Sender<bool>>,
+) {
+    loop {
+        tokio::select! {
+            // A read cut short here loses nothing: sqlx keeps a message it has not
+            // wholly read, and notifications that arrive during a query are buffered.
+            biased;
+            fence = asked.recv() => {
+                let Some(fence) = fence else { return };
+                let mut waiting = vec![fence];
+                while let Ok(more) = asked.try_recv() {
+                    waiting.push(more);
+                }
+                let answered = sqlx::raw_sql(FENCE).execute(&mut listener).await.is_ok();
+                while let Some(note) = listener.next_buffered() {
+                    apply(&invalidator, &note);
+                }
+                for fence in waiting {
+                    let _ = fence.send(answered);
+                }
+                if !answered {
+                    return;
+                }
+            }
+            note = listener.try_recv() => match note {
+                Ok(Some(note)) => apply(&invalidator, &note),
+                _ => return,
+            },
         }
+    }
+}
+
+fn apply(invalidator: &Invalidator, note: &PgNotification) {
+    if note.channel() == CHANNEL {
+        changed(invalidator, note.payload());
     }
 }
 

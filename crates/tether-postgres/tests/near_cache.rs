@@ -116,7 +116,8 @@ async fn a_lost_listener_or_a_restart_flushes_and_bypasses_under_traffic() {
     lost_channels_hide_no_write(cached.clone(), &writer, 5, async || {
         let ended: Vec<bool> = sqlx::query_scalar(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+             WHERE (query LIKE 'LISTEN%' OR query LIKE '%tether near cache fence%') \
+             AND pid <> pg_backend_pid()",
         )
         .fetch_all(&mut admin)
         .await

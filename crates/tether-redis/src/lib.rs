@@ -70,6 +70,7 @@ mod sentinel;
 mod store;
 mod tls;
 mod tracking;
+mod watched;
 
 pub use tls::RedisTls;
 

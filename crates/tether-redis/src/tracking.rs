@@ -16,10 +16,13 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind, Value};
 use tether_core::{
-    Barrier, CachedStore, Error, Feed, Id, Invalidator, NearCache, NearCacheConfig, Result,
+    Background, Barrier, CachedStore, Error, Feed, Id, Invalidator, NearCache, NearCacheConfig,
+    Result,
 };
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+use crate::watched::{AllQuiet, ReadState, Watched};
 use crate::{Backend, RedisStore};
 
 /// How often the tracking connections are pinged and the masters looked up again.
@@ -189,11 +192,24 @@ async fn tracked(store: &RedisStore, feed: &mut Feed) -> Error {
             Ok(())
         });
     let mut conns = Vec::with_capacity(masters.len());
+    // Each plain-TCP connection's reader, watched (see `watched`); its driver task.
+    let mut watched = Vec::new();
+    let mut drivers = Vec::new();
+    let mut all_watched = true;
     for master in &masters {
         let on = async {
-            let mut conn = master
-                .get_multiplexed_async_connection_with_config(&config)
-                .await?;
+            let mut conn = if let Some((conn, state, driver)) =
+                connect_watched(master, &config, store.timeout).await?
+            {
+                watched.push(state);
+                drivers.push(driver);
+                conn
+            } else {
+                all_watched = false;
+                master
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?
+            };
             redis::cmd("CLIENT")
                 .arg("TRACKING")
                 .arg("ON")
@@ -215,6 +231,9 @@ async fn tracked(store: &RedisStore, feed: &mut Feed) -> Error {
         timeout: store.timeout,
     });
     feed.set_barrier(pings.clone());
+    if all_watched {
+        feed.set_quiet(Arc::new(AllQuiet(watched)));
+    }
     feed.live();
     let mut check = tokio::time::interval(CHECK_EVERY);
     check.tick().await;
@@ -235,6 +254,33 @@ async fn tracked(store: &RedisStore, feed: &mut Feed) -> Error {
             }
         }
     }
+}
+
+/// A RESP3 connection to `master` over a [`Watched`] TCP stream, with its driver
+/// task; `None` for a TLS or Unix socket connection (made by redis-rs, unwatched).
+async fn connect_watched(
+    master: &redis::Client,
+    config: &AsyncConnectionConfig,
+    timeout: Duration,
+) -> redis::RedisResult<Option<(MultiplexedConnection, Arc<ReadState>, Background)>> {
+    let info = master.get_connection_info();
+    let redis::ConnectionAddr::Tcp(host, port) = info.addr() else {
+        return Ok(None);
+    };
+    let stream = tokio::time::timeout(timeout, TcpStream::connect((host.as_str(), *port)))
+        .await
+        .map_err(|_| {
+            redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connecting for client tracking",
+            ))
+        })??;
+    stream.set_nodelay(true)?;
+    let (stream, state) = Watched::new(stream)?;
+    let (conn, driver) =
+        MultiplexedConnection::new_with_config(info.redis_settings(), stream, config.clone())
+            .await?;
+    Ok(Some((conn, state, Background::spawn(driver))))
 }
 
 /// A `PING` on every tracking connection: Redis answers it after every invalidation

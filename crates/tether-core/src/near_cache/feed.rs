@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
 
-use super::{Barrier, NearCache};
+use super::{Barrier, NearCache, Quiet};
 use crate::Id;
 
 /// The side of a [`NearCache`] its store's invalidation channel drives. There is one
@@ -31,9 +31,26 @@ impl Feed {
         self.cache.fences.set(Some(barrier));
     }
 
+    /// The channel's check that nothing it carried is unread, for
+    /// [`Freshness::Pushed`](crate::Freshness::Pushed) reads: with it, a pushed read is served at once only
+    /// when the channel is quiet (and after a fence otherwise); without it, after a
+    /// yield to the runtime. Give it when the channel is up; a loss drops it.
+    pub fn set_quiet(&self, quiet: Arc<dyn Quiet>) {
+        *self
+            .cache
+            .quiet
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(quiet);
+    }
+
     /// The channel is down (or was never up): stop serving, forget everything.
     pub fn lost(&mut self) {
         self.cache.fences.set(None);
+        *self
+            .cache
+            .quiet
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         self.live = false;
         self.cache.live.store(false, SeqCst);
         self.cache.flush();
