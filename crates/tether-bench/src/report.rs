@@ -152,7 +152,7 @@ impl Report<'_> {
              (`near_cache=pushed`). tower-sessions' row beside `*-cached` is its \
              `CachingSessionStore` with tower-sessions-moka-store 0.15 (100,000 entries) \
              in front of the same store, which no other instance can invalidate. Round \
-             trips of the near-cache rows count the fences (a `PING`, a `pg_notify`) as \
+             trips of the near-cache rows count the fences (a `PING`, a query on the `LISTEN` connection) as \
              well as the session commands.\n\n\
              ![tether ÷ tower-sessions](docs/bench/ratios.svg)\n\n## Summary\n\n",
         );

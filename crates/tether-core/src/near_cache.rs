@@ -187,29 +187,35 @@ impl NearCache {
             self.bypassed.fetch_add(1, SeqCst);
             return Lookup::Bypass;
         }
-        if self.freshness == Freshness::Pushed && self.is_live() && self.entries.contains_key(id) {
-            let quiet = self
-                .quiet
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone();
-            match quiet {
-                // Something is unread: a fence makes sure it was applied.
-                Some(quiet) if !quiet.quiet() => {
+        if self.freshness == Freshness::Pushed {
+            match self.channel_quiet() {
+                // Something is unread: a fence makes sure it was applied before a
+                // cached record is served.
+                Some(false) if self.entries.contains_key(id) => {
                     self.fenced.fetch_add(1, SeqCst);
                     if !self.fences.pass().await {
                         self.bypassed.fetch_add(1, SeqCst);
                         return Lookup::Bypass;
                     }
                 }
-                Some(_) => {}
                 // No way to tell: let the runtime read what has arrived on the
                 // channel first (a task that yields resumes after the I/O driver
                 // was polled).
-                None => tokio::task::yield_now().await,
+                None if self.entries.contains_key(id) => tokio::task::yield_now().await,
+                // Quiet, or nothing cached to serve.
+                _ => {}
             }
         }
         self.get(id, time::OffsetDateTime::now_utc())
+    }
+
+    /// Whether the channel has nothing unread (`None`: it cannot tell).
+    fn channel_quiet(&self) -> Option<bool> {
+        self.quiet
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(|q| q.quiet())
     }
 
     /// The record under `id` if it is here and live at `now` (no fence).
@@ -218,16 +224,18 @@ impl NearCache {
             self.bypassed.fetch_add(1, SeqCst);
             return Lookup::Bypass;
         }
-        let ticket = Ticket {
-            epoch: self.epoch.load(SeqCst),
-            stripe: self.stripe(id).load(SeqCst),
-        };
         match self.entries.get(id) {
             Some(entry) if !entry.record.is_expired(now) => {
                 self.hits.fetch_add(1, SeqCst);
                 Lookup::Hit(entry.record)
             }
             found => {
+                // Taken before the store is asked: an invalidation from now on
+                // keeps its answer out (one before it, the answer already has).
+                let ticket = Ticket {
+                    epoch: self.epoch.load(SeqCst),
+                    stripe: self.stripe(id).load(SeqCst),
+                };
                 if found.is_some() {
                     self.entries.remove(id);
                 }

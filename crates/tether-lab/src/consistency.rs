@@ -265,8 +265,10 @@ pub(crate) async fn measure(
 }
 
 /// What the measurements must show: no user failed anywhere, and a central store,
-/// uncached or with a (fenced) near cache, shows no stale read or accept. The
-/// replicated store propagates asynchronously and a pushed near cache serves what it
+/// uncached or with a fenced near cache, or a pushed one on Redis (which writes an
+/// invalidation to every instance before it answers the write, and whose pushed reads
+/// check the channel is quiet), shows no stale read or accept. The replicated store
+/// propagates asynchronously and a pushed near cache on PostgreSQL serves what it
 /// holds at once: reported, not checked.
 pub(crate) fn checks(results: &[Consistency]) -> Vec<Check> {
     let mut checks = Vec::new();
@@ -278,7 +280,8 @@ pub(crate) fn checks(results: &[Consistency]) -> Vec<Check> {
             measured: format!("{} of {} failed", r.failed, r.users),
         });
         let asynchronous = r.approach.store() == tether::StoreKind::Replicated
-            || r.approach.near_cache_setting() == Some("pushed");
+            || (r.approach.near_cache_setting() == Some("pushed")
+                && r.approach.store() == tether::StoreKind::Postgres);
         if !asynchronous {
             checks.push(Check {
                 what: format!("{name}: another instance honours a logout at once"),

@@ -39,9 +39,9 @@
 //! session row (by any writer) with `pg_notify('tether_sessions', id)`.
 //! [`PostgresStore::with_near_cache`] keeps the sessions an instance read in its
 //! memory and drops a copy when its `LISTEN` connection hears of a change. Reads are
-//! fenced by default (a notification to itself, shared by every read waiting, before
-//! a copy is served) or pushed (no statement). The cache empties and steps aside
-//! whenever the listening connection closes or its notification to itself does not
+//! fenced by default (a query on the listening connection, shared by every read
+//! waiting, before a copy is served) or pushed (no statement). The cache empties and
+//! steps aside whenever the listening connection closes or a fence on it does not
 //! come back in time. The trigger costs every write a `pg_notify`, cached or not.
 
 mod maintenance;

@@ -7,17 +7,26 @@ pub enum Freshness {
     /// A read sees every write that completed, on any instance, before the read
     /// began, as an uncached store does: before a cached record is served, a fence
     /// sent after the read began comes back through the invalidation channel (a
-    /// `PING` on Redis's tracking connection, a notification on PostgreSQL's). One
+    /// `PING` on Redis's tracking connection, a query on PostgreSQL's `LISTEN` connection). One
     /// fence is in flight at a time and serves every read that arrived before it was
     /// sent, so under load a round trip covers many reads, and it carries no session
     /// data.
     #[default]
     Fenced,
-    /// A cached record is served at once, with no round trip: a write completed on
-    /// another instance is seen once its invalidation arrived (well under a
-    /// millisecond on one network). A read in between, on another instance, finds
-    /// the old record. Each write waits for its own invalidation to come back before
-    /// answering ([`NearCacheConfig::echo_wait`]), which keeps that window short.
+    /// A cached record is served at once, with no round trip, when the store's
+    /// channel has nothing unread ([`Quiet`](crate::Quiet): Redis over TCP peeks at
+    /// its tracking sockets), and after a fence otherwise. Redis writes an
+    /// invalidation to every tracking connection before the reply of the write that
+    /// caused it, so a read that begins after a write completed finds that
+    /// invalidation applied or waiting: on one host it is never stale; between hosts,
+    /// as long as the invalidation's packets are not held up longer than the writer's
+    /// reply, its response and the next request together (a lost packet's
+    /// retransmission can). Where the store cannot tell (Redis over TLS or a Unix
+    /// socket; PostgreSQL, whose notifications follow a signal with no such order), a
+    /// write completed on another instance is seen once its invalidation arrived,
+    /// and a read in between finds the old record. Each write waits for its own
+    /// invalidation to come back before answering ([`NearCacheConfig::echo_wait`]),
+    /// which keeps that window short.
     Pushed,
 }
 

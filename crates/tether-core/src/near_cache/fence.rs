@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 /// A store's fence: resolves `true` once every invalidation the server sent before
 /// it received the fence has been applied (a `PING` on Redis's tracking connection,
-/// a notification to itself on PostgreSQL's `LISTEN` connection), `false` when it
+/// a query on PostgreSQL's `LISTEN` connection), `false` when it
 /// could not tell (the channel failed, or the time ran out).
 pub trait Barrier: Send + Sync + 'static {
     /// Sends one fence.
