@@ -34,7 +34,8 @@ impl Feed {
     /// The channel's check that nothing it carried is unread, for
     /// [`Freshness::Pushed`](crate::Freshness::Pushed) reads: with it, a pushed read is served at once only
     /// when the channel is quiet (and after a fence otherwise); without it, after a
-    /// yield to the runtime. Give it when the channel is up; a loss drops it.
+    /// yield to the runtime. Give it when the channel is up; a loss drops it. See
+    /// [`Quiet`]'s example.
     pub fn set_quiet(&self, quiet: Arc<dyn Quiet>) {
         *self
             .cache
