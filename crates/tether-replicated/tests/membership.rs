@@ -170,11 +170,19 @@ fn seed_by_name() {
 /// or a login on one would miss the others.
 fn started_together() {
     let http = client();
-    let a_port = free_port();
-    let nodes = [
+    // Three distinct ports, picked before any node binds one.
+    let mut ports: Vec<u16> = Vec::new();
+    while ports.len() < 3 {
+        let port = free_port();
+        if !ports.contains(&port) {
+            ports.push(port);
+        }
+    }
+    let a_port = ports[0];
+    let mut nodes = [
         Node::join(a_port, &[]),
-        Node::join(free_port(), &[a_port]),
-        Node::join(free_port(), &[a_port]),
+        Node::join(ports[1], &[a_port]),
+        Node::join(ports[2], &[a_port]),
     ];
     let urls: Vec<String> = nodes.iter().map(|n| url_of(n.port)).collect();
     // Each node's first answer that says joined, all polled together.
@@ -200,6 +208,11 @@ fn started_together() {
                 .any(|m| m["url"] == url.as_str() && m["state"] != "down")
         });
         assert!(listed, ":{} joined alone: {first}", node.port);
+    }
+    // Every answer came from the node polled: none of the three failed to start.
+    for node in &mut nodes {
+        let exited = node.child.try_wait().unwrap();
+        assert!(exited.is_none(), ":{} exited: {exited:?}", node.port);
     }
 }
 
