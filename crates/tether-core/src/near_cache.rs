@@ -176,35 +176,31 @@ impl NearCache {
         self.live.load(SeqCst)
     }
 
-    /// A read through the cache: [`NearCache::get`], after a fence when the cache is
-    /// [`Freshness::Fenced`] and holds `id` (a read that will miss needs none).
+    /// A read through the cache: [`NearCache::get`], after a fence when the cache holds
+    /// `id` (a read that will miss needs none) and is [`Freshness::Fenced`], or
+    /// [`Freshness::Pushed`] with something unread on the channel ([`Quiet`]).
     pub async fn read(&self, id: &Id) -> Lookup {
-        if self.freshness == Freshness::Fenced
-            && self.is_live()
-            && self.entries.contains_key(id)
-            && !self.pass_fence().await
-        {
+        let needs_fence = match self.freshness {
+            Freshness::Fenced => self.is_live() && self.entries.contains_key(id),
+            Freshness::Pushed => {
+                if let Some(quiet) = self.channel_quiet() {
+                    // Something is unread: a fence makes sure it was applied before
+                    // a cached record is served.
+                    !quiet && self.entries.contains_key(id)
+                } else {
+                    // No way to tell: let the runtime read what has arrived on the
+                    // channel first (a task that yields resumes after the I/O
+                    // driver was polled).
+                    if self.entries.contains_key(id) {
+                        tokio::task::yield_now().await;
+                    }
+                    false
+                }
+            }
+        };
+        if needs_fence && !self.fence().await {
             self.bypassed.fetch_add(1, SeqCst);
             return Lookup::Bypass;
-        }
-        if self.freshness == Freshness::Pushed {
-            match self.channel_quiet() {
-                // Something is unread: a fence makes sure it was applied before a
-                // cached record is served.
-                Some(false) if self.entries.contains_key(id) => {
-                    self.fenced.fetch_add(1, SeqCst);
-                    if !self.fences.pass().await {
-                        self.bypassed.fetch_add(1, SeqCst);
-                        return Lookup::Bypass;
-                    }
-                }
-                // No way to tell: let the runtime read what has arrived on the
-                // channel first (a task that yields resumes after the I/O driver
-                // was polled).
-                None if self.entries.contains_key(id) => tokio::task::yield_now().await,
-                // Quiet, or nothing cached to serve.
-                _ => {}
-            }
         }
         self.get(id, time::OffsetDateTime::now_utc())
     }
@@ -312,9 +308,11 @@ impl NearCache {
     /// `false` when the channel cannot give one (the read goes to the store). At once
     /// `true` for a pushed cache.
     pub async fn pass_fence(&self) -> bool {
-        if self.freshness == Freshness::Pushed {
-            return true;
-        }
+        self.freshness == Freshness::Pushed || self.fence().await
+    }
+
+    /// Waits for a fence sent after this call, counting the read that waited.
+    async fn fence(&self) -> bool {
         self.fenced.fetch_add(1, SeqCst);
         self.fences.pass().await
     }

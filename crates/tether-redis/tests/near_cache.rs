@@ -19,13 +19,18 @@ fn redis_url() -> String {
     )
 }
 
-/// A cached store on `prefix`, once its tracking is on.
-async fn cached(prefix: &str) -> CachedStore<RedisStore> {
-    let store = RedisStore::connect(&redis_url())
+/// A store on `prefix` with a near cache whose reads are `freshness`.
+fn near(prefix: &str, freshness: Freshness) -> CachedStore<RedisStore> {
+    RedisStore::connect(&redis_url())
         .unwrap()
         .with_prefix(prefix)
-        .with_near_cache(NearCacheConfig::default())
-        .unwrap();
+        .with_near_cache(NearCacheConfig::default().with_freshness(freshness))
+        .unwrap()
+}
+
+/// A cached store (fenced reads) on `prefix`, once its tracking is on.
+async fn cached(prefix: &str) -> CachedStore<RedisStore> {
+    let store = near(prefix, Freshness::Fenced);
     until_live(&store).await;
     store
 }
@@ -113,17 +118,9 @@ async fn another_instance_asked_right_after_a_write_answered_is_never_stale() {
     never_stale_after_a_write_answered(&a, &b, 500).await;
 }
 
-fn pushed(prefix: &str) -> CachedStore<RedisStore> {
-    RedisStore::connect(&redis_url())
-        .unwrap()
-        .with_prefix(prefix)
-        .with_near_cache(NearCacheConfig::default().with_freshness(Freshness::Pushed))
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pushed_reads_of_a_quiet_channel_take_no_fence() {
-    let store = pushed("near-pushed:");
+    let store = near("near-pushed:", Freshness::Pushed);
     until_live(&store).await;
     let writer = cached("near-pushed:").await;
     other_writers_reach(&store, &writer).await;
@@ -149,7 +146,7 @@ async fn pushed_reads_of_a_quiet_channel_take_no_fence() {
 /// tracking connection before that reply, so the read finds it unread or applied.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pushed_reads_right_after_a_write_answered_are_never_stale() {
-    let store = pushed("near-pushed-after:");
+    let store = near("near-pushed-after:", Freshness::Pushed);
     let writer = RedisStore::connect(&redis_url())
         .unwrap()
         .with_prefix("near-pushed-after:");

@@ -27,10 +27,10 @@ use axum::http::StatusCode;
 use tether_core::{Id, unix_ms};
 use tokio::sync::Notify;
 
-use crate::request::{Refusal, signed_get};
+use crate::request::{self, Refusal};
 use crate::state::{Event, Slot};
 use crate::wire::{
-    BATCH_BYTES, Batch, DIGEST, Hello, MAX_SKEW_MS, ORIGIN, SEQ, TO, batch_binding, digest,
+    BATCH_BYTES, Batch, DIGEST, MAX_SKEW_MS, ORIGIN, SEQ, TO, batch_binding, digest,
 };
 use crate::{Inner, lock};
 
@@ -494,8 +494,7 @@ async fn greet(store: &Inner, peer: &Peer, pause: &mut Duration) -> Option<u64> 
 
 /// Asks the peer for its node id, over a signed request and a signed answer.
 async fn hello(store: &Inner, peer: &Peer) -> Result<u64, Answer> {
-    let url = format!("{}/hello", peer.url);
-    match signed_get::<Hello>(store, &url, "hello", "", &[], b"hello-reply").await {
+    match request::hello(store, &peer.url, None).await {
         Ok(hello) => Ok(hello.node),
         Err(Refusal::Down) => Err(Answer::Failed("the peer is not up".into())),
         Err(Refusal::Client(why)) => Err(Answer::Refused(format!("hello: {why}"))),

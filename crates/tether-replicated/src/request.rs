@@ -5,7 +5,7 @@ use serde::de::DeserializeOwned;
 use tether_core::unix_ms;
 
 use crate::Inner;
-use crate::wire::{MAX_SKEW_MS, NONCE, NOT_READY, SIGNATURE, TIME};
+use crate::wire::{Hello, MAX_SKEW_MS, NONCE, NOT_READY, SIGNATURE, TIME, hello_binding};
 
 /// How a signed request ended, when it did not give an answer.
 pub(crate) enum Refusal {
@@ -93,4 +93,25 @@ pub(crate) async fn signed_get<T: DeserializeOwned>(
         ));
     }
     serde_json::from_slice(&body).map_err(|e| Refusal::Client(format!("a malformed answer: {e}")))
+}
+
+/// A signed hello to the node whose routes are at `base` (its node id, readiness,
+/// members and advertised URL). `introduce` names this instance (its URL and node
+/// id), as a joining instance does, so a member that knew an earlier process at that
+/// URL resyncs it.
+pub(crate) async fn hello(
+    inner: &Inner,
+    base: &str,
+    introduce: Option<(&str, u64)>,
+) -> Result<Hello, Refusal> {
+    let url = format!("{base}/hello");
+    match introduce {
+        Some((me, node)) => {
+            let binding = String::from_utf8(hello_binding(me, node)).unwrap_or_default();
+            let node = node.to_string();
+            let query = [("from", me), ("node", node.as_str())];
+            signed_get(inner, &url, "hello", &binding, &query, b"hello-reply").await
+        }
+        None => signed_get(inner, &url, "hello", "", &[], b"hello-reply").await,
+    }
 }

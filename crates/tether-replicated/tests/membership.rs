@@ -67,7 +67,11 @@ fn stats(http: &Http, node: &Node) -> Value {
 
 /// The members `node` holds alive (or suspect: still replicated to).
 fn live_members(http: &Http, node: &Node) -> Vec<String> {
-    let stats = stats(http, node);
+    live_in(&stats(http, node))
+}
+
+/// The members a node's `stats` list as alive or suspect, sorted.
+fn live_in(stats: &Value) -> Vec<String> {
     let mut live: Vec<String> = stats["members"]
         .as_array()
         .into_iter()
@@ -127,18 +131,6 @@ fn new_session(http: &Http, node: &Node) -> Id {
     id
 }
 
-/// Every URL `node`'s stats list as a live member.
-fn knows(http: &Http, node: &Node, urls: &[String]) -> bool {
-    let stats = stats(http, node);
-    urls.iter().all(|url| {
-        stats["members"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|m| m["url"] == url.as_str() && m["state"] != "down")
-    })
-}
-
 /// A advertises `http://localhost:PORT/_tether` and B is given it as its seed: B's
 /// seeds resolve to addresses, yet it must announce itself to the URL A advertises
 /// (SWIM takes an announcement only when addressed to that).
@@ -154,12 +146,12 @@ fn seed_by_name() {
     );
     wait_until("B joined", CONVERGE, || stats(&http, &b)["joined"] == true);
     assert!(
-        knows(&http, &b, std::slice::from_ref(&a_url)),
+        live_members(&http, &b).contains(&a_url),
         "{}",
         stats(&http, &b)
     );
     assert!(
-        knows(&http, &a, std::slice::from_ref(&b_url)),
+        live_members(&http, &a).contains(&b_url),
         "{}",
         stats(&http, &a)
     );
@@ -187,7 +179,7 @@ fn started_together() {
     let urls: Vec<String> = nodes.iter().map(|n| url_of(n.port)).collect();
     // Each node's first answer that says joined, all polled together.
     let mut first: Vec<Option<Value>> = vec![None; nodes.len()];
-    wait_until_some("all three joined", || {
+    wait_until("all three joined", CONVERGE, || {
         for (node, first) in nodes.iter().zip(first.iter_mut()) {
             if first.is_none() {
                 let stats = stats(&http, node);
@@ -196,38 +188,21 @@ fn started_together() {
                 }
             }
         }
-        first.iter().all(Option::is_some).then_some(())
+        first.iter().all(Option::is_some)
     });
     for (node, first) in nodes.iter().zip(&first) {
         let first = first.as_ref().expect("polled above");
-        let listed = urls.iter().filter(|u| **u != url_of(node.port)).all(|url| {
-            first["members"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|m| m["url"] == url.as_str() && m["state"] != "down")
-        });
+        let live = live_in(first);
+        let listed = urls
+            .iter()
+            .filter(|u| **u != url_of(node.port))
+            .all(|url| live.contains(url));
         assert!(listed, ":{} joined alone: {first}", node.port);
     }
     // Every answer came from the node polled: none of the three failed to start.
     for node in &mut nodes {
         let exited = node.child.try_wait().unwrap();
         assert!(exited.is_none(), ":{} exited: {exited:?}", node.port);
-    }
-}
-
-/// Polls `f` every 20 ms until it gives a value (at most [`CONVERGE`]).
-fn wait_until_some<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = std::time::Instant::now() + CONVERGE;
-    loop {
-        if let Some(value) = f() {
-            return value;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{what}: not within {CONVERGE:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -7,8 +7,7 @@ use std::sync::Weak;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::request::signed_get;
-use crate::wire::{Hello, hello_binding};
+use crate::request::hello;
 use crate::{Inner, ReplicatedStore};
 
 impl ReplicatedStore {
@@ -109,18 +108,9 @@ async fn all_list(store: &Inner, urls: &[String], me: &str) -> bool {
     for url in urls {
         // Saying who this is lets a member that knew an earlier process at this URL
         // send this one its whole state before listing it.
-        let node = store.node.to_string();
-        let binding = String::from_utf8(hello_binding(me, store.node)).unwrap_or_default();
-        let hello = signed_get::<Hello>(
-            store,
-            &format!("{url}/hello"),
-            "hello",
-            &binding,
-            &[("from", me), ("node", &node)],
-            b"hello-reply",
-        )
-        .await;
-        let Ok(hello) = hello else { return false };
+        let Ok(hello) = hello(store, url, Some((me, store.node))).await else {
+            return false;
+        };
         let knows_me = hello.members.iter().any(|m| m == me);
         // Every member it knows, not only those it has sent its state to: two
         // instances joining at once through one seed each see the seed list only

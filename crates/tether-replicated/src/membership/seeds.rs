@@ -16,8 +16,7 @@ use std::time::Duration;
 use reqwest::Url;
 use tokio::sync::mpsc;
 
-use crate::request::signed_get;
-use crate::wire::Hello;
+use crate::request::hello;
 use crate::{Inner, lock};
 
 /// How long one seed's name may take to resolve.
@@ -94,16 +93,7 @@ async fn ask(store: &Inner, resolved: &[String], me: &str) -> (Vec<String>, Vec<
     let mut known = Vec::new();
     let mut up = Vec::new();
     for seed in resolved.iter().filter(|s| *s != me) {
-        let hello = signed_get::<Hello>(
-            store,
-            &format!("{seed}/hello"),
-            "hello",
-            "",
-            &[],
-            b"hello-reply",
-        )
-        .await;
-        match hello {
+        match hello(store, seed, None).await {
             Ok(hello) => {
                 let url = hello.url.unwrap_or_else(|| seed.clone());
                 if url != me {
