@@ -102,6 +102,13 @@ async fn listened(store: &PostgresStore, feed: &mut Feed) -> Error {
         let mut listener = PgListener::connect_with(&store.pool)
             .await
             .map_err(|e| unavailable("opening the listening connection", e))?;
+        // A lost connection must end this listener (the cache is flushed and a new
+        // one starts), never be replaced behind its back: sqlx's eager reconnect runs
+        // inside `try_recv`, which the reader cancels for a fence, and the fence's
+        // query then reconnects silently, so the notifications sent meanwhile are lost
+        // and nothing is flushed. Without it, `try_recv` says `Ok(None)` as soon as
+        // the connection is gone.
+        listener.eager_reconnect(false);
         listener
             .listen(CHANNEL)
             .await
