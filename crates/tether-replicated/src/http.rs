@@ -137,7 +137,7 @@ async fn hello(
     let caller = query.from.zip(query.node);
     let extra = caller
         .as_ref()
-        .map(|(from, node)| wire::hello_binding(from, *node))
+        .map(|(from, node)| wire::hello_binding(from, *node).into_bytes())
         .unwrap_or_default();
     let nonce = match check_signed(&inner, &headers, "hello", &extra) {
         Ok(nonce) => nonce,

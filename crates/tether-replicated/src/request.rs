@@ -107,7 +107,7 @@ pub(crate) async fn hello(
     let url = format!("{base}/hello");
     match introduce {
         Some((me, node)) => {
-            let binding = String::from_utf8(hello_binding(me, node)).unwrap_or_default();
+            let binding = hello_binding(me, node);
             let node = node.to_string();
             let query = [("from", me), ("node", node.as_str())];
             signed_get(inner, &url, "hello", &binding, &query, b"hello-reply").await

@@ -137,8 +137,8 @@ pub(crate) fn batch_binding(to: &str, origin: &str, seq: &str, digest: &str) -> 
 }
 
 /// What a joining instance's hello signs: who it is.
-pub(crate) fn hello_binding(from: &str, node: u64) -> Vec<u8> {
-    format!("{from}\n{node}").into_bytes()
+pub(crate) fn hello_binding(from: &str, node: u64) -> String {
+    format!("{from}\n{node}")
 }
 
 /// The hex SHA-256 of a batch's body.
