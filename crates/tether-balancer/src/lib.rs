@@ -30,8 +30,11 @@
 //! - `modulo-hash`: the same key, modulo the pool size; for contrast in the lab, since a
 //!   pool change moves most keys.
 //!
-//! Unhealthy backends (no 2xx from `GET /healthz`, or a failed request) are skipped
-//! until a health check passes again. As with nginx's default `proxy_next_upstream
+//! Unhealthy backends are skipped until a health check passes again. A backend is
+//! unhealthy after a request to it failed, or after
+//! [three health checks in a row](Config::unhealthy_after) got no 2xx from
+//! `GET /healthz` in time (HAProxy's default `fall 3`): one slow check under load does
+//! not move a backend's sticky clients, and with them every session only it holds. As with nginx's default `proxy_next_upstream
 //! error`, a request whose backend fails before answering goes to the next backend the
 //! strategy picks when that is safe: the connection was refused (the request never
 //! reached the backend), or the method is idempotent (`GET`, `HEAD`, `PUT`, `DELETE`,
@@ -59,7 +62,7 @@ mod proxy;
 mod ring;
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -122,6 +125,7 @@ pub struct Config {
     hash_cookie: String,
     trusted_proxies: TrustedProxies,
     health_interval: Duration,
+    unhealthy_after: u32,
     connect_timeout: Duration,
     response_timeout: Duration,
     limits: server::Limits,
@@ -140,6 +144,7 @@ impl Config {
             hash_cookie: ROUTE_COOKIE.to_owned(),
             trusted_proxies: TrustedProxies::none(),
             health_interval: Duration::from_secs(1),
+            unhealthy_after: 3,
             connect_timeout: Duration::from_secs(3),
             response_timeout: Duration::from_secs(30),
             limits: server::Limits::default(),
@@ -187,6 +192,20 @@ impl Config {
         self
     }
 
+    /// How many health checks in a row must fail before a backend is taken out of
+    /// the pool (default 3; at least 1). A request that fails takes it out at once.
+    ///
+    /// ```
+    /// let config = tether_balancer::Config::new(vec!["http://127.0.0.1:9001".into()])
+    ///     .unhealthy_after(5);
+    /// # let _ = config;
+    /// ```
+    #[must_use]
+    pub fn unhealthy_after(mut self, failed_checks: u32) -> Self {
+        self.unhealthy_after = failed_checks.max(1);
+        self
+    }
+
     /// How long connecting to a backend may take before the next one is tried
     /// (default 3 s).
     #[must_use]
@@ -227,6 +246,8 @@ impl Config {
 struct Backend {
     url: String,
     healthy: AtomicBool,
+    /// Health checks failed in a row.
+    failed_checks: AtomicU32,
     in_flight: AtomicUsize,
     served: AtomicU64,
 }
@@ -248,6 +269,7 @@ impl Pool {
                         Arc::new(Backend {
                             url: url.clone(),
                             healthy: AtomicBool::new(true),
+                            failed_checks: AtomicU32::new(0),
                             in_flight: AtomicUsize::new(0),
                             served: AtomicU64::new(0),
                         })
@@ -486,13 +508,22 @@ async fn health_loop(balancer: Balancer) {
                 balancer.inner.client.request(request),
             )
             .await;
-            let up = matches!(check, Ok(Ok(ref r)) if r.status().is_success());
-            let was = backend.healthy.swap(up, Ordering::Relaxed);
-            if was != up {
+            let passed = matches!(check, Ok(Ok(ref r)) if r.status().is_success());
+            let failed_in_a_row = if passed {
+                backend.failed_checks.store(0, Ordering::Relaxed);
+                0
+            } else {
+                backend.failed_checks.fetch_add(1, Ordering::Relaxed) + 1
+            };
+            if !passed && failed_in_a_row < balancer.inner.config.unhealthy_after {
+                continue;
+            }
+            let was = backend.healthy.swap(passed, Ordering::Relaxed);
+            if was != passed {
                 println!(
                     "balancer: {} is {}",
                     backend.url,
-                    if up { "up" } else { "down" }
+                    if passed { "up" } else { "down" }
                 );
             }
         }

@@ -52,6 +52,10 @@ struct Args {
     /// Health-check interval in milliseconds.
     #[arg(long, env = "TETHER_BALANCER_HEALTH_MS", default_value_t = 1000)]
     health_ms: u64,
+    /// Health checks that must fail in a row before a backend is taken out (a failed
+    /// request takes it out at once).
+    #[arg(long, env = "TETHER_BALANCER_UNHEALTHY_AFTER", default_value_t = 3)]
+    unhealthy_after: u32,
     /// How long connecting to a backend may take, in milliseconds.
     #[arg(
         long,
@@ -120,6 +124,7 @@ async fn main() {
         .hash_cookie(args.hash_cookie.clone())
         .trusted_proxies(trusted)
         .health_interval(Duration::from_millis(args.health_ms))
+        .unhealthy_after(args.unhealthy_after)
         .connect_timeout(Duration::from_millis(args.connect_timeout_ms))
         .response_timeout(Duration::from_millis(args.response_timeout_ms))
         .limits(Limits {

@@ -294,3 +294,74 @@ async fn a_backend_that_hangs_up_gets_a_get_sent_on_but_not_a_post() {
         assert_eq!(who(&client, &lb).await, "a");
     }
 }
+
+/// A backend whose health checks can be made slow: `/healthz` sleeps while `slow`
+/// holds a count, counting it down, and tells `checks` each time it is asked.
+async fn slow_health(
+    name: &'static str,
+    slow: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    checks: tokio::sync::mpsc::UnboundedSender<()>,
+) -> String {
+    use std::sync::atomic::Ordering;
+    let app = Router::new()
+        .route(
+            "/healthz",
+            get(move || {
+                let slow = slow.clone();
+                let checks = checks.clone();
+                async move {
+                    let _ = checks.send(());
+                    let left = slow.load(Ordering::SeqCst);
+                    if left > 0 {
+                        slow.store(left - 1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                    "ok"
+                }
+            }),
+        )
+        .route("/who", get(move || async move { format!("{name} -") }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_slow_health_check_does_not_move_sticky_clients() {
+    let slow = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let (checks_tx, mut checks) = tokio::sync::mpsc::unbounded_channel();
+    let a = slow_health("a", slow.clone(), checks_tx).await;
+    let (b, _hb) = backend("b").await;
+    let lb = balancer(Strategy::ModuloHash, vec![a, b]).await;
+    // A client whose routing cookie maps to `a`.
+    let mut sticky = None;
+    for _ in 0..64 {
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .unwrap();
+        if who(&client, &lb).await == "a" {
+            sticky = Some(client);
+            break;
+        }
+    }
+    let client = sticky.expect("no new client was routed to a in 64 tries");
+    // The next two checks of `a` take longer than the check's timeout (500 ms).
+    slow.store(2, std::sync::atomic::Ordering::SeqCst);
+    while checks.try_recv().is_ok() {}
+    for _ in 0..2 {
+        tokio::time::timeout(Duration::from_secs(10), checks.recv())
+            .await
+            .expect("the balancer stopped checking a");
+    }
+    // The first slow check has timed out, the second is running: `a` still answers
+    // its sticky clients, as a balancer needs more than one missed check to drop a
+    // backend (and with it every session that lives only there).
+    assert_eq!(
+        who(&client, &lb).await,
+        "a",
+        "one slow health check moved a sticky client off its backend"
+    );
+    assert!(backends(&client, &lb).await.contains(" up"));
+}

@@ -118,27 +118,29 @@ pub(crate) struct Cluster {
 }
 
 /// Starts `command`. Its output is dropped, unless `TETHER_LAB_LOGS` names a
-/// directory: then its standard error is appended to `NAME.log` there (`log`), at
-/// the level `TETHER_LAB_RUST_LOG` gives (default `info`).
+/// directory: then its standard output and error are appended to `NAME.log` there
+/// (`log`), at the level `TETHER_LAB_RUST_LOG` gives (default `info`).
 fn spawn(mut command: Command, what: &str, log: &str) -> Result<Child, Error> {
-    let stderr = match std::env::var_os("TETHER_LAB_LOGS") {
+    let (stdout, stderr) = match std::env::var_os("TETHER_LAB_LOGS") {
         Some(dir) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(Path::new(&dir).join(format!("{log}.log")))
-                .map_err(|e| Error::Setup(format!("the log of {what}: {e}")))?;
+            let open = || {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(Path::new(&dir).join(format!("{log}.log")))
+                    .map_err(|e| Error::Setup(format!("the log of {what}: {e}")))
+            };
             command.env(
                 "RUST_LOG",
                 std::env::var("TETHER_LAB_RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
             );
-            Stdio::from(file)
+            (Stdio::from(open()?), Stdio::from(open()?))
         }
-        None => Stdio::null(),
+        None => (Stdio::null(), Stdio::null()),
     };
     command
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
