@@ -77,8 +77,12 @@ pub(crate) const DELETE_USER_SQL: &str = concat!(
 
 pub(crate) const MIGRATION_LOCK_SQL: &str = "SELECT GET_LOCK('tether_migrations', 60)";
 pub(crate) const MIGRATION_UNLOCK_SQL: &str = "SELECT RELEASE_LOCK('tether_migrations')";
-pub(crate) const CLEANUP_SESSIONS_SQL: &str =
-    "DELETE FROM tether_sessions WHERE idle_deadline_ms <= ? LIMIT 1000";
+/// Binds now twice. The index is on the expiry bucket (`idle_deadline_ms DIV 65536`,
+/// never above now's for an expired row), so that saves within a bucket leave it alone.
+pub(crate) const CLEANUP_SESSIONS_SQL: &str = concat!(
+    "DELETE FROM tether_sessions WHERE expiry_bucket <= ? DIV 65536 ",
+    "AND idle_deadline_ms <= ? LIMIT 1000"
+);
 pub(crate) const CLEANUP_LOCKS_SQL: &str = "DELETE FROM tether_locks WHERE expires_ms <= ?";
 pub(crate) const DELETE_SQL: &str = "DELETE FROM tether_sessions WHERE id = ?";
 pub(crate) const CLEAR_EXPIRED_LOCK_SQL: &str =

@@ -248,6 +248,7 @@ impl Statements for MySqlStore {
             .run("deleting expired sessions", async || {
                 sqlx::query(CLEANUP_SESSIONS_SQL)
                     .bind(now_ms)
+                    .bind(now_ms)
                     .execute(&self.pool)
                     .await
             })

@@ -89,8 +89,11 @@ pub(crate) const TAKE_LOCK_SQL: &str = concat!(
 pub(crate) const UNLOCK_SQL: &str = "DELETE FROM tether_locks WHERE id = ?1 AND token = ?2";
 /// The outer condition repeats the inner one, as on Postgres (SQLite runs one writer
 /// at a time, so here it only keeps the two statements alike).
+/// The index is on the expiry bucket (`idle_deadline_ms / 65536`, never above
+/// `?1 / 65536` for an expired row).
 pub(crate) const CLEANUP_SESSIONS_SQL: &str = concat!(
     "DELETE FROM tether_sessions WHERE idle_deadline_ms <= ?1 AND id IN ",
-    "(SELECT id FROM tether_sessions WHERE idle_deadline_ms <= ?1 LIMIT 1000)"
+    "(SELECT id FROM tether_sessions WHERE expiry_bucket <= ?1 / 65536 ",
+    "AND idle_deadline_ms <= ?1 LIMIT 1000)"
 );
 pub(crate) const CLEANUP_LOCKS_SQL: &str = "DELETE FROM tether_locks WHERE expires_ms <= ?1";

@@ -1,0 +1,7 @@
+-- The cleanup finds expired sessions by a coarse expiry bucket (65.536 s of
+-- deadline) instead of the exact deadline, which nearly every save moves. The exact
+-- `idle_deadline_ms` stays, unindexed, and every statement still checks it.
+ALTER TABLE tether_sessions ADD COLUMN expiry_bucket INTEGER
+    GENERATED ALWAYS AS (idle_deadline_ms / 65536) VIRTUAL;
+CREATE INDEX IF NOT EXISTS tether_sessions_expiry_bucket ON tether_sessions (expiry_bucket);
+DROP INDEX IF EXISTS tether_sessions_expiry;
