@@ -2,7 +2,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use tether_core::{
@@ -59,7 +59,8 @@ type Hasher = foldhash::fast::RandomState;
 
 #[derive(Debug, Default)]
 struct State {
-    records: HashMap<Id, Record, Hasher>,
+    /// Shared with the requests that loaded them: a read copies no session data.
+    records: HashMap<Id, Arc<Record>, Hasher>,
     users: HashMap<String, HashSet<Id, Hasher>>,
     /// Anonymous sessions by creation (ms), the oldest first to make room.
     anonymous: BTreeSet<(i64, Id)>,
@@ -144,7 +145,7 @@ fn due_ms(record: &Record) -> i64 {
 }
 
 impl State {
-    fn live(&mut self, id: &Id, now: OffsetDateTime) -> Option<&mut Record> {
+    fn live(&mut self, id: &Id, now: OffsetDateTime) -> Option<&mut Arc<Record>> {
         if self.records.get(id).is_some_and(|r| r.is_expired(now)) {
             self.remove(id);
             return None;
@@ -152,7 +153,7 @@ impl State {
         self.records.get_mut(id)
     }
 
-    fn remove(&mut self, id: &Id) -> Option<Record> {
+    fn remove(&mut self, id: &Id) -> Option<Arc<Record>> {
         let record = self.records.remove(id)?;
         match &record.user {
             Some(user) => self.unindex(user, id),
@@ -190,7 +191,7 @@ impl State {
         &mut self,
         now: OffsetDateTime,
         id: Id,
-        record: Record,
+        record: Arc<Record>,
         previous_user: Option<&str>,
         cap: Option<u32>,
     ) {
@@ -308,7 +309,12 @@ impl SessionStore for MemoryStore {
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
         let now = OffsetDateTime::now_utc();
-        Ok(self.state().live(id, now).cloned())
+        Ok(self.state().live(id, now).map(|r| Record::clone(r)))
+    }
+
+    async fn load_shared(&self, id: &Id) -> Result<Option<Arc<Record>>> {
+        let now = OffsetDateTime::now_utc();
+        Ok(self.state().live(id, now).map(|r| Arc::clone(r)))
     }
 
     async fn create(&self, id: &Id, record: &Record) -> Result<Created> {
@@ -322,7 +328,7 @@ impl SessionStore for MemoryStore {
             return Ok(Created::IdTaken);
         }
         state.make_room(&self.limits, record.user.is_none())?;
-        state.put(now, *id, record.clone(), None, cap);
+        state.put(now, *id, Arc::new(record.clone()), None, cap);
         Ok(Created::Yes)
     }
 
@@ -333,10 +339,16 @@ impl SessionStore for MemoryStore {
             return Ok(Saved::Gone);
         };
         let previous_user = current.user.clone();
-        let mut record = current.clone();
+        let mut record = Record::clone(current);
         record.apply(changes);
         let saved = Saved::of(&record);
-        state.put(now, *id, record, previous_user.as_deref(), changes.user_cap);
+        state.put(
+            now,
+            *id,
+            Arc::new(record),
+            previous_user.as_deref(),
+            changes.user_cap,
+        );
         Ok(saved)
     }
 
@@ -346,7 +358,7 @@ impl SessionStore for MemoryStore {
         let Some(record) = state.live(id, now) else {
             return Ok(false);
         };
-        record.touch(touch);
+        Arc::make_mut(record).touch(touch);
         Ok(true)
     }
 
@@ -363,7 +375,7 @@ impl SessionStore for MemoryStore {
         let Some(mut record) = state.remove(old).filter(|r| !r.is_expired(now)) else {
             return Ok(Saved::Gone);
         };
-        record.apply(changes);
+        Arc::make_mut(&mut record).apply(changes);
         let saved = Saved::of(&record);
         state.put(now, *new, record, None, changes.user_cap);
         Ok(saved)

@@ -443,5 +443,37 @@ pub(crate) fn redact(url: &str) -> String {
     format!("{}{user}:***{}", &url[..start], &after[at..])
 }
 
-#[cfg(test)]
+// The URL tests open every kind of store: they need every store's feature
+// (`cargo test --workspace` or `cargo test -p tether-sessions --all-features`).
+#[cfg(all(
+    test,
+    feature = "file",
+    feature = "redis",
+    feature = "mysql",
+    feature = "postgres",
+    feature = "sqlite",
+    feature = "cookie",
+    feature = "jwt",
+    feature = "replicated"
+))]
 mod tests;
+
+#[cfg(all(
+    test,
+    not(all(
+        feature = "file",
+        feature = "redis",
+        feature = "mysql",
+        feature = "postgres",
+        feature = "sqlite",
+        feature = "cookie",
+        feature = "jwt",
+        feature = "replicated"
+    ))
+))]
+#[test]
+fn the_store_url_tests_need_every_store_feature() {
+    panic!(
+        "the store URL tests were left out: run them with `cargo test -p tether-sessions --all-features`"
+    );
+}
