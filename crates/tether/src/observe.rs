@@ -10,9 +10,11 @@
 //! | `tether_lock_timeouts_total` | counter | `store` |
 //! | `tether_failed_requests_total` | counter | `store`, `status` |
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::time::Instant;
 
+use metrics::{Key, Label, Level, Metadata};
 use tether_core::Error;
 use tracing::Instrument as _;
 
@@ -32,6 +34,19 @@ pub(crate) enum Op {
 }
 
 impl Op {
+    const ALL: [Self; 10] = [
+        Self::Load,
+        Self::Create,
+        Self::Save,
+        Self::Touch,
+        Self::Delete,
+        Self::CycleId,
+        Self::Lock,
+        Self::Unlock,
+        Self::ListUser,
+        Self::DeleteUser,
+    ];
+
     pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Load => "load",
@@ -48,6 +63,56 @@ impl Op {
     }
 }
 
+/// What `metrics`' macros would give each metric here.
+static METADATA: Metadata<'static> =
+    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
+/// The metric keys of one store's calls. Made once per store and thread, so that a call
+/// hands the recorder keys it already has instead of building labels (an allocation
+/// per metric, with or without a recorder).
+struct StoreKeys {
+    store: &'static str,
+    /// `tether_store_calls_total` by op, then outcome (`ok`, `error`).
+    calls: Vec<[Key; 2]>,
+    /// `tether_store_call_seconds` by op.
+    seconds: Vec<Key>,
+    lock_wait: Key,
+    lock_timeouts: Key,
+}
+
+impl StoreKeys {
+    fn new(store: &'static str) -> Self {
+        let labels = |op: Op| vec![Label::new("store", store), Label::new("op", op.name())];
+        let calls = Op::ALL
+            .iter()
+            .map(|&op| {
+                ["ok", "error"].map(|outcome| {
+                    let mut labels = labels(op);
+                    labels.push(Label::new("outcome", outcome));
+                    Key::from_parts("tether_store_calls_total", labels)
+                })
+            })
+            .collect();
+        let seconds = Op::ALL
+            .iter()
+            .map(|&op| Key::from_parts("tether_store_call_seconds", labels(op)))
+            .collect();
+        let store_label = || vec![Label::new("store", store)];
+        Self {
+            store,
+            calls,
+            seconds,
+            lock_wait: Key::from_parts("tether_lock_wait_seconds", store_label()),
+            lock_timeouts: Key::from_parts("tether_lock_timeouts_total", store_label()),
+        }
+    }
+}
+
+thread_local! {
+    static STORE_KEYS: RefCell<Vec<StoreKeys>> = const { RefCell::new(Vec::new()) };
+    static EVENT_KEYS: RefCell<Vec<(&'static str, Key)>> = const { RefCell::new(Vec::new()) };
+}
+
 /// Runs one store call, recording its outcome and duration.
 pub(crate) async fn call<T>(
     store: &'static str,
@@ -59,27 +124,148 @@ pub(crate) async fn call<T>(
         .instrument(tracing::debug_span!("session.store", store, op = op.name()))
         .await;
     let elapsed = start.elapsed().as_secs_f64();
-    let outcome = if result.is_ok() { "ok" } else { "error" };
-    metrics::counter!("tether_store_calls_total", "store" => store, "op" => op.name(), "outcome" => outcome)
-        .increment(1);
-    metrics::histogram!("tether_store_call_seconds", "store" => store, "op" => op.name())
-        .record(elapsed);
-    if op == Op::Lock {
-        metrics::histogram!("tether_lock_wait_seconds", "store" => store).record(elapsed);
-        if matches!(result, Err(Error::LockTimeout(_))) {
-            metrics::counter!("tether_lock_timeouts_total", "store" => store).increment(1);
-        }
-    }
+    let timed_out = matches!(result, Err(Error::LockTimeout(_)));
+    let outcome = usize::from(result.is_err());
+    STORE_KEYS.with_borrow_mut(|all| {
+        let keys = find_or_make(all, |k| k.store == store, || StoreKeys::new(store));
+        let i = op as usize;
+        metrics::with_recorder(|r| {
+            r.register_counter(&keys.calls[i][outcome], &METADATA)
+                .increment(1);
+            r.register_histogram(&keys.seconds[i], &METADATA)
+                .record(elapsed);
+            if op == Op::Lock {
+                r.register_histogram(&keys.lock_wait, &METADATA)
+                    .record(elapsed);
+                if timed_out {
+                    r.register_counter(&keys.lock_timeouts, &METADATA)
+                        .increment(1);
+                }
+            }
+        });
+    });
     result
 }
 
 /// A session event, counted.
 pub(crate) fn session_event(event: &'static str) {
-    metrics::counter!("tether_sessions_total", "event" => event).increment(1);
+    EVENT_KEYS.with_borrow_mut(|all| {
+        let (_, key) = find_or_make(
+            all,
+            |(name, _)| *name == event,
+            || {
+                let labels = vec![Label::new("event", event)];
+                (event, Key::from_parts("tether_sessions_total", labels))
+            },
+        );
+        metrics::with_recorder(|r| r.register_counter(key, &METADATA).increment(1));
+    });
+}
+
+/// The entry of `all` that `is` it, made and kept first if there is none.
+fn find_or_make<T>(all: &mut Vec<T>, is: impl Fn(&T) -> bool, make: impl FnOnce() -> T) -> &T {
+    let at = all.iter().position(is).unwrap_or_else(|| {
+        all.push(make());
+        all.len() - 1
+    });
+    &all[at]
 }
 
 /// A request answered with the error response instead of the handler's.
 pub(crate) fn failed_request(store: &'static str, status: http::StatusCode) {
     metrics::counter!("tether_failed_requests_total", "store" => store, "status" => status.as_str().to_owned())
         .increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use metrics::{
+        Counter, CounterFn, Gauge, Histogram, HistogramFn, KeyName, Recorder, SharedString, Unit,
+    };
+
+    use super::*;
+
+    /// Every counter increment and histogram record, as `name{labels}` lines.
+    #[derive(Default, Clone)]
+    struct Lines(Arc<Mutex<Vec<String>>>);
+
+    struct Handle(Lines, String);
+
+    impl CounterFn for Handle {
+        fn increment(&self, value: u64) {
+            self.0
+                .0
+                .lock()
+                .unwrap()
+                .push(format!("{} +{value}", self.1));
+        }
+        fn absolute(&self, _: u64) {}
+    }
+
+    impl HistogramFn for Handle {
+        fn record(&self, _: f64) {
+            self.0
+                .0
+                .lock()
+                .unwrap()
+                .push(format!("{} recorded", self.1));
+        }
+    }
+
+    fn line(key: &Key) -> String {
+        let labels: Vec<String> = key
+            .labels()
+            .map(|l| format!("{}={}", l.key(), l.value()))
+            .collect();
+        format!("{}{{{}}}", key.name(), labels.join(","))
+    }
+
+    impl Recorder for Lines {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            Counter::from_arc(Arc::new(Handle(self.clone(), line(key))))
+        }
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::noop()
+        }
+        fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::from_arc(Arc::new(Handle(self.clone(), line(key))))
+        }
+    }
+
+    #[test]
+    fn store_calls_and_events_reach_the_recorder_with_their_labels() {
+        let lines = Lines::default();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        metrics::with_local_recorder(&lines, || {
+            runtime.block_on(async {
+                let _ = call("memory", Op::Load, async { Ok::<_, Error>(()) }).await;
+                let timeout = Error::LockTimeout(std::time::Duration::from_secs(1));
+                let _ = call("redis", Op::Lock, async { Err::<(), _>(timeout) }).await;
+                let _ = call("memory", Op::Load, async { Ok::<_, Error>(()) }).await;
+            });
+            session_event("created");
+        });
+        let seen = lines.0.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            [
+                "tether_store_calls_total{store=memory,op=load,outcome=ok} +1",
+                "tether_store_call_seconds{store=memory,op=load} recorded",
+                "tether_store_calls_total{store=redis,op=lock,outcome=error} +1",
+                "tether_store_call_seconds{store=redis,op=lock} recorded",
+                "tether_lock_wait_seconds{store=redis} recorded",
+                "tether_lock_timeouts_total{store=redis} +1",
+                "tether_store_calls_total{store=memory,op=load,outcome=ok} +1",
+                "tether_store_call_seconds{store=memory,op=load} recorded",
+                "tether_sessions_total{event=created} +1",
+            ]
+        );
+    }
 }
