@@ -34,7 +34,8 @@
 //! unhealthy after a request to it failed, or after
 //! [three health checks in a row](Config::unhealthy_after) got no 2xx from
 //! `GET /healthz` in time (HAProxy's default `fall 3`): one slow check under load does
-//! not move a backend's sticky clients, and with them every session only it holds. As with nginx's default `proxy_next_upstream
+//! not move a backend's sticky clients, and with them every session only it holds.
+//! As with nginx's default `proxy_next_upstream
 //! error`, a request whose backend fails before answering goes to the next backend the
 //! strategy picks when that is safe: the connection was refused (the request never
 //! reached the backend), or the method is idempotent (`GET`, `HEAD`, `PUT`, `DELETE`,

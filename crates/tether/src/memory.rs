@@ -341,14 +341,8 @@ impl SessionStore for MemoryStore {
         let previous_user = current.user.clone();
         let mut record = Record::clone(current);
         record.apply(changes);
-        let saved = Saved::of(&record);
-        state.put(
-            now,
-            *id,
-            Arc::new(record),
-            previous_user.as_deref(),
-            changes.user_cap,
-        );
+        let (saved, record) = (Saved::of(&record), Arc::new(record));
+        state.put(now, *id, record, previous_user.as_deref(), changes.user_cap);
         Ok(saved)
     }
 
