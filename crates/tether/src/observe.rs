@@ -18,7 +18,8 @@ use metrics::{Key, Label, Level, Metadata};
 use tether_core::Error;
 use tracing::Instrument as _;
 
-/// What a store call does, as the `op` label says it.
+/// What a store call does, as the `op` label says it. A new op goes last here and
+/// in [`Op::ALL`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Op {
     Load,
@@ -128,12 +129,15 @@ pub(crate) async fn call<T>(
     let outcome = usize::from(result.is_err());
     STORE_KEYS.with_borrow_mut(|all| {
         let keys = find_or_make(all, |k| k.store == store, || StoreKeys::new(store));
-        let i = op as usize;
+        // `Op::ALL` lists every op in declaration order (a test checks it).
+        let (Some(calls), Some(seconds)) =
+            (keys.calls.get(op as usize), keys.seconds.get(op as usize))
+        else {
+            return;
+        };
         metrics::with_recorder(|r| {
-            r.register_counter(&keys.calls[i][outcome], &METADATA)
-                .increment(1);
-            r.register_histogram(&keys.seconds[i], &METADATA)
-                .record(elapsed);
+            r.register_counter(&calls[outcome], &METADATA).increment(1);
+            r.register_histogram(seconds, &METADATA).record(elapsed);
             if op == Op::Lock {
                 r.register_histogram(&keys.lock_wait, &METADATA)
                     .record(elapsed);
@@ -235,6 +239,14 @@ mod tests {
         fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
             Histogram::from_arc(Arc::new(Handle(self.clone(), line(key))))
         }
+    }
+
+    #[test]
+    fn every_op_is_listed_in_declaration_order() {
+        for (i, op) in Op::ALL.iter().enumerate() {
+            assert_eq!(*op as usize, i, "{op:?}");
+        }
+        assert_eq!(Op::ALL.len(), Op::DeleteUser as usize + 1);
     }
 
     #[test]
