@@ -37,6 +37,10 @@ struct RunArgs {
     /// cookie, jwt).
     #[arg(long = "store")]
     stores: Vec<String>,
+    /// The widest a row's rounds may spread (fastest ÷ slowest) for the run to replace
+    /// BENCHMARKS.md; a noisier run's report goes to target/tether-bench/ instead.
+    #[arg(long, default_value_t = 2.0)]
+    max_spread: f64,
 }
 
 /// Sessions each server is seeded with; wrk's connections cycle through them, so the
@@ -66,6 +70,7 @@ mod counts;
 mod load;
 mod report;
 mod server;
+mod spread;
 mod targets;
 
 use crate::counts::{Increments, calls_per_request, increments, redis_floor};
@@ -272,12 +277,36 @@ fn run(args: &RunArgs) {
         allocations,
         seconds: started.elapsed().as_secs_f64(),
     };
-    let chart = args.out.join("docs/bench/ratios.svg");
+    let wide = spread::too_wide(&report.samples, &report.bare, args.max_spread);
+    let out = if wide.is_empty() {
+        args.out.clone()
+    } else {
+        // Kept for a look, out of the tree's reports.
+        args.out.join("target/tether-bench")
+    };
+    let chart = out.join("docs/bench/ratios.svg");
+    let path = out.join("BENCHMARKS.md");
+    if let Some(dir) = chart.parent() {
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| fail(&e.to_string()));
+    }
     report.chart(&chart);
-    let path = args.out.join("BENCHMARKS.md");
     std::fs::write(&path, report.markdown()).unwrap_or_else(|e| fail(&e.to_string()));
     println!("{}", report.headline());
     println!("wrote {} and {}", path.display(), chart.display());
+    if !wide.is_empty() {
+        for row in &wide {
+            eprintln!(
+                "tether-bench: {}: its fastest round was {:.2}× its slowest",
+                row.row, row.ratio
+            );
+        }
+        fail(&format!(
+            "{} rows spread more than {}× between rounds: the machine was too noisy for \
+             this run to replace BENCHMARKS.md",
+            wide.len(),
+            args.max_spread
+        ));
+    }
 }
 
 fn main() {

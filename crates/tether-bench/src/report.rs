@@ -117,12 +117,15 @@ impl Report<'_> {
              tokio worker thread pinned to core 0 (`taskset -c 0`); `wrk -t1 -c{} -d{}s` runs \
              pinned to core 1. Every store's group of runs sits between two bare-axum runs \
              on the same machine, and the libraries alternate order round by round. \
-             Figures are the median of {} rounds; the whole run took {:.0} s.\n",
+             Figures are the median of {} rounds; the whole run took {:.0} s. No row's \
+             rounds spread more than {}× (fastest ÷ slowest): a noisier run does not \
+             replace this file.\n",
             tether_tools::machine::describe_machine(),
             a.connections,
             a.seconds,
             a.rounds,
-            self.seconds
+            self.seconds,
+            a.max_spread
         );
         out.push_str(
             "Versions: tower-sessions 0.15 with its memory store; tower-sessions 0.14 with \
