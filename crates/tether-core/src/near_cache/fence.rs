@@ -2,7 +2,10 @@
 //! began has come back through the invalidation channel, so every write that
 //! completed before the read began has had its invalidation applied. One fence is in
 //! flight at a time and serves every read that arrived before it was sent: under
-//! load, one round trip covers many reads.
+//! load, one round trip covers many reads. A fence leaves only once the runtime has
+//! run the tasks that were ready (the sender yields first), so the reads of one turn
+//! of the scheduler share one fence instead of each turn's first read sending its
+//! own.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -21,11 +24,15 @@ pub trait Barrier: Send + Sync + 'static {
 
 #[derive(Debug, Default)]
 struct Round {
-    /// Fences started so far; the last one is in flight when `running`.
-    started: u64,
-    running: bool,
+    /// The last fence number given out (from 1, as fences leave; the numbers of
+    /// readers given up on when the barrier went are spent too).
+    numbered: u64,
+    /// Fences sent so far.
+    sent: u64,
     /// The highest fence a reader waits for.
     wanted: u64,
+    /// Whether the sender task runs (it sends fences while readers want them).
+    sending: bool,
 }
 
 /// The fences of one cache.
@@ -59,7 +66,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Fences {
     /// Fences sent so far.
     pub(super) fn sent(&self) -> u64 {
-        lock(&self.round).started
+        lock(&self.round).sent
     }
 
     /// The channel's fence from now on (`None` while it is down).
@@ -70,14 +77,18 @@ impl Fences {
     /// Waits for a fence sent after this call; `false` when there is no barrier or
     /// the fence failed (the read then goes to the store).
     pub(super) async fn pass(self: &Arc<Self>) -> bool {
+        if lock(&self.barrier).is_none() {
+            return false;
+        }
         let mut done = self.done.subscribe();
         let target = {
             let mut round = lock(&self.round);
-            // The fence in flight left before this read began: the next one counts.
-            let target = round.started + 1;
+            // A fence already sent left before this read began: the next one counts.
+            let target = round.numbered + 1;
             round.wanted = round.wanted.max(target);
-            if !round.running && !self.start(&mut round) {
-                return false;
+            if !round.sending {
+                round.sending = true;
+                tokio::spawn(self.clone().send());
             }
             target
         };
@@ -92,30 +103,38 @@ impl Fences {
         }
     }
 
-    /// Starts the next fence (the round is locked); `false` without a barrier.
-    fn start(self: &Arc<Self>, round: &mut Round) -> bool {
-        let Some(barrier) = lock(&self.barrier).clone() else {
-            return false;
-        };
-        round.started += 1;
-        round.running = true;
-        let generation = round.started;
-        let fences = self.clone();
-        tokio::spawn(async move {
+    /// Sends fences, one at a time, while readers want one not yet sent.
+    async fn send(self: Arc<Self>) {
+        loop {
+            // Reads that become ready in this turn of the scheduler join this fence.
+            tokio::task::yield_now().await;
+            let (generation, barrier) = {
+                let mut round = lock(&self.round);
+                let barrier = lock(&self.barrier).clone();
+                match barrier {
+                    Some(barrier) if round.wanted > round.numbered => {
+                        round.numbered += 1;
+                        round.sent += 1;
+                        (round.numbered, barrier)
+                    }
+                    // No barrier any more: the readers still waiting go to the store
+                    // (their numbers are spent, so the done fence never goes back).
+                    None => {
+                        round.sending = false;
+                        round.numbered = round.wanted;
+                        self.done.send_replace((round.numbered, false));
+                        return;
+                    }
+                    Some(_) => {
+                        round.sending = false;
+                        return;
+                    }
+                }
+            };
+            // Numbered before it leaves: a read that begins meanwhile waits for the
+            // next one, never for this.
             let ok = barrier.fence().await;
-            fences.came(generation, ok);
-        });
-        true
-    }
-
-    fn came(self: &Arc<Self>, generation: u64, ok: bool) {
-        let mut round = lock(&self.round);
-        round.running = false;
-        self.done.send_replace((generation, ok));
-        if round.wanted > generation && !self.start(&mut round) {
-            // No barrier any more: the readers still waiting go to the store.
-            let wanted = round.wanted;
-            self.done.send_replace((wanted, false));
+            self.done.send_replace((generation, ok));
         }
     }
 }

@@ -256,3 +256,27 @@ async fn one_fence_serves_every_read_that_arrived_before_it_left() {
     feed.lost();
     assert!(!cache.pass_fence().await);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn reads_that_become_ready_together_share_one_fence() {
+    let (cache, mut feed) = NearCache::new(&NearCacheConfig::default());
+    feed.live();
+    let sent = Arc::new(AtomicU64::new(0));
+    feed.set_barrier(Arc::new(Slow {
+        delay: Duration::ZERO,
+        sent: sent.clone(),
+    }));
+    // Ready in the same turn of the scheduler: the first one's fence must not leave
+    // before the others have asked, or they wait for a second one.
+    let reads: Vec<_> = (0..100)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.pass_fence().await })
+        })
+        .collect();
+    for read in reads {
+        assert!(read.await.unwrap());
+    }
+    assert_eq!(sent.load(SeqCst), 1, "fences for 100 reads ready together");
+    assert_eq!(cache.stats().fences, 1);
+}
