@@ -290,7 +290,19 @@ fn run(args: &RunArgs) {
         std::fs::create_dir_all(dir).unwrap_or_else(|e| fail(&e.to_string()));
     }
     report.chart(&chart);
-    std::fs::write(&path, report.markdown()).unwrap_or_else(|e| fail(&e.to_string()));
+    let mut markdown = report.markdown();
+    if !wide.is_empty() {
+        let rows: Vec<String> = wide
+            .iter()
+            .map(|w| format!("{} ({:.2}×)", w.row, w.ratio))
+            .collect();
+        markdown = format!(
+            "**Rejected: too noisy.** These rows spread more than {}× between rounds: {}.\n\n{markdown}",
+            args.max_spread,
+            rows.join(", ")
+        );
+    }
+    std::fs::write(&path, markdown).unwrap_or_else(|e| fail(&e.to_string()));
     println!("{}", report.headline());
     println!("wrote {} and {}", path.display(), chart.display());
     if !wide.is_empty() {
