@@ -214,6 +214,19 @@ impl Barrier for Slow {
     }
 }
 
+/// Spawns `n` fenced reads and checks that each passed its fence.
+async fn all_pass(cache: &Arc<NearCache>, n: usize) {
+    let reads: Vec<_> = (0..n)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.pass_fence().await })
+        })
+        .collect();
+    for read in reads {
+        assert!(read.await.unwrap());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_fence_serves_every_read_that_arrived_before_it_left() {
     let (cache, mut feed) = NearCache::new(&NearCacheConfig::default());
@@ -224,15 +237,7 @@ async fn one_fence_serves_every_read_that_arrived_before_it_left() {
         delay: Duration::from_millis(50),
         sent: sent.clone(),
     }));
-    let reads: Vec<_> = (0..200)
-        .map(|_| {
-            let cache = cache.clone();
-            tokio::spawn(async move { cache.pass_fence().await })
-        })
-        .collect();
-    for read in reads {
-        assert!(read.await.unwrap());
-    }
+    all_pass(&cache, 200).await;
     let fences = sent.load(SeqCst);
     assert!((1..=4).contains(&fences), "{fences} fences for 200 reads");
 
@@ -268,15 +273,7 @@ async fn reads_that_become_ready_together_share_one_fence() {
     }));
     // Ready in the same turn of the scheduler: the first one's fence must not leave
     // before the others have asked, or they wait for a second one.
-    let reads: Vec<_> = (0..100)
-        .map(|_| {
-            let cache = cache.clone();
-            tokio::spawn(async move { cache.pass_fence().await })
-        })
-        .collect();
-    for read in reads {
-        assert!(read.await.unwrap());
-    }
+    all_pass(&cache, 100).await;
     assert_eq!(sent.load(SeqCst), 1, "fences for 100 reads ready together");
     assert_eq!(cache.stats().fences, 1);
 }
