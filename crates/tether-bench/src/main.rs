@@ -278,46 +278,33 @@ fn run(args: &RunArgs) {
         seconds: started.elapsed().as_secs_f64(),
     };
     let wide = spread::too_wide(&report.samples, &report.bare, args.max_spread);
-    let out = if wide.is_empty() {
-        args.out.clone()
-    } else {
+    let mut markdown = report.markdown();
+    let mut out = args.out.clone();
+    if !wide.is_empty() {
+        let rows: Vec<String> = wide.iter().map(ToString::to_string).collect();
+        let rejected = format!(
+            "{} rows spread more than {}× between rounds (fastest ÷ slowest): {}",
+            wide.len(),
+            args.max_spread,
+            rows.join(", ")
+        );
+        markdown = format!("**Rejected: too noisy.** {rejected}.\n\n{markdown}");
         // Kept for a look, out of the tree's reports.
-        args.out.join("target/tether-bench")
-    };
+        out = out.join("target/tether-bench");
+        eprintln!("tether-bench: {rejected}");
+    }
+    // Benchmark figures only: nothing secret is written here.
     let chart = out.join("docs/bench/ratios.svg");
     let path = out.join("BENCHMARKS.md");
     if let Some(dir) = chart.parent() {
         std::fs::create_dir_all(dir).unwrap_or_else(|e| fail(&e.to_string()));
     }
     report.chart(&chart);
-    let mut markdown = report.markdown();
-    if !wide.is_empty() {
-        let rows: Vec<String> = wide
-            .iter()
-            .map(|w| format!("{} ({:.2}×)", w.row, w.ratio))
-            .collect();
-        markdown = format!(
-            "**Rejected: too noisy.** These rows spread more than {}× between rounds: {}.\n\n{markdown}",
-            args.max_spread,
-            rows.join(", ")
-        );
-    }
     std::fs::write(&path, markdown).unwrap_or_else(|e| fail(&e.to_string()));
     println!("{}", report.headline());
     println!("wrote {} and {}", path.display(), chart.display());
     if !wide.is_empty() {
-        for row in &wide {
-            eprintln!(
-                "tether-bench: {}: its fastest round was {:.2}× its slowest",
-                row.row, row.ratio
-            );
-        }
-        fail(&format!(
-            "{} rows spread more than {}× between rounds: the machine was too noisy for \
-             this run to replace BENCHMARKS.md",
-            wide.len(),
-            args.max_spread
-        ));
+        fail("the machine was too noisy for this run to replace BENCHMARKS.md");
     }
 }
 

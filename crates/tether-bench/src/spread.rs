@@ -15,6 +15,12 @@ pub(crate) struct Spread {
     pub(crate) ratio: f64,
 }
 
+impl std::fmt::Display for Spread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({:.2}×)", self.row, self.ratio)
+    }
+}
+
 /// Fastest ÷ slowest of `values` (infinite when the slowest is zero; 1 for fewer
 /// than two values).
 fn ratio(values: &[f64]) -> f64 {
@@ -98,6 +104,7 @@ mod tests {
             ]
         );
         assert!((wide[1].ratio - 109.0 / 33.0).abs() < 1e-9);
+        assert_eq!(wide[1].to_string(), "memory tower-sessions read (3.30×)");
     }
 
     #[test]

@@ -294,15 +294,6 @@ struct Pings {
 impl Barrier for Pings {
     fn fence(&self) -> Pin<Box<dyn Future<Output = bool> + Send + 'static>> {
         let (conns, timeout) = (self.conns.clone(), self.timeout);
-        if let [conn] = &conns[..] {
-            // One server (no Cluster): no task per connection.
-            let mut conn = conn.clone();
-            return Box::pin(async move {
-                let ping = redis::cmd("PING");
-                let answer = tokio::time::timeout(timeout, ping.query_async::<()>(&mut conn));
-                matches!(answer.await, Ok(Ok(())))
-            });
-        }
         Box::pin(async move {
             let mut pings = tokio::task::JoinSet::new();
             for mut conn in conns {
