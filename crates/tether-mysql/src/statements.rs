@@ -42,7 +42,7 @@ impl Writes for MySqlStore {
             .map(drop)
     }
 
-    async fn replace(&self, id: &Id, read_version: u64, record: &Record) -> Result<bool> {
+    async fn replace(&self, id: &Id, base: &Record, record: &Record) -> Result<bool> {
         let data = wrap(&record.data);
         let hash = record.user.as_deref().map(user_hash);
         let result = self
@@ -56,7 +56,7 @@ impl Writes for MySqlStore {
                     .bind(&hash)
                     .bind(&record.user)
                     .bind(id.as_bytes().as_slice())
-                    .bind(read_version);
+                    .bind(base.version);
                 live(query).execute(&self.pool).await
             })
             .await?;

@@ -38,12 +38,12 @@ impl Writes for PostgresStore {
             .map(drop)
     }
 
-    async fn replace(&self, id: &Id, read_version: u64, record: &Record) -> Result<bool> {
+    async fn replace(&self, id: &Id, base: &Record, record: &Record) -> Result<bool> {
         let data = postgres_data(&record.data)?;
         let hash = record.user.as_deref().map(user_hash);
         let name = record.user.as_deref().map(escape);
         let version = rows::signed_version(record)?;
-        let read_version = i64::try_from(read_version).unwrap_or(i64::MAX);
+        let read_version = i64::try_from(base.version).unwrap_or(i64::MAX);
         let result = self
             .runner
             .run("saving a session", async || {

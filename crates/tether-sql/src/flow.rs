@@ -56,8 +56,9 @@ pub trait Writes: Statements {
     async fn merge(&self, id: &Id, new_id: Option<&Id>, changes: &Changes) -> Result<Saved>;
     /// The conditional write of [`save_from`]: one plain `UPDATE` setting the row to
     /// `record` (data, version, last seen, idle deadline, user) where the row is live
-    /// and its version is still `read_version`; `true` when it wrote.
-    async fn replace(&self, id: &Id, read_version: u64, record: &Record) -> Result<bool>;
+    /// and its version is still the one of `base`, the record read; `true` when it
+    /// wrote. `base` also tells which columns change.
+    async fn replace(&self, id: &Id, base: &Record, record: &Record) -> Result<bool>;
 }
 
 /// `create`, with the per-user cap when `cap` is set: insert, never
@@ -108,8 +109,7 @@ pub async fn save_from(
 ) -> Result<Saved> {
     let mut record = base.clone();
     record.apply(changes);
-    if base.is_expired(time::OffsetDateTime::now_utc())
-        || !store.replace(id, base.version, &record).await?
+    if base.is_expired(time::OffsetDateTime::now_utc()) || !store.replace(id, base, &record).await?
     {
         return save(store, id, changes).await;
     }

@@ -8,7 +8,7 @@ use tether_sql::flow::Writes;
 use tether_sql::rows;
 
 use crate::SqliteStore;
-use crate::sql::{CREATE_SQL, CYCLE_SQL, REPLACE_SQL, SAVE_SQL};
+use crate::sql::{CREATE_SQL, CYCLE_SQL, REPLACE_SQL, SAVE_SQL, expiry_bucket};
 
 #[async_trait]
 impl Writes for SqliteStore {
@@ -36,19 +36,24 @@ impl Writes for SqliteStore {
             .map(drop)
     }
 
-    async fn replace(&self, id: &Id, read_version: u64, record: &Record) -> Result<bool> {
+    async fn replace(&self, id: &Id, base: &Record, record: &Record) -> Result<bool> {
         let data = wrap(&record.data);
         let hash = record.user.as_deref().map(user_hash);
         let version = rows::signed_version(record)?;
-        let read_version = i64::try_from(read_version).unwrap_or(i64::MAX);
+        let read_version = i64::try_from(base.version).unwrap_or(i64::MAX);
+        let deadline = unix_ms::to_ms(record.idle_deadline);
+        let user_changed = base.user != record.user;
+        let bucket_changed =
+            expiry_bucket(unix_ms::to_ms(base.idle_deadline)) != expiry_bucket(deadline);
+        let sql = REPLACE_SQL[usize::from(user_changed) | usize::from(bucket_changed) << 1];
         let result = self
             .runner
             .run("saving a session", async || {
-                sqlx::query(REPLACE_SQL)
+                sqlx::query(sql)
                     .bind(&data)
                     .bind(version)
                     .bind(unix_ms::to_ms(record.last_seen))
-                    .bind(unix_ms::to_ms(record.idle_deadline))
+                    .bind(deadline)
                     .bind(&hash)
                     .bind(&record.user)
                     .bind(id.as_bytes().as_slice())

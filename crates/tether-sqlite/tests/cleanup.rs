@@ -37,3 +37,27 @@ async fn the_cleanup_deletes_every_expired_session_and_no_live_one() {
     assert!(store.load(&soon).await.unwrap().is_some());
     assert!(store.load(&later).await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn a_session_a_save_moved_into_an_older_bucket_is_cleaned_up() {
+    let store = SqliteStore::in_memory().await.unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let past = now - time::Duration::seconds(1);
+    // Both live for a day, then ended by a save that sets their deadline a second ago:
+    // one after a read (the conditional write), one without (the merge).
+    let read = create(&store, now, Duration::from_hours(24)).await;
+    let base = store.load(&read).await.unwrap().unwrap();
+    store
+        .save_from(&read, &base, &tether_core::Changes::new(now, past))
+        .await
+        .unwrap();
+    let merged = create(&store, now, Duration::from_hours(24)).await;
+    store
+        .save(&merged, &tether_core::Changes::new(now, past))
+        .await
+        .unwrap();
+    let live = create(&store, now, Duration::from_hours(24)).await;
+
+    assert_eq!(store.cleanup_once().await.unwrap(), 2);
+    assert!(store.load(&live).await.unwrap().is_some());
+}
