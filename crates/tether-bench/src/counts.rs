@@ -29,30 +29,52 @@ pub(crate) fn store_calls(store: &str, url: &str) -> Option<u64> {
             text.split_whitespace().nth(1)?.parse().ok()
         }
         "postgres" => {
-            let rest = url.strip_prefix("postgres://")?;
-            let (creds, host) = rest.split_once('@')?;
-            let (user, password) = creds.split_once(':')?;
-            let (host, db) = host.split_once('/')?;
-            let (host, port) = host.split_once(':')?;
-            let psql = |sql: &str| {
-                output(
-                    Command::new(postgres_program("psql"))
-                        .env("PGPASSWORD", password)
-                        .args(["-XtA", "-h", host, "-p", port, "-U", user, "-d", db, "-c"])
-                        .arg(sql),
-                )
-            };
-            psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+            psql(url, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")?;
             // Every statement on the sessions' tables; not this query, nor the `SET`s
             // a new pooled connection sends.
             let text = psql(
+                url,
                 "SELECT COALESCE(SUM(calls), 0) FROM pg_stat_statements \
                  WHERE query NOT LIKE '%pg_stat_statements%' AND query NOT ILIKE 'SET %'",
-            );
+            )?;
             text.trim().parse().ok()
         }
         _ => None,
     }
+}
+
+/// Runs `sql` with `psql` on the database of `url` (`postgres://user:password@host:port/db`,
+/// any query string ignored); its output, or `None` for a URL of another shape.
+fn psql(url: &str, sql: &str) -> Option<String> {
+    let rest = url.strip_prefix("postgres://")?;
+    let (creds, host) = rest.split_once('@')?;
+    let (user, password) = creds.split_once(':')?;
+    let (host, db) = host.split_once('/')?;
+    let db = db.split('?').next()?;
+    let (host, port) = host.split_once(':')?;
+    Some(output(
+        Command::new(postgres_program("psql"))
+            .env("PGPASSWORD", password)
+            .args(["-XtA", "-h", host, "-p", port, "-U", user, "-d", db, "-c"])
+            .arg(sql),
+    ))
+}
+
+/// `url` on a fresh schema `schema` of its database (dropped and made again): the
+/// near-cache rows run there, so that the trigger their near cache installs does not
+/// make the plain rows' writes announce themselves too.
+pub(crate) fn postgres_schema(url: &str, schema: &str) -> String {
+    psql(
+        url,
+        &format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"),
+    )
+    .unwrap_or_else(|| {
+        crate::fail(&format!(
+            "not a postgres://user:password@host:port/db URL: {url}"
+        ))
+    });
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-c%20search_path%3D{schema}")
 }
 
 /// A PostgreSQL client program: from `TETHER_POSTGRES_BIN` (set by `scripts/bench`), or

@@ -156,7 +156,10 @@ impl Report<'_> {
              `CachingSessionStore` with tower-sessions-moka-store 0.15 (100,000 entries) \
              in front of the same store, which no other instance can invalidate. Round \
              trips of the near-cache rows count the fences (a `PING`, a query on the `LISTEN` connection) as \
-             well as the session commands.\n\n\
+             well as the session commands. The PostgreSQL near-cache rows run on a \
+             schema of their own: the trigger that announces changes, which the first \
+             near cache on a database installs, costs every write there, and the plain \
+             `postgres` rows stand for a database where no instance caches.\n\n\
              ![tether ÷ tower-sessions](docs/bench/ratios.svg)\n\n## Summary\n\n",
         );
         out.push_str(&self.headline());

@@ -35,14 +35,16 @@
 //!
 //! # Near cache
 //!
-//! Migration `0002_notify.sql` installs a trigger that announces every change of a
-//! session row (by any writer) with `pg_notify('tether_sessions', id)`.
+//! A trigger announces every change of a session row (by any writer) with
+//! `pg_notify('tether_sessions', id)`. The first near cache to start on a database
+//! installs it ([`PostgresStore::install_notify_trigger`]); `migrate` does not.
 //! [`PostgresStore::with_near_cache`] keeps the sessions an instance read in its
 //! memory and drops a copy when its `LISTEN` connection hears of a change. Reads are
 //! fenced by default (a query on the listening connection, shared by every read
 //! waiting, before a copy is served) or pushed (no statement). The cache empties and
 //! steps aside whenever the listening connection closes or a fence on it does not
-//! come back in time. The trigger costs every write a `pg_notify`, cached or not.
+//! come back in time. Once installed, the trigger costs every write a `pg_notify`,
+//! cached or not; a database where no near cache ever ran pays nothing.
 
 mod maintenance;
 mod near_cache;

@@ -1,6 +1,7 @@
 //! The near cache's invalidation channel: `LISTEN tether_sessions` on a connection of
-//! its own. The migrations' trigger announces every change of a session row there
-//! (by any writer), with the row's id.
+//! its own. A trigger announces every change of a session row there (by any writer),
+//! with the row's id. The first near cache to listen installs it, so a database where
+//! none ever ran pays for no notification.
 //!
 //! A fence is a query on the listening connection itself: PostgreSQL signals every
 //! listener before the writing transaction's commit answers, and a backend sends the
@@ -8,9 +9,9 @@
 //! once a query answered on the listening connection, every change committed before
 //! it was sent has been read and applied. The connection is checked every second the
 //! same way: a fence that does not come back within the store's timeout counts as a
-//! lost channel, as does a closed connection or a missing trigger (a database migrated
-//! without tether's migrations). A lost channel flushes the cache and sends reads to
-//! the database until listening is on again.
+//! lost channel, as does a closed connection or a trigger that cannot be installed. A
+//! lost channel flushes the cache and sends reads to the database until listening is
+//! on again.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -32,20 +33,38 @@ const CHANNEL: &str = "tether_sessions";
 /// listening connection last ran).
 const FENCE: &str = "SELECT 'tether near cache fence'";
 
+/// The triggers that announce changes (the function they run is the migrations'),
+/// each with the statement that creates it.
+const TRIGGERS: [(&str, &str); 2] = [
+    (
+        "tether_sessions_notify",
+        "CREATE TRIGGER tether_sessions_notify AFTER INSERT OR UPDATE OR DELETE ON tether_sessions \
+         FOR EACH ROW EXECUTE FUNCTION tether_sessions_notify()",
+    ),
+    (
+        "tether_sessions_truncate",
+        "CREATE TRIGGER tether_sessions_truncate AFTER TRUNCATE ON tether_sessions \
+         FOR EACH STATEMENT EXECUTE FUNCTION tether_sessions_notify()",
+    ),
+];
+
 /// How often the listening connection is checked.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 impl PostgresStore {
     /// This store with a near cache: reads of a session this instance read before are
     /// answered from memory, with no statement, until the database announces (through
-    /// the trigger tether's migrations install, on `LISTEN`) that any writer changed
-    /// it. Needs [`PostgresStore::migrate`] (the trigger) and a Tokio runtime.
+    /// a trigger, on `LISTEN`) that any writer changed it. Needs
+    /// [`PostgresStore::migrate`] and a Tokio runtime; when it starts listening it
+    /// installs the trigger ([`PostgresStore::install_notify_trigger`]) if no near
+    /// cache did before.
     ///
     /// What it guarantees and what it costs is in the stores guide
     /// (`docs/guide/stores.md`, "Near cache"): a write made on another instance is
     /// seen here once its notification arrived, the cache is bypassed whenever the
-    /// channel is down, and a record is never served past its deadlines. Every write
-    /// pays for one `pg_notify` in its transaction, cached or not.
+    /// channel is down, and a record is never served past its deadlines. Once a near
+    /// cache started on a database, every write to it, by any instance, cached or not,
+    /// pays for one `pg_notify` in its transaction (which serialises commits).
     ///
     /// ```no_run
     /// # async fn demo() -> tether_core::Result<()> {
@@ -67,6 +86,53 @@ impl PostgresStore {
         let (cache, feed) = NearCache::new(&config);
         let task = tether_core::Background::spawn(listen(self.clone(), feed));
         Ok(CachedStore::new(self, cache, Some(task)))
+    }
+
+    /// Installs the trigger that announces every change of a session row to near
+    /// caches, unless it is there. The near cache calls it when it starts listening;
+    /// call it yourself, as the tables' owner, when the instances connect as a role that
+    /// may not create triggers. Safe when several instances run it at once (a
+    /// transaction-scoped advisory lock); writers in flight finish first (the trigger's
+    /// lock waits for them), so every change committed after it returns is announced.
+    ///
+    /// [`PostgresStore::migrate`] does not install it: a database where no near cache
+    /// runs pays for no `pg_notify`. To remove it once no instance runs a near cache:
+    /// `DROP TRIGGER tether_sessions_notify ON tether_sessions; DROP TRIGGER
+    /// tether_sessions_truncate ON tether_sessions`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> tether_core::Result<()> {
+    /// let store = tether_postgres::PostgresStore::connect("postgres://owner:secret@127.0.0.1/app")?;
+    /// store.migrate().await?;
+    /// store.install_notify_trigger().await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when the database fails or refuses (a role that may not
+    /// create triggers on `tether_sessions`, a database not migrated).
+    pub async fn install_notify_trigger(&self) -> Result<()> {
+        self.runner
+            .run("installing the near cache's notify trigger", async || {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtext('tether_sessions_notify'))")
+                    .execute(&mut *tx)
+                    .await?;
+                for (name, create) in TRIGGERS {
+                    let there: Option<i32> = sqlx::query_scalar(
+                        "SELECT 1 FROM pg_trigger WHERE tgname = $1 \
+                         AND tgrelid = to_regclass('tether_sessions')",
+                    )
+                    .bind(name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if there.is_none() {
+                        sqlx::query(create).execute(&mut *tx).await?;
+                    }
+                }
+                tx.commit().await
+            })
+            .await
     }
 }
 
@@ -113,17 +179,7 @@ async fn listened(store: &PostgresStore, feed: &mut Feed) -> Error {
             .listen(CHANNEL)
             .await
             .map_err(|e| unavailable("LISTEN", e))?;
-        let trigger: Option<i32> = sqlx::query_scalar(
-            "SELECT 1 FROM pg_trigger WHERE tgname = 'tether_sessions_notify' AND tgrelid = to_regclass('tether_sessions')",
-        )
-        .fetch_optional(&store.pool)
-        .await
-        .map_err(|e| unavailable("looking for the notify trigger", e))?;
-        if trigger.is_none() {
-            return Err(Error::config(
-                "tether_sessions has no notify trigger: run PostgresStore::migrate (tether's migrations install it)",
-            ));
-        }
+        store.install_notify_trigger().await?;
         Ok(listener)
     };
     let listener = match tokio::time::timeout(timeout, setup).await {
