@@ -83,6 +83,14 @@ fn run(mut command: Command, what: &str, log: &Path) -> io::Result<()> {
     }
 }
 
+/// Whether the server says it takes sessions: its socket answers while it still
+/// replays the write-ahead log ("the database system is starting up"), and the eighth
+/// line of `postmaster.pid` turns `ready` only after that (what `pg_ctl -w` waits for).
+fn ready(pid_file: &Path) -> bool {
+    std::fs::read_to_string(pid_file)
+        .is_ok_and(|text| text.lines().nth(7).is_some_and(|s| s.trim() == "ready"))
+}
+
 impl Postgres {
     /// Creates a data directory in `dir` (`initdb`), starts the server on a free port
     /// and creates the database.
@@ -167,9 +175,12 @@ impl Postgres {
         }
         self.process = Process::spawn(&mut server, "postgres", &log)?;
         let (socket, port) = (self.dir.join(format!(".s.PGSQL.{}", self.port)), self.port);
+        let pid_file = self.dir.join("data").join("postmaster.pid");
         self.process
             .wait_up("postgres", Duration::from_mins(1), &log, || {
-                socket.exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                ready(&pid_file)
+                    && socket.exists()
+                    && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
             })
     }
 
@@ -180,6 +191,15 @@ impl Postgres {
     /// When the signal cannot be sent.
     pub fn stop(&mut self) -> io::Result<()> {
         self.process.stop_with("INT")
+    }
+
+    /// Stops it with SIGQUIT (Postgres's "immediate" shutdown, as a crash: the next
+    /// start replays the write-ahead log before it takes queries).
+    ///
+    /// # Errors
+    /// When the signal cannot be sent.
+    pub fn crash(&mut self) -> io::Result<()> {
+        self.process.stop_with("QUIT")
     }
 
     /// [`Postgres::stop`] then [`Postgres::start_again`].
