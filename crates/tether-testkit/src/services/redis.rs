@@ -112,11 +112,15 @@ impl RedisServer {
             })
             .arg("--dir")
             .arg(&self.dir);
+        // Redis answers `-LOADING` while it reads its append-only file, and logs that
+        // it is ready once done; the log is kept across restarts, so count the lines.
+        let readies = ready_lines(&log);
         self.process = Process::spawn(&mut command, "redis-server", &log)?;
         let port = self.port;
         self.process
             .wait_up("redis-server", Duration::from_secs(10), &log, || {
-                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                ready_lines(&log) > readies
+                    && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
             })
     }
 
@@ -144,4 +148,11 @@ impl Drop for RedisServer {
         drop(std::mem::take(&mut self.process));
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// How many times the log says the server was ready to take commands.
+fn ready_lines(log: &Path) -> usize {
+    std::fs::read_to_string(log).map_or(0, |text| {
+        text.matches("Ready to accept connections").count()
+    })
 }
