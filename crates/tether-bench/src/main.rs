@@ -41,6 +41,10 @@ struct RunArgs {
     /// BENCHMARKS.md; a noisier run's report goes to target/tether-bench/ instead.
     #[arg(long, default_value_t = 2.0)]
     max_spread: f64,
+    /// How many times a store whose rows spread too far is measured again (all its
+    /// rounds) before the run is rejected.
+    #[arg(long, default_value_t = 2)]
+    retries: usize,
 }
 
 /// Sessions each server is seeded with; wrk's connections cycle through them, so the
@@ -67,14 +71,15 @@ fn output(command: &mut Command) -> String {
 }
 
 mod counts;
+mod group;
 mod load;
 mod report;
 mod server;
 mod spread;
 mod targets;
 
-use crate::counts::{Increments, calls_per_request, increments, redis_floor};
-use crate::load::{Sample, curl, script, wrk};
+use crate::counts::{Increments, increments, redis_floor};
+use crate::load::{Sample, curl};
 use crate::report::Report;
 use crate::server::Server;
 
@@ -178,75 +183,36 @@ fn run(args: &RunArgs) {
     ));
     stores.retain(|(s, _, _)| wanted(s));
 
-    let mut samples: BTreeMap<Key, Vec<Sample>> = BTreeMap::new();
-    let mut bare: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    let mut calls: BTreeMap<Key, f64> = BTreeMap::new();
-    // The mean `Cookie` header a seeded session's request carries, per store.
-    let mut cookie_bytes: BTreeMap<String, f64> = BTreeMap::new();
+    let bench = group::Bench {
+        args,
+        script_path: &script_path,
+        fake_cookies: &fake_cookies,
+    };
+    let mut tables = group::Tables::default();
     let started = Instant::now();
     for round in 0..args.rounds {
-        for (store, url, libs) in &stores {
-            let mut bare_runs = Vec::new();
-            let bare_server = Server::start("bare", "memory", None, false);
-            let bare_script = script(&script_path, false, &fake_cookies);
-            bare_runs.push(wrk(&bare_server.url("/read"), args, &bare_script).rps);
-            drop(bare_server);
-            let mut order = libs.clone();
-            if round % 2 == 1 {
-                order.reverse();
+        for store in &stores {
+            bench.group(&mut tables, round, store);
+        }
+    }
+    // A store whose rows spread too far is measured again, every round of its group,
+    // up to `retries` times; the report names it and what its attempt before spread.
+    let mut remeasured: Vec<spread::Spread> = Vec::new();
+    for _ in 0..args.retries {
+        let wide = spread::too_wide(&tables.samples, &tables.bare, args.max_spread);
+        if wide.is_empty() {
+            break;
+        }
+        for store in stores
+            .iter()
+            .filter(|(s, _, _)| wide.iter().any(|w| w.store == *s))
+        {
+            eprintln!("measuring {} again: its rounds spread too far", store.0);
+            remeasured.extend(wide.iter().filter(|w| w.store == store.0).cloned());
+            tables.forget(store.0);
+            for round in 0..args.rounds {
+                bench.group(&mut tables, round, store);
             }
-            for lib in order {
-                let server = Server::start(lib, store, *url, false);
-                let cookies = server.seed(SESSIONS);
-                if lib == "tether" && !cookies.is_empty() {
-                    #[allow(clippy::cast_precision_loss)]
-                    let mean = cookies.iter().map(String::len).sum::<usize>() as f64
-                        / cookies.len() as f64;
-                    cookie_bytes.insert((*store).to_owned(), mean);
-                }
-                for (name, path, post) in ENDPOINTS {
-                    // Login starts from no session.
-                    let pool = if name == "login" {
-                        &[][..]
-                    } else {
-                        &cookies[..]
-                    };
-                    let run_script = script(&script_path, post, pool);
-                    let sample = wrk(&server.url(path), args, &run_script);
-                    eprintln!(
-                        "round {} {store:<6} {lib:<14} {name:<9} {:>9.0} req/s p50 {:.2} ms p99 {:.2} ms errors {}",
-                        round + 1,
-                        sample.rps,
-                        sample.p50_ms,
-                        sample.p99_ms,
-                        sample.errors
-                    );
-                    samples
-                        .entry(((*store).to_owned(), lib.to_owned(), name.to_owned()))
-                        .or_default()
-                        .push(sample);
-                    if round == 0
-                        && let Some(url) = url
-                        && let Some(per) = calls_per_request(
-                            &server,
-                            store,
-                            url,
-                            path,
-                            pool.first().map(String::as_str),
-                            post,
-                        )
-                    {
-                        calls.insert(((*store).to_owned(), lib.to_owned(), name.to_owned()), per);
-                    }
-                }
-            }
-            let bare_server = Server::start("bare", "memory", None, false);
-            let bare_script = script(&script_path, false, &fake_cookies);
-            bare_runs.push(wrk(&bare_server.url("/read"), args, &bare_script).rps);
-            drop(bare_server);
-            bare.entry((*store).to_owned())
-                .or_default()
-                .push(bare_runs.iter().sum::<f64>() / 2.0);
         }
     }
     let floor = if wanted("redis") {
@@ -276,12 +242,19 @@ fn run(args: &RunArgs) {
         BTreeMap::new()
     };
     drop(work_dir);
+    let group::Tables {
+        samples,
+        bare,
+        calls,
+        cookie_bytes,
+    } = tables;
     let report = Report {
         args,
         samples,
         bare,
         calls,
         cookie_bytes,
+        remeasured,
         floor,
         increments,
         allocations,

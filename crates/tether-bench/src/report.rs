@@ -19,6 +19,8 @@ pub(crate) struct Report<'a> {
     pub(crate) calls: BTreeMap<Key, f64>,
     /// The mean `Cookie` header of a seeded session's request, per store (tether).
     pub(crate) cookie_bytes: BTreeMap<String, f64>,
+    /// The rows whose rounds spread too far, for the stores measured again.
+    pub(crate) remeasured: Vec<crate::spread::Spread>,
     pub(crate) floor: BTreeMap<String, f64>,
     pub(crate) increments: Vec<(&'static str, &'static str, bool, Increments)>,
     pub(crate) allocations: Allocations,
@@ -127,6 +129,15 @@ impl Report<'_> {
             self.seconds,
             a.max_spread
         );
+        if !self.remeasured.is_empty() {
+            let rows: Vec<String> = self.remeasured.iter().map(ToString::to_string).collect();
+            let _ = writeln!(
+                out,
+                "Measured again, every round of their group, because an attempt's rounds \
+                 spread more than that (the figures below are the last attempt's): {}.\n",
+                rows.join(", ")
+            );
+        }
         out.push_str(
             "Versions: tower-sessions 0.15 with its memory store; tower-sessions 0.14 with \
              tower-sessions-redis-store 0.16 (fred) and tower-sessions-sqlx-store 0.15 (sqlx \

@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use crate::Key;
 use crate::load::Sample;
 
-/// A row whose rounds spread too far: its name and fastest ÷ slowest.
-#[derive(Debug, PartialEq)]
+/// A row whose rounds spread too far: its store, its name and fastest ÷ slowest.
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Spread {
+    pub(crate) store: String,
     pub(crate) row: String,
     pub(crate) ratio: f64,
 }
@@ -44,15 +45,19 @@ pub(crate) fn too_wide(
 ) -> Vec<Spread> {
     let rows = samples.iter().map(|((store, lib, endpoint), runs)| {
         let rps: Vec<f64> = runs.iter().map(|s| s.rps).collect();
-        (format!("{store} {lib} {endpoint}"), ratio(&rps))
+        (store, format!("{store} {lib} {endpoint}"), ratio(&rps))
     });
     let bare = bare
         .iter()
-        .map(|(store, runs)| (format!("bare axum beside {store}"), ratio(runs)));
+        .map(|(store, runs)| (store, format!("bare axum beside {store}"), ratio(runs)));
     let mut wide: Vec<Spread> = rows
         .chain(bare)
-        .filter(|(_, r)| *r > max)
-        .map(|(row, ratio)| Spread { row, ratio })
+        .filter(|(_, _, r)| *r > max)
+        .map(|(store, row, ratio)| Spread {
+            store: store.clone(),
+            row,
+            ratio,
+        })
         .collect();
     wide.sort_by(|a, b| b.ratio.total_cmp(&a.ratio));
     wide
@@ -103,6 +108,8 @@ mod tests {
                 "bare axum beside redis"
             ]
         );
+        let stores: Vec<&str> = wide.iter().map(|s| s.store.as_str()).collect();
+        assert_eq!(stores, ["redis", "memory", "redis"]);
         assert!((wide[1].ratio - 109.0 / 33.0).abs() < 1e-9);
         assert_eq!(wide[1].to_string(), "memory tower-sessions read (3.30×)");
     }
