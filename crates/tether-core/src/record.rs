@@ -208,9 +208,13 @@ impl Record {
         }
         for (key, value) in &changes.updates {
             match value {
-                Some(value) => {
-                    self.data.insert(key.clone(), value.clone());
-                }
+                // A key the record has keeps its `String`: no copy of the name.
+                Some(value) => match self.data.get_mut(key) {
+                    Some(slot) => slot.clone_from(value),
+                    None => {
+                        self.data.insert(key.clone(), value.clone());
+                    }
+                },
                 None => {
                     self.data.remove(key);
                 }

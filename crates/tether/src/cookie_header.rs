@@ -3,6 +3,8 @@
 //! The layer reads and writes its own cookie directly, without a cookie jar per
 //! request, so it coexists with any other cookie middleware.
 
+use std::fmt::Write as _;
+
 use ::cookie::Cookie;
 use http::{HeaderMap, HeaderValue, Response, header};
 
@@ -75,14 +77,16 @@ pub(crate) enum CookieAction {
 /// Appends the `Set-Cookie` for `action`, with `Cache-Control: no-store`: a shared
 /// cache must never hand one user's session cookie to another.
 pub(crate) fn apply<B>(config: &Config, action: CookieAction, response: &mut Response<B>) {
-    let mut cookie = Cookie::build((config.name().to_owned(), String::new()))
-        .path(config.path.clone())
+    // Borrowed from the configuration: a request that keeps its cookie (most of them)
+    // builds nothing, and one that sets it copies only the finished header.
+    let mut cookie = Cookie::build((config.name(), ""))
+        .path(config.path.as_str())
         .secure(config.secure)
         .http_only(config.http_only)
         .same_site(config.same_site)
         .build();
     if let Some(domain) = &config.domain {
-        cookie.set_domain(domain.clone());
+        cookie.set_domain(domain.as_str());
     }
     match action {
         CookieAction::Keep => return,
@@ -94,10 +98,14 @@ pub(crate) fn apply<B>(config: &Config, action: CookieAction, response: &mut Res
         }
         CookieAction::Remove => cookie.make_removal(),
     }
+    // One allocation for the text (the attributes fit in the room left), not one per
+    // doubling as it grows.
+    let mut text = String::with_capacity(cookie.value().len() + config.name().len() + 128);
+    let _ = write!(text, "{cookie}");
     // The value is ours and URL-safe; the name, path and domain come from the
     // configuration, and a character a header cannot carry there is a setup mistake
     // that must not pass silently.
-    match HeaderValue::from_str(&cookie.to_string()) {
+    match HeaderValue::from_str(&text) {
         Ok(value) => {
             response.headers_mut().append(header::SET_COOKIE, value);
         }

@@ -135,6 +135,21 @@ impl MemoryStore {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+
+    /// Merges `changes` onto the live record at `id`.
+    fn merge(&self, id: &Id, changes: &Changes) -> Saved {
+        let now = OffsetDateTime::now_utc();
+        let mut state = self.state();
+        let Some(current) = state.live(id, now) else {
+            return Saved::Gone;
+        };
+        let previous_user = current.user.clone();
+        let mut record = Record::clone(current);
+        record.apply(changes);
+        let (saved, record) = (Saved::of(&record), Arc::new(record));
+        state.put(now, *id, record, previous_user.as_deref(), changes.user_cap);
+        saved
+    }
 }
 
 /// The first whole millisecond at which `record` has certainly expired. Rounding its
@@ -333,17 +348,13 @@ impl SessionStore for MemoryStore {
     }
 
     async fn save(&self, id: &Id, changes: &Changes) -> Result<Saved> {
-        let now = OffsetDateTime::now_utc();
-        let mut state = self.state();
-        let Some(current) = state.live(id, now) else {
-            return Ok(Saved::Gone);
-        };
-        let previous_user = current.user.clone();
-        let mut record = Record::clone(current);
-        record.apply(changes);
-        let (saved, record) = (Saved::of(&record), Arc::new(record));
-        state.put(now, *id, record, previous_user.as_deref(), changes.user_cap);
-        Ok(saved)
+        Ok(self.merge(id, changes))
+    }
+
+    /// The same merge: the stored record is the newest, so `base` has nothing to add
+    /// (and the call is not a second boxed future around `save`'s).
+    async fn save_from(&self, id: &Id, _base: &Record, changes: &Changes) -> Result<Saved> {
+        Ok(self.merge(id, changes))
     }
 
     async fn touch(&self, id: &Id, touch: &Touch) -> Result<bool> {
