@@ -98,9 +98,15 @@ pub(crate) fn apply<B>(config: &Config, action: CookieAction, response: &mut Res
         }
         CookieAction::Remove => cookie.make_removal(),
     }
-    // One allocation for the text (the attributes fit in the room left), not one per
-    // doubling as it grows.
-    let mut text = String::with_capacity(cookie.value().len() + config.name().len() + 128);
+    // One allocation for the text, not one per doubling as it grows: the fixed
+    // attributes (`HttpOnly`, `SameSite`, `Secure`, `Max-Age`, a removal's `Expires`)
+    // take under 128 bytes.
+    let room = [config.name(), cookie.value(), config.path.as_str()]
+        .iter()
+        .map(|s| s.len())
+        .sum::<usize>()
+        + config.domain.as_ref().map_or(0, String::len);
+    let mut text = String::with_capacity(room + 128);
     let _ = write!(text, "{cookie}");
     // The value is ours and URL-safe; the name, path and domain come from the
     // configuration, and a character a header cannot carry there is a setup mistake
