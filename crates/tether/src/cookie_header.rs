@@ -77,8 +77,13 @@ pub(crate) enum CookieAction {
 /// Appends the `Set-Cookie` for `action`, with `Cache-Control: no-store`: a shared
 /// cache must never hand one user's session cookie to another.
 pub(crate) fn apply<B>(config: &Config, action: CookieAction, response: &mut Response<B>) {
-    // Borrowed from the configuration: a request that keeps its cookie (most of them)
-    // builds nothing, and one that sets it copies only the finished header.
+    // A request that keeps its cookie (most of them) builds nothing.
+    let set = match action {
+        CookieAction::Keep => return,
+        CookieAction::Set { value, max_age } => Some((value, max_age)),
+        CookieAction::Remove => None,
+    };
+    // Borrowed from the configuration: only the finished header is copied.
     let mut cookie = Cookie::build((config.name(), ""))
         .path(config.path.as_str())
         .secure(config.secure)
@@ -88,23 +93,21 @@ pub(crate) fn apply<B>(config: &Config, action: CookieAction, response: &mut Res
     if let Some(domain) = &config.domain {
         cookie.set_domain(domain.as_str());
     }
-    match action {
-        CookieAction::Keep => return,
-        CookieAction::Set { value, max_age } => {
+    match set {
+        Some((value, max_age)) => {
             cookie.set_value(value);
             if let Some(max_age) = max_age {
                 cookie.set_max_age(max_age.max(time::Duration::ZERO));
             }
         }
-        CookieAction::Remove => cookie.make_removal(),
+        None => cookie.make_removal(),
     }
     // One allocation for the text, not one per doubling as it grows: the fixed
     // attributes (`HttpOnly`, `SameSite`, `Secure`, `Max-Age`, a removal's `Expires`)
     // take under 128 bytes.
-    let room = [config.name(), cookie.value(), config.path.as_str()]
-        .iter()
-        .map(|s| s.len())
-        .sum::<usize>()
+    let room = config.name().len()
+        + cookie.value().len()
+        + config.path.len()
         + config.domain.as_ref().map_or(0, String::len);
     let mut text = String::with_capacity(room + 128);
     let _ = write!(text, "{cookie}");
