@@ -295,6 +295,12 @@ impl Barrier for Pings {
     fn fence(&self) -> Pin<Box<dyn Future<Output = bool> + Send + 'static>> {
         let (conns, timeout) = (self.conns.clone(), self.timeout);
         Box::pin(async move {
+            if let [conn] = &conns[..] {
+                // One connection (standalone, Sentinel): no task to spawn.
+                let (mut conn, ping) = (conn.clone(), redis::cmd("PING"));
+                let answered = ping.query_async::<()>(&mut conn);
+                return matches!(tokio::time::timeout(timeout, answered).await, Ok(Ok(())));
+            }
             let mut pings = tokio::task::JoinSet::new();
             for mut conn in conns {
                 pings.spawn(async move {

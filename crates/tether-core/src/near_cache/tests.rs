@@ -277,3 +277,78 @@ async fn reads_that_become_ready_together_share_one_fence() {
     assert_eq!(sent.load(SeqCst), 1, "fences for 100 reads ready together");
     assert_eq!(cache.stats().fences, 1);
 }
+
+/// A fence held until the test lets it go (one permit per fence).
+struct Gated {
+    sent: Arc<AtomicU64>,
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+impl Barrier for Gated {
+    fn fence(&self) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send + 'static>> {
+        let (sent, gate) = (self.sent.clone(), self.gate.clone());
+        Box::pin(async move {
+            sent.fetch_add(1, SeqCst);
+            gate.acquire()
+                .await
+                .map(tokio::sync::SemaphorePermit::forget)
+                .is_ok()
+        })
+    }
+}
+
+/// Lets the runtime run until `sent` reaches `n` (bounded: a test that would hang
+/// fails instead).
+async fn until_sent(sent: &AtomicU64, n: u64) {
+    let reached = tokio::time::timeout(Duration::from_secs(10), async {
+        while sent.load(SeqCst) < n {
+            tokio::task::yield_now().await;
+        }
+    });
+    assert!(
+        reached.await.is_ok(),
+        "{} fences sent, expected {n}",
+        sent.load(SeqCst)
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_read_that_arrives_while_a_fence_is_out_gets_the_next_one_at_once() {
+    let (cache, mut feed) = NearCache::new(&NearCacheConfig::default());
+    feed.live();
+    let sent = Arc::new(AtomicU64::new(0));
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    feed.set_barrier(Arc::new(Gated {
+        sent: sent.clone(),
+        gate: gate.clone(),
+    }));
+    let read = || {
+        let cache = cache.clone();
+        tokio::spawn(async move { cache.pass_fence().await })
+    };
+    let first = read();
+    until_sent(&sent, 1).await;
+    // The first fence is still out: the second read's fence leaves without waiting
+    // for it to come back.
+    let second = read();
+    until_sent(&sent, 2).await;
+    // Two are out: a third read waits for room.
+    let third = read();
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(sent.load(SeqCst), 2, "no more than two fences out at once");
+    assert!(!first.is_finished() && !second.is_finished() && !third.is_finished());
+    // The first fence comes back: its read passes, and the third read's fence leaves.
+    gate.add_permits(1);
+    assert!(first.await.unwrap());
+    until_sent(&sent, 3).await;
+    assert!(
+        !second.is_finished(),
+        "the second read waits for its own fence"
+    );
+    gate.add_permits(2);
+    assert!(second.await.unwrap());
+    assert!(third.await.unwrap());
+    assert_eq!(cache.stats().fences, 3);
+}
