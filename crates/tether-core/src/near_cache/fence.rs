@@ -6,8 +6,7 @@
 //! sender yields first), so the reads of one turn of the scheduler share one fence
 //! instead of each turn's first read sending its own. Up to [`IN_FLIGHT`] fences are
 //! out at once: a read that arrives while one is out gets the next at once rather than
-//! after it comes back, so the instance is not left idle, every request waiting, for
-//! a round trip that served none of them.
+//! after it comes back, so it waits about one round trip, not up to two.
 
 use std::future::Future;
 use std::pin::Pin;
