@@ -7,11 +7,10 @@ pub enum Freshness {
     /// A read sees every write that completed, on any instance, before the read
     /// began, as an uncached store does: before a cached record is served, a fence
     /// sent after the read began comes back through the invalidation channel (a
-    /// `PING` on Redis's tracking connection, a query on PostgreSQL's `LISTEN`
-    /// connection). A fence serves every read that arrived before it was sent, so
-    /// under load a round trip covers many reads, and it carries no session data; up to
-    /// two are in flight, so a read that arrives while one is out need not wait for it
-    /// to come back before its own leaves.
+    /// `PING` on Redis's tracking connection, a query on PostgreSQL's `LISTEN` connection). One
+    /// fence is in flight at a time and serves every read that arrived before it was
+    /// sent, so under load a round trip covers many reads, and it carries no session
+    /// data.
     #[default]
     Fenced,
     /// A cached record is served at once, with no round trip, when the store's

@@ -1,22 +1,17 @@
 //! Fenced reads: a cached record is served only after a fence sent after the read
 //! began has come back through the invalidation channel, so every write that
-//! completed before the read began has had its invalidation applied. A fence serves
-//! every read that arrived before it was sent: under load, one round trip covers many
-//! reads. A fence leaves only once the runtime has run the tasks that were ready (the
-//! sender yields first), so the reads of one turn of the scheduler share one fence
-//! instead of each turn's first read sending its own. Up to [`IN_FLIGHT`] fences are
-//! out at once: a read that arrives while one is out gets the next at once rather than
-//! after it comes back, so it waits about one round trip, not up to two.
+//! completed before the read began has had its invalidation applied. One fence is in
+//! flight at a time and serves every read that arrived before it was sent: under
+//! load, one round trip covers many reads. A fence leaves only once the runtime has
+//! run the tasks that were ready (the sender yields first), so the reads of one turn
+//! of the scheduler share one fence instead of each turn's first read sending its
+//! own.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
-
-/// Fences out at once, at most. Two keep the channel busy (one leaves while the other
-/// is on its way back) without sending a fence per read.
-pub(super) const IN_FLIGHT: u32 = 2;
 
 /// A store's fence: resolves `true` once every invalidation the server sent before
 /// it received the fence has been applied (a `PING` on Redis's tracking connection,
@@ -36,19 +31,8 @@ struct Round {
     sent: u64,
     /// The highest fence a reader waits for.
     wanted: u64,
-    /// Whether a sender is about to number a fence (it yields first, so the reads
-    /// ready in this turn of the scheduler join it).
+    /// Whether the sender task runs (it sends fences while readers want them).
     sending: bool,
-    /// Fences numbered that have not come back.
-    in_flight: u32,
-}
-
-impl Round {
-    /// Whether a sender should start: a reader wants a fence not yet numbered, none is
-    /// about to be, and there is room for one more in flight.
-    fn wants_sender(&self) -> bool {
-        !self.sending && self.wanted > self.numbered && self.in_flight < IN_FLIGHT
-    }
 }
 
 /// The fences of one cache.
@@ -102,7 +86,7 @@ impl Fences {
             // A fence already sent left before this read began: the next one counts.
             let target = round.numbered + 1;
             round.wanted = round.wanted.max(target);
-            if round.wants_sender() {
+            if !round.sending {
                 round.sending = true;
                 tokio::spawn(self.clone().send());
             }
@@ -119,62 +103,38 @@ impl Fences {
         }
     }
 
-    /// Numbers and sends fences while readers want one not yet sent and there is
-    /// room in flight; the task whose fence comes back goes on sending when more are
-    /// wanted.
+    /// Sends fences, one at a time, while readers want one not yet sent.
     async fn send(self: Arc<Self>) {
         loop {
             // Reads that become ready in this turn of the scheduler join this fence.
             tokio::task::yield_now().await;
             let (generation, barrier) = {
                 let mut round = lock(&self.round);
-                round.sending = false;
                 let barrier = lock(&self.barrier).clone();
                 match barrier {
                     Some(barrier) if round.wanted > round.numbered => {
                         round.numbered += 1;
                         round.sent += 1;
-                        round.in_flight += 1;
                         (round.numbered, barrier)
                     }
                     // No barrier any more: the readers still waiting go to the store
                     // (their numbers are spent, so the done fence never goes back).
                     None => {
+                        round.sending = false;
                         round.numbered = round.wanted;
-                        let numbered = round.numbered;
-                        self.done
-                            .send_if_modified(|done| advance(done, numbered, false));
+                        self.done.send_replace((round.numbered, false));
                         return;
                     }
-                    Some(_) => return,
+                    Some(_) => {
+                        round.sending = false;
+                        return;
+                    }
                 }
             };
             // Numbered before it leaves: a read that begins meanwhile waits for the
             // next one, never for this.
             let ok = barrier.fence().await;
-            let more = {
-                let mut round = lock(&self.round);
-                round.in_flight -= 1;
-                self.done
-                    .send_if_modified(|done| advance(done, generation, ok));
-                let more = round.wants_sender();
-                round.sending |= more;
-                more
-            };
-            if !more {
-                return;
-            }
+            self.done.send_replace((generation, ok));
         }
     }
-}
-
-/// Records that fence `generation` came back, unless a later one already did: a
-/// reader waiting for any fence up to the later one is served by it, since it too
-/// left after the reader began.
-fn advance(done: &mut (u64, bool), generation: u64, ok: bool) -> bool {
-    if generation <= done.0 {
-        return false;
-    }
-    *done = (generation, ok);
-    true
 }
