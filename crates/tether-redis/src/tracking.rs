@@ -293,22 +293,19 @@ struct Pings {
 
 impl Barrier for Pings {
     fn fence(&self) -> Pin<Box<dyn Future<Output = bool> + Send + 'static>> {
-        let (conns, timeout) = (self.conns.clone(), self.timeout);
+        let (mut conns, timeout) = (self.conns.clone(), self.timeout);
         Box::pin(async move {
-            if let [conn] = &conns[..] {
-                // One connection (standalone, Sentinel): no task to spawn.
-                let (mut conn, ping) = (conn.clone(), redis::cmd("PING"));
-                let answered = ping.query_async::<()>(&mut conn);
-                return matches!(tokio::time::timeout(timeout, answered).await, Ok(Ok(())));
-            }
-            let mut pings = tokio::task::JoinSet::new();
-            for mut conn in conns {
-                pings.spawn(async move {
-                    let ping = redis::cmd("PING").query_async::<()>(&mut conn).await;
-                    ping.is_ok()
-                });
-            }
             let all = async {
+                if conns.len() == 1
+                    && let Some(conn) = conns.pop()
+                {
+                    // One connection (standalone, Sentinel): no task to spawn.
+                    return ping(conn).await;
+                }
+                let mut pings = tokio::task::JoinSet::new();
+                for conn in conns {
+                    pings.spawn(ping(conn));
+                }
                 while let Some(answered) = pings.join_next().await {
                     if !matches!(answered, Ok(true)) {
                         return false;
@@ -319,6 +316,14 @@ impl Barrier for Pings {
             tokio::time::timeout(timeout, all).await.unwrap_or(false)
         })
     }
+}
+
+/// One `PING` on a tracking connection: whether it was answered.
+async fn ping(mut conn: MultiplexedConnection) -> bool {
+    redis::cmd("PING")
+        .query_async::<()>(&mut conn)
+        .await
+        .is_ok()
 }
 
 fn same_masters(a: &[redis::Client], b: &[redis::Client]) -> bool {
