@@ -315,12 +315,19 @@ impl Session {
 
     /// Whether refreshing now would extend the idle deadline by more than the share of
     /// the idle timeout the configuration allows to lapse.
+    ///
+    /// The gain is [`Self::next_idle_deadline`] less the record's deadline, worked out
+    /// by subtraction only: adding a duration to a date is calendar arithmetic, and
+    /// this runs on every request that read a session.
     fn refresh_due(&self, record: &Record) -> bool {
         let config = &self.inner.shared.config;
-        let new_deadline = self.next_idle_deadline(Some(record));
-        let gain = (new_deadline - record.idle_deadline).as_seconds_f64();
-        let threshold = self.idle_of(Some(record)).as_secs_f64() * (1.0 - config.refresh_share);
-        gain > threshold
+        let idle = self.idle_of(Some(record));
+        let mut gain =
+            (self.inner.now - record.idle_deadline).as_seconds_f64() + idle.as_secs_f64();
+        if let Some(absolute) = record.absolute_deadline {
+            gain = gain.min((absolute - record.idle_deadline).as_seconds_f64());
+        }
+        gain > idle.as_secs_f64() * (1.0 - config.refresh_share)
     }
 
     /// The idle timeout of `record`: its own, else the layer's.

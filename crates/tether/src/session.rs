@@ -117,7 +117,6 @@ pub(crate) struct State {
 impl Session {
     pub(crate) fn new(shared: Arc<Shared>, presented: Presented) -> Self {
         let now = OffsetDateTime::now_utc();
-        let idle_deadline = shared.config.expiry.idle_deadline(now, None);
         let (presented, id, loaded) = match presented {
             Presented::None => (Presented::None, None, Loaded::Missing),
             Presented::Ids(ids) if ids.len() == 1 => {
@@ -134,7 +133,10 @@ impl Session {
                     presented,
                     id,
                     loaded,
-                    changes: Changes::new(now, idle_deadline),
+                    // Every write sets the idle deadline it sends before sending
+                    // (`commit.rs`, `reissue.rs`); until then it is `now`, which
+                    // would end the session at once rather than stretch it.
+                    changes: Changes::new(now, now),
                     new_id: None,
                     delete: false,
                     lock: None,
