@@ -238,3 +238,30 @@ async fn max_age_never_outlives_the_session_even_without_a_read() {
         assert!(max_age > 0, "{path}: {set}");
     }
 }
+
+#[tokio::test]
+async fn a_read_at_the_absolute_limit_neither_touches_the_session_nor_sends_a_cookie() {
+    use tether::{Expiry, Record, SessionStore as _};
+    let day = 24 * 3600;
+    let expiry =
+        Expiry::new(Duration::from_secs(30 * day)).with_absolute(Duration::from_secs(7 * day));
+    let store = std::sync::Arc::new(MemoryStore::new());
+    let app = app(SessionLayer::from_arc(store.clone()).with_expiry(expiry));
+    let name = SessionLayer::new(MemoryStore::new())
+        .cookie_name()
+        .to_owned();
+    // Created six days ago: its idle deadline is its absolute one already, so no
+    // activity can move it and a refresh would gain nothing.
+    let record = Record::new(
+        time::OffsetDateTime::now_utc() - time::Duration::days(6),
+        &expiry,
+    );
+    assert_eq!(Some(record.idle_deadline), record.absolute_deadline);
+    let id = tether::Id::generate().unwrap();
+    store.create(&id, &record).await.unwrap();
+    let reply = send(&app, "GET", "/me", Some(&format!("{name}={id}"))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.set_cookie, None);
+    let stored = store.load(&id).await.unwrap().expect("the session");
+    assert_eq!(stored.last_seen, record.last_seen);
+}
