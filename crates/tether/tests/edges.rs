@@ -202,28 +202,46 @@ async fn the_memory_store_is_bounded_and_logins_still_get_in() {
     assert!(store.len() <= 100);
 }
 
+const DAY: u64 = 24 * 3600;
+
+/// Sessions that may idle 30 days but live 7 in all, on a memory store the test
+/// can reach.
+struct Week {
+    app: Router,
+    store: std::sync::Arc<MemoryStore>,
+    expiry: tether::Expiry,
+}
+
+impl Week {
+    fn new() -> Self {
+        let expiry = tether::Expiry::new(Duration::from_secs(30 * DAY))
+            .with_absolute(Duration::from_secs(7 * DAY));
+        let store = std::sync::Arc::new(MemoryStore::new());
+        let app = app(SessionLayer::from_arc(store.clone()).with_expiry(expiry));
+        Self { app, store, expiry }
+    }
+
+    /// A session created six days ago (one day of its absolute lifetime is left): its
+    /// id, its record and the cookie that presents it.
+    async fn six_days_old(&self) -> (tether::Id, tether::Record, String) {
+        use tether::SessionStore as _;
+        let created = time::OffsetDateTime::now_utc() - time::Duration::days(6);
+        let record = tether::Record::new(created, &self.expiry);
+        let id = tether::Id::generate().unwrap();
+        self.store.create(&id, &record).await.unwrap();
+        let name = SessionLayer::new(MemoryStore::new())
+            .cookie_name()
+            .to_owned();
+        (id, record, format!("{name}={id}"))
+    }
+}
+
 #[tokio::test]
 async fn max_age_never_outlives_the_session_even_without_a_read() {
-    use tether::{Expiry, Record, SessionStore as _};
-    let day = 24 * 3600;
-    let store = std::sync::Arc::new(MemoryStore::new());
-    let app = app(SessionLayer::from_arc(store.clone()).with_expiry(
-        Expiry::new(Duration::from_secs(30 * day)).with_absolute(Duration::from_secs(7 * day)),
-    ));
-    let name = SessionLayer::new(MemoryStore::new())
-        .cookie_name()
-        .to_owned();
+    let week = Week::new();
     for path in ["/login", "/put"] {
-        // A session created six days ago: one day of its absolute lifetime is left.
-        let now = time::OffsetDateTime::now_utc();
-        let created = now - time::Duration::days(6);
-        let record = Record::new(
-            created,
-            &Expiry::new(Duration::from_secs(30 * day)).with_absolute(Duration::from_secs(7 * day)),
-        );
-        let id = tether::Id::generate().unwrap();
-        store.create(&id, &record).await.unwrap();
-        let reply = send(&app, "POST", path, Some(&format!("{name}={id}"))).await;
+        let (_, _, cookie) = week.six_days_old().await;
+        let reply = send(&week.app, "POST", path, Some(&cookie)).await;
         let set = reply.set_cookie.expect("a cookie");
         let max_age: i64 = set
             .split(';')
@@ -232,7 +250,7 @@ async fn max_age_never_outlives_the_session_even_without_a_read() {
             .parse()
             .unwrap();
         assert!(
-            max_age <= i64::try_from(day).unwrap(),
+            max_age <= i64::try_from(DAY).unwrap(),
             "{path}: Max-Age {max_age} outlives the session"
         );
         assert!(max_age > 0, "{path}: {set}");
@@ -241,27 +259,15 @@ async fn max_age_never_outlives_the_session_even_without_a_read() {
 
 #[tokio::test]
 async fn a_read_at_the_absolute_limit_neither_touches_the_session_nor_sends_a_cookie() {
-    use tether::{Expiry, Record, SessionStore as _};
-    let day = 24 * 3600;
-    let expiry =
-        Expiry::new(Duration::from_secs(30 * day)).with_absolute(Duration::from_secs(7 * day));
-    let store = std::sync::Arc::new(MemoryStore::new());
-    let app = app(SessionLayer::from_arc(store.clone()).with_expiry(expiry));
-    let name = SessionLayer::new(MemoryStore::new())
-        .cookie_name()
-        .to_owned();
-    // Created six days ago: its idle deadline is its absolute one already, so no
-    // activity can move it and a refresh would gain nothing.
-    let record = Record::new(
-        time::OffsetDateTime::now_utc() - time::Duration::days(6),
-        &expiry,
-    );
+    use tether::SessionStore as _;
+    let week = Week::new();
+    // Its idle deadline is its absolute one already: no activity can move it, and a
+    // refresh would gain nothing.
+    let (id, record, cookie) = week.six_days_old().await;
     assert_eq!(Some(record.idle_deadline), record.absolute_deadline);
-    let id = tether::Id::generate().unwrap();
-    store.create(&id, &record).await.unwrap();
-    let reply = send(&app, "GET", "/me", Some(&format!("{name}={id}"))).await;
+    let reply = send(&week.app, "GET", "/me", Some(&cookie)).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.set_cookie, None);
-    let stored = store.load(&id).await.unwrap().expect("the session");
+    let stored = week.store.load(&id).await.unwrap().expect("the session");
     assert_eq!(stored.last_seen, record.last_seen);
 }
