@@ -121,9 +121,15 @@ pub(crate) async fn call<T>(
     call: impl Future<Output = Result<T, Error>>,
 ) -> Result<T, Error> {
     let start = Instant::now();
-    let result = call
-        .instrument(tracing::debug_span!("session.store", store, op = op.name()))
-        .await;
+    let span = tracing::debug_span!("session.store", store, op = op.name());
+    // A span no subscriber wants is not entered at every poll: with `tracing`'s `log`
+    // feature on (sqlx turns it on for every app that links it), each enter, exit and
+    // drop would otherwise look for a `log` logger.
+    let result = if span.is_disabled() {
+        call.await
+    } else {
+        call.instrument(span).await
+    };
     let elapsed = start.elapsed().as_secs_f64();
     let timed_out = matches!(result, Err(Error::LockTimeout(_)));
     let outcome = usize::from(result.is_err());
@@ -247,6 +253,83 @@ mod tests {
             assert_eq!(*op as usize, i, "{op:?}");
         }
         assert_eq!(Op::ALL.len(), Op::DeleteUser as usize + 1);
+    }
+
+    /// A `tracing` subscriber that writes down the spans made, entered and left.
+    struct Spans {
+        seen: Lines,
+        on: bool,
+    }
+
+    impl tracing::Subscriber for Spans {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            self.on
+        }
+        fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            struct Fields(String);
+            impl tracing::field::Visit for Fields {
+                fn record_debug(
+                    &mut self,
+                    field: &tracing::field::Field,
+                    value: &dyn std::fmt::Debug,
+                ) {
+                    use std::fmt::Write as _;
+                    let _ = write!(self.0, " {}={value:?}", field.name());
+                }
+            }
+            let mut fields = Fields(format!("new {}", span.metadata().name()));
+            span.record(&mut fields);
+            self.seen.0.lock().unwrap().push(fields.0);
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, _: &tracing::Event<'_>) {}
+        fn enter(&self, _: &tracing::span::Id) {
+            self.seen.0.lock().unwrap().push("enter".into());
+        }
+        fn exit(&self, _: &tracing::span::Id) {
+            self.seen.0.lock().unwrap().push("exit".into());
+        }
+    }
+
+    /// What `Spans` saw while one store call ran (the call itself writes `call`).
+    fn spans_seen(on: bool) -> Vec<String> {
+        let seen = Lines::default();
+        let subscriber = Spans {
+            seen: seen.clone(),
+            on,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let inside = seen.clone();
+        let answer = tracing::subscriber::with_default(subscriber, || {
+            runtime.block_on(call("memory", Op::Load, async move {
+                inside.0.lock().unwrap().push("call".into());
+                Ok::<_, Error>(7)
+            }))
+        });
+        assert_eq!(answer.unwrap(), 7);
+        seen.0.lock().unwrap().clone()
+    }
+
+    #[test]
+    fn a_store_call_runs_inside_its_span_when_a_subscriber_wants_it() {
+        let seen = spans_seen(true);
+        assert_eq!(
+            seen.first().map(String::as_str),
+            Some(r#"new session.store store="memory" op="load""#),
+            "{seen:?}"
+        );
+        let at = seen.iter().position(|s| s == "call").expect("the call ran");
+        assert_eq!(seen[at - 1], "enter", "{seen:?}");
+        assert_eq!(seen[at + 1], "exit", "{seen:?}");
+    }
+
+    #[test]
+    fn a_store_call_no_subscriber_wants_enters_no_span() {
+        assert_eq!(spans_seen(false), ["call"]);
     }
 
     #[test]
