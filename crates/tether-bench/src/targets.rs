@@ -82,9 +82,7 @@ impl Report<'_> {
             ));
         }
         for (endpoint, goal) in [("read", 0.9), ("write", 0.8), ("login", 0.75)] {
-            let value = self
-                .rps("memory", "tether", endpoint)
-                .map(|t| t / self.bare("memory"));
+            let value = self.over_bare("memory", "tether", endpoint);
             out.push(ratio(
                 format!("memory {endpoint}: tether ÷ bare axum"),
                 goal,
@@ -161,10 +159,7 @@ impl Report<'_> {
     /// bare axum runs around its own group first; the plain ratio is shown beside it.
     fn across(&self, what: &str, goal: f64, a: (&str, &str), b: (&str, &str)) -> Target {
         let read = |(store, lib): (&str, &str)| self.rps(store, lib, "read");
-        let over_bare = |(store, lib): (&str, &str)| {
-            let bare = self.bare(store);
-            read((store, lib)).filter(|_| bare > 0.0).map(|r| r / bare)
-        };
+        let over_bare = |(store, lib): (&str, &str)| self.over_bare(store, lib, "read");
         let plain = read(a).zip(read(b)).map(|(a, b)| a / b);
         let value = over_bare(a).zip(over_bare(b)).map(|(a, b)| a / b);
         let mut target = ratio(what.to_owned(), goal, value);
@@ -172,6 +167,15 @@ impl Report<'_> {
             target.measured = format!("{} (plain {plain:.2}×)", target.measured);
         }
         target
+    }
+
+    /// `lib`'s `endpoint` on `store` over the bare axum runs around `store`'s group;
+    /// `None` when either was not run.
+    fn over_bare(&self, store: &str, lib: &str, endpoint: &str) -> Option<f64> {
+        let bare = self.bare(store);
+        self.rps(store, lib, endpoint)
+            .filter(|_| bare > 0.0)
+            .map(|r| r / bare)
     }
 
     /// The targets table and the allocations table.
@@ -238,21 +242,17 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_ratio_across_groups_is_taken_over_each_groups_bare_axum() {
-        let Cli::Run(args) = Cli::parse_from(["tether-bench", "run"]);
-        let mut samples = BTreeMap::new();
-        let read = |store: &str| -> Key { (store.into(), "tether".into(), "read".into()) };
-        // The memory group ran on a fast machine (bare 200k), the cached one on a slow
-        // one (bare 100k): 90k there is 0.9 of bare, as 180k is here.
-        samples.insert(read("memory"), vec![sample(180_000.0)]);
-        samples.insert(read("redis-cached"), vec![sample(90_000.0)]);
-        let bare = BTreeMap::from([
-            ("memory".to_owned(), vec![200_000.0]),
-            ("redis-cached".to_owned(), vec![100_000.0]),
-        ]);
-        let report = Report {
-            args: &args,
+    fn read(store: &str) -> Key {
+        (store.into(), "tether".into(), "read".into())
+    }
+
+    fn report(
+        args: &crate::RunArgs,
+        samples: BTreeMap<Key, Vec<Sample>>,
+        bare: BTreeMap<String, Vec<f64>>,
+    ) -> Report<'_> {
+        Report {
+            args,
             samples,
             bare,
             calls: BTreeMap::new(),
@@ -262,7 +262,36 @@ mod tests {
             increments: Vec::new(),
             allocations: BTreeMap::new(),
             seconds: 0.0,
-        };
+        }
+    }
+
+    #[test]
+    fn a_ratio_to_bare_axum_needs_bare_axum_runs() {
+        let Cli::Run(args) = Cli::parse_from(["tether-bench", "run"]);
+        let samples = BTreeMap::from([(read("memory"), vec![sample(180_000.0)])]);
+        let report = report(&args, samples, BTreeMap::new());
+        let targets = report.targets();
+        let target = targets
+            .iter()
+            .find(|t| t.what == "memory read: tether ÷ bare axum")
+            .expect("the target");
+        assert_eq!(target.measured, "not run");
+        assert_eq!(target.met, None);
+    }
+
+    #[test]
+    fn a_ratio_across_groups_is_taken_over_each_groups_bare_axum() {
+        let Cli::Run(args) = Cli::parse_from(["tether-bench", "run"]);
+        let mut samples = BTreeMap::new();
+        // The memory group ran on a fast machine (bare 200k), the cached one on a slow
+        // one (bare 100k): 90k there is 0.9 of bare, as 180k is here.
+        samples.insert(read("memory"), vec![sample(180_000.0)]);
+        samples.insert(read("redis-cached"), vec![sample(90_000.0)]);
+        let bare = BTreeMap::from([
+            ("memory".to_owned(), vec![200_000.0]),
+            ("redis-cached".to_owned(), vec![100_000.0]),
+        ]);
+        let report = report(&args, samples, bare);
         let target = report.across("x", 0.85, ("redis-cached", "tether"), ("memory", "tether"));
         assert_eq!(target.measured, "1.00× (plain 0.50×)");
         assert_eq!(target.met, Some(true));

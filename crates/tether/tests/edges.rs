@@ -210,6 +210,7 @@ struct Week {
     app: Router,
     store: std::sync::Arc<MemoryStore>,
     expiry: tether::Expiry,
+    cookie_name: String,
 }
 
 impl Week {
@@ -217,8 +218,14 @@ impl Week {
         let expiry = tether::Expiry::new(Duration::from_secs(30 * DAY))
             .with_absolute(Duration::from_secs(7 * DAY));
         let store = std::sync::Arc::new(MemoryStore::new());
-        let app = app(SessionLayer::from_arc(store.clone()).with_expiry(expiry));
-        Self { app, store, expiry }
+        let layer = SessionLayer::from_arc(store.clone()).with_expiry(expiry);
+        let cookie_name = layer.cookie_name().to_owned();
+        Self {
+            app: app(layer),
+            store,
+            expiry,
+            cookie_name,
+        }
     }
 
     /// A session created six days ago (one day of its absolute lifetime is left): its
@@ -229,10 +236,7 @@ impl Week {
         let record = tether::Record::new(created, &self.expiry);
         let id = tether::Id::generate().unwrap();
         self.store.create(&id, &record).await.unwrap();
-        let name = SessionLayer::new(MemoryStore::new())
-            .cookie_name()
-            .to_owned();
-        (id, record, format!("{name}={id}"))
+        (id, record, format!("{}={id}", self.cookie_name))
     }
 }
 
