@@ -393,9 +393,19 @@ pub mod unix_ms {
         to_ms(OffsetDateTime::now_utc())
     }
 
-    /// Milliseconds since the Unix epoch.
+    /// Milliseconds since the Unix epoch, rounded down.
+    ///
+    /// ```
+    /// use time::macros::datetime;
+    /// use tether_core::unix_ms::{from_ms, to_ms};
+    /// assert_eq!(to_ms(datetime!(1970-01-01 00:00:01.2345 UTC)), 1_234);
+    /// assert_eq!(to_ms(datetime!(1969-12-31 23:59:59.9995 UTC)), -1);
+    /// assert_eq!(to_ms(from_ms(1_700_000_000_123)), 1_700_000_000_123);
+    /// ```
     pub fn to_ms(t: OffsetDateTime) -> i64 {
-        i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+        // Whole seconds and the millisecond within: no 128-bit division per call.
+        // `time`'s range (years ±9999) keeps this far from overflowing.
+        t.unix_timestamp() * 1000 + i64::from(t.millisecond())
     }
 
     /// The instant `ms` milliseconds after the Unix epoch (clamped to the valid range).

@@ -43,9 +43,7 @@ impl Session {
             tracing::error!(store = self.inner.shared.backend.name(), error = %e, "session not saved");
         }
         state.after = match (&self.inner.shared.backend, &outcome) {
-            (Backend::Server(_), Ok(CookieAction::Set { value, .. })) => {
-                self.inner.shared.config.read_id(value)
-            }
+            (Backend::Server(_), Ok(CookieAction::Set { id, .. })) => *id,
             (Backend::Server(_), Ok(CookieAction::Keep)) => state.id.filter(|_| !state.delete),
             _ => None,
         };
@@ -187,11 +185,7 @@ impl Session {
             .await?;
         self.emit(&SessionEvent::Created { id });
         self.emit_bound(Some(id), &state.changes);
-        Ok(self.set_cookie(
-            self.inner.shared.config.write_id(&id),
-            record.expires_at(),
-            None,
-        ))
+        Ok(self.set_id_cookie(&id, record.expires_at(), None))
     }
 
     /// The write for a session the request came with, under `id`: rotate, save the
@@ -228,8 +222,8 @@ impl Session {
                     to: new_id,
                 });
                 self.emit_bound(Some(new_id), &state.changes);
-                return Ok(Some(self.set_cookie(
-                    self.inner.shared.config.write_id(&new_id),
+                return Ok(Some(self.set_id_cookie(
+                    &new_id,
                     expires_at,
                     browser_session,
                 )));
@@ -254,11 +248,7 @@ impl Session {
                 self.emit_bound(Some(id), &state.changes);
                 let due = state.loaded.record().is_none_or(|r| self.refresh_due(r));
                 return Ok(Some(if due {
-                    self.set_cookie(
-                        self.inner.shared.config.write_id(&id),
-                        expires_at,
-                        browser_session,
-                    )
+                    self.set_id_cookie(&id, expires_at, browser_session)
                 } else {
                     CookieAction::Keep
                 }));
@@ -274,8 +264,8 @@ impl Session {
                 let touched =
                     observe::call(store.name(), Op::Touch, store.touch(&id, &touch)).await?;
                 if touched {
-                    return Ok(Some(self.set_cookie(
-                        self.inner.shared.config.write_id(&id),
+                    return Ok(Some(self.set_id_cookie(
+                        &id,
                         touch.idle_deadline,
                         browser_session(record),
                     )));
@@ -354,10 +344,31 @@ impl Session {
         expires_at: OffsetDateTime,
         browser_session: Option<bool>,
     ) -> CookieAction {
+        self.cookie_to(value, None, expires_at, browser_session)
+    }
+
+    /// Sets the cookie to the token for the server-side session `id`.
+    pub(crate) fn set_id_cookie(
+        &self,
+        id: &Id,
+        expires_at: OffsetDateTime,
+        browser_session: Option<bool>,
+    ) -> CookieAction {
+        let value = self.inner.shared.config.write_id(id);
+        self.cookie_to(value, Some(*id), expires_at, browser_session)
+    }
+
+    fn cookie_to(
+        &self,
+        value: String,
+        id: Option<Id>,
+        expires_at: OffsetDateTime,
+        browser_session: Option<bool>,
+    ) -> CookieAction {
         let browser_session =
             browser_session.unwrap_or(self.inner.shared.config.expiry.browser_session);
         let max_age = (!browser_session).then(|| expires_at - self.inner.now);
-        CookieAction::Set { value, max_age }
+        CookieAction::Set { value, max_age, id }
     }
 }
 

@@ -23,6 +23,9 @@ pub(crate) struct Config {
     pub(crate) host_prefix: bool,
     /// The name sent: see [`Config::refresh_name`].
     name: String,
+    /// What follows `name=value` in every `Set-Cookie` that sets the cookie (its
+    /// fixed attributes, formatted by the `cookie` crate once, not per response).
+    attributes: String,
     pub(crate) path: String,
     pub(crate) domain: Option<String>,
     pub(crate) secure: bool,
@@ -49,6 +52,7 @@ impl Default for Config {
             name_chosen: false,
             host_prefix: true,
             name: String::new(),
+            attributes: String::new(),
             path: "/".to_owned(),
             domain: None,
             secure: true,
@@ -93,27 +97,38 @@ impl Config {
         &self.name
     }
 
-    /// Recomputes the name after a change. A name the app chose is sent as written.
+    /// The cookie's fixed attributes as a `Set-Cookie` that sets it carries them
+    /// (`; HttpOnly; SameSite=Lax; Secure; Path=/`), before any `Max-Age`.
+    pub(crate) fn attributes(&self) -> &str {
+        &self.attributes
+    }
+
+    /// Recomputes the name, and the attributes sent with it, after a change. A name
+    /// the app chose is sent as written.
     /// The default name is sent as `__Host-tether` whenever the cookie is `Secure`, has
     /// `Path=/` and no `Domain` (what browsers require of the prefix, so a sibling
     /// subdomain or a plain-http page cannot plant it), `__Secure-tether` when it is
     /// `Secure` but scoped otherwise, and plain without `Secure`.
     pub(crate) fn refresh_name(&mut self) {
+        self.name = self.name_to_send();
+        self.attributes = crate::cookie_header::attributes(self);
+    }
+
+    fn name_to_send(&self) -> String {
         if self.name_chosen {
-            self.name.clone_from(&self.cookie_name);
-            return;
+            return self.cookie_name.clone();
         }
         let base = self
             .cookie_name
             .trim_start_matches("__Host-")
             .trim_start_matches("__Secure-");
-        self.name = if !self.host_prefix || !self.secure {
+        if !self.host_prefix || !self.secure {
             base.to_owned()
         } else if self.path == "/" && self.domain.is_none() {
             format!("__Host-{base}")
         } else {
             format!("__Secure-{base}")
-        };
+        }
     }
 }
 

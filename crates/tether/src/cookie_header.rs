@@ -70,6 +70,8 @@ pub(crate) enum CookieAction {
     Set {
         value: String,
         max_age: Option<time::Duration>,
+        /// The server-side session the value names (none for a sealed cookie).
+        id: Option<tether_core::Id>,
     },
     Remove,
 }
@@ -77,40 +79,33 @@ pub(crate) enum CookieAction {
 /// Appends the `Set-Cookie` for `action`, with `Cache-Control: no-store`: a shared
 /// cache must never hand one user's session cookie to another.
 pub(crate) fn apply<B>(config: &Config, action: CookieAction, response: &mut Response<B>) {
-    // A request that keeps its cookie (most of them) builds nothing.
-    let set = match action {
+    let text = match action {
+        // A request that keeps its cookie (most of them) builds nothing.
         CookieAction::Keep => return,
-        CookieAction::Set { value, max_age } => Some((value, max_age)),
-        CookieAction::Remove => None,
-    };
-    // Borrowed from the configuration: only the finished header is copied.
-    let mut cookie = Cookie::build((config.name(), ""))
-        .path(config.path.as_str())
-        .secure(config.secure)
-        .http_only(config.http_only)
-        .same_site(config.same_site)
-        .build();
-    if let Some(domain) = &config.domain {
-        cookie.set_domain(domain.as_str());
-    }
-    match set {
-        Some((value, max_age)) => {
-            cookie.set_value(value);
+        // The common case, a cookie set: its fixed attributes were formatted once.
+        CookieAction::Set { value, max_age, .. } => {
+            let attributes = config.attributes();
+            let mut text =
+                String::with_capacity(config.name().len() + value.len() + attributes.len() + 32);
+            text.push_str(config.name());
+            text.push('=');
+            text.push_str(&value);
+            text.push_str(attributes);
             if let Some(max_age) = max_age {
-                cookie.set_max_age(max_age.max(time::Duration::ZERO));
+                let _ = write!(
+                    text,
+                    "; Max-Age={}",
+                    max_age.max(time::Duration::ZERO).whole_seconds()
+                );
             }
+            text
         }
-        None => cookie.make_removal(),
-    }
-    // One allocation for the text, not one per doubling as it grows: the fixed
-    // attributes (`HttpOnly`, `SameSite`, `Secure`, `Max-Age`, a removal's `Expires`)
-    // take under 128 bytes.
-    let room = config.name().len()
-        + cookie.value().len()
-        + config.path.len()
-        + config.domain.as_ref().map_or(0, String::len);
-    let mut text = String::with_capacity(room + 128);
-    let _ = write!(text, "{cookie}");
+        CookieAction::Remove => {
+            let mut cookie = cookie(config);
+            cookie.make_removal();
+            cookie.to_string()
+        }
+    };
     // The value is ours and URL-safe; the name, path and domain come from the
     // configuration, and a character a header cannot carry there is a setup mistake
     // that must not pass silently.
@@ -127,6 +122,30 @@ pub(crate) fn apply<B>(config: &Config, action: CookieAction, response: &mut Res
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+/// The cookie as configured, with an empty value.
+fn cookie(config: &Config) -> Cookie<'_> {
+    let mut cookie = Cookie::build((config.name(), ""))
+        .path(config.path.as_str())
+        .secure(config.secure)
+        .http_only(config.http_only)
+        .same_site(config.same_site)
+        .build();
+    if let Some(domain) = &config.domain {
+        cookie.set_domain(domain.as_str());
+    }
+    cookie
+}
+
+/// What follows `name=value` in a `Set-Cookie` that sets the cookie as configured
+/// (without `Max-Age`, which comes last).
+pub(crate) fn attributes(config: &Config) -> String {
+    let text = cookie(config).to_string();
+    // `name=` first: the name is written as it is.
+    text.get(config.name().len() + 1..)
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Adds `Vary: NAME` (keeping what `Vary` already names): the response was made with
@@ -155,6 +174,7 @@ pub(crate) fn vary_on<B>(name: &http::HeaderName, response: &mut Response<B>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ::cookie::SameSite;
     use proptest::prelude::*;
 
     fn header(bytes: &[u8]) -> HeaderMap {
@@ -179,12 +199,84 @@ mod tests {
         assert!(cookie_values(&header(b"xtether=a; tether2=b"), "tether").is_empty());
     }
 
+    /// The `Set-Cookie` the `cookie` crate writes for `value` and `max_age`.
+    fn by_the_cookie_crate(
+        config: &Config,
+        value: &str,
+        max_age: Option<time::Duration>,
+    ) -> String {
+        let mut cookie = Cookie::build((config.name(), value))
+            .path(config.path.as_str())
+            .secure(config.secure)
+            .http_only(config.http_only)
+            .same_site(config.same_site)
+            .build();
+        if let Some(domain) = &config.domain {
+            cookie.set_domain(domain.as_str());
+        }
+        if let Some(max_age) = max_age {
+            cookie.set_max_age(max_age.max(time::Duration::ZERO));
+        }
+        cookie.to_string()
+    }
+
+    fn set_cookie(config: &Config, action: CookieAction) -> Vec<String> {
+        let mut response = Response::new(());
+        apply(config, action, &mut response);
+        response
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_removal_expires_the_cookie_with_its_attributes() {
+        let config = Config::default();
+        let [removal] = &set_cookie(&config, CookieAction::Remove)[..] else {
+            panic!("one Set-Cookie");
+        };
+        assert!(removal.starts_with(
+            "__Host-tether=; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=0; Expires="
+        ));
+    }
+
     proptest! {
         #[test]
         fn arbitrary_cookie_headers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
             let h = header(&bytes);
             let values = cookie_values(&h, "tether");
             prop_assert!(values.len() <= MAX_CANDIDATES);
+        }
+
+        /// The attributes formatted once at configuration and the cookie crate's
+        /// formatting per response write the same header, whatever the configuration.
+        #[test]
+        fn a_set_cookie_is_what_the_cookie_crate_writes(
+            name in "[A-Za-z0-9_]{1,12}",
+            chosen in any::<bool>(),
+            path in "/[A-Za-z0-9/_-]{0,12}",
+            domain in proptest::option::of("\\.?[a-z]{1,8}\\.[a-z]{2,3}"),
+            secure in any::<bool>(),
+            http_only in any::<bool>(),
+            same_site in 0..3_u8,
+            value in "[A-Za-z0-9_-]{0,60}",
+            max_age in proptest::option::of(-10_i64..100_000_000),
+        ) {
+            let mut config = Config::default();
+            config.cookie_name = name;
+            config.name_chosen = chosen;
+            config.path = path;
+            config.domain = domain;
+            config.secure = secure;
+            config.http_only = http_only;
+            config.same_site = [SameSite::Strict, SameSite::Lax, SameSite::None][usize::from(same_site)];
+            config.refresh_name();
+            let max_age = max_age.map(time::Duration::seconds);
+            let expected = by_the_cookie_crate(&config, &value, max_age);
+            let sent = set_cookie(&config, CookieAction::Set { value, max_age, id: None });
+            prop_assert_eq!(sent, vec![expected]);
         }
 
         #[test]

@@ -76,11 +76,7 @@ impl Session {
             None => self.emit(&SessionEvent::Created { id }),
         }
         self.emit_bound(Some(id), &state.changes);
-        Ok(self.set_cookie(
-            self.inner.shared.config.write_id(&id),
-            record.expires_at(),
-            Some(expiry.browser_session),
-        ))
+        Ok(self.set_id_cookie(&id, record.expires_at(), Some(expiry.browser_session)))
     }
 }
 
