@@ -199,7 +199,11 @@ impl Session {
     ) -> Result<Option<CookieAction>, Error> {
         let now = self.inner.now;
         let changed = !state.changes.is_empty();
-        state.changes.idle_deadline = self.next_idle_deadline(state.loaded.record());
+        // A date plus a duration is calendar arithmetic: worked out only for a write
+        // (a request that only reads and needs no refresh, most of them, skips it).
+        if changed || state.new_id.is_some() {
+            state.changes.idle_deadline = self.next_idle_deadline(state.loaded.record());
+        }
         if let Some(new_id) = state.new_id {
             // The marker first: a request with the old id that commits between the
             // rotation and a marker written after it would find neither.
@@ -259,7 +263,7 @@ impl Session {
             {
                 let touch = Touch {
                     last_seen: now,
-                    idle_deadline: state.changes.idle_deadline,
+                    idle_deadline: self.next_idle_deadline(Some(record)),
                 };
                 let touched =
                     observe::call(store.name(), Op::Touch, store.touch(&id, &touch)).await?;
