@@ -143,6 +143,16 @@ impl MemoryStore {
         let Some(current) = state.live(id, now) else {
             return Saved::Gone;
         };
+        if changes.user.is_none() && changes.user_cap.is_none() {
+            // Same user, same creation: the indexes stay as they are, and the record's
+            // entry in `due` is renewed when it falls due.
+            // Copied only if a request still holds the record it read.
+            let record = Arc::make_mut(current);
+            record.apply(changes);
+            let saved = Saved::of(record);
+            state.expire_due(now);
+            return saved;
+        }
         let previous_user = current.user.clone();
         let mut record = Record::clone(current);
         record.apply(changes);
