@@ -12,21 +12,32 @@ use time::OffsetDateTime;
 /// and compare it without unpacking the rest.
 pub(crate) const VERSION_DIGITS: usize = 16;
 
-/// The version as a packed session starts with it.
-pub(crate) fn version_prefix(version: u64) -> String {
-    format!("{version:0VERSION_DIGITS$}")
+/// The version as a packed session starts with it: its last [`VERSION_DIGITS`]
+/// decimal digits, zero-padded (a session would need a write a microsecond for three
+/// centuries to reach more).
+pub(crate) fn version_prefix(version: u64) -> [u8; VERSION_DIGITS] {
+    let mut digits = [b'0'; VERSION_DIGITS];
+    let mut rest = version;
+    for digit in digits.iter_mut().rev() {
+        // A remainder of 10 is below 10: the cast keeps it whole.
+        #[allow(clippy::cast_possible_truncation)]
+        let d = (rest % 10) as u8;
+        *digit = b'0' + d;
+        rest /= 10;
+    }
+    digits
 }
 
 /// A record packed: its version in [`VERSION_DIGITS`] decimal digits, then the
 /// MessagePack map `{c, s, i, a?, u?, l?, d}`; `d` maps each data key to its JSON text.
 pub(crate) fn encode(record: &Record) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(80 + record.data.len() * 32);
-    out.extend_from_slice(version_prefix(record.version).as_bytes());
+    out.extend_from_slice(&version_prefix(record.version));
     let fields = 4
         + u32::from(record.absolute_deadline.is_some())
         + u32::from(record.user.is_some())
         + u32::from(record.lifetime.is_some());
-    let written = (|| -> std::result::Result<(), rmp::encode::ValueWriteError> {
+    let written = (|| -> std::result::Result<(), Box<dyn std::error::Error>> {
         rmp::encode::write_map_len(&mut out, fields)?;
         let int = |out: &mut Vec<u8>, key: &str, n: i64| {
             rmp::encode::write_str(out, key)?;
@@ -50,9 +61,14 @@ pub(crate) fn encode(record: &Record) -> Result<Vec<u8>> {
             &mut out,
             u32::try_from(record.data.len()).unwrap_or(u32::MAX),
         )?;
+        // Each value's JSON text goes through one buffer, not a `String` per key.
+        let mut json = Vec::new();
         for (key, value) in &record.data {
             rmp::encode::write_str(&mut out, key)?;
-            rmp::encode::write_str(&mut out, &value.to_string())?;
+            json.clear();
+            serde_json::to_writer(&mut json, value)?;
+            rmp::encode::write_str_len(&mut out, u32::try_from(json.len())?)?;
+            out.extend_from_slice(&json);
         }
         Ok(())
     })();
@@ -229,6 +245,16 @@ mod tests {
             let record = record(user, data, lifetime);
             let back = decode(&encode(&record).unwrap()).unwrap();
             prop_assert_eq!(back, record);
+        }
+
+        #[test]
+        fn a_version_leads_as_sixteen_decimal_digits(version in 0..10_000_000_000_000_000_u64) {
+            let digits = version_prefix(version);
+            let expected = format!("{version:016}");
+            prop_assert_eq!(&digits[..], expected.as_bytes());
+            let mut record = record(None, vec![], None);
+            record.version = version;
+            prop_assert_eq!(decode(&encode(&record).unwrap()).unwrap().version, version);
         }
 
         #[test]

@@ -291,7 +291,21 @@ impl RedisStore {
     }
 
     fn packed_key(&self, id: &Id) -> String {
-        format!("{}p:{{{id}}}", self.prefix)
+        self.session_key("p", id)
+    }
+
+    /// `{prefix}{kind}:{ID}`, the id in braces (its Cluster hash tag), built in one
+    /// allocation: `format!` would grow it several times, on every call.
+    fn session_key(&self, kind: &str, id: &Id) -> String {
+        let id = id.encode();
+        let mut key =
+            String::with_capacity(self.prefix.len() + kind.len() + tether_core::ID_LEN + 3);
+        key.push_str(&self.prefix);
+        key.push_str(kind);
+        key.push_str(":{");
+        key.push_str(id.as_str());
+        key.push('}');
+        key
     }
 
     /// Reads a session: one `GET` of its packed key.
@@ -311,7 +325,7 @@ impl RedisStore {
     }
 
     fn lock_key(&self, id: &Id) -> String {
-        format!("{}l:{{{id}}}", self.prefix)
+        self.session_key("l", id)
     }
 
     fn user_key(&self, user: &str) -> String {

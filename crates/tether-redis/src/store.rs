@@ -139,7 +139,7 @@ impl SessionStore for RedisStore {
             .with_conn("saving a session", async |c| {
                 scripts::SAVE_IF_VERSION
                     .key(&key)
-                    .arg(codec::version_prefix(base.version))
+                    .arg(&codec::version_prefix(base.version)[..])
                     .arg(&packed)
                     .arg(unix_ms::to_ms(record.expires_at()))
                     .invoke_async(c)
