@@ -205,15 +205,8 @@ mod tests {
         value: &str,
         max_age: Option<time::Duration>,
     ) -> String {
-        let mut cookie = Cookie::build((config.name(), value))
-            .path(config.path.as_str())
-            .secure(config.secure)
-            .http_only(config.http_only)
-            .same_site(config.same_site)
-            .build();
-        if let Some(domain) = &config.domain {
-            cookie.set_domain(domain.as_str());
-        }
+        let mut cookie = cookie(config);
+        cookie.set_value(value);
         if let Some(max_age) = max_age {
             cookie.set_max_age(max_age.max(time::Duration::ZERO));
         }
