@@ -19,7 +19,7 @@ pub(crate) fn version_prefix(version: u64) -> [u8; VERSION_DIGITS] {
     let mut digits = [b'0'; VERSION_DIGITS];
     let mut rest = version;
     for digit in digits.iter_mut().rev() {
-        // A remainder of 10 is below 10: the cast keeps it whole.
+        // A remainder by 10 is below 10: the cast keeps it whole.
         #[allow(clippy::cast_possible_truncation)]
         let d = (rest % 10) as u8;
         *digit = b'0' + d;
