@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use ::cookie::SameSite;
+use ::cookie::{Cookie, SameSite};
 use http::HeaderName;
 use http::header;
 use tether_core::{Error, Expiry, LockOptions};
@@ -111,7 +111,31 @@ impl Config {
     /// `Secure` but scoped otherwise, and plain without `Secure`.
     pub(crate) fn refresh_name(&mut self) {
         self.name = self.name_to_send();
-        self.attributes = crate::cookie_header::attributes(self);
+        self.attributes = self.attributes_to_send();
+    }
+
+    /// The cookie as configured, with an empty value.
+    pub(crate) fn cookie(&self) -> Cookie<'_> {
+        let mut cookie = Cookie::build((self.name.as_str(), ""))
+            .path(self.path.as_str())
+            .secure(self.secure)
+            .http_only(self.http_only)
+            .same_site(self.same_site)
+            .build();
+        if let Some(domain) = &self.domain {
+            cookie.set_domain(domain.as_str());
+        }
+        cookie
+    }
+
+    /// What follows `name=value` in a `Set-Cookie` that sets the cookie as configured
+    /// (without `Max-Age`, which comes last), as the `cookie` crate writes it.
+    fn attributes_to_send(&self) -> String {
+        let text = self.cookie().to_string();
+        // `name=` first: the name is written as it is.
+        text.get(self.name.len() + 1..)
+            .unwrap_or_default()
+            .to_owned()
     }
 
     fn name_to_send(&self) -> String {

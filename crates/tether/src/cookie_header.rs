@@ -5,7 +5,6 @@
 
 use std::fmt::Write as _;
 
-use ::cookie::Cookie;
 use http::{HeaderMap, HeaderValue, Response, header};
 
 use crate::config::Config;
@@ -101,7 +100,7 @@ pub(crate) fn apply<B>(config: &Config, action: CookieAction, response: &mut Res
             text
         }
         CookieAction::Remove => {
-            let mut cookie = cookie(config);
+            let mut cookie = config.cookie();
             cookie.make_removal();
             cookie.to_string()
         }
@@ -122,30 +121,6 @@ pub(crate) fn apply<B>(config: &Config, action: CookieAction, response: &mut Res
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-}
-
-/// The cookie as configured, with an empty value.
-fn cookie(config: &Config) -> Cookie<'_> {
-    let mut cookie = Cookie::build((config.name(), ""))
-        .path(config.path.as_str())
-        .secure(config.secure)
-        .http_only(config.http_only)
-        .same_site(config.same_site)
-        .build();
-    if let Some(domain) = &config.domain {
-        cookie.set_domain(domain.as_str());
-    }
-    cookie
-}
-
-/// What follows `name=value` in a `Set-Cookie` that sets the cookie as configured
-/// (without `Max-Age`, which comes last).
-pub(crate) fn attributes(config: &Config) -> String {
-    let text = cookie(config).to_string();
-    // `name=` first: the name is written as it is.
-    text.get(config.name().len() + 1..)
-        .unwrap_or_default()
-        .to_owned()
 }
 
 /// Adds `Vary: NAME` (keeping what `Vary` already names): the response was made with
@@ -205,7 +180,7 @@ mod tests {
         value: &str,
         max_age: Option<time::Duration>,
     ) -> String {
-        let mut cookie = cookie(config);
+        let mut cookie = config.cookie();
         cookie.set_value(value);
         if let Some(max_age) = max_age {
             cookie.set_max_age(max_age.max(time::Duration::ZERO));
