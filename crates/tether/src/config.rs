@@ -103,12 +103,7 @@ impl Config {
         &self.attributes
     }
 
-    /// Recomputes the name, and the attributes sent with it, after a change. A name
-    /// the app chose is sent as written.
-    /// The default name is sent as `__Host-tether` whenever the cookie is `Secure`, has
-    /// `Path=/` and no `Domain` (what browsers require of the prefix, so a sibling
-    /// subdomain or a plain-http page cannot plant it), `__Secure-tether` when it is
-    /// `Secure` but scoped otherwise, and plain without `Secure`.
+    /// Recomputes the name, and the attributes sent with it, after a change.
     pub(crate) fn refresh_name(&mut self) {
         self.name = self.name_to_send();
         self.attributes = self.attributes_to_send();
@@ -138,6 +133,11 @@ impl Config {
             .to_owned()
     }
 
+    /// The name to send. A name the app chose is sent as written. The default name is
+    /// sent as `__Host-tether` whenever the cookie is `Secure`, has `Path=/` and no
+    /// `Domain` (what browsers require of the prefix, so a sibling subdomain or a
+    /// plain-http page cannot plant it), `__Secure-tether` when it is `Secure` but
+    /// scoped otherwise, and plain without `Secure`.
     fn name_to_send(&self) -> String {
         if self.name_chosen {
             return self.cookie_name.clone();
