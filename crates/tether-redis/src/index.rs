@@ -101,6 +101,22 @@ impl RedisStore {
         id: &Id,
         old: Option<&str>,
         new: Option<&str>,
+        times: (i64, Option<i64>),
+        cap: Option<u32>,
+    ) -> Result<()> {
+        if old == new && (new.is_none() || cap.is_none()) {
+            return Ok(());
+        }
+        // Boxed: only a login, a logout or a cap gets here, and the calls' future is
+        // large; inline, every save's future would carry it.
+        Box::pin(self.reindex_calls(id, old, new, times, cap)).await
+    }
+
+    async fn reindex_calls(
+        &self,
+        id: &Id,
+        old: Option<&str>,
+        new: Option<&str>,
         (created, absolute): (i64, Option<i64>),
         cap: Option<u32>,
     ) -> Result<()> {

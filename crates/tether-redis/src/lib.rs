@@ -224,7 +224,29 @@ impl RedisStore {
         }
     }
 
+    /// The connection every call uses, made on first use (or again after a failure).
     async fn conn(&self) -> redis::RedisResult<Conn> {
+        match self.established() {
+            Some(conn) => Ok(conn),
+            // Boxed: connecting is rare and its future is several KiB. Inline, it
+            // would make every call's future as large, and each call would allocate
+            // and copy it.
+            None => Box::pin(self.establish()).await,
+        }
+    }
+
+    /// The connection already made, if any: no waiting.
+    fn established(&self) -> Option<Conn> {
+        match &*self.backend {
+            Backend::Single { conn, .. } => conn.get().cloned().map(Conn::Single),
+            Backend::Cluster { conn, .. } => conn.get().cloned().map(Conn::Cluster),
+            Backend::Sentinel(sentinels) => sentinels.current().map(Conn::Master),
+            Backend::Pool(_, held) => held.get().map(Conn::Master),
+            Backend::ClusterPool(_, held) => held.get().map(Conn::Cluster),
+        }
+    }
+
+    async fn establish(&self) -> redis::RedisResult<Conn> {
         match &*self.backend {
             Backend::Single { client, conn } => {
                 let config = ConnectionManagerConfig::new()

@@ -20,7 +20,7 @@ impl Sentinels {
     /// A connection to the current master: the one in hand, or a new one to the master
     /// the sentinels name now.
     pub(crate) async fn connection(&self, timeout: Duration) -> RedisResult<MultiplexedConnection> {
-        if let Some(conn) = self.lock_master().clone() {
+        if let Some(conn) = self.current() {
             return Ok(conn);
         }
         let mut client = self.client.lock().await;
@@ -34,6 +34,11 @@ impl Sentinels {
         let conn = client.get_async_connection_with_config(&config).await?;
         *self.lock_master() = Some(conn.clone());
         Ok(conn)
+    }
+
+    /// The master's connection if one is made (none after [`Self::forget`]).
+    pub(crate) fn current(&self) -> Option<MultiplexedConnection> {
+        self.lock_master().clone()
     }
 
     /// A client for the master the sentinels name now (the near cache's tracking
