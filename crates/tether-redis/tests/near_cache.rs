@@ -19,6 +19,18 @@ fn redis_url() -> String {
     )
 }
 
+/// Waits (5 s at most) until `store`'s cache has applied `count` invalidations.
+async fn until_invalidations(store: &CachedStore<RedisStore>, count: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while store.cache().stats().invalidations < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Redis's invalidation never arrived"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 /// A store on `prefix` with a near cache whose reads are `freshness`.
 fn near(prefix: &str, freshness: Freshness) -> CachedStore<RedisStore> {
     RedisStore::connect(&redis_url())
@@ -89,14 +101,7 @@ async fn a_cached_read_sends_nothing_to_redis() {
     a.create(&id, &record(1)).await.unwrap();
     // Past the creation's own invalidation (this instance's drop, then Redis's),
     // which would drop a copy kept before it arrived.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while a.cache().stats().invalidations < invalidations + 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "Redis's invalidation never arrived"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    until_invalidations(&a, invalidations + 2).await;
     assert_eq!(n_of(&*a, &id).await.unwrap(), Some(1));
     let url = redis_url();
     let monitor = RedisMonitor::start(&url).unwrap();
@@ -134,14 +139,7 @@ async fn pushed_reads_of_a_quiet_channel_take_no_fence() {
     until_live(&fresh).await;
     let id = Id::generate().unwrap();
     writer.create(&id, &record(1)).await.unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while fresh.cache().stats().invalidations == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "Redis's invalidation never arrived"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    until_invalidations(&fresh, 1).await;
     reads(&fresh, &id, Some(1)).await;
     let before = fresh.cache().stats();
     for _ in 0..200 {
