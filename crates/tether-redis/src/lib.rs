@@ -246,6 +246,7 @@ impl RedisStore {
         }
     }
 
+    /// Makes the connection, when [`Self::established`] found none.
     async fn establish(&self) -> redis::RedisResult<Conn> {
         match &*self.backend {
             Backend::Single { client, conn } => {
@@ -271,18 +272,12 @@ impl RedisStore {
                 sentinels.connection(self.timeout).await.map(Conn::Master)
             }
             Backend::Pool(pool, held) => {
-                if let Some(kept) = held.get() {
-                    return Ok(Conn::Master(kept));
-                }
                 let object = pool.get().await.map_err(|e| conn::pool_error(&e))?;
                 let kept = (*object).clone();
                 held.keep(object, kept.clone());
                 Ok(Conn::Master(kept))
             }
             Backend::ClusterPool(pool, held) => {
-                if let Some(kept) = held.get() {
-                    return Ok(Conn::Cluster(kept));
-                }
                 let object = pool.get().await.map_err(|e| conn::pool_error(&e))?;
                 let kept = (*object).clone();
                 held.keep(object, kept.clone());

@@ -17,15 +17,12 @@ pub(crate) struct Sentinels {
 }
 
 impl Sentinels {
-    /// A connection to the current master: the one in hand, or a new one to the master
-    /// the sentinels name now.
+    /// A connection to the master the sentinels name now, when [`Self::current`] has
+    /// none.
     pub(crate) async fn connection(&self, timeout: Duration) -> RedisResult<MultiplexedConnection> {
-        if let Some(conn) = self.current() {
-            return Ok(conn);
-        }
         let mut client = self.client.lock().await;
         // Another call may have connected while this one waited.
-        if let Some(conn) = self.lock_master().clone() {
+        if let Some(conn) = self.current() {
             return Ok(conn);
         }
         let config = AsyncConnectionConfig::new()
