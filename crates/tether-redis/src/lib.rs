@@ -62,6 +62,7 @@
 //! `WAIT` semantics through a proxy. tether does not send `WAIT` itself: it would add a
 //! round trip to every save.
 
+mod anchor;
 mod codec;
 mod conn;
 mod index;
@@ -99,6 +100,7 @@ pub struct RedisStore {
     prefix: String,
     timeout: Duration,
     target: String,
+    anchor: std::sync::Arc<anchor::Anchor>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -158,7 +160,7 @@ impl RedisStore {
             .join(",");
         let client = builder
             .connection_timeout(Duration::from_secs(1))
-            .response_timeout(Duration::from_secs(2))
+            .response_timeout(anchor::CLUSTER_RESPONSE_TIMEOUT)
             .build()
             .map_err(|e| Error::config(format!("Redis Cluster URLs {target}: {e}")))?;
         let backend = Backend::Cluster {
@@ -221,6 +223,7 @@ impl RedisStore {
             prefix: "tether:".to_owned(),
             timeout: Duration::from_secs(2),
             target,
+            anchor: std::sync::Arc::default(),
         }
     }
 
@@ -248,6 +251,7 @@ impl RedisStore {
 
     /// Makes the connection, when [`Self::established`] found none.
     async fn establish(&self) -> redis::RedisResult<Conn> {
+        self.anchor.hold(self.timeout);
         match &*self.backend {
             Backend::Single { client, conn } => {
                 let config = ConnectionManagerConfig::new()
