@@ -21,10 +21,6 @@ use std::time::Duration;
 
 use tether_core::Background;
 
-/// The response timeout the store gives a Cluster connection (redis-rs's own, which
-/// the anchor's period must stay below too).
-pub(crate) const CLUSTER_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
-
 /// A shorter period would wake the runtime too often to be worth it.
 const SHORTEST_PERIOD: Duration = Duration::from_millis(10);
 
@@ -34,9 +30,9 @@ pub(crate) struct Anchor(OnceLock<Background>);
 
 impl Anchor {
     /// Starts the anchor on the current runtime, unless it runs already: it sleeps
-    /// half of the shorter of `timeout` and the Cluster response timeout at a time.
+    /// half of `timeout`, the shortest timeout a call arms, at a time.
     pub(crate) fn hold(&self, timeout: Duration) {
-        let period = timeout.min(CLUSTER_RESPONSE_TIMEOUT) / 2;
+        let period = timeout / 2;
         if period < SHORTEST_PERIOD {
             return;
         }

@@ -88,6 +88,9 @@ use crate::codec::decode;
 pub(crate) use crate::conn::Backend;
 use crate::conn::Conn;
 
+/// The response timeout a Cluster connection gets (redis-rs's, per command).
+const CLUSTER_RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Sessions in Redis, standalone or Cluster.
 ///
 /// It keeps one multiplexed connection (redis-rs's `ConnectionManager`, or its Cluster
@@ -160,7 +163,7 @@ impl RedisStore {
             .join(",");
         let client = builder
             .connection_timeout(Duration::from_secs(1))
-            .response_timeout(anchor::CLUSTER_RESPONSE_TIMEOUT)
+            .response_timeout(CLUSTER_RESPONSE_TIMEOUT)
             .build()
             .map_err(|e| Error::config(format!("Redis Cluster URLs {target}: {e}")))?;
         let backend = Backend::Cluster {
@@ -251,7 +254,7 @@ impl RedisStore {
 
     /// Makes the connection, when [`Self::established`] found none.
     async fn establish(&self) -> redis::RedisResult<Conn> {
-        self.anchor.hold(self.timeout);
+        self.anchor.hold(self.timeout.min(CLUSTER_RESPONSE_TIMEOUT));
         match &*self.backend {
             Backend::Single { client, conn } => {
                 let config = ConnectionManagerConfig::new()
