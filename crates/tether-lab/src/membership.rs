@@ -36,10 +36,21 @@ const CONVERGE_WITHIN: Duration = Duration::from_secs(30);
 
 /// The documented bounds, with the default probes: an instance that stops on
 /// purpose is dropped at once (within two probe periods), one that dies within
-/// 10 s (about 7 s), and a joining one is healthy within its join timeout (2 min).
+/// [`down_within`] (about 7 s), and a joining one is healthy within its join timeout
+/// (2 min).
 const LEFT_WITHIN: Duration = Duration::from_secs(2);
-const DOWN_WITHIN: Duration = Duration::from_secs(10);
 const JOINED_WITHIN: Duration = Duration::from_mins(2);
+
+/// The default probe period.
+const PROBE_PERIOD: Duration = Duration::from_secs(1);
+
+/// The documented bound for a cluster of `members` (before the death) to drop a dead
+/// one: a live member probes the others in turn, so it may reach the dead one only
+/// after `members - 1` periods; the probe and the indirect probes take one more; five
+/// periods of suspicion; one to tell the others.
+fn down_within(members: usize) -> Duration {
+    PROBE_PERIOD * u32::try_from(members + 6).unwrap_or(u32::MAX)
+}
 
 /// One change of the cluster, measured.
 #[derive(Debug, Clone, Serialize)]
@@ -422,7 +433,7 @@ impl Lab {
             killed.len()
         );
         let kill = self
-            .step(&what, since, (None, DOWN_WITHIN), &[], &alive)
+            .step(&what, since, (None, down_within(left.len())), &[], &alive)
             .await?;
         Ok([stop, kill])
     }
