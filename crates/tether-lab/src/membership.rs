@@ -45,11 +45,12 @@ const JOINED_WITHIN: Duration = Duration::from_mins(2);
 const PROBE_PERIOD: Duration = Duration::from_secs(1);
 
 /// The documented bound for a cluster of `members` (before the death) to drop a dead
-/// one: a live member probes the others in turn, so it may reach the dead one only
-/// after `members - 1` periods; the probe and the indirect probes take one more; five
-/// periods of suspicion; one to tell the others.
+/// one. A live member probes the others in turn, shuffling them after each round, so
+/// if it probed the dead one first in a round it may reach it again only last in the
+/// next: `2 * members - 3` periods; the probe and the indirect probes take one more;
+/// five periods of suspicion; one to tell the others.
 fn down_within(members: usize) -> Duration {
-    PROBE_PERIOD * u32::try_from(members + 6).unwrap_or(u32::MAX)
+    PROBE_PERIOD * u32::try_from(2 * members + 4).unwrap_or(u32::MAX)
 }
 
 /// One change of the cluster, measured.

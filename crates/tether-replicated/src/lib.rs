@@ -62,9 +62,9 @@
 //! - The protocol is SWIM, run by [foca](https://docs.rs/foca): each member probes one
 //!   other per [`ReplicatedStoreBuilder::probe_period`] (1 s), asks others to probe a
 //!   member that does not answer, and declares it suspect, then down five periods
-//!   later: about 7 s after it stopped, and within N + 6 periods in a cluster of N
-//!   (11 s at five), since each member probes the others in turn and may reach the
-//!   dead one last. Its send queue is dropped then, so a dead
+//!   later: about 7 s after it stopped, and within 2N + 4 periods in a cluster of N
+//!   (14 s at five), since each member probes the others in turn, in a new order each
+//!   round. Its send queue is dropped then, so a dead
 //!   member holds neither memory nor tombstones. A restarted process (a later start
 //!   time) replaces the old one at its URL; one declared down while alive (a pause, a
 //!   partition) rejoins under a newer identity at once. An instance that stops on

@@ -66,9 +66,9 @@ pub(crate) fn write(
          instances, as members and as replication peers (probes every second; a member \
          that stops answering is declared down about 7 s later). **Documented** is the \
          bound the docs give: an instance that stops on purpose is dropped at once (2 s), \
-         one that dies within N + 6 probe periods in a cluster of N (11 s at five: the \
-         dead one may be the last each member probes), a joining one is healthy within \
-         its join timeout \
+         one that dies within 2N + 4 probe periods in a cluster of N (14 s at five: each \
+         member probes the others in turn, in a new order each round), a joining one is \
+         healthy within its join timeout \
          (2 min each). **Logged out** asks each \
          user, at one of the instances of the new set, who it is. **Propagation** sets a \
          value on an old instance and reads it on a new one (one HTTP round trip on \
