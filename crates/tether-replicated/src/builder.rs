@@ -113,7 +113,9 @@ impl ReplicatedStoreBuilder {
 
     /// How often a member is probed (default 1 s). A member that answers no probe,
     /// direct or through others, is suspected, and declared down (its queue dropped)
-    /// five periods later: with the default, within about 7 s of stopping.
+    /// five periods later: with the default, about 7 s after it stopped, and within
+    /// 2N + 4 periods in a cluster of N (each member probes the others in turn, in a
+    /// new order each round).
     #[must_use]
     pub fn probe_period(mut self, every: Duration) -> Self {
         self.probe_period = every.clamp(Duration::from_millis(10), Duration::from_mins(1));
