@@ -25,6 +25,7 @@ use crate::cluster::{Cluster, Programs, REPLICATION_SECRET};
 use crate::consistency::{Probe, agree, cookies};
 use crate::run::Services;
 
+mod changes;
 mod report;
 pub(crate) use report::{checks, write};
 
@@ -36,22 +37,10 @@ const CONVERGE_WITHIN: Duration = Duration::from_secs(30);
 
 /// The documented bounds, with the default probes: an instance that stops on
 /// purpose is dropped at once (within two probe periods), one that dies within
-/// [`down_within`] (about 7 s), and a joining one is healthy within its join timeout
+/// `changes::down_within` (about 7 s), and a joining one is healthy within its join timeout
 /// (2 min).
 const LEFT_WITHIN: Duration = Duration::from_secs(2);
 const JOINED_WITHIN: Duration = Duration::from_mins(2);
-
-/// The default probe period.
-const PROBE_PERIOD: Duration = Duration::from_secs(1);
-
-/// The documented bound for a cluster of `members` (before the death) to drop a dead
-/// one. A live member probes the others in turn, shuffling them after each round, so
-/// if it probed the dead one first in a round it may reach it again only last in the
-/// next: `2 * members - 3` periods; the probe and the indirect probes take one more;
-/// five periods of suspicion; one to tell the others.
-fn down_within(members: usize) -> Duration {
-    PROBE_PERIOD * u32::try_from(2 * members + 4).unwrap_or(u32::MAX)
-}
 
 /// One change of the cluster, measured.
 #[derive(Debug, Clone, Serialize)]
@@ -402,64 +391,6 @@ impl Lab {
             memory.instances, memory.sessions, memory.rss_mib
         );
         Ok(memory)
-    }
-}
-
-impl Lab {
-    /// Stops `stopped` (they leave), then kills `killed` (they are declared down).
-    async fn scale_in(&mut self, stopped: &[usize], killed: &[usize]) -> Result<[Step; 2], Error> {
-        let before = self.running().len();
-        let since = Instant::now();
-        for &i in stopped {
-            self.cluster.stop(i).await;
-        }
-        let left = self.running();
-        let what = format!(
-            "scale-in {before} → {} ({} stopped)",
-            left.len(),
-            stopped.len()
-        );
-        let stop = self
-            .step(&what, since, (None, LEFT_WITHIN), &[], &left)
-            .await?;
-        let since = Instant::now();
-        for &i in killed {
-            self.cluster.kill(i).await;
-        }
-        let alive = self.running();
-        let what = format!(
-            "scale-in {} → {} ({} killed)",
-            left.len(),
-            alive.len(),
-            killed.len()
-        );
-        let kill = self
-            .step(&what, since, (None, down_within(left.len())), &[], &alive)
-            .await?;
-        Ok([stop, kill])
-    }
-
-    /// Replaces each of `old` by a new instance on a new port, one at a time.
-    async fn rolling(&mut self, old: &[usize]) -> Result<Step, Error> {
-        let since = Instant::now();
-        let mut replacements = Vec::new();
-        for &i in old {
-            let (new, _) = self.add(1).await?;
-            replacements.extend(new);
-            self.cluster.stop(i).await;
-        }
-        let join = since.elapsed().as_secs_f64() * 1000.0;
-        self.step(
-            "rolling restart onto new ports, sessions held",
-            since,
-            (
-                Some(join),
-                JOINED_WITHIN * u32::try_from(old.len()).unwrap_or(u32::MAX),
-            ),
-            &replacements[..1],
-            &replacements[1..],
-        )
-        .await
     }
 }
 
