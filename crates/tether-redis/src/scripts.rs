@@ -73,11 +73,12 @@ return {r.v, old_user and 1 or 0, old_user or '', r.u and 1 or 0, r.u or '', r.c
 /// Writes a session a request read, with its changes applied by the client, if its
 /// version is still the one read: the common case of a save, with no unpacking.
 /// Returns 1 when written, 0 when the version moved or the session is gone (the
-/// caller then merges with `SAVE`, which tells the two apart).
+/// caller then merges with `SAVE`, which tells the two apart). For a record of at
+/// most [`LARGE_RECORD`] bytes; [`save_if_version`] picks the script.
 ///
 /// KEYS[1] the packed key. ARGV: the version read (16 digits), the new packed
 /// record, its expiry (ms).
-pub(crate) static SAVE_IF_VERSION: LazyLock<Script> = LazyLock::new(|| {
+static SAVE_IF_VERSION: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local raw = redis.call('GET', KEYS[1])
@@ -87,6 +88,35 @@ return 1
 ",
     )
 });
+
+/// [`SAVE_IF_VERSION`] for a larger record: reads only the version's 16 bytes
+/// (`GETRANGE` of a missing key is empty, so a gone session does not match) instead
+/// of copying the stored record into Lua.
+static SAVE_IF_VERSION_LARGE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GETRANGE', KEYS[1], 0, 15) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PXAT', ARGV[3])
+return 1
+",
+    )
+});
+
+/// The size (bytes, packed) above which a save reads only the stored version. A
+/// record copied into Lua costs Redis about 1 ns a byte (the copy, and the garbage
+/// collection it drives); `GETRANGE` costs about 0.3 µs more than `GET` when the
+/// record is small. Measured with `INFO commandstats` (Redis 7.0): even near 300
+/// bytes, 0.7 µs less at 1 KiB, 4 µs less (a third) at 4 KiB.
+const LARGE_RECORD: usize = 512;
+
+/// The compare-and-set script for a record of `packed` bytes.
+pub(crate) fn save_if_version(packed: usize) -> &'static Script {
+    if packed > LARGE_RECORD {
+        &SAVE_IF_VERSION_LARGE
+    } else {
+        &SAVE_IF_VERSION
+    }
+}
 
 /// Refreshes the idle deadline of a live session (by its own lifetime if it has one).
 /// Returns 1 when refreshed.

@@ -137,7 +137,7 @@ impl SessionStore for RedisStore {
         let key = self.packed_key(id);
         let written: i64 = self
             .with_conn("saving a session", async |c| {
-                scripts::SAVE_IF_VERSION
+                scripts::save_if_version(packed.len())
                     .key(&key)
                     .arg(&codec::version_prefix(base.version)[..])
                     .arg(&packed)
