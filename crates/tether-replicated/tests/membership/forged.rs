@@ -79,82 +79,41 @@ pub(crate) fn forged_membership_is_refused() {
 }
 
 fn hand_made_messages_are_checked(http: &Http, a: &Node) {
-    let body = b"any membership message";
+    let body: &[u8] = b"any membership message";
     let nonce = "00112233445566778899aabbccddeeff";
+    // Signed over `body` with `secret`, at `ms` (now when `None`).
+    let signed = |secret, ms| {
+        Some(Signing {
+            secret,
+            body,
+            ms,
+            nonce,
+        })
+    };
     assert_eq!(gossip(http, a, body, None), 401, "unsigned");
     assert_eq!(
-        gossip(
-            http,
-            a,
-            body,
-            Some(Signing {
-                secret: WRONG_SECRET,
-                body,
-                ms: None,
-                nonce
-            })
-        ),
+        gossip(http, a, body, signed(WRONG_SECRET, None)),
         401,
         "signed with another secret"
     );
     assert_eq!(
-        gossip(
-            http,
-            a,
-            b"another body",
-            Some(Signing {
-                secret: SECRET,
-                body,
-                ms: None,
-                nonce
-            })
-        ),
+        gossip(http, a, b"another body", signed(SECRET, None)),
         401,
         "a body other than the one signed"
     );
     let old = time::OffsetDateTime::now_utc().unix_timestamp() * 1000 - 120_000;
     assert_eq!(
-        gossip(
-            http,
-            a,
-            body,
-            Some(Signing {
-                secret: SECRET,
-                body,
-                ms: Some(old),
-                nonce
-            })
-        ),
+        gossip(http, a, body, signed(SECRET, Some(old))),
         401,
         "signed two minutes ago"
     );
     assert_eq!(
-        gossip(
-            http,
-            a,
-            body,
-            Some(Signing {
-                secret: SECRET,
-                body,
-                ms: None,
-                nonce
-            })
-        ),
+        gossip(http, a, body, signed(SECRET, None)),
         204,
         "properly signed (foca then ignores what it cannot decode)"
     );
     assert_eq!(
-        gossip(
-            http,
-            a,
-            body,
-            Some(Signing {
-                secret: SECRET,
-                body,
-                ms: None,
-                nonce
-            })
-        ),
+        gossip(http, a, body, signed(SECRET, None)),
         409,
         "the same message again"
     );
