@@ -25,35 +25,35 @@ impl Lab {
         stopped: &[usize],
         killed: &[usize],
     ) -> Result<[Step; 2], Error> {
+        let stop = self.take_away(stopped, false).await?;
+        let kill = self.take_away(killed, true).await?;
+        Ok([stop, kill])
+    }
+
+    /// Kills `which`, or stops them (they leave), and checks the others converge
+    /// within the bound for that, from the cluster's size before.
+    async fn take_away(&mut self, which: &[usize], kill: bool) -> Result<Step, Error> {
         let before = self.running().len();
         let since = Instant::now();
-        for &i in stopped {
-            self.cluster.stop(i).await;
-        }
-        let left = self.running();
-        let what = format!(
-            "scale-in {before} → {} ({} stopped)",
-            left.len(),
-            stopped.len()
-        );
-        let stop = self
-            .step(&what, since, (None, LEFT_WITHIN), &[], &left)
-            .await?;
-        let since = Instant::now();
-        for &i in killed {
-            self.cluster.kill(i).await;
+        for &i in which {
+            if kill {
+                self.cluster.kill(i).await;
+            } else {
+                self.cluster.stop(i).await;
+            }
         }
         let alive = self.running();
+        let (how, within) = if kill {
+            ("killed", down_within(before))
+        } else {
+            ("stopped", LEFT_WITHIN)
+        };
         let what = format!(
-            "scale-in {} → {} ({} killed)",
-            left.len(),
+            "scale-in {before} → {} ({} {how})",
             alive.len(),
-            killed.len()
+            which.len()
         );
-        let kill = self
-            .step(&what, since, (None, down_within(left.len())), &[], &alive)
-            .await?;
-        Ok([stop, kill])
+        self.step(&what, since, (None, within), &[], &alive).await
     }
 
     /// Replaces each of `old` by a new instance on a new port, one at a time.
