@@ -82,7 +82,9 @@ return {r.v, old_user and 1 or 0, old_user or '', r.u and 1 or 0, r.u or '', r.c
 /// commandstats`). When the version read is not the one replaced, the script puts
 /// back what was there before it returns, so nothing else ever sees the write: the
 /// record replaced, with the expiry every write gives a key (its idle deadline, or its
-/// absolute one if earlier), or no key at all.
+/// absolute one if earlier), or no key at all. A value there that is not a session
+/// (its deadlines unreadable) is put back too, with the expiry given, and the merge
+/// that follows reports it.
 ///
 /// KEYS[1] the packed key. ARGV: the version read (16 digits), the new packed
 /// record, its expiry (ms).
@@ -94,9 +96,12 @@ if old and string.sub(old, 1, 16) == ARGV[1] then return 1 end
 if not old then
   redis.call('DEL', KEYS[1])
 else
-  local r = cmsgpack.unpack(string.sub(old, 17))
-  local expires = r.i
-  if r.a and r.a < expires then expires = r.a end
+  local expires = tonumber(ARGV[3])
+  local ok, r = pcall(cmsgpack.unpack, string.sub(old, 17))
+  if ok and type(r) == 'table' and type(r.i) == 'number' then
+    expires = r.i
+    if type(r.a) == 'number' and r.a < expires then expires = r.a end
+  end
   redis.call('SET', KEYS[1], old, 'PXAT', string.format('%d', expires))
 end
 return 0
@@ -327,6 +332,25 @@ mod tests {
                     .await
                     .unwrap();
                 assert_eq!(at, later);
+
+                // Not a session: its bytes stay, and it still expires.
+                let foreign = b"0000000000000007 not a session".to_vec();
+                let _: () = redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&foreign)
+                    .arg("PXAT")
+                    .arg(expires)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                assert_eq!(run(&mut conn, &key, 6, &new, later).await, 0);
+                let kept: Vec<u8> = conn.get(&key).await.unwrap();
+                assert_eq!(kept, foreign, "pad {pad}: a value not a session changed");
+                let ttl: i64 = conn.pttl(&key).await.unwrap();
+                assert!(
+                    ttl > 0,
+                    "pad {pad}: a value not a session lost its expiry ({ttl})"
+                );
 
                 // Gone: not recreated.
                 let _: () = conn.del(&key).await.unwrap();
