@@ -241,10 +241,8 @@ mod tests {
     use time::{Duration, OffsetDateTime};
 
     async fn conn() -> redis::aio::MultiplexedConnection {
-        let url = std::env::var("TETHER_TEST_REDIS_URL").expect(
-            "TETHER_TEST_REDIS_URL is not set: run scripts/services.sh (it starts redis-server)",
-        );
-        let client = redis::Client::open(url).expect("a Redis URL");
+        let client =
+            redis::Client::open(tether_testkit::services::redis_url()).expect("a Redis URL");
         client
             .get_multiplexed_async_connection()
             .await
@@ -285,6 +283,32 @@ mod tests {
             .expect("the script runs")
     }
 
+    /// Stores `value` at `key` until `at` (ms).
+    async fn set_until(
+        conn: &mut redis::aio::MultiplexedConnection,
+        key: &str,
+        value: &[u8],
+        at: i64,
+    ) {
+        let _: () = redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("PXAT")
+            .arg(at)
+            .query_async(conn)
+            .await
+            .unwrap();
+    }
+
+    /// When `key` expires (ms; `PEXPIRETIME`).
+    async fn expiry(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> i64 {
+        redis::cmd("PEXPIRETIME")
+            .arg(key)
+            .query_async(conn)
+            .await
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn a_moved_version_leaves_the_key_as_it_was() {
         let mut conn = conn().await;
@@ -294,14 +318,7 @@ mod tests {
                 let stored = record(absolute_first, pad);
                 let packed = encode(&stored).unwrap();
                 let expires = unix_ms::to_ms(stored.expires_at());
-                let _: () = redis::cmd("SET")
-                    .arg(&key)
-                    .arg(&packed)
-                    .arg("PXAT")
-                    .arg(expires)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
+                set_until(&mut conn, &key, &packed, expires).await;
                 let mut newer = stored.clone();
                 newer.version = 8;
                 newer.idle_deadline += Duration::hours(1);
@@ -312,11 +329,7 @@ mod tests {
                 assert_eq!(run(&mut conn, &key, 6, &new, later).await, 0);
                 let kept: Vec<u8> = conn.get(&key).await.unwrap();
                 assert_eq!(kept, packed, "pad {pad}: the stored record changed");
-                let at: i64 = redis::cmd("PEXPIRETIME")
-                    .arg(&key)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
+                let at = expiry(&mut conn, &key).await;
                 assert_eq!(
                     at, expires,
                     "pad {pad}, absolute first {absolute_first}: the expiry moved"
@@ -326,23 +339,12 @@ mod tests {
                 assert_eq!(run(&mut conn, &key, 7, &new, later).await, 1);
                 let written: Vec<u8> = conn.get(&key).await.unwrap();
                 assert_eq!(written, new);
-                let at: i64 = redis::cmd("PEXPIRETIME")
-                    .arg(&key)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
+                let at = expiry(&mut conn, &key).await;
                 assert_eq!(at, later);
 
                 // Not a session: its bytes stay, and it still expires.
                 let foreign = b"0000000000000007 not a session".to_vec();
-                let _: () = redis::cmd("SET")
-                    .arg(&key)
-                    .arg(&foreign)
-                    .arg("PXAT")
-                    .arg(expires)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
+                set_until(&mut conn, &key, &foreign, expires).await;
                 assert_eq!(run(&mut conn, &key, 6, &new, later).await, 0);
                 let kept: Vec<u8> = conn.get(&key).await.unwrap();
                 assert_eq!(kept, foreign, "pad {pad}: a value not a session changed");
