@@ -7,11 +7,7 @@ use tether::SessionLayer;
 use tether_mysql::MySqlStore;
 use tether_testkit::at_rest::{assert_absent, presented_ids};
 
-fn mysql_url() -> String {
-    std::env::var("TETHER_TEST_MYSQL_URL").expect(
-        "TETHER_TEST_MYSQL_URL is not set: run the tests through scripts/test, which starts mariadbd",
-    )
-}
+use tether_testkit::services::mysql_url;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dump_of_the_database_never_holds_a_presented_id() {

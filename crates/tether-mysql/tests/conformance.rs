@@ -2,12 +2,8 @@
 
 use tether_mysql::MySqlStore;
 
-/// The MariaDB that `scripts/test` started; a missing one is a failure, not a skip.
-pub fn mysql_url() -> String {
-    std::env::var("TETHER_TEST_MYSQL_URL").expect(
-        "TETHER_TEST_MYSQL_URL is not set: run the tests through scripts/test, which starts mariadbd",
-    )
-}
+// The MariaDB that `scripts/test` started; a missing one is a failure, not a skip.
+use tether_testkit::services::mysql_url;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mysql_store_passes_the_conformance_suite() {

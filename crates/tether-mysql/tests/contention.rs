@@ -9,11 +9,7 @@ use tether_core::{Changes, Expiry, Id, LockOptions, Record, SessionStore as _};
 use tether_mysql::MySqlStore;
 use time::OffsetDateTime;
 
-fn mysql_url() -> String {
-    std::env::var("TETHER_TEST_MYSQL_URL").expect(
-        "TETHER_TEST_MYSQL_URL is not set: run the tests through scripts/test, which starts mariadbd",
-    )
-}
+use tether_testkit::services::mysql_url;
 
 /// One session's worth of locked increments: `count` of them race for the lock.
 async fn increments(store: MySqlStore, count: u64) -> Vec<String> {

@@ -6,11 +6,7 @@ use tether::SessionLayer;
 use tether_mysql::MySqlStore;
 use tether_testkit::http::calls_per_request;
 
-fn mysql_url() -> String {
-    std::env::var("TETHER_TEST_MYSQL_URL").expect(
-        "TETHER_TEST_MYSQL_URL is not set: run the tests through scripts/test, which starts mariadbd",
-    )
-}
+use tether_testkit::services::mysql_url;
 
 /// The server's count of executed prepared statements: every statement the store
 /// sends binds the session id, so each one is a prepared execution. (`Questions`

@@ -4,11 +4,7 @@
 use sqlx::Connection as _;
 use tether_mysql::MySqlStore;
 
-fn mysql_url() -> String {
-    std::env::var("TETHER_TEST_MYSQL_URL").expect(
-        "TETHER_TEST_MYSQL_URL is not set: run the tests through scripts/test, which starts mariadbd",
-    )
-}
+use tether_testkit::services::mysql_url;
 
 /// A fresh database on the test server, its URL.
 async fn fresh_database(tag: &str) -> String {

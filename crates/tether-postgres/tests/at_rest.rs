@@ -7,11 +7,7 @@ use tether::SessionLayer;
 use tether_postgres::PostgresStore;
 use tether_testkit::at_rest::{assert_absent, presented_ids};
 
-fn postgres_url() -> String {
-    std::env::var("TETHER_TEST_POSTGRES_URL").expect(
-        "TETHER_TEST_POSTGRES_URL is not set: run the tests through scripts/test, which starts postgres",
-    )
-}
+use tether_testkit::services::postgres_url;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dump_of_the_database_never_holds_a_presented_id() {

@@ -2,12 +2,8 @@
 
 use tether_postgres::PostgresStore;
 
-/// The PostgreSQL that `scripts/test` started; a missing one is a failure, not a skip.
-pub fn postgres_url() -> String {
-    std::env::var("TETHER_TEST_POSTGRES_URL").expect(
-        "TETHER_TEST_POSTGRES_URL is not set: run the tests through scripts/test, which starts postgres",
-    )
-}
+// The PostgreSQL that `scripts/test` started; a missing one is a failure, not a skip.
+use tether_testkit::services::postgres_url;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_store_passes_the_conformance_suite() {

@@ -7,11 +7,7 @@ use tether::SessionLayer;
 use tether_postgres::PostgresStore;
 use tether_testkit::http::calls_per_request;
 
-fn postgres_url() -> String {
-    std::env::var("TETHER_TEST_POSTGRES_URL").expect(
-        "TETHER_TEST_POSTGRES_URL is not set: run the tests through scripts/test, which starts postgres",
-    )
-}
+use tether_testkit::services::postgres_url;
 
 /// Statements on tether's tables that the server has run, as `pg_stat_statements`
 /// counts them (this query is left out).

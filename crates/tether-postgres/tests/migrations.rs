@@ -4,11 +4,7 @@
 use sqlx::Connection as _;
 use tether_postgres::PostgresStore;
 
-fn postgres_url() -> String {
-    std::env::var("TETHER_TEST_POSTGRES_URL").expect(
-        "TETHER_TEST_POSTGRES_URL is not set: run the tests through scripts/test, which starts postgres",
-    )
-}
+use tether_testkit::services::postgres_url;
 
 /// A fresh database on the test server, its URL.
 async fn fresh_database(tag: &str) -> String {

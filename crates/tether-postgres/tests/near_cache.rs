@@ -17,11 +17,7 @@ use tether_testkit::near_cache::{
 };
 use tether_testkit::services::Postgres;
 
-fn postgres_url() -> String {
-    std::env::var("TETHER_TEST_POSTGRES_URL").expect(
-        "TETHER_TEST_POSTGRES_URL is not set: run the tests through scripts/test, which starts postgres",
-    )
-}
+use tether_testkit::services::postgres_url;
 
 async fn cached(url: &str) -> CachedStore<PostgresStore> {
     let store = PostgresStore::connect(url).unwrap();

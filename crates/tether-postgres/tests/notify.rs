@@ -10,11 +10,7 @@ use tether_core::{Id, NearCacheConfig, SessionStore as _};
 use tether_postgres::PostgresStore;
 use tether_testkit::near_cache::{record, until_live};
 
-fn postgres_url() -> String {
-    std::env::var("TETHER_TEST_POSTGRES_URL").expect(
-        "TETHER_TEST_POSTGRES_URL is not set: run the tests through scripts/test, which starts postgres",
-    )
-}
+use tether_testkit::services::postgres_url;
 
 /// The notifications naming `id` that were committed before this call.
 async fn announced(listener: &mut PgListener, id: &Id) -> usize {

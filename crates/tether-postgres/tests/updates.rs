@@ -7,11 +7,7 @@ use tether::SessionLayer;
 use tether_postgres::PostgresStore;
 use tether_testkit::http::send;
 
-fn postgres_url() -> String {
-    std::env::var("TETHER_TEST_POSTGRES_URL").expect(
-        "TETHER_TEST_POSTGRES_URL is not set: run the tests through scripts/test, which starts postgres",
-    )
-}
+use tether_testkit::services::postgres_url;
 
 /// Updates of `tether_sessions` the server has counted: all, and HOT ones (in place,
 /// no new index entries).

@@ -9,11 +9,7 @@ use tether_redis::RedisStore;
 use tether_testkit::at_rest::{assert_absent, presented_ids};
 use tether_testkit::services::RedisMonitor;
 
-fn redis_url() -> String {
-    std::env::var("TETHER_TEST_REDIS_URL").expect(
-        "TETHER_TEST_REDIS_URL is not set: run the tests through scripts/test, which starts redis-server",
-    )
-}
+use tether_testkit::services::redis_url;
 
 fn redis_cli(url: &str, args: &[&str]) -> Vec<u8> {
     let port = url.trim_end_matches('/').rsplit(':').next().unwrap();

@@ -2,11 +2,8 @@
 
 use tether_redis::RedisStore;
 
-/// The Redis that `scripts/test` started; a missing one is a failure, not a skip.
-fn redis_url() -> String {
-    std::env::var("TETHER_TEST_REDIS_URL")
-        .expect("TETHER_TEST_REDIS_URL is not set: run the tests through scripts/test, which starts redis-server")
-}
+// The Redis that `scripts/test` started; a missing one is a failure, not a skip.
+use tether_testkit::services::redis_url;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_store_passes_the_conformance_suite() {

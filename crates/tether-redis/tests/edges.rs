@@ -8,11 +8,7 @@ use tether_core::{Changes, Expiry, Id, Record, Saved, SessionStore};
 use tether_redis::RedisStore;
 use tether_testkit::http::send;
 
-fn redis_url() -> String {
-    std::env::var("TETHER_TEST_REDIS_URL").expect(
-        "TETHER_TEST_REDIS_URL is not set: run the tests through scripts/test, which starts redis-server",
-    )
-}
+use tether_testkit::services::redis_url;
 
 fn prefix() -> String {
     format!("edges{}:", Id::generate().unwrap())

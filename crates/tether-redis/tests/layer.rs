@@ -7,11 +7,7 @@ use tether_redis::RedisStore;
 use tether_testkit::http::send;
 use tether_testkit::services::RedisMonitor;
 
-fn redis_url() -> String {
-    std::env::var("TETHER_TEST_REDIS_URL").expect(
-        "TETHER_TEST_REDIS_URL is not set: run the tests through scripts/test, which starts redis-server",
-    )
-}
+use tether_testkit::services::redis_url;
 
 /// Commands per read and per write request through `store`, as Redis's `MONITOR`
 /// lists the commands clients send (a script's own commands are not round trips and

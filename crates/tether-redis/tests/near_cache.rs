@@ -13,11 +13,7 @@ use tether_testkit::near_cache::{
 };
 use tether_testkit::services::RedisMonitor;
 
-fn redis_url() -> String {
-    std::env::var("TETHER_TEST_REDIS_URL").expect(
-        "TETHER_TEST_REDIS_URL is not set: run the tests through scripts/test, which starts redis-server",
-    )
-}
+use tether_testkit::services::redis_url;
 
 /// Waits (5 s at most) until `store`'s cache has applied `count` invalidations.
 async fn until_invalidations(store: &CachedStore<RedisStore>, count: u64) {

@@ -15,9 +15,7 @@ use tower_sessions_014::{MemoryStore, Session, SessionManagerLayer, SessionStore
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imported_sessions_keep_their_ids_data_users_and_expiry() {
-    let url = std::env::var("TETHER_TEST_REDIS_URL").expect(
-        "TETHER_TEST_REDIS_URL is not set: run the tests through scripts/test, which starts redis-server",
-    );
+    let url = tether_testkit::services::redis_url();
     let old = MemoryStore::default();
     let expires = OffsetDateTime::now_utc() + Duration::hours(2);
     let user = format!("carol-{}", tether::Id::generate().unwrap());

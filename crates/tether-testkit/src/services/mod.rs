@@ -24,6 +24,38 @@ pub use postgres::Postgres;
 pub use redis::RedisServer;
 pub use tls::TestCa;
 
+/// The URL of the shared Redis that `scripts/test` (or `scripts/services.sh`) started:
+/// `TETHER_TEST_REDIS_URL`. Panics when it is not set, naming what starts it: a test
+/// that needs the server fails without it, it never skips.
+///
+/// ```standalone_crate
+/// # // SAFETY: a standalone doc test runs alone in its own process.
+/// # unsafe { std::env::set_var("TETHER_TEST_REDIS_URL", "redis://127.0.0.1:6379") };
+/// assert_eq!(tether_testkit::services::redis_url(), "redis://127.0.0.1:6379");
+/// ```
+pub fn redis_url() -> String {
+    shared_url("TETHER_TEST_REDIS_URL", "redis-server")
+}
+
+/// The URL of the shared MariaDB (`TETHER_TEST_MYSQL_URL`), as [`redis_url`].
+pub fn mysql_url() -> String {
+    shared_url("TETHER_TEST_MYSQL_URL", "mariadbd")
+}
+
+/// The URL of the shared PostgreSQL (`TETHER_TEST_POSTGRES_URL`), as [`redis_url`].
+pub fn postgres_url() -> String {
+    shared_url("TETHER_TEST_POSTGRES_URL", "postgres")
+}
+
+fn shared_url(var: &str, program: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!(
+            "{var} is not set: run the tests through scripts/test, or source \
+             scripts/services.sh and call start_services first; either starts {program}"
+        )
+    })
+}
+
 /// The user this process runs as (`id -un`: `$USER` can name another one, such as
 /// the user a root shell was opened from), which MariaDB runs as.
 pub(crate) fn current_user() -> String {
