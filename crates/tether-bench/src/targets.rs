@@ -131,9 +131,21 @@ impl Report<'_> {
                 ("redis", "tower-sessions"),
             ),
             (
+                "redis-pushed read (tether) ÷ redis read (tower-sessions)",
+                1.5,
+                ("redis-pushed", "tether"),
+                ("redis", "tower-sessions"),
+            ),
+            (
                 "postgres-cached read (tether) ÷ postgres read (tower-sessions)",
                 5.0,
                 ("postgres-cached", "tether"),
+                ("postgres", "tower-sessions"),
+            ),
+            (
+                "postgres-pushed read (tether) ÷ postgres read (tower-sessions)",
+                5.0,
+                ("postgres-pushed", "tether"),
                 ("postgres", "tower-sessions"),
             ),
             (
