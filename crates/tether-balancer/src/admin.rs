@@ -113,7 +113,7 @@ async fn put_backends(State(admin): State<Admin>, headers: HeaderMap, body: Stri
         )
             .into_response();
     }
-    if let Err(e) = crate::check_backends(&urls) {
+    if let Err(e) = crate::config::check_backends(&urls) {
         return (StatusCode::BAD_REQUEST, format!("400 Bad Request: {e}\n")).into_response();
     }
     println!("balancer: backends now {}", urls.join(" "));

@@ -2,6 +2,7 @@
 //! side on real processes. See the README beside this crate.
 
 mod approach;
+mod cli;
 mod cluster;
 mod consistency;
 mod delay;
@@ -15,12 +16,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use tether_testkit::services::{MariaDb, Postgres, RedisServer};
 use tokio::sync::Mutex;
 
 use approach::{Approach, Scenario};
+use cli::{Cli, Command, ConsistencyArgs, MembershipArgs, RunArgs};
 use cluster::Programs;
 use report::Report;
 use run::{Services, Settings, SharedServer};
@@ -40,114 +42,6 @@ pub(crate) enum Error {
     /// Encoding the JSON report.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
-}
-
-/// The consistency lab.
-#[derive(Debug, Parser)]
-#[command(version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Run the approaches through the scenarios and write the report.
-    Run(RunArgs),
-    /// Measure what another instance answers right after a write or a logout
-    /// (stale reads and accepts, and how long until it agrees) and write
-    /// `consistency.md`.
-    Consistency(ConsistencyArgs),
-    /// Grow, shrink and replace replicated instances at run time (each new one
-    /// knowing one seed) and write `membership.md`.
-    Membership(MembershipArgs),
-}
-
-#[derive(Debug, clap::Args)]
-struct MembershipArgs {
-    /// Users logged in before the changes (default 1,000; 200 with --quick).
-    #[arg(long)]
-    users: Option<usize>,
-    /// Sessions the instances hold for the memory figures (default 100,000; 10,000
-    /// with --quick).
-    #[arg(long)]
-    sessions: Option<usize>,
-    /// Fewer users and sessions.
-    #[arg(long)]
-    quick: bool,
-    /// Where `membership.md` and `membership.json` go.
-    #[arg(long, default_value = "lab-report")]
-    out: PathBuf,
-    /// Where the `login` and `tether-balancer` programs are (default: beside this one).
-    #[arg(long)]
-    bin_dir: Option<PathBuf>,
-}
-
-#[derive(Debug, clap::Args)]
-struct ConsistencyArgs {
-    /// Users per approach (default 1,000; 200 with --quick).
-    #[arg(long)]
-    users: Option<usize>,
-    /// Users at a time.
-    #[arg(long, default_value_t = 16)]
-    concurrency: usize,
-    /// Only these approaches (repeatable; default: every one whose instances share
-    /// sessions round-robin).
-    #[arg(long = "approach", value_enum)]
-    approaches: Vec<Approach>,
-    /// Fewer users.
-    #[arg(long)]
-    quick: bool,
-    /// Fail, instead of skipping an approach, when its store server cannot start.
-    #[arg(long)]
-    require_all: bool,
-    /// Where `consistency.md` and `consistency.json` go.
-    #[arg(long, default_value = "lab-report")]
-    out: PathBuf,
-    /// Where the `login` and `tether-balancer` programs are (default: beside this one).
-    #[arg(long)]
-    bin_dir: Option<PathBuf>,
-}
-
-#[derive(Debug, clap::Args)]
-#[allow(clippy::struct_excessive_bools)]
-struct RunArgs {
-    /// Fewer users, shorter phases, and only the scenarios the shape checks need
-    /// (under two minutes).
-    #[arg(long)]
-    quick: bool,
-    /// Print the report as JSON on stdout.
-    #[arg(long)]
-    json: bool,
-    /// Fail, instead of skipping an approach, when its store server cannot start
-    /// (the test command runs with this).
-    #[arg(long)]
-    require_all: bool,
-    /// Instances behind the balancer.
-    #[arg(long, default_value_t = 3)]
-    instances: usize,
-    /// Simulated users (default 1,000; 300 with --quick).
-    #[arg(long)]
-    users: Option<usize>,
-    /// Mean think time between a user's actions, ms (default 1000; 250 with --quick).
-    #[arg(long)]
-    think_ms: Option<u64>,
-    /// Only these approaches (repeatable).
-    #[arg(long = "approach", value_enum)]
-    approaches: Vec<Approach>,
-    /// Only these scenarios (repeatable).
-    #[arg(long = "scenario", value_enum)]
-    scenarios: Vec<Scenario>,
-    /// Where `report.md`, `report.json` and the charts go.
-    #[arg(long, default_value = "lab-report")]
-    out: PathBuf,
-    /// Where the `login` and `tether-balancer` programs are (default: beside this one).
-    #[arg(long)]
-    bin_dir: Option<PathBuf>,
-    /// What routes the users: tether's balancer (default), nginx or HAProxy, each
-    /// configured for the approach's routing and reloaded when the pool changes.
-    #[arg(long, value_enum, default_value = "tether")]
-    proxy: proxy::Proxy,
 }
 
 fn settings(args: &RunArgs) -> Settings {
