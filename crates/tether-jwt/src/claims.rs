@@ -91,19 +91,49 @@ impl Claims {
         }
     }
 
-    /// The session id and record the claims carry.
-    pub(crate) fn session(&self) -> Option<(Id, Record)> {
+    /// What is kept of the claims once the signature verified: the session they
+    /// carry, decoded, and what every request checks again. `None` when the session
+    /// id is not one of tether's.
+    pub(crate) fn into_verified(self) -> Option<Verified> {
         let id = Id::parse(&self.sid)?;
         let record = Record {
-            data: self.ses.d.clone(),
+            data: self.ses.d,
             version: self.ses.v,
             created: unix_ms::from_ms(self.ses.c),
             last_seen: unix_ms::from_ms(self.ses.s),
             idle_deadline: unix_ms::from_ms(self.ses.i),
             absolute_deadline: self.ses.a.map(unix_ms::from_ms),
-            user: self.sub.clone(),
+            user: self.sub,
             lifetime: self.ses.l.and_then(tether_core::Lifetime::from_ms),
         };
-        Some((id, record))
+        Some(Verified {
+            nbf: self.nbf,
+            exp: self.exp,
+            cookie: self.ses.ck,
+            iss: self.iss,
+            aud: self.aud,
+            issued: unix_ms::from_ms(self.ses.at),
+            id,
+            record,
+        })
     }
+}
+
+/// A token whose signature verified (or that was signed here): remembered, so that a
+/// token a browser sends again is neither verified nor decoded again, while its
+/// times, cookie, issuer, audience and revocation are checked on every request.
+#[derive(Debug)]
+pub(crate) struct Verified {
+    /// Not before and expires (seconds since the epoch).
+    pub(crate) nbf: i64,
+    pub(crate) exp: i64,
+    /// The cookie (or header) the token was issued for.
+    pub(crate) cookie: String,
+    pub(crate) iss: Option<String>,
+    pub(crate) aud: Option<String>,
+    /// When the token was issued (revocation compares it).
+    pub(crate) issued: OffsetDateTime,
+    /// The session id and record the token carries.
+    pub(crate) id: Id,
+    pub(crate) record: Record,
 }

@@ -59,7 +59,7 @@ use std::sync::Arc;
 use tether_core::{NotBefore, OpenedCache};
 use time::OffsetDateTime;
 
-use crate::claims::Claims;
+use crate::claims::{Claims, Verified};
 pub use crate::keys::{JwtKeys, KeyError, MIN_HS256_SECRET};
 
 /// Tokens remembered with their verified claims, by default.
@@ -79,7 +79,7 @@ pub struct JwtStore {
     max_len: usize,
     not_before: NotBefore,
     /// Tokens whose signature verified (or that were signed here), with their claims.
-    verified: OpenedCache<Claims>,
+    verified: OpenedCache<Verified>,
 }
 
 impl std::fmt::Debug for JwtStore {
@@ -181,7 +181,7 @@ impl JwtStore {
     }
 
     /// The verified claims of `token`, or `None`.
-    fn verify(&self, token: &str) -> Option<Arc<Claims>> {
+    fn verify(&self, token: &str) -> Option<Arc<Verified>> {
         if token.len() > self.max_len {
             return None;
         }
@@ -203,6 +203,6 @@ impl JwtStore {
         let claims = jsonwebtoken::decode::<Claims>(token, &key.verifying, &validation)
             .ok()?
             .claims;
-        Some(self.verified.put(token, claims))
+        Some(self.verified.put(token, claims.into_verified()?))
     }
 }

@@ -23,29 +23,27 @@ impl ClientStore for JwtStore {
         cookie: &str,
         now: OffsetDateTime,
     ) -> Option<(Option<Id>, Record)> {
-        let claims = self.verify(value)?;
+        let verified = self.verify(value)?;
         let seconds = now.unix_timestamp();
         // `exp` is the deadline rounded down to the second (a verifier may end the
         // session up to a second early, never late); tether itself goes by the
         // millisecond deadlines in `ses`, checked below. `nbf` is the issuing
         // instance's clock: another instance a little behind still accepts the token.
-        let valid = claims.nbf <= seconds.saturating_add(NBF_LEEWAY_SECONDS)
-            && seconds <= claims.exp
-            && claims.ses.ck == cookie
-            && claims.iss == self.issuer
-            && claims.aud == self.audience;
-        if !valid {
+        let valid = verified.nbf <= seconds.saturating_add(NBF_LEEWAY_SECONDS)
+            && seconds <= verified.exp
+            && verified.cookie == cookie
+            && verified.iss == self.issuer
+            && verified.aud == self.audience;
+        if !valid || verified.record.is_expired(now) {
             return None;
         }
-        let issued = tether_core::unix_ms::from_ms(claims.ses.at);
-        let (id, record) = claims.session()?;
-        if record.is_expired(now) {
+        if self
+            .not_before
+            .revokes(verified.record.user.as_deref(), verified.issued)
+        {
             return None;
         }
-        if self.not_before.revokes(record.user.as_deref(), issued) {
-            return None;
-        }
-        Some((Some(id), record))
+        Some((Some(verified.id), verified.record.clone()))
     }
 
     fn seal(&self, record: &Record, cookie: &str, now: OffsetDateTime) -> Result<String> {
@@ -78,8 +76,10 @@ impl ClientStore for JwtStore {
         let token = jsonwebtoken::encode(&header, &claims, signing)
             .map_err(|e| Error::Corrupt(format!("signing a session token: {e}")))?;
         // The next request brings this token back: it is known good.
-        if token.len() <= self.max_len {
-            drop(self.verified.put(&token, claims));
+        if token.len() <= self.max_len
+            && let Some(verified) = claims.into_verified()
+        {
+            drop(self.verified.put(&token, verified));
         }
         if token.len() > self.max_len {
             return Err(Error::TooLarge {
