@@ -8,10 +8,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq as _;
 
+use crate::config::MIN_TOKEN_LEN;
 use crate::{Balancer, ConfigError};
-
-/// The shortest admin token accepted.
-pub const MIN_TOKEN_LEN: usize = 16;
 
 /// The secret an admin request must present as `Authorization: Bearer TOKEN`.
 ///

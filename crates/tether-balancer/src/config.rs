@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use axum::http::Uri;
 
-use crate::{MIN_TOKEN_LEN, ROUTE_COOKIE, Strategy, TrustedProxies, server};
+use crate::{ROUTE_COOKIE, Strategy, TrustedProxies, server};
+
+/// The shortest admin token accepted.
+pub const MIN_TOKEN_LEN: usize = 16;
 
 /// A setting the balancer cannot run with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

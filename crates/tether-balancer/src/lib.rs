@@ -77,8 +77,8 @@ use hyper_util::rt::TokioExecutor;
 /// The bounded HTTP/1 server the balancer (and tether's other binaries) listen with.
 pub use tether_server as server;
 
-pub use crate::admin::{AdminToken, MIN_TOKEN_LEN};
-pub use crate::config::{Config, ConfigError};
+pub use crate::admin::AdminToken;
+pub use crate::config::{Config, ConfigError, MIN_TOKEN_LEN};
 pub use crate::proxy::strip_hop_by_hop;
 pub use crate::ring::{Ring, Strategy, hash, ip_index, modulo_index};
 pub use tether_server::{TrustedProxies, TrustedProxyError, X_FORWARDED_FOR};

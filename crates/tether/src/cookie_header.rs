@@ -40,14 +40,17 @@ pub(crate) fn values<'h>(headers: &'h HeaderMap, name: &str) -> impl Iterator<It
             let (key, value) = (trim(&pair[..at]), trim(&pair[at + 1..]));
             (key == name.as_bytes()).then_some(value)
         })
-        .filter_map(|value| {
-            let value = value
-                .strip_prefix(b"\"")
-                .and_then(|v| v.strip_suffix(b"\""))
-                .unwrap_or(value);
-            std::str::from_utf8(value).ok()
-        })
+        .filter_map(unquoted)
         .take(MAX_CANDIDATES)
+}
+
+/// A cookie's value without the quotes around it, if it is UTF-8.
+fn unquoted(value: &[u8]) -> Option<&str> {
+    let value = value
+        .strip_prefix(b"\"")
+        .and_then(|v| v.strip_suffix(b"\""))
+        .unwrap_or(value);
+    std::str::from_utf8(value).ok()
 }
 
 /// A `Cookie` header's `name=value` pairs, split at each `;` as `<[u8]>::split`
@@ -230,7 +233,7 @@ mod tests {
         ));
     }
 
-    /// The values as a plain byte-at-a-time reading finds them: the model the fast
+    /// The values as a plain byte-at-a-time split finds them: the model the fast
     /// split must agree with.
     fn by_bytes<'h>(headers: &'h HeaderMap, name: &str) -> Vec<&'h str> {
         headers
@@ -241,13 +244,7 @@ mod tests {
                 let at = pair.iter().position(|b| *b == b'=')?;
                 (trim(&pair[..at]) == name.as_bytes()).then(|| trim(&pair[at + 1..]))
             })
-            .filter_map(|value| {
-                let value = value
-                    .strip_prefix(b"\"")
-                    .and_then(|v| v.strip_suffix(b"\""))
-                    .unwrap_or(value);
-                std::str::from_utf8(value).ok()
-            })
+            .filter_map(unquoted)
             .take(MAX_CANDIDATES)
             .collect()
     }
