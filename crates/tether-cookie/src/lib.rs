@@ -260,7 +260,7 @@ impl CookieStore {
     }
 
     /// Decrypts and parses `value`: the record and when it was sealed, `None` when it
-    /// is not authentic. Expiry and revocation are [`CookieStore::admits`]'s.
+    /// is not authentic. Expiry and revocation are [`NotBefore::admits`]'s.
     fn open_uncached(&self, value: &str, cookie: &str) -> Option<(Record, OffsetDateTime)> {
         let plaintext = self.decrypt(value, cookie)?;
         let (&flag, body) = plaintext.split_first()?;
@@ -274,12 +274,6 @@ impl CookieStore {
         let sealed: Sealed = serde_json::from_slice(&json).ok()?;
         let issued = unix_ms::from_ms(sealed.t);
         Some((sealed.record(), issued))
-    }
-
-    /// Whether an authentic record is still a session at `now`: not expired, not
-    /// revoked.
-    fn admits(&self, record: &Record, issued: OffsetDateTime, now: OffsetDateTime) -> bool {
-        !record.is_expired(now) && !self.not_before.revokes(record.user.as_deref(), issued)
     }
 
     fn decrypt(&self, value: &str, cookie: &str) -> Option<Vec<u8>> {

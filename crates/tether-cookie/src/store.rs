@@ -19,11 +19,15 @@ impl ClientStore for CookieStore {
     fn open(&self, value: &str, cookie: &str, now: OffsetDateTime) -> Option<Record> {
         if let Some(opened) = cached(&self.opened, value, cookie) {
             return self
+                .not_before
                 .admits(&opened.record, opened.issued, now)
                 .then(|| opened.record.clone());
         }
         let (record, issued) = self.open_uncached(value, cookie)?;
-        let admitted = self.admits(&record, issued, now).then(|| record.clone());
+        let admitted = self
+            .not_before
+            .admits(&record, issued, now)
+            .then(|| record.clone());
         let cookie = cookie.into();
         self.opened.put(
             value,

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+use crate::Record;
+
 type Cutoff = dyn Fn(&str) -> Option<OffsetDateTime> + Send + Sync;
 
 /// "Sessions of this user issued before this instant are over" (after a password
@@ -39,6 +41,25 @@ impl NotBefore {
             (Some(cutoff), Some(user)) => cutoff(user).is_some_and(|nb| issued < nb),
             _ => false,
         }
+    }
+
+    /// Whether an authentic client-side `record`, issued at `issued`, is still a
+    /// session at `now`: not past its deadlines and not revoked. The cookie and JWT
+    /// stores decide this on every request, for a value remembered as authentic too.
+    ///
+    /// ```
+    /// use time::{Duration, OffsetDateTime};
+    /// use tether_core::{Expiry, NotBefore, Record};
+    /// let now = OffsetDateTime::now_utc();
+    /// let mut record = Record::new(now, &Expiry::new(std::time::Duration::from_secs(60)));
+    /// record.user = Some("mallory".into());
+    /// let revocation = NotBefore::new(move |user| (user == "mallory").then_some(now));
+    /// assert!(NotBefore::default().admits(&record, now, now));
+    /// assert!(!NotBefore::default().admits(&record, now, now + Duration::minutes(2)));
+    /// assert!(!revocation.admits(&record, now - Duration::seconds(1), now));
+    /// ```
+    pub fn admits(&self, record: &Record, issued: OffsetDateTime, now: OffsetDateTime) -> bool {
+        !record.is_expired(now) && !self.revokes(record.user.as_deref(), issued)
     }
 
     /// Whether a cutoff is set.

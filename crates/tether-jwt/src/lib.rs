@@ -78,7 +78,8 @@ pub struct JwtStore {
     audience: Option<String>,
     max_len: usize,
     not_before: NotBefore,
-    /// Tokens whose signature verified (or that were signed here), with their claims.
+    /// Tokens whose signature verified (or that were signed here), with their
+    /// sessions decoded.
     verified: OpenedCache<Verified>,
 }
 
@@ -180,7 +181,7 @@ impl JwtStore {
         self
     }
 
-    /// The verified claims of `token`, or `None`.
+    /// What is kept of `token` once its signature verified, or `None`.
     fn verify(&self, token: &str) -> Option<Arc<Verified>> {
         if token.len() > self.max_len {
             return None;

@@ -34,12 +34,10 @@ impl ClientStore for JwtStore {
             && verified.cookie == cookie
             && verified.iss == self.issuer
             && verified.aud == self.audience;
-        if !valid || verified.record.is_expired(now) {
-            return None;
-        }
-        if self
-            .not_before
-            .revokes(verified.record.user.as_deref(), verified.issued)
+        if !valid
+            || !self
+                .not_before
+                .admits(&verified.record, verified.issued, now)
         {
             return None;
         }
