@@ -24,6 +24,8 @@ pub(crate) struct Report<'a> {
     pub(crate) floor: BTreeMap<String, f64>,
     pub(crate) increments: Vec<(&'static str, &'static str, bool, Increments)>,
     pub(crate) allocations: Allocations,
+    /// The reads the targets compare across stores, side by side.
+    pub(crate) side: crate::side::Side,
     pub(crate) seconds: f64,
 }
 
@@ -133,7 +135,7 @@ impl Report<'_> {
             let rows: Vec<String> = self.remeasured.iter().map(ToString::to_string).collect();
             let _ = writeln!(
                 out,
-                "Measured again, every round of their group, because an attempt's rounds \
+                "Measured again, every round of their group (or of the reads side by side), because an attempt's rounds \
                  spread more than that (the figures below are the last attempt's): {}.\n",
                 rows.join(", ")
             );
@@ -175,6 +177,7 @@ impl Report<'_> {
         );
         out.push_str(&self.headline());
         self.targets_section(&mut out);
+        self.side_section(&mut out);
         self.sealed_section(&mut out);
         for store in self.stores() {
             self.store_section(&mut out, &store);

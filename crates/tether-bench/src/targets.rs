@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::process::Command;
 
 use crate::report::{Allocations, Report};
+use crate::side::Reader;
 use crate::{ENDPOINTS, fail, output};
 
 /// Runs `bench-allocs` (beside this program) for bare axum, tether and
@@ -89,13 +90,9 @@ impl Report<'_> {
                 value,
             ));
         }
-        self.read_targets(&mut out);
-        out.push(self.across(
-            "cookie read ÷ memory read (tether)",
-            0.85,
-            ("cookie", "tether"),
-            ("memory", "tether"),
-        ));
+        for (what, goal, a, b) in crate::side::TARGETS {
+            out.push(self.across(what, goal, a, b));
+        }
         out.push(Target {
             what: "allocations per request, tether beside tower-sessions".into(),
             goal: "reported".into(),
@@ -109,74 +106,18 @@ impl Report<'_> {
         out
     }
 
-    /// Reads measured against each other: the near cache, the pool, the JWT store.
-    fn read_targets(&self, out: &mut Vec<Target>) {
-        for (what, goal, a, b) in [
-            (
-                "redis-cached read ÷ memory read (tether, fenced near cache)",
-                0.85,
-                ("redis-cached", "tether"),
-                ("memory", "tether"),
-            ),
-            (
-                "redis-pushed read ÷ memory read (tether, pushed near cache)",
-                0.85,
-                ("redis-pushed", "tether"),
-                ("memory", "tether"),
-            ),
-            (
-                "redis-cached read (tether) ÷ redis read (tower-sessions)",
-                1.5,
-                ("redis-cached", "tether"),
-                ("redis", "tower-sessions"),
-            ),
-            (
-                "redis-pushed read (tether) ÷ redis read (tower-sessions)",
-                1.5,
-                ("redis-pushed", "tether"),
-                ("redis", "tower-sessions"),
-            ),
-            (
-                "postgres-cached read (tether) ÷ postgres read (tower-sessions)",
-                5.0,
-                ("postgres-cached", "tether"),
-                ("postgres", "tower-sessions"),
-            ),
-            (
-                "postgres-pushed read (tether) ÷ postgres read (tower-sessions)",
-                5.0,
-                ("postgres-pushed", "tether"),
-                ("postgres", "tower-sessions"),
-            ),
-            (
-                "redis-pool read ÷ redis read (tether)",
-                0.8,
-                ("redis-pool", "tether"),
-                ("redis", "tether"),
-            ),
-            (
-                "jwt read ÷ cookie read (tether)",
-                0.8,
-                ("jwt", "tether"),
-                ("cookie", "tether"),
-            ),
-        ] {
-            out.push(self.across(what, goal, a, b));
-        }
-    }
-
-    /// `a`'s read over `b`'s, two rows of different groups. The groups run minutes
-    /// apart and this machine's speed moves between them (a group's bare axum runs
-    /// differ by a fifth from another's in one run), so each read is taken over the
-    /// bare axum runs around its own group first; the plain ratio is shown beside it.
-    fn across(&self, what: &str, goal: f64, a: (&str, &str), b: (&str, &str)) -> Target {
-        let read = |(store, lib): (&str, &str)| self.rps(store, lib, "read");
-        let over_bare = |(store, lib): (&str, &str)| self.over_bare(store, lib, "read");
-        let plain = read(a).zip(read(b)).map(|(a, b)| a / b);
-        let value = over_bare(a).zip(over_bare(b)).map(|(a, b)| a / b);
-        let mut target = ratio(what.to_owned(), goal, value);
-        if let (Some(_), Some(plain)) = (value, plain) {
-            target.measured = format!("{} (plain {plain:.2}×)", target.measured);
+    /// `a`'s read over `b`'s, taken from the reads side by side (the median of the
+    /// round-by-round ratios, with the lowest and highest); the ratio of the two rows
+    /// in their own groups, run minutes apart, is shown beside it.
+    fn across(&self, what: &str, goal: f64, a: Reader, b: Reader) -> Target {
+        let paired = crate::side::paired(&self.side, a, b);
+        let mut target = ratio(what.to_owned(), goal, paired.map(|(mid, _, _)| mid));
+        if let Some((_, low, high)) = paired {
+            let read = |(store, lib): Reader| self.rps(store, lib, "read");
+            let groups = read(a)
+                .zip(read(b))
+                .map_or(String::new(), |(a, b)| format!("; groups {:.2}×", a / b));
+            target.measured = format!("{} (rounds {low:.2}–{high:.2}×{groups})", target.measured);
         }
         target
     }
@@ -199,9 +140,9 @@ impl Report<'_> {
             "\n## Targets\n\nThe speed targets, from this run: {met} of {} met. \
              Where one is missed, [docs/bench/profile.md](docs/bench/profile.md) says where \
              the time goes (perf profiles of the same binaries) and what closing the gap \
-             would take. A ratio of two stores' rows compares groups run minutes apart: \
-             each row is taken over the bare axum runs around its own group first, and the \
-             plain ratio is shown beside it.\n\n| target | goal | measured | met |\n|---|---|---|---|",
+             would take. A ratio of two stores' reads is taken from the reads side by side \
+             (below): the median of its round-by-round ratios, with the lowest and highest, \
+             and the ratio of the two rows in their own groups, run minutes apart.\n\n| target | goal | measured | met |\n|---|---|---|---|",
             targets.len()
         );
         for t in &targets {
@@ -273,6 +214,7 @@ mod tests {
             floor: BTreeMap::new(),
             increments: Vec::new(),
             allocations: BTreeMap::new(),
+            side: crate::side::Side::new(),
             seconds: 0.0,
         }
     }
@@ -292,22 +234,25 @@ mod tests {
     }
 
     #[test]
-    fn a_ratio_across_groups_is_taken_over_each_groups_bare_axum() {
+    fn a_ratio_across_stores_is_taken_from_the_reads_side_by_side() {
         let Cli::Run(args) = Cli::parse_from(["tether-bench", "run"]);
-        let mut samples = BTreeMap::new();
-        // The memory group ran on a fast machine (bare 200k), the cached one on a slow
-        // one (bare 100k): 90k there is 0.9 of bare, as 180k is here.
-        samples.insert(read("memory"), vec![sample(180_000.0)]);
-        samples.insert(read("redis-cached"), vec![sample(90_000.0)]);
-        let bare = BTreeMap::from([
-            ("memory".to_owned(), vec![200_000.0]),
-            ("redis-cached".to_owned(), vec![100_000.0]),
+        // In their own groups, minutes apart, the cached read ran on a slow minute.
+        let samples = BTreeMap::from([
+            (read("memory"), vec![sample(180_000.0)]),
+            (read("redis-cached"), vec![sample(90_000.0)]),
         ]);
-        let report = report(&args, samples, bare);
+        let mut report = report(&args, samples, BTreeMap::new());
+        report.side = crate::side::Side::from([
+            (("memory", "tether"), vec![100_000.0, 120_000.0, 80_000.0]),
+            (
+                ("redis-cached", "tether"),
+                vec![90_000.0, 96_000.0, 76_000.0],
+            ),
+        ]);
         let target = report.across("x", 0.85, ("redis-cached", "tether"), ("memory", "tether"));
-        assert_eq!(target.measured, "1.00× (plain 0.50×)");
+        assert_eq!(target.measured, "0.90× (rounds 0.80–0.95×; groups 0.50×)");
         assert_eq!(target.met, Some(true));
-        // With no bare runs for a group there is no figure, not a plain one passed off.
+        // Not side by side: no figure, not the groups' passed off as one.
         let target = report.across(
             "x",
             0.85,
