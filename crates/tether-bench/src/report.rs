@@ -202,6 +202,33 @@ impl Report<'_> {
         out
     }
 
+    /// The reads side by side: each reader's rounds and their median.
+    fn side_section(&self, out: &mut String) {
+        if self.side.is_empty() {
+            return;
+        }
+        out.push_str(
+            "\n## Reads side by side\n\nThe reads the targets above compare across stores, \
+             measured apart from the groups: every round starts each server in turn, seeds \
+             it and reads from it once (`GET /read`, the same wrk run), one straight after \
+             another, the order reversed every other round. A target is the median of its \
+             round-by-round ratios, so two reads are compared seconds apart rather than a \
+             group's minutes.\n\n| store | library | req/s by round | median |\n|---|---|---|---|\n",
+        );
+        for (store, lib) in crate::side::readers() {
+            let Some(rps) = self.side.get(&(store, lib)) else {
+                continue;
+            };
+            let rounds: Vec<String> = rps.iter().map(|r| format!("{r:.0}")).collect();
+            let _ = writeln!(
+                out,
+                "| {store} | {lib} | {} | {:.0} |",
+                rounds.join(", "),
+                median(rps.clone())
+            );
+        }
+    }
+
     /// What sealing session values at rest (`with_sealed_data`) costs, per store and
     /// endpoint, in the same run.
     fn sealed_section(&self, out: &mut String) {
