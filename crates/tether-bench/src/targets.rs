@@ -27,12 +27,20 @@ pub(crate) fn allocations() -> Allocations {
         .collect()
 }
 
-/// A ratio target: `value` at least `goal`.
+/// A ratio target: `value` at least `goal`. A miss that two decimals would round up
+/// to the goal is shown with three, so the table never reads "0.85× of 0.85×: no".
 fn ratio(what: String, goal: f64, value: Option<f64>) -> Target {
+    let shown = |v: f64| {
+        if v < goal && (v * 100.0).round() / 100.0 >= goal {
+            format!("{v:.3}×")
+        } else {
+            format!("{v:.2}×")
+        }
+    };
     Target {
         what,
         goal: format!("≥ {goal:.2}×"),
-        measured: value.map_or("not run".into(), |v| format!("{v:.2}×")),
+        measured: value.map_or("not run".into(), shown),
         met: value.map(|v| v >= goal),
     }
 }
@@ -231,6 +239,19 @@ mod tests {
             .expect("the target");
         assert_eq!(target.measured, "not run");
         assert_eq!(target.met, None);
+    }
+
+    #[test]
+    fn a_miss_is_never_shown_as_the_goal() {
+        let missed = ratio("x".into(), 0.85, Some(0.8457));
+        assert_eq!(
+            (missed.measured.as_str(), missed.met),
+            ("0.846×", Some(false))
+        );
+        let met = ratio("x".into(), 0.85, Some(0.8512));
+        assert_eq!((met.measured.as_str(), met.met), ("0.85×", Some(true)));
+        let far = ratio("x".into(), 0.85, Some(0.80));
+        assert_eq!(far.measured, "0.80×");
     }
 
     #[test]
