@@ -144,15 +144,12 @@ pub(crate) fn paired(side: &Side, a: Reader, b: Reader) -> Option<(f64, f64, f64
 /// The readers whose rounds spread more than `max` (fastest ÷ slowest).
 pub(crate) fn too_wide(side: &Side, max: f64) -> Vec<Spread> {
     side.iter()
-        .filter_map(|((store, lib), rps)| {
-            let high = rps.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let low = rps.iter().copied().fold(f64::INFINITY, f64::min);
-            let ratio = if low > 0.0 { high / low } else { f64::INFINITY };
-            (rps.len() > 1 && ratio > max).then(|| Spread {
-                store: "side by side".into(),
-                row: format!("side by side {store} {lib} read"),
-                ratio,
-            })
+        .map(|((store, lib), rps)| (store, lib, crate::spread::ratio(rps)))
+        .filter(|(_, _, ratio)| *ratio > max)
+        .map(|(store, lib, ratio)| Spread {
+            store: "side by side".into(),
+            row: format!("side by side {store} {lib} read"),
+            ratio,
         })
         .collect()
 }

@@ -24,7 +24,7 @@ impl std::fmt::Display for Spread {
 
 /// Fastest ÷ slowest of `values` (infinite when the slowest is zero; 1 for fewer
 /// than two values).
-fn ratio(values: &[f64]) -> f64 {
+pub(crate) fn ratio(values: &[f64]) -> f64 {
     let max = values.iter().copied().fold(f64::MIN, f64::max);
     let min = values.iter().copied().fold(f64::MAX, f64::min);
     if values.len() < 2 {

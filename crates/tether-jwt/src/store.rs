@@ -73,17 +73,15 @@ impl ClientStore for JwtStore {
         header.kid = Some(key.kid.clone());
         let token = jsonwebtoken::encode(&header, &claims, signing)
             .map_err(|e| Error::Corrupt(format!("signing a session token: {e}")))?;
-        // The next request brings this token back: it is known good.
-        if token.len() <= self.max_len
-            && let Some(verified) = claims.into_verified()
-        {
-            drop(self.verified.put(&token, verified));
-        }
         if token.len() > self.max_len {
             return Err(Error::TooLarge {
                 size: token.len(),
                 limit: self.max_len,
             });
+        }
+        // The next request brings this token back: it is known good.
+        if let Some(verified) = claims.into_verified() {
+            drop(self.verified.put(&token, verified));
         }
         Ok(token)
     }
