@@ -26,6 +26,7 @@ use crate::consistency::{Probe, agree, cookies};
 use crate::run::Services;
 
 mod changes;
+mod fill;
 mod report;
 pub(crate) use report::{checks, write};
 
@@ -329,68 +330,6 @@ impl Lab {
             traffic.lag_p99_ms
         );
         Ok(traffic)
-    }
-}
-
-impl Lab {
-    /// Anonymous sessions (a value set without a cookie), spread over the running
-    /// instances, until they hold `total` sessions each; then their memory.
-    async fn fill(&self, total: usize) -> Result<Memory, Error> {
-        let urls = self.urls(&self.running());
-        let held = |stats: Option<serde_json::Value>| {
-            stats.and_then(|s| s["sessions"].as_u64()).unwrap_or(0)
-        };
-        let now = usize::try_from(held(self.stats(&urls[0]).await)).unwrap_or(0);
-        let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(now));
-        let workers: Vec<_> = (0..32)
-            .map(|_| {
-                let (http, urls, next) = (self.http.clone(), urls.clone(), next.clone());
-                tokio::spawn(async move {
-                    loop {
-                        let n = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        if n >= total {
-                            return;
-                        }
-                        let _ = http
-                            .put(format!("{}/api/data/x", urls[n % urls.len()]))
-                            .header("content-type", "application/json")
-                            .body("1")
-                            .send()
-                            .await;
-                    }
-                })
-            })
-            .collect();
-        for worker in workers {
-            let _ = worker.await;
-        }
-        let since = Instant::now();
-        for url in &urls {
-            while held(self.stats(url).await) < total as u64 {
-                if since.elapsed() > CONVERGE_WITHIN {
-                    return Err(Error::Setup(format!(
-                        "{url} did not hold {total} sessions within {CONVERGE_WITHIN:?}"
-                    )));
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-        let rss: Vec<u64> = self
-            .running()
-            .iter()
-            .filter_map(|&i| self.cluster.instances[i].rss_bytes())
-            .collect();
-        #[allow(clippy::cast_precision_loss)] // bytes, far below 2^52
-        let memory = Memory {
-            instances: urls.len(),
-            sessions: total,
-            rss_mib: rss.iter().sum::<u64>() as f64 / rss.len().max(1) as f64 / (1024.0 * 1024.0),
-        };
-        eprintln!(
-            "tether-lab: membership memory at {} instances: {} sessions, {:.0} MiB per instance",
-            memory.instances, memory.sessions, memory.rss_mib
-        );
-        Ok(memory)
     }
 }
 
