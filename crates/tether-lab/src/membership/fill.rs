@@ -15,32 +15,17 @@ impl Lab {
     /// instances, until they hold `total` sessions each; then their memory.
     pub(super) async fn fill(&self, total: usize) -> Result<Memory, Error> {
         let urls = self.urls(&self.running());
-        let held = |stats: Option<serde_json::Value>| {
-            stats.and_then(|s| s["sessions"].as_u64()).unwrap_or(0)
-        };
-        let now = usize::try_from(held(self.stats(&urls[0]).await)).unwrap_or(0);
+        let now = usize::try_from(held(self.stats(&urls[0]).await.as_ref())).unwrap_or(0);
         let again = create_sessions(&self.http, &urls, now, total).await?;
         // Each create waited for the reachable peers; one that fell behind catches up
         // by a full snapshot, within the bound of a join's.
         let since = Instant::now();
         for url in &urls {
-            while held(self.stats(url).await) < total as u64 {
+            while held(self.stats(url).await.as_ref()) < total as u64 {
                 if since.elapsed() > JOINED_WITHIN {
-                    let mut each = Vec::new();
-                    for url in &urls {
-                        let stats = self.stats(url).await;
-                        let queued: u64 = stats
-                            .as_ref()
-                            .and_then(|s| s["peers"].as_array().cloned())
-                            .into_iter()
-                            .flatten()
-                            .filter_map(|p| p["queued"].as_u64())
-                            .sum();
-                        each.push(format!("{url} {} ({queued} queued)", held(stats)));
-                    }
                     return Err(Error::Setup(format!(
                         "{url} did not hold {total} sessions within {JOINED_WITHIN:?}; held: {}",
-                        each.join(", ")
+                        self.holdings(&urls).await
                     )));
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -63,6 +48,28 @@ impl Lab {
         );
         Ok(memory)
     }
+
+    /// Each instance's sessions and the events it still has queued for its peers.
+    async fn holdings(&self, urls: &[String]) -> String {
+        let mut each = Vec::new();
+        for url in urls {
+            let stats = self.stats(url).await;
+            let queued: u64 = stats
+                .as_ref()
+                .and_then(|s| s["peers"].as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p["queued"].as_u64())
+                .sum();
+            each.push(format!("{url} {} ({queued} queued)", held(stats.as_ref())));
+        }
+        each.join(", ")
+    }
+}
+
+/// The sessions an instance's stats say it holds (0 without an answer).
+fn held(stats: Option<&serde_json::Value>) -> u64 {
+    stats.and_then(|s| s["sessions"].as_u64()).unwrap_or(0)
 }
 
 /// Creates the sessions numbered `from..total`, round-robin over `urls`, each an
