@@ -10,6 +10,8 @@ use rand::rngs::OsRng;
 use rand::{RngCore as _, SeedableRng as _};
 use rand_chacha::ChaCha12Rng;
 
+mod text;
+
 /// Number of random bytes in an [`Id`].
 pub const ID_BYTES: usize = 16;
 
@@ -131,16 +133,9 @@ impl Id {
     /// Parses the text form, accepting nothing but exactly [`ID_LEN`] canonical
     /// URL-safe base64 characters.
     pub fn parse(text: &str) -> Option<Self> {
-        if text.len() != ID_LEN {
-            return None;
-        }
-        let mut bytes = [0u8; ID_BYTES];
-        // The default engine rejects padding and non-canonical trailing bits, so every
-        // id has exactly one text form.
-        match URL_SAFE_NO_PAD.decode_slice(text.as_bytes(), &mut bytes) {
-            Ok(ID_BYTES) => Some(Self(bytes)),
-            _ => None,
-        }
+        // Padding and non-canonical trailing bits are refused, so every id has exactly
+        // one text form.
+        text::decode(text.as_bytes()).map(Self)
     }
 
     /// The raw random bytes.
