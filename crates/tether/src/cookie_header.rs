@@ -5,6 +5,7 @@
 
 use std::fmt::Write as _;
 
+use http::header::Entry;
 use http::{HeaderMap, HeaderValue, Response, header};
 
 use crate::config::Config;
@@ -149,23 +150,31 @@ pub(crate) fn apply<B>(config: &Config, action: CookieAction, response: &mut Res
 /// Adds `Vary: NAME` (keeping what `Vary` already names): the response was made with
 /// the session the header `name` carries, so a cache must not serve it for another.
 pub(crate) fn vary_on<B>(name: &http::HeaderName, response: &mut Response<B>) {
-    let headers = response.headers_mut();
-    let named = headers
-        .get_all(header::VARY)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|v| {
-            let v = v.trim();
-            v == "*" || v.eq_ignore_ascii_case(name.as_str())
-        });
-    if !named {
-        let value = if name == header::COOKIE {
+    let value = || {
+        if name == header::COOKIE {
             HeaderValue::from_static("Cookie")
         } else {
             HeaderValue::from_name(name.clone())
-        };
-        headers.append(header::VARY, value);
+        }
+    };
+    // One lookup of `Vary`: most responses have none yet.
+    match response.headers_mut().entry(header::VARY) {
+        Entry::Vacant(entry) => {
+            entry.insert(value());
+        }
+        Entry::Occupied(mut entry) => {
+            let named = entry
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .any(|v| {
+                    let v = v.trim();
+                    v == "*" || v.eq_ignore_ascii_case(name.as_str())
+                });
+            if !named {
+                entry.append(value());
+            }
+        }
     }
 }
 
@@ -181,6 +190,36 @@ mod tests {
             h.append(header::COOKIE, v);
         }
         h
+    }
+
+    #[test]
+    fn vary_names_the_session_header_once_and_keeps_what_it_named() {
+        let vary = |before: &[&'static str], name: &http::HeaderName| {
+            let mut response = Response::new(());
+            for v in before {
+                response
+                    .headers_mut()
+                    .append(header::VARY, HeaderValue::from_static(v));
+            }
+            vary_on(name, &mut response);
+            let values = response.headers().get_all(header::VARY).iter();
+            values
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(vary(&[], &header::COOKIE), ["Cookie"]);
+        assert_eq!(
+            vary(&["Accept-Encoding"], &header::COOKIE),
+            ["Accept-Encoding", "Cookie"]
+        );
+        assert_eq!(
+            vary(&["accept, cookie"], &header::COOKIE),
+            ["accept, cookie"]
+        );
+        assert_eq!(vary(&["*"], &header::COOKIE), ["*"]);
+        let x = http::HeaderName::from_static("x-session");
+        assert_eq!(vary(&["Cookie"], &x), ["Cookie", "x-session"]);
+        assert_eq!(vary(&["Origin", "X-Session"], &x), ["Origin", "X-Session"]);
     }
 
     #[test]
