@@ -140,7 +140,7 @@ impl Drop for Closing {
         self.0.close();
         // After a finished write the lock is already gone and this is one `try_lock`.
         // Dropping the guard releases the lock (from a spawned task).
-        if let Ok(mut state) = self.0.inner.state.try_lock() {
+        if let Some(mut state) = self.0.inner.state.try_lock() {
             drop(state.lock.take());
         } else if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let session = self.0.clone();

@@ -4,11 +4,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use axum_core::extract::FromRequestParts;
+use futures_util::lock::{Mutex, MutexGuard};
 use http::StatusCode;
 use http::request::Parts;
 use tether_core::{Changes, ClientStore, Error, Expiry, Id, Record, SessionStore};
 use time::OffsetDateTime;
-use tokio::sync::{Mutex, MutexGuard};
 
 use crate::backend::{Backend, Shared};
 use crate::error::SessionError;
@@ -184,7 +184,7 @@ impl Session {
     /// # }
     /// ```
     pub fn id(&self) -> Option<Id> {
-        let mut state = self.inner.state.try_lock().ok()?;
+        let mut state = self.inner.state.try_lock()?;
         if matches!(state.presented, Presented::Sealed(_)) {
             // A client-side value carries its id (if its store seals one) inside:
             // open it. Opening is local and synchronous.
