@@ -4,8 +4,6 @@ use std::cell::RefCell;
 use std::fmt;
 use std::str::FromStr;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::rngs::OsRng;
 use rand::{RngCore as _, SeedableRng as _};
 use rand_chacha::ChaCha12Rng;
@@ -156,12 +154,7 @@ impl Id {
     /// # Ok::<(), tether_core::Error>(())
     /// ```
     pub fn encode(&self) -> IdText {
-        let mut buf = [0u8; ID_LEN];
-        let written = URL_SAFE_NO_PAD
-            .encode_slice(self.0, &mut buf)
-            .expect("22 bytes always hold 16 bytes of unpadded base64");
-        debug_assert_eq!(written, ID_LEN);
-        IdText(buf)
+        IdText(text::encode(&self.0))
     }
 }
 

@@ -1,24 +1,26 @@
-//! An id's text form read back: exactly [`ID_LEN`] characters of the URL-safe base64
-//! alphabet, in the one canonical form (the last character's low 4 bits zero).
+//! An id's text form: exactly [`ID_LEN`] characters of the URL-safe base64 alphabet,
+//! in the one canonical form (the last character's low 4 bits zero).
 //!
-//! Every request that presents a cookie parses one, so this is a table lookup per
-//! character rather than a general decoder's setup; the tests hold it equal to the
-//! `base64` crate's strict decoder for any text.
+//! Every request that presents a cookie parses one and every new cookie writes one, so
+//! both are a table lookup per character rather than a general codec's setup; the
+//! tests hold them equal to the `base64` crate's strict codec for any input.
 
 use super::{ID_BYTES, ID_LEN};
+
+/// The URL-safe alphabet, each character at its value.
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /// Marks a byte that is not in the alphabet (bit 6 set: no character's value has it).
 const NOT_IN_ALPHABET: u8 = 0xFF;
 
 /// Each byte's value in the URL-safe alphabet, or [`NOT_IN_ALPHABET`].
 const VALUES: [u8; 256] = {
-    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut table = [NOT_IN_ALPHABET; 256];
     let mut i = 0;
-    while i < alphabet.len() {
+    while i < ALPHABET.len() {
         #[allow(clippy::cast_possible_truncation)] // i < 64
         {
-            table[alphabet[i] as usize] = i as u8;
+            table[ALPHABET[i] as usize] = i as u8;
         }
         i += 1;
     }
@@ -50,6 +52,20 @@ pub(super) fn decode(text: &[u8]) -> Option<[u8; ID_BYTES]> {
     }
     bytes[ID_BYTES - 1] = high << 2 | low >> 4;
     Some(bytes)
+}
+
+/// The canonical text of the id `bytes`.
+pub(super) fn encode(bytes: &[u8; ID_BYTES]) -> [u8; ID_LEN] {
+    let char_of = |sextet: u32| ALPHABET[(sextet & 0x3F) as usize];
+    let mut text = [0u8; ID_LEN];
+    for (three, out) in bytes.chunks_exact(3).zip(text.chunks_exact_mut(4)) {
+        let bits = u32::from(three[0]) << 16 | u32::from(three[1]) << 8 | u32::from(three[2]);
+        out.copy_from_slice(&[18, 12, 6, 0].map(|shift| char_of(bits >> shift)));
+    }
+    let last = u32::from(bytes[ID_BYTES - 1]);
+    text[ID_LEN - 2] = char_of(last >> 2);
+    text[ID_LEN - 1] = char_of(last << 4);
+    text
 }
 
 #[cfg(test)]
@@ -99,6 +115,12 @@ mod tests {
         #[test]
         fn agrees_with_the_base64_crate_on_any_bytes(text in proptest::collection::vec(any::<u8>(), 0..30)) {
             prop_assert_eq!(decode(&text), oracle(&text));
+        }
+
+        #[test]
+        fn writes_every_id_as_the_base64_crate_does(bytes in any::<[u8; ID_BYTES]>()) {
+            let (ours, theirs) = (encode(&bytes), URL_SAFE_NO_PAD.encode(bytes));
+            prop_assert_eq!(ours.as_slice(), theirs.as_bytes());
         }
 
         #[test]
