@@ -11,7 +11,7 @@ use crate::error::SessionError;
 use crate::events::SessionEvent;
 use crate::observe::{self, Op};
 use crate::reissue::{reissue_due, reissued};
-use crate::session::{Loaded, Session, State};
+use crate::session::{Loaded, Presented, Session, State};
 
 impl Session {
     /// Writes what the request changed; `Err` when the store failed during the request
@@ -49,6 +49,37 @@ impl Session {
         };
         self.close();
         outcome
+    }
+
+    /// Settles, without the write's future, a request that owes a server-side store
+    /// nothing: it changed nothing, rotated nothing, ended nothing, gave no new
+    /// lifetime, holds no lock and read no session whose idle deadline is due a
+    /// refresh (or it ended in a server error): [`Self::finish`] would keep the cookie
+    /// as it is. `false` leaves everything else to `finish`. Most requests only read.
+    pub(crate) fn settled_without_writing(&self, server_error: bool) -> bool {
+        let Backend::Server(_) = &self.inner.shared.backend else {
+            return false;
+        };
+        let Some(mut state) = self.inner.state.try_lock() else {
+            return false;
+        };
+        if state.error.is_some() || state.lock.is_some() {
+            return false;
+        }
+        let owes_nothing = || {
+            matches!(state.presented, Presented::None)
+                && state.expiry.is_none()
+                && !state.delete
+                && state.new_id.is_none()
+                && state.changes.is_empty()
+                && state.loaded.record().is_none_or(|r| !self.refresh_due(r))
+        };
+        if !server_error && !owes_nothing() {
+            return false;
+        }
+        state.after = state.id.filter(|_| !state.delete);
+        self.close();
+        true
     }
 
     /// Reads what the commit needs: the session among several cookies and, when it is

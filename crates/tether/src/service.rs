@@ -108,6 +108,11 @@ where
                 return Ok(response);
             }
             let server_error = response.status().is_server_error();
+            if session.settled_without_writing(server_error) {
+                drop(closing);
+                transport::vary(&shared.config, &mut response);
+                return Ok(response);
+            }
             // Boxed apart: the write's state machine is large, and the future
             // every request builds (touched or not) should not carry it inline.
             let written = Box::pin(session.finish(server_error)).await;
