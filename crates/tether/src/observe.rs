@@ -121,14 +121,18 @@ pub(crate) async fn call<T>(
     call: impl Future<Output = Result<T, Error>>,
 ) -> Result<T, Error> {
     let start = Instant::now();
-    let span = tracing::debug_span!("session.store", store, op = op.name());
-    // A span no subscriber wants is not entered at every poll: with `tracing`'s `log`
-    // feature on (sqlx turns it on for every app that links it), each enter, exit and
-    // drop would otherwise look for a `log` logger.
-    let result = if span.is_disabled() {
-        call.await
+    let result = if span_wanted() {
+        let span = tracing::debug_span!("session.store", store, op = op.name());
+        // A span no subscriber wants is not entered at every poll: with `tracing`'s
+        // `log` feature on (sqlx turns it on for every app that links it), each enter,
+        // exit and drop would otherwise look for a `log` logger.
+        if span.is_disabled() {
+            call.await
+        } else {
+            call.instrument(span).await
+        }
     } else {
-        call.instrument(span).await
+        call.await
     };
     let elapsed = start.elapsed().as_secs_f64();
     let timed_out = matches!(result, Err(Error::LockTimeout(_)));
@@ -155,6 +159,15 @@ pub(crate) async fn call<T>(
         });
     });
     result
+}
+
+/// Whether a store call's span could reach anyone: a subscriber that enables `debug`,
+/// or, with no subscriber set, a `log` logger at `debug` (which `tracing`'s `log`
+/// feature hands the span's fields to when it is made). Otherwise the span is not made
+/// at all: making and dropping a disabled one is about a hundred instructions a call.
+fn span_wanted() -> bool {
+    tracing::level_enabled!(tracing::Level::DEBUG)
+        || (!tracing::dispatcher::has_been_set() && log::max_level() >= log::LevelFilter::Debug)
 }
 
 /// A session event, counted.
