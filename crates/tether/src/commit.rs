@@ -42,13 +42,20 @@ impl Session {
         if let Err(e) = &outcome {
             tracing::error!(store = self.inner.shared.backend.name(), error = %e, "session not saved");
         }
-        state.after = match (&self.inner.shared.backend, &outcome) {
-            (Backend::Server(_), Ok(CookieAction::Set { id, .. })) => *id,
-            (Backend::Server(_), Ok(CookieAction::Keep)) => state.id.filter(|_| !state.delete),
+        self.settle(&mut state, outcome.as_ref().ok());
+        outcome
+    }
+
+    /// After the write (`written`: what it did to the cookie, `None` if it failed):
+    /// where the session lives at the store from now on, for [`crate::DetachedSession`],
+    /// and the handle closed.
+    fn settle(&self, state: &mut State, written: Option<&CookieAction>) {
+        state.after = match (&self.inner.shared.backend, written) {
+            (Backend::Server(_), Some(CookieAction::Set { id, .. })) => *id,
+            (Backend::Server(_), Some(CookieAction::Keep)) => state.id.filter(|_| !state.delete),
             _ => None,
         };
         self.close();
-        outcome
     }
 
     /// Settles, without the write's future, a request that owes a server-side store
@@ -77,8 +84,7 @@ impl Session {
         if !server_error && !owes_nothing() {
             return false;
         }
-        state.after = state.id.filter(|_| !state.delete);
-        self.close();
+        self.settle(&mut state, Some(&CookieAction::Keep));
         true
     }
 
