@@ -37,12 +37,17 @@ pub fn set(n: u64) -> Changes {
     changes
 }
 
-/// The `n` the session holds, `None` when it is gone.
+/// The `n` the session holds, `None` when it is gone: read as the layer reads, at once
+/// where the store answers so ([`SessionStore::load_ready`]), else loaded.
 ///
 /// # Errors
 /// The store's.
 pub async fn n_of(store: &(impl SessionStore + ?Sized), id: &Id) -> Result<Option<u64>> {
-    Ok(store.load(id).await?.map(|r| {
+    let record = match store.load_ready(id) {
+        Some(answer) => answer?,
+        None => store.load_shared(id).await?,
+    };
+    Ok(record.map(|r| {
         r.data
             .get("n")
             .and_then(serde_json::Value::as_u64)

@@ -88,6 +88,8 @@ async fn every_defect_is_caught_by_its_case() {
             BlindSaveFromWhenLarge,
             "save_from_a_stale_read_merges_and_never_resurrects",
         ),
+        (ReadyIgnoresExpiry, "idle_expiry_enforced_on_load"),
+        (ReadyIgnoresExpiry, "absolute_expiry_enforced_on_load"),
     ];
     let mut missed = Vec::new();
     for (defect, case) in expectations {

@@ -107,6 +107,10 @@ impl<S: SessionStore + ?Sized> SessionStore for HashedIds<S> {
         self.inner.load_shared(&id.at_rest()).await
     }
 
+    fn load_ready(&self, id: &Id) -> Option<Result<Option<Arc<Record>>>> {
+        self.inner.load_ready(&id.at_rest())
+    }
+
     async fn create(&self, id: &Id, record: &Record) -> Result<Created> {
         self.inner.create(&id.at_rest(), record).await
     }

@@ -149,6 +149,10 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
         self.read(id).await
     }
 
+    fn load_ready(&self, id: &Id) -> Option<Result<Option<Arc<Record>>>> {
+        self.cache.ready(id).map(|record| Ok(Some(record)))
+    }
+
     async fn create(&self, id: &Id, record: &Record) -> Result<Created> {
         let created = |c: &Created| *c == Created::Yes;
         self.write(&[id], self.inner.create(id, record), created)

@@ -205,6 +205,45 @@ impl NearCache {
         self.get(id, time::OffsetDateTime::now_utc())
     }
 
+    /// The record under `id` when a read can be answered from here at once: the cache
+    /// is [`Freshness::Pushed`] and live, its channel says it has nothing unread, and
+    /// it holds `id` unexpired (counted as a hit). `None` otherwise, counting nothing:
+    /// the caller reads through [`NearCache::read`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> tether_core::Result<()> {
+    /// use std::sync::Arc;
+    /// use tether_core::{Expiry, Freshness, Id, Lookup, NearCache, NearCacheConfig, Quiet, Record};
+    /// struct NothingUnread;
+    /// impl Quiet for NothingUnread {
+    ///     fn quiet(&self) -> bool { true }
+    /// }
+    /// let (cache, mut feed) = NearCache::new(&NearCacheConfig::default().with_freshness(Freshness::Pushed));
+    /// feed.set_quiet(Arc::new(NothingUnread));
+    /// feed.live();
+    /// let id = Id::generate()?;
+    /// assert!(cache.ready(&id).is_none());
+    /// let Lookup::Miss(ticket) = cache.read(&id).await else { unreachable!() };
+    /// cache.put(&id, &Arc::new(Record::new(time::OffsetDateTime::now_utc(), &Expiry::default())), ticket);
+    /// assert!(cache.ready(&id).is_some());
+    /// assert_eq!(cache.stats().hits, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn ready(&self, id: &Id) -> Option<Arc<Record>> {
+        if self.freshness != Freshness::Pushed
+            || !self.is_live()
+            || self.channel_quiet() != Some(true)
+        {
+            return None;
+        }
+        let record = self.entries.get(id)?.record;
+        if record.is_expired(time::OffsetDateTime::now_utc()) {
+            return None;
+        }
+        self.hits.fetch_add(1, SeqCst);
+        Some(record)
+    }
+
     /// Whether the channel has nothing unread (`None`: it cannot tell).
     fn channel_quiet(&self) -> Option<bool> {
         self.quiet

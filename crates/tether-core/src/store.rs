@@ -225,6 +225,50 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
         Ok(self.load(id).await?.map(std::sync::Arc::new))
     }
 
+    /// [`SessionStore::load_shared`] answered at once, when the store can answer
+    /// without waiting: an in-process map, a near cache's hit. `None` when it would
+    /// have to wait (a round trip, a lock held elsewhere); the layer then calls
+    /// `load_shared`. It must not block, do I/O or disagree with `load_shared`. The
+    /// default is `None`, and the layer saves a future and an allocation a read for a
+    /// store that answers.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> tether_core::Result<()> {
+    /// use std::sync::Arc;
+    /// use tether_core::{CachedStore, Expiry, Freshness, Id, NearCache, NearCacheConfig, Quiet, Record, SessionStore};
+    /// # #[derive(Debug, Default)] struct Tiny(std::sync::Mutex<std::collections::HashMap<Id, Record>>);
+    /// # #[tether_core::async_trait] impl SessionStore for Tiny {
+    /// #   fn name(&self) -> &'static str { "tiny" }
+    /// #   async fn load(&self, id: &Id) -> tether_core::Result<Option<Record>> { Ok(self.0.lock().unwrap().get(id).cloned()) }
+    /// #   async fn create(&self, id: &Id, r: &Record) -> tether_core::Result<tether_core::Created> { self.0.lock().unwrap().insert(*id, r.clone()); Ok(tether_core::Created::Yes) }
+    /// #   async fn save(&self, _: &Id, _: &tether_core::Changes) -> tether_core::Result<tether_core::Saved> { unimplemented!() }
+    /// #   async fn touch(&self, _: &Id, _: &tether_core::Touch) -> tether_core::Result<bool> { unimplemented!() }
+    /// #   async fn delete(&self, id: &Id) -> tether_core::Result<bool> { Ok(self.0.lock().unwrap().remove(id).is_some()) }
+    /// #   async fn cycle_id(&self, _: &Id, _: &Id, _: &tether_core::Changes) -> tether_core::Result<tether_core::Saved> { unimplemented!() }
+    /// # }
+    /// let config = NearCacheConfig::default()
+    ///     .with_freshness(Freshness::Pushed)
+    ///     .with_echo_wait(std::time::Duration::ZERO);
+    /// let (cache, mut feed) = NearCache::new(&config);
+    /// let store = CachedStore::new(Tiny::default(), cache, None);
+    /// struct NothingUnread;
+    /// impl Quiet for NothingUnread {
+    ///     fn quiet(&self) -> bool { true }
+    /// }
+    /// feed.set_quiet(Arc::new(NothingUnread));
+    /// feed.live();
+    /// let id = Id::generate()?;
+    /// store.create(&id, &Record::new(time::OffsetDateTime::now_utc(), &Expiry::default())).await?;
+    /// assert!(store.load_ready(&id).is_none()); // not cached yet: the store must be asked
+    /// let record = store.load_shared(&id).await?; // asked, and kept
+    /// assert_eq!(store.load_ready(&id).transpose()?, Some(record)); // a hit, at once
+    /// # Ok(()) }
+    /// ```
+    fn load_ready(&self, id: &Id) -> Option<Result<Option<std::sync::Arc<Record>>>> {
+        let _ = id;
+        None
+    }
+
     /// Stores a new record under `id`, unless one exists: never overwrites.
     async fn create(&self, id: &Id, record: &Record) -> Result<Created>;
 

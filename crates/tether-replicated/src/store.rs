@@ -21,10 +21,11 @@ impl SessionStore for ReplicatedStore {
     }
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
-        self.ensure_ready("loading a session")?;
-        Ok(lock(&self.inner.state)
-            .get(id, OffsetDateTime::now_utc())
-            .cloned())
+        self.read(id)
+    }
+
+    fn load_ready(&self, id: &Id) -> Option<Result<Option<std::sync::Arc<Record>>>> {
+        Some(self.read(id).map(|record| record.map(std::sync::Arc::new)))
     }
 
     async fn create(&self, id: &Id, record: &Record) -> Result<Created> {
@@ -166,5 +167,15 @@ impl SessionStore for ReplicatedStore {
         };
         self.settle(marks).await;
         Ok(ended)
+    }
+}
+
+impl ReplicatedStore {
+    /// The live record at `id`, from this instance's state: never waits.
+    fn read(&self, id: &Id) -> Result<Option<Record>> {
+        self.ensure_ready("loading a session")?;
+        Ok(lock(&self.inner.state)
+            .get(id, OffsetDateTime::now_utc())
+            .cloned())
     }
 }

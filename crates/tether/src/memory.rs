@@ -136,6 +136,12 @@ impl MemoryStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The live record at `id`, shared.
+    fn read(&self, id: &Id) -> Option<Arc<Record>> {
+        let now = OffsetDateTime::now_utc();
+        self.state().live(id, now).map(|r| Arc::clone(r))
+    }
+
     /// Merges `changes` onto the live record at `id`.
     fn merge(&self, id: &Id, changes: &Changes) -> Saved {
         let now = OffsetDateTime::now_utc();
@@ -171,7 +177,7 @@ fn due_ms(record: &Record) -> i64 {
 
 impl State {
     fn live(&mut self, id: &Id, now: OffsetDateTime) -> Option<&mut Arc<Record>> {
-        if self.records.get(id).is_some_and(|r| r.is_expired(now)) {
+        if self.records.get(id)?.is_expired(now) {
             self.remove(id);
             return None;
         }
@@ -338,8 +344,11 @@ impl SessionStore for MemoryStore {
     }
 
     async fn load_shared(&self, id: &Id) -> Result<Option<Arc<Record>>> {
-        let now = OffsetDateTime::now_utc();
-        Ok(self.state().live(id, now).map(|r| Arc::clone(r)))
+        Ok(self.read(id))
+    }
+
+    fn load_ready(&self, id: &Id) -> Option<Result<Option<Arc<Record>>>> {
+        Some(Ok(self.read(id)))
     }
 
     async fn create(&self, id: &Id, record: &Record) -> Result<Created> {

@@ -134,6 +134,29 @@ pub(crate) async fn call<T>(
     } else {
         call.await
     };
+    record(store, op, start, &result);
+    result
+}
+
+/// A store call that answers at once (or `None`: it cannot), recorded like
+/// [`call`] when it answers.
+pub(crate) fn ready<T>(
+    store: &'static str,
+    op: Op,
+    call: impl FnOnce() -> Option<Result<T, Error>>,
+) -> Option<Result<T, Error>> {
+    let start = Instant::now();
+    let result = if span_wanted() {
+        tracing::debug_span!("session.store", store, op = op.name()).in_scope(call)
+    } else {
+        call()
+    }?;
+    record(store, op, start, &result);
+    Some(result)
+}
+
+/// Counts a store call that began at `start` and times it.
+fn record<T>(store: &'static str, op: Op, start: Instant, result: &Result<T, Error>) {
     let elapsed = start.elapsed().as_secs_f64();
     let timed_out = matches!(result, Err(Error::LockTimeout(_)));
     let outcome = usize::from(result.is_err());
@@ -158,7 +181,6 @@ pub(crate) async fn call<T>(
             }
         });
     });
-    result
 }
 
 /// Whether a store call's span could reach anyone: a subscriber that enables `debug`,

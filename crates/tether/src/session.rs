@@ -291,7 +291,7 @@ impl Session {
                     .clone();
                 state.loaded = Loaded::Missing;
                 for id in ids {
-                    match observe::call(store.name(), Op::Load, store.load_shared(&id)).await {
+                    match load_shared(&store, &id).await {
                         Ok(Some(record)) => {
                             self.unsealed(&record).map_err(|e| self.fail(state, e))?;
                             state.id = Some(id);
@@ -342,7 +342,7 @@ impl Session {
                 state.loaded = Loaded::Missing;
                 return Ok(None);
             };
-            match observe::call(store.name(), Op::Load, store.load_shared(&id)).await {
+            match load_shared(store, &id).await {
                 Ok(Some(record)) => {
                     self.unsealed(&record).map_err(|e| self.fail(state, e))?;
                     state.loaded = Loaded::Found(record);
@@ -413,6 +413,15 @@ impl Session {
     /// Whether the response is out.
     pub(crate) fn responded(&self) -> bool {
         self.inner.phase.load(Ordering::Acquire) == RESPONDED
+    }
+}
+
+/// The live record at `id`: answered at once when the store can
+/// ([`SessionStore::load_ready`]), else read.
+async fn load_shared(store: &Arc<dyn SessionStore>, id: &Id) -> Result<Option<Arc<Record>>, Error> {
+    match observe::ready(store.name(), Op::Load, || store.load_ready(id)) {
+        Some(answer) => answer,
+        None => observe::call(store.name(), Op::Load, store.load_shared(id)).await,
     }
 }
 

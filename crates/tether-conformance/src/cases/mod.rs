@@ -149,8 +149,42 @@ async fn create(store: &DynStore, record: &Record) -> Result<Id, String> {
     }
 }
 
+/// The record at `id`; where the store answers it at once too
+/// ([`SessionStore::load_ready`](tether_core::SessionStore::load_ready)), the two agree.
 async fn load(store: &DynStore, id: &Id) -> Result<Option<Record>, String> {
-    store.load(id).await.map_err(err("load"))
+    let asked = OffsetDateTime::now_utc();
+    let ready = store.load_ready(id);
+    let loaded = store.load(id).await.map_err(err("load"))?;
+    if let Some(ready) = ready {
+        let ready = ready.map_err(err("load_ready"))?;
+        // Asked first, it may hold a record live when asked that expired before
+        // `load` read; never one already expired when asked.
+        let expired_since = loaded.is_none()
+            && ready
+                .as_ref()
+                .is_some_and(|r| !r.is_expired(asked) && r.is_expired(OffsetDateTime::now_utc()));
+        ensure!(
+            ready.as_deref() == loaded.as_ref() || expired_since,
+            "load_ready answered {} where load read {}",
+            summary(ready.as_deref()),
+            summary(loaded.as_ref())
+        );
+    }
+    Ok(loaded)
+}
+
+/// A record in a few words, for a message.
+fn summary(record: Option<&Record>) -> String {
+    record.map_or_else(
+        || "no session".to_owned(),
+        |r| {
+            format!(
+                "a session at version {} with {} keys",
+                r.version,
+                r.data.len()
+            )
+        },
+    )
 }
 
 async fn load_some(store: &DynStore, id: &Id) -> Result<Record, String> {
