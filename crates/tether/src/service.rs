@@ -79,80 +79,21 @@ fn presented(shared: &Shared, headers: &http::HeaderMap) -> Presented {
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    ReqBody: Send + 'static,
-    ResBody: From<String> + Send + 'static,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: From<String>,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<Self::Response, Self::Error>;
+    type Future = ResponseFuture<S::Future, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let shared = self.shared.clone();
-        let session = Session::new(shared.clone(), presented(&shared, req.headers()));
+        let shared = &self.shared;
+        let session = Session::new(shared.clone(), presented(shared, req.headers()));
         req.extensions_mut().insert(session.clone());
-
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::new(Box::pin(async move {
-            // However the request ends (a response, an error, the client gone), a
-            // handle kept past it can change nothing silently.
-            let closing = Closing(session.clone());
-            let mut response = inner.call(req).await?;
-            if session.close_untouched() {
-                return Ok(response);
-            }
-            let server_error = response.status().is_server_error();
-            if session.settled_without_writing(server_error) {
-                drop(closing);
-                transport::vary(&shared.config, &mut response);
-                return Ok(response);
-            }
-            // Boxed apart: the write's state machine is large, and the future
-            // every request builds (touched or not) should not carry it inline.
-            let written = Box::pin(session.finish(server_error)).await;
-            drop(closing);
-            match written {
-                Ok(action) => {
-                    transport::vary(&shared.config, &mut response);
-                    transport::write(&shared.config, action, &mut response);
-                    Ok(response)
-                }
-                Err(error) => {
-                    let (parts, body) = (shared.config.error_handler)(&error).into_parts();
-                    crate::observe::failed_request(shared.backend.name(), parts.status);
-                    let mut response = Response::from_parts(parts, ResBody::from(body));
-                    transport::vary(&shared.config, &mut response);
-                    Ok(response)
-                }
-            }
-        }))
-    }
-}
-
-/// Closes the session when the request's future ends or is dropped (see
-/// `Session::close`), and releases a lock-mode lock the request still holds: a clone
-/// kept by a task must not keep the session locked after its request.
-struct Closing(Session);
-
-impl Drop for Closing {
-    fn drop(&mut self) {
-        self.0.close();
-        // After a finished write the lock is already gone and this is one `try_lock`.
-        // Dropping the guard releases the lock (from a spawned task).
-        if let Some(mut state) = self.0.inner.state.try_lock() {
-            drop(state.lock.take());
-        } else if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let session = self.0.clone();
-            runtime.spawn(async move {
-                let lock = session.inner.state.lock().await.lock.take();
-                drop(lock);
-            });
-        }
+        ResponseFuture::new(self.inner.call(req), session)
     }
 }

@@ -1,6 +1,7 @@
 //! tether beside the middleware production apps run: tower-http's `CatchPanicLayer`
 //! (a panicking handler saves nothing and releases its lock) and tower-cookies'
-//! `CookieManagerLayer` (both cookies set, neither lost nor doubled, in either order).
+//! `CookieManagerLayer` (both cookies set, neither lost nor doubled, in either order),
+//! and a plain Tower service with state of its own.
 
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use axum::http::{Request, StatusCode, header};
 use axum::routing::{get, post};
 use tether::{LockOptions, MemoryStore, Session, SessionError, SessionLayer};
 use tether_testkit::http::send;
-use tower::ServiceExt as _;
+use tower::{Service as _, ServiceExt as _};
 use tower_cookies::{CookieManagerLayer, Cookies};
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -115,5 +116,50 @@ async fn tower_cookies_and_tether_set_their_cookies_side_by_side_in_either_order
         let jar = jar.join("; ");
         let reply = send(&app, "GET", "/read", Some(&jar)).await;
         assert_eq!(reply.body, "Some(\"dark\") Some(1)", "{order}");
+    }
+}
+
+/// A Tower service that counts the requests it answered, in its own state.
+#[derive(Clone, Default)]
+struct Counting(u32);
+
+impl tower::Service<Request<Body>> for Counting {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<Body>) -> Self::Future {
+        self.0 += 1;
+        std::future::ready(Ok(axum::response::Response::new(Body::from(
+            self.0.to_string(),
+        ))))
+    }
+}
+
+/// The layer calls the service it wraps in place, once per request, as Tower's
+/// contract has it: never a clone, so the service's own state carries on.
+#[tokio::test]
+async fn the_wrapped_service_is_called_in_place() {
+    use tower::Layer as _;
+    let mut service = SessionLayer::new(MemoryStore::new()).layer(Counting::default());
+    for n in 1..=3 {
+        let response = service
+            .ready()
+            .await
+            .unwrap()
+            .call(Request::new(Body::empty()))
+            .await
+            .unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 64)
+            .await
+            .unwrap();
+        assert_eq!(body, n.to_string(), "request {n}");
     }
 }
