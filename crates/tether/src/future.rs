@@ -6,9 +6,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
-
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 
 use http::Response;
 use tether_core::Error;
