@@ -30,6 +30,11 @@
 //! 8. **Failure.** A store whose backend is down answers errors, never "no session".
 //! 9. **Bad input.** Hostile keys and values, and large records, round-trip exactly.
 //!
+//! Where a store answers reads at once (`SessionStore::load_ready`, only if its
+//! `reads_at_once` says it may), every read the cases make checks that answer against
+//! `load`'s: the same session, never one already past its deadlines, and never "no
+//! session" while the backend is down.
+//!
 //! A store that lacks a capability (see [`tether_core::Capabilities`]) must refuse the
 //! matching operations with [`tether_core::Error::Unsupported`] instead of faking them.
 //!

@@ -108,7 +108,14 @@ impl<S: SessionStore + ?Sized> SessionStore for HashedIds<S> {
     }
 
     fn load_ready(&self, id: &Id) -> Option<Result<Option<Arc<Record>>>> {
+        if !self.inner.reads_at_once() {
+            return None;
+        }
         self.inner.load_ready(&id.at_rest())
+    }
+
+    fn reads_at_once(&self) -> bool {
+        self.inner.reads_at_once()
     }
 
     async fn create(&self, id: &Id, record: &Record) -> Result<Created> {

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use crate::near_cache::{Lookup, NearCache};
 use crate::{
-    Background, Capabilities, Changes, Created, Id, LockOptions, LockToken, Record, Result, Saved,
-    SessionInfo, SessionStore, Touch,
+    Background, Capabilities, Changes, Created, Freshness, Id, LockOptions, LockToken, Record,
+    Result, Saved, SessionInfo, SessionStore, Touch,
 };
 
 /// `S` with a near cache of its records. Built by the stores that have an
@@ -151,6 +151,10 @@ impl<S: SessionStore> SessionStore for CachedStore<S> {
 
     fn load_ready(&self, id: &Id) -> Option<Result<Option<Arc<Record>>>> {
         self.cache.ready(id).map(|record| Ok(Some(record)))
+    }
+
+    fn reads_at_once(&self) -> bool {
+        self.cache.freshness() == Freshness::Pushed
     }
 
     async fn create(&self, id: &Id, record: &Record) -> Result<Created> {

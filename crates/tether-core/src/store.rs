@@ -228,9 +228,10 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// [`SessionStore::load_shared`] answered at once, when the store can answer
     /// without waiting: an in-process map, a near cache's hit. `None` when it would
     /// have to wait (a round trip, a lock held elsewhere); the layer then calls
-    /// `load_shared`. It must not block, do I/O or disagree with `load_shared`. The
-    /// default is `None`, and the layer saves a future and an allocation a read for a
-    /// store that answers.
+    /// `load_shared`. It must not block, wait on I/O or disagree with `load_shared`.
+    /// The default is `None`. The layer asks only a store whose
+    /// [`SessionStore::reads_at_once`] says it may answer, and saves a future and an
+    /// allocation a read for each answer.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> tether_core::Result<()> {
@@ -267,6 +268,37 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     fn load_ready(&self, id: &Id) -> Option<Result<Option<std::sync::Arc<Record>>>> {
         let _ = id;
         None
+    }
+
+    /// Whether [`SessionStore::load_ready`] may answer at all: `false` (the default)
+    /// for a store that always waits, so the layer does not ask it (nor a wrapper
+    /// work out what to ask it: [`HashedIds`](crate::HashedIds) would hash an id for
+    /// nothing). A wrapper that forwards `load_ready` forwards this too.
+    ///
+    /// ```
+    /// use tether_core::{CachedStore, Freshness, NearCache, NearCacheConfig, SessionStore};
+    /// # #[derive(Debug, Default)] struct Tiny;
+    /// # #[tether_core::async_trait] impl SessionStore for Tiny {
+    /// #   fn name(&self) -> &'static str { "tiny" }
+    /// #   async fn load(&self, _: &tether_core::Id) -> tether_core::Result<Option<tether_core::Record>> { Ok(None) }
+    /// #   async fn create(&self, _: &tether_core::Id, _: &tether_core::Record) -> tether_core::Result<tether_core::Created> { unimplemented!() }
+    /// #   async fn save(&self, _: &tether_core::Id, _: &tether_core::Changes) -> tether_core::Result<tether_core::Saved> { unimplemented!() }
+    /// #   async fn touch(&self, _: &tether_core::Id, _: &tether_core::Touch) -> tether_core::Result<bool> { unimplemented!() }
+    /// #   async fn delete(&self, _: &tether_core::Id) -> tether_core::Result<bool> { unimplemented!() }
+    /// #   async fn cycle_id(&self, _: &tether_core::Id, _: &tether_core::Id, _: &tether_core::Changes) -> tether_core::Result<tether_core::Saved> { unimplemented!() }
+    /// # }
+    /// // A store behind the network always waits; a near cache with pushed reads in
+    /// // front of it answers its hits at once, a fenced one never does.
+    /// assert!(!Tiny.reads_at_once());
+    /// let cached = |freshness| {
+    ///     let (cache, _feed) = NearCache::new(&NearCacheConfig::default().with_freshness(freshness));
+    ///     CachedStore::new(Tiny, cache, None)
+    /// };
+    /// assert!(cached(Freshness::Pushed).reads_at_once());
+    /// assert!(!cached(Freshness::Fenced).reads_at_once());
+    /// ```
+    fn reads_at_once(&self) -> bool {
+        false
     }
 
     /// Stores a new record under `id`, unless one exists: never overwrites.

@@ -28,6 +28,10 @@ impl SessionStore for ReplicatedStore {
         Some(self.read(id).map(|record| record.map(std::sync::Arc::new)))
     }
 
+    fn reads_at_once(&self) -> bool {
+        true
+    }
+
     async fn create(&self, id: &Id, record: &Record) -> Result<Created> {
         self.create_capped(id, record, None).await
     }

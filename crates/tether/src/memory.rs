@@ -351,6 +351,10 @@ impl SessionStore for MemoryStore {
         Some(Ok(self.read(id)))
     }
 
+    fn reads_at_once(&self) -> bool {
+        true
+    }
+
     async fn create(&self, id: &Id, record: &Record) -> Result<Created> {
         self.create_capped(id, record, None).await
     }

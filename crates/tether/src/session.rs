@@ -416,13 +416,15 @@ impl Session {
     }
 }
 
-/// The live record at `id`: answered at once when the store can
+/// The live record at `id`: answered at once where the store can
 /// ([`SessionStore::load_ready`]), else read.
 async fn load_shared(store: &Arc<dyn SessionStore>, id: &Id) -> Result<Option<Arc<Record>>, Error> {
-    match observe::ready(store.name(), Op::Load, || store.load_ready(id)) {
-        Some(answer) => answer,
-        None => observe::call(store.name(), Op::Load, store.load_shared(id)).await,
+    if store.reads_at_once()
+        && let Some(answer) = observe::ready(store.name(), Op::Load, || store.load_ready(id))
+    {
+        return answer;
     }
+    observe::call(store.name(), Op::Load, store.load_shared(id)).await
 }
 
 /// The rejection when the `Session` extractor runs without [`crate::SessionLayer`].

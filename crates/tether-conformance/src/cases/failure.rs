@@ -40,5 +40,11 @@ pub(super) async fn store_errors_surface_as_errors(
         matches!(&load, Err(e) if e.is_transient()),
         "a backend outage should be a transient error (503), got {load:?}"
     );
+    // A read answered at once is not "no session" either while the backend is out.
+    let ready = store.load_ready(&id);
+    ensure!(
+        matches!(&ready, None | Some(Err(_))),
+        "load_ready on an unavailable backend answered {ready:?}, not an error"
+    );
     PASS
 }

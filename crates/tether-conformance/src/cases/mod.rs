@@ -154,6 +154,10 @@ async fn create(store: &DynStore, record: &Record) -> Result<Id, String> {
 async fn load(store: &DynStore, id: &Id) -> Result<Option<Record>, String> {
     let asked = OffsetDateTime::now_utc();
     let ready = store.load_ready(id);
+    ensure!(
+        ready.is_none() || store.reads_at_once(),
+        "load_ready answered though reads_at_once says the store never does"
+    );
     let loaded = store.load(id).await.map_err(err("load"))?;
     if let Some(ready) = ready {
         let ready = ready.map_err(err("load_ready"))?;

@@ -104,6 +104,24 @@ impl Reference {
         }
     }
 
+    /// The record at `id` as both reads answer it, with the store's defects (and,
+    /// `ignore_expiry`, none of the deadlines).
+    fn read(&self, id: &Id, ignore_expiry: bool) -> Result<Option<Record>> {
+        self.check_up()?;
+        let now = OffsetDateTime::now_utc();
+        let mut records = self.records.lock().unwrap();
+        match records.get(id) {
+            Some(r) if ignore_expiry || !self.expired(r, now) => Ok(Some(r.clone())),
+            None if self.is(Defect::AdoptsUnknownIds) => {
+                // Adopted for good, so both reads answer the same session.
+                let adopted = Record::new(now, &Expiry::default());
+                records.insert(*id, adopted.clone());
+                Ok(Some(adopted))
+            }
+            _ => Ok(None),
+        }
+    }
+
     fn check_up(&self) -> Result<()> {
         if self.down && !self.is(Defect::SwallowsErrors) {
             return Err(Error::Unavailable {
@@ -208,28 +226,19 @@ impl SessionStore for Reference {
     }
 
     fn load_ready(&self, id: &Id) -> Option<Result<Option<Arc<Record>>>> {
-        if self.down {
+        if self.down && !self.is(Defect::SwallowsErrors) {
             return None;
         }
-        let now = OffsetDateTime::now_utc();
-        let records = self.records.lock().unwrap();
-        let record = records
-            .get(id)
-            .filter(|r| self.is(Defect::ReadyIgnoresExpiry) || !self.expired(r, now));
-        Some(Ok(record.cloned().map(Arc::new)))
+        let ignore_expiry = self.is(Defect::ReadyIgnoresExpiry);
+        Some(self.read(id, ignore_expiry).map(|r| r.map(Arc::new)))
+    }
+
+    fn reads_at_once(&self) -> bool {
+        true
     }
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
-        self.check_up()?;
-        let now = OffsetDateTime::now_utc();
-        let records = self.records.lock().unwrap();
-        match records.get(id) {
-            Some(r) if !self.expired(r, now) => Ok(Some(r.clone())),
-            None if self.is(Defect::AdoptsUnknownIds) => {
-                Ok(Some(Record::new(now, &Expiry::default())))
-            }
-            _ => Ok(None),
-        }
+        self.read(id, false)
     }
 
     async fn create(&self, id: &Id, record: &Record) -> Result<Created> {
