@@ -168,3 +168,69 @@ impl<S: SessionStore + ?Sized> SessionStore for HashedIds<S> {
         self.inner.sweep_once().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A store that may answer reads at once (`at_once`) and writes down every id its
+    /// `load_ready` is asked for.
+    #[derive(Debug, Default)]
+    struct Asked {
+        at_once: bool,
+        ids: Mutex<Vec<Id>>,
+    }
+
+    #[async_trait::async_trait]
+    impl SessionStore for Asked {
+        fn name(&self) -> &'static str {
+            "asked"
+        }
+        fn load_ready(&self, id: &Id) -> Option<Result<Option<Arc<Record>>>> {
+            self.ids.lock().unwrap().push(*id);
+            Some(Ok(None))
+        }
+        fn reads_at_once(&self) -> bool {
+            self.at_once
+        }
+        async fn load(&self, _: &Id) -> Result<Option<Record>> {
+            Ok(None)
+        }
+        async fn create(&self, _: &Id, _: &Record) -> Result<Created> {
+            unimplemented!("not read at once")
+        }
+        async fn save(&self, _: &Id, _: &Changes) -> Result<Saved> {
+            unimplemented!("not read at once")
+        }
+        async fn touch(&self, _: &Id, _: &Touch) -> Result<bool> {
+            unimplemented!("not read at once")
+        }
+        async fn delete(&self, _: &Id) -> Result<bool> {
+            unimplemented!("not read at once")
+        }
+        async fn cycle_id(&self, _: &Id, _: &Id, _: &Changes) -> Result<Saved> {
+            unimplemented!("not read at once")
+        }
+    }
+
+    /// A store behind the network never answers at once: its key at rest (a SHA-256
+    /// of the id) is not worked out for a read that then goes to `load_shared` anyway.
+    #[test]
+    fn a_read_at_once_is_asked_with_the_key_at_rest_only_of_a_store_that_answers() {
+        let id = Id::generate().unwrap();
+        for at_once in [false, true] {
+            let inner = Arc::new(Asked {
+                at_once,
+                ..Asked::default()
+            });
+            let hashed = HashedIds::new(inner.clone());
+            assert_eq!(hashed.reads_at_once(), at_once);
+            assert_eq!(hashed.load_ready(&id).is_some(), at_once);
+            let asked = inner.ids.lock().unwrap().clone();
+            let want = if at_once { vec![id.at_rest()] } else { vec![] };
+            assert_eq!(asked, want, "reads_at_once {at_once}");
+        }
+    }
+}
